@@ -1,0 +1,404 @@
+//! Shape and type inference: one rule per op, used when nodes are added and
+//! again by the verifier.
+
+use crate::op::{BinaryOp, Op, PoolAttrs};
+use crate::types::{broadcast_shapes, numel, DType, TensorType};
+
+type R = Result<Vec<TensorType>, String>;
+
+fn one(t: TensorType) -> R {
+    Ok(vec![t])
+}
+
+fn need_float(t: &TensorType, what: &str) -> Result<(), String> {
+    if t.dtype == DType::F32 {
+        Ok(())
+    } else {
+        Err(format!("{what} must be f32, got {}", t.dtype))
+    }
+}
+
+fn check_len(v: &[usize], n: usize, what: &str) -> Result<(), String> {
+    if v.len() == n {
+        Ok(())
+    } else {
+        Err(format!("{what} has {} entries, expected {n}", v.len()))
+    }
+}
+
+/// Output size of a sliding window along one dim.
+fn window_out(
+    input: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pad_begin: usize,
+    pad_end: usize,
+    ceil: bool,
+) -> Result<usize, String> {
+    let eff = (k.max(1) - 1) * dil + 1;
+    let pad = pad_begin + pad_end;
+    let span = input + pad;
+    if span < eff || stride == 0 {
+        return Err(format!(
+            "window of {eff} (kernel {k}, dilation {dil}) does not fit input {input} with padding {pad}"
+        ));
+    }
+    let mut out = if ceil {
+        (span - eff).div_ceil(stride) + 1
+    } else {
+        (span - eff) / stride + 1
+    };
+    // ONNX: with ceil_mode the last window must start inside the input or left padding.
+    if ceil && (out - 1) * stride >= input + pad_begin {
+        out -= 1;
+    }
+    Ok(out)
+}
+
+fn pool_shape(x: &TensorType, p: &PoolAttrs) -> R {
+    need_float(x, "input")?;
+    if x.rank() < 3 {
+        return Err(format!("input must be [N,C,spatial…], got {x}"));
+    }
+    let n = x.rank() - 2;
+    check_len(&p.kernel, n, "kernel")?;
+    check_len(&p.strides, n, "strides")?;
+    check_len(&p.dilations, n, "dilations")?;
+    check_len(&p.pads, 2 * n, "pads")?;
+    let mut shape = x.shape[..2].to_vec();
+    for i in 0..n {
+        shape.push(window_out(
+            x.shape[2 + i],
+            p.kernel[i],
+            p.strides[i],
+            p.dilations[i],
+            p.pads[i],
+            p.pads[i + n],
+            p.ceil_mode,
+        )?);
+    }
+    one(TensorType::f32(shape))
+}
+
+/// Infers the output types of `op` applied to inputs of the given types.
+pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
+    let (lo, hi) = op.arity();
+    if ins.len() < lo || ins.len() > hi {
+        return Err(format!(
+            "takes {} inputs, got {}",
+            if lo == hi {
+                lo.to_string()
+            } else if hi == usize::MAX {
+                format!("at least {lo}")
+            } else {
+                format!("{lo} to {hi}")
+            },
+            ins.len()
+        ));
+    }
+    match op {
+        Op::Input { .. } | Op::Const { .. } => {
+            Err("input and const nodes carry their own type".into())
+        }
+        Op::Conv(c) => {
+            let (x, w) = (ins[0], ins[1]);
+            need_float(x, "input")?;
+            need_float(w, "weight")?;
+            if x.rank() < 3 || w.rank() != x.rank() {
+                return Err(format!("input {x} and weight {w} must both be [N,C,spatial…]"));
+            }
+            let n = x.rank() - 2;
+            check_len(&c.strides, n, "strides")?;
+            check_len(&c.dilations, n, "dilations")?;
+            check_len(&c.pads, 2 * n, "pads")?;
+            if c.group == 0 || x.shape[1] % c.group != 0 || w.shape[0] % c.group != 0 {
+                return Err(format!(
+                    "group {} does not divide input channels {} and output channels {}",
+                    c.group, x.shape[1], w.shape[0]
+                ));
+            }
+            if w.shape[1] * c.group != x.shape[1] {
+                return Err(format!(
+                    "weight {w} expects {} input channels (group {}), input has {}",
+                    w.shape[1] * c.group,
+                    c.group,
+                    x.shape[1]
+                ));
+            }
+            if let Some(b) = ins.get(2) {
+                if b.shape != [w.shape[0]] {
+                    return Err(format!("bias {b} must be [{}]", w.shape[0]));
+                }
+            }
+            let mut shape = vec![x.shape[0], w.shape[0]];
+            for i in 0..n {
+                shape.push(window_out(
+                    x.shape[2 + i],
+                    w.shape[2 + i],
+                    c.strides[i],
+                    c.dilations[i],
+                    c.pads[i],
+                    c.pads[i + n],
+                    false,
+                )?);
+            }
+            one(TensorType::f32(shape))
+        }
+        Op::ConvTranspose(c) => {
+            let (x, w) = (ins[0], ins[1]);
+            need_float(x, "input")?;
+            need_float(w, "weight")?;
+            if x.rank() < 3 || w.rank() != x.rank() {
+                return Err(format!("input {x} and weight {w} must both be [N,C,spatial…]"));
+            }
+            let n = x.rank() - 2;
+            check_len(&c.strides, n, "strides")?;
+            check_len(&c.dilations, n, "dilations")?;
+            check_len(&c.pads, 2 * n, "pads")?;
+            check_len(&c.output_padding, n, "output_padding")?;
+            if c.group == 0 || w.shape[0] != x.shape[1] || x.shape[1] % c.group != 0 {
+                return Err(format!(
+                    "weight {w} does not match input {x} with group {}",
+                    c.group
+                ));
+            }
+            let m = w.shape[1] * c.group;
+            if let Some(b) = ins.get(2) {
+                if b.shape != [m] {
+                    return Err(format!("bias {b} must be [{m}]"));
+                }
+            }
+            let mut shape = vec![x.shape[0], m];
+            for i in 0..n {
+                let full = c.strides[i] * (x.shape[2 + i] - 1)
+                    + c.output_padding[i]
+                    + (w.shape[2 + i] - 1) * c.dilations[i]
+                    + 1;
+                let pad = c.pads[i] + c.pads[i + n];
+                if full <= pad {
+                    return Err(format!("padding {pad} removes the whole output dim {i}"));
+                }
+                shape.push(full - pad);
+            }
+            one(TensorType::f32(shape))
+        }
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => {
+            let (a, b) = (ins[0], ins[1]);
+            need_float(a, "A")?;
+            need_float(b, "B")?;
+            if a.rank() != 2 || b.rank() != 2 {
+                return Err(format!("A {a} and B {b} must be 2-D"));
+            }
+            let (m, ka) = if *trans_a {
+                (a.shape[1], a.shape[0])
+            } else {
+                (a.shape[0], a.shape[1])
+            };
+            let (kb, n) = if *trans_b {
+                (b.shape[1], b.shape[0])
+            } else {
+                (b.shape[0], b.shape[1])
+            };
+            if ka != kb {
+                return Err(format!("inner dims differ: A {a} vs B {b}"));
+            }
+            if let Some(c) = ins.get(2) {
+                match broadcast_shapes(&c.shape, &[m, n]) {
+                    Some(s) if s == [m, n] => {}
+                    _ => return Err(format!("C {c} does not broadcast to [{m},{n}]")),
+                }
+            }
+            one(TensorType::f32(vec![m, n]))
+        }
+        Op::MatMul => {
+            let (a, b) = (ins[0], ins[1]);
+            need_float(a, "A")?;
+            need_float(b, "B")?;
+            if a.rank() == 0 || b.rank() == 0 {
+                return Err("operands must have rank ≥ 1".into());
+            }
+            let ash: Vec<usize> = if a.rank() == 1 {
+                vec![1, a.shape[0]]
+            } else {
+                a.shape.clone()
+            };
+            let bsh: Vec<usize> = if b.rank() == 1 {
+                vec![b.shape[0], 1]
+            } else {
+                b.shape.clone()
+            };
+            let (m, k) = (ash[ash.len() - 2], ash[ash.len() - 1]);
+            let (k2, n) = (bsh[bsh.len() - 2], bsh[bsh.len() - 1]);
+            if k != k2 {
+                return Err(format!("inner dims differ: A {a} vs B {b}"));
+            }
+            let batch = broadcast_shapes(&ash[..ash.len() - 2], &bsh[..bsh.len() - 2])
+                .ok_or_else(|| format!("batch dims of A {a} and B {b} do not broadcast"))?;
+            let mut shape = batch;
+            if a.rank() > 1 {
+                shape.push(m);
+            }
+            if b.rank() > 1 {
+                shape.push(n);
+            }
+            one(TensorType::f32(shape))
+        }
+        Op::Unary(_) => {
+            need_float(ins[0], "input")?;
+            one(ins[0].clone())
+        }
+        Op::Binary(b) => {
+            let (x, y) = (ins[0], ins[1]);
+            if x.dtype != y.dtype {
+                return Err(format!("operand types differ: {x} vs {y}"));
+            }
+            if matches!(b, BinaryOp::Pow | BinaryOp::PRelu) {
+                need_float(x, "input")?;
+            }
+            let shape = broadcast_shapes(&x.shape, &y.shape)
+                .ok_or_else(|| format!("shapes {x} and {y} do not broadcast"))?;
+            if *b == BinaryOp::PRelu && shape != x.shape {
+                return Err(format!("slope {y} must broadcast to input {x}"));
+            }
+            one(TensorType::new(x.dtype, shape))
+        }
+        Op::Softmax { axis } => {
+            need_float(ins[0], "input")?;
+            if *axis >= ins[0].rank() {
+                return Err(format!("axis {axis} out of range for {}", ins[0]));
+            }
+            one(ins[0].clone())
+        }
+        Op::MaxPool(p) | Op::AveragePool(p) => pool_shape(ins[0], p),
+        Op::Reduce { axes, keepdims, .. } => {
+            let x = ins[0];
+            need_float(x, "input")?;
+            if axes.iter().any(|&a| a >= x.rank()) {
+                return Err(format!("axes {axes:?} out of range for {x}"));
+            }
+            let mut shape = vec![];
+            for (i, &d) in x.shape.iter().enumerate() {
+                if axes.contains(&i) {
+                    if *keepdims {
+                        shape.push(1);
+                    }
+                } else {
+                    shape.push(d);
+                }
+            }
+            one(TensorType::f32(shape))
+        }
+        Op::BatchNorm { .. } => {
+            let x = ins[0];
+            need_float(x, "input")?;
+            if x.rank() < 2 {
+                return Err(format!("input {x} must be [N,C,…]"));
+            }
+            for (t, what) in ins[1..].iter().zip(["scale", "bias", "mean", "var"]) {
+                if t.shape != [x.shape[1]] || t.dtype != DType::F32 {
+                    return Err(format!("{what} {t} must be f32[{}]", x.shape[1]));
+                }
+            }
+            one(x.clone())
+        }
+        Op::Reshape { shape } => {
+            if numel(shape) != ins[0].numel() {
+                return Err(format!(
+                    "cannot reshape {} ({} elements) to {shape:?}",
+                    ins[0],
+                    ins[0].numel()
+                ));
+            }
+            one(TensorType::new(ins[0].dtype, shape.clone()))
+        }
+        Op::Transpose { perm } => {
+            let x = ins[0];
+            let mut seen = vec![false; x.rank()];
+            if perm.len() != x.rank()
+                || perm
+                    .iter()
+                    .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+            {
+                return Err(format!("perm {perm:?} is not a permutation of {x}'s dims"));
+            }
+            one(TensorType::new(
+                x.dtype,
+                perm.iter().map(|&p| x.shape[p]).collect::<Vec<_>>(),
+            ))
+        }
+        Op::Concat { axis } => {
+            let first = ins[0];
+            if *axis >= first.rank() {
+                return Err(format!("axis {axis} out of range for {first}"));
+            }
+            let mut shape = first.shape.clone();
+            shape[*axis] = 0;
+            for t in ins {
+                let same = t.dtype == first.dtype
+                    && t.rank() == first.rank()
+                    && (0..t.rank()).all(|i| i == *axis || t.shape[i] == first.shape[i]);
+                if !same {
+                    return Err(format!("inputs {first} and {t} differ off axis {axis}"));
+                }
+                shape[*axis] += t.shape[*axis];
+            }
+            one(TensorType::new(first.dtype, shape))
+        }
+        Op::Slice {
+            starts,
+            steps,
+            lens,
+        } => {
+            let x = ins[0];
+            if starts.len() != x.rank() || steps.len() != x.rank() || lens.len() != x.rank() {
+                return Err(format!("starts/steps/lens must have one entry per dim of {x}"));
+            }
+            for d in 0..x.rank() {
+                let (s, st, n) = (starts[d], steps[d], lens[d] as i64);
+                if n == 0 {
+                    continue;
+                }
+                let last = s + (n - 1) * st;
+                let dim = x.shape[d] as i64;
+                if st == 0 || s < 0 || s >= dim || last < 0 || last >= dim {
+                    return Err(format!(
+                        "dim {d}: start {s}, step {st}, {n} elements leave [0,{dim})"
+                    ));
+                }
+            }
+            one(TensorType::new(x.dtype, lens.clone()))
+        }
+        Op::Pad { pads, .. } => {
+            let x = ins[0];
+            let n = x.rank();
+            check_len(pads, 2 * n, "pads")?;
+            let shape: Vec<usize> = (0..n).map(|i| x.shape[i] + pads[i] + pads[i + n]).collect();
+            one(TensorType::new(x.dtype, shape))
+        }
+        Op::Resize(r) => {
+            let x = ins[0];
+            need_float(x, "input")?;
+            if r.sizes.len() != x.rank() || r.scales.len() != x.rank() {
+                return Err(format!("sizes/scales must have one entry per dim of {x}"));
+            }
+            one(TensorType::f32(r.sizes.clone()))
+        }
+        Op::Cast { to } => one(TensorType::new(*to, ins[0].shape.clone())),
+        Op::Gather { axis } => {
+            let (x, idx) = (ins[0], ins[1]);
+            if *axis >= x.rank() {
+                return Err(format!("axis {axis} out of range for {x}"));
+            }
+            if !matches!(idx.dtype, DType::I64 | DType::I32) {
+                return Err(format!("indices must be i64 or i32, got {idx}"));
+            }
+            let mut shape = x.shape[..*axis].to_vec();
+            shape.extend(&idx.shape);
+            shape.extend(&x.shape[axis + 1..]);
+            one(TensorType::new(x.dtype, shape))
+        }
+    }
+}

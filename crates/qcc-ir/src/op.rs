@@ -1,0 +1,350 @@
+//! The closed set of operations of qcc's IR.
+//!
+//! Attributes are normalized by the importer: every axis is non-negative, pads
+//! are explicit (auto_pad resolved), parameters that ONNX passes as constant
+//! inputs (Reshape's shape, Slice's starts, Clip's bounds, Resize's scales…)
+//! are attributes here, so an op's inputs are only the tensors it computes on.
+
+use crate::graph::WeightId;
+use crate::types::DType;
+use std::fmt;
+
+/// Elementwise operation of one input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Relu,
+    Sigmoid,
+    Tanh,
+    Exp,
+    Log,
+    Sqrt,
+    Neg,
+    Abs,
+    Reciprocal,
+    Erf,
+    HardSwish,
+    /// `x >= 0 ? x : alpha * x`
+    LeakyRelu { alpha: f32 },
+    /// `clamp(alpha * x + beta, 0, 1)`
+    HardSigmoid { alpha: f32, beta: f32 },
+    /// `clamp(x, min, max)`; the bounds are ±inf when absent.
+    Clip { min: f32, max: f32 },
+}
+
+/// Elementwise operation of two inputs with numpy-style broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+    /// `a >= 0 ? a : a * b` (ONNX PRelu, `b` is the slope)
+    PRelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Mean,
+    Max,
+    Sum,
+}
+
+/// Convolution attributes. The kernel size comes from the weight's shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvAttrs {
+    /// One per spatial dim.
+    pub strides: Vec<usize>,
+    /// `[begin_0, begin_1, …, end_0, end_1, …]`, as in ONNX.
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub group: usize,
+    /// ConvTranspose only (zeros for Conv): extra size added at the end of each spatial dim.
+    pub output_padding: Vec<usize>,
+}
+
+/// Pooling attributes (MaxPool, AveragePool).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolAttrs {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    /// `[begin…, end…]`
+    pub pads: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub ceil_mode: bool,
+    /// AveragePool only: whether padded cells count in the divisor.
+    pub count_include_pad: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResizeMode {
+    Nearest,
+    Linear,
+}
+
+/// How Resize maps an output coordinate to an input coordinate (ONNX names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoordTransform {
+    HalfPixel,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    HalfPixelSymmetric,
+}
+
+/// How Resize rounds in nearest mode (ONNX names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NearestMode {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResizeAttrs {
+    pub mode: ResizeMode,
+    pub coord: CoordTransform,
+    pub nearest: NearestMode,
+    /// Scale per dim (output/input); used by the coordinate transform.
+    pub scales: Vec<f32>,
+    /// Output size per dim.
+    pub sizes: Vec<usize>,
+}
+
+/// An IR operation. Inputs are listed per variant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Graph input number `index` (in ONNX graph order). No inputs.
+    Input { index: usize },
+    /// A constant from the graph's weight table. No inputs.
+    Const { weight: WeightId },
+    /// Inputs: x `[N,C,…]`, w `[M,C/group,k…]`, optional bias `[M]`.
+    Conv(ConvAttrs),
+    /// Inputs: x `[N,C,…]`, w `[C,M/group,k…]`, optional bias `[M]`.
+    ConvTranspose(ConvAttrs),
+    /// `alpha * op(a) @ op(b) + beta * c`. Inputs: a, b, optional c (unidirectionally broadcast).
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    /// Numpy matmul (batch dims broadcast, rank-1 operands promoted). Inputs: a, b.
+    MatMul,
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// Softmax along one axis (opset ≥ 13 semantics).
+    Softmax { axis: usize },
+    MaxPool(PoolAttrs),
+    AveragePool(PoolAttrs),
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    /// Inference batch normalization. Inputs: x, scale, bias, mean, var (each `[C]`).
+    BatchNorm { epsilon: f32 },
+    /// Same elements, new shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
+    Reshape { shape: Vec<usize> },
+    Transpose { perm: Vec<usize> },
+    /// Variadic concatenation along `axis`.
+    Concat { axis: usize },
+    /// Strided slice over every dim: `out[i] = in[starts[d] + i * steps[d]]`,
+    /// `lens[d]` elements per dim. Starts are in range; steps are non-zero.
+    Slice {
+        starts: Vec<i64>,
+        steps: Vec<i64>,
+        lens: Vec<usize>,
+    },
+    /// Constant padding, `[begin…, end…]` per dim.
+    Pad { pads: Vec<usize>, value: f32 },
+    Resize(ResizeAttrs),
+    Cast { to: DType },
+    /// ONNX Gather. Inputs: data, indices (integer; negative counts from the end).
+    Gather { axis: usize },
+}
+
+impl Op {
+    /// The op's name as printed in IR dumps.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const { .. } => "const",
+            Op::Conv(_) => "conv",
+            Op::ConvTranspose(_) => "conv_transpose",
+            Op::Gemm { .. } => "gemm",
+            Op::MatMul => "matmul",
+            Op::Unary(u) => match u {
+                UnaryOp::Relu => "relu",
+                UnaryOp::Sigmoid => "sigmoid",
+                UnaryOp::Tanh => "tanh",
+                UnaryOp::Exp => "exp",
+                UnaryOp::Log => "log",
+                UnaryOp::Sqrt => "sqrt",
+                UnaryOp::Neg => "neg",
+                UnaryOp::Abs => "abs",
+                UnaryOp::Reciprocal => "reciprocal",
+                UnaryOp::Erf => "erf",
+                UnaryOp::HardSwish => "hard_swish",
+                UnaryOp::LeakyRelu { .. } => "leaky_relu",
+                UnaryOp::HardSigmoid { .. } => "hard_sigmoid",
+                UnaryOp::Clip { .. } => "clip",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+                BinaryOp::Max => "max",
+                BinaryOp::Min => "min",
+                BinaryOp::Pow => "pow",
+                BinaryOp::PRelu => "prelu",
+            },
+            Op::Softmax { .. } => "softmax",
+            Op::MaxPool(_) => "max_pool",
+            Op::AveragePool(_) => "average_pool",
+            Op::Reduce { op, .. } => match op {
+                ReduceOp::Mean => "reduce_mean",
+                ReduceOp::Max => "reduce_max",
+                ReduceOp::Sum => "reduce_sum",
+            },
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Reshape { .. } => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Resize(_) => "resize",
+            Op::Cast { .. } => "cast",
+            Op::Gather { .. } => "gather",
+        }
+    }
+
+    /// Number of outputs the op produces.
+    pub fn num_outputs(&self) -> usize {
+        1
+    }
+
+    /// Allowed input counts `(min, max)`; `max == usize::MAX` for variadic ops.
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input { .. } | Op::Const { .. } => (0, 0),
+            Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
+            Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::BatchNorm { .. } => (5, 5),
+            Op::Concat { .. } => (1, usize::MAX),
+            _ => (1, 1),
+        }
+    }
+
+    /// Attributes as `key=value` pairs, for the printer.
+    pub fn attrs(&self) -> Vec<(&'static str, String)> {
+        fn l<T: fmt::Debug>(v: &[T]) -> String {
+            format!("{v:?}").replace(' ', "")
+        }
+        match self {
+            Op::Input { index } => vec![("index", index.to_string())],
+            Op::Const { .. } => vec![],
+            Op::Conv(c) | Op::ConvTranspose(c) => {
+                let mut v = vec![
+                    ("strides", l(&c.strides)),
+                    ("pads", l(&c.pads)),
+                    ("dilations", l(&c.dilations)),
+                    ("group", c.group.to_string()),
+                ];
+                if c.output_padding.iter().any(|&p| p != 0) {
+                    v.push(("output_padding", l(&c.output_padding)));
+                }
+                v
+            }
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => vec![
+                ("alpha", alpha.to_string()),
+                ("beta", beta.to_string()),
+                ("trans_a", trans_a.to_string()),
+                ("trans_b", trans_b.to_string()),
+            ],
+            Op::MatMul | Op::Binary(_) => vec![],
+            Op::Unary(u) => match u {
+                UnaryOp::LeakyRelu { alpha } => vec![("alpha", alpha.to_string())],
+                UnaryOp::HardSigmoid { alpha, beta } => {
+                    vec![("alpha", alpha.to_string()), ("beta", beta.to_string())]
+                }
+                UnaryOp::Clip { min, max } => {
+                    vec![("min", min.to_string()), ("max", max.to_string())]
+                }
+                _ => vec![],
+            },
+            Op::Softmax { axis } => vec![("axis", axis.to_string())],
+            Op::MaxPool(p) | Op::AveragePool(p) => {
+                let mut v = vec![
+                    ("kernel", l(&p.kernel)),
+                    ("strides", l(&p.strides)),
+                    ("pads", l(&p.pads)),
+                ];
+                if p.dilations.iter().any(|&d| d != 1) {
+                    v.push(("dilations", l(&p.dilations)));
+                }
+                if p.ceil_mode {
+                    v.push(("ceil_mode", "true".into()));
+                }
+                if matches!(self, Op::AveragePool(_)) {
+                    v.push(("count_include_pad", p.count_include_pad.to_string()));
+                }
+                v
+            }
+            Op::Reduce { axes, keepdims, .. } => {
+                vec![("axes", l(axes)), ("keepdims", keepdims.to_string())]
+            }
+            Op::BatchNorm { epsilon } => vec![("epsilon", epsilon.to_string())],
+            Op::Reshape { .. } => vec![],
+            Op::Transpose { perm } => vec![("perm", l(perm))],
+            Op::Concat { axis } => vec![("axis", axis.to_string())],
+            Op::Slice { starts, steps, .. } => vec![("starts", l(starts)), ("steps", l(steps))],
+            Op::Pad { pads, value } => vec![("pads", l(pads)), ("value", value.to_string())],
+            Op::Resize(r) => vec![
+                ("mode", format!("{:?}", r.mode).to_lowercase()),
+                ("coord", format!("{:?}", r.coord)),
+                ("nearest", format!("{:?}", r.nearest)),
+                ("scales", l(&r.scales)),
+            ],
+            Op::Cast { to } => vec![("to", to.to_string())],
+            Op::Gather { axis } => vec![("axis", axis.to_string())],
+        }
+    }
+}
+
+/// Resolves ONNX `auto_pad` into explicit `[begin…, end…]` pads.
+/// `upper` is true for SAME_UPPER (extra padding at the end), false for SAME_LOWER.
+pub fn same_pads(
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+    upper: bool,
+) -> Vec<usize> {
+    let n = input.len();
+    let mut pads = vec![0; 2 * n];
+    for i in 0..n {
+        let out = input[i].div_ceil(strides[i]);
+        let eff_k = (kernel[i] - 1) * dilations[i] + 1;
+        let total = ((out - 1) * strides[i] + eff_k).saturating_sub(input[i]);
+        let small = total / 2;
+        let big = total - small;
+        if upper {
+            pads[i] = small;
+            pads[i + n] = big;
+        } else {
+            pads[i] = big;
+            pads[i + n] = small;
+        }
+    }
+    pads
+}

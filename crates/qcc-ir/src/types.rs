@@ -1,0 +1,150 @@
+//! Element types, shapes and tensor types.
+
+use std::fmt;
+
+/// Element type of a tensor. Closed: adding one means touching every backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F32,
+    I64,
+    I32,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    /// Size of one element in bytes (Bool is stored as one byte).
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// Short name used by the printer and error messages (`f32`, `i64`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// The C type the generated header uses for this element type.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            DType::F32 => "float",
+            DType::I64 => "int64_t",
+            DType::I32 => "int32_t",
+            DType::I8 => "int8_t",
+            DType::U8 => "uint8_t",
+            DType::Bool => "bool",
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32)
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A static shape. qcc compiles ahead of time: every dimension is known.
+pub type Shape = Vec<usize>;
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Row-major strides (in elements) of a shape.
+pub fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Numpy-style multidirectional broadcasting of two shapes.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for (i, o) in out.iter_mut().enumerate() {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        *o = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Strides (in elements) to read a tensor of shape `from` as if it had been
+/// broadcast to shape `to`: broadcast dimensions get stride 0. `to.len() >= from.len()`.
+pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
+    let own = strides_of(from);
+    let off = to.len() - from.len();
+    (0..to.len())
+        .map(|i| {
+            if i < off || from[i - off] == 1 {
+                0
+            } else {
+                own[i - off]
+            }
+        })
+        .collect()
+}
+
+/// The type of every value in the IR: element type and static shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: impl Into<Shape>) -> Self {
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+    pub fn f32(shape: impl Into<Shape>) -> Self {
+        Self::new(DType::F32, shape)
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn byte_size(&self) -> usize {
+        self.numel() * self.dtype.size()
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[", self.dtype)?;
+        for (i, d) in self.shape.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}

@@ -1,0 +1,72 @@
+//! The verifier: run after the importer and after every pass.
+//! An error here is a bug in whatever ran last, never the user's fault.
+
+use crate::error::IrError;
+use crate::graph::Graph;
+use crate::infer::infer;
+use crate::op::Op;
+
+/// Checks the graph's invariants:
+/// - it is acyclic and every input of every node names an existing output;
+/// - every node's output types equal what shape inference computes from its inputs;
+/// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
+/// - every graph output names an existing value.
+pub fn verify(g: &Graph) -> Result<(), IrError> {
+    let order = g.topo_order()?;
+    let err = |node: &str, msg: String| IrError::Verify {
+        node: node.to_string(),
+        msg,
+    };
+    for id in &order {
+        let n = g.node(*id);
+        for v in n.inputs() {
+            if !g.contains(v.node) || v.slot >= g.node(v.node).outputs.len() {
+                return Err(err(&n.name, format!("input {v:?} does not exist")));
+            }
+        }
+        match &n.op {
+            Op::Input { index } => {
+                if g.inputs().get(*index) != Some(id) {
+                    return Err(err(&n.name, format!("input index {index} is out of order")));
+                }
+            }
+            Op::Const { weight } => {
+                let Some(t) = g.weights().get(weight.0 as usize) else {
+                    return Err(err(&n.name, format!("weight {weight} does not exist")));
+                };
+                if n.outputs != [t.ty()] {
+                    return Err(err(
+                        &n.name,
+                        format!("declared {:?} but weight {weight} is {}", n.outputs, t.ty()),
+                    ));
+                }
+            }
+            op => {
+                let tys: Vec<_> = n.inputs().iter().map(|v| g.value_type(*v)).collect();
+                let want = infer(op, &tys).map_err(|m| err(&n.name, m))?;
+                if want != n.outputs {
+                    return Err(err(
+                        &n.name,
+                        format!(
+                            "{} declares outputs {:?} but inference gives {:?}",
+                            op.name(),
+                            n.outputs,
+                            want
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for (i, id) in g.inputs().iter().enumerate() {
+        if !g.contains(*id) || g.node(*id).op != (Op::Input { index: i }) {
+            return Err(err(&format!("input #{i}"), "graph input is missing".into()));
+        }
+    }
+    for o in &g.outputs {
+        if !g.contains(o.value.node) || o.value.slot >= g.node(o.value.node).outputs.len() {
+            return Err(err(&o.name, "graph output names a missing value".into()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Graph passes. Each pass is one file named like its CLI flag
+//! (`constant_fold.rs` ↔ `--after constant-fold`) with a `//!` header saying
+//! what it needs and what it guarantees. Every pass leaves the graph
+//! verifier-clean; [`Pipeline::run`] checks that after each one.
+
+pub mod constant_fold;
+pub mod plan_memory;
+
+use qcc_ir::{verify, Graph, IrError};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PassError {
+    #[error("pass {pass}: {msg}")]
+    Failed { pass: &'static str, msg: String },
+    #[error("internal error: the graph is invalid after pass {pass}: {err}")]
+    Verifier { pass: &'static str, err: IrError },
+    #[error("unknown pass '{0}'; known passes: {1}")]
+    Unknown(String, String),
+}
+
+/// Whether a pass changed the graph.
+pub type Changed = bool;
+
+/// A pass: its CLI name, what it does, and the function that runs it.
+pub struct PassInfo {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: fn(&mut Graph) -> Result<Changed, PassError>,
+}
+
+/// Every pass, in the default pipeline's order.
+pub static PASSES: &[PassInfo] = &[PassInfo {
+    name: "constant-fold",
+    about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",
+    run: constant_fold::run,
+}];
+
+/// Looks a pass up by its CLI name.
+pub fn pass(name: &str) -> Result<&'static PassInfo, PassError> {
+    PASSES.iter().find(|p| p.name == name).ok_or_else(|| {
+        PassError::Unknown(
+            name.to_string(),
+            PASSES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        )
+    })
+}
+
+/// An ordered list of passes.
+pub struct Pipeline {
+    pub passes: Vec<&'static PassInfo>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            passes: PASSES.iter().collect(),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Runs the passes in order, verifying after each. `stop_after` ends the
+    /// pipeline after the named pass (for `qcc dump --after`).
+    pub fn run(&self, g: &mut Graph, stop_after: Option<&str>) -> Result<(), PassError> {
+        for p in &self.passes {
+            (p.run)(g)?;
+            verify(g).map_err(|err| PassError::Verifier { pass: p.name, err })?;
+            if stop_after == Some(p.name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
