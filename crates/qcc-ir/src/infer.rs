@@ -106,7 +106,9 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             need_float(x, "input")?;
             need_float(w, "weight")?;
             if x.rank() < 3 || w.rank() != x.rank() {
-                return Err(format!("input {x} and weight {w} must both be [N,C,spatial…]"));
+                return Err(format!(
+                    "input {x} and weight {w} must both be [N,C,spatial…]"
+                ));
             }
             let n = x.rank() - 2;
             check_len(&c.strides, n, "strides")?;
@@ -150,7 +152,9 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             need_float(x, "input")?;
             need_float(w, "weight")?;
             if x.rank() < 3 || w.rank() != x.rank() {
-                return Err(format!("input {x} and weight {w} must both be [N,C,spatial…]"));
+                return Err(format!(
+                    "input {x} and weight {w} must both be [N,C,spatial…]"
+                ));
             }
             let n = x.rank() - 2;
             check_len(&c.strides, n, "strides")?;
@@ -354,7 +358,9 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
         } => {
             let x = ins[0];
             if starts.len() != x.rank() || steps.len() != x.rank() || lens.len() != x.rank() {
-                return Err(format!("starts/steps/lens must have one entry per dim of {x}"));
+                return Err(format!(
+                    "starts/steps/lens must have one entry per dim of {x}"
+                ));
             }
             for d in 0..x.rank() {
                 let (s, st, n) = (starts[d], steps[d], lens[d] as i64);

@@ -24,11 +24,19 @@ pub enum UnaryOp {
     Erf,
     HardSwish,
     /// `x >= 0 ? x : alpha * x`
-    LeakyRelu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
     /// `clamp(alpha * x + beta, 0, 1)`
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `clamp(x, min, max)`; the bounds are ±inf when absent.
-    Clip { min: f32, max: f32 },
+    Clip {
+        min: f32,
+        max: f32,
+    },
 }
 
 /// Elementwise operation of two inputs with numpy-style broadcasting.
@@ -118,9 +126,13 @@ pub struct ResizeAttrs {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Graph input number `index` (in ONNX graph order). No inputs.
-    Input { index: usize },
+    Input {
+        index: usize,
+    },
     /// A constant from the graph's weight table. No inputs.
-    Const { weight: WeightId },
+    Const {
+        weight: WeightId,
+    },
     /// Inputs: x `[N,C,…]`, w `[M,C/group,k…]`, optional bias `[M]`.
     Conv(ConvAttrs),
     /// Inputs: x `[N,C,…]`, w `[C,M/group,k…]`, optional bias `[M]`.
@@ -137,7 +149,9 @@ pub enum Op {
     Unary(UnaryOp),
     Binary(BinaryOp),
     /// Softmax along one axis (opset ≥ 13 semantics).
-    Softmax { axis: usize },
+    Softmax {
+        axis: usize,
+    },
     MaxPool(PoolAttrs),
     AveragePool(PoolAttrs),
     Reduce {
@@ -146,12 +160,20 @@ pub enum Op {
         keepdims: bool,
     },
     /// Inference batch normalization. Inputs: x, scale, bias, mean, var (each `[C]`).
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     /// Same elements, new shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
-    Reshape { shape: Vec<usize> },
-    Transpose { perm: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Variadic concatenation along `axis`.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// Strided slice over every dim: `out[i] = in[starts[d] + i * steps[d]]`,
     /// `lens[d]` elements per dim. Starts are in range; steps are non-zero.
     Slice {
@@ -160,11 +182,18 @@ pub enum Op {
         lens: Vec<usize>,
     },
     /// Constant padding, `[begin…, end…]` per dim.
-    Pad { pads: Vec<usize>, value: f32 },
+    Pad {
+        pads: Vec<usize>,
+        value: f32,
+    },
     Resize(ResizeAttrs),
-    Cast { to: DType },
+    Cast {
+        to: DType,
+    },
     /// ONNX Gather. Inputs: data, indices (integer; negative counts from the end).
-    Gather { axis: usize },
+    Gather {
+        axis: usize,
+    },
 }
 
 impl Op {

@@ -10,9 +10,10 @@ use qcc_ir::{Graph, Op, ValueId};
 
 pub fn run(g: &mut Graph) -> Result<Changed, PassError> {
     let mut changed = false;
-    let order = g
-        .topo_order()
-        .map_err(|e| PassError::Failed { pass: "constant-fold", msg: e.to_string() })?;
+    let order = g.topo_order().map_err(|e| PassError::Failed {
+        pass: "constant-fold",
+        msg: e.to_string(),
+    })?;
     for id in order {
         let n = g.node(id);
         if matches!(n.op, Op::Input { .. } | Op::Const { .. }) || n.inputs().is_empty() {
@@ -20,12 +21,11 @@ pub fn run(g: &mut Graph) -> Result<Changed, PassError> {
         }
         let consts: Option<Vec<_>> = n.inputs().iter().map(|v| g.const_value(*v)).collect();
         let Some(consts) = consts else { continue };
-        let outs = qcc_interp::eval_op(&n.op, &consts, &n.outputs).map_err(|msg| {
-            PassError::Failed {
+        let outs =
+            qcc_interp::eval_op(&n.op, &consts, &n.outputs).map_err(|msg| PassError::Failed {
                 pass: "constant-fold",
                 msg: format!("node '{}' ({}): {msg}", n.name, n.op.name()),
-            }
-        })?;
+            })?;
         let name = n.name.clone();
         for (slot, t) in outs.into_iter().enumerate() {
             let c = g.add_const(name.clone(), t);

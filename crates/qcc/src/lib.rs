@@ -1,0 +1,102 @@
+//! qcc as a library: the same pipeline the `qcc` command runs, for build
+//! scripts and tests. `compile_file` = import → passes → codegen.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use qcc_codegen::{Artifacts, Options as CodegenOptions};
+pub use qcc_ir::Graph;
+
+/// Everything that shapes a compilation besides the model file.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Static shapes for graph inputs by name (`--input-shape`).
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    pub codegen: CodegenOptions,
+}
+
+/// Imports an ONNX model and verifies the imported graph.
+pub fn import(model: &Path, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
+    let opts = qcc_onnx::ImportOptions {
+        input_shapes: input_shapes.clone(),
+    };
+    let g = qcc_onnx::load_model(model, &opts)?;
+    qcc_ir::verify(&g).context("internal error: the imported graph is invalid")?;
+    Ok(g)
+}
+
+/// Runs the default pass pipeline, stopping after `stop_after` if given
+/// (`"import"` stops before the first pass).
+pub fn optimize(g: &mut Graph, stop_after: Option<&str>) -> Result<()> {
+    if stop_after == Some("import") {
+        return Ok(());
+    }
+    if let Some(name) = stop_after {
+        qcc_passes::pass(name)?;
+    }
+    qcc_passes::Pipeline::default().run(g, stop_after)?;
+    Ok(())
+}
+
+/// Imports, optimizes and compiles a model into an object file and header (in memory).
+pub fn compile_file(model: &Path, opts: &CompileOptions) -> Result<Artifacts> {
+    let mut g = import(model, &opts.input_shapes)?;
+    optimize(&mut g, None)?;
+    Ok(qcc_codegen::compile(&g, &opts.codegen)?)
+}
+
+/// Turns a file stem into a C identifier usable as a symbol prefix.
+pub fn c_identifier(stem: &str) -> String {
+    let mut s: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Parses `NAME=1,3,224,224`.
+pub fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=D0,D1,…"))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty input name"));
+    }
+    let dims = dims
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{s}': dimension '{d}' is not a non-negative integer"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(c_identifier("model"), "model");
+        assert_eq!(c_identifier("my-net.v2"), "my_net_v2");
+        assert_eq!(c_identifier("3d"), "_3d");
+        assert_eq!(c_identifier(""), "_");
+    }
+
+    #[test]
+    fn input_shapes() {
+        assert_eq!(
+            parse_input_shape("x=1,3,224,224").unwrap(),
+            ("x".to_string(), vec![1, 3, 224, 224])
+        );
+        assert!(parse_input_shape("x").is_err());
+        assert!(parse_input_shape("=1").is_err());
+        assert!(parse_input_shape("x=1,-3").is_err());
+    }
+}

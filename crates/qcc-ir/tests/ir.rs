@@ -1,0 +1,124 @@
+//! Shape inference, verifier and printer.
+
+use qcc_ir::*;
+
+fn conv(strides: usize, pad: usize, group: usize) -> Op {
+    Op::Conv(ConvAttrs {
+        strides: vec![strides; 2],
+        pads: vec![pad; 4],
+        dilations: vec![1; 2],
+        group,
+        output_padding: vec![0; 2],
+    })
+}
+
+#[test]
+fn conv_shapes() {
+    let x = TensorType::f32(vec![1, 4, 9, 9]);
+    let w = TensorType::f32(vec![8, 2, 3, 3]);
+    let out = infer(&conv(2, 1, 2), &[&x, &w]).unwrap();
+    assert_eq!(out, vec![TensorType::f32(vec![1, 8, 5, 5])]);
+    // Group does not divide the channels.
+    assert!(infer(&conv(1, 0, 3), &[&x, &w]).is_err());
+    // Kernel larger than padded input.
+    let big = TensorType::f32(vec![8, 2, 12, 12]);
+    assert!(infer(&conv(1, 1, 2), &[&x, &big]).is_err());
+}
+
+#[test]
+fn pool_ceil_mode() {
+    let p = PoolAttrs {
+        kernel: vec![3, 3],
+        strides: vec![2, 2],
+        pads: vec![0; 4],
+        dilations: vec![1, 1],
+        ceil_mode: true,
+        count_include_pad: false,
+    };
+    let x = TensorType::f32(vec![1, 1, 6, 6]);
+    assert_eq!(
+        infer(&Op::MaxPool(p.clone()), &[&x]).unwrap()[0].shape,
+        vec![1, 1, 3, 3]
+    );
+    let floor = PoolAttrs {
+        ceil_mode: false,
+        ..p
+    };
+    assert_eq!(
+        infer(&Op::MaxPool(floor), &[&x]).unwrap()[0].shape,
+        vec![1, 1, 2, 2]
+    );
+}
+
+#[test]
+fn broadcasting_and_matmul() {
+    assert_eq!(broadcast_shapes(&[2, 1, 3], &[4, 1]), Some(vec![2, 4, 3]));
+    assert_eq!(broadcast_shapes(&[2, 3], &[4]), None);
+    assert_eq!(broadcast_strides(&[4, 1], &[2, 4, 3]), vec![0, 1, 0]);
+    let a = TensorType::f32(vec![5, 2, 3]);
+    let b = TensorType::f32(vec![3]);
+    assert_eq!(infer(&Op::MatMul, &[&a, &b]).unwrap()[0].shape, vec![5, 2]);
+}
+
+#[test]
+fn same_padding() {
+    assert_eq!(same_pads(&[5], &[3], &[2], &[1], true), vec![1, 1]);
+    assert_eq!(same_pads(&[4], &[3], &[2], &[1], true), vec![0, 1]);
+    assert_eq!(same_pads(&[4], &[3], &[2], &[1], false), vec![1, 0]);
+}
+
+fn small_graph() -> (Graph, NodeId) {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::f32(vec![1, 4]));
+    let w = g.add_const("w", Tensor::from_f32(vec![4, 2], vec![0.5; 8]).unwrap());
+    let mm = g
+        .add_node(Op::MatMul, "mm", vec![ValueId::of(x), ValueId::of(w)])
+        .unwrap();
+    let r = g
+        .add_node(Op::Unary(UnaryOp::Relu), "relu", vec![ValueId::of(mm)])
+        .unwrap();
+    g.add_output("y", ValueId::of(r));
+    (g, mm)
+}
+
+#[test]
+fn verifier_accepts_and_printer_prints() {
+    let (g, _) = small_graph();
+    verify(&g).unwrap();
+    let text = print(&g).unwrap();
+    assert!(text.contains("matmul %0, %1 : f32[1,2]  # mm"), "{text}");
+    assert!(text.contains("return %3 \"y\""), "{text}");
+}
+
+#[test]
+fn verifier_rejects_wrong_declared_type() {
+    let (mut g, mm) = small_graph();
+    g.node_mut(mm).outputs = vec![TensorType::f32(vec![1, 3])];
+    let e = verify(&g).unwrap_err().to_string();
+    assert!(e.contains("'mm'"), "{e}");
+}
+
+#[test]
+fn replace_uses_and_dead_code() {
+    let (mut g, mm) = small_graph();
+    let relu = g.users(ValueId::of(mm))[0].0;
+    // Bypass the relu: the output now reads the matmul directly.
+    g.replace_all_uses(ValueId::of(relu), ValueId::of(mm));
+    assert_eq!(g.remove_dead_nodes(), 1);
+    verify(&g).unwrap();
+    assert_eq!(g.outputs[0].value, ValueId::of(mm));
+}
+
+#[test]
+fn cycles_are_reported() {
+    let mut g = Graph::new("c");
+    let x = g.add_input("x", TensorType::f32(vec![2]));
+    let a = g
+        .add_node(Op::Unary(UnaryOp::Relu), "a", vec![ValueId::of(x)])
+        .unwrap();
+    let b = g
+        .add_node(Op::Unary(UnaryOp::Relu), "b", vec![ValueId::of(a)])
+        .unwrap();
+    g.set_input(a, 0, ValueId::of(b));
+    assert!(matches!(verify(&g), Err(IrError::Cycle { .. })));
+}

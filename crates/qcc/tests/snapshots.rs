@@ -1,0 +1,55 @@
+//! IR dumps of every test model before and after each pass, as insta
+//! snapshots under `snapshots/` at the repository root. A change in what a
+//! pass does shows up as a reviewable diff (`cargo insta review`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Input shapes of a case, taken from its first test data set.
+fn input_shapes(case: &Path) -> HashMap<String, Vec<usize>> {
+    let mut shapes = HashMap::new();
+    for i in 0.. {
+        let p = case.join(format!("test_data_set_0/input_{i}.pb"));
+        if !p.exists() {
+            break;
+        }
+        let (name, t) = qcc_onnx::read_tensor_pb(&p).expect("read test input");
+        shapes.insert(name, t.shape().to_vec());
+    }
+    shapes
+}
+
+#[test]
+fn ir_before_and_after_each_pass() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(testdata())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").exists())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no models under testdata/");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(testdata().join("../snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        for case in &cases {
+            let name = case.file_name().unwrap().to_string_lossy();
+            let mut g = qcc::import(&case.join("model.onnx"), &input_shapes(case))
+                .unwrap_or_else(|e| panic!("{name}: import failed: {e:#}"));
+            insta::assert_snapshot!(format!("{name}@0-import"), qcc_ir::print(&g).unwrap());
+            for (i, pass) in qcc_passes::PASSES.iter().enumerate() {
+                (pass.run)(&mut g).unwrap_or_else(|e| panic!("{name}: {}: {e}", pass.name));
+                qcc_ir::verify(&g)
+                    .unwrap_or_else(|e| panic!("{name}: invalid after {}: {e}", pass.name));
+                insta::assert_snapshot!(
+                    format!("{name}@{}-{}", i + 1, pass.name),
+                    qcc_ir::print(&g).unwrap()
+                );
+            }
+        }
+    });
+}

@@ -1,0 +1,79 @@
+"""Generates the malformed inputs under testdata/bad/ that the CLI error tests feed to qcc.
+
+Each file is small and deterministic; run `python testdata/gen_bad_models.py` from the
+repository root to regenerate them. The expected error of each is asserted in
+crates/qcc/tests/cli_errors.rs.
+"""
+
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad")
+
+
+def save(model, name):
+    path = os.path.join(OUT, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    return path
+
+
+def relu_model(nodes=None, inputs=None, initializers=(), x_shape=(1, 4)):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = nodes or [helper.make_node("Relu", ["x"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", inputs or [x], [y], initializer=list(initializers))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    # A valid model, to derive the broken ones from.
+    good = relu_model()
+    data = good.SerializeToString()
+    open(os.path.join(OUT, "empty.onnx"), "wb").close()
+    with open(os.path.join(OUT, "truncated.onnx"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    rng = np.random.default_rng(7)
+    with open(os.path.join(OUT, "random.onnx"), "wb") as f:
+        f.write(rng.integers(0, 256, 512, dtype=np.uint8).tobytes())
+
+    save(relu_model([helper.make_node("FancyOp", ["x"], ["y"], name="mystery")]), "unknown_op.onnx")
+
+    # Conv whose weight W is neither an initializer nor an input.
+    x4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    save(relu_model([helper.make_node("Conv", ["x", "W"], ["y"], name="conv1")], [x4]),
+         "missing_initializer.onnx")
+
+    save(relu_model(x_shape=("batch", 4)), "symbolic_dims.onnx")
+
+    # Two nodes feeding each other.
+    save(relu_model([
+        helper.make_node("Relu", ["b"], ["a"], name="first"),
+        helper.make_node("Add", ["a", "x"], ["b"], name="second"),
+        helper.make_node("Relu", ["b"], ["y"], name="last"),
+    ]), "cycle.onnx")
+
+    # An initializer stored outside the model's folder.
+    w = numpy_helper.from_array(np.ones((1, 4), np.float32), "w")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "../escape.bin"
+    w.ClearField("raw_data")
+    save(relu_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], initializers=[w]),
+         "external_escape.onnx")
+
+    # Two unsupported ops at once, for `qcc check`.
+    save(relu_model([
+        helper.make_node("Relu", ["x"], ["r"], name="ok"),
+        helper.make_node("Hardmax", ["r"], ["h"], name="hm"),
+        helper.make_node("FancyOp", ["h"], ["y"], name="mystery"),
+    ]), "two_unsupported.onnx")
+
+
+if __name__ == "__main__":
+    main()
