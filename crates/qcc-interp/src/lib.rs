@@ -1,6 +1,32 @@
-//! Reference interpreter for qcc's IR (stub: being written).
+//! Reference interpreter for qcc's IR: the oracle that compiled code is
+//! checked against, and the evaluator behind constant folding.
+//!
+//! [`eval_op`] evaluates one op on concrete tensors with f32 semantics as ONNX
+//! defines them (sums accumulate in f64 and round once); [`run`] evaluates a
+//! whole graph, freeing each intermediate after its last use. Neither panics
+//! on bad input: mismatched tensors are reported as errors.
 
-use qcc_ir::{Graph, Op, Tensor, TensorType};
+mod conv;
+mod elem;
+mod elementwise;
+mod index;
+mod matmul;
+mod pool;
+mod reduce;
+mod resize;
+mod shape_ops;
+mod window;
+
+#[cfg(test)]
+mod tests;
+
+pub use elementwise::erf;
+
+use crate::elem::for_dtype;
+use crate::index::checked_numel;
+use qcc_ir::{infer, Graph, Op, Tensor, TensorType, ValueId};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -13,16 +39,270 @@ pub enum InterpError {
     },
     #[error("{0}")]
     Graph(String),
+    /// A graph input of the wrong type or shape.
+    #[error("graph input #{index} '{name}': {msg}")]
+    Input {
+        index: usize,
+        name: String,
+        msg: String,
+    },
 }
 
-/// Evaluates one op on concrete inputs. `outputs` are the node's declared output types.
+/// Largest output accepted, in elements; anything bigger is a corrupt model.
+const MAX_ELEMS: usize = 1 << 32;
+
+/// Largest attribute value accepted (pads, strides, dilations, kernel sizes…);
+/// bigger ones can only be corrupt and could overflow index arithmetic.
+const ATTR_LIMIT: usize = 1 << 32;
+
+/// Rejects attributes whose arithmetic would overflow before shape inference sees them.
+fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
+    let big = |v: &[usize], what: &str| match v.iter().find(|&&x| x > ATTR_LIMIT) {
+        Some(x) => Err(format!("{what} value {x} is too large")),
+        None => Ok(()),
+    };
+    let shape_ok = |v: &[usize], what: &str| {
+        big(v, what)?;
+        checked_numel(v)
+            .map(|_| ())
+            .ok_or_else(|| format!("{what} {v:?} has too many elements"))
+    };
+    match op {
+        Op::Conv(c) | Op::ConvTranspose(c) => {
+            big(&c.strides, "strides")?;
+            big(&c.pads, "pads")?;
+            big(&c.dilations, "dilations")?;
+            big(&c.output_padding, "output_padding")?;
+            big(&[c.group], "group")?;
+            if matches!(op, Op::ConvTranspose(_)) {
+                for t in inputs.iter().take(2) {
+                    if t.shape().len() >= 3 && t.shape()[2..].contains(&0) {
+                        return Err(format!("spatial dims of {} must be non-zero", t.ty()));
+                    }
+                }
+            }
+        }
+        Op::MaxPool(p) | Op::AveragePool(p) => {
+            big(&p.kernel, "kernel")?;
+            big(&p.strides, "strides")?;
+            big(&p.pads, "pads")?;
+            big(&p.dilations, "dilations")?;
+        }
+        Op::Reshape { shape } => shape_ok(shape, "shape")?,
+        Op::Slice {
+            starts,
+            steps,
+            lens,
+        } => {
+            shape_ok(lens, "lens")?;
+            for ((&s, &st), &n) in starts.iter().zip(steps).zip(lens) {
+                if n > 0 {
+                    (n as i64 - 1)
+                        .checked_mul(st)
+                        .and_then(|l| l.checked_add(s))
+                        .ok_or_else(|| format!("start {s} + ({n} - 1) * step {st} overflows"))?;
+                }
+            }
+        }
+        Op::Pad { pads, .. } => big(pads, "pads")?,
+        Op::Resize(r) => shape_ok(&r.sizes, "sizes")?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn fmt_types(t: &[TensorType]) -> String {
+    let v: Vec<String> = t.iter().map(|t| t.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// Evaluates one op on concrete inputs. `outputs` are the node's declared
+/// output types; they must equal what the inputs imply (an empty slice skips
+/// that check).
 pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<Tensor>, String> {
-    let _ = (op, inputs, outputs);
-    Err("interpreter not implemented yet".into())
+    precheck(op, inputs)?;
+    let tys: Vec<TensorType> = inputs.iter().map(|t| t.ty()).collect();
+    let refs: Vec<&TensorType> = tys.iter().collect();
+    let want = infer(op, &refs)?;
+    if !outputs.is_empty() && outputs != want.as_slice() {
+        return Err(format!(
+            "declared outputs {} but inputs {} give {}",
+            fmt_types(outputs),
+            fmt_types(&tys),
+            fmt_types(&want)
+        ));
+    }
+    let out_ty = want.first().ok_or("internal: op has no output")?;
+    if checked_numel(&out_ty.shape).is_none_or(|n| n > MAX_ELEMS) {
+        return Err(format!("output {out_ty} is too large"));
+    }
+    let shape = out_ty.shape.as_slice();
+    let data = match op {
+        Op::Input { .. } | Op::Const { .. } => {
+            return Err("input and const nodes are not evaluated".into())
+        }
+        Op::Conv(c) => conv::conv(c, inputs[0], inputs[1], inputs.get(2).copied(), shape)?,
+        Op::ConvTranspose(c) => {
+            conv::conv_transpose(c, inputs[0], inputs[1], inputs.get(2).copied(), shape)?
+        }
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => matmul::gemm(
+            *alpha,
+            *beta,
+            *trans_a,
+            *trans_b,
+            inputs[0],
+            inputs[1],
+            inputs.get(2).copied(),
+        )?,
+        Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
+        Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
+        Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,
+        Op::Softmax { axis } => reduce::softmax(inputs[0], *axis)?,
+        Op::MaxPool(p) => pool::pool(p, true, inputs[0], shape)?,
+        Op::AveragePool(p) => pool::pool(p, false, inputs[0], shape)?,
+        Op::Reduce { op, axes, .. } => reduce::reduce(*op, inputs[0], axes)?,
+        Op::BatchNorm { epsilon } => reduce::batch_norm(*epsilon, inputs)?,
+        Op::Reshape { .. } => inputs[0].data().clone(),
+        Op::Transpose { perm } => shape_ops::transpose(inputs[0], perm)?,
+        Op::Concat { axis } => shape_ops::concat(inputs, *axis)?,
+        Op::Slice {
+            starts,
+            steps,
+            lens,
+        } => shape_ops::slice(inputs[0], starts, steps, lens)?,
+        Op::Pad { pads, value } => shape_ops::pad(inputs[0], pads, *value, shape)?,
+        Op::Resize(r) => resize::resize(r, inputs[0], shape)?,
+        Op::Cast { to } => for_dtype!(*to, T => shape_ops::cast::<T>(inputs[0])),
+        Op::Gather { axis } => shape_ops::gather(inputs[0], inputs[1], *axis)?,
+    };
+    if data.dtype() != out_ty.dtype {
+        return Err(format!(
+            "internal: computed {} elements, expected {}",
+            data.dtype(),
+            out_ty.dtype
+        ));
+    }
+    let n = data.len();
+    let t = Tensor::new(out_ty.shape.clone(), data)
+        .ok_or_else(|| format!("internal: computed {n} elements for {out_ty}"))?;
+    Ok(vec![t])
 }
 
-/// Runs a whole graph; `inputs` in graph-input order. Returns the graph outputs in order.
+/// Runs a whole graph; `inputs` in graph-input order. Returns the graph
+/// outputs in order. Intermediates are dropped after their last use.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
-    let _ = (g, inputs);
-    Err(InterpError::Graph("interpreter not implemented yet".into()))
+    let order = g
+        .topo_order()
+        .map_err(|e| InterpError::Graph(e.to_string()))?;
+    if inputs.len() != g.inputs().len() {
+        return Err(InterpError::Graph(format!(
+            "graph '{}' takes {} inputs, got {}",
+            g.name,
+            g.inputs().len(),
+            inputs.len()
+        )));
+    }
+    let mut last_use: HashMap<ValueId, usize> = HashMap::new();
+    for (pos, id) in order.iter().enumerate() {
+        for v in g.node(*id).inputs() {
+            last_use.insert(*v, pos);
+        }
+    }
+    let graph_outputs: HashSet<ValueId> = g.outputs.iter().map(|o| o.value).collect();
+    let mut values: HashMap<ValueId, Cow<'_, Tensor>> = HashMap::new();
+    for (pos, &id) in order.iter().enumerate() {
+        let n = g.node(id);
+        let outs: Vec<Cow<'_, Tensor>> = match &n.op {
+            Op::Input { index } => vec![Cow::Borrowed(graph_input(n, *index, inputs)?)],
+            Op::Const { weight } => {
+                let t = g.weights().get(weight.0 as usize).ok_or_else(|| {
+                    InterpError::Graph(format!("node '{}' reads missing weight {weight}", n.name))
+                })?;
+                vec![Cow::Borrowed(t)]
+            }
+            op => {
+                let args = n
+                    .inputs()
+                    .iter()
+                    .map(|v| {
+                        values.get(v).map(|t| t.as_ref()).ok_or_else(|| {
+                            InterpError::Graph(format!(
+                                "node '{}' reads value {v:?}, which was not computed",
+                                n.name
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<&Tensor>, _>>()?;
+                eval_op(op, &args, &n.outputs)
+                    .map_err(|msg| InterpError::Node {
+                        node: n.name.clone(),
+                        op: op.name(),
+                        msg,
+                    })?
+                    .into_iter()
+                    .map(Cow::Owned)
+                    .collect()
+            }
+        };
+        let got: Vec<TensorType> = outs.iter().map(|t| t.ty()).collect();
+        if got != n.outputs {
+            return Err(InterpError::Node {
+                node: n.name.clone(),
+                op: n.op.name(),
+                msg: format!(
+                    "declares outputs {} but produced {}",
+                    fmt_types(&n.outputs),
+                    fmt_types(&got)
+                ),
+            });
+        }
+        for (slot, t) in outs.into_iter().enumerate() {
+            let v = ValueId { node: id, slot };
+            if last_use.contains_key(&v) || graph_outputs.contains(&v) {
+                values.insert(v, t);
+            }
+        }
+        for v in n.inputs() {
+            if last_use.get(v) == Some(&pos) && !graph_outputs.contains(v) {
+                values.remove(v);
+            }
+        }
+    }
+    g.outputs
+        .iter()
+        .map(|o| {
+            values
+                .get(&o.value)
+                .map(|t| t.as_ref().clone())
+                .ok_or_else(|| {
+                    InterpError::Graph(format!("graph output '{}' was not computed", o.name))
+                })
+        })
+        .collect()
+}
+
+/// Graph input `index`, checked against the type the `Input` node declares.
+fn graph_input<'a>(
+    n: &qcc_ir::Node,
+    index: usize,
+    inputs: &'a [Tensor],
+) -> Result<&'a Tensor, InterpError> {
+    let err = |msg: String| InterpError::Input {
+        index,
+        name: n.name.clone(),
+        msg,
+    };
+    let t = inputs
+        .get(index)
+        .ok_or_else(|| err(format!("missing: only {} inputs given", inputs.len())))?;
+    match n.outputs.as_slice() {
+        [want] if *want == t.ty() => Ok(t),
+        [want] => Err(err(format!("expected {want}, got {}", t.ty()))),
+        _ => Err(err("input node must declare exactly one output".into())),
+    }
 }

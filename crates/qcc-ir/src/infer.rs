@@ -174,6 +174,11 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
                 }
             }
             let mut shape = vec![x.shape[0], m];
+            if x.shape[2..].contains(&0) || w.shape[2..].contains(&0) {
+                return Err(format!(
+                    "input {x} and weight {w} must have non-empty spatial dims"
+                ));
+            }
             for i in 0..n {
                 let full = c.strides[i] * (x.shape[2 + i] - 1)
                     + c.output_padding[i]
@@ -309,7 +314,8 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             one(x.clone())
         }
         Op::Reshape { shape } => {
-            if numel(shape) != ins[0].numel() {
+            let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if count != Some(ins[0].numel()) {
                 return Err(format!(
                     "cannot reshape {} ({} elements) to {shape:?}",
                     ins[0],
@@ -367,7 +373,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
                 if n == 0 {
                     continue;
                 }
-                let last = s + (n - 1) * st;
+                let last = (n - 1)
+                    .checked_mul(st)
+                    .and_then(|o| o.checked_add(s))
+                    .ok_or_else(|| format!("dim {d}: slice bounds overflow"))?;
                 let dim = x.shape[d] as i64;
                 if st == 0 || s < 0 || s >= dim || last < 0 || last >= dim {
                     return Err(format!(
@@ -381,7 +390,14 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             let x = ins[0];
             let n = x.rank();
             check_len(pads, 2 * n, "pads")?;
-            let shape: Vec<usize> = (0..n).map(|i| x.shape[i] + pads[i] + pads[i + n]).collect();
+            let shape = (0..n)
+                .map(|i| {
+                    x.shape[i]
+                        .checked_add(pads[i])
+                        .and_then(|v| v.checked_add(pads[i + n]))
+                })
+                .collect::<Option<Vec<usize>>>()
+                .ok_or("padded size overflows")?;
             one(TensorType::new(x.dtype, shape))
         }
         Op::Resize(r) => {

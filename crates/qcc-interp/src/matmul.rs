@@ -1,0 +1,140 @@
+//! Matrix products: Gemm, numpy MatMul, and the f64-accumulating kernel that
+//! Conv and ConvTranspose also use.
+
+use crate::elem::f32s;
+use crate::index::Offsets;
+use qcc_ir::{broadcast_shapes, Tensor, TensorData};
+
+/// `a[m,k] @ b[k,n]`, row-major, accumulated in f64.
+pub fn mm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Result<Vec<f64>, String> {
+    if a.len() != m * k || b.len() != k * n {
+        return Err(format!(
+            "internal: matmul of {} and {} elements as [{m},{k}] @ [{k},{n}]",
+            a.len(),
+            b.len()
+        ));
+    }
+    let mut out = vec![0.0f64; m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(out);
+    }
+    for (row, arow) in out.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        for (&av, brow) in arow.iter().zip(b.chunks_exact(n)) {
+            let av = av as f64;
+            // Indexed loop: markedly faster than zip in unoptimized builds.
+            for j in 0..n {
+                row[j] += av * brow[j] as f64;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Row-major transpose of an `[r, c]` matrix.
+pub fn transpose2(v: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(r * c);
+    for j in 0..c {
+        for i in 0..r {
+            out.push(v.get(i * c + j).copied().unwrap_or(0.0));
+        }
+    }
+    out
+}
+
+/// ONNX Gemm: `alpha * op(a) @ op(b) + beta * c`, `c` unidirectionally broadcast to `[m, n]`.
+pub fn gemm(
+    alpha: f32,
+    beta: f32,
+    trans_a: bool,
+    trans_b: bool,
+    a: &Tensor,
+    b: &Tensor,
+    c: Option<&Tensor>,
+) -> Result<TensorData, String> {
+    let (av, bv) = (f32s(a, "A")?, f32s(b, "B")?);
+    let (&[a0, a1], &[b0, b1]) = (a.shape(), b.shape()) else {
+        return Err(format!("A {} and B {} must be 2-D", a.ty(), b.ty()));
+    };
+    let (m, k, at) = if trans_a {
+        (a1, a0, transpose2(av, a0, a1))
+    } else {
+        (a0, a1, av.to_vec())
+    };
+    let (n, bt) = if trans_b {
+        (b0, transpose2(bv, b0, b1))
+    } else {
+        (b1, bv.to_vec())
+    };
+    let prod = mm(&at, &bt, m, k, n)?;
+    let out_shape = [m, n];
+    let cv: Vec<f32> = match c {
+        Some(c) => {
+            let cd = f32s(c, "C")?;
+            match broadcast_shapes(c.shape(), &out_shape) {
+                Some(s) if s == out_shape => {}
+                _ => return Err(format!("C {} does not broadcast to [{m},{n}]", c.ty())),
+            }
+            crate::index::take(cd, Offsets::broadcast(c.shape(), &out_shape))?
+        }
+        None => vec![0.0; m * n],
+    };
+    let (alpha, beta) = (alpha as f64, beta as f64);
+    let has_c = c.is_some();
+    Ok(TensorData::F32(
+        prod.iter()
+            .zip(&cv)
+            .map(|(&p, &cc)| {
+                if has_c {
+                    (alpha * p + beta * cc as f64) as f32
+                } else {
+                    (alpha * p) as f32
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// Numpy matmul: rank-1 operands promoted, batch dims broadcast.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<TensorData, String> {
+    let (av, bv) = (f32s(a, "A")?, f32s(b, "B")?);
+    if a.shape().is_empty() || b.shape().is_empty() {
+        return Err("operands must have rank ≥ 1".into());
+    }
+    let ash: Vec<usize> = if a.shape().len() == 1 {
+        vec![1, a.shape()[0]]
+    } else {
+        a.shape().to_vec()
+    };
+    let bsh: Vec<usize> = if b.shape().len() == 1 {
+        vec![b.shape()[0], 1]
+    } else {
+        b.shape().to_vec()
+    };
+    let (m, k) = (ash[ash.len() - 2], ash[ash.len() - 1]);
+    let (k2, n) = (bsh[bsh.len() - 2], bsh[bsh.len() - 1]);
+    if k != k2 {
+        return Err(format!("inner dims differ: A {} vs B {}", a.ty(), b.ty()));
+    }
+    let (abatch, bbatch) = (&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]);
+    let batch = broadcast_shapes(abatch, bbatch).ok_or_else(|| {
+        format!(
+            "batch dims of A {} and B {} do not broadcast",
+            a.ty(),
+            b.ty()
+        )
+    })?;
+    let mut out = Vec::with_capacity(qcc_ir::numel(&batch) * m * n);
+    let oa = Offsets::broadcast(abatch, &batch);
+    let ob = Offsets::broadcast(bbatch, &batch);
+    for (i, j) in oa.zip(ob) {
+        let (i, j) = (i as usize, j as usize);
+        let am = av
+            .get(i * m * k..(i + 1) * m * k)
+            .ok_or("internal: A batch out of range")?;
+        let bm = bv
+            .get(j * k * n..(j + 1) * k * n)
+            .ok_or("internal: B batch out of range")?;
+        out.extend(mm(am, bm, m, k, n)?.into_iter().map(|x| x as f32));
+    }
+    Ok(TensorData::F32(out))
+}

@@ -1,0 +1,163 @@
+//! Resize (ONNX opset ≥ 11 semantics, no antialiasing): nearest with every
+//! rounding mode, or n-linear interpolation, under every coordinate transform.
+//! Coordinates are computed in f32 as the ONNX formulas read; interpolation sums in f64.
+
+use crate::elem::f32s;
+use crate::index::unravel;
+use qcc_ir::{
+    numel, strides_of, CoordTransform, NearestMode, ResizeAttrs, ResizeMode, Tensor, TensorData,
+};
+
+/// Input coordinate of output coordinate `x` along a dim of `len_in` → `len_out` with `scale`.
+///
+/// Evaluated in f32 with the operation order of the ONNX formulas (as
+/// onnxruntime and the ONNX reference do), so that rounding ties such as
+/// `1 / (2/3) = 1.5` land where they do there.
+pub fn original_coord(
+    ct: CoordTransform,
+    x: usize,
+    scale: f32,
+    len_in: usize,
+    len_out: usize,
+) -> f32 {
+    let x = x as f32;
+    let (li, lo) = (len_in as f32, len_out as f32);
+    match ct {
+        CoordTransform::HalfPixel => (x + 0.5) / scale - 0.5,
+        CoordTransform::PytorchHalfPixel => {
+            if len_out > 1 {
+                (x + 0.5) / scale - 0.5
+            } else {
+                0.0
+            }
+        }
+        CoordTransform::AlignCorners => {
+            if len_out > 1 {
+                x * (li - 1.0) / (lo - 1.0)
+            } else {
+                0.0
+            }
+        }
+        CoordTransform::Asymmetric => x / scale,
+        CoordTransform::HalfPixelSymmetric => {
+            let adjustment = lo / (scale * li);
+            let center = li / 2.0;
+            let offset = center * (1.0 - adjustment);
+            offset + (x + 0.5) / scale - 0.5
+        }
+    }
+}
+
+/// Rounds an input coordinate to an index as nearest mode does.
+pub fn round_nearest(mode: NearestMode, x: f32) -> f32 {
+    let tie = x - x.floor() == 0.5;
+    match mode {
+        NearestMode::RoundPreferFloor if tie => x.floor(),
+        NearestMode::RoundPreferCeil if tie => x.ceil(),
+        NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => x.round(),
+        NearestMode::Floor => x.floor(),
+        NearestMode::Ceil => x.ceil(),
+    }
+}
+
+/// Clamps a coordinate into `[0, len-1]` and converts it to an index (NaN gives 0).
+fn clamp_index(x: f32, len: usize) -> usize {
+    let top = len.saturating_sub(1) as f32;
+    if x.is_nan() {
+        0
+    } else {
+        x.clamp(0.0, top) as usize
+    }
+}
+
+/// One dim's interpolation: per output coordinate, the two input indices and their weights.
+struct Axis {
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    w_hi: Vec<f64>,
+}
+
+fn axis_table(r: &ResizeAttrs, d: usize, len_in: usize, len_out: usize) -> Axis {
+    let scale = r.scales[d];
+    let mut a = Axis {
+        lo: Vec::with_capacity(len_out),
+        hi: Vec::with_capacity(len_out),
+        w_hi: Vec::with_capacity(len_out),
+    };
+    for x in 0..len_out {
+        let xo = original_coord(r.coord, x, scale, len_in, len_out);
+        match r.mode {
+            ResizeMode::Nearest => {
+                let i = clamp_index(round_nearest(r.nearest, xo), len_in);
+                a.lo.push(i);
+                a.hi.push(i);
+                a.w_hi.push(0.0);
+            }
+            ResizeMode::Linear => {
+                let top = len_in.saturating_sub(1) as f32;
+                let xc = if xo.is_nan() { 0.0 } else { xo.clamp(0.0, top) };
+                let i0 = xc.floor();
+                let lo = i0 as usize;
+                a.lo.push(lo);
+                a.hi.push((lo + 1).min(len_in.saturating_sub(1)));
+                a.w_hi.push((xc - i0) as f64);
+            }
+        }
+    }
+    a
+}
+
+/// Resize of an f32 tensor to `r.sizes` (which `out_shape` equals).
+pub fn resize(r: &ResizeAttrs, x: &Tensor, out_shape: &[usize]) -> Result<TensorData, String> {
+    let v = f32s(x, "input")?;
+    let xs = x.shape();
+    let rank = xs.len();
+    if r.scales.len() != rank || out_shape.len() != rank {
+        return Err(format!(
+            "sizes/scales must have one entry per dim of {}",
+            x.ty()
+        ));
+    }
+    if let Some(d) = (0..rank).find(|&d| xs[d] == 0 && out_shape[d] > 0) {
+        return Err(format!(
+            "cannot resize empty dim {d} of {} to {}",
+            x.ty(),
+            out_shape[d]
+        ));
+    }
+    let axes: Vec<Axis> = (0..rank)
+        .map(|d| axis_table(r, d, xs[d], out_shape[d]))
+        .collect();
+    let st = strides_of(xs);
+    // Dims that actually interpolate: the others read a single index.
+    let lin: Vec<usize> = (0..rank)
+        .filter(|&d| axes[d].w_hi.iter().any(|&w| w != 0.0))
+        .collect();
+    let n = numel(out_shape);
+    let mut out = Vec::with_capacity(n);
+    let mut oc = vec![0usize; rank];
+    for flat in 0..n {
+        unravel(flat, out_shape, &mut oc);
+        let base: usize = (0..rank).map(|d| axes[d].lo[oc[d]] * st[d]).sum();
+        let mut acc = 0.0f64;
+        for mask in 0..(1usize << lin.len()) {
+            let mut off = base;
+            let mut w = 1.0f64;
+            for (bit, &d) in lin.iter().enumerate() {
+                let a = &axes[d];
+                let wh = a.w_hi[oc[d]];
+                if mask >> bit & 1 == 1 {
+                    off = off - a.lo[oc[d]] * st[d] + a.hi[oc[d]] * st[d];
+                    w *= wh;
+                } else {
+                    w *= 1.0 - wh;
+                }
+            }
+            if w != 0.0 {
+                acc += w * *v.get(off).ok_or("internal: resize offset out of range")? as f64;
+            }
+        }
+        out.push(acc as f32);
+    }
+    Ok(TensorData::F32(out))
+}
