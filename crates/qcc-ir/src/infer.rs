@@ -2,7 +2,7 @@
 //! again by the verifier.
 
 use crate::op::{BinaryOp, Op, PoolAttrs};
-use crate::types::{broadcast_shapes, numel, DType, TensorType};
+use crate::types::{broadcast_shapes, DType, TensorType};
 
 type R = Result<Vec<TensorType>, String>;
 
