@@ -1,7 +1,29 @@
-//! LLVM backend of qcc (stub: being written). Only this crate sees inkwell.
+//! LLVM backend of qcc. Only this crate sees inkwell.
+//!
+//! [`compile`] plans memory (`qcc_passes::plan_memory`), lowers the graph to
+//! an LLVM module (`lower`: weights, one internal function per node, the
+//! exported `P_run` / `P_workspace_size`), optimizes it with the `-O3`
+//! pipeline and emits an object file plus a C header (`header`).
+//! Kernels (`kernels/`) are written against [`cx::KernelCx`]; see
+//! `KERNEL_API.md`.
 
+pub mod cx;
+mod header;
+pub mod kernels;
+pub mod loops;
+mod lower;
+pub mod math;
+pub mod portable;
+mod target;
+
+use inkwell::context::Context;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{FileType, TargetTriple};
 use qcc_ir::Graph;
 use thiserror::Error;
+
+pub use header::{HeaderInfo, Port};
+pub use target::SUPPORTED_ARCHES;
 
 #[derive(Debug, Error)]
 pub enum CodegenError {
@@ -17,6 +39,9 @@ pub enum CodegenError {
     /// Always a qcc bug.
     #[error("internal error: LLVM rejected the generated module: {0}")]
     Llvm(String),
+    /// The graph or options handed to the backend are invalid (a qcc bug or a bad option).
+    #[error("invalid backend input: {0}")]
+    Graph(String),
 }
 
 /// What to generate and for which machine.
@@ -40,12 +65,95 @@ pub struct Artifacts {
     pub object: Vec<u8>,
     pub header: String,
     pub asm: Option<String>,
+    /// The optimized LLVM IR.
     pub llvm_ir: Option<String>,
     pub workspace_size: usize,
+    /// The normalized target triple the object was generated for.
+    pub triple: String,
+}
+
+fn is_c_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// Compiles a verified graph (after the pass pipeline) into an object file and C header.
 pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
-    let _ = (g, opts);
-    Err(CodegenError::Target("backend not implemented yet".into()))
+    if !is_c_identifier(&opts.prefix) {
+        return Err(CodegenError::Graph(format!(
+            "symbol prefix '{}' is not a C identifier",
+            opts.prefix
+        )));
+    }
+    let plan = qcc_passes::plan_memory::plan(g)
+        .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
+    let chosen = target::choose(opts)?;
+    let tm = &chosen.machine;
+    let td = tm.get_target_data();
+
+    let ctx = Context::create();
+    let name = if g.name.is_empty() { "model" } else { &g.name };
+    let module = ctx.create_module(name);
+    module.set_triple(&TargetTriple::create(&chosen.triple));
+    module.set_data_layout(&td.get_data_layout());
+
+    let facts = portable::TargetFacts {
+        ptr_bits: td.get_pointer_byte_size(None) * 8,
+        arm32: chosen.triple.starts_with("arm") || chosen.triple.starts_with("thumb"),
+    };
+    lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts).run()?;
+    module
+        .verify()
+        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+    module
+        .run_passes("default<O3>", tm, PassBuilderOptions::create())
+        .map_err(|e| CodegenError::Llvm(format!("optimization failed: {e}")))?;
+
+    // Print the IR and clone for assembly before object emission: codegen
+    // preparation rewrites the module in place.
+    let llvm_ir = opts
+        .emit_llvm_ir
+        .then(|| module.print_to_string().to_string());
+    let for_asm = opts.emit_asm.then(|| module.clone());
+    let object = tm
+        .write_to_memory_buffer(&module, FileType::Object)
+        .map_err(|e| CodegenError::Llvm(format!("object emission failed: {e}")))?
+        .as_slice()
+        .to_vec();
+    let asm = match for_asm {
+        Some(m) => {
+            let buf = tm
+                .write_to_memory_buffer(&m, FileType::Assembly)
+                .map_err(|e| CodegenError::Llvm(format!("assembly emission failed: {e}")))?;
+            Some(String::from_utf8_lossy(buf.as_slice()).into_owned())
+        }
+        None => None,
+    };
+
+    let port = |name: &str, v| Port {
+        name: name.to_string(),
+        ty: g.value_type(v).clone(),
+    };
+    let inputs = g
+        .inputs()
+        .iter()
+        .map(|&id| port(&g.node(id).name, qcc_ir::ValueId::of(id)))
+        .collect();
+    let outputs = g.outputs.iter().map(|o| port(&o.name, o.value)).collect();
+    let header = header::render(&HeaderInfo {
+        prefix: &opts.prefix,
+        model_name: name,
+        workspace_size: plan.workspace_size,
+        inputs,
+        outputs,
+    });
+    Ok(Artifacts {
+        object,
+        header,
+        asm,
+        llvm_ir,
+        workspace_size: plan.workspace_size,
+        triple: chosen.triple,
+    })
 }

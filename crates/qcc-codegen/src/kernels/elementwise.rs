@@ -1,0 +1,244 @@
+//! Elementwise kernels: `Op::Unary` (f32) and `Op::Binary` (numpy
+//! broadcasting; f32 for every op, integers for Add/Sub/Mul/Div/Max/Min).
+//!
+//! Operand strides come from `broadcast_strides` and are coalesced, so the
+//! innermost loop is as long and as contiguous as the shapes allow.
+
+use super::expect_inputs;
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::loops::coalesce;
+use inkwell::values::{BasicValueEnum, FloatValue, IntValue};
+use inkwell::{FloatPredicate, IntPredicate};
+use qcc_ir::{broadcast_strides, strides_of, BinaryOp, DType, Node, Op, UnaryOp};
+
+/// Emits `out[i] = f(in[i])`.
+pub fn emit_unary<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::Unary(op) = node.op else {
+        return Err(cx.unsupported("not a unary op"));
+    };
+    let x = &ins[0];
+    if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
+        return Err(cx.unsupported(format!("{} input (only f32)", x.dtype())));
+    }
+    if x.numel() != out.numel() {
+        return Err(cx.unsupported("input and output sizes differ"));
+    }
+    cx.for_range(0, out.numel() as i64, |cx, i| {
+        let v = cx.load_f32(x.ptr, i)?;
+        let y = unary(cx, op, v)?;
+        cx.store_f32(out.ptr, i, y)
+    })
+}
+
+/// The scalar function of a unary op.
+pub fn unary<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    op: UnaryOp,
+    x: FloatValue<'ctx>,
+) -> CgResult<FloatValue<'ctx>> {
+    let zero = cx.f32(0.0);
+    match op {
+        UnaryOp::Relu => {
+            let neg = cx.fcmp(FloatPredicate::OLT, x, zero)?;
+            cx.select_f(neg, zero, x)
+        }
+        UnaryOp::Sigmoid => cx.sigmoid(x),
+        UnaryOp::Tanh => cx.tanh(x),
+        UnaryOp::Exp => cx.exp(x),
+        UnaryOp::Log => cx.log(x),
+        UnaryOp::Sqrt => cx.sqrt(x),
+        UnaryOp::Neg => cx.fneg(x),
+        UnaryOp::Abs => cx.fabs(x),
+        UnaryOp::Reciprocal => cx.fdiv(cx.f32(1.0), x),
+        UnaryOp::Erf => cx.erf(x),
+        UnaryOp::HardSwish => {
+            let h = cx.fmuladd(x, cx.f32(1.0 / 6.0), cx.f32(0.5))?;
+            let h = cx.fclamp(h, 0.0, 1.0)?;
+            cx.fmul(x, h)
+        }
+        UnaryOp::LeakyRelu { alpha } => {
+            let neg = cx.fcmp(FloatPredicate::OLT, x, zero)?;
+            let scaled = cx.fmul(x, cx.f32(alpha))?;
+            cx.select_f(neg, scaled, x)
+        }
+        UnaryOp::HardSigmoid { alpha, beta } => {
+            let h = cx.fmuladd(x, cx.f32(alpha), cx.f32(beta))?;
+            cx.fclamp(h, 0.0, 1.0)
+        }
+        UnaryOp::Clip { min, max } => cx.fclamp(x, min, max),
+    }
+}
+
+/// How to compute a float Pow when the exponent is one known constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PowPlan {
+    One,
+    Identity,
+    Sqrt,
+    Int(i32),
+    General,
+}
+
+fn pow_plan(e: f32) -> PowPlan {
+    if e == 0.0 {
+        PowPlan::One
+    } else if e == 1.0 {
+        PowPlan::Identity
+    } else if e == 0.5 {
+        PowPlan::Sqrt
+    } else if e.fract() == 0.0 && e.abs() <= 64.0 {
+        PowPlan::Int(e as i32)
+    } else {
+        PowPlan::General
+    }
+}
+
+/// The single value of a constant operand whose elements are all equal.
+fn splat_f32(o: &Operand) -> Option<f32> {
+    let v = o.konst?.as_f32()?;
+    let first = *v.first()?;
+    v.iter()
+        .all(|x| x.to_bits() == first.to_bits())
+        .then_some(first)
+}
+
+/// Emits `out = a op b` with numpy broadcasting.
+pub fn emit_binary<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 2)?;
+    let Op::Binary(op) = node.op else {
+        return Err(cx.unsupported("not a binary op"));
+    };
+    let (a, b) = (&ins[0], &ins[1]);
+    let dt = out.dtype();
+    if a.dtype() != dt || b.dtype() != dt {
+        return Err(cx.unsupported(format!(
+            "operand types {} and {} differ from the output {}",
+            a.dtype(),
+            b.dtype(),
+            dt
+        )));
+    }
+    match (dt, op) {
+        (DType::F32, _) => {}
+        (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Add)
+        | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Sub)
+        | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Mul)
+        | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Div)
+        | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Max)
+        | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Min) => {}
+        _ => return Err(cx.unsupported(format!("{dt} operands"))),
+    }
+    let shape = out.shape().to_vec();
+    if a.rank() > shape.len() || b.rank() > shape.len() {
+        return Err(cx.unsupported("operand rank exceeds the output rank"));
+    }
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|s| s as i64).collect::<Vec<i64>>();
+    let so = to_i64(strides_of(&shape));
+    let sa = to_i64(broadcast_strides(a.shape(), &shape));
+    let sb = to_i64(broadcast_strides(b.shape(), &shape));
+    let (cshape, st) = coalesce(&shape, &[so, sa, sb]);
+    let pow = match op {
+        BinaryOp::Pow => splat_f32(b).map(pow_plan).unwrap_or(PowPlan::General),
+        _ => PowPlan::General,
+    };
+    cx.for_nest(&cshape, |cx, ivs| {
+        let io = cx.dot(ivs, &st[0], 0)?;
+        let ib = cx.dot(ivs, &st[2], 0)?;
+        let ia = cx.dot(ivs, &st[1], 0)?;
+        let x = cx.load(dt, a.ptr, ia)?;
+        let y = cx.load(dt, b.ptr, ib)?;
+        let r: BasicValueEnum = if dt == DType::F32 {
+            let (x, y) = (x.into_float_value(), y.into_float_value());
+            float_binary(cx, op, pow, x, y)?.into()
+        } else {
+            let unsigned = dt == DType::U8;
+            int_binary(cx, op, unsigned, x.into_int_value(), y.into_int_value())?.into()
+        };
+        cx.store(dt, out.ptr, io, r)
+    })
+}
+
+fn float_binary<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    op: BinaryOp,
+    pow: PowPlan,
+    x: FloatValue<'ctx>,
+    y: FloatValue<'ctx>,
+) -> CgResult<FloatValue<'ctx>> {
+    match op {
+        BinaryOp::Add => cx.fadd(x, y),
+        BinaryOp::Sub => cx.fsub(x, y),
+        BinaryOp::Mul => cx.fmul(x, y),
+        BinaryOp::Div => cx.fdiv(x, y),
+        BinaryOp::Max => cx.fmax(x, y),
+        BinaryOp::Min => cx.fmin(x, y),
+        BinaryOp::PRelu => {
+            let neg = cx.fcmp(FloatPredicate::OLT, x, cx.f32(0.0))?;
+            cx.select_f(neg, cx.fmul(x, y)?, x)
+        }
+        BinaryOp::Pow => match pow {
+            PowPlan::One => Ok(cx.f32(1.0)),
+            PowPlan::Identity => Ok(x),
+            PowPlan::Sqrt => cx.sqrt(x),
+            PowPlan::Int(n) => cx.powi(x, n),
+            PowPlan::General => cx.powf(x, y),
+        },
+    }
+}
+
+/// Integer arithmetic with wrapping Add/Sub/Mul and a Div that never traps:
+/// division by zero gives 0 and `MIN / -1` wraps (ONNX leaves both undefined).
+fn int_binary<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    op: BinaryOp,
+    unsigned: bool,
+    x: IntValue<'ctx>,
+    y: IntValue<'ctx>,
+) -> CgResult<IntValue<'ctx>> {
+    Ok(match op {
+        BinaryOp::Add => cx.b.build_int_add(x, y, "")?,
+        BinaryOp::Sub => cx.b.build_int_sub(x, y, "")?,
+        BinaryOp::Mul => cx.b.build_int_mul(x, y, "")?,
+        BinaryOp::Max | BinaryOp::Min => {
+            let p = match (op == BinaryOp::Max, unsigned) {
+                (true, false) => IntPredicate::SGT,
+                (true, true) => IntPredicate::UGT,
+                (false, false) => IntPredicate::SLT,
+                (false, true) => IntPredicate::ULT,
+            };
+            let c = cx.icmp(p, x, y)?;
+            cx.select_i(c, x, y)?
+        }
+        BinaryOp::Div => cx.int_div(x, y, !unsigned)?,
+        BinaryOp::Pow | BinaryOp::PRelu => {
+            return Err(cx.unsupported("integer operands (only f32)"));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow_plans() {
+        assert_eq!(pow_plan(2.0), PowPlan::Int(2));
+        assert_eq!(pow_plan(-3.0), PowPlan::Int(-3));
+        assert_eq!(pow_plan(0.5), PowPlan::Sqrt);
+        assert_eq!(pow_plan(1.0), PowPlan::Identity);
+        assert_eq!(pow_plan(0.0), PowPlan::One);
+        assert_eq!(pow_plan(2.5), PowPlan::General);
+        assert_eq!(pow_plan(1000.0), PowPlan::General);
+    }
+}

@@ -1,0 +1,63 @@
+//! Kernels: one emitter per op family, dispatched from [`emit_node`] (the
+//! only `match` over [`Op`] in the backend).
+//!
+//! Every kernel has the same signature:
+//!
+//! ```ignore
+//! pub fn emit<'ctx>(cx: &mut KernelCx<'_, 'ctx>, node: &Node,
+//!                   ins: &[Operand<'_, 'ctx>], out: &Operand<'_, 'ctx>) -> CgResult<()>
+//! ```
+//!
+//! `ins` are the node's inputs in IR order, `out` its single output; the
+//! kernel writes every element of `out`. See `KERNEL_API.md`.
+
+pub mod cast;
+pub mod conv;
+pub mod elementwise;
+pub mod gather;
+pub mod layout;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
+pub mod resize;
+pub mod softmax;
+
+use crate::cx::{CgResult, KernelCx, Operand};
+use qcc_ir::{Node, Op};
+
+/// Emits the body of the function computing `node`.
+pub fn emit_node<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    match &node.op {
+        Op::Input { .. } | Op::Const { .. } => Err(cx.unsupported("has no code (internal error)")),
+        Op::Conv(_) | Op::ConvTranspose(_) => conv::emit(cx, node, ins, out),
+        Op::Gemm { .. } | Op::MatMul => matmul::emit(cx, node, ins, out),
+        Op::Unary(_) => elementwise::emit_unary(cx, node, ins, out),
+        Op::Binary(_) => elementwise::emit_binary(cx, node, ins, out),
+        Op::Softmax { .. } => softmax::emit(cx, node, ins, out),
+        Op::MaxPool(_) | Op::AveragePool(_) => pool::emit(cx, node, ins, out),
+        Op::Reduce { .. } => reduce::emit(cx, node, ins, out),
+        Op::BatchNorm { .. } => norm::emit(cx, node, ins, out),
+        Op::Reshape { .. } => layout::emit_reshape(cx, node, ins, out),
+        Op::Transpose { .. } => layout::emit_transpose(cx, node, ins, out),
+        Op::Concat { .. } => layout::emit_concat(cx, node, ins, out),
+        Op::Slice { .. } => layout::emit_slice(cx, node, ins, out),
+        Op::Pad { .. } => layout::emit_pad(cx, node, ins, out),
+        Op::Resize(_) => resize::emit(cx, node, ins, out),
+        Op::Cast { .. } => cast::emit(cx, node, ins, out),
+        Op::Gather { .. } => gather::emit(cx, node, ins, out),
+    }
+}
+
+/// Checks the input count; kernels call this before indexing `ins`.
+pub fn expect_inputs(cx: &KernelCx<'_, '_>, ins: &[Operand<'_, '_>], n: usize) -> CgResult<()> {
+    if ins.len() < n {
+        return Err(cx.unsupported(format!("expected {n} inputs, got {}", ins.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Generates qcc's end-to-end test models, deterministically.
+
+Each case is written in the ONNX backend-test layout:
+
+    testdata/<case>/model.onnx
+    testdata/<case>/test_data_set_0/input_<i>.pb    (ONNX TensorProto, graph input order)
+    testdata/<case>/test_data_set_0/output_<i>.pb   (expected, computed by onnxruntime)
+
+Weights and inputs come from numpy generators with fixed seeds (one per case),
+so re-running the script rewrites byte-identical files. The list of cases, the
+qcc flags each needs and the tolerances live in testdata/manifest.txt.
+
+Run with the project's venv (created by scripts/setup.sh):
+
+    .venv/bin/python testdata/gen_models.py [--check]
+
+`--check` regenerates into a temporary folder and fails if anything differs
+from the committed files.
+"""
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IR_VERSION = 8  # read by onnxruntime 1.22 and tract 0.23 alike
+MAX_MODEL_BYTES = 200 * 1024
+
+
+class Builder:
+    """Collects nodes and initializers of one graph; names values uniquely."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes = []
+        self.inits = []
+        self.count = 0
+
+    def name(self, base):
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def const(self, base, array):
+        """Adds an initializer and returns its name."""
+        n = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), n))
+        return n
+
+    def weight(self, base, shape, fan_in=None, scale=1.0):
+        """A float32 initializer of normal values, He-scaled by fan_in if given."""
+        std = scale * (np.sqrt(2.0 / fan_in) if fan_in else 1.0)
+        return self.const(base, (self.rng.standard_normal(shape) * std).astype(np.float32))
+
+    def uniform(self, base, shape, lo, hi):
+        return self.const(base, self.rng.uniform(lo, hi, shape).astype(np.float32))
+
+    def op(self, op_type, inputs, out=None, **attrs):
+        """Adds one node with one output and returns the output's name."""
+        out = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs))
+        return out
+
+    def op_multi(self, op_type, inputs, n_out, **attrs):
+        outs = [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
+        return outs
+
+    def model(self, name, inputs, outputs, opset):
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        m = helper.make_model(
+            graph,
+            producer_name="qcc-gen_models",
+            opset_imports=[helper.make_opsetid("", opset)],
+            ir_version=IR_VERSION,
+        )
+        onnx.checker.check_model(m, full_check=True)
+        return m
+
+
+def f32(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def conv(b, x, cin, cout, k, group=1, pad=None, stride=1, bias=True):
+    pad = k // 2 if pad is None else pad
+    w = b.weight("w", (cout, cin // group, k, k), fan_in=cin // group * k * k)
+    ins = [x, w] + ([b.uniform("b", (cout,), -0.1, 0.1)] if bias else [])
+    return b.op("Conv", ins, kernel_shape=[k, k], pads=[pad] * 4, strides=[stride] * 2, group=group)
+
+
+def small_cnn():
+    """A small CNN: convs of every kind, residual, pools, concat, batch norm, head."""
+    b = Builder(seed=1)
+    x = "x"
+    c1 = b.op("Relu", [conv(b, x, 3, 8, 3)])
+    dw = b.op("Relu", [conv(b, c1, 8, 8, 3, group=8)])
+    gc = conv(b, dw, 8, 8, 3, group=2)
+    res = b.op("Add", [gc, c1])
+    mp = b.op("MaxPool", [res], kernel_shape=[2, 2], strides=[2, 2])
+    br1 = conv(b, mp, 8, 8, 1)
+    br2 = b.op("AveragePool", [mp], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
+    cat = b.op("Concat", [br1, br2], axis=1)
+    bn = b.op(
+        "BatchNormalization",
+        [
+            cat,
+            b.uniform("gamma", (16,), 0.5, 1.5),
+            b.uniform("beta", (16,), -0.2, 0.2),
+            b.uniform("mean", (16,), -0.2, 0.2),
+            b.uniform("var", (16,), 0.5, 2.0),
+        ],
+        epsilon=1e-5,
+    )
+    gap = b.op("GlobalAveragePool", [bn])
+    fl = b.op("Flatten", [gap], axis=1)
+    fc = b.op(
+        "Gemm",
+        [fl, b.weight("fc_w", (10, 16), fan_in=16, scale=0.7), b.uniform("fc_b", (10,), -0.1, 0.1)],
+        transB=1,
+    )
+    b.op("Softmax", [fc], out="probs", axis=-1)
+    m = b.model("small_cnn", [f32("x", [1, 3, 16, 16])], [f32("probs", [1, 10])], opset=13)
+    inputs = [b.rng.standard_normal((1, 3, 16, 16)).astype(np.float32)]
+    return m, inputs
+
+
+def mlp():
+    """An MLP at opset 11: Gemm (both layouts), activations, MatMul+Add, opset-11 Softmax."""
+    b = Builder(seed=2)
+    h1 = b.op(
+        "Gemm",
+        ["x", b.weight("w1", (32, 64), fan_in=32), b.uniform("b1", (64,), -0.1, 0.1)],
+    )
+    h1 = b.op("Relu", [h1])
+    h2 = b.op(
+        "Gemm",
+        [h1, b.weight("w2", (64, 64), fan_in=64), b.uniform("b2", (1, 64), -0.1, 0.1)],
+        transB=1,
+        alpha=0.5,
+        beta=2.0,
+    )
+    h2 = b.op("Tanh", [b.op("Sigmoid", [h2])])
+    logits = b.op("Add", [b.op("MatMul", [h2, b.weight("w3", (64, 10), fan_in=64, scale=3.0)]), b.uniform("b3", (10,), -1, 1)])
+    b.op("Sigmoid", [logits], out="y")
+    b.op("Softmax", [logits], out="probs", axis=1)
+    m = b.model("mlp", [f32("x", [4, 32])], [f32("y", [4, 10]), f32("probs", [4, 10])], opset=11)
+    inputs = [b.rng.standard_normal((4, 32)).astype(np.float32)]
+    return m, inputs
+
+
+def symbolic_batch():
+    """A symbolic batch dim and PyTorch's flatten export (Shape→Gather→Unsqueeze→Concat→Reshape), opset 17."""
+    b = Builder(seed=3)
+    c = b.op("HardSwish", [conv(b, "x", 1, 4, 3)])
+    shape = b.op("Shape", [c])
+    batch = b.op("Gather", [shape, b.const("zero", np.array(0, dtype=np.int64))], axis=0)
+    batch = b.op("Unsqueeze", [batch, b.const("axes", np.array([0], dtype=np.int64))])
+    new_shape = b.op("Concat", [batch, b.const("minus_one", np.array([-1], dtype=np.int64))], axis=0)
+    flat = b.op("Reshape", [c, new_shape])
+    b.op(
+        "Gemm",
+        [flat, b.weight("fc_w", (5, 256), fan_in=256), b.uniform("fc_b", (5,), -0.1, 0.1)],
+        out="y",
+        transB=1,
+    )
+    m = b.model("symbolic_batch", [f32("x", ["batch", 1, 8, 8])], [f32("y", ["batch", 5])], opset=17)
+    inputs = [b.rng.standard_normal((2, 1, 8, 8)).astype(np.float32)]
+    return m, inputs
+
+
+def ops_mix():
+    """Everything else in qcc's float op set, on small tensors, with three outputs."""
+    b = Builder(seed=4)
+    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    scalar = lambda v: np.array(v, dtype=np.float32)  # noqa: E731
+
+    # Upsampling path: ConvTranspose, Resize (nearest, linear), Pad, Slice, Transpose.
+    ct = b.op(
+        "ConvTranspose",
+        ["x", b.weight("ct_w", (4, 4, 3, 3), fan_in=36), b.uniform("ct_b", (4,), -0.1, 0.1)],
+        kernel_shape=[3, 3],
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        output_padding=[1, 1],
+    )  # [1,4,16,16]
+    near = b.op(
+        "Resize",
+        [ct, "", b.const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )  # [1,4,8,8]
+    lin = b.op(
+        "Resize",
+        ["x", "", "", b.const("sizes", i64([1, 4, 12, 12]))],
+        mode="linear",
+        coordinate_transformation_mode="half_pixel",
+    )  # [1,4,12,12]
+    pad = b.op("Pad", [lin, b.const("pads", i64([0, 0, 1, 2, 0, 0, 1, 0])), b.const("pad_value", scalar(0.5))])  # [1,4,14,14]
+    sl = b.op(
+        "Slice",
+        [pad, b.const("starts", i64([1, 0])), b.const("ends", i64([13, 100])), b.const("axes", i64([2, -1])), b.const("steps", i64([1, 2]))],
+    )  # [1,4,12,7]
+    b.op("Transpose", [sl], out="y_upsampled", perm=[0, 2, 3, 1])  # [1,12,7,4]
+
+    # Elementwise path on the two parts of a Split.
+    a, rest = b.op_multi("Split", [near, b.const("split", i64([1, 3]))], 2, axis=1)
+    ca = b.op("Clip", [a, b.const("lo", scalar(-0.5)), b.const("hi", scalar(0.5))])
+    lr = b.op("LeakyRelu", [rest], alpha=0.1)
+    pr = b.op("PRelu", [rest, b.uniform("slope", (3, 1, 1), 0.05, 0.3)])
+    hs = b.op("HardSigmoid", [lr], alpha=0.2, beta=0.5)
+    er = b.op("Erf", [pr])
+    pw = b.op("Pow", [hs, b.const("exponent", scalar(1.5))])
+    sq = b.op("Sqrt", [b.op("Add", [b.op("Mul", [pr, pr]), b.const("one", scalar(1.0))])])
+    ex = b.op("Exp", [b.op("Neg", [b.op("Abs", [er])])])
+    dv = b.op("Div", [pw, sq])
+    rc = b.op("Reciprocal", [b.op("Add", [ex, b.const("one", scalar(1.0))])])
+    diff = b.op("Sub", [b.op("Max", [dv, rc]), b.op("Min", [er, ex])])
+    scaled = b.op("Mul", [diff, b.uniform("chan_scale", (1, 3, 1, 1), 0.5, 2.0)])
+    b.op("Concat", [ca, scaled], out="y_mixed", axis=1)  # [1,4,8,8]
+
+    # Reductions and rank changes.
+    rm = b.op("ReduceMean", ["y_mixed"], axes=[2, 3], keepdims=1)  # [1,4,1,1]
+    sq2 = b.op("Squeeze", [rm, b.const("sq_axes", i64([2, 3]))])  # [1,4]
+    b.op("Unsqueeze", [sq2, b.const("unsq_axes", i64([1]))], out="y_pooled")  # [1,1,4]
+
+    m = b.model(
+        "ops_mix",
+        [f32("x", [1, 4, 8, 8])],
+        [f32("y_upsampled", [1, 12, 7, 4]), f32("y_mixed", [1, 4, 8, 8]), f32("y_pooled", [1, 1, 4])],
+        opset=13,
+    )
+    inputs = [b.rng.standard_normal((1, 4, 8, 8)).astype(np.float32)]
+    return m, inputs
+
+
+CASES = {
+    "small_cnn": small_cnn,
+    "mlp": mlp,
+    "symbolic_batch": symbolic_batch,
+    "ops_mix": ops_mix,
+}
+
+
+def run_reference(model, inputs):
+    """Expected outputs, from onnxruntime on one thread with graph optimizations off."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feeds = {i.name: v for i, v in zip(sess.get_inputs(), inputs)}
+    names = [o.name for o in sess.get_outputs()]
+    return names, sess.run(names, feeds)
+
+
+def write_case(out_dir, name, build):
+    model, inputs = build()
+    case_dir = os.path.join(out_dir, name)
+    data_dir = os.path.join(case_dir, "test_data_set_0")
+    if os.path.isdir(case_dir):
+        shutil.rmtree(case_dir)
+    os.makedirs(data_dir)
+    model_path = os.path.join(case_dir, "model.onnx")
+    onnx.save(model, model_path)
+    size = os.path.getsize(model_path)
+    if size > MAX_MODEL_BYTES:
+        sys.exit(f"gen_models: {name}: model.onnx is {size} bytes, over {MAX_MODEL_BYTES}")
+    for i, (vi, arr) in enumerate(zip(model.graph.input, inputs)):
+        write_tensor(os.path.join(data_dir, f"input_{i}.pb"), arr, vi.name)
+    names, outputs = run_reference(model, inputs)
+    for i, (n, arr) in enumerate(zip(names, outputs)):
+        if not np.all(np.isfinite(arr)):
+            sys.exit(f"gen_models: {name}: output {n} is not finite")
+        write_tensor(os.path.join(data_dir, f"output_{i}.pb"), arr, n)
+    shapes = ", ".join(f"{n}{list(o.shape)}" for n, o in zip(names, outputs))
+    print(f"{name}: {size} bytes, opset {model.opset_import[0].version}, outputs {shapes}")
+
+
+def write_tensor(path, arr, name):
+    with open(path, "wb") as f:
+        f.write(numpy_helper.from_array(arr, name).SerializeToString())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=HERE, help="folder to write the cases into (default: testdata/)")
+    p.add_argument("--check", action="store_true", help="fail if the committed files differ from a fresh generation")
+    p.add_argument("cases", nargs="*", help="cases to generate (default: all)")
+    args = p.parse_args()
+    names = args.cases or list(CASES)
+    for n in names:
+        if n not in CASES:
+            sys.exit(f"gen_models: unknown case '{n}'; known: {', '.join(CASES)}")
+    if not args.check:
+        for n in names:
+            write_case(args.out, n, CASES[n])
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = []
+        for n in names:
+            write_case(tmp, n, CASES[n])
+            bad += diffs(os.path.join(tmp, n), os.path.join(args.out, n), n)
+        if bad:
+            sys.exit("gen_models: differs from the committed files (re-run testdata/gen_models.py): " + ", ".join(bad))
+        print("gen_models: committed files are up to date")
+
+
+def diffs(fresh, committed, prefix):
+    """Files that differ: models and inputs byte for byte; expected outputs within
+    1e-6 (onnxruntime's last bits may vary with the CPU's vector width)."""
+    out = []
+    cmp = filecmp.dircmp(fresh, committed)
+    out += [f"{prefix}/{f} (missing or extra)" for f in cmp.left_only + cmp.right_only + cmp.funny_files]
+    for f in cmp.common_files:
+        a, b = os.path.join(fresh, f), os.path.join(committed, f)
+        if filecmp.cmp(a, b, shallow=False):
+            continue
+        if f.startswith("output_") and outputs_close(a, b):
+            continue
+        out.append(f"{prefix}/{f}")
+    for sub in cmp.common_dirs:
+        out += diffs(os.path.join(fresh, sub), os.path.join(committed, sub), f"{prefix}/{sub}")
+    return out
+
+
+def outputs_close(a, b):
+    ta, tb = onnx.TensorProto(), onnx.TensorProto()
+    with open(a, "rb") as f:
+        ta.ParseFromString(f.read())
+    with open(b, "rb") as f:
+        tb.ParseFromString(f.read())
+    x, y = numpy_helper.to_array(ta), numpy_helper.to_array(tb)
+    return ta.name == tb.name and x.dtype == y.dtype and x.shape == y.shape and np.allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+By_pooledJsqî<vqX?8Ž ?–Q¿>
