@@ -1,15 +1,35 @@
-//! ONNX frontend (stub: being written). Only this crate sees prost types.
+//! qcc's ONNX frontend: decodes ONNX protobuf files with prost types
+//! generated from our own `proto/onnx.proto` and imports the main graph into
+//! qcc's IR. Only this crate deals with protobuf; the rest of qcc sees a
+//! [`Graph`].
+//!
+//! Modules: [`proto`] (generated types), `model` (reading, opsets),
+//! `tensor` and `external` (tensor data), `attrs` (attribute access),
+//! `topo` (node order), `signature` (graph input/output types), `import`
+//! (the graph walk), `node` (what op builders see), `consteval`
+//! (compile-time values of parameter inputs), `ops` (one module per op
+//! family) and `check` (all problems at once).
+
+mod attrs;
+mod check;
+mod consteval;
+mod error;
+mod external;
+mod import;
+mod model;
+mod node;
+mod ops;
+pub mod proto;
+mod signature;
+mod tensor;
+mod topo;
+
+pub use error::{OnnxError, Problem};
+pub use model::{MAX_OPSET, MIN_OPSET};
 
 use qcc_ir::{Graph, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum OnnxError {
-    #[error("{0}")]
-    Other(String),
-}
 
 /// Options of the importer.
 #[derive(Clone, Debug, Default)]
@@ -20,19 +40,35 @@ pub struct ImportOptions {
 
 /// Reads an ONNX model file and imports its main graph.
 pub fn load_model(path: &Path, opts: &ImportOptions) -> Result<Graph, OnnxError> {
-    let _ = (path, opts);
-    Err(OnnxError::Other("importer not implemented yet".into()))
+    let model = model::read_model(path)?;
+    let (g, _) =
+        import::import(&model, path, opts, false).map_err(|p| OnnxError::invalid(path, p))?;
+    Ok(g)
 }
 
 /// Lists every problem that keeps the model from compiling (unsupported ops
 /// and attributes, missing shapes…), all at once. Empty means it would import.
+/// Messages do not repeat the file name; a file that cannot be read or
+/// decoded is an error.
 pub fn check_model(path: &Path, opts: &ImportOptions) -> Result<Vec<String>, OnnxError> {
-    let _ = (path, opts);
-    Err(OnnxError::Other("importer not implemented yet".into()))
+    let model = model::read_model(path)?;
+    Ok(check::check(&model, path, opts))
 }
 
 /// Reads a serialized ONNX `TensorProto` (`input_0.pb`, `output_0.pb`): its name and value.
 pub fn read_tensor_pb(path: &Path) -> Result<(String, Tensor), OnnxError> {
-    let _ = path;
-    Err(OnnxError::Other("importer not implemented yet".into()))
+    let bytes = model::read_file(path)?;
+    let t: proto::TensorProto = model::decode(path, &bytes)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let value = tensor::to_tensor(&t, dir).map_err(|p| OnnxError::invalid(path, p))?;
+    Ok((t.name().to_string(), value))
+}
+
+/// Encodes a tensor as an ONNX `TensorProto` (raw little-endian data), e.g.
+/// to write `input_0.pb` files or initializers.
+pub fn tensor_to_proto(name: &str, t: &Tensor) -> proto::TensorProto {
+    tensor::to_proto(name, t)
 }

@@ -1,0 +1,113 @@
+//! Typed access to a node's attributes. Errors name the attribute; the
+//! caller adds the node.
+
+use crate::proto::attribute_proto::AttributeType;
+use crate::proto::{AttributeProto, NodeProto, TensorProto};
+
+/// The attributes of one node.
+#[derive(Clone, Copy)]
+pub(crate) struct Attrs<'a>(pub &'a NodeProto);
+
+type R<T> = Result<Option<T>, String>;
+
+fn type_name(a: &AttributeProto) -> &'static str {
+    a.r#type().as_str_name()
+}
+
+impl<'a> Attrs<'a> {
+    pub fn get(&self, name: &str) -> Option<&'a AttributeProto> {
+        self.0.attribute.iter().find(|a| a.name() == name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Looks an attribute up and checks its type. IR version 1 files carry no
+    /// type tag: there, `present` says whether the value field is set.
+    fn typed(
+        &self,
+        name: &str,
+        want: AttributeType,
+        present: impl Fn(&AttributeProto) -> bool,
+    ) -> Result<Option<&'a AttributeProto>, String> {
+        let Some(a) = self.get(name) else {
+            return Ok(None);
+        };
+        if a.ref_attr_name.as_deref().is_some_and(|r| !r.is_empty()) {
+            return Err(format!(
+                "attribute '{name}' refers to a function attribute, which is not supported"
+            ));
+        }
+        let ok = a.r#type() == want || (a.r#type() == AttributeType::Undefined && present(a));
+        if !ok {
+            return Err(format!(
+                "attribute '{name}' must be {}, got {}",
+                want.as_str_name(),
+                type_name(a)
+            ));
+        }
+        Ok(Some(a))
+    }
+
+    pub fn int(&self, name: &str) -> R<i64> {
+        Ok(self
+            .typed(name, AttributeType::Int, |a| a.i.is_some())?
+            .map(|a| a.i()))
+    }
+
+    pub fn float(&self, name: &str) -> R<f32> {
+        Ok(self
+            .typed(name, AttributeType::Float, |a| a.f.is_some())?
+            .map(|a| a.f()))
+    }
+
+    pub fn string(&self, name: &str) -> R<String> {
+        match self.typed(name, AttributeType::String, |a| a.s.is_some())? {
+            None => Ok(None),
+            Some(a) => String::from_utf8(a.s().to_vec())
+                .map(Some)
+                .map_err(|_| format!("attribute '{name}' is not valid UTF-8")),
+        }
+    }
+
+    pub fn ints(&self, name: &str) -> R<Vec<i64>> {
+        Ok(self
+            .typed(name, AttributeType::Ints, |a| !a.ints.is_empty())?
+            .map(|a| a.ints.clone()))
+    }
+
+    pub fn floats(&self, name: &str) -> R<Vec<f32>> {
+        Ok(self
+            .typed(name, AttributeType::Floats, |a| !a.floats.is_empty())?
+            .map(|a| a.floats.clone()))
+    }
+
+    pub fn tensor(&self, name: &str) -> R<&'a TensorProto> {
+        Ok(self
+            .typed(name, AttributeType::Tensor, |a| a.t.is_some())?
+            .and_then(|a| a.t.as_ref()))
+    }
+
+    pub fn int_or(&self, name: &str, default: i64) -> Result<i64, String> {
+        Ok(self.int(name)?.unwrap_or(default))
+    }
+
+    pub fn float_or(&self, name: &str, default: f32) -> Result<f32, String> {
+        Ok(self.float(name)?.unwrap_or(default))
+    }
+
+    pub fn string_or(&self, name: &str, default: &str) -> Result<String, String> {
+        Ok(self.string(name)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    /// A 0/1 flag.
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.int(name)? {
+            None => Ok(default),
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            Some(v) => Err(format!("attribute '{name}' must be 0 or 1, got {v}")),
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The graph walk: initializers → constants, graph inputs → IR inputs,
+//! nodes in topological order → IR nodes, graph outputs. In "collect" mode
+//! (used by `check_model`) problems are gathered instead of stopping at the
+//! first, and values that could not be built are marked poisoned so their
+//! users are only checked statically.
+
+use crate::attrs::Attrs;
+use crate::error::Problem;
+use crate::model;
+use crate::node::NodeCx;
+use crate::ops;
+use crate::proto::{GraphProto, ModelProto, NodeProto};
+use crate::signature::{input_type, output_mismatch};
+use crate::tensor;
+use crate::topo;
+use crate::ImportOptions;
+use qcc_ir::{Graph, NodeId, Tensor, ValueId};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// State of one import.
+pub(crate) struct Importer {
+    pub g: Graph,
+    /// ONNX value name → IR value.
+    values: HashMap<String, ValueId>,
+    /// Names that could not be built (collect mode).
+    poisoned: HashSet<String>,
+    /// Names read by some node or graph output.
+    used: HashSet<String>,
+    /// Constant values computed for parameter inputs, by IR node.
+    pub(crate) evaluated: HashMap<NodeId, Vec<Tensor>>,
+    /// `Some` in collect mode.
+    problems: Option<Vec<Problem>>,
+    /// The model's folder, where external data lives.
+    pub dir: PathBuf,
+}
+
+impl Importer {
+    /// The IR value of an ONNX name.
+    pub fn value(&self, name: &str) -> Option<ValueId> {
+        self.values.get(name).copied()
+    }
+
+    /// Reports a problem: an error in strict mode, recorded in collect mode.
+    fn report(&mut self, p: Problem) -> Result<(), Problem> {
+        match &mut self.problems {
+            Some(list) => {
+                list.push(p);
+                Ok(())
+            }
+            None => Err(p),
+        }
+    }
+
+    fn poison<'s>(&mut self, names: impl IntoIterator<Item = &'s String>) {
+        self.poisoned
+            .extend(names.into_iter().filter(|s| !s.is_empty()).cloned());
+    }
+}
+
+/// Imports `model` (read from `path`). With `collect`, returns every problem
+/// found instead of failing at the first; the graph is then incomplete.
+pub(crate) fn import(
+    model: &ModelProto,
+    path: &Path,
+    opts: &ImportOptions,
+    collect: bool,
+) -> Result<(Graph, Vec<Problem>), Problem> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Problem::Graph("the model has no graph".into()))?;
+    let opset = model::default_opset(model)?;
+    let name = if graph.name().is_empty() {
+        "main"
+    } else {
+        graph.name()
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut imp = Importer {
+        g: Graph::new(name),
+        values: HashMap::new(),
+        poisoned: HashSet::new(),
+        used: used_names(graph),
+        evaluated: HashMap::new(),
+        problems: collect.then(Vec::new),
+        dir: dir.clone(),
+    };
+    let initializers = add_initializers(&mut imp, graph, &dir)?;
+    add_inputs(&mut imp, graph, &initializers, opts)?;
+    add_nodes(&mut imp, graph, opset)?;
+    add_outputs(&mut imp, graph)?;
+    let problems = imp.problems.take().unwrap_or_default();
+    Ok((imp.g, problems))
+}
+
+fn used_names(graph: &GraphProto) -> HashSet<String> {
+    let mut used: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().filter(|s| !s.is_empty()).cloned())
+        .collect();
+    used.extend(graph.output.iter().map(|o| o.name().to_string()));
+    used
+}
+
+/// Adds every initializer as a constant; returns their names.
+fn add_initializers(
+    imp: &mut Importer,
+    graph: &GraphProto,
+    dir: &Path,
+) -> Result<HashSet<String>, Problem> {
+    let mut names = HashSet::new();
+    for t in &graph.initializer {
+        let name = t.name().to_string();
+        if name.is_empty() {
+            imp.report(Problem::Graph("an initializer has no name".into()))?;
+            continue;
+        }
+        if !names.insert(name.clone()) {
+            imp.report(Problem::tensor(&name, "is defined by two initializers"))?;
+            continue;
+        }
+        match tensor::to_tensor(t, dir) {
+            Ok(value) => {
+                let id = imp.g.add_const(name.clone(), value);
+                imp.values.insert(name, ValueId::of(id));
+            }
+            Err(p) => {
+                imp.report(p)?;
+                imp.poisoned.insert(name);
+            }
+        }
+    }
+    for s in &graph.sparse_initializer {
+        let name = s.values.as_ref().map(|v| v.name()).unwrap_or_default();
+        imp.report(Problem::tensor(
+            name,
+            "sparse initializers are not supported",
+        ))?;
+        imp.poisoned.insert(name.to_string());
+        names.insert(name.to_string());
+    }
+    Ok(names)
+}
+
+/// Adds the graph inputs that are not initializers, with static shapes.
+fn add_inputs(
+    imp: &mut Importer,
+    graph: &GraphProto,
+    initializers: &HashSet<String>,
+    opts: &ImportOptions,
+) -> Result<(), Problem> {
+    let mut seen = HashSet::new();
+    for vi in &graph.input {
+        let name = vi.name();
+        if initializers.contains(name) {
+            continue;
+        }
+        if !seen.insert(name.to_string()) {
+            imp.report(Problem::Graph(format!(
+                "graph input '{name}' is listed twice"
+            )))?;
+            continue;
+        }
+        match input_type(vi, opts.input_shapes.get(name)) {
+            Ok(ty) => {
+                let id = imp.g.add_input(name, ty);
+                imp.values.insert(name.to_string(), ValueId::of(id));
+            }
+            Err(p) => {
+                imp.report(p)?;
+                imp.poisoned.insert(name.to_string());
+            }
+        }
+    }
+    let mut extra: Vec<&String> = opts
+        .input_shapes
+        .keys()
+        .filter(|k| !seen.contains(*k))
+        .collect();
+    extra.sort();
+    for k in extra {
+        let mut names: Vec<&str> = seen.iter().map(String::as_str).collect();
+        names.sort();
+        imp.report(Problem::Graph(format!(
+            "an input shape is given for '{k}', which is not a graph input (inputs: {})",
+            names.join(", ")
+        )))?;
+    }
+    Ok(())
+}
+
+/// Translates the nodes in topological order.
+fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), Problem> {
+    let available: HashSet<String> = imp
+        .values
+        .keys()
+        .chain(imp.poisoned.iter())
+        .cloned()
+        .collect();
+    let sorted = topo::sort(&graph.node, &available);
+    for p in sorted.problems {
+        imp.report(p)?;
+    }
+    let mut done = vec![false; graph.node.len()];
+    for &i in &sorted.order {
+        done[i] = true;
+        let n = &graph.node[i];
+        if let Err(p) = ops::validate(n, i, opset, &imp.used) {
+            imp.report(p)?;
+            imp.poison(&n.output);
+            continue;
+        }
+        let ready = n
+            .input
+            .iter()
+            .all(|s| s.is_empty() || imp.values.contains_key(s));
+        if !ready {
+            // Only in collect mode: an input failed or is missing (already reported).
+            imp.poison(&n.output);
+            continue;
+        }
+        if let Err(p) = build_node(imp, n, i, opset) {
+            imp.report(p)?;
+            imp.poison(&n.output);
+        }
+    }
+    // Nodes on or after a cycle (collect mode): static checks only.
+    for (i, n) in graph.node.iter().enumerate().filter(|(i, _)| !done[*i]) {
+        if let Err(p) = ops::validate(n, i, opset, &imp.used) {
+            imp.report(p)?;
+        }
+        imp.poison(&n.output);
+    }
+    Ok(())
+}
+
+fn build_node(imp: &mut Importer, n: &NodeProto, i: usize, opset: i64) -> Result<(), Problem> {
+    let mut cx = NodeCx {
+        imp,
+        node: n,
+        name: topo::node_name(n, i),
+        opset,
+        attrs: Attrs(n),
+    };
+    let outs = ops::build(&mut cx)?;
+    for (j, name) in n.output.iter().enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        match outs.get(j) {
+            Some(&v) => {
+                cx.imp.values.insert(name.clone(), v);
+            }
+            None if cx.imp.used.contains(name) => {
+                return Err(cx.err(format!("output #{j} ('{name}') is not supported")));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Adds the graph outputs, checking declared types against inferred ones.
+fn add_outputs(imp: &mut Importer, graph: &GraphProto) -> Result<(), Problem> {
+    if graph.output.is_empty() {
+        imp.report(Problem::Graph("the graph has no outputs".into()))?;
+    }
+    for vi in &graph.output {
+        let name = vi.name();
+        if imp.poisoned.contains(name) {
+            continue;
+        }
+        let Some(v) = imp.value(name) else {
+            imp.report(Problem::Graph(format!(
+                "graph output '{name}' is not produced by any node, initializer or graph input"
+            )))?;
+            continue;
+        };
+        let actual = imp.g.value_type(v).clone();
+        if let Some(msg) = output_mismatch(vi, &actual) {
+            imp.report(Problem::Graph(format!("graph output '{name}' {msg}")))?;
+            continue;
+        }
+        imp.g.add_output(name, v);
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Reading and decoding model files, and finding the default-domain opset.
+
+use crate::error::{OnnxError, Problem};
+use crate::proto::ModelProto;
+use prost::Message;
+use std::path::Path;
+
+/// Lowest and highest default-domain opset versions the importer handles.
+///
+/// Opsets 24 and 25 changed the ops qcc supports (Cast, Constant, Flatten,
+/// Identity, Pad, Reshape, Shape, Squeeze, Transpose, Unsqueeze…) only by
+/// admitting new element types (float8/4-bit variants), which the tensor
+/// reader rejects on their own; the semantics for qcc's types are unchanged.
+pub const MIN_OPSET: i64 = 7;
+pub const MAX_OPSET: i64 = 25;
+
+/// Reads a whole file, mapping I/O errors to an error naming it.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, OnnxError> {
+    std::fs::read(path).map_err(|source| OnnxError::Io {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+/// Decodes a protobuf message, mapping decode errors to an error naming the file.
+pub(crate) fn decode<M: Message + Default>(path: &Path, bytes: &[u8]) -> Result<M, OnnxError> {
+    M::decode(bytes).map_err(|e| OnnxError::Decode {
+        file: path.display().to_string(),
+        msg: e.to_string(),
+    })
+}
+
+/// Reads and decodes an ONNX model file.
+pub(crate) fn read_model(path: &Path) -> Result<ModelProto, OnnxError> {
+    let bytes = read_file(path)?;
+    decode(path, &bytes)
+}
+
+/// Whether a node or opset domain is the default ONNX domain.
+pub(crate) fn is_default_domain(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
+/// The model's opset version for the default domain, checked to be one qcc handles.
+pub(crate) fn default_opset(model: &ModelProto) -> Result<i64, Problem> {
+    let found = model
+        .opset_import
+        .iter()
+        .filter(|o| is_default_domain(o.domain()))
+        .map(|o| o.version())
+        .max();
+    let version = match found {
+        Some(v) => v,
+        // IR versions before 3 had no opset_import: such models use opset 1.
+        None if model.ir_version() < 3 => {
+            return Err(Problem::Graph(format!(
+                "the model has no opset_import, so ir_version {} implies opset 1 \
+                 (qcc handles opsets {MIN_OPSET} through {MAX_OPSET})",
+                model.ir_version()
+            )))
+        }
+        None => {
+            return Err(Problem::Graph(
+                "the model imports no opset for the default ONNX domain".into(),
+            ))
+        }
+    };
+    if !(MIN_OPSET..=MAX_OPSET).contains(&version) {
+        return Err(Problem::Graph(format!(
+            "default-domain opset {version} is not supported (qcc handles opsets {MIN_OPSET} through {MAX_OPSET})"
+        )));
+    }
+    Ok(version)
+}

@@ -1,0 +1,101 @@
+//! Elementwise ops: unary activations, Clip, binary arithmetic, variadic
+//! Max/Min/Sum (chains of binary nodes) and Gelu (expressed with Erf/Tanh).
+
+use super::R;
+use crate::node::NodeCx;
+use qcc_ir::{BinaryOp, Op, Tensor, UnaryOp, ValueId};
+
+pub(super) fn unary(cx: &mut NodeCx, op: UnaryOp) -> R {
+    let x = cx.input(0)?;
+    Ok(vec![cx.add(Op::Unary(op), vec![x])?])
+}
+
+pub(super) fn leaky_relu(cx: &mut NodeCx) -> R {
+    let alpha = cx.attr(cx.attrs.float_or("alpha", 0.01))?;
+    unary(cx, UnaryOp::LeakyRelu { alpha })
+}
+
+pub(super) fn hard_sigmoid(cx: &mut NodeCx) -> R {
+    let alpha = cx.attr(cx.attrs.float_or("alpha", 0.2))?;
+    let beta = cx.attr(cx.attrs.float_or("beta", 0.5))?;
+    unary(cx, UnaryOp::HardSigmoid { alpha, beta })
+}
+
+/// Clip: bounds are attributes before opset 11, optional constant inputs after.
+pub(super) fn clip(cx: &mut NodeCx) -> R {
+    let (min, max) = if cx.opset < 11 {
+        (
+            cx.attr(cx.attrs.float_or("min", f32::NEG_INFINITY))?,
+            cx.attr(cx.attrs.float_or("max", f32::INFINITY))?,
+        )
+    } else {
+        (
+            cx.const_scalar(1, "min")?.unwrap_or(f32::NEG_INFINITY),
+            cx.const_scalar(2, "max")?.unwrap_or(f32::INFINITY),
+        )
+    };
+    unary(cx, UnaryOp::Clip { min, max })
+}
+
+pub(super) fn binary(cx: &mut NodeCx, op: BinaryOp) -> R {
+    let a = cx.input(0)?;
+    let mut b = cx.input(1)?;
+    // Pow allows an exponent of another numeric type (opset 12+): cast it.
+    let (ta, tb) = (cx.ty(a).dtype, cx.ty(b).dtype);
+    if op == BinaryOp::Pow && ta != tb {
+        b = cx.add_aux("cast_exponent", Op::Cast { to: ta }, vec![b])?;
+    }
+    Ok(vec![cx.add(Op::Binary(op), vec![a, b])?])
+}
+
+/// Max/Min/Sum of any number of inputs: a left-to-right chain of binary nodes.
+pub(super) fn variadic(cx: &mut NodeCx, op: BinaryOp) -> R {
+    let ins = cx.present_inputs()?;
+    let Some((&first, rest)) = ins.split_first() else {
+        return Err(cx.err("needs at least one input"));
+    };
+    if rest.is_empty() {
+        return Ok(vec![cx.identity(first)?]);
+    }
+    let mut acc = first;
+    for (k, &v) in rest.iter().enumerate() {
+        acc = if k + 1 == rest.len() {
+            cx.add(Op::Binary(op), vec![acc, v])?
+        } else {
+            cx.add_aux(&k.to_string(), Op::Binary(op), vec![acc, v])?
+        };
+    }
+    Ok(vec![acc])
+}
+
+fn scalar(cx: &mut NodeCx, suffix: &str, v: f32) -> ValueId {
+    let t = Tensor::from_f32(Vec::<usize>::new(), vec![v]).expect("a scalar has one element");
+    cx.add_const(suffix, t)
+}
+
+/// Gelu (opset 20): `0.5·x·(1 + erf(x/√2))`, or with `approximate='tanh'`
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub(super) fn gelu(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let tanh = cx.attr(cx.attrs.string_or("approximate", "none"))? == "tanh";
+    let mul = Op::Binary(BinaryOp::Mul);
+    let inner = if tanh {
+        let c = scalar(cx, "c0", 0.044715);
+        let k = scalar(cx, "k", (2.0 / std::f32::consts::PI).sqrt());
+        let x2 = cx.add_aux("x2", mul.clone(), vec![x, x])?;
+        let x3 = cx.add_aux("x3", mul.clone(), vec![x2, x])?;
+        let cx3 = cx.add_aux("cx3", mul.clone(), vec![x3, c])?;
+        let s = cx.add_aux("sum", Op::Binary(BinaryOp::Add), vec![x, cx3])?;
+        let ks = cx.add_aux("scaled", mul.clone(), vec![s, k])?;
+        cx.add_aux("tanh", Op::Unary(UnaryOp::Tanh), vec![ks])?
+    } else {
+        let r = scalar(cx, "inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+        let xs = cx.add_aux("scaled", mul.clone(), vec![x, r])?;
+        cx.add_aux("erf", Op::Unary(UnaryOp::Erf), vec![xs])?
+    };
+    let one = scalar(cx, "one", 1.0);
+    let half = scalar(cx, "half", 0.5);
+    let p = cx.add_aux("plus_one", Op::Binary(BinaryOp::Add), vec![inner, one])?;
+    let hx = cx.add_aux("half_x", mul.clone(), vec![x, half])?;
+    Ok(vec![cx.add(mul, vec![hx, p])?])
+}

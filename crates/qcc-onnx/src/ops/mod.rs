@@ -1,0 +1,176 @@
+//! One module per op family; each builder turns one ONNX node into IR nodes
+//! and returns the IR values of the node's outputs, in order. [`validate`]
+//! holds the static checks (op known, attribute values supported) that
+//! `check_model` runs on every node.
+
+mod conv;
+mod elementwise;
+mod misc;
+mod nn;
+mod pool;
+mod reduce;
+mod resize;
+mod shape;
+mod slicing;
+mod validate;
+
+use crate::error::Problem;
+use crate::node::NodeCx;
+use qcc_ir::{BinaryOp, ReduceOp, UnaryOp, ValueId};
+
+pub(crate) use validate::validate;
+
+type R = Result<Vec<ValueId>, Problem>;
+
+/// Every supported default-domain op and the first opset that defines it.
+pub(crate) const OPS: &[(&str, i64)] = &[
+    ("Abs", 1),
+    ("Add", 1),
+    ("AveragePool", 1),
+    ("BatchNormalization", 1),
+    ("Cast", 1),
+    ("CastLike", 15),
+    ("Clip", 1),
+    ("Concat", 1),
+    ("Constant", 1),
+    ("ConstantOfShape", 9),
+    ("Conv", 1),
+    ("ConvTranspose", 1),
+    ("Div", 1),
+    ("Dropout", 1),
+    ("Erf", 9),
+    ("Exp", 1),
+    ("Expand", 8),
+    ("Flatten", 1),
+    ("Gather", 1),
+    ("Gelu", 20),
+    ("Gemm", 1),
+    ("GlobalAveragePool", 1),
+    ("GlobalMaxPool", 1),
+    ("HardSigmoid", 1),
+    ("HardSwish", 14),
+    ("Identity", 1),
+    ("LeakyRelu", 1),
+    ("Log", 1),
+    ("LogSoftmax", 1),
+    ("MatMul", 1),
+    ("Max", 1),
+    ("MaxPool", 1),
+    ("Min", 1),
+    ("Mul", 1),
+    ("Neg", 1),
+    ("PRelu", 1),
+    ("Pad", 1),
+    ("Pow", 1),
+    ("Range", 11),
+    ("Reciprocal", 1),
+    ("ReduceMax", 1),
+    ("ReduceMean", 1),
+    ("ReduceSum", 1),
+    ("Relu", 1),
+    ("Reshape", 1),
+    ("Resize", 10),
+    ("Shape", 1),
+    ("Sigmoid", 1),
+    ("Size", 1),
+    ("Slice", 1),
+    ("Softmax", 1),
+    ("Split", 1),
+    ("Sqrt", 1),
+    ("Squeeze", 1),
+    ("Sub", 1),
+    ("Sum", 1),
+    ("Tanh", 1),
+    ("Transpose", 1),
+    ("Unsqueeze", 1),
+    ("Upsample", 7),
+];
+
+/// The first opset defining a supported op; `None` if qcc does not support it.
+pub(crate) fn since(op_type: &str) -> Option<i64> {
+    OPS.iter().find(|(n, _)| *n == op_type).map(|&(_, v)| v)
+}
+
+/// Translates one node (already validated).
+pub(crate) fn build(cx: &mut NodeCx) -> R {
+    use elementwise as e;
+    match cx.node.op_type() {
+        "Abs" => e::unary(cx, UnaryOp::Abs),
+        "Erf" => e::unary(cx, UnaryOp::Erf),
+        "Exp" => e::unary(cx, UnaryOp::Exp),
+        "HardSwish" => e::unary(cx, UnaryOp::HardSwish),
+        "Log" => e::unary(cx, UnaryOp::Log),
+        "Neg" => e::unary(cx, UnaryOp::Neg),
+        "Reciprocal" => e::unary(cx, UnaryOp::Reciprocal),
+        "Relu" => e::unary(cx, UnaryOp::Relu),
+        "Sigmoid" => e::unary(cx, UnaryOp::Sigmoid),
+        "Sqrt" => e::unary(cx, UnaryOp::Sqrt),
+        "Tanh" => e::unary(cx, UnaryOp::Tanh),
+        "LeakyRelu" => e::leaky_relu(cx),
+        "HardSigmoid" => e::hard_sigmoid(cx),
+        "Clip" => e::clip(cx),
+        "Gelu" => e::gelu(cx),
+        "Add" => e::binary(cx, BinaryOp::Add),
+        "Sub" => e::binary(cx, BinaryOp::Sub),
+        "Mul" => e::binary(cx, BinaryOp::Mul),
+        "Div" => e::binary(cx, BinaryOp::Div),
+        "Pow" => e::binary(cx, BinaryOp::Pow),
+        "PRelu" => e::binary(cx, BinaryOp::PRelu),
+        "Max" => e::variadic(cx, BinaryOp::Max),
+        "Min" => e::variadic(cx, BinaryOp::Min),
+        "Sum" => e::variadic(cx, BinaryOp::Add),
+        "Conv" => conv::conv(cx),
+        "ConvTranspose" => conv::conv_transpose(cx),
+        "MaxPool" => pool::max_pool(cx),
+        "AveragePool" => pool::average_pool(cx),
+        "GlobalAveragePool" => pool::global(cx, ReduceOp::Mean),
+        "GlobalMaxPool" => pool::global(cx, ReduceOp::Max),
+        "Gemm" => nn::gemm(cx),
+        "MatMul" => nn::matmul(cx),
+        "BatchNormalization" => nn::batch_norm(cx),
+        "Softmax" => nn::softmax(cx, false),
+        "LogSoftmax" => nn::softmax(cx, true),
+        "Dropout" => nn::dropout(cx),
+        "ReduceMean" => reduce::reduce(cx, ReduceOp::Mean, 18),
+        "ReduceMax" => reduce::reduce(cx, ReduceOp::Max, 18),
+        "ReduceSum" => reduce::reduce(cx, ReduceOp::Sum, 13),
+        "Reshape" => shape::reshape(cx),
+        "Flatten" => shape::flatten(cx),
+        "Squeeze" => shape::squeeze(cx),
+        "Unsqueeze" => shape::unsqueeze(cx),
+        "Transpose" => shape::transpose(cx),
+        "Expand" => shape::expand(cx),
+        "Identity" => misc::identity(cx),
+        "Concat" => slicing::concat(cx),
+        "Split" => slicing::split(cx),
+        "Slice" => slicing::slice(cx),
+        "Gather" => slicing::gather(cx),
+        "Pad" => slicing::pad(cx),
+        "Resize" => resize::resize(cx),
+        "Upsample" => resize::upsample(cx),
+        "Constant" => misc::constant(cx),
+        "ConstantOfShape" => misc::constant_of_shape(cx),
+        "Range" => misc::range(cx),
+        "Shape" => misc::shape(cx),
+        "Size" => misc::size(cx),
+        "Cast" => misc::cast(cx),
+        "CastLike" => misc::cast_like(cx),
+        _ => Err(cx.err("unsupported op")),
+    }
+}
+
+/// Largest element count of a tensor the importer materializes itself
+/// (ConstantOfShape, Range, Expand), so a hostile model cannot exhaust memory.
+pub(crate) const MAX_CONST_ELEMS: usize = 1 << 28;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn op_table_is_sorted_and_unique() {
+        let names: Vec<&str> = super::OPS.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,284 @@
+//! Concat, Split (several IR Slices), Slice (ONNX clamping, negative
+//! steps), Gather and constant-mode Pad (negative pads crop with a Slice).
+
+use super::R;
+use crate::node::NodeCx;
+use qcc_ir::{Op, ValueId};
+
+pub(super) fn concat(cx: &mut NodeCx) -> R {
+    let ins = cx.present_inputs()?;
+    let Some(&first) = ins.first() else {
+        return Err(cx.err("needs at least one input"));
+    };
+    let axis = cx
+        .attr(cx.attrs.int("axis"))?
+        .ok_or_else(|| cx.err("attribute 'axis' is missing"))?;
+    let axis = cx.axis(axis, cx.ty(first).rank(), "attribute 'axis'")?;
+    Ok(vec![cx.add(Op::Concat { axis }, ins)?])
+}
+
+pub(super) fn gather(cx: &mut NodeCx) -> R {
+    let data = cx.input(0)?;
+    let idx = cx.input(1)?;
+    let axis = cx.attr(cx.attrs.int_or("axis", 0))?;
+    let axis = cx.axis(axis, cx.ty(data).rank(), "attribute 'axis'")?;
+    Ok(vec![cx.add(Op::Gather { axis }, vec![data, idx])?])
+}
+
+/// A Slice taking `len` elements from `start` along `axis`, everything elsewhere.
+fn slice_along(
+    cx: &mut NodeCx,
+    x: ValueId,
+    axis: usize,
+    start: usize,
+    len: usize,
+    suffix: Option<&str>,
+) -> Result<ValueId, crate::error::Problem> {
+    let shape = cx.ty(x).shape;
+    let mut starts = vec![0i64; shape.len()];
+    let mut lens = shape.clone();
+    starts[axis] = if len == 0 { 0 } else { start as i64 };
+    lens[axis] = len;
+    let op = Op::Slice {
+        starts,
+        steps: vec![1; shape.len()],
+        lens,
+    };
+    match suffix {
+        Some(s) => cx.add_aux(s, op, vec![x]),
+        None => cx.add(op, vec![x]),
+    }
+}
+
+/// Split: sizes from the `split` attribute (< 13) or input (≥ 13), else
+/// equal parts (`num_outputs` from opset 18, the last part may be smaller).
+pub(super) fn split(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let shape = cx.ty(x).shape;
+    let axis = cx.attr(cx.attrs.int_or("axis", 0))?;
+    let axis = cx.axis(axis, shape.len(), "attribute 'axis'")?;
+    let dim = shape[axis];
+    let outs = cx.node.output.len();
+    let given = if cx.opset >= 13 {
+        cx.const_ints(1, "split")?
+    } else {
+        cx.attr(cx.attrs.ints("split"))?
+    };
+    let sizes: Vec<usize> = match given.filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let s = cx.usizes(&s, "split sizes")?;
+            if s.len() != outs || s.iter().sum::<usize>() != dim {
+                return Err(cx.err(format!(
+                    "split sizes {s:?} must be {outs} numbers adding up to dim {axis} ({dim})"
+                )));
+            }
+            s
+        }
+        None => {
+            let n = match cx.attr(cx.attrs.int("num_outputs"))? {
+                Some(k) if cx.opset >= 18 => {
+                    if k < 1 || k as usize != outs {
+                        return Err(cx.err(format!(
+                            "attribute 'num_outputs' {k} does not match the {outs} outputs"
+                        )));
+                    }
+                    outs
+                }
+                _ => outs,
+            };
+            if n == 0 {
+                return Err(cx.err("needs at least one output"));
+            }
+            let chunk = dim.div_ceil(n);
+            if cx.opset < 18 && !dim.is_multiple_of(n) {
+                return Err(cx.err(format!(
+                    "dim {axis} ({dim}) does not split into {n} equal parts"
+                )));
+            }
+            if chunk * (n - 1) > dim {
+                return Err(cx.err(format!("dim {axis} ({dim}) cannot be split into {n} parts")));
+            }
+            let mut s = vec![chunk; n];
+            s[n - 1] = dim - chunk * (n - 1);
+            s
+        }
+    };
+    let mut start = 0;
+    let mut values = Vec::with_capacity(sizes.len());
+    for (j, &len) in sizes.iter().enumerate() {
+        let suffix = j.to_string();
+        values.push(slice_along(cx, x, axis, start, len, Some(&suffix))?);
+        start += len;
+    }
+    Ok(values)
+}
+
+/// One axis of an ONNX Slice after clamping: `(start, len)` for `step`.
+pub(crate) fn clamp_slice(dim: usize, start: i64, end: i64, step: i64) -> (i64, usize) {
+    if dim == 0 || step == 0 {
+        return (0, 0);
+    }
+    let d = dim as i128;
+    let (start, end, step) = (start as i128, end as i128, step as i128);
+    let norm = |v: i128| if v < 0 { v + d } else { v };
+    let (s, e) = if step > 0 {
+        (norm(start).clamp(0, d), norm(end).clamp(0, d))
+    } else {
+        (norm(start).clamp(0, d - 1), norm(end).clamp(-1, d - 1))
+    };
+    let span = if step > 0 { e - s } else { s - e };
+    let len = if span > 0 {
+        (span + step.abs() - 1) / step.abs()
+    } else {
+        0
+    };
+    // `len <= dim` and `s < dim`, so both fit.
+    let len = len as usize;
+    (if len == 0 { 0 } else { s as i64 }, len)
+}
+
+/// Slice: attributes before opset 10, constant inputs after.
+pub(super) fn slice(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let shape = cx.ty(x).shape;
+    let rank = shape.len();
+    let (starts, ends, axes, steps) = if cx.opset < 10 {
+        let need = |cx: &NodeCx, n: &str| -> Result<Vec<i64>, crate::error::Problem> {
+            cx.attr(cx.attrs.ints(n))?
+                .ok_or_else(|| cx.err(format!("attribute '{n}' is missing")))
+        };
+        (
+            need(cx, "starts")?,
+            need(cx, "ends")?,
+            cx.attr(cx.attrs.ints("axes"))?,
+            None,
+        )
+    } else {
+        let starts = cx
+            .const_ints(1, "starts")?
+            .ok_or_else(|| cx.err("input 'starts' is missing"))?;
+        let ends = cx
+            .const_ints(2, "ends")?
+            .ok_or_else(|| cx.err("input 'ends' is missing"))?;
+        (
+            starts,
+            ends,
+            cx.const_ints(3, "axes")?,
+            cx.const_ints(4, "steps")?,
+        )
+    };
+    let k = starts.len();
+    let axes = axes.unwrap_or_else(|| (0..k as i64).collect());
+    let steps = steps.unwrap_or_else(|| vec![1; k]);
+    if ends.len() != k || axes.len() != k || steps.len() != k {
+        return Err(cx.err(format!(
+            "starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length"
+        )));
+    }
+    let axes = cx.axes(&axes, rank, "axes")?;
+    let mut out_starts = vec![0i64; rank];
+    let mut out_steps = vec![1i64; rank];
+    let mut lens = shape.clone();
+    for i in 0..k {
+        if steps[i] == 0 {
+            return Err(cx.err(format!("steps {steps:?} contain 0")));
+        }
+        let a = axes[i];
+        let (s, len) = clamp_slice(shape[a], starts[i], ends[i], steps[i]);
+        out_starts[a] = s;
+        out_steps[a] = steps[i];
+        lens[a] = len;
+    }
+    let op = Op::Slice {
+        starts: out_starts,
+        steps: out_steps,
+        lens,
+    };
+    Ok(vec![cx.add(op, vec![x])?])
+}
+
+/// Pad (constant mode): pads/value as attributes before opset 11, inputs
+/// after (`axes` from opset 18). Negative pads crop first with a Slice.
+pub(super) fn pad(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let shape = cx.ty(x).shape;
+    let rank = shape.len();
+    let (pads, value, axes) = if cx.opset < 11 {
+        let pads = cx
+            .attr(cx.attrs.ints("pads"))?
+            .ok_or_else(|| cx.err("attribute 'pads' is missing"))?;
+        (pads, cx.attr(cx.attrs.float_or("value", 0.0))?, None)
+    } else {
+        let pads = cx
+            .const_ints(1, "pads")?
+            .ok_or_else(|| cx.err("input 'pads' is missing"))?;
+        let value = cx.const_scalar(2, "constant_value")?.unwrap_or(0.0);
+        let axes = if cx.opset >= 18 {
+            cx.const_ints(3, "axes")?
+        } else {
+            None
+        };
+        (pads, value, axes)
+    };
+    let axes = match axes {
+        Some(a) => cx.axes(&a, rank, "axes")?,
+        None => (0..rank).collect(),
+    };
+    let k = axes.len();
+    if pads.len() != 2 * k {
+        return Err(cx.err(format!("pads {pads:?} must have {} entries", 2 * k)));
+    }
+    let mut full = vec![0i64; 2 * rank];
+    for (i, &a) in axes.iter().enumerate() {
+        full[a] = pads[i];
+        full[a + rank] = pads[i + k];
+    }
+    let mut v = x;
+    if full.iter().any(|&p| p < 0) {
+        let mut starts = vec![0i64; rank];
+        let mut lens = shape.clone();
+        for d in 0..rank {
+            let (b, e) = (
+                full[d].min(0).unsigned_abs(),
+                full[d + rank].min(0).unsigned_abs(),
+            );
+            let keep = (shape[d] as u64).checked_sub(b.saturating_add(e));
+            let Some(keep) = keep else {
+                return Err(cx.err(format!(
+                    "negative pads {pads:?} remove more than dim {d} ({})",
+                    shape[d]
+                )));
+            };
+            starts[d] = if keep == 0 { 0 } else { b as i64 };
+            lens[d] = keep as usize;
+        }
+        let op = Op::Slice {
+            starts,
+            steps: vec![1; rank],
+            lens,
+        };
+        v = cx.add_aux("crop", op, vec![v])?;
+    }
+    let pos: Vec<i64> = full.iter().map(|&p| p.max(0)).collect();
+    let pos = super::conv::bounded(cx, &pos, "pads")?;
+    Ok(vec![cx.add(Op::Pad { pads: pos, value }, vec![v])?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clamp_slice;
+
+    #[test]
+    fn slice_clamping() {
+        assert_eq!(clamp_slice(10, 2, 5, 1), (2, 3));
+        assert_eq!(clamp_slice(10, -3, i64::MAX, 1), (7, 3));
+        assert_eq!(clamp_slice(10, 0, -1, 1), (0, 9));
+        assert_eq!(clamp_slice(10, -100, 100, 3), (0, 4));
+        assert_eq!(clamp_slice(10, i64::MAX, i64::MIN, -1), (9, 10));
+        assert_eq!(clamp_slice(10, -1, -4, -2), (9, 2));
+        assert_eq!(clamp_slice(10, 5, 2, 1), (0, 0));
+        assert_eq!(clamp_slice(10, 20, 30, 1), (0, 0));
+        assert_eq!(clamp_slice(0, 0, 1, 1), (0, 0));
+        assert_eq!(clamp_slice(0, -1, i64::MIN, -1), (0, 0));
+    }
+}

@@ -1,0 +1,147 @@
+//! Static checks of one node, independent of its inputs: the op exists in
+//! qcc and in the model's opset, enumerated attributes take supported
+//! values, and no unsupported optional output is used. `check_model` runs
+//! them on every node; the importer runs them before building a node.
+
+use crate::attrs::Attrs;
+use crate::error::Problem;
+use crate::model::is_default_domain;
+use crate::proto::NodeProto;
+use crate::tensor::dtype_of;
+use crate::topo::node_problem;
+use std::collections::HashSet;
+
+/// Checks node `n` (number `index`) under default-domain opset `opset`;
+/// `used` holds every value name something reads.
+pub(crate) fn validate(
+    n: &NodeProto,
+    index: usize,
+    opset: i64,
+    used: &HashSet<String>,
+) -> Result<(), Problem> {
+    let err = |msg: String| node_problem(n, index, msg);
+    if !is_default_domain(n.domain()) {
+        return Err(err(format!("unsupported op (domain '{}')", n.domain())));
+    }
+    let op = n.op_type();
+    let Some(since) = super::since(op) else {
+        return Err(err("unsupported op".into()));
+    };
+    if opset < since {
+        return Err(err(format!(
+            "{op} does not exist before opset {since} (the model imports opset {opset})"
+        )));
+    }
+    let a = Attrs(n);
+    let out_used = |j: usize| {
+        n.output
+            .get(j)
+            .is_some_and(|o| !o.is_empty() && used.contains(o))
+    };
+    let one_of = |name: &str, default: &str, allowed: &[&str]| -> Result<(), Problem> {
+        let v = a.string_or(name, default).map_err(err)?;
+        if allowed.contains(&v.as_str()) {
+            Ok(())
+        } else {
+            Err(err(format!("unsupported attribute {name}='{v}'")))
+        }
+    };
+    let int_is = |name: &str, default: i64, allowed: i64| -> Result<(), Problem> {
+        let v = a.int_or(name, default).map_err(err)?;
+        if v == allowed {
+            Ok(())
+        } else {
+            Err(err(format!("unsupported attribute {name}={v}")))
+        }
+    };
+    const AUTO_PAD: &[&str] = &["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"];
+    match op {
+        "Conv" | "ConvTranspose" | "AveragePool" => one_of("auto_pad", "NOTSET", AUTO_PAD),
+        "MaxPool" => {
+            one_of("auto_pad", "NOTSET", AUTO_PAD)?;
+            if out_used(1) {
+                return Err(err("the Indices output is not supported".into()));
+            }
+            Ok(())
+        }
+        "Pad" => one_of("mode", "constant", &["constant"]),
+        "Resize" => {
+            one_of("mode", "nearest", &["nearest", "linear"])?;
+            one_of(
+                "coordinate_transformation_mode",
+                "half_pixel",
+                &[
+                    "half_pixel",
+                    "pytorch_half_pixel",
+                    "align_corners",
+                    "asymmetric",
+                    "half_pixel_symmetric",
+                ],
+            )?;
+            one_of(
+                "nearest_mode",
+                "round_prefer_floor",
+                &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
+            )?;
+            one_of("keep_aspect_ratio_policy", "stretch", &["stretch"])?;
+            int_is("exclude_outside", 0, 0)?;
+            int_is("antialias", 0, 0)
+        }
+        "Upsample" => one_of("mode", "nearest", &["nearest", "linear"]),
+        "BatchNormalization" => {
+            int_is("spatial", 1, 1)?;
+            int_is("training_mode", 0, 0)?;
+            if (1..5).any(out_used) {
+                return Err(err(
+                    "training outputs (running mean/var) are not supported".into()
+                ));
+            }
+            Ok(())
+        }
+        "Dropout" => {
+            if out_used(1) {
+                return Err(err("the mask output is not supported".into()));
+            }
+            Ok(())
+        }
+        "Cast" => match a.int("to").map_err(err)? {
+            None => Err(err("attribute 'to' is missing".into())),
+            Some(to) => match i32::try_from(to)
+                .map_err(|_| format!("{to}"))
+                .and_then(dtype_of)
+            {
+                Ok(_) => Ok(()),
+                Err(_) => Err(err(format!(
+                    "unsupported attribute to={} ({})",
+                    to,
+                    crate::tensor::data_type_name(to as i32)
+                ))),
+            },
+        },
+        "Constant" => {
+            for bad in ["sparse_value", "value_string", "value_strings"] {
+                if a.has(bad) {
+                    return Err(err(format!("unsupported attribute '{bad}'")));
+                }
+            }
+            let given = [
+                "value",
+                "value_float",
+                "value_floats",
+                "value_int",
+                "value_ints",
+            ]
+            .iter()
+            .filter(|k| a.has(k))
+            .count();
+            if given != 1 {
+                return Err(err(format!(
+                    "needs exactly one value attribute, got {given}"
+                )));
+            }
+            Ok(())
+        }
+        "Gelu" => one_of("approximate", "none", &["none", "tanh"]),
+        _ => Ok(()),
+    }
+}

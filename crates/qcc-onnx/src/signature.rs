@@ -1,0 +1,158 @@
+//! Types of graph inputs and outputs from their `ValueInfoProto`s: static
+//! input types (symbolic dims fixed by the given input shapes) and the check
+//! of declared output types against the computed ones.
+
+use crate::error::Problem;
+use crate::proto::type_proto;
+use crate::proto::ValueInfoProto;
+use crate::tensor;
+use qcc_ir::TensorType;
+
+/// A dimension as declared: a number, a symbol, or nothing.
+enum Dim {
+    Fixed(usize),
+    Symbol(String),
+    Unknown,
+}
+
+/// The declared type of a value: element type code and dims (`None`: no shape).
+fn declared(vi: &ValueInfoProto) -> Result<(i32, Option<Vec<Dim>>), String> {
+    let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Err("is not a tensor".into());
+    };
+    let dims = match &t.shape {
+        None => None,
+        Some(s) => {
+            let mut dims = Vec::with_capacity(s.dim.len());
+            for d in &s.dim {
+                use crate::proto::tensor_shape_proto::dimension::Value;
+                dims.push(match &d.value {
+                    Some(Value::DimValue(v)) => Dim::Fixed(
+                        usize::try_from(*v).map_err(|_| format!("has negative dim {v}"))?,
+                    ),
+                    Some(Value::DimParam(p)) if !p.is_empty() => Dim::Symbol(p.clone()),
+                    _ => Dim::Unknown,
+                });
+            }
+            Some(dims)
+        }
+    };
+    Ok((t.elem_type(), dims))
+}
+
+/// The static type of a graph input, using `given` (from `--input-shape`) for unknown dims.
+pub(crate) fn input_type(
+    vi: &ValueInfoProto,
+    given: Option<&Vec<usize>>,
+) -> Result<TensorType, Problem> {
+    let name = vi.name();
+    let fail = |msg: String| Problem::Graph(format!("input '{name}' {msg}"));
+    let (code, dims) = declared(vi).map_err(fail)?;
+    let dtype =
+        tensor::dtype_of(code).map_err(|m| Problem::Graph(format!("input '{name}': {m}")))?;
+    if let Some(given) = given {
+        if let Some(dims) = &dims {
+            if dims.len() != given.len() {
+                return Err(fail(format!(
+                    "has rank {} but the given shape {given:?} has {} dims",
+                    dims.len(),
+                    given.len()
+                )));
+            }
+            for (axis, (d, &g)) in dims.iter().zip(given).enumerate() {
+                if let Dim::Fixed(v) = d {
+                    if *v != g {
+                        return Err(fail(format!(
+                            "has dim {v} at axis {axis} but the given shape {given:?} says {g}"
+                        )));
+                    }
+                }
+            }
+        }
+        return checked_type(dtype, given.clone()).map_err(fail);
+    }
+    let Some(dims) = dims else {
+        return Err(fail(format!(
+            "has no shape; pass --input-shape {name}=<dims>"
+        )));
+    };
+    let hint = || {
+        let example: Vec<String> = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(v) => v.to_string(),
+                _ => "1".into(),
+            })
+            .collect();
+        format!("pass --input-shape {name}={}", example.join(","))
+    };
+    let mut shape = Vec::with_capacity(dims.len());
+    for (axis, d) in dims.iter().enumerate() {
+        match d {
+            Dim::Fixed(v) => shape.push(*v),
+            Dim::Symbol(s) => {
+                return Err(fail(format!(
+                    "has symbolic dim '{s}' at axis {axis}; {}",
+                    hint()
+                )))
+            }
+            Dim::Unknown => {
+                return Err(fail(format!(
+                    "has an unknown dim at axis {axis}; {}",
+                    hint()
+                )))
+            }
+        }
+    }
+    checked_type(dtype, shape).map_err(fail)
+}
+
+/// A tensor type whose byte size cannot overflow.
+fn checked_type(dtype: qcc_ir::DType, shape: Vec<usize>) -> Result<TensorType, String> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match n {
+        Some(n) if tensor::fits_in_memory(n) => Ok(TensorType::new(dtype, shape)),
+        _ => Err(format!("has shape {shape:?}, which is too large")),
+    }
+}
+
+/// Why a declared output type disagrees with the computed one, if it does.
+pub(crate) fn output_mismatch(vi: &ValueInfoProto, actual: &TensorType) -> Option<String> {
+    // No type at all is allowed for outputs (some exporters omit it).
+    vi.r#type.as_ref()?;
+    let (code, dims) = match declared(vi) {
+        Ok(d) => d,
+        Err(m) => return Some(m),
+    };
+    if code != 0 {
+        match tensor::dtype_of(code) {
+            Err(m) => return Some(format!("is declared with an unsupported type: {m}")),
+            Ok(dt) if dt != actual.dtype => {
+                return Some(format!("is declared {} but computes {actual}", dt.name()))
+            }
+            Ok(_) => {}
+        }
+    }
+    let dims = dims?;
+    let shape_ok = dims.len() == actual.rank()
+        && dims.iter().zip(&actual.shape).all(|(d, &a)| match d {
+            Dim::Fixed(v) => *v == a,
+            _ => true,
+        });
+    if shape_ok {
+        return None;
+    }
+    let decl: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(v) => v.to_string(),
+            Dim::Symbol(s) => s.clone(),
+            Dim::Unknown => "?".into(),
+        })
+        .collect();
+    Some(format!(
+        "is declared with shape [{}] but computes {actual}",
+        decl.join(",")
+    ))
+}

@@ -1,0 +1,148 @@
+//! `TensorProto` → [`qcc_ir::Tensor`]: element types, shapes, raw
+//! little-endian data, the typed `*_data` fields and external data.
+
+use crate::error::Problem;
+use crate::external;
+use crate::proto::tensor_proto::{DataLocation, DataType};
+use crate::proto::TensorProto;
+use qcc_ir::{DType, Tensor, TensorData, TensorType};
+use std::path::Path;
+
+const SUPPORTED: &str = "FLOAT, INT64, INT32, INT8, UINT8, BOOL";
+
+/// ONNX's name of a `TensorProto.DataType` value (`DOUBLE`, `FLOAT16`…).
+pub(crate) fn data_type_name(code: i32) -> String {
+    match DataType::try_from(code) {
+        Ok(t) => t.as_str_name().to_string(),
+        Err(_) => format!("#{code}"),
+    }
+}
+
+/// The qcc element type of an ONNX data type, or a message saying it is unsupported.
+pub(crate) fn dtype_of(code: i32) -> Result<DType, String> {
+    match DataType::try_from(code) {
+        Ok(DataType::Float) => Ok(DType::F32),
+        Ok(DataType::Int64) => Ok(DType::I64),
+        Ok(DataType::Int32) => Ok(DType::I32),
+        Ok(DataType::Int8) => Ok(DType::I8),
+        Ok(DataType::Uint8) => Ok(DType::U8),
+        Ok(DataType::Bool) => Ok(DType::Bool),
+        _ => Err(format!(
+            "data type {} is not supported (qcc supports {SUPPORTED})",
+            data_type_name(code)
+        )),
+    }
+}
+
+/// The ONNX data type code of a qcc element type.
+pub fn data_type_code(dtype: DType) -> i32 {
+    let t = match dtype {
+        DType::F32 => DataType::Float,
+        DType::I64 => DataType::Int64,
+        DType::I32 => DataType::Int32,
+        DType::I8 => DataType::Int8,
+        DType::U8 => DataType::Uint8,
+        DType::Bool => DataType::Bool,
+    };
+    t as i32
+}
+
+/// Whether `numel` elements of the widest type (8 bytes) can be addressed.
+pub(crate) fn fits_in_memory(numel: usize) -> bool {
+    numel
+        .checked_mul(8)
+        .is_some_and(|b| b <= isize::MAX as usize)
+}
+
+/// Checked conversion of ONNX dims to a static shape.
+pub(crate) fn shape_of(dims: &[i64]) -> Result<Vec<usize>, String> {
+    let mut numel: usize = 1;
+    let mut shape = Vec::with_capacity(dims.len());
+    for &d in dims {
+        let d = usize::try_from(d).map_err(|_| format!("has negative dim {d} in {dims:?}"))?;
+        numel = numel
+            .checked_mul(d)
+            .filter(|&n| fits_in_memory(n))
+            .ok_or_else(|| format!("shape {dims:?} has too many elements"))?;
+        shape.push(d);
+    }
+    Ok(shape)
+}
+
+/// Converts a `TensorProto`. `base_dir` is the folder external data is read from.
+pub(crate) fn to_tensor(t: &TensorProto, base_dir: &Path) -> Result<Tensor, Problem> {
+    let name = t.name();
+    let err = |msg: String| Problem::tensor(name, msg);
+    let dtype = dtype_of(t.data_type()).map_err(err)?;
+    let shape = shape_of(&t.dims).map_err(err)?;
+    if t.segment.is_some() {
+        return Err(err("segmented tensors are not supported".into()));
+    }
+    let ty = TensorType::new(dtype, shape);
+    let n = ty.numel();
+    if t.data_location() == DataLocation::External {
+        let bytes = external::read(t, base_dir, ty.byte_size())?;
+        return from_bytes(&ty, &bytes).map_err(err);
+    }
+    if let Some(raw) = &t.raw_data {
+        return from_bytes(&ty, raw).map_err(err);
+    }
+    let count = |len: usize, field: &str| -> Result<(), Problem> {
+        if len == n {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "{field} has {len} elements but shape {:?} needs {n}",
+                ty.shape
+            )))
+        }
+    };
+    let data = match dtype {
+        DType::F32 => {
+            count(t.float_data.len(), "float_data")?;
+            TensorData::F32(t.float_data.clone())
+        }
+        DType::I64 => {
+            count(t.int64_data.len(), "int64_data")?;
+            TensorData::I64(t.int64_data.clone())
+        }
+        DType::I32 => {
+            count(t.int32_data.len(), "int32_data")?;
+            TensorData::I32(t.int32_data.clone())
+        }
+        DType::I8 => {
+            count(t.int32_data.len(), "int32_data")?;
+            TensorData::I8(t.int32_data.iter().map(|&v| v as i8).collect())
+        }
+        DType::U8 => {
+            count(t.int32_data.len(), "int32_data")?;
+            TensorData::U8(t.int32_data.iter().map(|&v| v as u8).collect())
+        }
+        DType::Bool => {
+            count(t.int32_data.len(), "int32_data")?;
+            TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect())
+        }
+    };
+    Tensor::new(ty.shape.clone(), data).ok_or_else(|| err("element count mismatch".into()))
+}
+
+fn from_bytes(ty: &TensorType, bytes: &[u8]) -> Result<Tensor, String> {
+    Tensor::from_le_bytes(ty, bytes).ok_or_else(|| {
+        format!(
+            "raw data has {} bytes but {ty} needs {}",
+            bytes.len(),
+            ty.byte_size()
+        )
+    })
+}
+
+/// Encodes a tensor as a `TensorProto` with little-endian `raw_data`.
+pub fn to_proto(name: &str, t: &Tensor) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: t.shape().iter().map(|&d| d as i64).collect(),
+        data_type: Some(data_type_code(t.dtype())),
+        raw_data: Some(t.to_le_bytes()),
+        ..Default::default()
+    }
+}

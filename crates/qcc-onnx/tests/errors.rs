@@ -1,0 +1,677 @@
+//! Bad models: every error names the file and, where relevant, the node,
+//! tensor or input. Also `check_model` and `read_tensor_pb`.
+
+mod common;
+
+use common::*;
+use prost::Message;
+use qcc_onnx::proto::tensor_proto::DataLocation;
+use qcc_onnx::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use qcc_onnx::{check_model, load_model, read_tensor_pb, ImportOptions};
+use std::path::Path;
+
+fn relu_model() -> ModelProto {
+    model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    )
+}
+
+fn load_bytes(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.onnx");
+    std::fs::write(&p, bytes).unwrap();
+    let e = load_model(&p, &ImportOptions::default()).expect_err("must fail");
+    let msg = e.to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+    msg
+}
+
+#[test]
+fn missing_file() {
+    let e = load_model(Path::new("/nonexistent/m.onnx"), &ImportOptions::default())
+        .expect_err("must fail");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/m.onnx: cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_file_has_no_graph() {
+    let msg = load_bytes(&[]);
+    assert!(msg.ends_with("the model has no graph"), "{msg}");
+}
+
+#[test]
+fn truncated_protobuf() {
+    let bytes = relu_model().encode_to_vec();
+    let msg = load_bytes(&bytes[..bytes.len() / 2]);
+    assert!(msg.contains("not a valid ONNX protobuf file"), "{msg}");
+}
+
+#[test]
+fn random_bytes() {
+    // A simple LCG: deterministic "random" bytes.
+    let mut x: u32 = 12345;
+    let bytes: Vec<u8> = (0..256)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    load_bytes(&bytes);
+    let msg = load_bytes(&[0xff; 16]);
+    assert!(msg.contains("not a valid ONNX protobuf file"), "{msg}");
+}
+
+#[test]
+fn unknown_op() {
+    let m = model(
+        13,
+        graph(
+            vec![node("n3", "LSTM", &["x"], &["y"])],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("model.onnx: node 'n3' (LSTM): unsupported op"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn custom_domain_op() {
+    let m = model(
+        13,
+        graph(
+            vec![node("g", "Gelu", &["x"], &["y"]).domain("com.microsoft")],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("node 'g' (Gelu): unsupported op (domain 'com.microsoft')"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_initializer() {
+    let m = model(
+        13,
+        graph(
+            vec![node("conv1", "Conv", &["x", "W"], &["y"])],
+            vec![fvi("x", &[1, 1, 4, 4])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with(
+            "model.onnx: node 'conv1' (Conv): input 'W' is not produced by any node, initializer or graph input"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn symbolic_dim_without_input_shape() {
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![vi("x", FLOAT, &["batch", "3", "224", "224"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with(
+            "model.onnx: input 'x' has symbolic dim 'batch' at axis 0; pass --input-shape x=1,3,224,224"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn input_shape_problems() {
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![vi("x", FLOAT, &["batch", "3"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let (_dir, p) = temp_model(&m);
+    let with = |name: &str, shape: Vec<usize>| {
+        let mut opts = ImportOptions::default();
+        opts.input_shapes.insert("x".into(), vec![1, 3]);
+        opts.input_shapes.insert(name.into(), shape);
+        load_model(&p, &opts).expect_err("must fail").to_string()
+    };
+    let msg = with("x", vec![1, 3, 5]);
+    assert!(
+        msg.contains("input 'x' has rank 2 but the given shape [1, 3, 5] has 3 dims"),
+        "{msg}"
+    );
+    let msg = with("x", vec![1, 4]);
+    assert!(msg.contains("input 'x' has dim 3 at axis 1"), "{msg}");
+    let msg = with("z", vec![1, 3]);
+    assert!(
+        msg.contains("'z', which is not a graph input (inputs: x)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn graph_with_cycle() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("start", "Relu", &["x"], &["s"]),
+                node("a", "Add", &["s", "c"], &["b"]),
+                node("c", "Relu", &["b"], &["c"]),
+                node("tail", "Relu", &["c"], &["y"]),
+            ],
+            vec![fvi("x", &[2])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("the graph has a cycle through node 'a' (Add)")
+            || msg.ends_with("the graph has a cycle through node 'c' (Relu)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn float64_tensor() {
+    let w = TensorProto {
+        name: Some("w64".into()),
+        dims: vec![2],
+        data_type: Some(DOUBLE),
+        double_data: vec![1.0, 2.0],
+        ..Default::default()
+    };
+    let m = model(
+        13,
+        graph(
+            vec![node("a", "Add", &["x", "w64"], &["y"])],
+            vec![fvi("x", &[2])],
+            vec![out("y")],
+            vec![w],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("model.onnx: tensor 'w64': data type DOUBLE is not supported (qcc supports FLOAT, INT64, INT32, INT8, UINT8, BOOL)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn opset_problems() {
+    let mut m = relu_model();
+    m.opset_import.clear();
+    assert!(import_err(&m).ends_with("the model imports no opset for the default ONNX domain"));
+    m.ir_version = Some(2);
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("no opset_import, so ir_version 2 implies opset 1"),
+        "{msg}"
+    );
+    m.opset_import = model(5, Default::default()).opset_import;
+    let msg = import_err(&m);
+    assert!(msg.contains("opset 5 is not supported"), "{msg}");
+    m.opset_import = model(24, Default::default()).opset_import;
+    let msg = import_err(&m);
+    assert!(msg.contains("opset 24 is not supported"), "{msg}");
+    let m = model(
+        13,
+        graph(
+            vec![node("h", "HardSwish", &["x"], &["y"])],
+            vec![fvi("x", &[2])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("node 'h' (HardSwish): HardSwish does not exist before opset 14"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unsupported_attributes_and_outputs() {
+    let one = |n: N, opset: i64| {
+        let m = model(
+            opset,
+            graph(
+                vec![n],
+                vec![fvi("x", &[1, 1, 4, 4])],
+                vec![out("y"), out("y2")],
+                vec![],
+            ),
+        );
+        import_err(&m)
+    };
+    let msg = one(
+        node("p", "Pad", &["x"], &["y", "y2"])
+            .s("mode", "reflect")
+            .ints("pads", &[0; 8]),
+        7,
+    );
+    assert!(
+        msg.contains("node 'p' (Pad): unsupported attribute mode='reflect'"),
+        "{msg}"
+    );
+    let msg = one(
+        node("mp", "MaxPool", &["x"], &["y", "y2"]).ints("kernel_shape", &[2, 2]),
+        13,
+    );
+    assert!(
+        msg.contains("node 'mp' (MaxPool): the Indices output is not supported"),
+        "{msg}"
+    );
+    let msg = one(node("d", "Dropout", &["x"], &["y", "y2"]), 13);
+    assert!(
+        msg.contains("node 'd' (Dropout): the mask output is not supported"),
+        "{msg}"
+    );
+    let msg = one(
+        node("rs", "Resize", &["x"], &["y", "y2"]).s("mode", "cubic"),
+        13,
+    );
+    assert!(
+        msg.contains("node 'rs' (Resize): unsupported attribute mode='cubic'"),
+        "{msg}"
+    );
+    let msg = one(
+        node("rs", "Resize", &["x"], &["y", "y2"])
+            .s("coordinate_transformation_mode", "tf_crop_and_resize"),
+        13,
+    );
+    assert!(
+        msg.contains("unsupported attribute coordinate_transformation_mode='tf_crop_and_resize'"),
+        "{msg}"
+    );
+    let msg = one(
+        node("rs", "Resize", &["x"], &["y", "y2"]).i("antialias", 1),
+        18,
+    );
+    assert!(msg.contains("unsupported attribute antialias=1"), "{msg}");
+    let msg = one(
+        node("c", "Conv", &["x"], &["y", "y2"])
+            .i("group", 1)
+            .s("auto_pad", "FOO"),
+        13,
+    );
+    assert!(
+        msg.contains("node 'c' (Conv): unsupported attribute auto_pad='FOO'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn attribute_errors_name_node_and_attribute() {
+    let m = model(
+        13,
+        graph(
+            vec![node("cat", "Concat", &["x", "x"], &["y"]).i("axis", 5)],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("node 'cat' (Concat): attribute 'axis' 5 is out of range for rank 2"),
+        "{msg}"
+    );
+    let m = model(
+        13,
+        graph(
+            vec![node("t", "Transpose", &["x"], &["y"]).f("perm", 1.0)],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("node 't' (Transpose): attribute 'perm' must be INTS, got FLOAT"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn parameter_must_be_constant() {
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Reshape", &["x", "s"], &["y"])],
+            vec![fvi("x", &[2, 3]), vi("s", INT64, &["2"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("node 'r' (Reshape): input 'shape' must be a compile-time constant"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn shape_errors_name_the_node() {
+    let m = model(
+        13,
+        graph(
+            vec![node("mm", "MatMul", &["x", "w"], &["y"])],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![tf32_seq("w", &[4, 5])],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("node 'mm' (MatMul): inner dims differ"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn declared_output_mismatch() {
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![fvi("x", &[2, 3])],
+            vec![fvi("y", &[3, 2])],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.ends_with("graph output 'y' is declared with shape [3,2] but computes f32[2,3]"),
+        "{msg}"
+    );
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![fvi("x", &[2, 3])],
+            vec![vi("y", INT64, &["2", "3"])],
+            vec![],
+        ),
+    );
+    assert!(import_err(&m).ends_with("graph output 'y' is declared i64 but computes f32[2,3]"));
+}
+
+// ---- external data ----
+
+fn external(name: &str, location: &str, offset: Option<u64>, len: Option<u64>) -> TensorProto {
+    let mut ext = vec![StringStringEntryProto {
+        key: Some("location".into()),
+        value: Some(location.into()),
+    }];
+    if let Some(o) = offset {
+        ext.push(StringStringEntryProto {
+            key: Some("offset".into()),
+            value: Some(o.to_string()),
+        });
+    }
+    if let Some(l) = len {
+        ext.push(StringStringEntryProto {
+            key: Some("length".into()),
+            value: Some(l.to_string()),
+        });
+    }
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![4],
+        data_type: Some(FLOAT),
+        external_data: ext,
+        data_location: Some(DataLocation::External as i32),
+        ..Default::default()
+    }
+}
+
+fn ext_model(t: TensorProto) -> ModelProto {
+    model(
+        13,
+        graph(
+            vec![node("a", "Add", &["x", "w"], &["y"])],
+            vec![fvi("x", &[4])],
+            vec![out("y")],
+            vec![t],
+        ),
+    )
+}
+
+fn floats_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn external_data_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let mut bytes = vec![0u8; 8];
+    bytes.extend(floats_bytes(&[1.0, 2.0, 3.0, 4.0]));
+    std::fs::write(dir.path().join("data/w.bin"), &bytes).unwrap();
+    let p = write(
+        dir.path(),
+        "m.onnx",
+        &ext_model(external("w", "data/w.bin", Some(8), Some(16))),
+    );
+    let g = load_model(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(g.weights()[0].as_f32().unwrap(), [1.0, 2.0, 3.0, 4.0]);
+    // Without a length: the rest of the file.
+    let p = write(
+        dir.path(),
+        "m2.onnx",
+        &ext_model(external("w", "data/w.bin", Some(8), None)),
+    );
+    assert!(load_model(&p, &ImportOptions::default()).is_ok());
+}
+
+fn ext_err(dir: &Path, t: TensorProto) -> String {
+    let p = write(dir, "m.onnx", &ext_model(t));
+    let msg = load_model(&p, &ImportOptions::default())
+        .expect_err("must fail")
+        .to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+    msg
+}
+
+#[test]
+fn external_data_parent_dir_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("model");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(root.path().join("secret.bin"), floats_bytes(&[0.0; 4])).unwrap();
+    let msg = ext_err(&dir, external("w", "../secret.bin", None, None));
+    assert!(
+        msg.contains("tensor 'w': external data path '../secret.bin' contains '..'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn external_data_absolute_path_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let abs = dir.path().join("w.bin");
+    std::fs::write(&abs, floats_bytes(&[0.0; 4])).unwrap();
+    let abs = abs.display().to_string();
+    let msg = ext_err(dir.path(), external("w", &abs, None, None));
+    assert!(
+        msg.contains(&format!(
+            "tensor 'w': external data path '{abs}' is absolute"
+        )),
+        "{msg}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn external_data_symlink_escape_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("model");
+    std::fs::create_dir(&dir).unwrap();
+    let secret = root.path().join("secret.bin");
+    std::fs::write(&secret, floats_bytes(&[0.0; 4])).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("w.bin")).unwrap();
+    let msg = ext_err(&dir, external("w", "w.bin", None, None));
+    assert!(
+        msg.contains("tensor 'w': external data path 'w.bin' resolves outside the model folder"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn external_data_out_of_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.bin"), floats_bytes(&[0.0; 4])).unwrap();
+    let msg = ext_err(dir.path(), external("w", "w.bin", Some(8), Some(16)));
+    assert!(
+        msg.contains("offset 8 + length 16 exceeds the file size 16"),
+        "{msg}"
+    );
+    let msg = ext_err(dir.path(), external("w", "w.bin", None, Some(12)));
+    assert!(
+        msg.contains("has length 12 but the tensor needs 16 bytes"),
+        "{msg}"
+    );
+    let msg = ext_err(dir.path(), external("w", "nope.bin", None, None));
+    assert!(
+        msg.contains("cannot open external data file 'nope.bin'"),
+        "{msg}"
+    );
+}
+
+// ---- check_model ----
+
+#[test]
+fn check_lists_every_problem() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("n1", "Relu", &["x"], &["a"]),
+                node("n3", "LSTM", &["a"], &["b"]),
+                node("p", "Pad", &["b", "pads"], &["c"]).s("mode", "reflect"),
+                node("q", "Erf", &["c"], &["d"]),
+                node("n5", "NonMaxSuppression", &["d"], &["y"]),
+            ],
+            vec![fvi("x", &[1, 4])],
+            vec![out("y")],
+            vec![ints("pads", &[0, 1, 0, 1])],
+        ),
+    );
+    let (_dir, p) = temp_model(&m);
+    let problems = check_model(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        problems,
+        [
+            "node 'n3' (LSTM): unsupported op",
+            "node 'p' (Pad): unsupported attribute mode='reflect'",
+            "node 'n5' (NonMaxSuppression): unsupported op",
+        ]
+    );
+}
+
+#[test]
+fn check_reports_graph_problems_too() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("r", "Relu", &["x"], &["a"]),
+                node("n3", "LSTM", &["a"], &["b"]),
+                node("add", "Add", &["b", "missing"], &["y"]),
+            ],
+            vec![vi("x", FLOAT, &["batch", "4"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let (_dir, p) = temp_model(&m);
+    let problems = check_model(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("input 'x' has symbolic dim 'batch'"));
+    assert!(problems[1].contains("node 'add' (Add): input 'missing' is not produced"));
+    assert_eq!(problems[2], "node 'n3' (LSTM): unsupported op");
+}
+
+#[test]
+fn check_ok_model_is_empty() {
+    let (_dir, p) = temp_model(&relu_model());
+    assert_eq!(
+        check_model(&p, &ImportOptions::default()).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn check_decode_error_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.onnx");
+    std::fs::write(&p, [0xffu8; 8]).unwrap();
+    assert!(check_model(&p, &ImportOptions::default()).is_err());
+}
+
+// ---- read_tensor_pb ----
+
+#[test]
+fn read_tensor_pb_roundtrip() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = qcc_ir::Tensor::from_f32(vec![2, 2], vec![1.0, -2.0, 3.5, 0.0]).unwrap();
+    let p = dir.path().join("input_0.pb");
+    std::fs::write(&p, qcc_onnx::tensor_to_proto("x", &t).encode_to_vec()).unwrap();
+    let (name, back) = read_tensor_pb(&p).unwrap();
+    assert_eq!(name, "x");
+    assert_eq!(back, t);
+
+    let typed = ti64("idx", &[3], &[1, -2, 3]);
+    let p = dir.path().join("input_1.pb");
+    std::fs::write(&p, typed.encode_to_vec()).unwrap();
+    let (name, back) = read_tensor_pb(&p).unwrap();
+    assert_eq!(name, "idx");
+    assert_eq!(back.as_i64().unwrap(), [1, -2, 3]);
+
+    let p = dir.path().join("bad.pb");
+    std::fs::write(&p, [0xffu8; 4]).unwrap();
+    let msg = read_tensor_pb(&p).expect_err("must fail").to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+}
+
+#[test]
+fn tensor_data_length_mismatch() {
+    let mut t = tf32("w", &[3], &[1.0, 2.0]);
+    let m = ext_model(t.clone());
+    assert!(import_err(&m).contains("tensor 'w': raw data has 8 bytes but f32[3] needs 12"));
+    t.raw_data = None;
+    t.float_data = vec![1.0];
+    assert!(import_err(&ext_model(t)).contains("float_data has 1 elements but shape [3] needs 3"));
+}
