@@ -242,9 +242,9 @@ fn opset_problems() {
     m.opset_import = model(5, Default::default()).opset_import;
     let msg = import_err(&m);
     assert!(msg.contains("opset 5 is not supported"), "{msg}");
-    m.opset_import = model(24, Default::default()).opset_import;
+    m.opset_import = model(26, Default::default()).opset_import;
     let msg = import_err(&m);
-    assert!(msg.contains("opset 24 is not supported"), "{msg}");
+    assert!(msg.contains("opset 26 is not supported"), "{msg}");
     let m = model(
         13,
         graph(
