@@ -10,7 +10,13 @@ use std::fmt::Write;
 
 /// Renders the graph as text. Fails only if the graph has a cycle.
 pub fn print(g: &Graph) -> Result<String, crate::IrError> {
-    let order = g.topo_order()?;
+    // Graph inputs first, then everything else in topological order.
+    let mut order: Vec<_> = g.inputs().to_vec();
+    order.extend(
+        g.topo_order()?
+            .into_iter()
+            .filter(|id| !matches!(g.node(*id).op, Op::Input { .. })),
+    );
     let mut num = HashMap::new();
     for (i, id) in order.iter().enumerate() {
         num.insert(*id, i);
