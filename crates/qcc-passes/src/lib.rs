@@ -4,6 +4,7 @@
 //! verifier-clean; [`Pipeline::run`] checks that after each one.
 
 pub mod constant_fold;
+pub mod fold_batch_norm;
 pub mod plan_memory;
 
 use qcc_ir::{verify, Graph, IrError};
@@ -30,11 +31,18 @@ pub struct PassInfo {
 }
 
 /// Every pass, in the default pipeline's order.
-pub static PASSES: &[PassInfo] = &[PassInfo {
-    name: "constant-fold",
-    about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",
-    run: constant_fold::run,
-}];
+pub static PASSES: &[PassInfo] = &[
+    PassInfo {
+        name: "constant-fold",
+        about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",
+        run: constant_fold::run,
+    },
+    PassInfo {
+        name: "fold-batch-norm",
+        about: "fold inference batch norms into the conv/gemm/matmul feeding them",
+        run: fold_batch_norm::run,
+    },
+];
 
 /// Looks a pass up by its CLI name.
 pub fn pass(name: &str) -> Result<&'static PassInfo, PassError> {
