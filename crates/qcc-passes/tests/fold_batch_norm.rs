@@ -4,7 +4,7 @@ use qcc_ir::{ConvAttrs, Graph, Op, Tensor, TensorType, ValueId};
 use qcc_passes::fold_batch_norm;
 
 fn seq(n: usize, k: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 * 0.37 + k).sin())).collect()
+    (0..n).map(|i| (i as f32 * 0.37 + k).sin()).collect()
 }
 
 fn cst(g: &mut Graph, name: &str, shape: Vec<usize>, k: f32) -> ValueId {
