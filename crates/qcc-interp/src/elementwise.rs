@@ -1,6 +1,6 @@
 //! Elementwise ops: every `UnaryOp` (f32), every `BinaryOp` with numpy
-//! broadcasting (f32; Add/Sub/Mul/Div/Max/Min also on i64 and i32), and an
-//! accurate `erf`.
+//! broadcasting (f32; Add/Sub/Mul/Div/Max/Min also on i64, i32, i8 and u8),
+//! and an accurate `erf`.
 
 use crate::elem::{f32s, Elem};
 use crate::index::Offsets;
@@ -108,8 +108,14 @@ pub fn binary(
         (TensorData::I32(x), TensorData::I32(y)) => {
             int_binary(op, x, a.shape(), y, b.shape(), out_shape)
         }
+        (TensorData::I8(x), TensorData::I8(y)) => {
+            int_binary(op, x, a.shape(), y, b.shape(), out_shape)
+        }
+        (TensorData::U8(x), TensorData::U8(y)) => {
+            int_binary(op, x, a.shape(), y, b.shape(), out_shape)
+        }
         _ => Err(format!(
-            "{op:?} is supported on f32 (and i64/i32 for arithmetic), got {} and {}",
+            "{op:?} is supported on f32 (and i64/i32/i8/u8 for arithmetic), got {} and {}",
             a.ty(),
             b.ty()
         )),
@@ -137,12 +143,20 @@ pub fn binary_f32(op: BinaryOp, a: f32, b: f32) -> f32 {
     }
 }
 
-/// Integer arithmetic with C semantics: wrapping add/sub/mul, division truncating toward zero.
+/// Integer arithmetic as the compiled code does it (`qcc-codegen`'s
+/// `int_binary`/`int_div`), so that both agree bit for bit: add/sub/mul wrap
+/// modulo 2^bits, division truncates toward zero, Max/Min compare signed or
+/// unsigned by type.
+///
+/// ONNX leaves integer division by zero and `MIN / -1` undefined; like the
+/// backend, which must never trap, we define `x / 0 = 0` and let `MIN / -1`
+/// wrap to `MIN` instead of reporting an error.
 trait Int: Elem + Ord {
     fn wadd(self, o: Self) -> Self;
     fn wsub(self, o: Self) -> Self;
     fn wmul(self, o: Self) -> Self;
-    fn cdiv(self, o: Self) -> Option<Self>;
+    /// Truncating division; `x / 0 = 0`, `MIN / -1 = MIN`.
+    fn tdiv(self, o: Self) -> Self;
 }
 
 macro_rules! impl_int {
@@ -157,14 +171,20 @@ macro_rules! impl_int {
             fn wmul(self, o: Self) -> Self {
                 self.wrapping_mul(o)
             }
-            fn cdiv(self, o: Self) -> Option<Self> {
-                self.checked_div(o)
+            fn tdiv(self, o: Self) -> Self {
+                if o == 0 {
+                    0
+                } else {
+                    self.wrapping_div(o)
+                }
             }
         }
     };
 }
 impl_int!(i64);
 impl_int!(i32);
+impl_int!(i8);
+impl_int!(u8);
 
 fn int_binary<T: Int>(
     op: BinaryOp,
@@ -179,12 +199,7 @@ fn int_binary<T: Int>(
             BinaryOp::Add => p.wadd(q),
             BinaryOp::Sub => p.wsub(q),
             BinaryOp::Mul => p.wmul(q),
-            BinaryOp::Div => p.cdiv(q).ok_or_else(|| {
-                format!(
-                    "integer division overflows or divides by zero ({} / 0 or MIN / -1)",
-                    T::DTYPE
-                )
-            })?,
+            BinaryOp::Div => p.tdiv(q),
             BinaryOp::Max => p.max(q),
             BinaryOp::Min => p.min(q),
             BinaryOp::Pow | BinaryOp::PRelu => {

@@ -143,15 +143,63 @@ fn integer_arithmetic() {
 }
 
 #[test]
+fn integer_division_never_fails() {
+    // As the compiled code does: x / 0 = 0 and MIN / -1 wraps to MIN.
+    let a = ti(&[3], vec![7, -7, i64::MIN]);
+    let b = ti(&[3], vec![0, 0, -1]);
+    let y = eval(Op::Binary(BinaryOp::Div), &[&a, &b]);
+    assert_eq!(y.as_i64().unwrap(), [0, 0, i64::MIN]);
+    let a = Tensor::new(vec![2], TensorData::I32(vec![i32::MIN, 9])).unwrap();
+    let b = Tensor::new(vec![2], TensorData::I32(vec![-1, 0])).unwrap();
+    let y = eval(Op::Binary(BinaryOp::Div), &[&a, &b]);
+    assert_eq!(y.data(), &TensorData::I32(vec![i32::MIN, 0]));
+}
+
+fn bin8(op: BinaryOp, a: &Tensor, b: &Tensor) -> TensorData {
+    eval(Op::Binary(op), &[a, b]).data().clone()
+}
+
+#[test]
+fn u8_arithmetic_wraps_and_compares_unsigned() {
+    let a = Tensor::new(vec![4], TensorData::U8(vec![250, 3, 7, 0])).unwrap();
+    let b = Tensor::new(vec![4], TensorData::U8(vec![10, 2, 0, 255])).unwrap();
+    let u = TensorData::U8;
+    assert_eq!(bin8(BinaryOp::Add, &a, &b), u(vec![4, 5, 7, 255]));
+    assert_eq!(bin8(BinaryOp::Sub, &a, &b), u(vec![240, 1, 7, 1]));
+    assert_eq!(bin8(BinaryOp::Mul, &a, &b), u(vec![196, 6, 0, 0]));
+    assert_eq!(bin8(BinaryOp::Div, &a, &b), u(vec![25, 1, 0, 0]));
+    assert_eq!(bin8(BinaryOp::Max, &a, &b), u(vec![250, 3, 7, 255]));
+    assert_eq!(bin8(BinaryOp::Min, &a, &b), u(vec![10, 2, 0, 0]));
+    // Broadcasting a scalar.
+    let s = Tensor::new(vec![], TensorData::U8(vec![200])).unwrap();
+    assert_eq!(bin8(BinaryOp::Add, &a, &s), u(vec![194, 203, 207, 200]));
+}
+
+#[test]
+fn i8_arithmetic_wraps_and_truncates() {
+    let a = Tensor::new(vec![4], TensorData::I8(vec![-128, 100, -7, 5])).unwrap();
+    let b = Tensor::new(vec![4], TensorData::I8(vec![-1, 100, 2, 0])).unwrap();
+    let i = TensorData::I8;
+    assert_eq!(bin8(BinaryOp::Add, &a, &b), i(vec![127, -56, -5, 5]));
+    assert_eq!(bin8(BinaryOp::Sub, &a, &b), i(vec![-127, 0, -9, 5]));
+    assert_eq!(bin8(BinaryOp::Mul, &a, &b), i(vec![-128, 16, -14, 0]));
+    assert_eq!(bin8(BinaryOp::Div, &a, &b), i(vec![-128, 1, -3, 0]));
+    assert_eq!(bin8(BinaryOp::Max, &a, &b), i(vec![-1, 100, 2, 5]));
+    assert_eq!(bin8(BinaryOp::Min, &a, &b), i(vec![-128, 100, -7, 0]));
+}
+
+#[test]
 fn integer_errors() {
     let a = ti(&[2], vec![1, 2]);
-    let z = ti(&[1], vec![0]);
-    assert!(eval_op(&Op::Binary(BinaryOp::Div), &[&a, &z], &[]).is_err());
-    let m = ti(&[1], vec![i64::MIN]);
-    let n1 = ti(&[1], vec![-1]);
-    assert!(eval_op(&Op::Binary(BinaryOp::Div), &[&m, &n1], &[]).is_err());
+    for op in [BinaryOp::Pow, BinaryOp::PRelu] {
+        assert!(eval_op(&Op::Binary(op), &[&a, &a], &[]).is_err());
+    }
     let u = Tensor::new(vec![2], TensorData::U8(vec![1, 2])).unwrap();
-    assert!(eval_op(&Op::Binary(BinaryOp::Add), &[&u, &u], &[]).is_err());
+    assert!(eval_op(&Op::Binary(BinaryOp::Pow), &[&u, &u], &[]).is_err());
+    // Mixed dtypes are refused.
+    assert!(eval_op(&Op::Binary(BinaryOp::Add), &[&a, &u], &[]).is_err());
+    let bools = Tensor::new(vec![2], TensorData::Bool(vec![true, false])).unwrap();
+    assert!(eval_op(&Op::Binary(BinaryOp::Add), &[&bools, &bools], &[]).is_err());
     assert!(eval_op(&Op::Unary(UnaryOp::Relu), &[&a], &[]).is_err());
     assert_eq!(a.dtype(), DType::I64);
 }

@@ -1,6 +1,7 @@
 //! Resize: nearest with every rounding mode, linear with every coordinate transform.
 
 use super::*;
+use crate::resize::resized_length;
 use qcc_ir::{CoordTransform as C, NearestMode as N, ResizeAttrs, ResizeMode};
 
 fn rz(mode: ResizeMode, coord: C, nearest: N, scales: &[f32], sizes: &[usize]) -> Op {
@@ -165,4 +166,106 @@ fn coordinates_are_computed_in_f32() {
         &[2],
     );
     assert_close(&eval(op, &[&x]), &[2], &[10.0, 30.0], 0.0);
+}
+
+#[test]
+fn onnx_downsample_scales_linear_align_corners() {
+    // ONNX test_resize_downsample_scales_linear_align_corners: lengths 2 * 0.6 = 1.2 and
+    // 4 * 0.6 = 2.4 (fractional) give x_orig = x * 3 / 1.4 along the width.
+    let x = t(&[1, 1, 2, 4], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let op = rz(
+        ResizeMode::Linear,
+        C::AlignCorners,
+        N::RoundPreferFloor,
+        &[1.0, 1.0, 0.6, 0.6],
+        &[1, 1, 1, 2],
+    );
+    assert_close(&eval(op, &[&x]), &[1, 1, 1, 2], &[1.0, 3.142_857_2], 1e-6);
+}
+
+#[test]
+fn onnx_upsample_scales_linear_align_corners() {
+    // ONNX test_resize_upsample_scales_linear_align_corners.
+    let x = t(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+    let op = rz(
+        ResizeMode::Linear,
+        C::AlignCorners,
+        N::RoundPreferFloor,
+        &[1.0, 1.0, 2.0, 2.0],
+        &[1, 1, 4, 4],
+    );
+    let (a, b) = (4.0 / 3.0, 5.0 / 3.0);
+    let want = [
+        1.0,
+        a,
+        b,
+        2.0,
+        b,
+        2.0,
+        a + 1.0,
+        b + 1.0,
+        a + 1.0,
+        b + 1.0,
+        3.0,
+        a + 2.0,
+        3.0,
+        a + 2.0,
+        b + 2.0,
+        4.0,
+    ];
+    assert_close(&eval(op, &[&x]), &[1, 1, 4, 4], &want, 1e-6);
+}
+
+#[test]
+fn onnx_downsample_sizes_linear_pytorch_half_pixel() {
+    // ONNX test_resize_downsample_sizes_linear_pytorch_half_pixel: sizes [1, 1, 3, 1]
+    // (scales as the importer derives them); the width has length 1 and reads index 0.
+    let x = iota(&[1, 1, 4, 4]);
+    let op = rz(
+        ResizeMode::Linear,
+        C::PytorchHalfPixel,
+        N::RoundPreferFloor,
+        &[1.0, 1.0, 0.75, 0.25],
+        &[1, 1, 3, 1],
+    );
+    let want = [1.666_666_7, 7.0, 12.333_333];
+    let want: Vec<f32> = want.iter().map(|v| v - 1.0).collect(); // iota starts at 0
+    assert_close(&eval(op, &[&x]), &[1, 1, 3, 1], &want, 1e-6);
+}
+
+#[test]
+fn pytorch_half_pixel_uses_the_fractional_length() {
+    // 4 * 0.3 = 1.2 > 1, so the single output is not pinned to index 0:
+    // x_orig = 0.5 / 0.3 - 0.5 = 1.1667.
+    let x = t(&[4], vec![0.0, 10.0, 20.0, 30.0]);
+    let y = lin(C::PytorchHalfPixel, &x, 0.3, 1);
+    assert_close(&y, &[1], &[10.0 + 10.0 / 6.0], 1e-5);
+}
+
+#[test]
+fn resized_length_is_fractional_only_for_uneven_scales() {
+    assert_eq!(resized_length(4, 0.6, 2), 4.0 * 0.6f32);
+    assert_eq!(resized_length(2, 0.6, 1), 2.0 * 0.6f32);
+    assert_eq!(resized_length(4, 2.0, 8), 8.0);
+    // 11 * f32(13/11) is 12.999999 in f32: sizes-derived scales snap to the integer.
+    assert_ne!(11.0 * (13.0f32 / 11.0), 13.0);
+    assert_eq!(resized_length(11, 13.0 / 11.0, 13), 13.0);
+}
+
+#[test]
+fn align_corners_from_sizes_keeps_exact_ties() {
+    // in 11 → size 13: x_orig = x * 10 / 12 is exactly 2.5 at x = 3 and 7.5 at x = 9, which
+    // round_prefer_floor sends down; 11 * f32(13/11) = 12.999999 would push them up.
+    let x = iota(&[11]);
+    let op = rz(
+        ResizeMode::Nearest,
+        C::AlignCorners,
+        N::RoundPreferFloor,
+        &[13.0 / 11.0],
+        &[13],
+    );
+    let want = [
+        0.0, 1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 8.0, 9.0, 10.0,
+    ];
+    assert_close(&eval(op, &[&x]), &[13], &want, 0.0);
 }
