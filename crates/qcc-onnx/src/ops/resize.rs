@@ -46,8 +46,9 @@ fn scales_and_sizes(
     axes: &[usize],
     scales: Option<Tensor>,
     sizes: Option<Tensor>,
+    policy: Policy,
 ) -> Result<(Vec<f32>, Vec<usize>), crate::error::Problem> {
-    let (scales, sizes) = scales_and_sizes_unchecked(cx, shape, axes, scales, sizes)?;
+    let (scales, sizes) = scales_and_sizes_unchecked(cx, shape, axes, scales, sizes, policy)?;
     let n = sizes.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if !n.is_some_and(crate::tensor::fits_in_memory) {
         return Err(cx.err(format!("output size {sizes:?} is too large")));
@@ -61,6 +62,7 @@ fn scales_and_sizes_unchecked(
     axes: &[usize],
     scales: Option<Tensor>,
     sizes: Option<Tensor>,
+    policy: Policy,
 ) -> Result<(Vec<f32>, Vec<usize>), crate::error::Problem> {
     let mut out_scales = vec![1.0f32; shape.len()];
     let mut out_sizes = shape.to_vec();
@@ -89,16 +91,43 @@ fn scales_and_sizes_unchecked(
             if z.len() != axes.len() {
                 return Err(cx.err(format!("sizes {z:?} must have {} entries", axes.len())));
             }
+            if let Some(&a) = axes.iter().find(|&&a| shape[a] == 0) {
+                return Err(cx.err(format!("cannot resize empty dim {a}")));
+            }
+            let ratios = axes
+                .iter()
+                .zip(&z)
+                .map(|(&a, &v)| v as f64 / shape[a] as f64);
+            // keep_aspect_ratio_policy: one scale for every axis, the smallest
+            // (not_larger) or largest (not_smaller) ratio; sizes round half to even.
+            let common = match policy {
+                Policy::Stretch => None,
+                Policy::NotLarger => ratios.reduce(f64::min),
+                Policy::NotSmaller => ratios.reduce(f64::max),
+            };
             for (&a, &v) in axes.iter().zip(&z) {
-                if shape[a] == 0 {
-                    return Err(cx.err(format!("cannot resize empty dim {a}")));
+                match common {
+                    None => {
+                        out_sizes[a] = v;
+                        out_scales[a] = v as f32 / shape[a] as f32;
+                    }
+                    Some(r) => {
+                        out_sizes[a] = (r * shape[a] as f64).round_ties_even() as usize;
+                        out_scales[a] = r as f32;
+                    }
                 }
-                out_sizes[a] = v;
-                out_scales[a] = v as f32 / shape[a] as f32;
             }
             Ok((out_scales, out_sizes))
         }
     }
+}
+
+/// Resize's `keep_aspect_ratio_policy` (opset 18+; applies to `sizes` only).
+#[derive(Clone, Copy)]
+enum Policy {
+    Stretch,
+    NotLarger,
+    NotSmaller,
 }
 
 /// A constant input that counts as absent when it holds no elements.
@@ -133,7 +162,15 @@ pub(super) fn resize(cx: &mut NodeCx) -> R {
         let n = cx.attr(cx.attrs.string_or("nearest_mode", "round_prefer_floor"))?;
         (coord(cx, &c)?, nearest(cx, &n)?)
     };
-    let (scales, sizes) = scales_and_sizes(cx, &shape, &axes, scales, sizes)?;
+    let policy = match cx
+        .attr(cx.attrs.string_or("keep_aspect_ratio_policy", "stretch"))?
+        .as_str()
+    {
+        "not_larger" if cx.opset >= 18 => Policy::NotLarger,
+        "not_smaller" if cx.opset >= 18 => Policy::NotSmaller,
+        _ => Policy::Stretch,
+    };
+    let (scales, sizes) = scales_and_sizes(cx, &shape, &axes, scales, sizes, policy)?;
     let attrs = ResizeAttrs {
         mode: m,
         coord: c,
@@ -159,7 +196,7 @@ pub(super) fn upsample(cx: &mut NodeCx) -> R {
     };
     let axes: Vec<usize> = (0..shape.len()).collect();
     let m = mode(&cx.attr(cx.attrs.string_or("mode", "nearest"))?);
-    let (scales, sizes) = scales_and_sizes(cx, &shape, &axes, scales, None)?;
+    let (scales, sizes) = scales_and_sizes(cx, &shape, &axes, scales, None, Policy::Stretch)?;
     let attrs = ResizeAttrs {
         mode: m,
         coord: CoordTransform::Asymmetric,

@@ -83,7 +83,11 @@ pub(crate) fn validate(
                 "round_prefer_floor",
                 &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
             )?;
-            one_of("keep_aspect_ratio_policy", "stretch", &["stretch"])?;
+            one_of(
+                "keep_aspect_ratio_policy",
+                "stretch",
+                &["stretch", "not_larger", "not_smaller"],
+            )?;
             int_is("exclude_outside", 0, 0)?;
             int_is("antialias", 0, 0)
         }
