@@ -14,7 +14,10 @@ pub mod loops;
 mod lower;
 pub mod math;
 pub mod portable;
+pub mod stats;
 mod target;
+mod target_list;
+pub mod target_table;
 
 use inkwell::context::Context;
 use inkwell::passes::PassBuilderOptions;
@@ -23,7 +26,9 @@ use qcc_ir::Graph;
 use thiserror::Error;
 
 pub use header::{HeaderInfo, Port};
-pub use target::SUPPORTED_ARCHES;
+pub use stats::{StackUse, Stats};
+pub use target::{resolve as resolve_target, TargetInfo, SUPPORTED_ARCHES};
+pub use target_list::{print_info, PrintKind};
 
 #[derive(Debug, Error)]
 pub enum CodegenError {
@@ -70,6 +75,10 @@ pub struct Artifacts {
     pub workspace_size: usize,
     /// The normalized target triple the object was generated for.
     pub triple: String,
+    /// The resolved target: triple, CPU, features and capabilities.
+    pub target: TargetInfo,
+    /// Flash, RAM and stack use (`qcc --stats`).
+    pub stats: Stats,
 }
 
 fn is_c_identifier(s: &str) -> bool {
@@ -116,11 +125,20 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         .emit_llvm_ir
         .then(|| module.print_to_string().to_string());
     let for_asm = opts.emit_asm.then(|| module.clone());
-    let object = tm
-        .write_to_memory_buffer(&module, FileType::Object)
-        .map_err(|e| CodegenError::Llvm(format!("object emission failed: {e}")))?
-        .as_slice()
-        .to_vec();
+    let entry = format!("{}_run", opts.prefix);
+    let (object, stack) = stats::emit_measured(&ctx, &module, &entry, || {
+        Ok(tm
+            .write_to_memory_buffer(&module, FileType::Object)
+            .map_err(|e| CodegenError::Llvm(format!("object emission failed: {e}")))?
+            .as_slice()
+            .to_vec())
+    })?;
+    let mut stats = Stats {
+        workspace_bytes: plan.workspace_size as u64,
+        stack,
+        ..Default::default()
+    };
+    stats::add_section_sizes(&object, &mut stats)?;
     let asm = match for_asm {
         Some(m) => {
             let buf = tm
@@ -155,5 +173,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         llvm_ir,
         workspace_size: plan.workspace_size,
         triple: chosen.triple,
+        target: chosen.info,
+        stats,
     })
 }

@@ -1,7 +1,70 @@
-//! Kernel for MaxPool and AveragePool (stub: to be written against `KERNEL_API.md`).
+//! MaxPool and AveragePool: N-d windows with kernel, strides, dilations,
+//! explicit pads and ceil_mode (windows that run past the end padding).
+//!
+//! Same walk as Conv (`Walk`): per output row, the taps that land inside
+//! the input are enumerated with compile-time bounds (padding never enters
+//! a max; it only counts in an average's divisor), and the innermost loop
+//! runs along the output row. Average divisors depend only on the position
+//! and factor per dim (a window is a box), so they are computed in Rust:
+//! with `count_include_pad` they count the taps inside the padded input (not
+//! the ceil_mode overhang), without it only those inside the input. A
+//! window with nothing to count averages to 0; a max over no input cell is
+//! -inf; NaN wins a max (as in the reference interpreter).
 
+use super::conv::{const_f32_table, for_bounds, valid_range, Walk, Window};
+use super::expect_inputs;
+use super::reduce::fmax_nan;
 use crate::cx::{CgResult, KernelCx, Operand};
-use qcc_ir::Node;
+use inkwell::values::{FloatValue, PointerValue};
+use qcc_ir::{strides_of, DType, Node, Op, PoolAttrs};
+
+/// Divisor factors of one spatial dim: per output position, the number of
+/// taps that count (0 replaced by 1: such windows sum to 0 anyway).
+pub(crate) fn divisors(p: &PoolAttrs, d: usize, input: usize, output: usize) -> Vec<f32> {
+    let r = p.kernel.len();
+    let (pb, pe) = (p.pads[d] as i64, p.pads[d + r] as i64);
+    let (s, dil, k) = (
+        p.strides[d] as i64,
+        p.dilations[d] as i64,
+        p.kernel[d] as i64,
+    );
+    (0..output as i64)
+        .map(|o| {
+            let (lo, hi) = if p.count_include_pad {
+                valid_range(o * s, dil, k, input as i64 + pb + pe)
+            } else {
+                valid_range(o * s - pb, dil, k, input as i64)
+            };
+            (hi - lo).max(1) as f32
+        })
+        .collect()
+}
+
+/// A per-position factor: one constant for every position, or a table.
+enum Factor<'ctx> {
+    Uniform(f32),
+    Table(PointerValue<'ctx>),
+}
+
+impl<'ctx> Factor<'ctx> {
+    fn new(cx: &KernelCx<'_, 'ctx>, v: &[f32]) -> Self {
+        match v.first() {
+            Some(&f) if v.iter().all(|&x| x == f) => Factor::Uniform(f),
+            None => Factor::Uniform(1.0),
+            _ => Factor::Table(const_f32_table(cx, "pool.div", v)),
+        }
+    }
+    fn at(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        i: inkwell::values::IntValue<'ctx>,
+    ) -> CgResult<FloatValue<'ctx>> {
+        match self {
+            Factor::Uniform(f) => Ok(cx.f32(*f)),
+            Factor::Table(t) => cx.load_f32(*t, i),
+        }
+    }
+}
 
 /// Emits the body of the node function for MaxPool and AveragePool.
 pub fn emit<'ctx>(
@@ -10,6 +73,118 @@ pub fn emit<'ctx>(
     ins: &[Operand<'_, 'ctx>],
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
-    let _ = (node, ins, out);
-    Err(cx.unsupported("no kernel yet"))
+    let (p, max) = match &node.op {
+        Op::MaxPool(p) => (p, true),
+        Op::AveragePool(p) => (p, false),
+        _ => return Err(cx.unsupported("not a pool")),
+    };
+    expect_inputs(cx, ins, 1)?;
+    let x = &ins[0];
+    if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
+        return Err(cx.unsupported("only f32 operands are supported"));
+    }
+    let (xs, os) = (x.shape(), out.shape());
+    if xs.len() < 3 || os.len() != xs.len() || xs[..2] != os[..2] {
+        return Err(cx.unsupported(format!(
+            "input {} and output {} must be [N,C,spatial…] alike",
+            x.ty, out.ty
+        )));
+    }
+    let r = xs.len() - 2;
+    if p.pads.len() != 2 * r {
+        return Err(cx.unsupported(format!("pads {:?} must have {} entries", p.pads, 2 * r)));
+    }
+    let win = Window {
+        src: os[2..].to_vec(),
+        dst: xs[2..].to_vec(),
+        kernel: p.kernel.clone(),
+        strides: p.strides.clone(),
+        dilations: p.dilations.clone(),
+        pads: p.pads[..r].to_vec(),
+    };
+    win.validate().map_err(|m| cx.unsupported(m))?;
+    let walk = Walk::new(cx, win);
+    let (x_plane, o_plane): (usize, usize) = (xs[2..].iter().product(), os[2..].iter().product());
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|s| s as i64).collect::<Vec<i64>>();
+    let (x_st, o_st) = (to_i64(strides_of(&xs[2..])), to_i64(strides_of(&os[2..])));
+    let lead = r - 1;
+    let (row_len, s_last) = (os[2 + lead] as i64, p.strides[lead] as i64);
+    let factors: Vec<Factor> = if max {
+        vec![]
+    } else {
+        (0..r)
+            .map(|d| Factor::new(cx, &divisors(p, d, xs[2 + d], os[2 + d])))
+            .collect()
+    };
+    let init = cx.f32(if max { f32::NEG_INFINITY } else { 0.0 });
+    let planes = (xs[0] * xs[1]) as i64;
+    let lead_shape = os[2..2 + lead].to_vec();
+    cx.for_range(0, planes, |cx, pl| {
+        let xb = cx.mul_c(pl, x_plane as i64)?;
+        let ob = cx.mul_c(pl, o_plane as i64)?;
+        cx.for_nest(&lead_shape, |cx, o_lead| {
+            let row = cx.add(ob, cx.dot(o_lead, &o_st[..lead], 0)?)?;
+            cx.for_range(0, row_len, |cx, e| {
+                cx.store_f32(out.ptr, cx.add(row, e)?, init)
+            })?;
+            walk.emit(cx, o_lead, &x_st, &mut |cx, tap| {
+                let xrow = cx.add(cx.add(xb, tap.dst_lead)?, tap.shift)?;
+                for_bounds(cx, tap.bounds, |cx, ow| {
+                    let v = cx.load_f32(x.ptr, cx.add(xrow, cx.mul_c(ow, s_last)?)?)?;
+                    let oi = cx.add(row, ow)?;
+                    let acc = cx.load_f32(out.ptr, oi)?;
+                    let r = if max {
+                        fmax_nan(cx, acc, v)?
+                    } else {
+                        cx.fadd(acc, v)?
+                    };
+                    cx.store_f32(out.ptr, oi, r)
+                })
+            })?;
+            if max {
+                return Ok(());
+            }
+            let mut row_div = cx.f32(1.0);
+            for (d, f) in factors[..lead].iter().enumerate() {
+                row_div = cx.fmul(row_div, f.at(cx, o_lead[d])?)?;
+            }
+            cx.for_range(0, row_len, |cx, ow| {
+                let oi = cx.add(row, ow)?;
+                let div = cx.fmul(row_div, factors[lead].at(cx, ow)?)?;
+                let v = cx.load_f32(out.ptr, oi)?;
+                cx.store_f32(out.ptr, oi, cx.fdiv(v, div)?)
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(k: usize, s: usize, pads: [usize; 2], include: bool) -> PoolAttrs {
+        PoolAttrs {
+            kernel: vec![k],
+            strides: vec![s],
+            pads: pads.to_vec(),
+            dilations: vec![1],
+            ceil_mode: true,
+            count_include_pad: include,
+        }
+    }
+
+    #[test]
+    fn divisors_count_pads_but_not_the_overhang() {
+        // Input 5, kernel 3, stride 2, pads 1/1: windows start at -1, 1, 3;
+        // with ceil_mode a 4th would start at 5 (past the input: not emitted).
+        let p = attrs(3, 2, [1, 1], false);
+        assert_eq!(divisors(&p, 0, 5, 3), vec![2.0, 3.0, 2.0]);
+        let p = attrs(3, 2, [1, 1], true);
+        assert_eq!(divisors(&p, 0, 5, 3), vec![3.0, 3.0, 3.0]);
+        // Input 6, kernel 3, stride 2, pads 0/0, ceil: windows at 0, 2, 4 (4..7 overhangs by 1).
+        let p = attrs(3, 2, [0, 0], true);
+        assert_eq!(divisors(&p, 0, 6, 3), vec![3.0, 3.0, 2.0]);
+        let p = attrs(3, 2, [0, 0], false);
+        assert_eq!(divisors(&p, 0, 6, 3), vec![3.0, 3.0, 2.0]);
+    }
 }
