@@ -4,88 +4,8 @@
 
 use crate::elem::f32s;
 use crate::index::unravel;
-use qcc_ir::{
-    numel, strides_of, CoordTransform, NearestMode, ResizeAttrs, ResizeMode, Tensor, TensorData,
-};
-
-/// The resized length `length_resized` that the coordinate transforms divide
-/// by: `len_in * scale`, which is fractional when the model gave scales that
-/// do not divide evenly (ONNX: "output_width … can be fractional when
-/// calculated with scale factor"; `test_resize_downsample_scales_linear_align_corners`
-/// depends on it). When that product is within a few ulps of the integer
-/// output size — always the case when the model gave sizes, since the importer
-/// then sets `scale = size / len_in` — the integer is used, so that f32
-/// rounding of `size / len_in * len_in` cannot move a coordinate.
-///
-/// onnxruntime (CPU and CUDA) instead always uses the integer output size here,
-/// and lists that ONNX test as a known mismatch; the two agree whenever
-/// `len_in * scale` is an integer.
-pub fn resized_length(len_in: usize, scale: f32, len_out: usize) -> f32 {
-    let exact = len_in as f32 * scale;
-    let int = len_out as f32;
-    if (exact - int).abs() <= int * (4.0 * f32::EPSILON) {
-        int
-    } else {
-        exact
-    }
-}
-
-/// Input coordinate of output coordinate `x` along a dim of `len_in` →
-/// `len_out` with `scale`, where `len_resized` is [`resized_length`].
-///
-/// Evaluated in f32 with the operation order of the ONNX formulas (as
-/// onnxruntime and the ONNX reference do), so that rounding ties such as
-/// `1 / (2/3) = 1.5` land where they do there. As in the ONNX spec,
-/// align_corners and pytorch_half_pixel use the possibly fractional
-/// `len_resized`; half_pixel_symmetric compares the integer `len_out` with
-/// the unsnapped `scale * len_in`.
-pub fn original_coord(
-    ct: CoordTransform,
-    x: usize,
-    scale: f32,
-    len_in: usize,
-    len_resized: f32,
-    len_out: usize,
-) -> f32 {
-    let x = x as f32;
-    let li = len_in as f32;
-    match ct {
-        CoordTransform::HalfPixel => (x + 0.5) / scale - 0.5,
-        CoordTransform::PytorchHalfPixel => {
-            if len_resized > 1.0 {
-                (x + 0.5) / scale - 0.5
-            } else {
-                0.0
-            }
-        }
-        CoordTransform::AlignCorners => {
-            if len_resized == 1.0 {
-                0.0
-            } else {
-                x * (li - 1.0) / (len_resized - 1.0)
-            }
-        }
-        CoordTransform::Asymmetric => x / scale,
-        CoordTransform::HalfPixelSymmetric => {
-            let adjustment = len_out as f32 / (scale * li);
-            let center = li / 2.0;
-            let offset = center * (1.0 - adjustment);
-            offset + (x + 0.5) / scale - 0.5
-        }
-    }
-}
-
-/// Rounds an input coordinate to an index as nearest mode does.
-pub fn round_nearest(mode: NearestMode, x: f32) -> f32 {
-    let tie = x - x.floor() == 0.5;
-    match mode {
-        NearestMode::RoundPreferFloor if tie => x.floor(),
-        NearestMode::RoundPreferCeil if tie => x.ceil(),
-        NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => x.round(),
-        NearestMode::Floor => x.floor(),
-        NearestMode::Ceil => x.ceil(),
-    }
-}
+use qcc_ir::resize::{round_nearest, source_coord};
+use qcc_ir::{numel, strides_of, ResizeAttrs, ResizeMode, Tensor, TensorData};
 
 /// Clamps a coordinate into `[0, len-1]` and converts it to an index (NaN gives 0).
 fn clamp_index(x: f32, len: usize) -> usize {
@@ -111,9 +31,8 @@ fn axis_table(r: &ResizeAttrs, d: usize, len_in: usize, len_out: usize) -> Axis 
         hi: Vec::with_capacity(len_out),
         w_hi: Vec::with_capacity(len_out),
     };
-    let len_resized = resized_length(len_in, scale, len_out);
     for x in 0..len_out {
-        let xo = original_coord(r.coord, x, scale, len_in, len_resized, len_out);
+        let xo = source_coord(r.coord, x, scale, len_in, len_out);
         match r.mode {
             ResizeMode::Nearest => {
                 let i = clamp_index(round_nearest(r.nearest, xo), len_in);

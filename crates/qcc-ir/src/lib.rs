@@ -15,6 +15,7 @@ mod graph;
 pub mod infer;
 pub mod op;
 mod print;
+pub mod resize;
 mod tensor;
 mod types;
 mod verify;

@@ -13,48 +13,8 @@ use super::conv::{const_f32_table, const_i64_table};
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
 use inkwell::values::{FloatValue, IntValue, PointerValue};
-use qcc_ir::{CoordTransform, DType, NearestMode, Node, Op, ResizeAttrs, ResizeMode};
-
-/// Input coordinate of output coordinate `x` along a dim resized from
-/// `len_in` to `len_out` with `scale` (ONNX `coordinate_transformation_mode`).
-pub(crate) fn source_coord(
-    ct: CoordTransform,
-    x: usize,
-    scale: f32,
-    len_in: usize,
-    len_out: usize,
-) -> f32 {
-    let xf = x as f32;
-    match ct {
-        CoordTransform::HalfPixel => (xf + 0.5) / scale - 0.5,
-        CoordTransform::PytorchHalfPixel if len_out > 1 => (xf + 0.5) / scale - 0.5,
-        CoordTransform::PytorchHalfPixel => 0.0,
-        CoordTransform::AlignCorners if len_out > 1 => {
-            xf * (len_in as f32 - 1.0) / (len_out as f32 - 1.0)
-        }
-        CoordTransform::AlignCorners => 0.0,
-        CoordTransform::Asymmetric => xf / scale,
-        CoordTransform::HalfPixelSymmetric => {
-            // adjustment = output_width_int / output_width, output_width = scale * len_in
-            let adjustment = len_out as f32 / (scale * len_in as f32);
-            let center = len_in as f32 / 2.0;
-            let offset = center * (1.0 - adjustment);
-            offset + (xf + 0.5) / scale - 0.5
-        }
-    }
-}
-
-/// Rounds a source coordinate as `nearest_mode` says.
-pub(crate) fn round_nearest(mode: NearestMode, x: f32) -> f32 {
-    let half = x - x.floor() == 0.5;
-    match mode {
-        NearestMode::Floor => x.floor(),
-        NearestMode::Ceil => x.ceil(),
-        NearestMode::RoundPreferFloor if half => x.floor(),
-        NearestMode::RoundPreferCeil if half => x.ceil(),
-        NearestMode::RoundPreferFloor | NearestMode::RoundPreferCeil => x.round(),
-    }
-}
+use qcc_ir::resize::{round_nearest, source_coord};
+use qcc_ir::{DType, Node, Op, ResizeAttrs, ResizeMode};
 
 /// `x` clamped into `[0, len - 1]` (NaN gives 0).
 fn clamp_coord(x: f32, len: usize) -> f32 {
@@ -206,6 +166,7 @@ fn interp<'ctx>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qcc_ir::{CoordTransform, NearestMode};
 
     fn attrs(
         mode: ResizeMode,
@@ -220,29 +181,6 @@ mod tests {
             scales: vec![scale],
             sizes: vec![],
         }
-    }
-
-    #[test]
-    fn coordinate_transforms() {
-        use CoordTransform::*;
-        assert_eq!(source_coord(HalfPixel, 0, 2.0, 4, 8), -0.25);
-        assert_eq!(source_coord(HalfPixel, 3, 2.0, 4, 8), 1.25);
-        assert_eq!(source_coord(PytorchHalfPixel, 0, 0.25, 4, 1), 0.0);
-        assert_eq!(source_coord(AlignCorners, 7, 2.0, 4, 8), 3.0);
-        assert_eq!(source_coord(AlignCorners, 0, 0.25, 4, 1), 0.0);
-        assert_eq!(source_coord(Asymmetric, 3, 2.0, 4, 8), 1.5);
-        // Integral sizes: half_pixel_symmetric equals half_pixel.
-        assert_eq!(source_coord(HalfPixelSymmetric, 3, 2.0, 4, 8), 1.25);
-    }
-
-    #[test]
-    fn nearest_rounding() {
-        use NearestMode::*;
-        assert_eq!(round_nearest(RoundPreferFloor, 1.5), 1.0);
-        assert_eq!(round_nearest(RoundPreferCeil, 1.5), 2.0);
-        assert_eq!(round_nearest(RoundPreferFloor, 1.6), 2.0);
-        assert_eq!(round_nearest(Floor, 1.9), 1.0);
-        assert_eq!(round_nearest(Ceil, 1.1), 2.0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Resize: nearest with every rounding mode, linear with every coordinate transform.
 
 use super::*;
-use crate::resize::resized_length;
+use qcc_ir::resize::resized_length;
 use qcc_ir::{CoordTransform as C, NearestMode as N, ResizeAttrs, ResizeMode};
 
 fn rz(mode: ResizeMode, coord: C, nearest: N, scales: &[f32], sizes: &[usize]) -> Op {
