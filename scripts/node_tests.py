@@ -139,8 +139,18 @@ def xfail_reason(model):
     return None
 
 
-def tolerance(ops):
-    """The loosest tolerance among the case's ops."""
+# Cases whose expected outputs were written by hand with few digits, so the
+# exact result differs from them by up to half a unit in the last digit.
+TOL_BY_CASE = {
+    # Expected values given to 4 decimals (e.g. 0.1511 for 1.3595 / 9 = 0.151056).
+    "test_averagepool_2d_ceil_last_window_starts_on_pad": (1e-4, 0.0),
+}
+
+
+def tolerance(name, ops):
+    """The loosest tolerance among the case's ops, unless the case has its own."""
+    if name in TOL_BY_CASE:
+        return TOL_BY_CASE[name]
     tols = [TOL_BY_OP[o] for o in ops]
     return max(t[0] for t in tols), max(t[1] for t in tols)
 
@@ -173,7 +183,7 @@ def scan(node_dir, prefix=""):
             continue
         if any(d.domain not in ("", "ai.onnx") for d in model.opset_import):
             continue
-        cases.append((prefix + name, ops, tolerance(ops), xfail_reason(model)))
+        cases.append((prefix + name, ops, tolerance(name, ops), xfail_reason(model)))
     return cases
 
 

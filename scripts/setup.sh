@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what qcc's build and tests need; idempotent, and quick when all is present.
 #
-#   1. Debian packages: LLVM 22 (headers, libs, Polly) and zstd, via apt-get,
-#      only those that `dpkg -s` says are missing; a C compiler if there is none,
-#      python3-venv if Python cannot make a venv. ($PYTHON picks the Python.)
+#   1. Debian packages: LLVM 22 (headers, libs, Polly; llc comes with them) and
+#      zstd, via apt-get, only those that `dpkg -s` says are missing; a C
+#      compiler if there is none, python3-venv if Python cannot make a venv
+#      ($PYTHON picks the Python); and the cross tests' toolchains: gcc and
+#      glibc for aarch64 and armv7 Linux with qemu-user, arm-none-eabi gcc with
+#      newlib and qemu-system-arm (all with --no-install-recommends).
 #   2. .venv/ (repo root, gitignored): pinned onnx, onnxruntime, numpy from
 #      scripts/requirements.txt, re-installed only when that file changes.
 #   3. .cache/onnx-node/: the ONNX backend node tests (onnx/backend/test/data/node/*)
@@ -21,6 +24,10 @@ log() { echo "setup: $*" >&2; }
 
 # --- 1. Debian packages ---------------------------------------------------------
 apt_packages=(llvm-22-dev libpolly-22-dev libzstd-dev)
+# Cross tests (crates/qcc-codegen/tests/cross.rs, crates/qcc/tests/cross_*.rs).
+# The libc6-dev-*-cross packages are only "recommended" by the cross gccs.
+apt_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user)
+apt_packages+=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
