@@ -179,6 +179,16 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         Op::Resize(r) => resize::resize(r, inputs[0], shape)?,
         Op::Cast { to } => for_dtype!(*to, T => shape_ops::cast::<T>(inputs[0])),
         Op::Gather { axis } => shape_ops::gather(inputs[0], inputs[1], *axis)?,
+        Op::Quantize { .. }
+        | Op::Dequantize { .. }
+        | Op::Requantize { .. }
+        | Op::QConv { .. }
+        | Op::QGemm { .. }
+        | Op::QAdd { .. }
+        | Op::QMul { .. }
+        | Op::QAvgPool { .. }
+        | Op::QMean { .. }
+        | Op::Lut { .. } => return Err(format!("{} is not implemented yet", op.name())),
     };
     if data.dtype() != out_ty.dtype {
         return Err(format!(
@@ -196,6 +206,17 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
 /// Runs a whole graph; `inputs` in graph-input order. Returns the graph
 /// outputs in order. Intermediates are dropped after their last use.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    run_observed(g, inputs, &mut |_, _| {})
+}
+
+/// Like [`run`], and calls `observe` with every value the graph computes
+/// (inputs and constants included), in execution order, as soon as it exists.
+/// Calibration uses this to record activation ranges.
+pub fn run_observed(
+    g: &Graph,
+    inputs: &[Tensor],
+    observe: &mut dyn FnMut(ValueId, &Tensor),
+) -> Result<Vec<Tensor>, InterpError> {
     let order = g
         .topo_order()
         .map_err(|e| InterpError::Graph(e.to_string()))?;
@@ -263,6 +284,7 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
         }
         for (slot, t) in outs.into_iter().enumerate() {
             let v = ValueId { node: id, slot };
+            observe(v, &t);
             if last_use.contains_key(&v) || graph_outputs.contains(&v) {
                 values.insert(v, t);
             }

@@ -1,7 +1,8 @@
 //! Shape and type inference: one rule per op, used when nodes are added and
 //! again by the verifier.
 
-use crate::op::{BinaryOp, Op, PoolAttrs};
+use crate::op::{BinaryOp, ConvAttrs, Op, PoolAttrs};
+use crate::quant::{Epilogue, MAX_SHIFT};
 use crate::types::{broadcast_shapes, DType, TensorType};
 
 type R = Result<Vec<TensorType>, String>;
@@ -57,7 +58,6 @@ fn window_out(
 }
 
 fn pool_shape(x: &TensorType, p: &PoolAttrs) -> R {
-    need_float(x, "input")?;
     if x.rank() < 3 {
         return Err(format!("input must be [N,C,spatial…], got {x}"));
     }
@@ -78,7 +78,56 @@ fn pool_shape(x: &TensorType, p: &PoolAttrs) -> R {
             p.ceil_mode,
         )?);
     }
-    one(TensorType::f32(shape))
+    one(TensorType::new(x.dtype, shape))
+}
+
+/// Value range of an 8-bit integer type; `None` for other types.
+pub fn int8_range(t: DType) -> Option<(i32, i32)> {
+    match t {
+        DType::I8 => Some((-128, 127)),
+        DType::U8 => Some((0, 255)),
+        _ => None,
+    }
+}
+
+fn need_int8(t: &TensorType, what: &str) -> Result<(i32, i32), String> {
+    int8_range(t.dtype).ok_or_else(|| format!("{what} must be i8 or u8, got {t}"))
+}
+
+/// Checks an epilogue: valid rescale with 1 or `channels` entries, zero point
+/// and clamp bounds inside `to`'s range.
+fn check_epilogue(e: &Epilogue, channels: usize, to: DType) -> Result<(), String> {
+    let (lo, hi) =
+        int8_range(to).ok_or_else(|| format!("output type must be i8 or u8, got {to}"))?;
+    let r = &e.rescale;
+    let n = r.multiplier.len();
+    if n == 0 || n != r.shift.len() || (n != 1 && n != channels) {
+        return Err(format!(
+            "epilogue has {n} multipliers and {} shifts; want 1 or {channels}",
+            r.shift.len()
+        ));
+    }
+    if r.multiplier.iter().any(|&m| m < 1) || r.shift.iter().any(|&s| s > MAX_SHIFT) {
+        return Err("epilogue multipliers must be positive and shifts at most 62".into());
+    }
+    if !(lo..=hi).contains(&e.zero_point) || e.min > e.max || e.min < lo || e.max > hi {
+        return Err(format!(
+            "epilogue zero point {} / clamp [{}, {}] outside {to}'s range",
+            e.zero_point, e.min, e.max
+        ));
+    }
+    Ok(())
+}
+
+/// Whether every window of an average pool counts the same number of cells.
+fn uniform_windows(x: &TensorType, p: &PoolAttrs, out: &[usize]) -> bool {
+    let n = p.kernel.len();
+    (0..n).all(|i| {
+        let last_end = (out[2 + i] - 1) * p.strides[i] + (p.kernel[i] - 1) * p.dilations[i] + 1;
+        let padded = x.shape[2 + i] + p.pads[i] + p.pads[i + n];
+        let no_pad = p.pads[i] == 0 && p.pads[i + n] == 0;
+        last_end <= padded && (p.count_include_pad || no_pad)
+    })
 }
 
 /// Infers the output types of `op` applied to inputs of the given types.
@@ -281,7 +330,16 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(ins[0].clone())
         }
-        Op::MaxPool(p) | Op::AveragePool(p) => pool_shape(ins[0], p),
+        Op::MaxPool(p) => {
+            if !matches!(ins[0].dtype, DType::F32 | DType::I8 | DType::U8) {
+                return Err(format!("input must be f32, i8 or u8, got {}", ins[0]));
+            }
+            pool_shape(ins[0], p)
+        }
+        Op::AveragePool(p) => {
+            need_float(ins[0], "input")?;
+            pool_shape(ins[0], p)
+        }
         Op::Reduce { axes, keepdims, .. } => {
             let x = ins[0];
             need_float(x, "input")?;
@@ -422,5 +480,119 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             shape.extend(&x.shape[axis + 1..]);
             one(TensorType::new(x.dtype, shape))
         }
+        Op::Quantize { q, to } => {
+            need_float(ins[0], "input")?;
+            let (lo, hi) = int8_range(*to).ok_or_else(|| format!("cannot quantize to {to}"))?;
+            if !(q.scale.is_finite() && q.scale > 0.0 && (lo..=hi).contains(&q.zero_point)) {
+                return Err(format!("bad quantization parameters {q:?} for {to}"));
+            }
+            one(TensorType::new(*to, ins[0].shape.clone()))
+        }
+        Op::Dequantize { q } => {
+            if !matches!(ins[0].dtype, DType::I8 | DType::U8 | DType::I32) {
+                return Err(format!("input must be i8, u8 or i32, got {}", ins[0]));
+            }
+            if !(q.scale.is_finite() && q.scale > 0.0) {
+                return Err(format!("bad scale {}", q.scale));
+            }
+            one(TensorType::f32(ins[0].shape.clone()))
+        }
+        Op::Requantize {
+            in_zero_point,
+            epi,
+            to,
+        } => {
+            let (lo, hi) = need_int8(ins[0], "input")?;
+            if !(lo..=hi).contains(in_zero_point) {
+                return Err(format!(
+                    "input zero point {in_zero_point} outside {}",
+                    ins[0].dtype
+                ));
+            }
+            check_epilogue(epi, 1, *to)?;
+            one(TensorType::new(*to, ins[0].shape.clone()))
+        }
+        Op::QConv { conv, epi, to, .. } => {
+            need_int8(ins[0], "input")?;
+            if ins[1].dtype != DType::I8 || ins[2].dtype != DType::I32 {
+                return Err(format!(
+                    "weight must be i8 and bias i32, got {} and {}",
+                    ins[1], ins[2]
+                ));
+            }
+            let shape = float_conv_shape(conv, ins)?;
+            check_epilogue(epi, shape[1], *to)?;
+            one(TensorType::new(*to, shape))
+        }
+        Op::QGemm { epi, to, .. } => {
+            let (a, b, bias) = (ins[0], ins[1], ins[2]);
+            need_int8(a, "A")?;
+            if b.dtype != DType::I8 || bias.dtype != DType::I32 {
+                return Err(format!("B must be i8 and bias i32, got {b} and {bias}"));
+            }
+            if a.rank() != 2 || b.rank() != 2 || a.shape[1] != b.shape[0] {
+                return Err(format!("A {a} and B {b} must be [M,K] and [K,N]"));
+            }
+            if bias.shape != [b.shape[1]] {
+                return Err(format!("bias {bias} must be [{}]", b.shape[1]));
+            }
+            check_epilogue(epi, b.shape[1], *to)?;
+            one(TensorType::new(*to, vec![a.shape[0], b.shape[1]]))
+        }
+        Op::QAdd { epi, to, .. } | Op::QMul { epi, to, .. } => {
+            need_int8(ins[0], "A")?;
+            need_int8(ins[1], "B")?;
+            let shape = broadcast_shapes(&ins[0].shape, &ins[1].shape)
+                .ok_or_else(|| format!("shapes {} and {} do not broadcast", ins[0], ins[1]))?;
+            check_epilogue(epi, 1, *to)?;
+            one(TensorType::new(*to, shape))
+        }
+        Op::QAvgPool { pool, epi, .. } => {
+            need_int8(ins[0], "input")?;
+            let out = pool_shape(ins[0], pool)?;
+            if !uniform_windows(ins[0], pool, &out[0].shape) {
+                return Err("windows count different numbers of cells".into());
+            }
+            check_epilogue(epi, 1, ins[0].dtype)?;
+            Ok(out)
+        }
+        Op::QMean {
+            axes,
+            keepdims,
+            epi,
+            ..
+        } => {
+            let x = ins[0];
+            need_int8(x, "input")?;
+            let f = TensorType::f32(x.shape.clone());
+            let out = infer(
+                &Op::Reduce {
+                    op: crate::op::ReduceOp::Mean,
+                    axes: axes.clone(),
+                    keepdims: *keepdims,
+                },
+                &[&f],
+            )?;
+            check_epilogue(epi, 1, x.dtype)?;
+            one(TensorType::new(x.dtype, out[0].shape.clone()))
+        }
+        Op::Lut { table, to } => {
+            need_int8(ins[0], "input")?;
+            let (lo, hi) =
+                int8_range(*to).ok_or_else(|| format!("output type must be i8 or u8, got {to}"))?;
+            if table.len() != 256 || table.iter().any(|v| !(lo..=hi).contains(v)) {
+                return Err(format!("table must have 256 entries within {to}'s range"));
+            }
+            one(TensorType::new(*to, ins[0].shape.clone()))
+        }
     }
+}
+
+/// The output shape of a convolution, checked as for f32 operands.
+fn float_conv_shape(conv: &ConvAttrs, ins: &[&TensorType]) -> Result<Vec<usize>, String> {
+    let x = TensorType::f32(ins[0].shape.clone());
+    let w = TensorType::f32(ins[1].shape.clone());
+    let b = TensorType::f32(ins[2].shape.clone());
+    let out = infer(&Op::Conv(conv.clone()), &[&x, &w, &b])?;
+    Ok(out[0].shape.clone())
 }

@@ -6,6 +6,7 @@
 //! are attributes here, so an op's inputs are only the tensors it computes on.
 
 use crate::graph::WeightId;
+use crate::quant::{Epilogue, QParams};
 use crate::types::DType;
 use std::fmt;
 
@@ -194,6 +195,77 @@ pub enum Op {
     Gather {
         axis: usize,
     },
+
+    // ---- Integer (quantized) ops. Arithmetic: `crate::quant`. ----
+    /// f32 → `to` (I8 or U8): `quant::quantize` elementwise, saturating to `to`'s range.
+    Quantize {
+        q: QParams,
+        to: DType,
+    },
+    /// I8/U8/I32 → f32: `quant::dequantize` elementwise.
+    Dequantize {
+        q: QParams,
+    },
+    /// 8-bit → 8-bit with new parameters: `epi.apply(x - in_zero_point, 0)` (per tensor).
+    Requantize {
+        in_zero_point: i32,
+        epi: Epilogue,
+        to: DType,
+    },
+    /// Integer convolution. Inputs: x (I8/U8) `[N,C,…]`, w (I8) `[M,C/group,k…]`, bias (I32) `[M]`.
+    /// `acc = bias[m] + Σ (x - x_zero_point) * w` (padding contributes 0), out = `epi.apply(acc, m)`.
+    QConv {
+        conv: ConvAttrs,
+        x_zero_point: i32,
+        epi: Epilogue,
+        to: DType,
+    },
+    /// Integer matrix product. Inputs: a (I8/U8) `[M,K]`, b (I8) `[K,N]`, bias (I32) `[N]`.
+    /// `acc = bias[j] + Σ_k (a[i,k] - a_zero_point) * b[k,j]`, out = `epi.apply(acc, j)`.
+    QGemm {
+        a_zero_point: i32,
+        epi: Epilogue,
+        to: DType,
+    },
+    /// Integer add with broadcasting. `acc = (a - a_zp) * a_mul + (b - b_zp) * b_mul`,
+    /// out = `epi.apply(acc, 0)`.
+    QAdd {
+        a_zero_point: i32,
+        a_multiplier: i32,
+        b_zero_point: i32,
+        b_multiplier: i32,
+        epi: Epilogue,
+        to: DType,
+    },
+    /// Integer multiply with broadcasting. `acc = (a - a_zp) * (b - b_zp)`, out = `epi.apply(acc, 0)`.
+    QMul {
+        a_zero_point: i32,
+        b_zero_point: i32,
+        epi: Epilogue,
+        to: DType,
+    },
+    /// Integer average pool whose windows all count the same number of cells
+    /// (`count_include_pad`, or no padding; no ceil_mode overhang).
+    /// `acc = Σ (x - x_zero_point)` over the window (padding contributes 0),
+    /// out = `epi.apply(acc, 0)` (the epilogue includes 1/count). Output type = input type.
+    QAvgPool {
+        pool: PoolAttrs,
+        x_zero_point: i32,
+        epi: Epilogue,
+    },
+    /// Integer mean over axes: `acc = Σ (x - x_zero_point)`, out = `epi.apply(acc, 0)`
+    /// (the epilogue includes 1/count). Output type = input type.
+    QMean {
+        axes: Vec<usize>,
+        keepdims: bool,
+        x_zero_point: i32,
+        epi: Epilogue,
+    },
+    /// Table lookup on 8-bit values: out = `table[x - min(input dtype)]` (256 entries, within `to`'s range).
+    Lut {
+        table: Vec<i32>,
+        to: DType,
+    },
 }
 
 impl Op {
@@ -249,6 +321,16 @@ impl Op {
             Op::Resize(_) => "resize",
             Op::Cast { .. } => "cast",
             Op::Gather { .. } => "gather",
+            Op::Quantize { .. } => "quantize",
+            Op::Dequantize { .. } => "dequantize",
+            Op::Requantize { .. } => "requantize",
+            Op::QConv { .. } => "qconv",
+            Op::QGemm { .. } => "qgemm",
+            Op::QAdd { .. } => "qadd",
+            Op::QMul { .. } => "qmul",
+            Op::QAvgPool { .. } => "qavg_pool",
+            Op::QMean { .. } => "qmean",
+            Op::Lut { .. } => "lut",
         }
     }
 
@@ -263,6 +345,8 @@ impl Op {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
             Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
+            Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
             Op::BatchNorm { .. } => (5, 5),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
@@ -346,8 +430,101 @@ impl Op {
             ],
             Op::Cast { to } => vec![("to", to.to_string())],
             Op::Gather { axis } => vec![("axis", axis.to_string())],
+            Op::Quantize { q, to } => vec![("q", qp(q)), ("to", to.to_string())],
+            Op::Dequantize { q } => vec![("q", qp(q))],
+            Op::Requantize {
+                in_zero_point,
+                epi,
+                to,
+            } => vec![
+                ("in_zp", in_zero_point.to_string()),
+                ("epi", ep(epi)),
+                ("to", to.to_string()),
+            ],
+            Op::QConv {
+                conv,
+                x_zero_point,
+                epi,
+                to,
+            } => {
+                let mut v = Op::Conv(conv.clone()).attrs();
+                v.push(("x_zp", x_zero_point.to_string()));
+                v.push(("epi", ep(epi)));
+                v.push(("to", to.to_string()));
+                v
+            }
+            Op::QGemm {
+                a_zero_point,
+                epi,
+                to,
+            } => vec![
+                ("a_zp", a_zero_point.to_string()),
+                ("epi", ep(epi)),
+                ("to", to.to_string()),
+            ],
+            Op::QAdd {
+                a_zero_point,
+                a_multiplier,
+                b_zero_point,
+                b_multiplier,
+                epi,
+                to,
+            } => vec![
+                ("a", format!("({a_zero_point},{a_multiplier})")),
+                ("b", format!("({b_zero_point},{b_multiplier})")),
+                ("epi", ep(epi)),
+                ("to", to.to_string()),
+            ],
+            Op::QMul {
+                a_zero_point,
+                b_zero_point,
+                epi,
+                to,
+            } => vec![
+                ("a_zp", a_zero_point.to_string()),
+                ("b_zp", b_zero_point.to_string()),
+                ("epi", ep(epi)),
+                ("to", to.to_string()),
+            ],
+            Op::QAvgPool {
+                pool,
+                x_zero_point,
+                epi,
+            } => {
+                let mut v = Op::AveragePool(pool.clone()).attrs();
+                v.push(("x_zp", x_zero_point.to_string()));
+                v.push(("epi", ep(epi)));
+                v
+            }
+            Op::QMean {
+                axes,
+                keepdims,
+                x_zero_point,
+                epi,
+            } => vec![
+                ("axes", l(axes)),
+                ("keepdims", keepdims.to_string()),
+                ("x_zp", x_zero_point.to_string()),
+                ("epi", ep(epi)),
+            ],
+            Op::Lut { to, .. } => vec![("to", to.to_string())],
         }
     }
+}
+
+fn qp(q: &QParams) -> String {
+    format!("(s={},z={})", q.scale, q.zero_point)
+}
+
+/// An epilogue in one token: `m*2^-s+zp[min,max]`; per-channel rescales print their count.
+fn ep(e: &Epilogue) -> String {
+    let r = &e.rescale;
+    let scale = if r.channels() == 1 {
+        format!("{}>>{}", r.multiplier[0], r.shift[0])
+    } else {
+        format!("per_channel({})", r.channels())
+    };
+    format!("({scale},zp={},[{},{}])", e.zero_point, e.min, e.max)
 }
 
 /// Resolves ONNX `auto_pad` into explicit `[begin…, end…]` pads.

@@ -5,10 +5,10 @@
 //! Needs: a verified graph. Guarantees: no node other than `Input`/`Const`
 //! has only constant inputs; every node contributes to a graph output.
 
-use crate::{Changed, PassError};
+use crate::{Changed, PassContext, PassError};
 use qcc_ir::{Graph, Op, ValueId};
 
-pub fn run(g: &mut Graph) -> Result<Changed, PassError> {
+pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = false;
     let order = g.topo_order().map_err(|e| PassError::Failed {
         pass: "constant-fold",

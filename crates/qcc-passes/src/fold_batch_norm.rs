@@ -8,7 +8,7 @@
 //! computes `scale * (y - mean) / sqrt(var + eps) + bias` itself. Other
 //! BatchNorms are left alone (the backend handles them).
 
-use crate::{Changed, PassError};
+use crate::{Changed, PassContext, PassError};
 use qcc_ir::{Graph, NodeId, Op, Tensor, ValueId};
 
 const PASS: &str = "fold-batch-norm";
@@ -47,7 +47,7 @@ enum Layout {
     Cols,
 }
 
-pub fn run(g: &mut Graph) -> Result<Changed, PassError> {
+pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = false;
     let order = g.topo_order().map_err(|e| PassError::Failed {
         pass: PASS,

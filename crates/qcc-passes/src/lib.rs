@@ -7,6 +7,9 @@ pub mod constant_fold;
 pub mod fold_batch_norm;
 pub mod plan_memory;
 
+pub mod context;
+
+pub use context::{CalibrationMethod, PassContext, QuantConfig, Range, ScaleFormat};
 use qcc_ir::{verify, Graph, IrError};
 use thiserror::Error;
 
@@ -27,7 +30,7 @@ pub type Changed = bool;
 pub struct PassInfo {
     pub name: &'static str,
     pub about: &'static str,
-    pub run: fn(&mut Graph) -> Result<Changed, PassError>,
+    pub run: fn(&mut Graph, &mut PassContext) -> Result<Changed, PassError>,
 }
 
 /// Every pass, in the default pipeline's order.
@@ -70,9 +73,14 @@ impl Default for Pipeline {
 impl Pipeline {
     /// Runs the passes in order, verifying after each. `stop_after` ends the
     /// pipeline after the named pass (for `qcc dump --after`).
-    pub fn run(&self, g: &mut Graph, stop_after: Option<&str>) -> Result<(), PassError> {
+    pub fn run(
+        &self,
+        g: &mut Graph,
+        cx: &mut PassContext,
+        stop_after: Option<&str>,
+    ) -> Result<(), PassError> {
         for p in &self.passes {
-            (p.run)(g)?;
+            (p.run)(g, cx)?;
             verify(g).map_err(|err| PassError::Verifier { pass: p.name, err })?;
             if stop_after == Some(p.name) {
                 break;

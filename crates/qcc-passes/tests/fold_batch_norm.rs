@@ -33,7 +33,10 @@ fn with_bn(g: &mut Graph, y: ValueId, c: usize) -> ValueId {
 /// Runs the pass and checks: no BatchNorm left, same outputs as before (within float rounding).
 fn check(mut g: Graph, input: Tensor) {
     let before = qcc_interp::run(&g, std::slice::from_ref(&input)).unwrap();
-    assert!(fold_batch_norm::run(&mut g).unwrap(), "nothing folded");
+    assert!(
+        fold_batch_norm::run(&mut g, &mut Default::default()).unwrap(),
+        "nothing folded"
+    );
     qcc_ir::verify(&g).unwrap();
     let text = qcc_ir::print(&g).unwrap();
     assert!(!text.contains("batch_norm"), "{text}");
@@ -114,5 +117,5 @@ fn shared_producer_is_left_alone() {
     let z = with_bn(&mut g, y, 3);
     g.add_output("z", z);
     g.add_output("y", y);
-    assert!(!fold_batch_norm::run(&mut g).unwrap());
+    assert!(!fold_batch_norm::run(&mut g, &mut Default::default()).unwrap());
 }

@@ -29,13 +29,22 @@ pub fn import(model: &Path, input_shapes: &HashMap<String, Vec<usize>>) -> Resul
 /// Runs the default pass pipeline, stopping after `stop_after` if given
 /// (`"import"` stops before the first pass).
 pub fn optimize(g: &mut Graph, stop_after: Option<&str>) -> Result<()> {
+    optimize_with(g, &mut qcc_passes::PassContext::default(), stop_after)
+}
+
+/// [`optimize`] with a pass context (quantization options, calibration data).
+pub fn optimize_with(
+    g: &mut Graph,
+    cx: &mut qcc_passes::PassContext,
+    stop_after: Option<&str>,
+) -> Result<()> {
     if stop_after == Some("import") {
         return Ok(());
     }
     if let Some(name) = stop_after {
         qcc_passes::pass(name)?;
     }
-    qcc_passes::Pipeline::default().run(g, stop_after)?;
+    qcc_passes::Pipeline::default().run(g, cx, stop_after)?;
     Ok(())
 }
 

@@ -41,8 +41,10 @@ fn ir_before_and_after_each_pass() {
             let mut g = qcc::import(&case.join("model.onnx"), &input_shapes(case))
                 .unwrap_or_else(|e| panic!("{name}: import failed: {e:#}"));
             insta::assert_snapshot!(format!("{name}@0-import"), qcc_ir::print(&g).unwrap());
+            let mut cx = qcc_passes::PassContext::default();
             for (i, pass) in qcc_passes::PASSES.iter().enumerate() {
-                (pass.run)(&mut g).unwrap_or_else(|e| panic!("{name}: {}: {e}", pass.name));
+                (pass.run)(&mut g, &mut cx)
+                    .unwrap_or_else(|e| panic!("{name}: {}: {e}", pass.name));
                 qcc_ir::verify(&g)
                     .unwrap_or_else(|e| panic!("{name}: invalid after {}: {e}", pass.name));
                 insta::assert_snapshot!(

@@ -51,6 +51,16 @@ pub fn emit_node<'ctx>(
         Op::Resize(_) => resize::emit(cx, node, ins, out),
         Op::Cast { .. } => cast::emit(cx, node, ins, out),
         Op::Gather { .. } => gather::emit(cx, node, ins, out),
+        Op::Quantize { .. }
+        | Op::Dequantize { .. }
+        | Op::Requantize { .. }
+        | Op::QConv { .. }
+        | Op::QGemm { .. }
+        | Op::QAdd { .. }
+        | Op::QMul { .. }
+        | Op::QAvgPool { .. }
+        | Op::QMean { .. }
+        | Op::Lut { .. } => Err(cx.unsupported("integer kernels are not implemented yet")),
     }
 }
 

@@ -1,0 +1,237 @@
+//! Integer quantization: parameters and the exact integer arithmetic that the
+//! interpreter and the backend both implement.
+//!
+//! A quantized tensor holds integers `q` standing for reals `scale * (q - zero_point)`.
+//! Activations are 8-bit asymmetric, weights 8-bit symmetric (zero point 0,
+//! range `[-127, 127]`), biases and accumulators i32.
+//!
+//! The arithmetic here is the *definition*: every kernel must produce exactly
+//! what these functions produce, bit for bit, on every target.
+
+/// `real = scale * (q - zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+/// A fixed-point scale factor: `x ↦ round_shift(x * multiplier, shift)`.
+/// One entry, or one per output channel.
+///
+/// **Invariant:** `multiplier.len() == shift.len() >= 1`, every multiplier is
+/// in `1..=i32::MAX`, every shift in `0..=MAX_SHIFT`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rescale {
+    pub multiplier: Vec<i32>,
+    pub shift: Vec<u32>,
+}
+
+/// The end of every integer kernel: rescale the i32 accumulator, add the
+/// output zero point, clamp (the clamp also implements a fused Relu/Clip).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Epilogue {
+    pub rescale: Rescale,
+    pub zero_point: i32,
+    pub min: i32,
+    pub max: i32,
+}
+
+/// Largest right shift a [`Rescale`] may use (keeps `x * m + 2^(shift-1)` inside i64).
+pub const MAX_SHIFT: u32 = 62;
+
+/// `x / 2^shift` rounded to nearest, ties toward +∞: `(x + 2^(shift-1)) >> shift`
+/// with an arithmetic shift. `shift == 0` returns `x`.
+pub fn round_shift(x: i64, shift: u32) -> i64 {
+    if shift == 0 {
+        x
+    } else {
+        (x + (1i64 << (shift - 1))) >> shift
+    }
+}
+
+impl Rescale {
+    /// One multiplier and shift for every channel.
+    pub fn uniform(multiplier: i32, shift: u32) -> Rescale {
+        Rescale {
+            multiplier: vec![multiplier],
+            shift: vec![shift],
+        }
+    }
+
+    /// Number of channels (1 = per tensor).
+    pub fn channels(&self) -> usize {
+        self.multiplier.len()
+    }
+
+    /// Whether every multiplier is 1 (a pure rounding shift: power-of-two scales).
+    pub fn is_pow2(&self) -> bool {
+        self.multiplier.iter().all(|&m| m == 1)
+    }
+
+    /// Applies the rescale of `channel` (or the only one) to `acc`.
+    /// Exact for |acc| < 2^31 (the product then fits in i64).
+    pub fn apply(&self, acc: i64, channel: usize) -> i64 {
+        let c = if self.multiplier.len() == 1 {
+            0
+        } else {
+            channel
+        };
+        round_shift(acc * self.multiplier[c] as i64, self.shift[c])
+    }
+
+    /// The fixed-point form of a positive real factor, as a 31-bit multiplier
+    /// `m` in `[2^30, 2^31)` and a shift, with `real ≈ m * 2^-shift`
+    /// (relative error ≤ 2^-31). Factors too small for [`MAX_SHIFT`] give
+    /// multiplier 0's closest stand-in, `Rescale::uniform(1, MAX_SHIFT)`;
+    /// `None` for factors ≥ 2^31, non-positive or non-finite ones.
+    pub fn fixed_point(real: f64) -> Option<Rescale> {
+        if !(real.is_finite() && real > 0.0 && real < 2f64.powi(31)) {
+            return None;
+        }
+        // real = frac * 2^exp with frac in [0.5, 1).
+        let mut exp = real.log2().floor() as i32 + 1;
+        let mut frac = real / 2f64.powi(exp);
+        if frac >= 1.0 {
+            frac /= 2.0;
+            exp += 1;
+        }
+        let mut m = (frac * 2f64.powi(31)).round() as i64;
+        if m == 1i64 << 31 {
+            m /= 2;
+            exp += 1;
+        }
+        let shift = 31 - exp;
+        if shift < 0 {
+            return None;
+        }
+        if shift as u32 > MAX_SHIFT {
+            return Some(Rescale::uniform(1, MAX_SHIFT));
+        }
+        Some(Rescale::uniform(m as i32, shift as u32))
+    }
+
+    /// The power-of-two form: multiplier 1 and `shift = round(-log2(real))`, so
+    /// the rescale is a pure rounding shift. `None` when `real > 1` would need a
+    /// left shift, or for non-positive or non-finite factors.
+    pub fn pow2(real: f64) -> Option<Rescale> {
+        if !(real.is_finite() && real > 0.0) {
+            return None;
+        }
+        let shift = (-real.log2()).round();
+        if shift < 0.0 {
+            return None;
+        }
+        Some(Rescale::uniform(1, (shift as u32).min(MAX_SHIFT)))
+    }
+
+    /// Concatenates per-channel rescales (each of one entry) into one.
+    pub fn per_channel(parts: &[Rescale]) -> Rescale {
+        Rescale {
+            multiplier: parts.iter().flat_map(|r| r.multiplier.clone()).collect(),
+            shift: parts.iter().flat_map(|r| r.shift.clone()).collect(),
+        }
+    }
+
+    /// The real factor this rescale stands for, for reports.
+    pub fn real(&self, channel: usize) -> f64 {
+        let c = if self.multiplier.len() == 1 {
+            0
+        } else {
+            channel
+        };
+        self.multiplier[c] as f64 * 2f64.powi(-(self.shift[c] as i32))
+    }
+}
+
+impl Epilogue {
+    /// `clamp(zero_point + rescale(acc), min, max)`.
+    pub fn apply(&self, acc: i64, channel: usize) -> i32 {
+        let v = self.zero_point as i64 + self.rescale.apply(acc, channel);
+        v.clamp(self.min as i64, self.max as i64) as i32
+    }
+}
+
+/// Float → 8-bit: `clamp(round_half_even(x / scale) + zero_point, lo, hi)`,
+/// where `x / scale` is one f32 division. NaN maps to the zero point.
+pub fn quantize(x: f32, q: QParams, lo: i32, hi: i32) -> i32 {
+    let v = x / q.scale;
+    if v.is_nan() {
+        return q.zero_point.clamp(lo, hi);
+    }
+    // Clamping first keeps the value where f32 rounding to integers is exact.
+    let v = v.clamp(-65536.0, 65536.0).round_ties_even() as i32;
+    (v + q.zero_point).clamp(lo, hi)
+}
+
+/// 8-bit → float: `(q - zero_point) as f32 * scale` (one f32 multiplication).
+pub fn dequantize(q: i32, p: QParams) -> f32 {
+    (q - p.zero_point) as f32 * p.scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_shift_ties_go_up() {
+        assert_eq!(round_shift(5, 1), 3);
+        assert_eq!(round_shift(-5, 1), -2);
+        assert_eq!(round_shift(6, 2), 2);
+        assert_eq!(round_shift(-6, 2), -1);
+        assert_eq!(round_shift(7, 0), 7);
+    }
+
+    #[test]
+    fn fixed_point_multipliers() {
+        for real in [0.5, 0.75, 1.0, 0.0123, 3.7e-5, 1.999, 123.25] {
+            let r = Rescale::fixed_point(real).unwrap();
+            assert!(r.multiplier[0] >= 1 << 30, "{real}: {r:?}");
+            assert!(
+                (r.real(0) - real).abs() <= real * 2f64.powi(-30),
+                "{real}: {r:?}"
+            );
+        }
+        assert!(Rescale::fixed_point(0.0).is_none());
+        assert!(Rescale::fixed_point(f64::NAN).is_none());
+        assert!(Rescale::fixed_point(3e9).is_none());
+        let r = Rescale::fixed_point(0.25).unwrap();
+        assert_eq!(r.apply(1000, 0), 250);
+        assert_eq!(r.apply(-1002, 0), -250); // -250.5 rounds up
+    }
+
+    #[test]
+    fn pow2_is_a_shift() {
+        let r = Rescale::pow2(0.26).unwrap();
+        assert_eq!(r, Rescale::uniform(1, 2));
+        assert!(r.is_pow2());
+        assert_eq!(r.apply(10, 0), 3); // 2.5 → 3
+        assert!(Rescale::pow2(3.0).is_none());
+    }
+
+    #[test]
+    fn quantize_rounds_half_to_even_and_saturates() {
+        let q = QParams {
+            scale: 0.5,
+            zero_point: -3,
+        };
+        assert_eq!(quantize(1.25, q, -128, 127), 2 - 3); // 2.5 → 2
+        assert_eq!(quantize(1.75, q, -128, 127), 4 - 3); // 3.5 → 4
+        assert_eq!(quantize(1e9, q, -128, 127), 127);
+        assert_eq!(quantize(-1e9, q, -128, 127), -128);
+        assert_eq!(quantize(f32::NAN, q, -128, 127), -3);
+        assert_eq!(dequantize(5, q), 4.0);
+    }
+
+    #[test]
+    fn epilogue_clamps() {
+        let e = Epilogue {
+            rescale: Rescale::uniform(1, 1),
+            zero_point: 10,
+            min: 10,
+            max: 127,
+        };
+        assert_eq!(e.apply(-40, 0), 10); // a fused Relu: below the zero point clamps to it
+        assert_eq!(e.apply(41, 0), 31);
+        assert_eq!(e.apply(1000, 0), 127);
+    }
+}
