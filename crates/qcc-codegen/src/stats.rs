@@ -103,9 +103,24 @@ enum SectionKind {
 
 fn classify_section(name: &str) -> Option<SectionKind> {
     let has = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
-    if has(&[".text", ".ARM.exidx", ".ARM.extab", ".eh_frame", "__text", ".pdata", ".xdata"]) {
+    if has(&[
+        ".text",
+        ".ARM.exidx",
+        ".ARM.extab",
+        ".eh_frame",
+        "__text",
+        ".pdata",
+        ".xdata",
+    ]) {
         Some(SectionKind::Code)
-    } else if has(&[".rodata", ".rdata", "__const", "__literal", "__cstring", ".srodata"]) {
+    } else if has(&[
+        ".rodata",
+        ".rdata",
+        "__const",
+        "__literal",
+        "__cstring",
+        ".srodata",
+    ]) {
         Some(SectionKind::ReadOnly)
     } else if has(&[".data", ".tdata", "__data", ".sdata"]) {
         Some(SectionKind::Data)
@@ -189,10 +204,7 @@ fn call_graph(module: &Module<'_>) -> BTreeMap<String, (BTreeSet<String>, BTreeS
                 inst = i.get_next_instruction();
             }
         }
-        g.insert(
-            f.get_name().to_string_lossy().into_owned(),
-            (inner, outer),
-        );
+        g.insert(f.get_name().to_string_lossy().into_owned(), (inner, outer));
     }
     g
 }
@@ -291,13 +303,14 @@ pub fn emit_measured<T>(
 
 /// The `--stats` report, one fact per line.
 pub fn render(s: &Stats, target: &crate::TargetInfo) -> String {
-    let mut out = format!(
-        "target: {} (cpu {}{}{})\n",
-        target.triple,
-        target.cpu,
-        if target.features.is_empty() { "" } else { ", features " },
-        target.features
-    );
+    let cpu = if target.host_cpu {
+        format!("host cpu {} with all its features", target.cpu)
+    } else if target.features.is_empty() {
+        format!("cpu {}", target.cpu)
+    } else {
+        format!("cpu {}, features {}", target.cpu, target.features)
+    };
+    let mut out = format!("target: {} ({cpu})\n", target.triple);
     out.push_str(&format!(
         "flash: {} bytes (code {}, read-only data and weights {}{})\n",
         s.flash_bytes(),
@@ -329,7 +342,7 @@ pub fn render(s: &Stats, target: &crate::TargetInfo) -> String {
                 if st.external_calls.is_empty() {
                     String::new()
                 } else {
-                    format!(", plus what {} use", st.external_calls.join("/"))
+                    format!(", plus {}'s own frames", st.external_calls.join("/"))
                 }
             ));
         }
@@ -345,7 +358,9 @@ mod tests {
     #[test]
     fn parses_llvm_frame_diagnostics() {
         assert_eq!(
-            parse_frame_diag("<unknown>:0:0: stack frame size (48) exceeds limit (0) in function 'm.n3.conv'"),
+            parse_frame_diag(
+                "<unknown>:0:0: stack frame size (48) exceeds limit (0) in function 'm.n3.conv'"
+            ),
             Some(("m.n3.conv".to_string(), 48))
         );
         assert_eq!(

@@ -20,7 +20,8 @@ use inkwell::OptimizationLevel;
 use std::sync::Once;
 
 /// What the backend supports, for messages (kept for API compatibility).
-pub const SUPPORTED_ARCHES: &str = "x86_64, aarch64, armv7 (hard float), thumbv7em and thumbv8m.main (bare metal, hard float)";
+pub const SUPPORTED_ARCHES: &str =
+    "x86_64, aarch64, armv7 (hard float), thumbv7em and thumbv8m.main (bare metal, hard float)";
 
 fn init() {
     static ONCE: Once = Once::new();
@@ -52,6 +53,8 @@ pub struct TargetInfo {
     pub caps: Caps,
     /// No operating system: static relocation, no libc beyond memcpy/memset.
     pub bare_metal: bool,
+    /// The CPU and features are the host's (no `--target`, or `--cpu native`).
+    pub host_cpu: bool,
 }
 
 impl TargetInfo {
@@ -115,7 +118,9 @@ pub fn classify(norm: &str) -> Result<(Family, bool), CodegenError> {
         match (os, env) {
             ("none", "eabihf") => Ok(()),
             ("none", "eabi") => Err(soft()),
-            _ => Err(unsupported(" (Cortex-M targets are bare metal: *-none-eabihf)")),
+            _ => Err(unsupported(
+                " (Cortex-M targets are bare metal: *-none-eabihf)",
+            )),
         }
     };
     match arch {
@@ -273,6 +278,7 @@ pub fn resolve(opts: &Options) -> Result<TargetInfo, CodegenError> {
         features: all.join(","),
         caps,
         bare_metal,
+        host_cpu: use_host,
     })
 }
 
@@ -340,7 +346,13 @@ mod tests {
         let msg = err(&opts(Some("riscv64-unknown-linux-gnu"), None, None));
         assert!(msg.contains("x86_64") && msg.contains("aarch64"), "{msg}");
         assert!(msg.contains("thumbv7em-none-eabihf"), "{msg}");
-        for bad in ["", "  ", "mips", "armv6-unknown-linux-gnueabihf", "thumbv6m-none-eabi"] {
+        for bad in [
+            "",
+            "  ",
+            "mips",
+            "armv6-unknown-linux-gnueabihf",
+            "thumbv6m-none-eabi",
+        ] {
             assert!(resolve(&opts(Some(bad), None, None)).is_err(), "{bad:?}");
         }
     }
@@ -369,12 +381,19 @@ mod tests {
         assert_eq!(a.cpu, "generic");
         assert!(a.has(cap::NEON) && !a.has(cap::DOTPROD) && !a.has(cap::I8MM));
         let v7 = resolve(&opts(Some("armv7-unknown-linux-gnueabihf"), None, None)).expect("ok");
-        assert_eq!((v7.cpu.as_str(), v7.features.as_str()), ("generic", "+neon"));
+        assert_eq!(
+            (v7.cpu.as_str(), v7.features.as_str()),
+            ("generic", "+neon")
+        );
         assert!(v7.has(cap::NEON) && !v7.has(cap::FMA));
         let m = resolve(&opts(Some("thumbv8m.main-none-eabihf"), None, None)).expect("ok");
         assert_eq!(m.cpu, "cortex-m33");
         assert!(m.has(cap::DSP) && !m.has(cap::MVE));
-        let m55 = resolve(&opts(Some("thumbv8m.main-none-eabihf"), Some("cortex-m55"), None));
+        let m55 = resolve(&opts(
+            Some("thumbv8m.main-none-eabihf"),
+            Some("cortex-m55"),
+            None,
+        ));
         assert!(m55.expect("ok").has(cap::MVE | cap::FP64));
     }
 
@@ -401,13 +420,21 @@ mod tests {
     fn unknown_cpu_and_feature_list_valid_ones() {
         let t = Some("aarch64-unknown-linux-gnu");
         let msg = err(&opts(t, Some("cortex-a99"), None));
-        assert!(msg.contains("cortex-a99") && msg.contains("cortex-a76"), "{msg}");
+        assert!(
+            msg.contains("cortex-a99") && msg.contains("cortex-a76"),
+            "{msg}"
+        );
         let msg = err(&opts(t, None, Some("+dotprd")));
         assert!(msg.contains("dotprd") && msg.contains("+dotprod"), "{msg}");
         let msg = err(&opts(t, None, Some("dotprod")));
         assert!(msg.contains("'+' or '-'"), "{msg}");
         // A Cortex-A core is not a Cortex-M core, and the reverse.
-        assert!(resolve(&opts(Some("thumbv7em-none-eabihf"), Some("cortex-a53"), None)).is_err());
+        assert!(resolve(&opts(
+            Some("thumbv7em-none-eabihf"),
+            Some("cortex-a53"),
+            None
+        ))
+        .is_err());
         assert!(resolve(&opts(t, Some("cortex-m4"), None)).is_err());
         // dotprod is not an M-profile feature.
         assert!(resolve(&opts(Some("thumbv7em-none-eabihf"), None, Some("+dotprod"))).is_err());
@@ -423,7 +450,12 @@ mod tests {
         let m33 = Some("thumbv8m.main-none-eabihf");
         assert!(resolve(&opts(m33, None, Some("+mve"))).is_err());
         assert!(resolve(&opts(m33, Some("cortex-m55"), Some("+mve"))).is_ok());
-        assert!(err(&opts(Some("aarch64-unknown-linux-gnu"), None, Some("-neon"))).contains("ABI"));
+        assert!(err(&opts(
+            Some("aarch64-unknown-linux-gnu"),
+            None,
+            Some("-neon")
+        ))
+        .contains("ABI"));
     }
 
     #[test]

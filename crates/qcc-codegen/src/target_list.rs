@@ -97,13 +97,23 @@ mod tests {
     #[test]
     fn lists_targets_cpus_and_features() {
         let t = print_info(PrintKind::Targets, None).expect("targets");
-        for want in ["aarch64-unknown-linux-gnu", "thumbv7em-none-eabihf", "Host:"] {
+        for want in [
+            "aarch64-unknown-linux-gnu",
+            "thumbv7em-none-eabihf",
+            "Host:",
+        ] {
             assert!(t.contains(want), "{t}");
         }
         let c = print_info(PrintKind::Cpus, Some("aarch64-linux-gnu")).expect("cpus");
-        assert!(c.contains("cortex-a76") && c.contains("dotprod") && c.contains("native"), "{c}");
+        assert!(
+            c.contains("cortex-a76") && c.contains("dotprod") && c.contains("native"),
+            "{c}"
+        );
         let m = print_info(PrintKind::Cpus, Some("thumbv7em-none-eabihf")).expect("cpus");
-        assert!(m.contains("cortex-m7") && !m.contains("native") && !m.contains("cortex-a"), "{m}");
+        assert!(
+            m.contains("cortex-m7") && !m.contains("native") && !m.contains("cortex-a"),
+            "{m}"
+        );
         let f = print_info(PrintKind::Features, Some("aarch64-unknown-linux-gnu")).expect("f");
         assert!(f.contains("+i8mm") && f.contains("always on: +neon"), "{f}");
         assert!(print_info(PrintKind::Cpus, Some("mips-linux-gnu")).is_err());

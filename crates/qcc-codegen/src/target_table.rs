@@ -128,7 +128,8 @@ pub fn target_of(family: Family) -> &'static TargetDesc {
 
 /// x86-64 CPUs (LLVM's names; 32-bit-only CPUs left out). No capability bits:
 /// x86 kernels rely on LLVM's own lowering.
-const X86_CPUS: &str = "alderlake amdfam10 arrowlake arrowlake-s arrowlake_s athlon-fx athlon64 athlon64-sse3 \
+const X86_CPUS: &str =
+    "alderlake amdfam10 arrowlake arrowlake-s arrowlake_s athlon-fx athlon64 athlon64-sse3 \
     atom atom_sse4_2 atom_sse4_2_movbe barcelona bdver1 bdver2 bdver3 bdver4 bonnell \
     broadwell btver1 btver2 cannonlake cascadelake clearwaterforest cooperlake core-avx-i \
     core-avx2 core2 core_2_duo_sse4_1 core_2_duo_ssse3 core_2nd_gen_avx core_3rd_gen_avx \
@@ -275,10 +276,7 @@ const ARMV7_CPUS: &[(&str, Caps)] = &[
 /// Cortex-M cores with an FPU (a hard-float target needs one). A v8.1-M core
 /// on the v8-M Mainline target generates v8.1-M code (LLVM takes the
 /// architecture from the CPU), with Helium (MVE) when the core has it.
-const V7EM_CPUS: &[(&str, Caps)] = &[
-    ("cortex-m4", DSP | FMA),
-    ("cortex-m7", DSP | FMA | FP64),
-];
+const V7EM_CPUS: &[(&str, Caps)] = &[("cortex-m4", DSP | FMA), ("cortex-m7", DSP | FMA | FP64)];
 const V8M_CPUS: &[(&str, Caps)] = &[
     ("cortex-m33", DSP | FMA),
     ("cortex-m35p", DSP | FMA),
@@ -374,12 +372,32 @@ const X86_FEATURES: &[FeatureDesc] = &[
 ];
 
 const AARCH64_FEATURES: &[FeatureDesc] = &[
-    abi("neon", "Advanced SIMD (always on: the AArch64 ABI needs it)", NEON),
-    abi("fp-armv8", "floating point (always on: the AArch64 ABI needs it)", 0),
-    f("dotprod", "int8 dot product: sdot/udot (Armv8.2, optional; Cortex-A55/A75/A76+)", DOTPROD),
-    f("i8mm", "int8 matrix multiply: smmla/usmmla (Armv8.6; Cortex-A510/A710/X2+, Neoverse V1+)", I8MM),
+    abi(
+        "neon",
+        "Advanced SIMD (always on: the AArch64 ABI needs it)",
+        NEON,
+    ),
+    abi(
+        "fp-armv8",
+        "floating point (always on: the AArch64 ABI needs it)",
+        0,
+    ),
+    f(
+        "dotprod",
+        "int8 dot product: sdot/udot (Armv8.2, optional; Cortex-A55/A75/A76+)",
+        DOTPROD,
+    ),
+    f(
+        "i8mm",
+        "int8 matrix multiply: smmla/usmmla (Armv8.6; Cortex-A510/A710/X2+, Neoverse V1+)",
+        I8MM,
+    ),
     f("fullfp16", "half-precision arithmetic", 0),
-    f("fp16fml", "half-precision multiply-accumulate into single", 0),
+    f(
+        "fp16fml",
+        "half-precision multiply-accumulate into single",
+        0,
+    ),
     f("bf16", "bfloat16", 0),
     f("sve", "Scalable Vector Extension", 0),
     f("sve2", "Scalable Vector Extension 2", 0),
@@ -392,13 +410,21 @@ const AARCH64_FEATURES: &[FeatureDesc] = &[
 ];
 
 const ARMV7_FEATURES: &[FeatureDesc] = &[
-    f("neon", "Advanced SIMD (on by default for this target; -neon for NEON-less chips)", NEON),
+    f(
+        "neon",
+        "Advanced SIMD (on by default for this target; -neon for NEON-less chips)",
+        NEON,
+    ),
     abi("vfp3", "VFPv3 (the hard-float ABI needs an FPU)", FP64),
     f("d32", "32 double registers (implied by NEON)", 0),
     f("vfp4", "VFPv4: fused multiply-add (Cortex-A5/A7/A15+)", FMA),
     f("fp16", "half-precision conversions", 0),
     f("fullfp16", "half-precision arithmetic (Armv8.2)", 0),
-    f("dotprod", "int8 dot product: vsdot/vudot (Armv8.2; Cortex-A55/A75+ in 32-bit mode)", DOTPROD),
+    f(
+        "dotprod",
+        "int8 dot product: vsdot/vudot (Armv8.2; Cortex-A55/A75+ in 32-bit mode)",
+        DOTPROD,
+    ),
     f("i8mm", "int8 matrix multiply: vsmmla (Armv8.6)", I8MM),
     f("crc", "CRC32 instructions", 0),
     f("aes", "AES instructions", 0),
@@ -406,14 +432,30 @@ const ARMV7_FEATURES: &[FeatureDesc] = &[
 ];
 
 const V7EM_FEATURES: &[FeatureDesc] = &[
-    abi("vfp4d16sp", "single-precision FPv4 (the hard-float ABI needs it)", FMA),
+    abi(
+        "vfp4d16sp",
+        "single-precision FPv4 (the hard-float ABI needs it)",
+        FMA,
+    ),
     abi("dsp", "DSP extension (part of ARMv7E-M)", DSP),
-    cpu("fp64", "double-precision FPU (Cortex-M7; -fp64 for an M7 with a single-precision FPU)", FP64),
+    cpu(
+        "fp64",
+        "double-precision FPU (Cortex-M7; -fp64 for an M7 with a single-precision FPU)",
+        FP64,
+    ),
 ];
 
 const V8M_FEATURES: &[FeatureDesc] = &[
-    abi("fp-armv8d16sp", "single-precision FPv5 (the hard-float ABI needs it)", FMA),
-    cpu("dsp", "DSP extension (optional in ARMv8-M: -dsp for a core without it)", DSP),
+    abi(
+        "fp-armv8d16sp",
+        "single-precision FPv5 (the hard-float ABI needs it)",
+        FMA,
+    ),
+    cpu(
+        "dsp",
+        "DSP extension (optional in ARMv8-M: -dsp for a core without it)",
+        DSP,
+    ),
     cpu("fp64", "double-precision FPU (v8.1-M cores)", FP64),
     cpu("mve", "Helium integer vectors (v8.1-M cores)", MVE),
     cpu("mve.fp", "Helium float vectors (v8.1-M cores)", MVE),

@@ -286,7 +286,9 @@ fn baseline_builds_run_on_the_oldest_cores() {
         ("aarch64-unknown-linux-gnu", "cortex-a53"),
         ("armv7-unknown-linux-gnueabihf", "cortex-a8"),
     ] {
-        let Some(tc) = toolchain(triple) else { continue };
+        let Some(tc) = toolchain(triple) else {
+            continue;
+        };
         let got = run_under(&tc, qemu_cpu, (None, None), &g, &input);
         for (k, (a, b)) in got.iter().zip(&want).enumerate() {
             assert_close(a, b, 2e-6, &format!("{triple} on {qemu_cpu}, output {k}"));
@@ -325,7 +327,11 @@ fn firmware_graph() -> Graph {
         )
         .expect("valid");
     let t = g
-        .add_node(Op::Transpose { perm: vec![1, 0] }, "t", vec![ValueId::of(m)])
+        .add_node(
+            Op::Transpose { perm: vec![1, 0] },
+            "t",
+            vec![ValueId::of(m)],
+        )
         .expect("valid");
     let i = g
         .add_node(Op::Cast { to: DType::I64 }, "i", vec![ValueId::of(t)])
@@ -365,7 +371,10 @@ fn arm_attributes(f: &object::File) -> Vec<(u64, u64)> {
         .expect("ARM objects carry build attributes");
     let b = sec.data().expect("attributes");
     assert_eq!(b.first(), Some(&b'A'), "attributes format");
-    let rd32 = |i: usize| b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+    let rd32 = |i: usize| {
+        b.get(i..i + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
+    };
     let mut out = vec![];
     let mut i = 1;
     while let Some(len) = rd32(i) {
@@ -384,7 +393,10 @@ fn arm_attributes(f: &object::File) -> Vec<(u64, u64)> {
                         uleb(b, &mut j);
                     }
                     if string || tag == 32 {
-                        j += b[j..].iter().position(|&c| c == 0).map_or(b.len(), |p| p + 1);
+                        j += b[j..]
+                            .iter()
+                            .position(|&c| c == 0)
+                            .map_or(b.len(), |p| p + 1);
                     } else if let Some(v) = uleb(b, &mut j) {
                         out.push((tag, v));
                     }
@@ -443,16 +455,28 @@ fn bare_metal_objects_are_hard_float_rodata_only_and_report_stats() {
         let st = &art.stats;
         assert_eq!(st.rodata_bytes, rodata, "{what}");
         assert!(rodata > 0 && st.flash_bytes() >= 480, "{what}: {st:?}");
-        assert!(st.code_bytes > 0 && st.data_bytes == 0 && st.bss_bytes == 0, "{what}: {st:?}");
+        assert!(
+            st.code_bytes > 0 && st.data_bytes == 0 && st.bss_bytes == 0,
+            "{what}: {st:?}"
+        );
         assert_eq!(st.workspace_bytes, art.workspace_size as u64);
         assert_eq!(st.ram_bytes(), art.workspace_size as u64, "{what}");
-        let stack = st.stack.as_ref().unwrap_or_else(|| panic!("{what}: no stack figure"));
+        let stack = st
+            .stack
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no stack figure"));
         assert_eq!(stack.path[0].0, "m_run", "{what}");
         assert!(stack.path.len() >= 2, "{what}: {stack:?}");
-        assert_eq!(stack.deepest_bytes, stack.path.iter().map(|p| p.1).sum::<u64>());
+        assert_eq!(
+            stack.deepest_bytes,
+            stack.path.iter().map(|p| p.1).sum::<u64>()
+        );
         assert!(stack.deepest_bytes < 4096, "{what}: {stack:?}");
         for e in &stack.external_calls {
-            assert!(["memcpy", "memset", "memmove"].contains(&e.as_str()), "{what}: calls {e}");
+            assert!(
+                ["memcpy", "memset", "memmove"].contains(&e.as_str()),
+                "{what}: calls {e}"
+            );
         }
     }
 }
@@ -462,7 +486,11 @@ fn frame_sizes_follow_stack_arrays() {
     // A transpose of a big tensor needs no stack; the report must still
     // name the entry point and stay small, on every target.
     let g = firmware_graph();
-    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"] {
+    for t in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "armv7-unknown-linux-gnueabihf",
+    ] {
         let opts = Options {
             target: Some(t.into()),
             prefix: "m".into(),
@@ -472,7 +500,10 @@ fn frame_sizes_follow_stack_arrays() {
         let stack = art.stats.stack.clone().expect("stack figure");
         assert_eq!(stack.path[0].0, "m_run", "{t}");
         assert!(stack.deepest_bytes < 4096, "{t}: {stack:?}");
-        assert!(art.stats.code_bytes > 0 && art.stats.flash_bytes() >= 480, "{t}");
+        assert!(
+            art.stats.code_bytes > 0 && art.stats.flash_bytes() >= 480,
+            "{t}"
+        );
     }
 }
 
@@ -481,12 +512,37 @@ fn bad_target_cpu_and_features_are_errors() {
     let g = firmware_graph();
     let cases = [
         (Some("thumbv7em-none-eabi"), None, None, "soft-float"),
-        (Some("riscv32-unknown-none-elf"), None, None, "aarch64-unknown-linux-gnu"),
-        (Some("aarch64-unknown-linux-gnu"), Some("cortex-a999"), None, "cortex-a76"),
-        (Some("aarch64-unknown-linux-gnu"), None, Some("+dotprd"), "+dotprod"),
-        (Some("thumbv7em-none-eabihf"), Some("cortex-m33"), None, "cortex-m7"),
+        (
+            Some("riscv32-unknown-none-elf"),
+            None,
+            None,
+            "aarch64-unknown-linux-gnu",
+        ),
+        (
+            Some("aarch64-unknown-linux-gnu"),
+            Some("cortex-a999"),
+            None,
+            "cortex-a76",
+        ),
+        (
+            Some("aarch64-unknown-linux-gnu"),
+            None,
+            Some("+dotprd"),
+            "+dotprod",
+        ),
+        (
+            Some("thumbv7em-none-eabihf"),
+            Some("cortex-m33"),
+            None,
+            "cortex-m7",
+        ),
         (Some("thumbv7em-none-eabihf"), None, Some("+i8mm"), "+fp64"),
-        (Some("armv7-unknown-linux-gnueabihf"), None, Some("-vfp3"), "ABI"),
+        (
+            Some("armv7-unknown-linux-gnueabihf"),
+            None,
+            Some("-vfp3"),
+            "ABI",
+        ),
     ];
     for (target, cpu, features, hint) in cases {
         let opts = Options {
@@ -500,8 +556,44 @@ fn bad_target_cpu_and_features_are_errors() {
             Err(CodegenError::Target(m)) => {
                 assert!(m.contains(hint), "{target:?} {cpu:?} {features:?}: {m}")
             }
-            other => panic!("{target:?} {cpu:?} {features:?}: expected a target error, got {other:?}"),
+            other => {
+                panic!("{target:?} {cpu:?} {features:?}: expected a target error, got {other:?}")
+            }
         }
     }
 }
 
+/// The premise of the baseline runs: qemu-user really traps an instruction
+/// the emulated core lacks (here `sdot` on a Cortex-A53) instead of running it.
+#[test]
+fn qemu_traps_instructions_the_core_lacks() {
+    let Some(tc) = toolchain("aarch64-unknown-linux-gnu") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sdot.c"),
+        "int main(void) {\n\
+         __asm__ volatile(\"sdot v0.4s, v1.16b, v2.16b\" ::: \"v0\");\n\
+         return 0;\n}\n",
+    )
+    .expect("write");
+    let app = dir.path().join("sdot");
+    link_with(
+        &tc,
+        dir.path(),
+        &["-march=armv8.2-a+dotprod", "sdot.c"],
+        &app,
+    );
+    let run = |cpu: &str| {
+        Command::new(tc.runner.expect("emulator"))
+            .args(["-cpu", cpu])
+            .arg(&app)
+            .output()
+            .expect("run qemu")
+            .status
+            .success()
+    };
+    assert!(run("max"), "sdot must run on -cpu max");
+    assert!(!run("cortex-a53"), "sdot must trap on -cpu cortex-a53");
+}

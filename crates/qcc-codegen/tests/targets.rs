@@ -21,10 +21,9 @@ fn llc() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/lib/llvm-22"));
     let llc = prefix.join("bin/llc");
-    let ok = Command::new(&llc)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("LLVM version 22"));
+    let ok = Command::new(&llc).arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("LLVM version 22")
+    });
     if ok {
         return Some(llc);
     }
@@ -67,7 +66,10 @@ fn llvm_names(llc: &Path, triple: &str) -> (BTreeSet<String>, BTreeSet<String>) 
             section = 1;
         } else if line.starts_with("Available features") {
             section = 2;
-        } else if let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next()) {
+        } else if let Some(name) = line
+            .strip_prefix("  ")
+            .and_then(|l| l.split_whitespace().next())
+        {
             match section {
                 1 => cpus.insert(name.to_string()),
                 2 => feats.insert(name.to_string()),
@@ -75,7 +77,10 @@ fn llvm_names(llc: &Path, triple: &str) -> (BTreeSet<String>, BTreeSet<String>) 
             };
         }
     }
-    assert!(!cpus.is_empty() && !feats.is_empty(), "llc listed nothing for {triple}:\n{text}");
+    assert!(
+        !cpus.is_empty() && !feats.is_empty(),
+        "llc listed nothing for {triple}:\n{text}"
+    );
     (cpus, feats)
 }
 
@@ -85,10 +90,20 @@ fn table_names_are_llvm_names() {
     for t in TARGETS {
         let (cpus, feats) = llvm_names(&llc, llvm_triple(t.family));
         for c in table::cpus(t.family) {
-            assert!(cpus.contains(c.name), "{}: LLVM has no CPU '{}'", t.triple, c.name);
+            assert!(
+                cpus.contains(c.name),
+                "{}: LLVM has no CPU '{}'",
+                t.triple,
+                c.name
+            );
         }
         for f in table::features(t.family) {
-            assert!(feats.contains(f.name), "{}: LLVM has no feature '{}'", t.triple, f.name);
+            assert!(
+                feats.contains(f.name),
+                "{}: LLVM has no feature '{}'",
+                t.triple,
+                f.name
+            );
         }
     }
 }
@@ -110,7 +125,14 @@ fn intrinsic_probes(family: Family) -> Vec<(Caps, String)> {
             "<4 x i32>, <16 x i8>, <16 x i8>",
         )
     };
-    let smlad = || probe("i32", "llvm.arm.smlad", "i32 %a, i32 %b, i32 %c", "i32, i32, i32");
+    let smlad = || {
+        probe(
+            "i32",
+            "llvm.arm.smlad",
+            "i32 %a, i32 %b, i32 %c",
+            "i32, i32, i32",
+        )
+    };
     match family {
         Family::Aarch64 => vec![
             (cap::DOTPROD, dot("llvm.aarch64.neon.sdot.v4i32.v16i8")),
@@ -132,7 +154,10 @@ fn intrinsic_probes(family: Family) -> Vec<(Caps, String)> {
         ],
         Family::ThumbV7em | Family::ThumbV8mMain => vec![
             (cap::DSP, smlad()),
-            (cap::MVE, probe("<16 x i1>", "llvm.arm.mve.vctp8", "i32 %a", "i32")),
+            (
+                cap::MVE,
+                probe("<16 x i1>", "llvm.arm.mve.vctp8", "i32 %a", "i32"),
+            ),
         ],
         Family::X86_64 => vec![],
     }
@@ -152,16 +177,30 @@ declare float @llvm.fma.f32(float, float, float)
 
 /// Runs llc on `ir` for a CPU (without the target's baseline features, so
 /// that the table's per-CPU bits are tested); returns the assembly on success.
-fn llc_compiles(llc: &Path, dir: &Path, triple: &str, cpu: &str, ir: &str, tag: &str) -> Option<String> {
+fn llc_compiles(
+    llc: &Path,
+    dir: &Path,
+    triple: &str,
+    cpu: &str,
+    ir: &str,
+    tag: &str,
+) -> Option<String> {
     let file = dir.join(format!("{tag}-{cpu}.ll"));
     std::fs::write(&file, ir).expect("write probe");
     let o = Command::new(llc)
-        .args([&format!("-mtriple={triple}"), &format!("-mcpu={cpu}"), "-o", "-"])
+        .args([
+            &format!("-mtriple={triple}"),
+            &format!("-mcpu={cpu}"),
+            "-o",
+            "-",
+        ])
         .arg(&file)
         .stdin(Stdio::null())
         .output()
         .expect("run llc");
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]
@@ -190,7 +229,9 @@ fn table_capabilities_match_llvm() {
                         let triple = llvm_triple(*family);
                         let mut got = table::family_caps(*family);
                         for (bit, ir) in intrinsic_probes(*family) {
-                            if llc_compiles(llc, dir, triple, c.name, &ir, &format!("{bit}")).is_some() {
+                            if llc_compiles(llc, dir, triple, c.name, &ir, &format!("{bit}"))
+                                .is_some()
+                            {
                                 got |= bit;
                             }
                         }

@@ -64,10 +64,18 @@ enum Emit {
     Header,
 }
 
+/// What `--print` lists.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PrintWhat {
+    Targets,
+    Cpus,
+    Features,
+}
+
 #[derive(Args)]
 struct CompileArgs {
     /// The ONNX model to compile.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "print")]
     model: Option<PathBuf>,
     /// Output object file (default: the model's stem + `.o` in the current folder).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -84,6 +92,12 @@ struct CompileArgs {
     /// Extra LLVM target features, e.g. `+dotprod,+i8mm`.
     #[arg(long)]
     features: Option<String>,
+    /// List the supported targets, or the CPUs or features of `--target` (default: the host), and exit.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    print: Option<PrintWhat>,
+    /// Print the model's flash (code + weights), RAM (workspace) and deepest stack use.
+    #[arg(long)]
+    stats: bool,
     /// What to write (comma list).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "obj,header")]
     emit: Vec<Emit>,
@@ -139,6 +153,15 @@ fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs) -> Result<ExitCod
 }
 
 fn compile(a: &CompileArgs) -> Result<ExitCode> {
+    if let Some(what) = a.print {
+        let kind = match what {
+            PrintWhat::Targets => qcc_codegen::PrintKind::Targets,
+            PrintWhat::Cpus => qcc_codegen::PrintKind::Cpus,
+            PrintWhat::Features => qcc_codegen::PrintKind::Features,
+        };
+        print!("{}", qcc_codegen::print_info(kind, a.target.as_deref())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let model = a.model.as_ref().context("no model given")?;
     let output = match &a.output {
         Some(o) => o.clone(),
@@ -176,6 +199,8 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             emit_llvm_ir: emit(Emit::LlvmIr),
         },
     };
+    // Unknown targets, CPUs and features fail before the model is read.
+    qcc_codegen::resolve_target(&opts.codegen)?;
     let art = qcc::compile_file(model, &opts)?;
 
     let header_path = a
@@ -196,6 +221,9 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
         files.push((output.with_extension("ll"), s.into_bytes()));
     }
     write_all_or_nothing(&files)?;
+    if a.stats {
+        print!("{}", qcc_codegen::stats::render(&art.stats, &art.target));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

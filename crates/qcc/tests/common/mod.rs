@@ -234,7 +234,27 @@ pub fn run_app(
     inputs: &[Tensor],
     outputs: &[TensorType],
 ) -> Result<Vec<Tensor>, String> {
-    let mut cmd = Command::new(app);
+    run_app_under(&[], app, work, inputs, outputs)
+}
+
+/// [`run_app`] under an emulator: `runner[0] runner[1..] app ARGS…`
+/// (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a53`); an
+/// empty `runner` runs the app directly.
+pub fn run_app_under(
+    runner: &[String],
+    app: &Path,
+    work: &Path,
+    inputs: &[Tensor],
+    outputs: &[TensorType],
+) -> Result<Vec<Tensor>, String> {
+    let mut cmd = match runner.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(app);
+            c
+        }
+        None => Command::new(app),
+    };
     for (i, t) in inputs.iter().enumerate() {
         let p = work.join(format!("in{i}.bin"));
         fs::write(&p, t.to_le_bytes()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
@@ -282,6 +302,135 @@ impl Compiled {
         let types: Vec<TensorType> = data.outputs.iter().map(|(_, t)| t.ty()).collect();
         run_app(&self.app, self.work.path(), &data.inputs, &types)
     }
+}
+
+/// One line of `testdata/manifest.txt`: `CASE atol=A rtol=R [QCC FLAGS…]`.
+#[derive(Clone, Debug)]
+pub struct ManifestCase {
+    pub name: String,
+    pub tol: Tolerance,
+    pub flags: Vec<String>,
+}
+
+/// Reads `testdata/manifest.txt` (the end-to-end cases).
+pub fn read_manifest() -> Result<Vec<ManifestCase>, String> {
+    let path = repo_root().join("testdata/manifest.txt");
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut cases = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut toks = line.split_whitespace();
+        let Some(name) = toks.next() else { continue };
+        let mut tol = Tolerance {
+            atol: f64::NAN,
+            rtol: f64::NAN,
+        };
+        let mut flags = vec![];
+        for tok in toks {
+            if !parse_tolerance_token(tok, &mut tol)
+                .map_err(|e| format!("manifest.txt:{}: {e}", n + 1))?
+            {
+                flags.push(tok.to_string());
+            }
+        }
+        if tol.atol.is_nan() || tol.rtol.is_nan() {
+            return Err(format!(
+                "manifest.txt:{}: {name}: needs atol= and rtol=",
+                n + 1
+            ));
+        }
+        cases.push(ManifestCase {
+            name: name.to_string(),
+            tol,
+            flags,
+        });
+    }
+    Ok(cases)
+}
+
+/// Whether every program answers `--version`. When one does not, the cross
+/// tests skip locally (with a message) but fail when `CI` is set: CI installs
+/// the tools with scripts/setup.sh.
+pub fn tools_available(tools: &[&str], what: &str) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new(t)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{what}: {} not installed (bash scripts/setup.sh installs it)",
+        missing.join(", ")
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}; CI is set, so this is a failure, not a skip");
+    }
+    eprintln!("{msg}: skipped");
+    false
+}
+
+/// Whether a qcc error is an honest "not supported yet" (a kernel or op that
+/// has not landed), as opposed to a failure.
+pub fn is_unsupported(err: &str) -> bool {
+    err.contains("unsupported by the backend") || err.contains("unsupported op")
+}
+
+/// Builds the harness with a cross compiler: `CC -O1 -std=c11 -Wall -Wextra
+/// -Werror EXTRA… -I work harness.c work/model.o -o work/app`.
+pub fn build_app_cross(work: &Path, cc: &str, extra: &[&str]) -> Result<PathBuf, String> {
+    let app = work.join("app");
+    let mut cmd = Command::new(cc);
+    cmd.args(["-O1", "-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .args(extra)
+        .arg("-I")
+        .arg(work)
+        .arg(harness_c())
+        .arg(work.join("model.o"))
+        .arg("-o")
+        .arg(&app);
+    run_command(cmd, "cc", work, CC_TIMEOUT)?;
+    Ok(app)
+}
+
+/// The `--input-shape NAME=DIMS` flags of a manifest line, as a map.
+pub fn input_shapes_of(
+    flags: &[String],
+) -> Result<std::collections::HashMap<String, Vec<usize>>, String> {
+    let mut shapes = std::collections::HashMap::new();
+    let mut it = flags.iter();
+    while let Some(f) = it.next() {
+        let spec = if f == "--input-shape" {
+            it.next().ok_or("--input-shape without a value")?.as_str()
+        } else if let Some(v) = f.strip_prefix("--input-shape=") {
+            v
+        } else {
+            continue;
+        };
+        let (name, dims) = qcc::parse_input_shape(spec)?;
+        shapes.insert(name, dims);
+    }
+    Ok(shapes)
+}
+
+/// Runs qcc's reference interpreter on the optimized graph of `model`.
+pub fn interp_outputs(
+    model: &Path,
+    flags: &[String],
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, String> {
+    let shapes = input_shapes_of(flags)?;
+    let mut g = qcc::import(model, &shapes).map_err(|e| format!("import: {e:#}"))?;
+    qcc::optimize(&mut g, None).map_err(|e| format!("passes: {e:#}"))?;
+    qcc_interp::run(&g, inputs).map_err(|e| format!("interpreter: {e}"))
 }
 
 /// Compares one tensor with its expected value; returns the largest absolute
