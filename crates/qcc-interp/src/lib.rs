@@ -2,8 +2,9 @@
 //! checked against, and the evaluator behind constant folding.
 //!
 //! [`eval_op`] evaluates one op on concrete tensors with f32 semantics as ONNX
-//! defines them (sums accumulate in f64 and round once); [`run`] evaluates a
-//! whole graph, freeing each intermediate after its last use. Neither panics
+//! defines them (sums accumulate in f64 and round once), and the integer ops
+//! with the exact arithmetic of `qcc_ir::quant` ([`quant`]); [`run`] evaluates
+//! a whole graph, freeing each intermediate after its last use. Neither panics
 //! on bad input: mismatched tensors are reported as errors.
 
 mod conv;
@@ -12,6 +13,7 @@ mod elementwise;
 mod index;
 mod matmul;
 mod pool;
+mod quant;
 mod reduce;
 mod resize;
 mod shape_ops;
@@ -68,7 +70,7 @@ fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
             .ok_or_else(|| format!("{what} {v:?} has too many elements"))
     };
     match op {
-        Op::Conv(c) | Op::ConvTranspose(c) => {
+        Op::Conv(c) | Op::ConvTranspose(c) | Op::QConv { conv: c, .. } => {
             big(&c.strides, "strides")?;
             big(&c.pads, "pads")?;
             big(&c.dilations, "dilations")?;
@@ -82,7 +84,7 @@ fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
                 }
             }
         }
-        Op::MaxPool(p) | Op::AveragePool(p) => {
+        Op::MaxPool(p) | Op::AveragePool(p) | Op::QAvgPool { pool: p, .. } => {
             big(&p.kernel, "kernel")?;
             big(&p.strides, "strides")?;
             big(&p.pads, "pads")?;
@@ -179,16 +181,81 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         Op::Resize(r) => resize::resize(r, inputs[0], shape)?,
         Op::Cast { to } => for_dtype!(*to, T => shape_ops::cast::<T>(inputs[0])),
         Op::Gather { axis } => shape_ops::gather(inputs[0], inputs[1], *axis)?,
-        Op::Quantize { .. }
-        | Op::Dequantize { .. }
-        | Op::Requantize { .. }
-        | Op::QConv { .. }
-        | Op::QGemm { .. }
-        | Op::QAdd { .. }
-        | Op::QMul { .. }
-        | Op::QAvgPool { .. }
-        | Op::QMean { .. }
-        | Op::Lut { .. } => return Err(format!("{} is not implemented yet", op.name())),
+        Op::Quantize { q, to } => quant::quantize(inputs[0], *q, *to)?,
+        Op::Dequantize { q } => quant::dequantize(inputs[0], *q)?,
+        Op::Requantize {
+            in_zero_point,
+            epi,
+            to,
+        } => quant::requantize(inputs[0], *in_zero_point, epi, *to)?,
+        Op::QConv {
+            conv,
+            x_zero_point,
+            epi,
+            to,
+        } => quant::qconv(
+            conv,
+            *x_zero_point,
+            epi,
+            *to,
+            inputs[0],
+            inputs[1],
+            inputs[2],
+            shape,
+        )?,
+        Op::QGemm {
+            a_zero_point,
+            epi,
+            to,
+        } => quant::qgemm(inputs[0], *a_zero_point, inputs[1], inputs[2], epi, *to)?,
+        Op::QAdd {
+            a_zero_point,
+            a_multiplier,
+            b_zero_point,
+            b_multiplier,
+            epi,
+            to,
+        } => quant::qadd(
+            inputs[0],
+            quant::Operand {
+                zero_point: *a_zero_point,
+                multiplier: *a_multiplier,
+            },
+            inputs[1],
+            quant::Operand {
+                zero_point: *b_zero_point,
+                multiplier: *b_multiplier,
+            },
+            epi,
+            *to,
+            shape,
+        )?,
+        Op::QMul {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+        } => quant::qmul(
+            inputs[0],
+            *a_zero_point,
+            inputs[1],
+            *b_zero_point,
+            epi,
+            *to,
+            shape,
+        )?,
+        Op::QAvgPool {
+            pool,
+            x_zero_point,
+            epi,
+        } => quant::qavg_pool(pool, *x_zero_point, epi, inputs[0], shape)?,
+        Op::QMean {
+            axes,
+            x_zero_point,
+            epi,
+            ..
+        } => quant::qmean(inputs[0], axes, *x_zero_point, epi)?,
+        Op::Lut { table, to } => quant::lut(inputs[0], table, *to)?,
     };
     if data.dtype() != out_ty.dtype {
         return Err(format!(

@@ -1,7 +1,7 @@
 //! MaxPool and AveragePool, N-d, with strides, dilations, explicit pads and
-//! ceil_mode. Padded cells never win a max; they count in an average's
-//! divisor only with `count_include_pad` (cells past the end padding, which
-//! ceil_mode can add, never count).
+//! ceil_mode; MaxPool also on i8 and u8. Padded cells never win a max; they
+//! count in an average's divisor only with `count_include_pad` (cells past
+//! the end padding, which ceil_mode can add, never count).
 
 use crate::elem::f32s;
 use crate::window::{Tap, Window};
@@ -14,7 +14,36 @@ pub fn pool(
     x: &Tensor,
     out_shape: &[usize],
 ) -> Result<TensorData, String> {
-    let xv = f32s(x, "input")?;
+    match (max, x.data()) {
+        (true, TensorData::I8(v)) => Ok(TensorData::I8(pool_with(p, x, v, out_shape, |pl, w| {
+            int_max_of(pl, w, i8::MIN)
+        })?)),
+        (true, TensorData::U8(v)) => Ok(TensorData::U8(pool_with(p, x, v, out_shape, |pl, w| {
+            int_max_of(pl, w, u8::MIN)
+        })?)),
+        _ => {
+            let xv = f32s(x, "input")?;
+            let include = p.count_include_pad;
+            Ok(TensorData::F32(pool_with(p, x, xv, out_shape, |pl, w| {
+                if max {
+                    max_of(pl, w)
+                } else {
+                    average_of(pl, w, include)
+                }
+            })?))
+        }
+    }
+}
+
+/// Slides the window over every `[N,C]` plane of `x` (elements `xv`) and
+/// reduces each window's taps with `f(plane, taps)`.
+fn pool_with<T: Copy, U>(
+    p: &PoolAttrs,
+    x: &Tensor,
+    xv: &[T],
+    out_shape: &[usize],
+    f: impl Fn(&[T], &[Tap]) -> U,
+) -> Result<Vec<U>, String> {
     let xs = x.shape();
     if xs.len() < 3 || out_shape.len() != xs.len() || out_shape[..2] != xs[..2] {
         return Err(format!(
@@ -40,15 +69,23 @@ pub fn pool(
             .get(pl * ni..(pl + 1) * ni)
             .ok_or("internal: input plane out of range")?;
         for o in 0..no {
-            let window = &taps[o * nk..(o + 1) * nk];
-            out.push(if max {
-                max_of(plane, window)
-            } else {
-                average_of(plane, window, p.count_include_pad)
-            });
+            out.push(f(plane, &taps[o * nk..(o + 1) * nk]));
         }
     }
-    Ok(TensorData::F32(out))
+    Ok(out)
+}
+
+/// Largest input cell of the window; `empty` (the type's minimum) when no
+/// tap is inside the input.
+fn int_max_of<T: Copy + Ord>(plane: &[T], window: &[Tap], empty: T) -> T {
+    window
+        .iter()
+        .filter_map(|t| match *t {
+            Tap::Input(off) => Some(plane[off]),
+            Tap::Pad | Tap::Beyond => None,
+        })
+        .max()
+        .unwrap_or(empty)
 }
 
 /// Largest input cell of the window (NaN wins); -inf when no tap is inside the input.

@@ -94,6 +94,19 @@ fn need_int8(t: &TensorType, what: &str) -> Result<(i32, i32), String> {
     int8_range(t.dtype).ok_or_else(|| format!("{what} must be i8 or u8, got {t}"))
 }
 
+/// Checks that `t` is 8-bit and `zp` lies in its range.
+fn need_int8_zp(t: &TensorType, zp: i32, what: &str) -> Result<(), String> {
+    let (lo, hi) = need_int8(t, what)?;
+    if (lo..=hi).contains(&zp) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} zero point {zp} outside {}'s range",
+            t.dtype
+        ))
+    }
+}
+
 /// Checks an epilogue: valid rescale with 1 or `channels` entries, zero point
 /// and clamp bounds inside `to`'s range.
 fn check_epilogue(e: &Epilogue, channels: usize, to: DType) -> Result<(), String> {
@@ -524,9 +537,13 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             check_epilogue(epi, shape[1], *to)?;
             one(TensorType::new(*to, shape))
         }
-        Op::QGemm { epi, to, .. } => {
+        Op::QGemm {
+            a_zero_point,
+            epi,
+            to,
+        } => {
             let (a, b, bias) = (ins[0], ins[1], ins[2]);
-            need_int8(a, "A")?;
+            need_int8_zp(a, *a_zero_point, "A")?;
             if b.dtype != DType::I8 || bias.dtype != DType::I32 {
                 return Err(format!("B must be i8 and bias i32, got {b} and {bias}"));
             }
@@ -539,16 +556,32 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             check_epilogue(epi, b.shape[1], *to)?;
             one(TensorType::new(*to, vec![a.shape[0], b.shape[1]]))
         }
-        Op::QAdd { epi, to, .. } | Op::QMul { epi, to, .. } => {
-            need_int8(ins[0], "A")?;
-            need_int8(ins[1], "B")?;
+        Op::QAdd {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+            ..
+        }
+        | Op::QMul {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+        } => {
+            need_int8_zp(ins[0], *a_zero_point, "A")?;
+            need_int8_zp(ins[1], *b_zero_point, "B")?;
             let shape = broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .ok_or_else(|| format!("shapes {} and {} do not broadcast", ins[0], ins[1]))?;
             check_epilogue(epi, 1, *to)?;
             one(TensorType::new(*to, shape))
         }
-        Op::QAvgPool { pool, epi, .. } => {
-            need_int8(ins[0], "input")?;
+        Op::QAvgPool {
+            pool,
+            x_zero_point,
+            epi,
+        } => {
+            need_int8_zp(ins[0], *x_zero_point, "input")?;
             let out = pool_shape(ins[0], pool)?;
             if !uniform_windows(ins[0], pool, &out[0].shape) {
                 return Err("windows count different numbers of cells".into());
@@ -559,11 +592,11 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
         Op::QMean {
             axes,
             keepdims,
+            x_zero_point,
             epi,
-            ..
         } => {
             let x = ins[0];
-            need_int8(x, "input")?;
+            need_int8_zp(x, *x_zero_point, "input")?;
             let f = TensorType::f32(x.shape.clone());
             let out = infer(
                 &Op::Reduce {

@@ -4,14 +4,17 @@ mod conv;
 mod elementwise;
 mod errors;
 mod graph;
+mod int8_ops;
 mod matmul;
 mod pool;
+mod qconv;
+mod quant;
 mod reduce;
 mod resize;
 mod shape_ops;
 
 use crate::eval_op;
-use qcc_ir::{Op, Tensor};
+use qcc_ir::{Op, Tensor, TensorData};
 
 /// An f32 tensor.
 pub fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
@@ -21,6 +24,26 @@ pub fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
 /// An i64 tensor.
 pub fn ti(shape: &[usize], v: Vec<i64>) -> Tensor {
     Tensor::from_i64(shape.to_vec(), v).expect("test tensor size")
+}
+
+/// An i8 tensor.
+pub fn ti8(shape: &[usize], v: Vec<i8>) -> Tensor {
+    Tensor::new(shape.to_vec(), TensorData::I8(v)).expect("test tensor size")
+}
+
+/// A u8 tensor.
+pub fn tu8(shape: &[usize], v: Vec<u8>) -> Tensor {
+    Tensor::new(shape.to_vec(), TensorData::U8(v)).expect("test tensor size")
+}
+
+/// An i32 tensor.
+pub fn ti32(shape: &[usize], v: Vec<i32>) -> Tensor {
+    Tensor::new(shape.to_vec(), TensorData::I32(v)).expect("test tensor size")
+}
+
+/// The elements of an integer tensor, widened.
+pub fn ints(t: &Tensor) -> Vec<i64> {
+    t.to_i64_vec().expect("integer tensor")
 }
 
 /// `0, 1, 2, …` as f32 in the given shape.
