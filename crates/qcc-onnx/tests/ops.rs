@@ -52,16 +52,16 @@ fn conv_relu_gemm() {
     );
     let m = model(13, g);
     let text = print_ok(&m);
-    let want = r#"graph "test"(%4: f32[1,3,8,8] "x") {
-  %0 = const @w0 : f32[4,3,3,3]  # W
-  %1 = const @w1 [0,0.1,0.2,0.3] : f32[4]  # B
-  %2 = const @w2 : f32[10,4]  # W2
-  %3 = const @w3 : f32[10]  # C2
-  %5 = conv %4, %0, %1 {strides=[1,1], pads=[1,1,1,1], dilations=[1,1], group=1} : f32[1,4,8,8]  # conv1
+    let want = r#"graph "test"(%0: f32[1,3,8,8] "x") {
+  %1 = const @w0 : f32[4,3,3,3]  # W
+  %2 = const @w1 [0,0.1,0.2,0.3] : f32[4]  # B
+  %3 = const @w2 : f32[10,4]  # W2
+  %4 = const @w3 : f32[10]  # C2
+  %5 = conv %0, %1, %2 {strides=[1,1], pads=[1,1,1,1], dilations=[1,1], group=1} : f32[1,4,8,8]  # conv1
   %6 = relu %5 : f32[1,4,8,8]  # relu1
   %7 = reduce_mean %6 {axes=[2,3], keepdims=true} : f32[1,4,1,1]  # gap
   %8 = reshape %7 : f32[1,4]  # flat
-  %9 = gemm %8, %2, %3 {alpha=1, beta=1, trans_a=false, trans_b=true} : f32[1,10]  # fc
+  %9 = gemm %8, %3, %4 {alpha=1, beta=1, trans_a=false, trans_b=true} : f32[1,10]  # fc
   return %9 "y"
 }
 "#;
