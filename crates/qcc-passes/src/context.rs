@@ -1,20 +1,31 @@
 //! What passes share besides the graph: options and side tables.
 //!
-//! Analyses keyed by [`ValueId`] live here, not in the graph, so the IR stays
-//! one plain data structure; a pass that needs an analysis states it in its
-//! `//!` header and fails clearly when it is missing.
+//! Analyses keyed by [`ValueId`] or [`NodeId`] live here, not in the graph,
+//! so the IR stays one plain data structure; a pass that needs an analysis
+//! states it in its `//!` header and fails clearly when it is missing.
+//!
+//! The quantization passes fill, in pipeline order:
+//! - `fuse-modules` → [`PassContext::modules`];
+//! - `calibrate` → [`PassContext::ranges`] and [`PassContext::value_stats`];
+//! - `insert-qdq` → [`PassContext::qparams`] and [`PassContext::quant_stats`]
+//!   (layers, naive counts);
+//! - `cancel-qdq` → keeps `qparams` correct and sets the final counts.
 
-use qcc_ir::{Tensor, ValueId};
+use qcc_ir::{Graph, NodeId, QParams, Tensor, ValueId};
 use std::collections::HashMap;
+
+pub use crate::quantize::stats::{LayerStat, QdqCounts, QuantStats};
 
 /// How activation ranges are chosen from calibration data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CalibrationMethod {
     /// Observed minimum and maximum.
     MinMax,
-    /// The given percentile of |x| (e.g. 99.99), per tensor.
+    /// Clips both tails: the range is `[P(100 - p), P(p)]` of the observed
+    /// values (e.g. `p = 99.99`), read from a 2048-bin histogram.
     Percentile(f64),
-    /// Minimizes KL divergence between the 2048-bin histogram and its 8-bit quantization.
+    /// TensorRT-style: the threshold on |x| minimizing the KL divergence between
+    /// the 2048-bin histogram and its 8-bit quantization.
     Entropy,
     /// Minimizes the mean squared quantization error over candidate clip ranges.
     Mse,
@@ -61,12 +72,134 @@ pub struct Range {
     pub max: f32,
 }
 
+/// What a unified module computes before its optional activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModuleKind {
+    /// `Conv` with constant weight (and constant bias, if any).
+    Conv,
+    /// `Gemm` with constant B and a constant per-column (or absent) C.
+    Gemm,
+    /// `MatMul` with a constant 2-D B.
+    MatMul,
+    /// A `BatchNorm` that `fold-batch-norm` could not fold (a depthwise 1×1 conv).
+    BatchNorm,
+    /// Elementwise `Add`, `Sub` or `Mul` of two tensors.
+    Add,
+    Sub,
+    Mul,
+}
+
+impl ModuleKind {
+    /// Whether the module does the heavy lifting (a reduction with weights):
+    /// those are quantized wherever they are; light ones only next to integer code.
+    pub fn is_heavy(self) -> bool {
+        matches!(
+            self,
+            ModuleKind::Conv | ModuleKind::Gemm | ModuleKind::MatMul | ModuleKind::BatchNorm
+        )
+    }
+}
+
+/// A unified module (Geng et al.): one weighted or elementwise op plus the
+/// activation applied to its only use, quantized as one integer kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Module {
+    pub kind: ModuleKind,
+    /// The Conv/Gemm/MatMul/BatchNorm/Add/Sub/Mul node.
+    pub anchor: NodeId,
+    /// The activation (Relu, Clip, LeakyRelu, HardSwish, HardSigmoid, Sigmoid,
+    /// Tanh) reading the anchor's output, its only user.
+    pub act: Option<NodeId>,
+}
+
+impl Module {
+    /// The anchor's output: the module's pre-activation value.
+    pub fn pre_act(&self) -> ValueId {
+        ValueId::of(self.anchor)
+    }
+
+    /// The module's result: the activation's output, or the anchor's.
+    pub fn output(&self) -> ValueId {
+        ValueId::of(self.act.unwrap_or(self.anchor))
+    }
+}
+
+/// What calibration saw of one value (over every sample).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueStats {
+    /// Observed extremes (finite elements only; 0 when none).
+    pub min: f32,
+    pub max: f32,
+    /// Mean of x² (signal power), for SQNR estimates.
+    pub mean_square: f64,
+    /// Number of finite elements seen.
+    pub count: u64,
+    /// Elements that were NaN or ±inf (ignored above).
+    pub non_finite: u64,
+    /// Mean squared error of clamping to the chosen range (0 for minmax).
+    pub clip_noise: f64,
+    /// Fraction of elements inside the chosen range.
+    pub in_range: f64,
+}
+
+impl ValueStats {
+    /// Estimated signal-to-quantization-noise ratio in dB of 8-bit values at
+    /// `scale`: rounding noise `scale²/12` inside the range plus clipping noise.
+    pub fn sqnr_db(&self, scale: f32) -> f64 {
+        let s = scale as f64;
+        let noise = self.in_range * s * s / 12.0 + self.clip_noise;
+        if noise <= 0.0 || self.mean_square <= 0.0 {
+            return f64::INFINITY;
+        }
+        10.0 * (self.mean_square / noise).log10()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct PassContext {
     /// `Some` when quantizing; quantization passes do nothing otherwise.
     pub quant: Option<QuantConfig>,
     /// Calibration samples, each one tensor per graph input in input order.
     pub calibration: Vec<Vec<Tensor>>,
-    /// Activation ranges chosen by `calibrate`, by value of the float graph.
+    /// Unified modules found by `fuse-modules`, in topological order of anchors.
+    pub modules: Vec<Module>,
+    /// Activation ranges chosen by `calibrate`, by value of the float graph
+    /// (always containing 0). Keys refer to the graph as `calibrate` saw it:
+    /// after `insert-qdq` only the values left in float are still meaningful.
     pub ranges: HashMap<ValueId, Range>,
+    /// Calibration statistics by value of the float graph (keys as `ranges`).
+    pub value_stats: HashMap<ValueId, ValueStats>,
+    /// Quantization parameters of every 8-bit activation value of the
+    /// quantized graph (weights and biases, which may be per channel, are not
+    /// here). Graph inputs/outputs made 8-bit by `io_int8` are included.
+    pub qparams: HashMap<ValueId, QParams>,
+    /// Per-layer report and quantize/dequantize/requantize counts (`--stats`).
+    pub quant_stats: QuantStats,
+}
+
+impl PassContext {
+    /// The module whose activation or anchor is `node`, if any.
+    pub fn module_of(&self, node: NodeId) -> Option<&Module> {
+        self.modules
+            .iter()
+            .find(|m| m.anchor == node || m.act == Some(node))
+    }
+
+    /// Quantization parameters of graph input `index` when it is 8-bit (`io_int8`).
+    pub fn input_qparams(&self, g: &Graph, index: usize) -> Option<QParams> {
+        let v = ValueId::of(*g.inputs().get(index)?);
+        if g.value_type(v).dtype.is_float() {
+            return None;
+        }
+        self.qparams.get(&v).copied()
+    }
+
+    /// Quantization parameters of graph output `index` when it is 8-bit (`io_int8`).
+    pub fn output_qparams(&self, g: &Graph, index: usize) -> Option<QParams> {
+        let v = g.outputs.get(index)?.value;
+        if g.contains(v.node) && g.value_type(v).dtype.is_float() {
+            return None;
+        }
+        self.qparams.get(&v).copied()
+    }
 }

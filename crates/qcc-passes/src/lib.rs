@@ -3,13 +3,21 @@
 //! what it needs and what it guarantees. Every pass leaves the graph
 //! verifier-clean; [`Pipeline::run`] checks that after each one.
 
+pub mod calibrate;
+pub mod cancel_qdq;
 pub mod constant_fold;
 pub mod fold_batch_norm;
+pub mod fuse_modules;
+pub mod insert_qdq;
 pub mod plan_memory;
+pub mod quantize;
 
 pub mod context;
 
-pub use context::{CalibrationMethod, PassContext, QuantConfig, Range, ScaleFormat};
+pub use context::{
+    CalibrationMethod, LayerStat, Module, ModuleKind, PassContext, QdqCounts, QuantConfig,
+    QuantStats, Range, ScaleFormat, ValueStats,
+};
 use qcc_ir::{verify, Graph, IrError};
 use thiserror::Error;
 
@@ -44,6 +52,26 @@ pub static PASSES: &[PassInfo] = &[
         name: "fold-batch-norm",
         about: "fold inference batch norms into the conv/gemm/matmul feeding them",
         run: fold_batch_norm::run,
+    },
+    PassInfo {
+        name: "fuse-modules",
+        about: "quantization: find conv/gemm/add + activation modules (no-op without --quantize)",
+        run: fuse_modules::run,
+    },
+    PassInfo {
+        name: "calibrate",
+        about: "quantization: choose activation ranges from calibration data (no-op without --quantize)",
+        run: calibrate::run,
+    },
+    PassInfo {
+        name: "insert-qdq",
+        about: "quantization: integer kernels with quantize/dequantize around them (no-op without --quantize)",
+        run: insert_qdq::run,
+    },
+    PassInfo {
+        name: "cancel-qdq",
+        about: "quantization: cancel, merge and fold quantize/dequantize/requantize (no-op without --quantize)",
+        run: cancel_qdq::run,
     },
 ];
 

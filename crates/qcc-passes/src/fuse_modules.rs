@@ -1,0 +1,108 @@
+//! `fuse-modules`: finds the unified modules of Geng et al.'s dataflow-based
+//! joint quantization — one weighted or elementwise op plus the activation
+//! that is its only use — so that each is quantized once, as one integer
+//! kernel whose activation becomes the requantization clamp (Relu, Clip) or
+//! a 256-entry lookup table (LeakyRelu, HardSwish, HardSigmoid, Sigmoid, Tanh).
+//!
+//! Anchors: `Conv` with a constant f32 weight (and constant bias, if any);
+//! `Gemm` with a constant 2-D B (and constant C, if any); `MatMul` with a
+//! constant 2-D B; `BatchNorm` (rank ≥ 3, constant parameters) left over by
+//! `fold-batch-norm`, which becomes a depthwise 1×1 convolution; `Add`,
+//! `Sub`, `Mul` of two f32 tensors (at most one constant).
+//!
+//! The graph is left unchanged (the modules are a side table, so `--after
+//! fuse-modules` dumps stay float graphs and other passes see plain IR).
+//!
+//! Needs: `cx.quant` (does nothing and returns `Ok(false)` without it).
+//! Guarantees: `cx.modules` lists every module, anchors in topological order;
+//! an anchor or activation named in `keep_float` is not part of a module;
+//! every `keep_float` name names a node (an unknown name is an error).
+
+use crate::context::{Module, ModuleKind};
+use crate::quantize::lut::is_module_activation;
+use crate::{Changed, PassContext, PassError};
+use qcc_ir::{BinaryOp, DType, Graph, NodeId, Op, ValueId};
+
+const PASS: &str = "fuse-modules";
+
+fn is_const_f32(g: &Graph, v: ValueId) -> bool {
+    g.const_value(v).is_some_and(|t| t.dtype() == DType::F32)
+}
+
+/// The module kind `id` can anchor, if any.
+fn anchor_kind(g: &Graph, id: NodeId) -> Option<ModuleKind> {
+    let n = g.node(id);
+    let ins = n.inputs();
+    if !n.outputs[0].dtype.is_float() || ins.is_empty() {
+        return None;
+    }
+    // Weighted anchors: a computed first input, constant parameters.
+    let consts_after_first =
+        || !is_const_f32(g, ins[0]) && ins[1..].iter().all(|v| is_const_f32(g, *v));
+    match &n.op {
+        Op::Conv(_) if consts_after_first() => Some(ModuleKind::Conv),
+        Op::Gemm { .. } if consts_after_first() => Some(ModuleKind::Gemm),
+        Op::MatMul if consts_after_first() && g.value_type(ins[1]).rank() == 2 => {
+            Some(ModuleKind::MatMul)
+        }
+        Op::BatchNorm { .. } if consts_after_first() && g.value_type(ins[0]).rank() >= 3 => {
+            Some(ModuleKind::BatchNorm)
+        }
+        Op::Binary(b @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul))
+            if !(is_const_f32(g, ins[0]) && is_const_f32(g, ins[1]))
+                && ins.iter().all(|v| g.value_type(*v).dtype.is_float()) =>
+        {
+            Some(match b {
+                BinaryOp::Add => ModuleKind::Add,
+                BinaryOp::Sub => ModuleKind::Sub,
+                _ => ModuleKind::Mul,
+            })
+        }
+        _ => None,
+    }
+}
+
+pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
+    let Some(cfg) = &cx.quant else {
+        return Ok(false);
+    };
+    let ids = g.node_ids();
+    for name in &cfg.keep_float {
+        if !ids.iter().any(|&id| g.node(id).name == *name) {
+            return Err(PassError::Failed {
+                pass: PASS,
+                msg: format!("--keep-float: no node named '{name}'"),
+            });
+        }
+    }
+    let keep = |id: NodeId| cfg.keep_float.contains(&g.node(id).name);
+    let order = g.topo_order().map_err(|e| PassError::Failed {
+        pass: PASS,
+        msg: e.to_string(),
+    })?;
+    let mut modules = vec![];
+    for id in order {
+        let Some(kind) = anchor_kind(g, id) else {
+            continue;
+        };
+        if keep(id) {
+            continue;
+        }
+        let out = ValueId::of(id);
+        let users = g.users(out);
+        let act = match users.as_slice() {
+            [(user, 0)] if !g.is_output(out) && !keep(*user) => match &g.node(*user).op {
+                Op::Unary(u) if is_module_activation(u) => Some(*user),
+                _ => None,
+            },
+            _ => None,
+        };
+        modules.push(Module {
+            kind,
+            anchor: id,
+            act,
+        });
+    }
+    cx.modules = modules;
+    Ok(false)
+}
