@@ -19,12 +19,17 @@ pub mod layout;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod qconv;
+pub mod qelementwise;
+pub mod qgemm;
+pub mod qpool;
+pub mod quant;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
 
 use crate::cx::{CgResult, KernelCx, Operand};
-use qcc_ir::{Node, Op};
+use qcc_ir::{DType, Node, Op};
 
 /// Emits the body of the function computing `node`.
 pub fn emit_node<'ctx>(
@@ -40,6 +45,9 @@ pub fn emit_node<'ctx>(
         Op::Unary(_) => elementwise::emit_unary(cx, node, ins, out),
         Op::Binary(_) => elementwise::emit_binary(cx, node, ins, out),
         Op::Softmax { .. } => softmax::emit(cx, node, ins, out),
+        Op::MaxPool(_) if matches!(ins.first().map(|x| x.dtype()), Some(DType::I8 | DType::U8)) => {
+            qpool::emit_maxpool(cx, node, ins, out)
+        }
         Op::MaxPool(_) | Op::AveragePool(_) => pool::emit(cx, node, ins, out),
         Op::Reduce { .. } => reduce::emit(cx, node, ins, out),
         Op::BatchNorm { .. } => norm::emit(cx, node, ins, out),
@@ -51,16 +59,15 @@ pub fn emit_node<'ctx>(
         Op::Resize(_) => resize::emit(cx, node, ins, out),
         Op::Cast { .. } => cast::emit(cx, node, ins, out),
         Op::Gather { .. } => gather::emit(cx, node, ins, out),
-        Op::Quantize { .. }
-        | Op::Dequantize { .. }
-        | Op::Requantize { .. }
-        | Op::QConv { .. }
-        | Op::QGemm { .. }
-        | Op::QAdd { .. }
-        | Op::QMul { .. }
-        | Op::QAvgPool { .. }
-        | Op::QMean { .. }
-        | Op::Lut { .. } => Err(cx.unsupported("integer kernels are not implemented yet")),
+        Op::Quantize { .. } => qelementwise::emit_quantize(cx, node, ins, out),
+        Op::Dequantize { .. } => qelementwise::emit_dequantize(cx, node, ins, out),
+        Op::Requantize { .. } => qelementwise::emit_requantize(cx, node, ins, out),
+        Op::Lut { .. } => qelementwise::emit_lut(cx, node, ins, out),
+        Op::QAdd { .. } | Op::QMul { .. } => qelementwise::emit_binary(cx, node, ins, out),
+        Op::QConv { .. } => qconv::emit(cx, node, ins, out),
+        Op::QGemm { .. } => qgemm::emit(cx, node, ins, out),
+        Op::QAvgPool { .. } => qpool::emit_avgpool(cx, node, ins, out),
+        Op::QMean { .. } => qpool::emit_mean(cx, node, ins, out),
     }
 }
 

@@ -1,0 +1,267 @@
+//! Elementwise integer kernels: Quantize (f32 → 8-bit), Dequantize
+//! (8-bit/i32 → f32), Requantize, Lut (256-entry table) and the
+//! broadcasting QAdd / QMul.
+//!
+//! Quantize computes `x / scale` with one f32 division, maps NaN to 0
+//! (hence to the zero point), clamps to ±65536 and rounds half to even with
+//! `(v + 1.5·2^23) - 1.5·2^23` (exact for |v| < 2^22 under the default
+//! round-to-nearest-even mode; no fast-math flags, so LLVM keeps both
+//! operations), never through `llvm.roundeven`/`rint`, which are libm calls
+//! on some targets. Dequantize is `sitofp(q - zp) * scale`, one f32 multiply.
+//!
+//! Requantize, QAdd and QMul accumulate in i32; a worst case that does not
+//! fit (possible only with huge QAdd multipliers) is rejected at compile time.
+
+use super::expect_inputs;
+use super::quant::{
+    check_i32, const_i8_table, ext_i32, iadd, imul, isub, load_ext, max_centered, need_int8, Chan,
+    EpiEmit,
+};
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::loops::coalesce;
+use inkwell::values::IntValue;
+use inkwell::FloatPredicate;
+use qcc_ir::{broadcast_strides, strides_of, DType, Node, Op};
+
+/// `1.5 * 2^23`: adding and subtracting it rounds an f32 of magnitude below
+/// 2^22 to an integer, ties to even.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+fn same_count(cx: &KernelCx<'_, '_>, x: &Operand, out: &Operand) -> CgResult<()> {
+    if x.numel() != out.numel() {
+        return Err(cx.unsupported(format!("input {} and output {} sizes differ", x.ty, out.ty)));
+    }
+    Ok(())
+}
+
+fn need_out(cx: &KernelCx<'_, '_>, out: &Operand, to: DType) -> CgResult<(i32, i32)> {
+    if out.dtype() != to {
+        return Err(cx.unsupported(format!("output {} is not of type {to}", out.ty)));
+    }
+    need_int8(cx, out, "output")
+}
+
+/// `clamp(round_half_even(x / scale) + zp, lo, hi)`, elementwise.
+pub fn emit_quantize<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::Quantize { q, to } = &node.op else {
+        return Err(cx.unsupported("not a quantize"));
+    };
+    let x = &ins[0];
+    if x.dtype() != DType::F32 {
+        return Err(cx.unsupported(format!("input {} must be f32", x.ty)));
+    }
+    let (lo, hi) = need_out(cx, out, *to)?;
+    same_count(cx, x, out)?;
+    if !(q.scale.is_finite() && q.scale > 0.0 && (lo..=hi).contains(&q.zero_point)) {
+        return Err(cx.unsupported(format!("bad quantization parameters {q:?} for {to}")));
+    }
+    let (scale, zp) = (q.scale, q.zero_point);
+    cx.for_range(0, out.numel() as i64, |cx, i| {
+        let v = cx.fdiv(cx.load_f32(x.ptr, i)?, cx.f32(scale))?;
+        let nan = cx.fcmp(FloatPredicate::UNO, v, v)?;
+        let v = cx.select_f(nan, cx.f32(0.0), v)?;
+        let v = cx.fclamp(v, -65536.0, 65536.0)?;
+        let r = cx.fsub(cx.fadd(v, cx.f32(ROUND_MAGIC))?, cx.f32(ROUND_MAGIC))?;
+        let r = cx.b.build_float_to_signed_int(r, cx.i32_t(), "")?;
+        let r = iadd(cx, r, cx.i32(zp))?;
+        let r = cx.smin(cx.smax(r, cx.i32(lo))?, cx.i32(hi))?;
+        let r = cx.b.build_int_truncate(r, cx.i8_t(), "")?;
+        cx.store(*to, out.ptr, i, r.into())
+    })
+}
+
+/// `(q - zp) as f32 * scale`, elementwise (I8, U8 or I32 input).
+pub fn emit_dequantize<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::Dequantize { q } = &node.op else {
+        return Err(cx.unsupported("not a dequantize"));
+    };
+    let x = &ins[0];
+    let dt = x.dtype();
+    if !matches!(dt, DType::I8 | DType::U8 | DType::I32) || out.dtype() != DType::F32 {
+        return Err(cx.unsupported(format!(
+            "input {} must be i8, u8 or i32 and the output f32",
+            x.ty
+        )));
+    }
+    same_count(cx, x, out)?;
+    if !(q.scale.is_finite() && q.scale > 0.0) {
+        return Err(cx.unsupported(format!("bad scale {}", q.scale)));
+    }
+    let (scale, zp) = (q.scale, q.zero_point);
+    cx.for_range(0, out.numel() as i64, |cx, i| {
+        let v = cx.load(dt, x.ptr, i)?.into_int_value();
+        let v = if dt == DType::I32 {
+            v
+        } else {
+            ext_i32(cx, dt, v)?
+        };
+        let v = isub(cx, v, cx.i32(zp))?;
+        let f = cx.b.build_signed_int_to_float(v, cx.f32_t(), "")?;
+        cx.store_f32(out.ptr, i, cx.fmul(f, cx.f32(scale))?)
+    })
+}
+
+/// `epi.apply(x - in_zp, 0)`, elementwise.
+pub fn emit_requantize<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::Requantize {
+        in_zero_point,
+        epi,
+        to,
+    } = &node.op
+    else {
+        return Err(cx.unsupported("not a requantize"));
+    };
+    let x = &ins[0];
+    let dt = x.dtype();
+    let rx = need_int8(cx, x, "input")?;
+    need_out(cx, out, *to)?;
+    same_count(cx, x, out)?;
+    let e = EpiEmit::new(cx, epi, *to, 1)?;
+    let zx = *in_zero_point;
+    check_i32(cx, max_centered(rx, zx) as i128, "x - zero point")?;
+    let p = e.params(cx, Chan::Static(0))?;
+    cx.for_range(0, out.numel() as i64, |cx, i| {
+        let v = load_ext(cx, dt, x.ptr, i)?;
+        let acc = isub(cx, v, cx.i32(zx))?;
+        let r = e.apply(cx, acc, &p)?;
+        cx.store(*to, out.ptr, i, r.into())
+    })
+}
+
+/// `table[x - min(dtype)]`, elementwise.
+pub fn emit_lut<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::Lut { table, to } = &node.op else {
+        return Err(cx.unsupported("not a lut"));
+    };
+    let x = &ins[0];
+    let dt = x.dtype();
+    let (xlo, _) = need_int8(cx, x, "input")?;
+    let (lo, hi) = need_out(cx, out, *to)?;
+    same_count(cx, x, out)?;
+    if table.len() != 256 || table.iter().any(|v| !(lo..=hi).contains(v)) {
+        return Err(cx.unsupported(format!("table must have 256 entries within {to}'s range")));
+    }
+    let bytes: Vec<i8> = table.iter().map(|&v| v as u8 as i8).collect();
+    let t = const_i8_table(cx, "lut", &bytes);
+    cx.for_range(0, out.numel() as i64, |cx, i| {
+        let v = cx.load_index(dt, x.ptr, i)?;
+        let k = cx.add_c(v, -(xlo as i64))?;
+        let r = cx.load(DType::I8, t, k)?;
+        cx.store(*to, out.ptr, i, r)
+    })
+}
+
+/// QAdd and QMul with numpy broadcasting.
+pub fn emit_binary<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 2)?;
+    // (a_zp, a_mul, b_zp, b_mul); a multiply uses no multipliers.
+    let (za, ma, zb, mb, epi, to, mul) = match &node.op {
+        Op::QAdd {
+            a_zero_point,
+            a_multiplier,
+            b_zero_point,
+            b_multiplier,
+            epi,
+            to,
+        } => (
+            *a_zero_point,
+            *a_multiplier,
+            *b_zero_point,
+            *b_multiplier,
+            epi,
+            *to,
+            false,
+        ),
+        Op::QMul {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+        } => (*a_zero_point, 1, *b_zero_point, 1, epi, *to, true),
+        _ => return Err(cx.unsupported("not a quantized add or multiply")),
+    };
+    let (a, b) = (&ins[0], &ins[1]);
+    let (ra, rb) = (need_int8(cx, a, "A")?, need_int8(cx, b, "B")?);
+    need_out(cx, out, to)?;
+    let e = EpiEmit::new(cx, epi, to, 1)?;
+    // The accumulator is i32, like every integer kernel's (the interpreter
+    // rejects larger ones too): check its worst case.
+    let (wa, wb) = (max_centered(ra, za) as i128, max_centered(rb, zb) as i128);
+    let worst = if mul {
+        wa * wb
+    } else {
+        wa * (ma as i128).abs() + wb * (mb as i128).abs()
+    };
+    check_i32(cx, worst, "the sum")?;
+    let shape = out.shape().to_vec();
+    if a.rank() > shape.len() || b.rank() > shape.len() {
+        return Err(cx.unsupported("operand rank exceeds the output rank"));
+    }
+    if qcc_ir::broadcast_shapes(a.shape(), b.shape()).as_deref() != Some(shape.as_slice()) {
+        return Err(cx.unsupported(format!(
+            "{} and {} do not broadcast to {}",
+            a.ty, b.ty, out.ty
+        )));
+    }
+    let to_i64 = |v: Vec<usize>| v.into_iter().map(|s| s as i64).collect::<Vec<i64>>();
+    let so = to_i64(strides_of(&shape));
+    let sa = to_i64(broadcast_strides(a.shape(), &shape));
+    let sb = to_i64(broadcast_strides(b.shape(), &shape));
+    let (cshape, st) = coalesce(&shape, &[so, sa, sb]);
+    let p = e.params(cx, Chan::Static(0))?;
+    let (da, db) = (a.dtype(), b.dtype());
+    cx.for_nest(&cshape, |cx, ivs| {
+        let io = cx.dot(ivs, &st[0], 0)?;
+        let ia = cx.dot(ivs, &st[1], 0)?;
+        let ib = cx.dot(ivs, &st[2], 0)?;
+        let (xa, xb) = (load_ext(cx, da, a.ptr, ia)?, load_ext(cx, db, b.ptr, ib)?);
+        let ta = isub(cx, xa, cx.i32(za))?;
+        let tb = isub(cx, xb, cx.i32(zb))?;
+        let acc = if mul {
+            imul(cx, ta, tb)?
+        } else {
+            let ta = scale_i32(cx, ta, ma)?;
+            iadd(cx, ta, scale_i32(cx, tb, mb)?)?
+        };
+        let r = e.apply(cx, acc, &p)?;
+        cx.store(to, out.ptr, io, r.into())
+    })
+}
+
+/// `v * k` in i32 (no instruction when `k == 1`).
+fn scale_i32<'ctx>(cx: &KernelCx<'_, 'ctx>, v: IntValue<'ctx>, k: i32) -> CgResult<IntValue<'ctx>> {
+    if k == 1 {
+        Ok(v)
+    } else {
+        imul(cx, v, cx.i32(k))
+    }
+}
