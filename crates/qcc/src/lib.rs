@@ -1,12 +1,33 @@
 //! qcc as a library: the same pipeline the `qcc` command runs, for build
-//! scripts and tests. `compile_file` = import → passes → codegen.
+//! scripts and tests. `compile_file` = import → passes → codegen;
+//! [`CompileOptions::quantize`] turns on int8 quantization.
+
+pub mod calibration;
+pub mod stats;
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use qcc_codegen::{Artifacts, Options as CodegenOptions};
 pub use qcc_ir::Graph;
+pub use qcc_passes::{CalibrationMethod, PassContext, QuantConfig, ScaleFormat};
+
+/// Where calibration samples come from.
+#[derive(Clone, Debug)]
+pub enum CalibrationData {
+    /// A `.npy`, a `.npz` or a folder of `input_*.pb` sets (see [`calibration`]).
+    Path(PathBuf),
+    /// Samples in memory: `samples[s][i]` is input `i` of sample `s`.
+    Samples(calibration::Samples),
+}
+
+/// `--quantize int8`: the quantization options and the calibration data.
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    pub config: QuantConfig,
+    pub data: CalibrationData,
+}
 
 /// Everything that shapes a compilation besides the model file.
 #[derive(Clone, Debug, Default)]
@@ -14,6 +35,8 @@ pub struct CompileOptions {
     /// Static shapes for graph inputs by name (`--input-shape`).
     pub input_shapes: HashMap<String, Vec<usize>>,
     pub codegen: CodegenOptions,
+    /// Quantize to int8 (`--quantize int8`); `None` compiles in float.
+    pub quantize: Option<QuantizeOptions>,
 }
 
 /// Imports an ONNX model and verifies the imported graph.
@@ -48,10 +71,47 @@ pub fn optimize_with(
     Ok(())
 }
 
+/// The pass context for compiling `g`: without `quantize`, the default one;
+/// with it, its options and the calibration samples, loaded and checked
+/// against `g`'s inputs.
+pub fn pass_context(g: &Graph, quantize: Option<&QuantizeOptions>) -> Result<PassContext> {
+    let mut cx = PassContext::default();
+    if let Some(q) = quantize {
+        for name in &q.config.keep_float {
+            if !g.node_ids().into_iter().any(|id| g.node(id).name == *name) {
+                anyhow::bail!("--keep-float: the model has no node named '{name}'");
+            }
+        }
+        let inputs = calibration::input_specs(g);
+        cx.calibration = match &q.data {
+            CalibrationData::Path(p) => calibration::load(p, &inputs)?,
+            CalibrationData::Samples(s) => {
+                calibration::check_samples(s, &inputs)?;
+                s.clone()
+            }
+        };
+        cx.quant = Some(q.config.clone());
+    }
+    Ok(cx)
+}
+
+/// Imports a model and runs the pipeline on it as [`compile_file`] does
+/// (stopping after `stop_after` if given); returns the graph and the pass
+/// context, which holds what the passes recorded (ranges, quantization tables).
+pub fn optimize_file(
+    model: &Path,
+    opts: &CompileOptions,
+    stop_after: Option<&str>,
+) -> Result<(Graph, PassContext)> {
+    let mut g = import(model, &opts.input_shapes)?;
+    let mut cx = pass_context(&g, opts.quantize.as_ref())?;
+    optimize_with(&mut g, &mut cx, stop_after)?;
+    Ok((g, cx))
+}
+
 /// Imports, optimizes and compiles a model into an object file and header (in memory).
 pub fn compile_file(model: &Path, opts: &CompileOptions) -> Result<Artifacts> {
-    let mut g = import(model, &opts.input_shapes)?;
-    optimize(&mut g, None)?;
+    let (g, _) = optimize_file(model, opts, None)?;
     Ok(qcc_codegen::compile(&g, &opts.codegen)?)
 }
 

@@ -4,8 +4,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use qcc::{c_identifier, parse_input_shape, CompileOptions};
+use qcc::{CalibrationData, CalibrationMethod, QuantConfig, QuantizeOptions, ScaleFormat};
 use std::collections::HashMap;
 use std::fs;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ enum Command {
         after: Option<String>,
         #[command(flatten)]
         shapes: ShapeArgs,
+        #[command(flatten)]
+        quant: QuantArgs,
     },
 }
 
@@ -53,6 +57,83 @@ struct ShapeArgs {
 impl ShapeArgs {
     fn map(&self) -> HashMap<String, Vec<usize>> {
         self.input_shape.iter().cloned().collect()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QuantType {
+    Int8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scales {
+    /// 31-bit fixed-point multiplier and rounding shift.
+    FixedPoint,
+    /// Power-of-two scales: every requantization is a rounding shift.
+    Pow2,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum IoType {
+    F32,
+    Int8,
+}
+
+/// Quantization options (see docs/QUANTIZATION.md).
+#[derive(Args)]
+struct QuantArgs {
+    /// Quantize the model (needs --calibration-data).
+    #[arg(long, value_enum, value_name = "TYPE", requires = "calibration_data")]
+    quantize: Option<QuantType>,
+    /// Calibration samples: a .npy whose first axis is the sample axis
+    /// (single-input models), a .npz with one array per input name, or a
+    /// folder of input_*.pb sets.
+    #[arg(long, value_name = "PATH", requires = "quantize")]
+    calibration_data: Option<PathBuf>,
+    /// How activation ranges are chosen: minmax, percentile[=P] (default 99.99), entropy or mse.
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "minmax",
+        value_parser = qcc::calibration::parse_method,
+        requires = "quantize"
+    )]
+    calibration: CalibrationMethod,
+    /// How requantization scales are represented.
+    #[arg(long, value_enum, default_value = "fixed-point", requires = "quantize")]
+    scales: Scales,
+    /// One weight scale per tensor instead of per output channel.
+    #[arg(long, requires = "quantize")]
+    per_tensor: bool,
+    /// Nodes to keep in float (comma list of node names).
+    #[arg(
+        long,
+        value_name = "NODE,...",
+        value_delimiter = ',',
+        requires = "quantize"
+    )]
+    keep_float: Vec<String>,
+    /// Element type of the model's inputs and outputs; int8 exposes quantized I/O.
+    #[arg(long, value_enum, default_value = "f32", requires = "quantize")]
+    io: IoType,
+}
+
+impl QuantArgs {
+    fn options(&self) -> Option<QuantizeOptions> {
+        self.quantize?;
+        Some(QuantizeOptions {
+            config: QuantConfig {
+                method: self.calibration,
+                scales: match self.scales {
+                    Scales::FixedPoint => ScaleFormat::FixedPoint,
+                    Scales::Pow2 => ScaleFormat::Pow2,
+                },
+                per_channel: !self.per_tensor,
+                keep_float: self.keep_float.clone(),
+                io_int8: self.io == IoType::Int8,
+            },
+            data: CalibrationData::Path(self.calibration_data.clone()?),
+        })
     }
 }
 
@@ -95,7 +176,9 @@ struct CompileArgs {
     /// List the supported targets, or the CPUs or features of `--target` (default: the host), and exit.
     #[arg(long, value_enum, value_name = "WHAT")]
     print: Option<PrintWhat>,
-    /// Print the model's flash (code + weights), RAM (workspace) and deepest stack use.
+    /// Print the model's flash (code + weights), RAM (workspace) and deepest stack use;
+    /// with --quantize, also a per-layer quantization table and the counts of
+    /// quantize, dequantize and requantize operations.
     #[arg(long)]
     stats: bool,
     /// What to write (comma list).
@@ -106,6 +189,8 @@ struct CompileArgs {
     header: Option<PathBuf>,
     #[command(flatten)]
     shapes: ShapeArgs,
+    #[command(flatten)]
+    quant: QuantArgs,
 }
 
 fn main() -> ExitCode {
@@ -116,7 +201,8 @@ fn main() -> ExitCode {
             model,
             after,
             shapes,
-        }) => dump(&model, after.as_deref(), &shapes),
+            quant,
+        }) => dump(&model, after.as_deref(), &shapes, &quant),
         None => compile(&cli.compile),
     };
     match result {
@@ -145,9 +231,13 @@ fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs) -> Result<ExitCode> {
-    let mut g = qcc::import(model, &shapes.map())?;
-    qcc::optimize(&mut g, after)?;
+fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs, q: &QuantArgs) -> Result<ExitCode> {
+    let opts = CompileOptions {
+        input_shapes: shapes.map(),
+        quantize: q.options(),
+        ..Default::default()
+    };
+    let (g, _) = qcc::optimize_file(model, &opts, after)?;
     print!("{}", qcc_ir::print(&g)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -198,10 +288,22 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             emit_asm: emit(Emit::Asm),
             emit_llvm_ir: emit(Emit::LlvmIr),
         },
+        quantize: a.quant.options(),
     };
     // Unknown targets, CPUs and features fail before the model is read.
     qcc_codegen::resolve_target(&opts.codegen)?;
-    let art = qcc::compile_file(model, &opts)?;
+    let (graph, cx) = qcc::optimize_file(model, &opts, None)?;
+    let art = qcc_codegen::compile(&graph, &opts.codegen)?;
+    let quant_stats = match (a.stats, &opts.quantize) {
+        (true, Some(_)) => Some(qcc::stats::report(
+            model,
+            &opts,
+            &graph,
+            &cx,
+            &mut progress("measuring SQNR"),
+        )?),
+        _ => None,
+    };
 
     let header_path = a
         .header
@@ -224,7 +326,36 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
     if a.stats {
         print!("{}", qcc_codegen::stats::render(&art.stats, &art.target));
     }
+    if let Some(r) = quant_stats {
+        print!("{}", qcc::stats::render(&r));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr for a loop of `total` steps, shown only when
+/// stderr is a terminal; call it with `(done, total)`.
+fn progress(what: &'static str) -> impl FnMut(usize, usize) {
+    let show = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |done, total| {
+        if !show {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+            {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(what);
+            b
+        });
+        b.set_position(done as u64);
+        if done >= total {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// Writes every file to a temporary name beside it, then renames them all;
