@@ -287,13 +287,14 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             prefix,
             emit_asm: emit(Emit::Asm),
             emit_llvm_ir: emit(Emit::LlvmIr),
+            ..Default::default()
         },
         quantize: a.quant.options(),
     };
     // Unknown targets, CPUs and features fail before the model is read.
     qcc_codegen::resolve_target(&opts.codegen)?;
     let (graph, cx) = qcc::optimize_file(model, &opts, None)?;
-    let art = qcc_codegen::compile(&graph, &opts.codegen)?;
+    let art = qcc::codegen(&graph, &cx, &opts.codegen)?;
     let quant_stats = match (a.stats, &opts.quantize) {
         (true, Some(_)) => Some(qcc::stats::report(
             model,

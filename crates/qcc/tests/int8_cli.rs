@@ -329,3 +329,41 @@ fn dump_quantized_graph() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("qconv"), "{text}");
 }
+
+#[test]
+fn io_int8_header_states_scales_and_zero_points() {
+    let data = tempfile::tempdir().unwrap();
+    let calib = data.path().join("calib.npy");
+    fs::write(&calib, npy(&[4, 3, 16, 16], &samples(4))).unwrap();
+    let out = data.path().join("m.o");
+    let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
+        .arg(model())
+        .arg("-o")
+        .arg(&out)
+        .args(["--quantize", "int8", "--io", "int8", "--calibration-data"])
+        .arg(&calib)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h = fs::read_to_string(data.path().join("m.h")).unwrap();
+    assert!(h.contains("/* input 0: \"x\" int8 [1,3,16,16] */"), "{h}");
+    let scale = h
+        .lines()
+        .find_map(|l| l.strip_prefix("#define M_INPUT0_SCALE "))
+        .unwrap_or_else(|| panic!("no input scale in:\n{h}"));
+    let scale: f32 = scale.trim_end_matches('f').parse().unwrap();
+    assert!(scale > 0.0 && scale < 1.0, "{scale}");
+    assert!(h.contains("#define M_INPUT0_ZERO_POINT "), "{h}");
+    // Without --io int8 the ports are float and carry no quantization macros.
+    let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
+        .arg(model())
+        .arg("-o")
+        .arg(&out)
+        .args(["--quantize", "int8", "--calibration-data"])
+        .arg(&calib)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let h = fs::read_to_string(data.path().join("m.h")).unwrap();
+    assert!(!h.contains("_SCALE"), "{h}");
+}
