@@ -104,19 +104,24 @@ fn check_samples(g: &Graph, samples: &[Vec<Tensor>]) -> Result<(), PassError> {
     Ok(())
 }
 
-/// Runs every sample, calling `f` with each recorded value.
+/// Runs every sample, calling `f` with each recorded value; reports progress
+/// as sweep `sweep` of `sweeps` over the samples.
 fn observe_all(
     g: &Graph,
     samples: &[Vec<Tensor>],
+    (progress, sweep, sweeps): (&crate::Progress, usize, usize),
     f: &mut dyn FnMut(ValueId, &[f32]),
 ) -> Result<(), PassError> {
+    let total = samples.len() * sweeps;
     for (i, s) in samples.iter().enumerate() {
+        progress.report(sweep * samples.len() + i, total);
         qcc_interp::run_observed(g, s, &mut |v, t| {
             if let Some(x) = t.as_f32() {
                 f(v, x)
             }
         })
         .map_err(|e| fail(format!("calibration sample #{i}: {e}")))?;
+        progress.report(sweep * samples.len() + i + 1, total);
     }
     Ok(())
 }
@@ -135,11 +140,21 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let want = wanted(g, cx);
     let mut running: HashMap<ValueId, Running> =
         want.iter().map(|v| (*v, Running::default())).collect();
-    observe_all(g, &cx.calibration, &mut |v, x| {
-        if let Some(r) = running.get_mut(&v) {
-            r.add(x)
-        }
-    })?;
+    let sweeps = if method == CalibrationMethod::MinMax {
+        1
+    } else {
+        2
+    };
+    observe_all(
+        g,
+        &cx.calibration,
+        (&cx.progress, 0, sweeps),
+        &mut |v, x| {
+            if let Some(r) = running.get_mut(&v) {
+                r.add(x)
+            }
+        },
+    )?;
 
     let mut hists: HashMap<ValueId, Histogram> = HashMap::new();
     if method != CalibrationMethod::MinMax {
@@ -151,7 +166,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             };
             hists.insert(*v, h);
         }
-        observe_all(g, &cx.calibration, &mut |v, x| {
+        observe_all(g, &cx.calibration, (&cx.progress, 1, 2), &mut |v, x| {
             if let Some(h) = hists.get_mut(&v) {
                 h.add(x)
             }

@@ -155,8 +155,33 @@ impl ValueStats {
     }
 }
 
+/// Reports calibration progress as `(steps done, steps in all)`; the CLI
+/// draws a progress bar with it. Does nothing by default.
+#[derive(Clone, Default)]
+pub struct Progress(pub Option<std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>>);
+
+impl Progress {
+    pub fn report(&self, done: usize, total: usize) {
+        if let Some(f) = &self.0 {
+            f(done, total)
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(on)"
+        } else {
+            "Progress(off)"
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct PassContext {
+    /// Calibration progress callback (`calibrate` reports one step per sample and sweep).
+    pub progress: Progress,
     /// `Some` when quantizing; quantization passes do nothing otherwise.
     pub quant: Option<QuantConfig>,
     /// Calibration samples, each one tensor per graph input in input order.

@@ -15,8 +15,8 @@ pub mod quantize;
 pub mod context;
 
 pub use context::{
-    CalibrationMethod, LayerStat, Module, ModuleKind, PassContext, QdqCounts, QuantConfig,
-    QuantStats, Range, ScaleFormat, ValueStats,
+    CalibrationMethod, LayerStat, Module, ModuleKind, PassContext, Progress, QdqCounts,
+    QuantConfig, QuantStats, Range, ScaleFormat, ValueStats,
 };
 use qcc_ir::{verify, Graph, IrError};
 use thiserror::Error;

@@ -27,6 +27,8 @@ pub enum CalibrationData {
 pub struct QuantizeOptions {
     pub config: QuantConfig,
     pub data: CalibrationData,
+    /// Calibration progress callback (the CLI's progress bar).
+    pub progress: qcc_passes::Progress,
 }
 
 /// Everything that shapes a compilation besides the model file.
@@ -91,6 +93,7 @@ pub fn pass_context(g: &Graph, quantize: Option<&QuantizeOptions>) -> Result<Pas
             }
         };
         cx.quant = Some(q.config.clone());
+        cx.progress = q.progress.clone();
     }
     Ok(cx)
 }

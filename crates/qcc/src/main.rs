@@ -133,6 +133,14 @@ impl QuantArgs {
                 io_int8: self.io == IoType::Int8,
             },
             data: CalibrationData::Path(self.calibration_data.clone()?),
+            progress: {
+                let bar = std::sync::Mutex::new(progress("calibrating"));
+                qcc_passes::Progress(Some(std::sync::Arc::new(move |done, total| {
+                    if let Ok(mut f) = bar.lock() {
+                        f(done, total)
+                    }
+                })))
+            },
         })
     }
 }

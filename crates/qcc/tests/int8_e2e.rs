@@ -410,6 +410,7 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
         quantize: Some(QuantizeOptions {
             config: v.config()?,
             data: CalibrationData::Path(calib.clone()),
+            progress: Default::default(),
         }),
         ..Default::default()
     };
