@@ -13,6 +13,12 @@
 //! workspaces agree, and `--stats` reports the header's workspace as the RAM
 //! cost and a non-zero flash size and stack depth.
 //!
+//! The small CNN also runs quantized to int8 (minmax calibration,
+//! fixed-point scales; `common::Int8Model`, as in the Linux cross tests):
+//! its integer-computed outputs must equal the interpreter's on the
+//! library's quantized graph bit for bit, the outputs after float code
+//! (Softmax, the average pool it keeps in float) within the tolerance.
+//!
 //! Missing tools skip locally and fail under CI (`CI` set).
 
 mod common;
@@ -25,9 +31,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Manifest cases run on the Cortex-M4. The int8 models go here when they
-/// exist (e.g. a quantized small_cnn): nothing else needs to change.
+/// Manifest cases run on the Cortex-M4 in float.
 const MANIFEST_CASES: &[&str] = &["small_cnn", "mlp"];
+
+/// The manifest case also run quantized to int8.
+const INT8_CASE: &str = "small_cnn";
 
 /// ONNX node tests also run (from `.cache/onnx-node`): elementwise math that
 /// needs no big kernel, so the bare-metal path is always exercised.
@@ -156,6 +164,88 @@ fn header_workspace(work: &Path) -> Result<u64, String> {
         .ok_or_else(|| "model.h has no MODEL_WORKSPACE_SIZE".to_string())
 }
 
+/// What `--stats` reports for a Cortex-M build, in bytes.
+struct Stats {
+    flash: u64,
+    ram: u64,
+    stack: u64,
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "flash {} B, ram {} B, stack {} B",
+            self.flash, self.ram, self.stack
+        )
+    }
+}
+
+/// Compiles `model` for the Cortex-M4 with `--stats` into `work`; checks
+/// that the RAM figure is the header's workspace and the others non-zero.
+fn compile_for_m4(model: &Path, work: &Path, flags: &[String]) -> Result<Stats, String> {
+    let mut qflags = flags.to_vec();
+    qflags.extend(["--target", "thumbv7em-none-eabihf", "--stats"].map(String::from));
+    common::qcc_compile(model, work, &qflags)?;
+    let printed = fs::read_to_string(work.join("qcc.stdout")).unwrap_or_default();
+    let ws = header_workspace(work)?;
+    let stats = Stats {
+        flash: stat(&printed, "flash: ")?,
+        ram: stat(&printed, "ram: ")?,
+        stack: stat(&printed, "stack: ")?,
+    };
+    if stats.ram != ws || stats.flash == 0 || stats.stack == 0 {
+        return Err(format!(
+            "--stats: {stats}, but the workspace is {ws} B:\n{printed}"
+        ));
+    }
+    Ok(stats)
+}
+
+/// Links `work/model.o` with the bare-metal harness on `inputs` (as
+/// `work/app{k}.elf`), runs it on the board and returns its outputs; checks
+/// that the workspace lies in the `.qcc_workspace` region.
+fn run_on_m4(
+    work: &Path,
+    k: usize,
+    inputs: &[Tensor],
+    types: &[TensorType],
+) -> Result<Vec<Tensor>, String> {
+    write_data_h(work, inputs, types)?;
+    let bm = baremetal_dir();
+    let elf = work.join(format!("app{k}.elf"));
+    let mut cc = Command::new(CC);
+    cc.args(CC_FLAGS)
+        .arg("-T")
+        .arg(bm.join("mps2_an386.ld"))
+        .arg("-I")
+        .arg(work)
+        .arg(bm.join("startup.c"))
+        .arg(bm.join("main.c"))
+        .arg(work.join("model.o"))
+        .arg("-o")
+        .arg(&elf);
+    common::run_command(cc, "arm-none-eabi-gcc", work, Duration::from_secs(60))?;
+    let mut qemu = Command::new(QEMU);
+    qemu.args(["-M", "mps2-an386", "-nographic", "-monitor", "none"])
+        .args(["-semihosting", "-kernel"])
+        .arg(&elf);
+    let out = common::run_command(qemu, "qemu", work, Duration::from_secs(120)).map_err(|e| {
+        let printed = fs::read_to_string(work.join("qemu.stdout"));
+        format!(
+            "{e}; it printed: {}",
+            printed.unwrap_or_default().trim_end()
+        )
+    })?;
+    let (addr, got) = parse_run(&out, types)?;
+    if !(WORKSPACE_BASE..WORKSPACE_BASE + 0x0100_0000).contains(&addr) {
+        return Err(format!(
+            "workspace at 0x{addr:x}, not in the .qcc_workspace region"
+        ));
+    }
+    Ok(got)
+}
+
 /// Runs one model; `Ok(None)` when qcc does not support it on the host either.
 fn run_case(
     name: &str,
@@ -169,72 +259,24 @@ fn run_case(
         .map(|d| common::load_data_set(d))
         .collect::<Result<_, _>>()?;
     let work = common::WorkDir::new(&format!("{name}-cortex-m4"))?;
-    let mut qflags = flags.to_vec();
-    qflags.extend(["--target", "thumbv7em-none-eabihf", "--stats"].map(String::from));
-    if let Err(e) = common::qcc_compile(&model, work.path(), &qflags) {
-        if common::is_unsupported(&e) {
-            let host = common::WorkDir::new(&format!("{name}-host"))?;
-            if let Err(h) = common::qcc_compile(&model, host.path(), flags) {
-                if common::is_unsupported(&h) {
-                    return Ok(None);
+    let stats = match compile_for_m4(&model, work.path(), flags) {
+        Ok(s) => s,
+        Err(e) => {
+            if common::is_unsupported(&e) {
+                let host = common::WorkDir::new(&format!("{name}-host"))?;
+                if let Err(h) = common::qcc_compile(&model, host.path(), flags) {
+                    if common::is_unsupported(&h) {
+                        return Ok(None);
+                    }
                 }
             }
+            return Err(e);
         }
-        return Err(e);
-    }
-    let stats = fs::read_to_string(work.path().join("qcc.stdout")).unwrap_or_default();
-    let ws = header_workspace(work.path())?;
-    let (flash, ram, stack) = (
-        stat(&stats, "flash: ")?,
-        stat(&stats, "ram: ")?,
-        stat(&stats, "stack: ")?,
-    );
-    if ram != ws || flash == 0 || stack == 0 {
-        return Err(format!(
-            "--stats: ram {ram} (workspace {ws}), flash {flash}, stack {stack}:\n{stats}"
-        ));
-    }
-    let mut summary = format!("flash {flash} B, ram {ram} B, stack {stack} B");
+    };
+    let mut summary = stats.to_string();
     for (k, d) in data.iter().enumerate() {
         let types: Vec<TensorType> = d.outputs.iter().map(|(_, t)| t.ty()).collect();
-        write_data_h(work.path(), &d.inputs, &types)?;
-        let bm = baremetal_dir();
-        let elf = work.path().join(format!("app{k}.elf"));
-        let mut cc = Command::new(CC);
-        cc.args(CC_FLAGS)
-            .arg("-T")
-            .arg(bm.join("mps2_an386.ld"))
-            .arg("-I")
-            .arg(work.path())
-            .arg(bm.join("startup.c"))
-            .arg(bm.join("main.c"))
-            .arg(work.path().join("model.o"))
-            .arg("-o")
-            .arg(&elf);
-        common::run_command(
-            cc,
-            "arm-none-eabi-gcc",
-            work.path(),
-            Duration::from_secs(60),
-        )?;
-        let mut qemu = Command::new(QEMU);
-        qemu.args(["-M", "mps2-an386", "-nographic", "-monitor", "none"])
-            .args(["-semihosting", "-kernel"])
-            .arg(&elf);
-        let out = common::run_command(qemu, "qemu", work.path(), Duration::from_secs(120))
-            .map_err(|e| {
-                let printed = fs::read_to_string(work.path().join("qemu.stdout"));
-                format!(
-                    "{e}; it printed: {}",
-                    printed.unwrap_or_default().trim_end()
-                )
-            })?;
-        let (addr, got) = parse_run(&out, &types)?;
-        if !(WORKSPACE_BASE..WORKSPACE_BASE + 0x0100_0000).contains(&addr) {
-            return Err(format!(
-                "workspace at 0x{addr:x}, not in the .qcc_workspace region"
-            ));
-        }
+        let got = run_on_m4(work.path(), k, &d.inputs, &types)?;
         let interp = common::interp_outputs(&model, flags, &d.inputs)?;
         let interp: Vec<(String, Tensor)> = d
             .outputs
@@ -304,6 +346,41 @@ fn models_run_on_cortex_m4() {
         failures.join("\n  ")
     );
     assert!(ran > 0, "cortex-m4: no case ran");
+}
+
+/// The int8 small CNN (minmax, fixed-point scales, built like the Linux
+/// cross tests' int8 models): every integer-computed output bit for bit with
+/// the interpreter on the library's quantized graph, the float tail within
+/// the case's tolerance. Prints `--stats` next to the float build's.
+#[test]
+fn int8_small_cnn_runs_on_cortex_m4() {
+    if !common::tools_available(&[CC, QEMU], "Cortex-M4 int8 run") {
+        return;
+    }
+    let summary = run_int8(INT8_CASE).unwrap_or_else(|e| panic!("cortex-m4 {INT8_CASE}-int8: {e}"));
+    println!("cortex-m4 {INT8_CASE}-int8: {summary}");
+}
+
+fn run_int8(name: &str) -> Result<String, String> {
+    let manifest = common::read_manifest()?;
+    let case = manifest
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("{name} is not in testdata/manifest.txt"))?;
+    let work = common::WorkDir::new(&format!("{name}-int8-cortex-m4"))?;
+    let (m, onnx, flags) = common::Int8Model::prepare(case, "fixed-point", work.path())?;
+    let stats = compile_for_m4(&onnx, work.path(), &flags)?;
+    let types = m.output_types();
+    let mut exact = 0;
+    for (e, (_, inputs)) in m.evals.iter().enumerate() {
+        let got = run_on_m4(work.path(), e, inputs, &types)?;
+        exact += m.check(e, &got, &m.want[e], "the interpreter")?;
+    }
+    Ok(format!(
+        "{stats}; {exact} outputs bit-exact with the interpreter over {} inputs (exact: {:?}), the rest within tolerance",
+        m.evals.len(),
+        m.exact_names()
+    ))
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //!
 //! * `aarch64-unknown-linux-gnu` with the default (baseline) CPU, run under
 //!   `qemu-aarch64 -cpu cortex-a53`: a core without dotprod/i8mm, so an
-//!   optional instruction leaking into a baseline build traps;
-//! * the same with `--features +dotprod,+i8mm`, run under `-cpu max`;
+//!   optional instruction leaking into a baseline build traps (and, for code
+//!   the inputs do not reach, no object's disassembly may contain one);
+//! * the same with `--features +dotprod,+i8mm`, run under `-cpu max` (some
+//!   int8 model's object must contain dotprod/i8mm instructions);
 //! * `armv7-unknown-linux-gnueabihf` (baseline: VFPv3 + NEON), run under
 //!   `qemu-arm -cpu cortex-a8` (no VFPv4, so no fused multiply-add may leak in);
 //!
@@ -14,6 +16,15 @@
 //! within the case's tolerance) and with qcc's interpreter (integer outputs
 //! bit-exact, floats within the tolerance).
 //!
+//! The int8 models ([`INT8_CASES`]: small_cnn, mlp and symbolic_batch
+//! quantized with minmax calibration, fixed-point scales, and small_cnn with
+//! power-of-two scales too) run on every configuration as well, built the way
+//! int8_e2e.rs builds them (one calibration file per model; the inputs of the
+//! nodes left in float are extra outputs, see `common::Int8Model`): every
+//! output computed in integer arithmetic must equal the interpreter's on the
+//! library's quantized graph and the x86 build's bit for bit, the outputs
+//! after float code within the case's tolerance.
+//!
 //! qemu is called explicitly (binfmt_misc is not relied upon). A case whose
 //! host build fails as unsupported is reported and skipped (e2e.rs fails for
 //! it); any other failure fails the test. Missing tools skip locally and fail
@@ -21,10 +32,12 @@
 
 mod common;
 
-use common::{DataSet, ManifestCase, Tolerance};
+use common::{DataSet, Int8Model, ManifestCase, Tolerance};
 use qcc_ir::Tensor;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// A cross configuration.
 struct Board {
@@ -34,7 +47,23 @@ struct Board {
     sysroot: &'static str,
     qemu_cpu: &'static str,
     qcc_flags: &'static [&'static str],
+    /// What the object's disassembly must show of dotprod/i8mm.
+    dot: DotCheck,
 }
+
+/// The static check of dotprod (`sdot`…) and i8mm (`smmla`…) instructions
+/// in each object, besides the run on a core that lacks them.
+#[derive(Clone, Copy, PartialEq)]
+enum DotCheck {
+    /// Baseline: none may appear in any object.
+    Forbidden,
+    /// With the features: some int8 model must use them.
+    Used,
+    /// Not checked (armv7 has no such instructions).
+    Unchecked,
+}
+
+const AARCH64_OBJDUMP: &str = "aarch64-linux-gnu-objdump";
 
 const AARCH64_BASELINE: Board = Board {
     name: "aarch64 baseline on cortex-a53",
@@ -43,6 +72,7 @@ const AARCH64_BASELINE: Board = Board {
     sysroot: "/usr/aarch64-linux-gnu",
     qemu_cpu: "cortex-a53",
     qcc_flags: &["--target", "aarch64-unknown-linux-gnu"],
+    dot: DotCheck::Forbidden,
 };
 
 const AARCH64_DOTPROD_I8MM: Board = Board {
@@ -57,6 +87,7 @@ const AARCH64_DOTPROD_I8MM: Board = Board {
         "--features",
         "+dotprod,+i8mm",
     ],
+    dot: DotCheck::Used,
 };
 
 const ARMV7: Board = Board {
@@ -66,6 +97,7 @@ const ARMV7: Board = Board {
     sysroot: "/usr/arm-linux-gnueabihf",
     qemu_cpu: "cortex-a8",
     qcc_flags: &["--target", "armv7-unknown-linux-gnueabihf"],
+    dot: DotCheck::Unchecked,
 };
 
 /// ONNX node tests (`.cache/onnx-node`, installed by scripts/setup.sh) run
@@ -190,12 +222,46 @@ fn named(like: &[(String, Tensor)], values: &[Tensor]) -> Vec<(String, Tensor)> 
         .collect()
 }
 
+/// AArch64 dotprod and i8mm mnemonics.
+const DOT_MNEMONICS: &[&str] = &["sdot", "udot", "usdot", "sudot", "smmla", "ummla", "usmmla"];
+
+/// The dotprod/i8mm mnemonics of an `objdump -d` listing, whose
+/// instruction lines read `   4e60:\t4e809481 \tsdot\tv1.4s, v4.16b, v0.16b`.
+fn dot_mnemonics(asm: &str) -> Vec<&str> {
+    asm.lines()
+        .filter_map(|l| l.split('\t').nth(2))
+        .map(str::trim)
+        .filter(|m| DOT_MNEMONICS.contains(m))
+        .collect()
+}
+
+/// Counts the dotprod/i8mm instructions in `work/model.o` (0 when the board
+/// is unchecked); an error when the board forbids them and some are there.
+fn dot_instructions(board: &Board, work: &Path) -> Result<usize, String> {
+    if board.dot == DotCheck::Unchecked {
+        return Ok(0);
+    }
+    let mut cmd = Command::new(AARCH64_OBJDUMP);
+    cmd.arg("-d").arg(work.join("model.o"));
+    let asm = common::run_command(cmd, "objdump", work, Duration::from_secs(60))?;
+    let found = dot_mnemonics(&asm);
+    if board.dot == DotCheck::Forbidden && !found.is_empty() {
+        return Err(format!(
+            "the baseline object has {} dotprod/i8mm instructions (first: {})",
+            found.len(),
+            found[0]
+        ));
+    }
+    Ok(found.len())
+}
+
 /// Compiles, links and runs one case on `board`; returns a summary line.
 fn run_case(board: &Board, case: &Case, host: &[Vec<Tensor>]) -> Result<String, String> {
     let work = common::WorkDir::new(&format!("{}-{}", case.name, board.qemu_cpu))?;
     let mut flags = case.flags.clone();
     flags.extend(board.qcc_flags.iter().map(|s| s.to_string()));
     common::qcc_compile(&case.model, work.path(), &flags)?;
+    dot_instructions(board, work.path())?;
     let app = common::build_app_cross(work.path(), board.cc, &[])?;
     let runner: Vec<String> = [board.qemu, "-L", board.sysroot, "-cpu", board.qemu_cpu]
         .iter()
@@ -231,8 +297,96 @@ fn run_case(board: &Board, case: &Case, host: &[Vec<Tensor>]) -> Result<String, 
     ))
 }
 
+/// Int8 models run on every board: `(case, --scales)`, minmax calibration.
+const INT8_CASES: &[(&str, &str)] = &[
+    ("small_cnn", "fixed-point"),
+    ("small_cnn", "pow2"),
+    ("mlp", "fixed-point"),
+    ("symbolic_batch", "fixed-point"),
+];
+
+/// An int8 model, its oracle, and the x86 build's outputs on each eval.
+struct Int8Case {
+    model: Int8Model,
+    host: Vec<Vec<Tensor>>,
+}
+
+/// Prepares an int8 model and runs its x86 build (checked against the
+/// interpreter too, so a host bug is not blamed on the board).
+fn int8_case(case: &ManifestCase, scales: &'static str) -> Result<Int8Case, String> {
+    let work = common::WorkDir::new(&format!("{}-int8-{scales}-x86", case.name))?;
+    let (model, onnx, flags) = Int8Model::prepare(case, scales, work.path())?;
+    common::qcc_compile(&onnx, work.path(), &flags).map_err(|e| format!("host build: {e}"))?;
+    let app = common::build_app(work.path()).map_err(|e| format!("host build: {e}"))?;
+    let types = model.output_types();
+    let mut host = vec![];
+    for (e, (_, inputs)) in model.evals.iter().enumerate() {
+        let got = common::run_app(&app, work.path(), inputs, &types)
+            .map_err(|e| format!("host run: {e}"))?;
+        model
+            .check(e, &got, &model.want[e], "the interpreter")
+            .map_err(|e| format!("host run: {e}"))?;
+        host.push(got);
+    }
+    Ok(Int8Case { model, host })
+}
+
+/// Every int8 case, prepared once per test binary.
+fn all_int8() -> &'static Result<Vec<Int8Case>, String> {
+    static CASES: OnceLock<Result<Vec<Int8Case>, String>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let manifest = common::read_manifest()?;
+        INT8_CASES
+            .iter()
+            .map(|&(name, scales)| {
+                let case = manifest
+                    .iter()
+                    .find(|c| c.name == name)
+                    .ok_or_else(|| format!("{name} is not in testdata/manifest.txt"))?;
+                int8_case(case, scales).map_err(|e| format!("{name}-int8-{scales}: {e}"))
+            })
+            .collect()
+    })
+}
+
+/// Compiles, links and runs one int8 case on `board`; returns a summary
+/// line and the number of dotprod/i8mm instructions in its object.
+fn run_int8(board: &Board, case: &Int8Case) -> Result<(String, usize), String> {
+    let m = &case.model;
+    let work = common::WorkDir::new(&format!("{}-{}", m.label, board.qemu_cpu))?;
+    let (onnx, mut flags) = m.write_files(work.path())?;
+    flags.extend(board.qcc_flags.iter().map(|s| s.to_string()));
+    common::qcc_compile(&onnx, work.path(), &flags)?;
+    let dots = dot_instructions(board, work.path())?;
+    let app = common::build_app_cross(work.path(), board.cc, &[])?;
+    let runner: Vec<String> = [board.qemu, "-L", board.sysroot, "-cpu", board.qemu_cpu]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let types = m.output_types();
+    let mut exact = 0;
+    for (e, (_, inputs)) in m.evals.iter().enumerate() {
+        let got = common::run_app_under(&runner, &app, work.path(), inputs, &types)?;
+        exact += m.check(e, &got, &m.want[e], "the interpreter")?;
+        m.check(e, &got, &case.host[e], "the x86 build")?;
+    }
+    let mut summary = format!(
+        "{exact} outputs bit-exact with the interpreter and x86 over {} inputs (exact: {:?}), the rest within tolerance",
+        m.evals.len(),
+        m.exact_names()
+    );
+    if board.dot == DotCheck::Used {
+        summary.push_str(&format!("; {dots} dotprod/i8mm instructions"));
+    }
+    Ok((summary, dots))
+}
+
 fn run_board(board: &Board) {
-    if !common::tools_available(&[board.cc, board.qemu], board.name) {
+    let mut tools = vec![board.cc, board.qemu];
+    if board.dot != DotCheck::Unchecked {
+        tools.push(AARCH64_OBJDUMP);
+    }
+    if !common::tools_available(&tools, board.name) {
         return;
     }
     let cases = all_cases()
@@ -252,6 +406,22 @@ fn run_board(board: &Board) {
             Err(e) => failures.push(format!("{}: {e}", case.name)),
         }
     }
+    let mut dots = 0;
+    match all_int8() {
+        Ok(int8) => {
+            for case in int8 {
+                match run_int8(board, case) {
+                    Ok((summary, d)) => {
+                        ran += 1;
+                        dots += d;
+                        println!("cross {} {}: {summary}", board.name, case.model.label);
+                    }
+                    Err(e) => failures.push(format!("{}: {e}", case.model.label)),
+                }
+            }
+        }
+        Err(e) => failures.push(format!("int8: {e}")),
+    }
     if !skipped.is_empty() {
         println!(
             "cross {}: skipped (unsupported on the host too; see e2e): {}",
@@ -267,6 +437,11 @@ fn run_board(board: &Board) {
         failures.join("\n  ")
     );
     assert!(ran > 0, "cross {}: no case ran", board.name);
+    assert!(
+        board.dot != DotCheck::Used || dots > 0,
+        "cross {}: no int8 model uses a dotprod/i8mm instruction",
+        board.name
+    );
 }
 
 #[test]
@@ -282,4 +457,11 @@ fn aarch64_dotprod_i8mm() {
 #[test]
 fn armv7_neon_runs_on_cortex_a8() {
     run_board(&ARMV7);
+}
+
+#[test]
+fn finds_dot_instructions_in_a_listing() {
+    let asm = "0000000000000000 <m.qgemm>:\n   0:\t4e809481 \tsdot\tv1.4s, v4.16b, v0.16b\n   4:\t4e80a462 \tsmmla\tv2.4s, v3.16b, v0.16b\n   8:\t0e20c020 \tsmull\tv0.8h, v1.8b, v0.8b\n   c:\td65f03c0 \tret\n";
+    assert_eq!(dot_mnemonics(asm), vec!["sdot", "smmla"]);
+    assert!(dot_mnemonics("   0:\t0e20c020 \tsmull\tv0.8h, v1.8b, v0.8b\n").is_empty());
 }

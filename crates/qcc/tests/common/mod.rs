@@ -3,6 +3,9 @@
 //! (`tests/harness/harness.c`), run it on ONNX `TensorProto` inputs, and compare
 //! its outputs with expected tensors within a tolerance.
 //!
+//! The int8 helpers ([`Int8Model`], calibration files, extra outputs before
+//! float code, bit-exact comparison) serve the cross tests.
+//!
 //! Every step returns `Err(String)` with a one-line-first message; callers add
 //! the case name. Environment: `CC` picks the C compiler (default `cc`);
 //! `QCC_KEEP_TEMP=1` keeps each case's work folder and prints its path.
@@ -528,6 +531,482 @@ pub fn compare_outputs(
         errs.push((name.clone(), e));
     }
     Ok(errs)
+}
+
+// ---------------------------------------------------------------------------
+// Int8 models for the cross tests (cross_linux.rs, cross_cortex_m.rs): the
+// approach of int8_e2e.rs. A manifest case is quantized with minmax
+// calibration on deterministic samples derived from its test_data_set_0;
+// the inputs of the nodes the quantizer leaves in float become extra graph
+// outputs, so every model has outputs computed in integer arithmetic; the
+// library's quantized graph run by the interpreter is the oracle, bit for bit
+// on those outputs and within the case's tolerance on the float tail.
+// ---------------------------------------------------------------------------
+
+/// Number of calibration samples (the stored input and perturbed copies).
+pub const CALIBRATION_SAMPLES: usize = 8;
+
+/// A deterministic value in [-1, 1) from two integers (a 64-bit hash).
+pub fn noise(a: u64, b: u64) -> f32 {
+    let mut x = a
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+/// Calibration sample `k` of a stored input: `x * scale_k + 0.3 * noise`
+/// (sample 0 is `x` itself).
+pub fn perturbed(x: &Tensor, k: usize) -> Tensor {
+    let scale = [1.0, 0.8, 1.2, 0.6, 1.4, 0.9, 1.1, 1.0][k % 8];
+    let v = x
+        .to_f32_vec()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if k == 0 {
+                v
+            } else {
+                v * scale + 0.3 * noise(k as u64, i as u64)
+            }
+        })
+        .collect();
+    Tensor::from_f32(x.shape().to_vec(), v).expect("same element count")
+}
+
+/// Every element times `factor` (inputs out of the calibrated range).
+pub fn scaled(inputs: &[Tensor], factor: f32) -> Vec<Tensor> {
+    inputs
+        .iter()
+        .map(|x| {
+            let v = x.to_f32_vec().iter().map(|v| v * factor).collect();
+            Tensor::from_f32(x.shape().to_vec(), v).expect("same element count")
+        })
+        .collect()
+}
+
+/// How calibration samples are stored on disk.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CalibFormat {
+    /// One `.npy`, the sample axis replacing the batch axis (one input).
+    Npy,
+    /// A `.npz` with one array per input, the sample axis in front.
+    Npz,
+    /// A folder of `test_data_set_K/input_I.pb`.
+    Folder,
+}
+
+/// The format int8_e2e.rs uses for a case (one per case, so each loader runs).
+pub fn calib_format(case: &str) -> CalibFormat {
+    match case {
+        "small_cnn" => CalibFormat::Npy,
+        "mlp" => CalibFormat::Npz,
+        _ => CalibFormat::Folder,
+    }
+}
+
+fn npy_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>, String> {
+    use npyz::WriterBuilder;
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let err = |e: std::io::Error| format!("writing .npy: {e}");
+    let mut out = vec![];
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut out)
+        .begin_nd()
+        .map_err(err)?;
+    w.extend(data.iter().copied()).map_err(err)?;
+    w.finish().map_err(err)?;
+    Ok(out)
+}
+
+/// Writes `samples[k][i]` (sample `k`, input `i` named `names[i]`) into
+/// `work` in `format`; returns the path to give `--calibration-data`.
+pub fn write_calibration(
+    work: &Path,
+    format: CalibFormat,
+    names: &[String],
+    samples: &[Vec<Tensor>],
+) -> Result<PathBuf, String> {
+    use prost::Message;
+    use std::io::Write;
+    let io = |e: std::io::Error| format!("writing calibration data: {e}");
+    let first = samples.first().ok_or("no calibration samples")?;
+    let stacked = |i: usize, rows_replace_batch: bool| {
+        let mut shape = first[i].shape().to_vec();
+        if rows_replace_batch && !shape.is_empty() {
+            shape[0] *= samples.len();
+        } else {
+            shape.insert(0, samples.len());
+        }
+        let data: Vec<f32> = samples.iter().flat_map(|s| s[i].to_f32_vec()).collect();
+        npy_bytes(&shape, &data)
+    };
+    match format {
+        CalibFormat::Npy => {
+            let p = work.join("calib.npy");
+            fs::write(&p, stacked(0, true)?).map_err(io)?;
+            Ok(p)
+        }
+        CalibFormat::Npz => {
+            let p = work.join("calib.npz");
+            let zerr = |e: zip::result::ZipError| format!("writing calib.npz: {e}");
+            let mut z = zip::ZipWriter::new(fs::File::create(&p).map_err(io)?);
+            for (i, name) in names.iter().enumerate() {
+                z.start_file(
+                    format!("{name}.npy"),
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .map_err(zerr)?;
+                z.write_all(&stacked(i, false)?).map_err(io)?;
+            }
+            z.finish().map_err(zerr)?;
+            Ok(p)
+        }
+        CalibFormat::Folder => {
+            let p = work.join("calib");
+            for (k, s) in samples.iter().enumerate() {
+                let set = p.join(format!("test_data_set_{k}"));
+                fs::create_dir_all(&set).map_err(io)?;
+                for (i, (t, name)) in s.iter().zip(names).enumerate() {
+                    let bytes = qcc_onnx::tensor_to_proto(name, t).encode_to_vec();
+                    fs::write(set.join(format!("input_{i}.pb")), bytes).map_err(io)?;
+                }
+            }
+            Ok(p)
+        }
+    }
+}
+
+/// Copies `model` to `out` with the inputs of the nodes named in
+/// `float_nodes` added as extra graph outputs: the last values before float
+/// code. Returns the added names.
+pub fn with_extra_outputs(
+    model: &Path,
+    out: &Path,
+    float_nodes: &[String],
+) -> Result<Vec<String>, String> {
+    use prost::Message;
+    let bytes = fs::read(model).map_err(|e| format!("cannot read {}: {e}", model.display()))?;
+    let mut m = qcc_onnx::proto::ModelProto::decode(&bytes[..])
+        .map_err(|e| format!("cannot decode {}: {e}", model.display()))?;
+    let g = m.graph.as_mut().ok_or("model without a graph")?;
+    let mut taken: Vec<String> = g
+        .output
+        .iter()
+        .chain(&g.input)
+        .map(|o| o.name().to_string())
+        .chain(g.initializer.iter().map(|t| t.name().to_string()))
+        .collect();
+    let mut extra = vec![];
+    for n in g
+        .node
+        .iter()
+        .filter(|n| float_nodes.iter().any(|f| f == n.name()))
+    {
+        for i in &n.input {
+            if !i.is_empty() && !taken.contains(i) {
+                taken.push(i.clone());
+                extra.push(i.clone());
+            }
+        }
+    }
+    for name in &extra {
+        g.output.push(qcc_onnx::proto::ValueInfoProto {
+            name: Some(name.clone()),
+            ..Default::default()
+        });
+    }
+    fs::write(out, m.encode_to_vec())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(extra)
+}
+
+/// Whether each graph output is computed by integer arithmetic, quantize,
+/// dequantize and data movement only (so native code must match the
+/// interpreter bit for bit), rather than by some float kernel.
+pub fn exact_outputs(g: &qcc_ir::Graph) -> Vec<bool> {
+    use qcc_ir::{Op, ValueId};
+    use std::collections::HashMap;
+    fn exact(g: &qcc_ir::Graph, v: ValueId, memo: &mut HashMap<ValueId, bool>) -> bool {
+        if let Some(&e) = memo.get(&v) {
+            return e;
+        }
+        let n = g.node(v.node);
+        let float_out = n.outputs.iter().any(|t| t.dtype == DType::F32);
+        let own = match &n.op {
+            Op::Input { .. } | Op::Const { .. } => true,
+            Op::Quantize { .. } | Op::Dequantize { .. } => true,
+            Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Gather { .. }
+            | Op::MaxPool(_) => true,
+            _ => !float_out,
+        };
+        let e = own && n.inputs().iter().all(|&i| exact(g, i, memo));
+        memo.insert(v, e);
+        e
+    }
+    let mut memo = HashMap::new();
+    g.outputs
+        .iter()
+        .map(|o| exact(g, o.value, &mut memo))
+        .collect()
+}
+
+/// Whether the graph has integer layers (the quantizer did its job).
+pub fn has_integer_ops(g: &qcc_ir::Graph) -> bool {
+    use qcc_ir::Op;
+    g.node_ids().into_iter().any(|id| {
+        matches!(
+            g.node(id).op,
+            Op::QConv { .. } | Op::QGemm { .. } | Op::QAdd { .. } | Op::QMul { .. }
+        )
+    })
+}
+
+/// Bit-for-bit comparison (floats by their bits).
+pub fn same_bits(got: &Tensor, want: &Tensor) -> Result<(), String> {
+    if got.ty() != want.ty() {
+        return Err(format!("type {}, expected {}", got.ty(), want.ty()));
+    }
+    if got.to_le_bytes() == want.to_le_bytes() {
+        return Ok(());
+    }
+    let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
+    let bad: Vec<usize> = (0..g.len())
+        .filter(|&i| g[i].to_bits() != w[i].to_bits())
+        .collect();
+    let first: Vec<String> = bad
+        .iter()
+        .take(4)
+        .map(|&i| format!("[{i}] {:e} vs {:e}", g[i], w[i]))
+        .collect();
+    Err(format!(
+        "{} of {} elements differ: {}",
+        bad.len(),
+        g.len(),
+        first.join(", ")
+    ))
+}
+
+/// Outputs after float code: floats within `tol`, 8-bit ones within one step.
+pub fn close_enough(got: &Tensor, want: &Tensor, tol: Tolerance) -> Result<(), String> {
+    match (got.to_i64_vec(), want.to_i64_vec()) {
+        (Some(g), Some(w)) if got.ty() == want.ty() => {
+            match g.iter().zip(&w).position(|(a, b)| (a - b).abs() > 1) {
+                Some(i) => Err(format!("[{i}] is {} vs {}", g[i], w[i])),
+                None => Ok(()),
+            }
+        }
+        _ => compare(got, want, tol).map(|_| ()),
+    }
+}
+
+/// A manifest case quantized to int8 (minmax calibration, float I/O), with
+/// what the library computes for it: the oracle of the cross tests.
+pub struct Int8Model {
+    /// `CASE-int8-SCALES`, e.g. `small_cnn-int8-pow2`.
+    pub label: String,
+    pub case: ManifestCase,
+    /// `--scales`: `fixed-point` or `pow2`.
+    pub scales: &'static str,
+    /// Graph input names, in order (for the calibration files).
+    input_names: Vec<String>,
+    samples: Vec<Vec<Tensor>>,
+    /// Nodes the quantizer left in float (their inputs are extra outputs).
+    float_nodes: Vec<String>,
+    /// Output names of the augmented model, and which are bit-exact.
+    pub out_names: Vec<String>,
+    pub exact: Vec<bool>,
+    /// The inputs the model is evaluated on, and the interpreter's outputs
+    /// on the library's quantized graph for each.
+    pub evals: Vec<(&'static str, Vec<Tensor>)>,
+    pub want: Vec<Vec<Tensor>>,
+}
+
+impl Int8Model {
+    /// Quantizes `case` with `--scales scales`: writes the calibration data
+    /// and the model with extra outputs into `work` (see [`Self::write_files`],
+    /// whose result it returns too), builds the library's quantized graph
+    /// and runs the interpreter on it.
+    pub fn prepare(
+        case: &ManifestCase,
+        scales: &'static str,
+        work: &Path,
+    ) -> Result<(Int8Model, PathBuf, Vec<String>), String> {
+        let dir = repo_root().join("testdata").join(&case.name);
+        let data = load_data_set(&data_set_dirs(&dir)?[0])?;
+        let shapes = input_shapes_of(&case.flags)?;
+        let float_graph =
+            qcc::import(&dir.join("model.onnx"), &shapes).map_err(|e| format!("import: {e:#}"))?;
+        let input_names = float_graph
+            .inputs()
+            .iter()
+            .map(|&id| float_graph.node(id).name.clone())
+            .collect();
+        let samples = (0..CALIBRATION_SAMPLES)
+            .map(|k| data.inputs.iter().map(|x| perturbed(x, k)).collect())
+            .collect();
+        let mut m = Int8Model {
+            label: format!("{}-int8-{scales}", case.name),
+            case: case.clone(),
+            scales,
+            input_names,
+            samples,
+            float_nodes: vec![],
+            out_names: vec![],
+            exact: vec![],
+            evals: vec![],
+            want: vec![],
+        };
+        let calib = m.write_calibration_in(work)?;
+        let opts = qcc::CompileOptions {
+            input_shapes: shapes,
+            quantize: Some(qcc::QuantizeOptions {
+                config: qcc::QuantConfig {
+                    method: qcc::CalibrationMethod::MinMax,
+                    scales: match scales {
+                        "pow2" => qcc::ScaleFormat::Pow2,
+                        _ => qcc::ScaleFormat::FixedPoint,
+                    },
+                    ..qcc::QuantConfig::default()
+                },
+                data: qcc::CalibrationData::Path(calib.clone()),
+                progress: Default::default(),
+            }),
+            ..Default::default()
+        };
+        let library =
+            |p: &Path| qcc::optimize_file(p, &opts, None).map_err(|e| format!("library: {e:#}"));
+        let (_, cx) = library(&dir.join("model.onnx"))?;
+        m.float_nodes = cx
+            .quant_stats
+            .float_nodes
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        let (model, flags) = m.write_model_in(work, &calib)?;
+        let (qgraph, _) = library(&model)?;
+        if !has_integer_ops(&qgraph) {
+            return Err("the quantized graph has no integer layers".into());
+        }
+        m.exact = exact_outputs(&qgraph);
+        if !m.exact.iter().any(|&e| e) {
+            return Err("no output is computed in integer arithmetic".into());
+        }
+        m.out_names = qgraph.outputs.iter().map(|o| o.name.clone()).collect();
+        m.evals = vec![
+            ("test_data_set_0", data.inputs.clone()),
+            ("calibration sample 3", m.samples[3].clone()),
+            ("3x out of range", scaled(&data.inputs, 3.0)),
+        ];
+        for (what, inputs) in &m.evals {
+            let want = qcc_interp::run(&qgraph, inputs)
+                .map_err(|e| format!("interpreter ({what}): {e}"))?;
+            m.want.push(want);
+        }
+        Ok((m, model, flags))
+    }
+
+    /// Writes the calibration data and the model with extra outputs
+    /// (`int8.onnx`) into `work`; returns the model and the qcc flags that
+    /// compile it like the library did (the case's flags included).
+    pub fn write_files(&self, work: &Path) -> Result<(PathBuf, Vec<String>), String> {
+        let calib = self.write_calibration_in(work)?;
+        self.write_model_in(work, &calib)
+    }
+
+    fn write_calibration_in(&self, work: &Path) -> Result<PathBuf, String> {
+        write_calibration(
+            work,
+            calib_format(&self.case.name),
+            &self.input_names,
+            &self.samples,
+        )
+    }
+
+    fn write_model_in(&self, work: &Path, calib: &Path) -> Result<(PathBuf, Vec<String>), String> {
+        let original = repo_root()
+            .join("testdata")
+            .join(&self.case.name)
+            .join("model.onnx");
+        let model = work.join("int8.onnx");
+        with_extra_outputs(&original, &model, &self.float_nodes)?;
+        let mut flags = self.case.flags.clone();
+        flags.extend(
+            [
+                "--quantize",
+                "int8",
+                "--calibration",
+                "minmax",
+                "--scales",
+                self.scales,
+                "--calibration-data",
+            ]
+            .map(String::from),
+        );
+        flags.push(calib.display().to_string());
+        Ok((model, flags))
+    }
+
+    /// The types of the model's outputs.
+    pub fn output_types(&self) -> Vec<TensorType> {
+        self.want
+            .first()
+            .map(|w| w.iter().map(|t| t.ty()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Compares a native run's outputs on eval `e` with `want` (the
+    /// interpreter's, or another build's): bit for bit on the exact outputs,
+    /// with [`close_enough`] on the others. Returns how many were exact.
+    pub fn check(
+        &self,
+        e: usize,
+        got: &[Tensor],
+        want: &[Tensor],
+        against: &str,
+    ) -> Result<usize, String> {
+        let what = self.evals.get(e).map_or("?", |x| x.0);
+        if got.len() != want.len() || got.len() != self.exact.len() {
+            return Err(format!(
+                "{what}: {} outputs, {against} has {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let mut exact = 0;
+        for (o, (g, w)) in got.iter().zip(want).enumerate() {
+            let name = &self.out_names[o];
+            if self.exact[o] {
+                same_bits(g, w)
+                    .map_err(|e| format!("{what}: output '{name}' vs {against}: {e}"))?;
+                exact += 1;
+            } else {
+                close_enough(g, w, self.case.tol).map_err(|e| {
+                    format!("{what}: output '{name}' (after float code) vs {against}: {e}")
+                })?;
+            }
+        }
+        Ok(exact)
+    }
+
+    /// The names of the bit-exact outputs.
+    pub fn exact_names(&self) -> Vec<&str> {
+        self.out_names
+            .iter()
+            .zip(&self.exact)
+            .filter(|(_, e)| **e)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
 }
 
 #[cfg(test)]
