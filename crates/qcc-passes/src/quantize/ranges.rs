@@ -185,8 +185,16 @@ pub const ENTROPY_MAX_CLIPPED: f64 = 0.01;
 /// much is clipped, and it reaches 0 by clipping everything into one bin when
 /// a distribution has no mass near 0 (sigmoid outputs) or when the histogram
 /// is sparse (few calibration values).
+///
+/// The first bin (|x| near 0) is left out of P and Q: after a Relu it holds
+/// the exact zeros, often most of the values, which any range represents
+/// exactly; counting them makes KL trade the rest of the distribution away
+/// for them and clip far too hard.
 pub fn entropy_threshold(h: &Histogram, levels: usize) -> f64 {
-    let bins: Vec<f64> = h.bins.iter().map(|&c| c as f64).collect();
+    let mut bins: Vec<f64> = h.bins.iter().map(|&c| c as f64).collect();
+    if let Some(b) = bins.first_mut() {
+        *b = 0.0;
+    }
     let n = bins.len();
     let levels = levels.clamp(1, n);
     let mut suffix = vec![0.0; n + 1];
