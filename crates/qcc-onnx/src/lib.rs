@@ -8,12 +8,14 @@
 //! `topo` (node order), `signature` (graph input/output types), `import`
 //! (the graph walk), `node` (what op builders see), `consteval`
 //! (compile-time values of parameter inputs), `ops` (one module per op
-//! family) and `check` (all problems at once).
+//! family), `check` (all problems at once) and `export` (IR → ONNX for
+//! `--emit onnx`).
 
 mod attrs;
 mod check;
 mod consteval;
 mod error;
+mod export;
 mod external;
 mod import;
 mod model;
@@ -25,6 +27,7 @@ mod tensor;
 mod topo;
 
 pub use error::{OnnxError, Problem};
+pub use export::{export_model, export_model_bytes, ExportError, EXPORT_OPSET};
 pub use model::{MAX_OPSET, MIN_OPSET};
 
 use qcc_ir::{Graph, Tensor};

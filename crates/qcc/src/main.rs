@@ -151,6 +151,8 @@ enum Emit {
     Asm,
     LlvmIr,
     Header,
+    /// The optimized (quantized) graph as a QDQ ONNX model, `<output stem>.onnx`.
+    Onnx,
 }
 
 /// What `--print` lists.
@@ -330,6 +332,17 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
     }
     if let Some(s) = art.llvm_ir {
         files.push((output.with_extension("ll"), s.into_bytes()));
+    }
+    if emit(Emit::Onnx) {
+        let path = output.with_extension("onnx");
+        if fs::canonicalize(&path).ok() == fs::canonicalize(model).ok() && path.exists() {
+            bail!(
+                "--emit onnx would overwrite the input model {}; choose another -o",
+                path.display()
+            );
+        }
+        let onnx = qcc_onnx::export_model_bytes(&graph, &cx.qparams)?;
+        files.push((path, onnx));
     }
     write_all_or_nothing(&files)?;
     if a.stats {

@@ -1,0 +1,1076 @@
+//! qcc's graph → a standard ONNX model (opset 13), so qcc's quantization
+//! decisions can run in any ONNX runtime (`--emit onnx`).
+//!
+//! Float ops are written as their ONNX op. Integer ops are written in the QDQ
+//! format ONNX Runtime's `quantize_static` produces: the float op they stand
+//! for with `DequantizeLinear` on its inputs and `QuantizeLinear` on its
+//! output. Every IR value keeps its element type: the tensor named after an
+//! 8-bit value is the int8 (or uint8) tensor, and its float view is a
+//! `DequantizeLinear` of it. The dtype-generic ops (MaxPool, Reshape,
+//! Transpose, Concat, Slice, Pad, Gather) run directly on 8-bit tensors, as
+//! ONNX allows; a `Lut` is a `Gather` on its 256-entry table.
+//!
+//! Scales come from the integer ops themselves where they define them:
+//! weight scales per channel are `s_w[m] = real_m · s_y / s_x` (the epilogue
+//! factor `real_m = s_x · s_w[m] / s_y` solved for `s_w`), bias scales
+//! `s_x · s_w[m]`, QAdd's operand scales `|multiplier| · real · s_y`. Output
+//! and activation-input scales come from the `qparams` table of the pass
+//! context. The epilogue clamp becomes `Relu` or `Clip` when it is tighter
+//! than the output type's range.
+
+use crate::proto::attribute_proto::AttributeType;
+use crate::proto::tensor_shape_proto::{dimension, Dimension};
+use crate::proto::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use crate::tensor::{data_type_code, to_proto};
+use prost::Message;
+use qcc_ir::{
+    BinaryOp, CoordTransform, DType, Epilogue, Graph, NearestMode, Node, NodeId, Op, QParams,
+    ReduceOp, ResizeMode, Tensor, TensorData, TensorType, UnaryOp, ValueId,
+};
+use std::collections::{HashMap, HashSet};
+
+/// The opset the exported model imports (per-axis QDQ needs 13).
+pub const EXPORT_OPSET: i64 = 13;
+
+/// Why a graph could not be written as ONNX; names the node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ONNX export: {0}")]
+pub struct ExportError(pub String);
+
+/// Writes `g` as an ONNX model. `qparams` holds the quantization parameters
+/// of the graph's 8-bit activation values (`PassContext::qparams`).
+pub fn export_model(
+    g: &Graph,
+    qparams: &HashMap<ValueId, QParams>,
+) -> Result<ModelProto, ExportError> {
+    let mut ex = Exporter::new(g, qparams);
+    let graph = ex.run()?;
+    Ok(ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(EXPORT_OPSET),
+        }],
+        producer_name: Some("qcc".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        graph: Some(graph),
+        ..Default::default()
+    })
+}
+
+/// [`export_model`], serialized.
+pub fn export_model_bytes(
+    g: &Graph,
+    qparams: &HashMap<ValueId, QParams>,
+) -> Result<Vec<u8>, ExportError> {
+    Ok(export_model(g, qparams)?.encode_to_vec())
+}
+
+struct Exporter<'a> {
+    g: &'a Graph,
+    qp: &'a HashMap<ValueId, QParams>,
+    names: HashMap<ValueId, String>,
+    used: HashSet<String>,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    /// DequantizeLinear outputs by (value, scale bits, zero point).
+    dq_cache: HashMap<(ValueId, u32, i32), String>,
+}
+
+fn err(n: &Node, msg: impl std::fmt::Display) -> ExportError {
+    ExportError(format!("node '{}' ({}): {msg}", n.name, n.op.name()))
+}
+
+fn sanitize(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    if s.is_empty() {
+        "v".into()
+    } else {
+        s
+    }
+}
+
+fn attr_i(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn attr_f(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
+        ..Default::default()
+    }
+}
+
+fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+fn attr_ints<T: Copy + TryInto<i64>>(name: &str, v: &[T]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v
+            .iter()
+            .map(|&x| x.try_into().unwrap_or(i64::MAX))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn i64s(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&x| x as i64).collect()
+}
+
+/// The integer range of an 8-bit type.
+fn range_of(dt: DType) -> Option<(i32, i32)> {
+    match dt {
+        DType::I8 => Some((-128, 127)),
+        DType::U8 => Some((0, 255)),
+        _ => None,
+    }
+}
+
+/// A scalar integer tensor of type `dt` (a zero point).
+fn int_scalar(dt: DType, v: i32, shape: Vec<usize>) -> Option<Tensor> {
+    let n = shape.iter().product::<usize>();
+    let data = match dt {
+        DType::I8 => TensorData::I8(vec![i8::try_from(v).ok()?; n]),
+        DType::U8 => TensorData::U8(vec![u8::try_from(v).ok()?; n]),
+        DType::I32 => TensorData::I32(vec![v; n]),
+        _ => return None,
+    };
+    Tensor::new(shape, data)
+}
+
+fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(data_type_code(ty.dtype)),
+                shape: Some(TensorShapeProto {
+                    dim: ty
+                        .shape
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(dimension::Value::DimValue(d as i64)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl<'a> Exporter<'a> {
+    fn new(g: &'a Graph, qp: &'a HashMap<ValueId, QParams>) -> Self {
+        Exporter {
+            g,
+            qp,
+            names: HashMap::new(),
+            used: HashSet::new(),
+            nodes: vec![],
+            inits: vec![],
+            dq_cache: HashMap::new(),
+        }
+    }
+
+    /// A tensor name not used yet, based on `base`.
+    fn fresh(&mut self, base: &str) -> String {
+        let base = sanitize(base);
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    fn init(&mut self, base: &str, t: &Tensor) -> String {
+        let name = self.fresh(base);
+        self.inits.push(to_proto(&name, t));
+        name
+    }
+
+    fn i64_init(&mut self, base: &str, v: Vec<i64>) -> String {
+        let n = v.len();
+        let t = Tensor::from_i64(vec![n], v)
+            .unwrap_or_else(|| Tensor::zeros(&TensorType::new(DType::I64, [0])));
+        self.init(base, &t)
+    }
+
+    fn f32_init(
+        &mut self,
+        base: &str,
+        v: Vec<f32>,
+        shape: Vec<usize>,
+    ) -> Result<String, ExportError> {
+        let t = Tensor::from_f32(shape, v)
+            .ok_or_else(|| ExportError(format!("tensor '{base}': shape mismatch")))?;
+        Ok(self.init(base, &t))
+    }
+
+    fn push(
+        &mut self,
+        op: &str,
+        base: &str,
+        inputs: Vec<String>,
+        output: String,
+        attrs: Vec<AttributeProto>,
+    ) {
+        let name = self.fresh(&format!("{base}/{op}"));
+        self.nodes.push(NodeProto {
+            input: inputs,
+            output: vec![output],
+            name: Some(name),
+            op_type: Some(op.into()),
+            domain: Some(String::new()),
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    /// Adds a node writing a fresh tensor; returns its name.
+    fn emit(
+        &mut self,
+        op: &str,
+        base: &str,
+        inputs: Vec<String>,
+        attrs: Vec<AttributeProto>,
+    ) -> String {
+        let out = self.fresh(&format!("{base}/{op}_out"));
+        self.push(op, base, inputs, out.clone(), attrs);
+        out
+    }
+
+    fn name(&self, v: ValueId) -> String {
+        self.names.get(&v).cloned().unwrap_or_default()
+    }
+
+    fn qparams(&self, n: &Node, v: ValueId, what: &str) -> Result<QParams, ExportError> {
+        self.qp
+            .get(&v)
+            .copied()
+            .ok_or_else(|| err(n, format!("no quantization parameters for its {what}")))
+    }
+
+    /// The float view of an 8-bit (or i32) value: `DequantizeLinear(v, scale, zp)`.
+    fn dq(&mut self, n: &Node, v: ValueId, scale: f32, zp: i32) -> Result<String, ExportError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(err(
+                n,
+                format!("input scale {scale} is not a positive number"),
+            ));
+        }
+        let key = (v, scale.to_bits(), zp);
+        if let Some(s) = self.dq_cache.get(&key) {
+            return Ok(s.clone());
+        }
+        let out = self.fresh(&format!("{}/dq", self.name(v)));
+        self.dq_into(n, v, scale, zp, out.clone())?;
+        Ok(out)
+    }
+
+    /// `DequantizeLinear(v, scale, zp)` written into `out` (remembered for reuse).
+    fn dq_into(
+        &mut self,
+        n: &Node,
+        v: ValueId,
+        scale: f32,
+        zp: i32,
+        out: String,
+    ) -> Result<(), ExportError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(err(
+                n,
+                format!("input scale {scale} is not a positive number"),
+            ));
+        }
+        let x = self.name(v);
+        let dt = self.g.value_type(v).dtype;
+        let zpt = int_scalar(dt, zp, vec![])
+            .ok_or_else(|| err(n, format!("zero point {zp} does not fit {dt}")))?;
+        let s = self.f32_init(&format!("{x}/scale"), vec![scale], vec![])?;
+        let z = self.init(&format!("{x}/zero_point"), &zpt);
+        self.push(
+            "DequantizeLinear",
+            &x,
+            vec![x.clone(), s, z],
+            out.clone(),
+            vec![],
+        );
+        self.dq_cache.insert((v, scale.to_bits(), zp), out);
+        Ok(())
+    }
+
+    /// `DequantizeLinear` of a constant along `axis` with one scale per
+    /// channel (or one for all) and zero points 0.
+    fn dq_axis(
+        &mut self,
+        n: &Node,
+        v: ValueId,
+        scales: &[f32],
+        axis: usize,
+    ) -> Result<String, ExportError> {
+        if let Some(bad) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(err(
+                n,
+                format!("weight scale {bad} is not a positive number"),
+            ));
+        }
+        let x = self.name(v);
+        let dt = self.g.value_type(v).dtype;
+        let shape = if scales.len() == 1 {
+            vec![]
+        } else {
+            vec![scales.len()]
+        };
+        let zpt = int_scalar(dt, 0, shape.clone())
+            .ok_or_else(|| err(n, format!("cannot dequantize {dt}")))?;
+        let s = self.f32_init(&format!("{x}/scale"), scales.to_vec(), shape)?;
+        let z = self.init(&format!("{x}/zero_point"), &zpt);
+        let attrs = if scales.len() == 1 {
+            vec![]
+        } else {
+            vec![attr_i("axis", axis as i64)]
+        };
+        Ok(self.emit("DequantizeLinear", &x, vec![x.clone(), s, z], attrs))
+    }
+
+    /// The epilogue's clamp as a float activation on `x` (scale `s_y`), if it
+    /// is tighter than the output type's range; then `QuantizeLinear` into `y`.
+    fn clamp_and_quantize(
+        &mut self,
+        n: &Node,
+        x: String,
+        epi: &Epilogue,
+        s_y: f32,
+        to: DType,
+        y: String,
+    ) -> Result<(), ExportError> {
+        let (lo, hi) =
+            range_of(to).ok_or_else(|| err(n, format!("output type {to} is not 8-bit")))?;
+        let base = n.name.clone();
+        let x = if epi.min == epi.zero_point && epi.max >= hi && epi.min > lo {
+            self.emit("Relu", &base, vec![x], vec![])
+        } else if epi.min > lo || epi.max < hi {
+            let mut inputs = vec![x];
+            inputs.push(if epi.min > lo {
+                self.f32_init(
+                    &format!("{base}/clip_min"),
+                    vec![(epi.min - epi.zero_point) as f32 * s_y],
+                    vec![],
+                )?
+            } else {
+                String::new()
+            });
+            if epi.max < hi {
+                let m = self.f32_init(
+                    &format!("{base}/clip_max"),
+                    vec![(epi.max - epi.zero_point) as f32 * s_y],
+                    vec![],
+                )?;
+                inputs.push(m);
+            }
+            self.emit("Clip", &base, inputs, vec![])
+        } else {
+            x
+        };
+        self.quantize(n, x, s_y, epi.zero_point, to, y)
+    }
+
+    fn quantize(
+        &mut self,
+        n: &Node,
+        x: String,
+        scale: f32,
+        zp: i32,
+        to: DType,
+        y: String,
+    ) -> Result<(), ExportError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(err(
+                n,
+                format!("output scale {scale} is not a positive number"),
+            ));
+        }
+        let zpt = int_scalar(to, zp, vec![])
+            .ok_or_else(|| err(n, format!("zero point {zp} does not fit {to}")))?;
+        let s = self.f32_init(&format!("{y}/scale"), vec![scale], vec![])?;
+        let z = self.init(&format!("{y}/zero_point"), &zpt);
+        self.push("QuantizeLinear", &n.name, vec![x, s, z], y, vec![]);
+        Ok(())
+    }
+
+    /// Names every value: graph inputs keep theirs, graph outputs take
+    /// theirs when a node of their own produces them, others their node's.
+    fn assign_names(&mut self, order: &[NodeId]) {
+        for &id in self.g.inputs() {
+            let name = self.fresh(&self.g.node(id).name.clone());
+            self.names.insert(ValueId::of(id), name);
+        }
+        for o in &self.g.outputs {
+            let n = self.g.node(o.value.node);
+            let own = !matches!(n.op, Op::Input { .. } | Op::Const { .. });
+            if own && !self.names.contains_key(&o.value) && !self.used.contains(&o.name) {
+                self.used.insert(o.name.clone());
+                self.names.insert(o.value, o.name.clone());
+            }
+        }
+        for &id in order {
+            let n = self.g.node(id);
+            for slot in 0..n.outputs.len() {
+                let v = ValueId { node: id, slot };
+                if !self.names.contains_key(&v) {
+                    let name = self.fresh(&n.name.clone());
+                    self.names.insert(v, name);
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) -> Result<GraphProto, ExportError> {
+        let order = self
+            .g
+            .topo_order()
+            .map_err(|e| ExportError(e.to_string()))?;
+        self.assign_names(&order);
+        for &id in &order {
+            self.node(id)?;
+        }
+        let mut outputs = vec![];
+        for o in &self.g.outputs {
+            let name = self.name(o.value);
+            if name != o.name {
+                if self.used.contains(&o.name) {
+                    return Err(ExportError(format!(
+                        "graph output '{}': the name is used twice",
+                        o.name
+                    )));
+                }
+                self.used.insert(o.name.clone());
+                self.push("Identity", &o.name, vec![name], o.name.clone(), vec![]);
+            }
+            outputs.push(value_info(&o.name, self.g.value_type(o.value)));
+        }
+        let inputs = self
+            .g
+            .inputs()
+            .iter()
+            .map(|&id| {
+                value_info(
+                    &self.name(ValueId::of(id)),
+                    self.g.value_type(ValueId::of(id)),
+                )
+            })
+            .collect();
+        Ok(GraphProto {
+            node: std::mem::take(&mut self.nodes),
+            name: Some(self.g.name.clone()),
+            initializer: std::mem::take(&mut self.inits),
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        })
+    }
+
+    fn node(&mut self, id: NodeId) -> Result<(), ExportError> {
+        let g = self.g;
+        let n = g.node(id);
+        let y = self.name(ValueId::of(id));
+        let ins: Vec<String> = n.inputs().iter().map(|&v| self.name(v)).collect();
+        let in_ty = |i: usize| g.value_type(n.inputs()[i]);
+        let base = n.name.clone();
+        let simple = |op: &str, attrs: Vec<AttributeProto>| (op.to_string(), attrs);
+        let (op, attrs) = match &n.op {
+            Op::Input { .. } => return Ok(()),
+            Op::Const { weight } => {
+                self.inits.push(to_proto(&y, g.weight(*weight)));
+                return Ok(());
+            }
+            Op::Conv(c) | Op::ConvTranspose(c) => {
+                let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
+                let mut a = vec![
+                    attr_ints("kernel_shape", &k),
+                    attr_ints("strides", &c.strides),
+                    attr_ints("pads", &c.pads),
+                    attr_ints("dilations", &c.dilations),
+                    attr_i("group", c.group as i64),
+                ];
+                if matches!(n.op, Op::ConvTranspose(_)) {
+                    a.push(attr_ints("output_padding", &c.output_padding));
+                    simple("ConvTranspose", a)
+                } else {
+                    simple("Conv", a)
+                }
+            }
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => simple(
+                "Gemm",
+                vec![
+                    attr_f("alpha", *alpha),
+                    attr_f("beta", *beta),
+                    attr_i("transA", *trans_a as i64),
+                    attr_i("transB", *trans_b as i64),
+                ],
+            ),
+            Op::MatMul => simple("MatMul", vec![]),
+            Op::Unary(u) => return self.unary(n, *u, ins, y),
+            Op::Binary(b) => simple(
+                match b {
+                    BinaryOp::Add => "Add",
+                    BinaryOp::Sub => "Sub",
+                    BinaryOp::Mul => "Mul",
+                    BinaryOp::Div => "Div",
+                    BinaryOp::Max => "Max",
+                    BinaryOp::Min => "Min",
+                    BinaryOp::Pow => "Pow",
+                    BinaryOp::PRelu => "PRelu",
+                },
+                vec![],
+            ),
+            Op::Softmax { axis } => simple("Softmax", vec![attr_i("axis", *axis as i64)]),
+            Op::MaxPool(p) => simple(
+                "MaxPool",
+                vec![
+                    attr_ints("kernel_shape", &p.kernel),
+                    attr_ints("strides", &p.strides),
+                    attr_ints("pads", &p.pads),
+                    attr_ints("dilations", &p.dilations),
+                    attr_i("ceil_mode", p.ceil_mode as i64),
+                ],
+            ),
+            Op::AveragePool(p) => simple("AveragePool", self.avg_attrs(n, p)?),
+            Op::Reduce { op, axes, keepdims } => {
+                let kd = attr_i("keepdims", *keepdims as i64);
+                match op {
+                    ReduceOp::Mean => simple("ReduceMean", vec![attr_ints("axes", axes), kd]),
+                    ReduceOp::Max => simple("ReduceMax", vec![attr_ints("axes", axes), kd]),
+                    ReduceOp::Sum => {
+                        let a = self.i64_init(&format!("{base}/axes"), i64s(axes));
+                        self.push("ReduceSum", &base, vec![ins[0].clone(), a], y, vec![kd]);
+                        return Ok(());
+                    }
+                }
+            }
+            Op::BatchNorm { epsilon } => {
+                simple("BatchNormalization", vec![attr_f("epsilon", *epsilon)])
+            }
+            Op::Reshape { shape } => {
+                if shape.contains(&0) {
+                    return Err(err(n, "a zero-sized dim needs opset 14's allowzero"));
+                }
+                let s = self.i64_init(&format!("{base}/shape"), i64s(shape));
+                self.push("Reshape", &base, vec![ins[0].clone(), s], y, vec![]);
+                return Ok(());
+            }
+            Op::Transpose { perm } => simple("Transpose", vec![attr_ints("perm", perm)]),
+            Op::Concat { axis } => simple("Concat", vec![attr_i("axis", *axis as i64)]),
+            Op::Slice {
+                starts,
+                steps,
+                lens,
+            } => {
+                let ends: Vec<i64> = (0..starts.len())
+                    .map(|d| {
+                        let e = starts[d] + lens[d] as i64 * steps[d];
+                        // A negative end would count from the back: "before index 0".
+                        if e < 0 {
+                            i64::MIN
+                        } else {
+                            e
+                        }
+                    })
+                    .collect();
+                let axes: Vec<i64> = (0..starts.len() as i64).collect();
+                let s = self.i64_init(&format!("{base}/starts"), starts.clone());
+                let e = self.i64_init(&format!("{base}/ends"), ends);
+                let a = self.i64_init(&format!("{base}/axes"), axes);
+                let st = self.i64_init(&format!("{base}/steps"), steps.clone());
+                self.push("Slice", &base, vec![ins[0].clone(), s, e, a, st], y, vec![]);
+                return Ok(());
+            }
+            Op::Pad { pads, value } => {
+                let dt = in_ty(0).dtype;
+                let v = match dt {
+                    DType::F32 => Tensor::from_f32(vec![], vec![*value]),
+                    _ => int_scalar(dt, *value as i32, vec![]),
+                }
+                .ok_or_else(|| err(n, format!("pad value {value} does not fit {dt}")))?;
+                let p = self.i64_init(&format!("{base}/pads"), i64s(pads));
+                let c = self.init(&format!("{base}/value"), &v);
+                self.push(
+                    "Pad",
+                    &base,
+                    vec![ins[0].clone(), p, c],
+                    y,
+                    vec![attr_s("mode", "constant")],
+                );
+                return Ok(());
+            }
+            Op::Resize(r) => {
+                let coord = match r.coord {
+                    CoordTransform::HalfPixel => "half_pixel",
+                    CoordTransform::PytorchHalfPixel => "pytorch_half_pixel",
+                    CoordTransform::AlignCorners => "align_corners",
+                    CoordTransform::Asymmetric => "asymmetric",
+                    CoordTransform::HalfPixelSymmetric => {
+                        return Err(err(n, "half_pixel_symmetric needs opset 19"))
+                    }
+                };
+                let nearest = match r.nearest {
+                    NearestMode::RoundPreferFloor => "round_prefer_floor",
+                    NearestMode::RoundPreferCeil => "round_prefer_ceil",
+                    NearestMode::Floor => "floor",
+                    NearestMode::Ceil => "ceil",
+                };
+                let mode = match r.mode {
+                    ResizeMode::Nearest => "nearest",
+                    ResizeMode::Linear => "linear",
+                };
+                let s = self.i64_init(&format!("{base}/sizes"), i64s(&r.sizes));
+                let a = vec![
+                    attr_s("mode", mode),
+                    attr_s("coordinate_transformation_mode", coord),
+                    attr_s("nearest_mode", nearest),
+                ];
+                self.push(
+                    "Resize",
+                    &base,
+                    vec![ins[0].clone(), String::new(), String::new(), s],
+                    y,
+                    a,
+                );
+                return Ok(());
+            }
+            Op::Cast { to } => simple("Cast", vec![attr_i("to", data_type_code(*to) as i64)]),
+            Op::Gather { axis } => simple("Gather", vec![attr_i("axis", *axis as i64)]),
+            _ => return self.integer(n, id, y),
+        };
+        self.push(&op, &base, ins, y, attrs);
+        Ok(())
+    }
+
+    fn avg_attrs(
+        &self,
+        n: &Node,
+        p: &qcc_ir::PoolAttrs,
+    ) -> Result<Vec<AttributeProto>, ExportError> {
+        if p.dilations.iter().any(|&d| d != 1) {
+            return Err(err(n, "dilated AveragePool needs opset 19"));
+        }
+        Ok(vec![
+            attr_ints("kernel_shape", &p.kernel),
+            attr_ints("strides", &p.strides),
+            attr_ints("pads", &p.pads),
+            attr_i("ceil_mode", p.ceil_mode as i64),
+            attr_i("count_include_pad", p.count_include_pad as i64),
+        ])
+    }
+
+    fn unary(
+        &mut self,
+        n: &Node,
+        u: UnaryOp,
+        ins: Vec<String>,
+        y: String,
+    ) -> Result<(), ExportError> {
+        let base = n.name.clone();
+        let (op, attrs) = match u {
+            UnaryOp::Relu => ("Relu", vec![]),
+            UnaryOp::Sigmoid => ("Sigmoid", vec![]),
+            UnaryOp::Tanh => ("Tanh", vec![]),
+            UnaryOp::Exp => ("Exp", vec![]),
+            UnaryOp::Log => ("Log", vec![]),
+            UnaryOp::Sqrt => ("Sqrt", vec![]),
+            UnaryOp::Neg => ("Neg", vec![]),
+            UnaryOp::Abs => ("Abs", vec![]),
+            UnaryOp::Reciprocal => ("Reciprocal", vec![]),
+            UnaryOp::Erf => ("Erf", vec![]),
+            UnaryOp::LeakyRelu { alpha } => ("LeakyRelu", vec![attr_f("alpha", alpha)]),
+            UnaryOp::HardSigmoid { alpha, beta } => (
+                "HardSigmoid",
+                vec![attr_f("alpha", alpha), attr_f("beta", beta)],
+            ),
+            UnaryOp::HardSwish => {
+                // HardSwish is opset 14: x * HardSigmoid(x; 1/6, 1/2).
+                let x = ins[0].clone();
+                let hs = self.emit(
+                    "HardSigmoid",
+                    &base,
+                    vec![x.clone()],
+                    vec![attr_f("alpha", 1.0 / 6.0), attr_f("beta", 0.5)],
+                );
+                self.push("Mul", &base, vec![x, hs], y, vec![]);
+                return Ok(());
+            }
+            UnaryOp::Clip { min, max } => {
+                let mut inputs = vec![ins[0].clone()];
+                inputs.push(if min.is_finite() {
+                    self.f32_init(&format!("{base}/min"), vec![min], vec![])?
+                } else {
+                    String::new()
+                });
+                if max.is_finite() {
+                    inputs.push(self.f32_init(&format!("{base}/max"), vec![max], vec![])?);
+                }
+                self.push("Clip", &base, inputs, y, vec![]);
+                return Ok(());
+            }
+        };
+        self.push(op, &base, ins, y, attrs);
+        Ok(())
+    }
+
+    /// The integer ops.
+    fn integer(&mut self, n: &Node, id: NodeId, y: String) -> Result<(), ExportError> {
+        let g = self.g;
+        let vin = |i: usize| n.inputs()[i];
+        let out = ValueId::of(id);
+        let base = n.name.clone();
+        match &n.op {
+            Op::Quantize { q, to } => {
+                let x = self.name(vin(0));
+                self.quantize(n, x, q.scale, q.zero_point, *to, y)
+            }
+            Op::Dequantize { q } => {
+                let key = (vin(0), q.scale.to_bits(), q.zero_point);
+                if let Some(x) = self.dq_cache.get(&key).cloned() {
+                    self.push("Identity", &base, vec![x], y, vec![]);
+                } else {
+                    self.dq_into(n, vin(0), q.scale, q.zero_point, y)?;
+                }
+                Ok(())
+            }
+            Op::Requantize {
+                in_zero_point,
+                epi,
+                to,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let s_x = self.scale_of(vin(0), epi.rescale.real(0) * s_y as f64);
+                let x = self.dq(n, vin(0), s_x, *in_zero_point)?;
+                self.clamp_and_quantize(n, x, epi, s_y, *to, y)
+            }
+            Op::QConv {
+                conv,
+                x_zero_point,
+                epi,
+                to,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let s_x = self.qparams(n, vin(0), "input")?.scale;
+                let m = g.value_type(vin(1)).shape.first().copied().unwrap_or(1);
+                let (sw, sb) = self.weight_scales(n, epi, m, s_x, s_y)?;
+                let x = self.dq(n, vin(0), s_x, *x_zero_point)?;
+                let w = self.dq_axis(n, vin(1), &sw, 0)?;
+                let b = self.dq_axis(n, vin(2), &sb, 0)?;
+                let k = g.value_type(vin(1)).shape.get(2..).unwrap_or(&[]).to_vec();
+                let attrs = vec![
+                    attr_ints("kernel_shape", &k),
+                    attr_ints("strides", &conv.strides),
+                    attr_ints("pads", &conv.pads),
+                    attr_ints("dilations", &conv.dilations),
+                    attr_i("group", conv.group as i64),
+                ];
+                let acc = self.emit("Conv", &base, vec![x, w, b], attrs);
+                self.clamp_and_quantize(n, acc, epi, s_y, *to, y)
+            }
+            Op::QGemm {
+                a_zero_point,
+                epi,
+                to,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let s_a = self.qparams(n, vin(0), "input")?.scale;
+                let cols = g.value_type(vin(1)).shape.get(1).copied().unwrap_or(1);
+                let (sw, sb) = self.weight_scales(n, epi, cols, s_a, s_y)?;
+                let a = self.dq(n, vin(0), s_a, *a_zero_point)?;
+                let b = self.dq_axis(n, vin(1), &sw, 1)?;
+                let c = self.dq_axis(n, vin(2), &sb, 0)?;
+                let acc = self.emit("Gemm", &base, vec![a, b, c], vec![]);
+                self.clamp_and_quantize(n, acc, epi, s_y, *to, y)
+            }
+            Op::QAdd {
+                a_zero_point,
+                a_multiplier,
+                b_zero_point,
+                b_multiplier,
+                epi,
+                to,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let unit = epi.rescale.real(0) * s_y as f64;
+                let s_a = self.scale_of(vin(0), unit * a_multiplier.unsigned_abs() as f64);
+                let s_b = self.scale_of(vin(1), unit * b_multiplier.unsigned_abs() as f64);
+                let a = self.dq(n, vin(0), s_a, *a_zero_point)?;
+                let b = self.dq(n, vin(1), s_b, *b_zero_point)?;
+                let (op, ins) = match (*a_multiplier > 0, *b_multiplier > 0) {
+                    (true, true) => ("Add", vec![a, b]),
+                    (true, false) => ("Sub", vec![a, b]),
+                    (false, true) => ("Sub", vec![b, a]),
+                    (false, false) => return Err(err(n, "both multipliers are negative")),
+                };
+                let acc = self.emit(op, &base, ins, vec![]);
+                self.clamp_and_quantize(n, acc, epi, s_y, *to, y)
+            }
+            Op::QMul {
+                a_zero_point,
+                b_zero_point,
+                epi,
+                to,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let prod = (epi.rescale.real(0) * s_y as f64) as f32;
+                let (s_a, s_b) = match (self.qp.get(&vin(0)), self.qp.get(&vin(1))) {
+                    (Some(a), _) => (a.scale, prod / a.scale),
+                    (None, Some(b)) => (prod / b.scale, b.scale),
+                    (None, None) => {
+                        return Err(err(n, "no quantization parameters for its inputs"))
+                    }
+                };
+                let a = self.dq(n, vin(0), s_a, *a_zero_point)?;
+                let b = self.dq(n, vin(1), s_b, *b_zero_point)?;
+                let acc = self.emit("Mul", &base, vec![a, b], vec![]);
+                self.clamp_and_quantize(n, acc, epi, s_y, *to, y)
+            }
+            Op::QAvgPool {
+                pool,
+                x_zero_point,
+                epi,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let count: usize = pool.kernel.iter().product();
+                let s_x = self.scale_of(vin(0), epi.rescale.real(0) * s_y as f64 * count as f64);
+                let x = self.dq(n, vin(0), s_x, *x_zero_point)?;
+                let attrs = self.avg_attrs(n, pool)?;
+                let acc = self.emit("AveragePool", &base, vec![x], attrs);
+                let to = g.value_type(vin(0)).dtype;
+                self.clamp_and_quantize(n, acc, epi, s_y, to, y)
+            }
+            Op::QMean {
+                axes,
+                keepdims,
+                x_zero_point,
+                epi,
+            } => {
+                let s_y = self.qparams(n, out, "output")?.scale;
+                let shape = &g.value_type(vin(0)).shape;
+                let count: usize = axes
+                    .iter()
+                    .map(|&a| shape.get(a).copied().unwrap_or(1))
+                    .product();
+                let s_x = self.scale_of(vin(0), epi.rescale.real(0) * s_y as f64 * count as f64);
+                let x = self.dq(n, vin(0), s_x, *x_zero_point)?;
+                let attrs = vec![
+                    attr_ints("axes", axes),
+                    attr_i("keepdims", *keepdims as i64),
+                ];
+                let acc = self.emit("ReduceMean", &base, vec![x], attrs);
+                let to = g.value_type(vin(0)).dtype;
+                self.clamp_and_quantize(n, acc, epi, s_y, to, y)
+            }
+            Op::Lut { table, to } => {
+                let in_dt = g.value_type(vin(0)).dtype;
+                let (lo, _) = range_of(in_dt)
+                    .ok_or_else(|| err(n, format!("input type {in_dt} is not 8-bit")))?;
+                let fits = |v: &i32| range_of(*to).is_some_and(|(l, h)| (l..=h).contains(v));
+                if table.len() != 256 || !table.iter().all(fits) {
+                    return Err(err(n, format!("the table is not 256 entries within {to}")));
+                }
+                let data = match to {
+                    DType::I8 => TensorData::I8(table.iter().map(|&v| v as i8).collect()),
+                    _ => TensorData::U8(table.iter().map(|&v| v as u8).collect()),
+                };
+                let tt = Tensor::new(vec![256], data).ok_or_else(|| err(n, "bad table"))?;
+                let tname = self.init(&format!("{base}/table"), &tt);
+                let x = self.name(vin(0));
+                let wide = self.emit(
+                    "Cast",
+                    &base,
+                    vec![x],
+                    vec![attr_i("to", data_type_code(DType::I64) as i64)],
+                );
+                let off = self.i64_init(&format!("{base}/offset"), vec![-(lo as i64)]);
+                let idx = self.emit("Add", &base, vec![wide, off], vec![]);
+                self.push(
+                    "Gather",
+                    &base,
+                    vec![tname, idx],
+                    y,
+                    vec![attr_i("axis", 0)],
+                );
+                Ok(())
+            }
+            other => Err(err(n, format!("op '{}' cannot be exported", other.name()))),
+        }
+    }
+
+    /// The scale of an 8-bit input as an integer op defines it (`derived`,
+    /// from its multipliers), or the value's own from `qparams` when that
+    /// agrees to 1e-4 (then every user shares one `DequantizeLinear`, as in
+    /// ONNX Runtime's QDQ form; the two differ by the multipliers' rounding).
+    fn scale_of(&self, v: ValueId, derived: f64) -> f32 {
+        match self.qp.get(&v) {
+            Some(q) if ((q.scale as f64 - derived) / derived).abs() < 1e-4 => q.scale,
+            _ => derived as f32,
+        }
+    }
+
+    /// Weight scales per channel (`real_m · s_y / s_x`) and bias scales
+    /// (`s_x · s_w[m]`) of a QConv/QGemm with `channels` output channels.
+    fn weight_scales(
+        &self,
+        n: &Node,
+        epi: &Epilogue,
+        channels: usize,
+        s_x: f32,
+        s_y: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
+        let c = epi.rescale.channels();
+        if c != 1 && c != channels {
+            return Err(err(
+                n,
+                format!("{c} rescale channels for {channels} output channels"),
+            ));
+        }
+        let (sw, sb) = (0..c)
+            .map(|m| {
+                let real = epi.rescale.real(m);
+                let sb = real * s_y as f64;
+                ((sb / s_x as f64) as f32, sb as f32)
+            })
+            .unzip();
+        Ok((sw, sb))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qcc_ir::Rescale;
+
+    /// An int8 chain the model tests do not reach: Lut → Requantize → Slice
+    /// (negative step) → Pad.
+    fn chain() -> (Graph, HashMap<ValueId, QParams>) {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::new(DType::I8, [1, 4]));
+        let table: Vec<i32> = (-128..128).map(|v: i32| v.max(0)).collect();
+        let to = DType::I8;
+        let lut = g.add_node(Op::Lut { table, to }, "lut", vec![ValueId::of(x)]);
+        let epi = Epilogue {
+            rescale: Rescale::uniform(1, 1),
+            zero_point: 3,
+            min: 3,
+            max: 100,
+        };
+        let rq = Op::Requantize {
+            in_zero_point: 0,
+            epi,
+            to,
+        };
+        let rq = g
+            .add_node(rq, "rq", vec![ValueId::of(lut.unwrap())])
+            .unwrap();
+        let slice = Op::Slice {
+            starts: vec![0, 3],
+            steps: vec![1, -1],
+            lens: vec![1, 4],
+        };
+        let sl = g.add_node(slice, "sl", vec![ValueId::of(rq)]).unwrap();
+        let pad = Op::Pad {
+            pads: vec![0, 1, 0, 1],
+            value: 3.0,
+        };
+        let p = g.add_node(pad, "pad", vec![ValueId::of(sl)]).unwrap();
+        g.add_output("y", ValueId::of(p));
+        let q = |s| QParams {
+            scale: s,
+            zero_point: 3,
+        };
+        let qp = HashMap::from([(ValueId::of(rq), q(0.5)), (ValueId::of(sl), q(0.5))]);
+        (g, qp)
+    }
+
+    fn ops(m: &ModelProto) -> Vec<String> {
+        let g = m.graph.as_ref().unwrap();
+        g.node.iter().map(|n| n.op_type().to_string()).collect()
+    }
+
+    #[test]
+    fn int8_chain() {
+        let (g, qp) = chain();
+        let m = export_model(&g, &qp).unwrap();
+        assert_eq!(
+            ops(&m),
+            [
+                "Cast",
+                "Add",
+                "Gather",
+                "DequantizeLinear",
+                "Clip",
+                "QuantizeLinear",
+                "Slice",
+                "Pad"
+            ]
+        );
+        let gp = m.graph.as_ref().unwrap();
+        assert_eq!(gp.node.last().unwrap().output, ["y"]);
+        let ends = gp
+            .initializer
+            .iter()
+            .find(|t| t.name() == "sl/ends")
+            .unwrap();
+        let ends = crate::tensor::to_tensor(ends, std::path::Path::new(".")).unwrap();
+        assert_eq!(ends.as_i64().unwrap(), [1, i64::MIN]);
+        // Requantize: input scale = real · s_y = 0.5 · 0.5; clamp [3, 100] → Clip [0, 48.5].
+        let dq_scale = gp
+            .initializer
+            .iter()
+            .find(|t| t.name() == "lut/scale")
+            .unwrap();
+        let s = crate::tensor::to_tensor(dq_scale, std::path::Path::new(".")).unwrap();
+        assert_eq!(s.as_f32().unwrap(), [0.25]);
+        let max = gp
+            .initializer
+            .iter()
+            .find(|t| t.name() == "rq/clip_max")
+            .unwrap();
+        let max = crate::tensor::to_tensor(max, std::path::Path::new(".")).unwrap();
+        assert_eq!(max.as_f32().unwrap(), [48.5]);
+    }
+
+    #[test]
+    fn missing_qparams_is_an_error_naming_the_node() {
+        let (g, _) = chain();
+        let e = export_model(&g, &HashMap::new()).unwrap_err();
+        assert!(e.to_string().contains("node 'rq' (requantize)"), "{e}");
+    }
+}
