@@ -32,15 +32,13 @@
 
 mod common;
 
-use common::DataSet;
-use npyz::WriterBuilder;
-use prost::Message;
+use common::{
+    calib_format, close_enough, exact_outputs, has_integer_ops, noise, perturbed, same_bits,
+    scaled, with_extra_outputs, write_calibration, DataSet, CALIBRATION_SAMPLES,
+};
 use qcc::{CalibrationData, CompileOptions, PassContext, QuantConfig, QuantizeOptions};
-use qcc_ir::{DType, Graph, Op, Tensor, TensorData, ValueId};
-use std::collections::HashMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use qcc_ir::{DType, Graph, Tensor, TensorData, ValueId};
+use std::path::Path;
 
 /// Largest |quantized − float| accepted, as a fraction of the output's
 /// largest |float| value. One 8-bit step is 1/255 (0.4%) of a range, up to
@@ -48,206 +46,6 @@ use std::path::{Path, PathBuf};
 /// layers add up and are amplified by later weights. Seen: 1 to 6% (minmax
 /// and mse; small_cnn with pow2 the worst).
 const FLOAT_TOLERANCE: f64 = 0.1;
-
-/// Number of calibration samples (the stored input and perturbed copies).
-const SAMPLES: usize = 8;
-
-#[derive(Clone, Copy, Debug)]
-enum CalibFormat {
-    Npy,
-    Npz,
-    Folder,
-}
-
-fn calib_format(case: &str) -> CalibFormat {
-    match case {
-        "small_cnn" => CalibFormat::Npy,
-        "mlp" => CalibFormat::Npz,
-        _ => CalibFormat::Folder,
-    }
-}
-
-/// A deterministic value in [-1, 1) from two integers (a 64-bit hash).
-fn noise(a: u64, b: u64) -> f32 {
-    let mut x = a
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
-    x ^= x >> 31;
-    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 29;
-    ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-}
-
-/// Sample `k` derived from a stored input: `x * scale_k + 0.3 * noise`.
-fn perturbed(x: &Tensor, k: usize) -> Tensor {
-    let scale = [1.0, 0.8, 1.2, 0.6, 1.4, 0.9, 1.1, 1.0][k % 8];
-    let v: Vec<f32> = x
-        .to_f32_vec()
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if k == 0 {
-                v
-            } else {
-                v * scale + 0.3 * noise(k as u64, i as u64)
-            }
-        })
-        .collect();
-    Tensor::from_f32(x.shape().to_vec(), v).expect("same element count")
-}
-
-fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut out = vec![];
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(&mut out)
-        .begin_nd()
-        .expect("npy header");
-    w.extend(data.iter().copied()).expect("npy data");
-    w.finish().expect("npy end");
-    out
-}
-
-/// Writes the calibration samples of a case in its format; returns the path.
-fn write_calibration(
-    work: &Path,
-    format: CalibFormat,
-    names: &[String],
-    samples: &[Vec<Tensor>],
-) -> Result<PathBuf, String> {
-    let io = |e: std::io::Error| format!("writing calibration data: {e}");
-    let stacked = |i: usize, rows_replace_batch: bool| {
-        let first = samples[0][i].shape();
-        let mut shape = first.to_vec();
-        if rows_replace_batch {
-            shape[0] *= samples.len();
-        } else {
-            shape.insert(0, samples.len());
-        }
-        let data: Vec<f32> = samples.iter().flat_map(|s| s[i].to_f32_vec()).collect();
-        npy_bytes(&shape, &data)
-    };
-    match format {
-        CalibFormat::Npy => {
-            let p = work.join("calib.npy");
-            fs::write(&p, stacked(0, true)).map_err(io)?;
-            Ok(p)
-        }
-        CalibFormat::Npz => {
-            let p = work.join("calib.npz");
-            let mut z = zip::ZipWriter::new(fs::File::create(&p).map_err(io)?);
-            for (i, name) in names.iter().enumerate() {
-                z.start_file(
-                    format!("{name}.npy"),
-                    zip::write::SimpleFileOptions::default(),
-                )
-                .map_err(|e| format!("writing calib.npz: {e}"))?;
-                z.write_all(&stacked(i, false)).map_err(io)?;
-            }
-            z.finish().map_err(|e| format!("writing calib.npz: {e}"))?;
-            Ok(p)
-        }
-        CalibFormat::Folder => {
-            let p = work.join("calib");
-            for (k, s) in samples.iter().enumerate() {
-                let set = p.join(format!("test_data_set_{k}"));
-                fs::create_dir_all(&set).map_err(io)?;
-                for (i, (t, name)) in s.iter().zip(names).enumerate() {
-                    let bytes = qcc_onnx::tensor_to_proto(name, t).encode_to_vec();
-                    fs::write(set.join(format!("input_{i}.pb")), bytes).map_err(io)?;
-                }
-            }
-            Ok(p)
-        }
-    }
-}
-
-/// Copies the model with the inputs of the nodes named in `float_nodes` (the
-/// nodes the quantizer left in float) added as extra graph outputs: the
-/// last integer values before float code. Returns the added names.
-fn with_extra_outputs(
-    model: &Path,
-    out: &Path,
-    float_nodes: &[String],
-) -> Result<Vec<String>, String> {
-    let bytes = fs::read(model).map_err(|e| format!("cannot read {}: {e}", model.display()))?;
-    let mut m = qcc_onnx::proto::ModelProto::decode(&bytes[..])
-        .map_err(|e| format!("cannot decode {}: {e}", model.display()))?;
-    let g = m.graph.as_mut().ok_or("model without a graph")?;
-    let mut taken: Vec<String> = g
-        .output
-        .iter()
-        .chain(&g.input)
-        .map(|o| o.name().to_string())
-        .chain(g.initializer.iter().map(|t| t.name().to_string()))
-        .collect();
-    let mut extra = vec![];
-    for n in g
-        .node
-        .iter()
-        .filter(|n| float_nodes.iter().any(|f| f == n.name()))
-    {
-        for i in &n.input {
-            if !i.is_empty() && !taken.contains(i) {
-                taken.push(i.clone());
-                extra.push(i.clone());
-            }
-        }
-    }
-    for name in &extra {
-        g.output.push(qcc_onnx::proto::ValueInfoProto {
-            name: Some(name.clone()),
-            ..Default::default()
-        });
-    }
-    fs::write(out, m.encode_to_vec())
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    Ok(extra)
-}
-
-/// Whether each graph output is computed by integer arithmetic, quantize,
-/// dequantize and data movement only (so native code must match the
-/// interpreter bit for bit), rather than by some float kernel.
-fn exact_outputs(g: &Graph) -> Vec<bool> {
-    fn exact(g: &Graph, v: ValueId, memo: &mut HashMap<ValueId, bool>) -> bool {
-        if let Some(&e) = memo.get(&v) {
-            return e;
-        }
-        let n = g.node(v.node);
-        let float_out = n.outputs.iter().any(|t| t.dtype == DType::F32);
-        let own = match &n.op {
-            Op::Input { .. } | Op::Const { .. } => true,
-            Op::Quantize { .. } | Op::Dequantize { .. } => true,
-            Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Concat { .. }
-            | Op::Slice { .. }
-            | Op::Pad { .. }
-            | Op::Gather { .. }
-            | Op::MaxPool(_) => true,
-            _ => !float_out,
-        };
-        let e = own && n.inputs().iter().all(|&i| exact(g, i, memo));
-        memo.insert(v, e);
-        e
-    }
-    let mut memo = HashMap::new();
-    g.outputs
-        .iter()
-        .map(|o| exact(g, o.value, &mut memo))
-        .collect()
-}
-
-fn has_integer_ops(g: &Graph) -> bool {
-    g.node_ids().into_iter().any(|id| {
-        matches!(
-            g.node(id).op,
-            Op::QConv { .. } | Op::QGemm { .. } | Op::QAdd { .. } | Op::QMul { .. }
-        )
-    })
-}
 
 /// `(max |got − want|, max |want|)` over two float tensors.
 fn max_err(got: &Tensor, want: &Tensor) -> (f64, f64) {
@@ -259,31 +57,6 @@ fn max_err(got: &Tensor, want: &Tensor) -> (f64, f64) {
         .fold(0.0, f64::max);
     let mag = w.iter().map(|b| (*b as f64).abs()).fold(0.0, f64::max);
     (err, mag)
-}
-
-/// Bit-for-bit comparison (floats by their bits).
-fn same_bits(got: &Tensor, want: &Tensor) -> Result<(), String> {
-    if got.ty() != want.ty() {
-        return Err(format!("type {}, interpreter {}", got.ty(), want.ty()));
-    }
-    if got.to_le_bytes() == want.to_le_bytes() {
-        return Ok(());
-    }
-    let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
-    let bad: Vec<usize> = (0..g.len())
-        .filter(|&i| g[i].to_bits() != w[i].to_bits())
-        .collect();
-    let first: Vec<String> = bad
-        .iter()
-        .take(4)
-        .map(|&i| format!("[{i}] {:e} vs {:e}", g[i], w[i]))
-        .collect();
-    Err(format!(
-        "{} of {} elements differ from the interpreter: {}",
-        bad.len(),
-        g.len(),
-        first.join(", ")
-    ))
 }
 
 /// One quantization setting of a case.
@@ -366,19 +139,6 @@ fn real_output(g: &Graph, cx: &PassContext, o: usize, t: &Tensor) -> Result<Tens
     Tensor::from_f32(t.shape().to_vec(), v).ok_or_else(|| "bad element count".to_string())
 }
 
-/// Inexact outputs: floats within the case tolerance, 8-bit ones within one step.
-fn close_enough(got: &Tensor, want: &Tensor, tol: common::Tolerance) -> Result<(), String> {
-    match (got.to_i64_vec(), want.to_i64_vec()) {
-        (Some(g), Some(w)) if got.ty() == want.ty() => {
-            match g.iter().zip(&w).position(|(a, b)| (a - b).abs() > 1) {
-                Some(i) => Err(format!("[{i}] is {} vs {}", g[i], w[i])),
-                None => Ok(()),
-            }
-        }
-        _ => common::compare(got, want, tol).map(|_| ()),
-    }
-}
-
 fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
     let dir = common::repo_root().join("testdata").join(&case.name);
     let data: DataSet = common::load_data_set(&common::data_set_dirs(&dir)?[0])?;
@@ -399,7 +159,7 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
         .iter()
         .map(|&id| float_graph.node(id).name.clone())
         .collect();
-    let samples: Vec<Vec<Tensor>> = (0..SAMPLES)
+    let samples: Vec<Vec<Tensor>> = (0..CALIBRATION_SAMPLES)
         .map(|k| data.inputs.iter().map(|x| perturbed(x, k)).collect())
         .collect();
     let calib = write_calibration(work.path(), calib_format(&case.name), &names, &samples)?;
@@ -461,19 +221,12 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
     common::qcc_compile(&model, work.path(), &flags)?;
     let app = common::build_app(work.path())?;
 
-    let scaled: Vec<Tensor> = data
-        .inputs
-        .iter()
-        .map(|x| {
-            let s = x.to_f32_vec().iter().map(|v| v * 3.0).collect();
-            Tensor::from_f32(x.shape().to_vec(), s).expect("same shape")
-        })
-        .collect();
+    let out_of_range = scaled(&data.inputs, 3.0);
     let evals: [(&str, &[Tensor]); 4] = [
         ("test_data_set_0", &data.inputs),
         ("calibration sample 3", &samples[3]),
         ("calibration sample 6", &samples[6]),
-        ("3x out of range", &scaled),
+        ("3x out of range", &out_of_range),
     ];
     let out_names: Vec<String> = qgraph.outputs.iter().map(|o| o.name.clone()).collect();
     let mut compared_exact = 0;
@@ -486,7 +239,8 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
         for (o, ((g, w), &is_exact)) in got.iter().zip(&want).zip(&exact).enumerate() {
             let name = &out_names[o];
             if is_exact {
-                same_bits(g, w).map_err(|e| format!("{what}: output '{name}': {e}"))?;
+                same_bits(g, w)
+                    .map_err(|e| format!("{what}: output '{name}' vs interpreter: {e}"))?;
                 compared_exact += 1;
             } else {
                 close_enough(g, w, case.tol).map_err(|e| {
