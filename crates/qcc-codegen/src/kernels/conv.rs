@@ -146,7 +146,8 @@ where
     }
 }
 
-fn private_constant<'ctx>(
+/// A private, unnamed-address, 64-byte-aligned constant global initialized with `init`.
+pub(crate) fn private_constant<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     name: &str,
     init: &dyn inkwell::values::BasicValue<'ctx>,

@@ -14,10 +14,9 @@
 //! Everything is plain (wrapping) integer arithmetic: i64 multiplies and
 //! shifts are inline instructions on 32-bit ARM too (no runtime calls).
 
-use super::conv::Bounds;
+use super::conv::{private_constant, Bounds};
 use crate::cx::{CgResult, KernelCx, Operand};
-use inkwell::module::Linkage;
-use inkwell::values::{BasicValue, IntValue, PointerValue};
+use inkwell::values::{IntValue, PointerValue};
 use qcc_ir::infer::int8_range;
 use qcc_ir::{DType, Epilogue, Tensor};
 
@@ -131,22 +130,6 @@ pub(crate) fn const_ints(cx: &KernelCx<'_, '_>, o: &Operand, what: &str) -> CgRe
         return Err(cx.unsupported(format!("{what} holds {} elements", v.len())));
     }
     Ok(v)
-}
-
-/// A private, unnamed-address constant global initialized with `init`.
-fn private_constant<'ctx>(
-    cx: &KernelCx<'_, 'ctx>,
-    name: &str,
-    init: &dyn BasicValue<'ctx>,
-) -> PointerValue<'ctx> {
-    let v = init.as_basic_value_enum();
-    let gv = cx.module.add_global(v.get_type(), None, name);
-    gv.set_initializer(&v);
-    gv.set_constant(true);
-    gv.set_linkage(Linkage::Private);
-    gv.set_unnamed_addr(true);
-    gv.set_alignment(64);
-    gv.as_pointer_value()
 }
 
 /// A private constant global of `i8`s.
