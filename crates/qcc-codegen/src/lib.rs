@@ -115,6 +115,11 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
     let facts = portable::TargetFacts {
         ptr_bits: td.get_pointer_byte_size(None) * 8,
         arm32: chosen.triple.starts_with("arm") || chosen.triple.starts_with("thumb"),
+        dotprod: chosen.triple.starts_with("aarch64")
+            && chosen.info.has(target_table::cap::DOTPROD),
+        avx512vnni: chosen.triple.starts_with("x86_64")
+            && target::feature_on(&chosen.info.features, "avx512vnni")
+            && target::feature_on(&chosen.info.features, "avx512bw"),
     };
     lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts).run()?;
     module

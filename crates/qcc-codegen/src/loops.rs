@@ -227,6 +227,8 @@ mod tests {
             target: TargetFacts {
                 ptr_bits: 64,
                 arm32: false,
+                dotprod: false,
+                avx512vnni: false,
             },
         };
         let p = |k: u32| f.get_nth_param(k).expect("param");

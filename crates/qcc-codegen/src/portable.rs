@@ -16,6 +16,11 @@ pub struct TargetFacts {
     pub ptr_bits: u32,
     /// 32-bit ARM / Thumb: integer division may lack an instruction.
     pub arm32: bool,
+    /// AArch64 `sdot`/`udot` (the CPU's table entry, `+dotprod`/`-dotprod`).
+    pub dotprod: bool,
+    /// x86 AVX512-VNNI `vpdpbusd` (the host's features, or explicit
+    /// `--features +avx512vnni` with AVX512BW for a named CPU).
+    pub avx512vnni: bool,
 }
 
 impl TargetFacts {

@@ -230,6 +230,16 @@ fn find_cpu(family: Family, name: &str) -> Option<CpuDesc> {
     table::cpus(family).into_iter().find(|c| c.name == name)
 }
 
+/// Whether the last `+name`/`-name` in an LLVM feature string enables `name`
+/// (absent: off).
+pub fn feature_on(features: &str, name: &str) -> bool {
+    features
+        .split(',')
+        .map(str::trim)
+        .rfind(|t| t.get(1..) == Some(name))
+        .is_some_and(|t| t.starts_with('+'))
+}
+
 /// Resolves the CPU, features and capabilities for `opts` (no LLVM machine yet).
 pub fn resolve(opts: &Options) -> Result<TargetInfo, CodegenError> {
     let (triple, desc, bare_metal) = resolve_target(opts.target.as_deref())?;

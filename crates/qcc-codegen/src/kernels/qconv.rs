@@ -24,7 +24,7 @@
 
 use super::conv::{for_bounds, Walk, Window};
 use super::expect_inputs;
-use super::qgemm::{const_of, dot_rows, fold_bias, Row, DOT_BLOCK};
+use super::qgemm::{const_of, dot_rows, dot_shift, fold_bias, Row, DOT_BLOCK};
 use super::quant::{
     chunk_width, const_i32_table, for_chunks, i32_wrapping, iadd, if_else, imul, isub, load_ext,
     load_i16, max_centered, mul_i16, need_int8, Chan, EpiEmit, EpiParams,
@@ -168,9 +168,15 @@ pub fn emit<'ctx>(
     let e = EpiEmit::new(cx, epi, *to, m_all)?;
     let k_len = plan.k_len();
     // The worst case is checked (and the bias folded) for either schedule.
-    let folded = fold_bias(cx, &wv, &bv, k_len, rx, zx)?;
     let zx_fits = int8_range(x.dtype()).is_some_and(|(lo, hi)| (lo..=hi).contains(&zx));
-    if plan.use_dot(zx_fits) {
+    let dot = plan.use_dot(zx_fits);
+    let shift = if dot {
+        dot_shift(cx, x.dtype(), k_len as i64)
+    } else {
+        0
+    };
+    let folded = fold_bias(cx, &wv, &bv, k_len, rx, zx, shift)?;
+    if dot {
         emit_dot(cx, &plan, x, w, &folded, zx, &e, out)
     } else {
         // The rows schedule skips padded cells and subtracts zx per element:

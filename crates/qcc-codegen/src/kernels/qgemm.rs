@@ -9,6 +9,8 @@
 //! because the worst case `max|a - za| * Σ|b| + |bias|` is checked to fit.
 
 use super::expect_inputs;
+pub(crate) use super::qdot::dot_shift;
+use super::qdot::isa_chunks;
 use super::quant::{
     check_i32, const_i32_table, const_i8_table, iadd, load_i16, max_centered, mul_i16, need_int8,
     Chan, EpiEmit,
@@ -36,12 +38,10 @@ pub(crate) struct Row<'ctx> {
 /// multiply (exact: `|255 * -128| < 2^15`), the product sign-extended and
 /// added to one i32 reduction per row.
 ///
-/// This is the place for the ISA dot-product instructions (x86
-/// `llvm.x86.avx512.vpdpbusd*` / AVX-VNNI, AArch64 `llvm.aarch64.neon.sdot`
-/// / `udot`): a main loop over 4-byte groups with vector accumulators, the
-/// remainder handled by the generic loop below. Unsigned × signed forms
-/// (`vpdpbusd`) need an i8 `x` biased by 128 with `128 * Σw` folded into
-/// `init`, which the callers can do at compile time as they do for zero points.
+/// Where the target has a dot-product instruction (`qdot`: AArch64 `sdot`,
+/// AVX512-VNNI `vpdpbusd`) it covers the row's whole chunks and this loop
+/// only the remainder. Either way every `x` gets `qdot::dot_shift` added, so
+/// callers must fold the bias with zero point `zx + dot_shift(..)`.
 pub(crate) fn dot_rows<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     x: Row<'ctx>,
@@ -51,11 +51,17 @@ pub(crate) fn dot_rows<'ctx>(
     slots: PointerValue<'ctx>,
 ) -> CgResult<Vec<IntValue<'ctx>>> {
     let slot = |cx: &KernelCx<'_, 'ctx>, j: usize| cx.gep(DType::I32, slots, cx.i64(j as i64));
+    let shift = dot_shift(cx, x.dt, len);
+    let (init, start) = isa_chunks(cx, x, ws, len, init)?;
     for (j, v) in init.iter().enumerate().take(ws.len()) {
         cx.b.build_store(slot(cx, j)?, *v)?;
     }
-    cx.for_range(0, len, |cx, k| {
-        let xv = load_i16(cx, x.dt, x.ptr, cx.add(x.off, k)?)?;
+    cx.for_range(start, len, |cx, k| {
+        let mut xv = load_i16(cx, x.dt, x.ptr, cx.add(x.off, k)?)?;
+        if shift != 0 {
+            let s = cx.ctx.i16_type().const_int(shift as i64 as u64, true);
+            xv = cx.b.build_int_add(xv, s, "")?;
+        }
         for (j, w) in ws.iter().enumerate() {
             let wv = load_i16(cx, w.dt, w.ptr, cx.add(w.off, k)?)?;
             let prod = mul_i16(cx, xv, wv)?;
@@ -75,7 +81,9 @@ pub(crate) fn dot_rows<'ctx>(
 
 /// Per output channel: the folded bias `bias - zx * Σw` (wrapping i32) of
 /// `channels` weight rows of `k` elements each (`w[c * k..(c + 1) * k]`),
-/// after checking the worst-case accumulator against i32.
+/// after checking the worst-case accumulator against i32. `shift` is what
+/// `dot_rows` adds to every `x` ([`dot_shift`]): the fold is then
+/// `bias - (zx + shift) * Σw`.
 pub(crate) fn fold_bias(
     cx: &KernelCx<'_, '_>,
     w: &[i64],
@@ -83,6 +91,7 @@ pub(crate) fn fold_bias(
     k: usize,
     x_range: (i32, i32),
     zx: i32,
+    shift: i32,
 ) -> CgResult<Vec<i32>> {
     let reach = max_centered(x_range, zx) as i128;
     let mut out = Vec::with_capacity(bias.len());
@@ -97,7 +106,7 @@ pub(crate) fn fold_bias(
             reach * abs + (b as i128).abs(),
             &format!("output channel {c}"),
         )?;
-        out.push((b as i128 - zx as i128 * sum) as i64 as i32);
+        out.push((b as i128 - (zx as i128 + shift as i128) * sum) as i64 as i32);
     }
     Ok(out)
 }
@@ -152,7 +161,8 @@ pub fn emit<'ctx>(
             bt[j * k + kk] = bv[kk * n + j];
         }
     }
-    let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point)?;
+    let shift = dot_shift(cx, a.dtype(), k as i64);
+    let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
     let e = EpiEmit::new(cx, epi, *to, n)?;
     let bt8: Vec<i8> = bt.iter().map(|&v| v as i8).collect();
     let bt_ptr = const_i8_table(cx, "qgemm.bt", &bt8);
