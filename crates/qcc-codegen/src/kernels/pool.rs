@@ -66,23 +66,13 @@ impl<'ctx> Factor<'ctx> {
     }
 }
 
-/// Emits the body of the node function for MaxPool and AveragePool.
-pub fn emit<'ctx>(
-    cx: &mut KernelCx<'_, 'ctx>,
-    node: &Node,
-    ins: &[Operand<'_, 'ctx>],
-    out: &Operand<'_, 'ctx>,
-) -> CgResult<()> {
-    let (p, max) = match &node.op {
-        Op::MaxPool(p) => (p, true),
-        Op::AveragePool(p) => (p, false),
-        _ => return Err(cx.unsupported("not a pool")),
-    };
-    expect_inputs(cx, ins, 1)?;
-    let x = &ins[0];
-    if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
-        return Err(cx.unsupported("only f32 operands are supported"));
-    }
+/// The window of a pool over `x` producing `out`, checked.
+pub(super) fn pool_window(
+    cx: &KernelCx<'_, '_>,
+    p: &PoolAttrs,
+    x: &Operand,
+    out: &Operand,
+) -> CgResult<Window> {
     let (xs, os) = (x.shape(), out.shape());
     if xs.len() < 3 || os.len() != xs.len() || xs[..2] != os[..2] {
         return Err(cx.unsupported(format!(
@@ -103,6 +93,29 @@ pub fn emit<'ctx>(
         pads: p.pads[..r].to_vec(),
     };
     win.validate().map_err(|m| cx.unsupported(m))?;
+    Ok(win)
+}
+
+/// Emits the body of the node function for MaxPool and AveragePool.
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let (p, max) = match &node.op {
+        Op::MaxPool(p) => (p, true),
+        Op::AveragePool(p) => (p, false),
+        _ => return Err(cx.unsupported("not a pool")),
+    };
+    expect_inputs(cx, ins, 1)?;
+    let x = &ins[0];
+    if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
+        return Err(cx.unsupported("only f32 operands are supported"));
+    }
+    let win = pool_window(cx, p, x, out)?;
+    let (xs, os) = (x.shape(), out.shape());
+    let r = xs.len() - 2;
     let walk = Walk::new(cx, win);
     let (x_plane, o_plane): (usize, usize) = (xs[2..].iter().product(), os[2..].iter().product());
     let to_i64 = |v: Vec<usize>| v.into_iter().map(|s| s as i64).collect::<Vec<i64>>();

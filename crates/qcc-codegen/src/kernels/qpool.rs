@@ -11,8 +11,9 @@
 //! elements (dims coalesced, contiguous when the last axis is reduced) and
 //! subtracts `zp * count` once.
 
-use super::conv::{for_bounds, Walk, Window};
+use super::conv::{for_bounds, Walk};
 use super::expect_inputs;
+use super::pool::pool_window;
 use super::quant::{
     check_i32, chunk_width, for_chunks, i32_wrapping, iadd, isub, load_ext, max_centered,
     need_int8, Chan, EpiEmit,
@@ -20,40 +21,10 @@ use super::quant::{
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::loops::coalesce;
 use inkwell::IntPredicate;
-use qcc_ir::{strides_of, DType, Node, Op, PoolAttrs};
+use qcc_ir::{strides_of, DType, Node, Op};
 
 fn i64s(v: Vec<usize>) -> Vec<i64> {
     v.into_iter().map(|s| s as i64).collect()
-}
-
-/// The window of a pool over `x` producing `out`, checked.
-fn pool_window(
-    cx: &KernelCx<'_, '_>,
-    p: &PoolAttrs,
-    x: &Operand,
-    out: &Operand,
-) -> CgResult<Window> {
-    let (xs, os) = (x.shape(), out.shape());
-    if xs.len() < 3 || os.len() != xs.len() || xs[..2] != os[..2] {
-        return Err(cx.unsupported(format!(
-            "input {} and output {} must be [N,C,spatial…] alike",
-            x.ty, out.ty
-        )));
-    }
-    let r = xs.len() - 2;
-    if p.pads.len() != 2 * r {
-        return Err(cx.unsupported(format!("pads {:?} must have {} entries", p.pads, 2 * r)));
-    }
-    let win = Window {
-        src: os[2..].to_vec(),
-        dst: xs[2..].to_vec(),
-        kernel: p.kernel.clone(),
-        strides: p.strides.clone(),
-        dilations: p.dilations.clone(),
-        pads: p.pads[..r].to_vec(),
-    };
-    win.validate().map_err(|m| cx.unsupported(m))?;
-    Ok(win)
 }
 
 /// MaxPool on I8/U8 operands.
