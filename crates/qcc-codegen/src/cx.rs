@@ -83,6 +83,9 @@ pub struct KernelCx<'a, 'ctx> {
     pub op_name: &'static str,
     /// Facts about the target (pointer width, native division…).
     pub target: TargetFacts,
+    /// The node's private workspace scratch, when the memory plan gave it
+    /// some (`mmm::node_scratch` says how much; 64-byte aligned).
+    pub scratch: Option<PointerValue<'ctx>>,
 }
 
 impl<'a, 'ctx> KernelCx<'a, 'ctx> {

@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod loops;
 mod lower;
 pub mod math;
+pub mod mmm;
 pub mod portable;
 pub mod stats;
 mod target;
@@ -100,8 +101,6 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
             opts.prefix
         )));
     }
-    let plan = qcc_passes::plan_memory::plan(g)
-        .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
     let chosen = target::choose(opts)?;
     let tm = &chosen.machine;
     let td = tm.get_target_data();
@@ -120,7 +119,12 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         avx512vnni: chosen.triple.starts_with("x86_64")
             && target::feature_on(&chosen.info.features, "avx512vnni")
             && target::feature_on(&chosen.info.features, "avx512bw"),
+        simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
+        bare_metal: chosen.info.bare_metal,
     };
+    let plan =
+        qcc_passes::plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))
+            .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
     lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts).run()?;
     module
         .verify()

@@ -146,7 +146,7 @@ impl<'a, 'ctx> KernelCx<'a, 'ctx> {
         }
     }
 
-    fn current_block(&self) -> CgResult<inkwell::basic_block::BasicBlock<'ctx>> {
+    pub(crate) fn current_block(&self) -> CgResult<inkwell::basic_block::BasicBlock<'ctx>> {
         self.b
             .get_insert_block()
             .ok_or_else(|| crate::CodegenError::Llvm("builder is not positioned".into()))
@@ -229,7 +229,10 @@ mod tests {
                 arm32: false,
                 dotprod: false,
                 avx512vnni: false,
+                simd: crate::mmm::Simd::Scalar,
+                bare_metal: false,
             },
+            scratch: None,
         };
         let p = |k: u32| f.get_nth_param(k).expect("param");
         let (lo, hi) = (p(0).into_int_value(), p(1).into_int_value());

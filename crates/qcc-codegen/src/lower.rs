@@ -145,8 +145,9 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         // Operands with their static facts.
         let mut slots: Vec<(ValueId, bool)> = node.inputs().iter().map(|v| (*v, true)).collect();
         slots.push((ValueId::of(id), false));
+        let scratch = self.plan.scratch.contains_key(&id);
         let mut facts = vec![];
-        let mut sig = format!("{:?}|", node.op);
+        let mut sig = format!("{:?}|scratch={scratch}|", node.op);
         for (v, _) in &slots {
             let ty = g.value_type(*v).clone();
             let loc = self.location(*v)?;
@@ -169,7 +170,8 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         }
 
         let ptr = self.ctx.ptr_type(AddressSpace::default());
-        let params: Vec<BasicMetadataTypeEnum> = vec![ptr.into(); slots.len()];
+        let params: Vec<BasicMetadataTypeEnum> =
+            vec![ptr.into(); slots.len() + usize::from(scratch)];
         let fty = self.ctx.void_type().fn_type(&params, false);
         let name = format!("{}.n{}.{}", self.prefix, id.index(), node.op.name());
         let f = self
@@ -216,6 +218,21 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         let out = ins
             .pop()
             .ok_or_else(|| CodegenError::Llvm("missing output operand".into()))?;
+        let scratch_ptr = match scratch {
+            true => {
+                let k = slots.len() as u32;
+                let p = f
+                    .get_nth_param(k)
+                    .ok_or_else(|| CodegenError::Llvm("missing scratch parameter".into()))?
+                    .into_pointer_value();
+                p.set_name("scratch");
+                let pl = AttributeLoc::Param(k);
+                f.add_attribute(pl, attr(self.ctx, "noalias", 0));
+                f.add_attribute(pl, attr(self.ctx, "align", WORKSPACE_ALIGN as u64));
+                Some(p)
+            }
+            false => None,
+        };
 
         let b = self.ctx.create_builder();
         let entry = self.ctx.append_basic_block(f, "entry");
@@ -228,6 +245,7 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
             node_name: node.name.clone(),
             op_name: node.op.name(),
             target: self.facts,
+            scratch: scratch_ptr,
         };
         kernels::emit_node(&mut cx, node, &ins, &out)?;
         b.build_return(None)?;
@@ -375,6 +393,10 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
                 .chain(std::iter::once(&ValueId::of(id)))
             {
                 let loc = self.location(*v)?;
+                args.push(self.pointer(&b, loc, &io)?.into());
+            }
+            if let Some(&offset) = self.plan.scratch.get(&id) {
+                let loc = Location::Arena { offset };
                 args.push(self.pointer(&b, loc, &io)?.into());
             }
             b.build_call(callee, &args, "")?;

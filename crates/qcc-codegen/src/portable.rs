@@ -21,6 +21,10 @@ pub struct TargetFacts {
     /// x86 AVX512-VNNI `vpdpbusd` (the host's features, or explicit
     /// `--features +avx512vnni` with AVX512BW for a named CPU).
     pub avx512vnni: bool,
+    /// The widest float SIMD the target has (picks the GEMM microkernels).
+    pub simd: crate::mmm::Simd,
+    /// No operating system (Cortex-M): RAM is scarce, so no GEMM scratch.
+    pub bare_metal: bool,
 }
 
 impl TargetFacts {

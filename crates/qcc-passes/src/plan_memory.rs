@@ -35,6 +35,8 @@ pub struct MemoryPlan {
     pub locations: HashMap<ValueId, Location>,
     /// Nodes in execution order.
     pub order: Vec<NodeId>,
+    /// Workspace offset of each node's private scratch (only nodes that asked for some).
+    pub scratch: HashMap<NodeId, usize>,
 }
 
 impl MemoryPlan {
@@ -50,6 +52,23 @@ pub fn is_alias(g: &Graph, node: NodeId) -> bool {
 
 /// Computes the plan.
 pub fn plan(g: &Graph) -> Result<MemoryPlan, IrError> {
+    plan_with_scratch(g, &|_| 0)
+}
+
+/// What the arena holds: a value's storage, or a node's scratch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Item {
+    Value(ValueId),
+    Scratch(NodeId),
+}
+
+/// Computes the plan, giving each node the `scratch(node)` bytes of
+/// workspace it asks for, alive only while that node runs (a kernel's
+/// packing buffers). The header's workspace size includes them.
+pub fn plan_with_scratch(
+    g: &Graph,
+    scratch: &dyn Fn(NodeId) -> usize,
+) -> Result<MemoryPlan, IrError> {
     let order = g.topo_order()?;
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
 
@@ -101,9 +120,16 @@ pub fn plan(g: &Graph) -> Result<MemoryPlan, IrError> {
             Some(l) => {
                 locations.insert(r, l);
             }
-            None => arena_vals.push((r, start, end, g.value_type(r).byte_size())),
+            None => arena_vals.push((Item::Value(r), start, end, g.value_type(r).byte_size())),
         }
     }
+    for &id in &order {
+        let bytes = scratch(id);
+        if bytes > 0 {
+            arena_vals.push((Item::Scratch(id), pos[&id], pos[&id], bytes));
+        }
+    }
+    let mut scratch_at = HashMap::new();
 
     // Greedy placement, largest first (ties by definition order): lowest aligned
     // offset that does not overlap any already-placed value alive at the same time.
@@ -126,7 +152,14 @@ pub fn plan(g: &Graph) -> Result<MemoryPlan, IrError> {
         }
         placed.push((start, end, offset, size));
         total = total.max(offset + size);
-        locations.insert(r, Location::Arena { offset });
+        match r {
+            Item::Value(v) => {
+                locations.insert(v, Location::Arena { offset });
+            }
+            Item::Scratch(n) => {
+                scratch_at.insert(n, offset);
+            }
+        }
     }
 
     for (v, r) in &root {
@@ -137,5 +170,6 @@ pub fn plan(g: &Graph) -> Result<MemoryPlan, IrError> {
         workspace_size: total.next_multiple_of(WORKSPACE_ALIGN),
         locations,
         order,
+        scratch: scratch_at,
     })
 }

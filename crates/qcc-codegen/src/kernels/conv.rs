@@ -942,6 +942,18 @@ pub fn emit<'ctx>(
             return Err(cx.unsupported(format!("bias {} does not match the output", b.ty)));
         }
     }
+    // Constant weights (and bias): the GEMM microkernels, when the plan
+    // applies and the memory plan gave the scratch it needs.
+    let wk = w.konst.and_then(|t| t.as_f32());
+    let bk = bias.map(|b| b.konst.and_then(|t| t.as_f32()));
+    if let (Some(wv), false) = (wk, matches!(bk, Some(None))) {
+        let consts = (true, true);
+        if let Some(g) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
+            if g.scratch_bytes() == 0 || cx.scratch.is_some() {
+                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), out);
+            }
+        }
+    }
     // A constant all-zero bias is no bias.
     let bias = bias.filter(|b| {
         b.konst

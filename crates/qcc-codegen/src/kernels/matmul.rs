@@ -13,6 +13,7 @@ use super::conv::{const_f32_table, VecTile, VF};
 use super::expect_inputs;
 use super::reduce::fadd_reassoc;
 use crate::cx::{CgResult, KernelCx, Operand};
+use crate::mmm::gemm::ConstB;
 use inkwell::values::{FloatValue, IntValue, PointerValue, VectorValue};
 use qcc_ir::{broadcast_shapes, broadcast_strides, DType, Node, Op};
 
@@ -199,6 +200,9 @@ fn emit_gemm<'ctx>(
             a.ty, b.ty, out.ty
         )));
     }
+    if let Some(g) = const_b_gemm(cx, (alpha, beta, trans_a, trans_b), b, c, (m, n, k))? {
+        return g.emit(cx, a.ptr, k, out.ptr, f32::NEG_INFINITY, f32::INFINITY);
+    }
     let zero = cx.i64(0);
     let am = if trans_a {
         Mat {
@@ -329,6 +333,16 @@ fn emit_matmul<'ctx>(
             .map(|s| (s * f) as i64)
             .collect()
     };
+    if batch.is_empty() {
+        if let Some(v) = b
+            .konst
+            .and_then(|t| t.as_f32())
+            .filter(|v| v.len() == k * n)
+        {
+            let g = ConstB::new(cx, cx.target.simd, (m, n, k), v, (n, 1), 1.0, None);
+            return g.emit(cx, a.ptr, k, out.ptr, f32::NEG_INFINITY, f32::INFINITY);
+        }
+    }
     let (ast, bst, ost) = (scaled(ab, m * k), scaled(bb, k * n), scaled(&batch, m * n));
     let tile = tile_for(cx, n)?;
     cx.for_nest(&batch, |cx, ivs| {
@@ -347,4 +361,50 @@ fn emit_matmul<'ctx>(
         let oo = cx.dot(ivs, &ost, 0)?;
         emit_mm(cx, am, bm, out.ptr, oo, (m, n, k), tile.as_ref())
     })
+}
+
+/// Gemm on the microkernels: a constant B, A not transposed, and C absent
+/// or a constant that broadcasts along rows (`[N]`, `[1, N]` or a scalar),
+/// so that `alpha` folds into the packed B and `beta · C` into the bias.
+fn const_b_gemm<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    (alpha, beta, trans_a, trans_b): (f32, f32, bool, bool),
+    b: &Operand<'_, 'ctx>,
+    c: Option<&Operand<'_, 'ctx>>,
+    (m, n, k): (usize, usize, usize),
+) -> CgResult<Option<ConstB<'ctx>>> {
+    let Some(bv) = b
+        .konst
+        .and_then(|t| t.as_f32())
+        .filter(|v| v.len() == k * n)
+    else {
+        return Ok(None);
+    };
+    if trans_a || !alpha.is_finite() || c.is_some_and(|c| c.dtype() != DType::F32) {
+        return Ok(None);
+    }
+    let bias: Option<Vec<f32>> = match c.filter(|_| beta != 0.0) {
+        None => None,
+        Some(c) => {
+            let Some(cv) = c.konst.and_then(|t| t.as_f32()) else {
+                return Ok(None);
+            };
+            let row_bcast = c.shape().iter().rev().skip(1).all(|&d| d == 1) && c.rank() <= 2;
+            match cv.len() {
+                1 if row_bcast => Some(vec![beta * cv[0]; n]),
+                l if l == n && row_bcast => Some(cv.iter().map(|v| beta * v).collect()),
+                _ => return Ok(None),
+            }
+        }
+    };
+    let rc = if trans_b { (1, k) } else { (n, 1) };
+    Ok(Some(ConstB::new(
+        cx,
+        cx.target.simd,
+        (m, n, k),
+        bv,
+        rc,
+        alpha,
+        bias.as_deref(),
+    )))
 }

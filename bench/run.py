@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""qcc's speed benchmark: one command, writes bench/RESULTS.md and bench/results.svg.
+
+    bash bench/run.sh [--rounds 5] [--per 5] [--only name,...]
+
+For every model of bench/models.py, side by side on one thread, rounds
+alternated: qcc f32, qcc int8 (`--quantize int8`, 16 calibration samples),
+ONNX Runtime fp32 and ONNX Runtime int8 (QDQ from `quantize_static` on the
+same samples). Each round runs every variant `--per` times after warm-up;
+the table gives the median and min-max over all rounds and the ratios.
+Register-only probes (bench/probes.c) give this machine's ceilings.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(ROOT, "target", "bench")
+QCC = os.path.join(ROOT, "target", "release", "qcc")
+
+MACS = {  # multiply-accumulates of the single-layer models
+    "conv3x3_64_56": 64 * 64 * 9 * 56 * 56,
+    "conv3x3s2_64_128_56": 64 * 128 * 9 * 28 * 28,
+    "conv3x3_256_14": 256 * 256 * 9 * 14 * 14,
+    "conv1x1_64_256_56": 64 * 256 * 56 * 56,
+    "conv7x7s2_3_64_224": 3 * 64 * 49 * 112 * 112,
+    "dw3x3_144_56": 144 * 9 * 56 * 56,
+    "matmul_64x512x512": 64 * 512 * 512,
+    "matmul_256x512x512": 256 * 512 * 512,
+}
+
+
+def cpu_info():
+    model, flags = platform.processor(), []
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and model in ("", platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                break
+    except OSError:
+        pass
+    return model, flags
+
+
+def probes(flags):
+    defs = []
+    if "fma" in flags and "avx2" in flags:
+        defs += ["-DP_FMA_YMM", "-DP_MADDUBS_YMM"]
+    if "avx512f" in flags:
+        defs += ["-DP_FMA_ZMM"]
+    if "avx_vnni" in flags or "avx512_vnni" in flags:
+        defs += ["-DP_VNNI_YMM"]
+    if "avx512_vnni" in flags:
+        defs += ["-DP_VNNI_ZMM"]
+    if not defs:
+        return {}
+    exe = os.path.join(WORK, "probes")
+    subprocess.run(["cc", "-O2", "-march=native", *defs, os.path.join(HERE, "probes.c"), "-o", exe], check=True)
+    out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+    return {l.split()[0]: float(l.split()[1]) for l in out.splitlines()}
+
+
+def compile_qcc(name, d, int8):
+    tag = "i8" if int8 else "f32"
+    o = os.path.join(d, f"m_{tag}.o")
+    h = os.path.join(d, "m.h")
+    cmd = [QCC, os.path.join(d, "model.onnx"), "-o", o, "--name", "m", "--header", h]
+    if int8:
+        cmd += ["--quantize", "int8", "--calibration-data", os.path.join(d, "calib.npy")]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.time() - t0
+    if r.returncode != 0:
+        print(f"bench: qcc {tag} failed on {name}: {r.stderr.strip()}", file=sys.stderr)
+        return None, dt
+    exe = os.path.join(d, f"h_{tag}")
+    subprocess.run(["cc", "-O2", "-I", d, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)
+    return exe, dt
+
+
+def ort_sessions(d):
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    calib = np.load(os.path.join(d, "calib.npy"))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": c} for c in calib])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q = os.path.join(d, "model_qdq.onnx")
+    if not os.path.exists(q):
+        quantize_static(
+            os.path.join(d, "model.onnx"), q, Reader(), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+        )
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    f32 = ort.InferenceSession(os.path.join(d, "model.onnx"), so, providers=["CPUExecutionProvider"])
+    i8 = ort.InferenceSession(q, so, providers=["CPUExecutionProvider"])
+    return f32, i8, {"x": calib[0]}
+
+
+def time_ort(sess, feed, n):
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        sess.run(None, feed)
+        out.append(time.perf_counter_ns() - t0)
+    return out
+
+
+def time_exe(exe, n):
+    r = subprocess.run([exe, str(n)], check=True, capture_output=True, text=True)
+    return [float(x) for x in r.stdout.split()]
+
+
+def fmt(ts):
+    ms = [t / 1e6 for t in ts]
+    return f"{statistics.median(ms):.3f} ({min(ms):.3f}-{max(ms):.3f})"
+
+
+def svg(rows, path):
+    """A bar chart: each model's median latency relative to ONNX Runtime fp32."""
+    variants = ["qcc f32", "qcc int8", "ORT fp32", "ORT int8"]
+    colors = ["#1f77b4", "#2ca02c", "#aaaaaa", "#666666"]
+    bw, gap, h = 10, 18, 220
+    width = 160 + len(rows) * (4 * bw + gap)
+    vmax = max([r[v] / r["ORT fp32"] for r in rows for v in variants if r.get(v)] + [1.0])
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h + 140}" font-family="sans-serif" font-size="10">']
+    s.append(f'<text x="10" y="14">median latency / ONNX Runtime fp32 (lower is better)</text>')
+    y0 = h + 20
+    one = y0 - h / vmax
+    s.append(f'<line x1="40" y1="{one:.1f}" x2="{width}" y2="{one:.1f}" stroke="red" stroke-dasharray="4"/>')
+    for i, r in enumerate(rows):
+        x = 50 + i * (4 * bw + gap)
+        for j, v in enumerate(variants):
+            if not r.get(v):
+                continue
+            val = r[v] / r["ORT fp32"]
+            bh = h * val / vmax
+            s.append(f'<rect x="{x + j * bw}" y="{y0 - bh:.1f}" width="{bw - 1}" height="{bh:.1f}" fill="{colors[j]}"/>')
+        s.append(f'<text transform="translate({x + 2 * bw},{y0 + 8}) rotate(60)">{r["name"]}</text>')
+    for j, v in enumerate(variants):
+        s.append(f'<rect x="{width - 110}" y="{30 + 14 * j}" width="10" height="10" fill="{colors[j]}"/>')
+        s.append(f'<text x="{width - 95}" y="{39 + 14 * j}">{v}</text>')
+    s.append("</svg>")
+    open(path, "w").write("\n".join(s))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per", type=int, default=5)
+    ap.add_argument("--only")
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    args = ap.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    mdir = os.path.join(WORK, "models")
+    gen = [sys.executable, os.path.join(HERE, "models.py"), mdir]
+    if args.only:
+        gen += ["--only", args.only]
+    subprocess.run(gen, check=True)
+    sys.path.insert(0, HERE)
+    import models
+
+    names = [n for n in models.MODELS if not args.only or n in args.only.split(",")]
+    model, flags = cpu_info()
+    ceil = probes(flags)
+    rows, compile_times = [], {}
+    for name in names:
+        d = os.path.join(mdir, name)
+        print(f"bench: {name}", file=sys.stderr)
+        ef, tf = compile_qcc(name, d, False)
+        ei, ti = compile_qcc(name, d, True)
+        compile_times[name] = (tf, ti)
+        sf, si, feed = ort_sessions(d)
+        time_ort(sf, feed, 3)
+        time_ort(si, feed, 3)
+        t = {"qcc f32": [], "qcc int8": [], "ORT fp32": [], "ORT int8": []}
+        for _ in range(args.rounds):
+            if ef:
+                t["qcc f32"] += time_exe(ef, args.per)
+            if ei:
+                t["qcc int8"] += time_exe(ei, args.per)
+            t["ORT fp32"] += time_ort(sf, feed, args.per)
+            t["ORT int8"] += time_ort(si, feed, args.per)
+        row = {"name": name, "t": t}
+        for k, v in t.items():
+            row[k] = statistics.median(v) if v else None
+        rows.append(row)
+
+    L = ["# qcc benchmark results", ""]
+    L.append(f"Written by `bash bench/run.sh` on {time.strftime('%Y-%m-%d')}. CPU: **{model}**, one thread.")
+    keep = [f for f in flags if any(k in f for k in ("avx", "fma", "vnni", "sse4", "amx", "popcnt"))]
+    L.append(f"Flags: `{' '.join(keep)}`.")
+    L.append(f"{args.rounds} rounds × {args.per} runs per variant after warm-up, rounds alternated; times in ms, median (min-max).")
+    L.append("")
+    L.append("| model | qcc f32 | qcc int8 | ORT fp32 | ORT int8 | qcc f32 / ORT fp32 | qcc int8 / ORT int8 | qcc int8 / ORT fp32 |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "-"
+    for r in rows:
+        t = r["t"]
+        cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc f32", "qcc int8", "ORT fp32", "ORT int8")]
+        L.append(
+            f"| {r['name']} | " + " | ".join(cells) + f" | {ratio(r['qcc f32'], r['ORT fp32'])} | "
+            f"{ratio(r['qcc int8'], r['ORT int8'])} | {ratio(r['qcc int8'], r['ORT fp32'])} |"
+        )
+    L.append("")
+    L.append("## Throughput of the single layers (GMAC/s, from the medians)")
+    L.append("")
+    L.append("| layer | qcc f32 | ORT fp32 | qcc int8 | ORT int8 |")
+    L.append("|---|---|---|---|---|")
+    for r in rows:
+        macs = MACS.get(r["name"])
+        if not macs:
+            continue
+        g = lambda k: f"{macs / r[k]:.1f}" if r.get(k) else "-"
+        L.append(f"| {r['name']} | {g('qcc f32')} | {g('ORT fp32')} | {g('qcc int8')} | {g('ORT int8')} |")
+    L.append("")
+    L.append("## This machine's ceilings (register-only probes, bench/probes.c, GMAC/s)")
+    L.append("")
+    L.append("| probe | GMAC/s |")
+    L.append("|---|---|")
+    for k, v in ceil.items():
+        L.append(f"| {k} | {v:.1f} |")
+    L.append("")
+    L.append("## qcc compile time (s)")
+    L.append("")
+    L.append("| model | f32 | int8 (16 samples) |")
+    L.append("|---|---|---|")
+    for n, (a, b) in compile_times.items():
+        L.append(f"| {n} | {a:.2f} | {b:.2f} |")
+    L.append("")
+    L.append("![latency relative to ONNX Runtime fp32](results.svg)")
+    open(args.out, "w").write("\n".join(L) + "\n")
+    svg(rows, os.path.join(os.path.dirname(args.out), "results.svg"))
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()

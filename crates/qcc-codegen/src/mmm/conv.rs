@@ -1,0 +1,430 @@
+//! Convolution (1-D and 2-D, NCHW, groups) as GEMM on the microkernels.
+//!
+//! Per image and group, the output plane `[M = OC/g][N = OH·OW]` is
+//! `W[M][K] × X̂[K][N]` with `K = C/g · KH · KW`. The weights are packed at
+//! compile time (`pack::pack_a`). `X̂` is the input itself for a 1×1,
+//! unit-stride, unpadded convolution (`direct`: no copy at all); otherwise
+//! each `KC × NC` block of it (whole input channels × whole output rows) is
+//! written by an im2col into the node's workspace scratch, sized so the
+//! block stays in L2 while every `MR`-row panel of weights streams over it.
+//! Shapes are static, so the blocks split into full ones (a loop) and one
+//! tail (emitted once with its own constant sizes): every size the code
+//! sees is a constant.
+
+use super::pack::{pack_a, pad_bias};
+use super::ukernel::{ALayout, F32Ukr, ACCUMULATE};
+use super::{div_ceil, Simd};
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::kernels::conv::{const_f32_table, valid_range};
+use inkwell::values::{BasicMetadataValueEnum, IntValue, PointerValue};
+use inkwell::IntPredicate;
+use qcc_ir::ConvAttrs;
+
+/// The GEMM view of one convolution, with its blocking.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvGemm {
+    pub batch: usize,
+    pub groups: usize,
+    /// Output channels per group (GEMM M).
+    pub m: usize,
+    /// Input channels per group.
+    pub cg: usize,
+    /// Input spatial extents (H = 1 for 1-D).
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub dil: (usize, usize),
+    pub pad: (usize, usize),
+    /// 1×1, unit stride, no padding: the input is X̂.
+    pub direct: bool,
+    /// Input channels per K block.
+    pub c_block: usize,
+    /// Output positions per N block (direct) or output rows per block (im2col).
+    pub n_block: usize,
+    /// Row stride of the scratch block, in floats.
+    pub ldb: usize,
+    pub ukr: F32Ukr,
+}
+
+impl ConvGemm {
+    /// The plan for a convolution, or `None` when the microkernel path does
+    /// not apply (transposed, depthwise-like groups, rank > 2, or scratch on
+    /// a bare-metal target).
+    pub fn new(
+        a: &ConvAttrs,
+        x: &[usize],
+        wsh: &[usize],
+        out: &[usize],
+        simd: Simd,
+        bare_metal: bool,
+    ) -> Option<ConvGemm> {
+        let r = x.len().checked_sub(2)?;
+        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
+            return None;
+        }
+        let g = a.group.max(1);
+        let (batch, c, oc) = (x[0], x[1], out[1]);
+        if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
+            return None;
+        }
+        let m = oc / g;
+        if m < 4 {
+            return None;
+        }
+        let two = |v: &[usize], d: usize| -> (usize, usize) {
+            if r == 1 {
+                (d, v[0])
+            } else {
+                (v[0], v[1])
+            }
+        };
+        let (h, w) = two(&x[2..], 1);
+        let (oh, ow) = two(&out[2..], 1);
+        let (kh, kw) = two(&wsh[2..], 1);
+        let stride = two(&a.strides, 1);
+        let dil = two(&a.dilations, 1);
+        let pad = two(&a.pads[..r], 0);
+        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
+            return None;
+        }
+        let direct = kh * kw == 1
+            && stride == (1, 1)
+            && a.pads.iter().all(|&p| p == 0)
+            && (oh, ow) == (h, w);
+        if !direct && bare_metal {
+            return None;
+        }
+        let cg = c / g;
+        let ukr = F32Ukr::for_target(simd, ALayout::Packed, m);
+        let taps = kh * kw;
+        // K block: whole input channels, at most ~1024 rows, split evenly.
+        let blocks = div_ceil(cg * taps, 1024);
+        let c_block = div_ceil(cg, blocks);
+        let kc = c_block * taps;
+        let cols = simd.l2_budget() / (4 * kc);
+        let (n_block, ldb) = if direct {
+            let nb = (cols / ukr.nr).max(1) * ukr.nr;
+            (nb.min(oh * ow), 0)
+        } else {
+            let rows = (cols / ow.max(1)).clamp(1, oh.max(1));
+            (rows, (rows * ow).next_multiple_of(16))
+        };
+        Some(ConvGemm {
+            batch,
+            groups: g,
+            m,
+            cg,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+            direct,
+            c_block,
+            n_block,
+            ldb,
+            ukr,
+        })
+    }
+
+    /// Workspace scratch the node needs, in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        if self.direct {
+            0
+        } else {
+            self.c_block * self.kh * self.kw * self.ldb * 4
+        }
+    }
+
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+}
+
+/// Emits the convolution; `w` must be a constant, `bias` a constant or absent.
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &ConvGemm,
+    x: &Operand<'_, 'ctx>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let u = p.ukr;
+    let (m, k, mr) = (p.m, p.k(), u.mr);
+    let panels = div_ceil(m, mr);
+    // Packed weights and padded bias of every group, one table each.
+    let mut wp = Vec::with_capacity(p.groups * panels * k * mr);
+    let mut bp = Vec::with_capacity(p.groups * panels * mr);
+    for g in 0..p.groups {
+        wp.extend(pack_a(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
+        bp.extend(pad_bias(bias.map(|b| &b[g * m..(g + 1) * m]), m, mr));
+    }
+    let wt = const_f32_table(cx, "mmm.w", &wp);
+    let bt = const_f32_table(cx, "mmm.bias", &bp);
+    let f = u.function(cx)?;
+    let scratch = if p.direct {
+        None
+    } else {
+        Some(
+            cx.scratch
+                .ok_or_else(|| cx.unsupported("no scratch for the im2col"))?,
+        )
+    };
+    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+    let c_all = (p.cg * p.groups) as i64;
+    let oc_all = (m * p.groups) as i64;
+    cx.for_range(0, p.batch as i64, |cx, bi| {
+        cx.for_range(0, p.groups as i64, |cx, g| {
+            let xg = cx.gep_f32(
+                x.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, c_all)?, cx.mul_c(g, p.cg as i64)?)?, hw)?,
+            )?;
+            let og = cx.gep_f32(
+                out.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
+            )?;
+            let wg = cx.gep_f32(wt, cx.mul_c(g, (panels * k * mr) as i64)?)?;
+            let bg = cx.gep_f32(bt, cx.mul_c(g, (panels * mr) as i64)?)?;
+            let gx = Group {
+                p,
+                f,
+                xg,
+                og,
+                wg,
+                bg,
+                scratch,
+            };
+            // N blocks: full ones in a loop, then the tail.
+            let total = if p.direct { ohw as usize } else { p.oh };
+            let nb = p.n_block;
+            let full = total / nb;
+            cx.for_range(0, full as i64, |cx, t| {
+                let n0 = cx.mul_c(t, nb as i64)?;
+                gx.n_block(cx, n0, nb)
+            })?;
+            if total % nb > 0 {
+                gx.n_block(cx, cx.i64((full * nb) as i64), total % nb)?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// One group of one image.
+struct Group<'p, 'ctx> {
+    p: &'p ConvGemm,
+    f: inkwell::values::FunctionValue<'ctx>,
+    xg: PointerValue<'ctx>,
+    og: PointerValue<'ctx>,
+    wg: PointerValue<'ctx>,
+    bg: PointerValue<'ctx>,
+    scratch: Option<PointerValue<'ctx>>,
+}
+
+impl<'ctx> Group<'_, 'ctx> {
+    /// N block starting at `n0` (a position when direct, an output row
+    /// otherwise) of `len` positions / rows; loops over K blocks.
+    fn n_block(&self, cx: &mut KernelCx<'_, 'ctx>, n0: IntValue<'ctx>, len: usize) -> CgResult<()> {
+        let p = self.p;
+        let cb = p.c_block;
+        let full = p.cg / cb;
+        cx.for_range(0, full as i64, |cx, t| {
+            let c0 = cx.mul_c(t, cb as i64)?;
+            self.k_block(cx, n0, len, c0, cb)
+        })?;
+        if !p.cg.is_multiple_of(cb) {
+            self.k_block(cx, n0, len, cx.i64((full * cb) as i64), p.cg % cb)?;
+        }
+        Ok(())
+    }
+
+    fn k_block(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        n0: IntValue<'ctx>,
+        len: usize,
+        c0: IntValue<'ctx>,
+        cw: usize,
+    ) -> CgResult<()> {
+        let p = self.p;
+        let u = p.ukr;
+        let taps = p.kh * p.kw;
+        let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+        let kc0 = cx.mul_c(c0, taps as i64)?;
+        // B for this block: the input rows themselves, or the im2col in scratch.
+        let (bptr, ldb, ncols, col0) = match self.scratch {
+            None => (
+                cx.gep_f32(self.xg, cx.add(cx.mul_c(c0, hw)?, n0)?)?,
+                hw,
+                len,
+                n0,
+            ),
+            Some(s) => {
+                self.im2col(cx, s, n0, len, c0, cw)?;
+                (s, p.ldb as i64, len * p.ow, cx.mul_c(n0, p.ow as i64)?)
+            }
+        };
+        // flags: accumulate into C after the first K block.
+        let first = cx.icmp(IntPredicate::EQ, c0, cx.i64(0))?;
+        let flags =
+            cx.b.build_select(first, cx.i32(0), cx.i32(ACCUMULATE as i32), "")?
+                .into_int_value();
+        let (mr, nr) = (u.mr, u.nr);
+        let panels = div_ceil(p.m, mr);
+        let kc = (cw * taps) as i64;
+        let k_all = (p.cg * taps) as i64;
+        let lo = cx.f32(f32::NEG_INFINITY);
+        let hi = cx.f32(f32::INFINITY);
+        let call = |cx: &mut KernelCx<'_, 'ctx>,
+                    mb: IntValue<'ctx>,
+                    mrv: usize,
+                    np: IntValue<'ctx>,
+                    nrv: usize|
+         -> CgResult<()> {
+            let a = cx.gep_f32(
+                self.wg,
+                cx.mul_c(cx.add(cx.mul_c(mb, k_all)?, kc0)?, mr as i64)?,
+            )?;
+            let col = cx.mul_c(np, nr as i64)?;
+            let b = cx.gep_f32(bptr, col)?;
+            let crow = cx.mul_c(cx.mul_c(mb, mr as i64)?, ohw)?;
+            let c = cx.gep_f32(self.og, cx.add(crow, cx.add(col0, col)?)?)?;
+            let bias = cx.gep_f32(self.bg, cx.mul_c(mb, mr as i64)?)?;
+            let args: Vec<BasicMetadataValueEnum> = vec![
+                cx.i64(kc).into(),
+                a.into(),
+                cx.i64(0).into(),
+                b.into(),
+                cx.i64(ldb).into(),
+                c.into(),
+                cx.i64(ohw).into(),
+                bias.into(),
+                cx.i64(mrv as i64).into(),
+                cx.i64(nrv as i64).into(),
+                flags.into(),
+                lo.into(),
+                hi.into(),
+            ];
+            cx.b.build_call(self.f, &args, "")?;
+            Ok(())
+        };
+        let row_panels = |cx: &mut KernelCx<'_, 'ctx>, mb: IntValue<'ctx>, mrv: usize| {
+            let fullp = ncols / nr;
+            cx.for_range(0, fullp as i64, |cx, np| call(cx, mb, mrv, np, nr))?;
+            if ncols % nr > 0 {
+                call(cx, mb, mrv, cx.i64(fullp as i64), ncols % nr)?;
+            }
+            Ok(())
+        };
+        let full_m = p.m / mr;
+        cx.for_range(0, full_m as i64, |cx, mb| row_panels(cx, mb, mr))?;
+        if panels > full_m {
+            row_panels(cx, cx.i64(full_m as i64), p.m % mr)?;
+        }
+        Ok(())
+    }
+
+    /// Writes X̂ rows `[c0·taps, (c0+cw)·taps)` × output rows `[r0, r0+rows)`
+    /// into `s` (row stride `ldb`), zeros where the window is in the padding.
+    fn im2col(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        s: PointerValue<'ctx>,
+        r0: IntValue<'ctx>,
+        rows: usize,
+        c0: IntValue<'ctx>,
+        cw: usize,
+    ) -> CgResult<()> {
+        let p = self.p;
+        let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
+        let (dh, dw) = (p.dil.0 as i64, p.dil.1 as i64);
+        let (ph, pw) = (p.pad.0 as i64, p.pad.1 as i64);
+        let (h, w, ow) = (p.h as i64, p.w as i64, p.ow as i64);
+        let hw = h * w;
+        let ldb = p.ldb as i64;
+        cx.for_range(0, cw as i64, |cx, cl| {
+            let xc = cx.gep_f32(self.xg, cx.mul_c(cx.add(c0, cl)?, hw)?)?;
+            cx.for_range(0, p.kh as i64, |cx, ki| {
+                for kj in 0..p.kw as i64 {
+                    // Row of X̂ within the block, and its valid output columns.
+                    let krow = cx.add_c(
+                        cx.mul_c(cx.add(cx.mul_c(cl, p.kh as i64)?, ki)?, p.kw as i64)?,
+                        kj,
+                    )?;
+                    let dst_row = cx.gep_f32(s, cx.mul_c(krow, ldb)?)?;
+                    let shift = kj * dw - pw;
+                    let (lo, hi) = valid_range(shift, sw, ow, w);
+                    cx.for_range(0, rows as i64, |cx, r| {
+                        let oh = cx.add(r0, r)?;
+                        let ih = cx.add(cx.mul_c(oh, sh)?, cx.add_c(cx.mul_c(ki, dh)?, -ph)?)?;
+                        let dst = cx.gep_f32(dst_row, cx.mul_c(r, ow)?)?;
+                        let ge = cx.icmp(IntPredicate::SGE, ih, cx.i64(0))?;
+                        let lt = cx.icmp(IntPredicate::SLT, ih, cx.i64(h))?;
+                        let inside = cx.b.build_and(ge, lt, "")?;
+                        if_else(
+                            cx,
+                            inside,
+                            |cx| {
+                                let src = cx.gep_f32(xc, cx.mul_c(ih, w)?)?;
+                                zero(cx, dst, 0, lo)?;
+                                cx.for_range(lo, hi, |cx, o| {
+                                    let v = cx.load_f32(src, cx.add_c(cx.mul_c(o, sw)?, shift)?)?;
+                                    cx.store_f32(dst, o, v)
+                                })?;
+                                zero(cx, dst, hi, ow)
+                            },
+                            |cx| zero(cx, dst, 0, ow),
+                        )
+                    })?;
+                }
+                Ok(())
+            })
+        })
+    }
+}
+
+/// `dst[lo..hi] = 0`.
+fn zero<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    dst: PointerValue<'ctx>,
+    lo: i64,
+    hi: i64,
+) -> CgResult<()> {
+    if hi <= lo {
+        return Ok(());
+    }
+    let p = cx.gep_f32(dst, cx.i64(lo))?;
+    cx.memset(p, 4, 0, ((hi - lo) * 4) as u64)
+}
+
+/// `if c { then } else { other }`.
+pub(crate) fn if_else<'a, 'ctx>(
+    cx: &mut KernelCx<'a, 'ctx>,
+    c: IntValue<'ctx>,
+    then: impl FnOnce(&mut KernelCx<'a, 'ctx>) -> CgResult<()>,
+    other: impl FnOnce(&mut KernelCx<'a, 'ctx>) -> CgResult<()>,
+) -> CgResult<()> {
+    let (bt, be, bj) = (
+        cx.ctx.append_basic_block(cx.func, "then"),
+        cx.ctx.append_basic_block(cx.func, "else"),
+        cx.ctx.append_basic_block(cx.func, "endif"),
+    );
+    cx.b.build_conditional_branch(c, bt, be)?;
+    cx.b.position_at_end(bt);
+    then(cx)?;
+    cx.b.build_unconditional_branch(bj)?;
+    cx.b.position_at_end(be);
+    other(cx)?;
+    cx.b.build_unconditional_branch(bj)?;
+    cx.b.position_at_end(bj);
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `C[M][N] = A[M][K] × B[K][N] (+ bias[N])` with a constant B (Gemm and
+//! MatMul against weights) on the microkernels.
+//!
+//! A is the run-time operand, read in place (strided rows, broadcast); B is
+//! packed at compile time into `[N/NR][K][NR]` column panels (transposed and
+//! scaled by `alpha` on the way), so each k step of the microkernel reads
+//! `NR` contiguous floats. The bias per column (Gemm's `beta · C` when C is
+//! a constant `[N]` or `[1, N]`) is padded beside the panels and becomes the
+//! microkernel's initial accumulator.
+
+use super::div_ceil;
+use super::ukernel::{ALayout, F32Ukr, BIAS_COLS};
+use super::Simd;
+use crate::cx::{CgResult, KernelCx};
+use crate::kernels::conv::const_f32_table;
+use inkwell::values::{BasicMetadataValueEnum, IntValue, PointerValue};
+
+/// Packs B (element `(kk, j)` at `b[kk * rs + j * cs]`, `k × n`) into
+/// column panels `[ceil(n/nr)][k][nr]`, scaled by `alpha`, zero-padded.
+pub fn pack_b(
+    b: &[f32],
+    k: usize,
+    n: usize,
+    rs: usize,
+    cs: usize,
+    nr: usize,
+    alpha: f32,
+) -> Vec<f32> {
+    let panels = div_ceil(n, nr);
+    let mut out = vec![0f32; panels * k * nr];
+    for p in 0..panels {
+        for kk in 0..k {
+            for l in 0..nr {
+                let j = p * nr + l;
+                if j < n {
+                    let v = b[kk * rs + j * cs];
+                    out[(p * k + kk) * nr + l] = if alpha == 1.0 { v } else { alpha * v };
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One `[M,K] @ [K,N]` product against a constant, packed B.
+pub struct ConstB<'ctx> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub ukr: F32Ukr,
+    /// Packed panels and the padded bias (zeros when none).
+    pub panels: PointerValue<'ctx>,
+    pub bias: PointerValue<'ctx>,
+}
+
+impl<'ctx> ConstB<'ctx> {
+    /// Packs B (see [`pack_b`]) and the bias for an `m`-row product.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cx: &KernelCx<'_, 'ctx>,
+        simd: Simd,
+        (m, n, k): (usize, usize, usize),
+        b: &[f32],
+        (rs, cs): (usize, usize),
+        alpha: f32,
+        bias: Option<&[f32]>,
+    ) -> ConstB<'ctx> {
+        let ukr = F32Ukr::for_target(simd, ALayout::Strided, m);
+        let packed = pack_b(b, k, n, rs, cs, ukr.nr, alpha);
+        let mut bp = vec![0f32; div_ceil(n, ukr.nr).max(1) * ukr.nr];
+        if let Some(v) = bias {
+            bp[..n].copy_from_slice(&v[..n]);
+        }
+        ConstB {
+            m,
+            n,
+            k,
+            ukr,
+            panels: const_f32_table(cx, "mmm.b", &packed),
+            bias: const_f32_table(cx, "mmm.bias", &bp),
+        }
+    }
+
+    /// `out[off + i*n + j] = Σ_k a[a_off + i*lda + k] · B(k, j) + bias[j]`.
+    pub fn emit(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        a: PointerValue<'ctx>,
+        lda: usize,
+        out: PointerValue<'ctx>,
+        lo: f32,
+        hi: f32,
+    ) -> CgResult<()> {
+        let u = self.ukr;
+        let f = u.function(cx)?;
+        let (m, n, k) = (self.m, self.n, self.k);
+        let (mr, nr) = (u.mr, u.nr);
+        let (lo, hi) = (cx.f32(lo), cx.f32(hi));
+        let call = |cx: &mut KernelCx<'_, 'ctx>,
+                    np: IntValue<'ctx>,
+                    nrv: usize,
+                    mb: IntValue<'ctx>,
+                    mrv: usize|
+         -> CgResult<()> {
+            let row = cx.mul_c(mb, mr as i64)?;
+            let ap = cx.gep_f32(a, cx.mul_c(row, lda as i64)?)?;
+            let bp = cx.gep_f32(self.panels, cx.mul_c(np, (k * nr) as i64)?)?;
+            let col = cx.mul_c(np, nr as i64)?;
+            let cp = cx.gep_f32(out, cx.add(cx.mul_c(row, n as i64)?, col)?)?;
+            let bias = cx.gep_f32(self.bias, col)?;
+            let args: Vec<BasicMetadataValueEnum> = vec![
+                cx.i64(k as i64).into(),
+                ap.into(),
+                cx.i64(lda as i64).into(),
+                bp.into(),
+                cx.i64(nr as i64).into(),
+                cp.into(),
+                cx.i64(n as i64).into(),
+                bias.into(),
+                cx.i64(mrv as i64).into(),
+                cx.i64(nrv as i64).into(),
+                cx.i32(BIAS_COLS as i32).into(),
+                lo.into(),
+                hi.into(),
+            ];
+            cx.b.build_call(f, &args, "")?;
+            Ok(())
+        };
+        // Column panels outside: one K × NR panel of B serves every row block.
+        let panel = |cx: &mut KernelCx<'_, 'ctx>, np: IntValue<'ctx>, nrv: usize| {
+            let full = m / mr;
+            cx.for_range(0, full as i64, |cx, mb| call(cx, np, nrv, mb, mr))?;
+            if m % mr > 0 {
+                call(cx, np, nrv, cx.i64(full as i64), m % mr)?;
+            }
+            Ok(())
+        };
+        let full = n / nr;
+        cx.for_range(0, full as i64, |cx, np| panel(cx, np, nr))?;
+        if n % nr > 0 {
+            panel(cx, cx.i64(full as i64), n % nr)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_b;
+
+    #[test]
+    fn column_panels() {
+        // B = [[1,2,3],[4,5,6]] (k=2, n=3), panels of 2 columns.
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let p = pack_b(&b, 2, 3, 3, 1, 2, 1.0);
+        assert_eq!(p, vec![1.0, 2.0, 4.0, 5.0, 3.0, 0.0, 6.0, 0.0]);
+        // B given transposed, scaled by 2.
+        let bt = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
+        let q = pack_b(&bt, 2, 3, 1, 2, 2, 2.0);
+        assert_eq!(q, p.iter().map(|v| v * 2.0).collect::<Vec<_>>());
+    }
+}

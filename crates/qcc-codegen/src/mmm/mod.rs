@@ -1,0 +1,170 @@
+//! The matrix-multiply layer every weighted kernel is built on (in the
+//! spirit of tract-linalg's `mmm`, XNNPACK's and MLAS's packed GEMMs).
+//!
+//! Three parts:
+//!
+//! * **Microkernels** (`ukernel.rs`): one LLVM function per (ISA, tile shape,
+//!   A layout), emitted at most once per object and called by every node
+//!   that needs it. A microkernel keeps an `MR × NR` tile of accumulators
+//!   in registers over the whole K range of one call, streaming one column
+//!   of A (broadcast) and one row of B (vector loads) per k, and ends with
+//!   the fused epilogue (bias per row, clamp).
+//! * **Packing** (`pack.rs`): weights are packed at compile time into the
+//!   panel order the microkernel reads (`[M/MR][K][MR]`, zero-padded), with
+//!   the bias padded beside them.
+//! * **Drivers** (`conv.rs`, `gemm.rs`): the loops around the microkernel,
+//!   with cache blocking (`KC × NC` blocks of B that stay in L2) chosen from
+//!   the static shapes, the im2col of a convolution block written into
+//!   planned workspace scratch, and edge tiles handled by masked loads and
+//!   stores inside the microkernel.
+//!
+//! The ISA and tile come from [`Simd`], which is decided once per target
+//! from its features: a microkernel never uses an instruction the CPU lacks.
+
+pub mod conv;
+pub mod gemm;
+pub mod pack;
+pub mod ukernel;
+
+use crate::target::{feature_on, TargetInfo};
+use crate::target_table::cap;
+
+/// The float SIMD level a target has (from its triple and features).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Simd {
+    /// No vector unit known (Cortex-M, ARMv7 without NEON): vectors of four
+    /// lanes that LLVM splits into scalar code.
+    Scalar,
+    /// x86-64 baseline SSE2 (4 lanes, no FMA).
+    Sse,
+    /// x86-64 AVX2 + FMA (8 lanes).
+    Avx2,
+    /// x86-64 AVX-512F (16 lanes, 32 registers).
+    Avx512,
+    /// AArch64 Advanced SIMD (4 lanes, 32 registers, `fmla`).
+    Neon64,
+    /// ARMv7 NEON (4 lanes, 16 quad registers).
+    Neon32,
+}
+
+impl Simd {
+    /// The SIMD level of a resolved target. x86 features are read from the
+    /// feature string (the host's, or `--features`), like the VNNI check.
+    pub fn of_target(triple: &str, info: &TargetInfo) -> Simd {
+        let f = &info.features;
+        if triple.starts_with("x86_64") {
+            if feature_on(f, "avx512f") {
+                Simd::Avx512
+            } else if feature_on(f, "avx2") && feature_on(f, "fma") {
+                Simd::Avx2
+            } else {
+                Simd::Sse
+            }
+        } else if triple.starts_with("aarch64") {
+            Simd::Neon64
+        } else if info.has(cap::NEON) || feature_on(f, "neon") {
+            Simd::Neon32
+        } else {
+            Simd::Scalar
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Scalar => "scalar",
+            Simd::Sse => "sse",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+            Simd::Neon64 => "neon64",
+            Simd::Neon32 => "neon32",
+        }
+    }
+
+    /// f32 lanes per vector register.
+    pub fn f32_lanes(self) -> usize {
+        match self {
+            Simd::Avx512 => 16,
+            Simd::Avx2 => 8,
+            _ => 4,
+        }
+    }
+
+    /// The f32 register tile `(MR, NR)`: accumulators take `MR · NR / lanes`
+    /// registers, leaving room for the B row and a broadcast A value.
+    pub fn f32_tile(self) -> (usize, usize) {
+        match self {
+            Simd::Avx512 => (8, 32),
+            Simd::Avx2 => (6, 16),
+            Simd::Neon64 => (8, 12),
+            Simd::Neon32 | Simd::Sse => (4, 8),
+            Simd::Scalar => (4, 4),
+        }
+    }
+
+    /// Bytes of the B block (`KC × NC` floats) the drivers keep in cache.
+    pub fn l2_budget(self) -> usize {
+        match self {
+            Simd::Scalar => 16 << 10,
+            Simd::Neon32 => 64 << 10,
+            Simd::Neon64 | Simd::Sse => 256 << 10,
+            _ => 512 << 10,
+        }
+    }
+}
+
+/// `ceil(a / b)`.
+pub(crate) fn div_ceil(a: usize, b: usize) -> usize {
+    a.div_ceil(b.max(1))
+}
+
+/// The convolution plan of `node` when it runs on the microkernels: a
+/// float Conv with constant weights and a constant bias (or none). The
+/// kernel (`kernels::conv`) and the memory plan both ask this one function.
+pub fn conv_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<conv::ConvGemm> {
+    let qcc_ir::Op::Conv(a) = &node.op else {
+        return None;
+    };
+    let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);
+    if !f32s || !consts.0 || !consts.1 {
+        return None;
+    }
+    conv::ConvGemm::new(
+        a,
+        &x.shape,
+        &w.shape,
+        &out.shape,
+        facts.simd,
+        facts.bare_metal,
+    )
+}
+
+/// Bytes of workspace scratch node `id`'s kernel needs (0 for most nodes).
+pub fn node_scratch(
+    g: &qcc_ir::Graph,
+    id: qcc_ir::NodeId,
+    facts: &crate::portable::TargetFacts,
+) -> usize {
+    let node = g.node(id);
+    let ins = node.inputs();
+    if ins.len() < 2 || node.outputs.len() != 1 {
+        return 0;
+    }
+    let w_const = g.const_value(ins[1]).is_some();
+    let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
+    conv_plan(
+        node,
+        g.value_type(ins[0]),
+        g.value_type(ins[1]),
+        &node.outputs[0],
+        (w_const, b_const),
+        facts,
+    )
+    .map_or(0, |p| p.scratch_bytes())
+}

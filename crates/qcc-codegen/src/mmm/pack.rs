@@ -1,0 +1,55 @@
+//! Compile-time packing of constant operands into the order the
+//! microkernels read.
+
+use super::div_ceil;
+
+/// Packs an `m × k` matrix (element `(i, kk)` at `src[i * rs + kk * cs]`)
+/// into panels of `mr` rows: `[ceil(m/mr)][k][mr]`, rows past `m` zero.
+/// Panel `p` starts at `p * k * mr`; inside it, step `kk` holds rows
+/// `p*mr .. p*mr + mr` at `kk * mr ..`.
+pub fn pack_a(src: &[f32], m: usize, k: usize, rs: usize, cs: usize, mr: usize) -> Vec<f32> {
+    let panels = div_ceil(m, mr);
+    let mut out = vec![0f32; panels * k * mr];
+    for p in 0..panels {
+        for kk in 0..k {
+            for r in 0..mr {
+                let i = p * mr + r;
+                if i < m {
+                    out[(p * k + kk) * mr + r] = src[i * rs + kk * cs];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `bias` (or zeros) padded with zeros to a multiple of `mr`.
+pub fn pad_bias(bias: Option<&[f32]>, m: usize, mr: usize) -> Vec<f32> {
+    let mut out = vec![0f32; div_ceil(m, mr).max(1) * mr];
+    if let Some(b) = bias {
+        out[..m].copy_from_slice(&b[..m]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panels_are_zero_padded() {
+        // 3 × 2 matrix, row-major.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let p = pack_a(&a, 3, 2, 2, 1, 2);
+        // panel 0: k0 -> rows 0,1; k1 -> rows 0,1; panel 1: row 2 and padding
+        assert_eq!(p, vec![1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0]);
+        // The same matrix given transposed (column-major source).
+        let t = [1.0, 3.0, 5.0, 2.0, 4.0, 6.0];
+        assert_eq!(pack_a(&t, 3, 2, 1, 3, 2), p);
+        assert_eq!(
+            pad_bias(Some(&[1.0, 2.0, 3.0]), 3, 2),
+            vec![1.0, 2.0, 3.0, 0.0]
+        );
+        assert_eq!(pad_bias(None, 3, 4), vec![0.0; 4]);
+    }
+}

@@ -1,0 +1,463 @@
+//! f32 GEMM microkernels, emitted once per object.
+//!
+//! ```c
+//! void qcc.mmm.f32.<isa>.<MR>x<NR>.<a>(
+//!     i64 k, const float *a, i64 lda, const float *b, i64 ldb,
+//!     float *c, i64 ldc, const float *bias, i64 mr_valid, i64 nr_valid,
+//!     i32 flags, float lo, float hi)
+//! ```
+//!
+//! computes, for `i < mr_valid`, `j < nr_valid`:
+//! `c[i*ldc + j] = clamp(init(i, j) + Σ_{kk<k} A(i, kk) · b[kk*ldb + j], lo, hi)`
+//! where `init` is `c[i*ldc + j]` when `flags & ACCUMULATE`, else `bias[j]`
+//! when `flags & BIAS_COLS`, else `bias[i]`.
+//! `A(i, kk)` is `a[kk*MR + i]` for packed A (`.p`) and `a[i*lda + kk]` for
+//! strided A (`.s`). `k ≥ 1`; `bias` holds `MR` (or `NR`) floats; rows of A past
+//! `mr_valid` are read from the last valid row (never out of bounds).
+//! The clamp is `x < lo ? lo : (x > hi ? hi : x)`, so `lo = -inf, hi = +inf`
+//! is the identity, NaN included.
+//!
+//! A full tile (`nr_valid == NR`) runs plain vector loads and stores; an
+//! edge tile the same loop with masked loads of B and masked stores of C.
+
+use super::Simd;
+use crate::cx::{CgResult, KernelCx};
+use crate::CodegenError;
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::module::Linkage;
+use inkwell::types::{BasicMetadataTypeEnum, VectorType};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValue, FunctionValue, IntValue, PointerValue, VectorValue,
+};
+use inkwell::{FloatPredicate, IntPredicate};
+
+/// `flags` bit: start from the current contents of C instead of the bias.
+pub const ACCUMULATE: u64 = 1;
+/// `flags` bit: the bias is per column (`NR` floats at `bias`) instead of per row.
+pub const BIAS_COLS: u64 = 2;
+
+/// How a microkernel reads A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ALayout {
+    /// Packed panel: `A(i, kk) = a[kk*MR + i]` (weights, see `pack::pack_a`).
+    Packed,
+    /// Row-major with row stride `lda`: `A(i, kk) = a[i*lda + kk]`.
+    Strided,
+}
+
+/// One f32 microkernel: ISA, tile and A layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct F32Ukr {
+    pub simd: Simd,
+    pub mr: usize,
+    pub nr: usize,
+    pub a: ALayout,
+}
+
+impl F32Ukr {
+    /// The target's tile for `a` when only `m_cap` rows exist: fewer rows
+    /// (a 2-row GEMM gets a 2-row kernel, not 6 wasted of 8) and, to keep
+    /// as many independent accumulators, wider columns (up to 4×).
+    pub fn for_target(simd: Simd, a: ALayout, m_cap: usize) -> F32Ukr {
+        let (mr, nr) = simd.f32_tile();
+        let m = m_cap.clamp(1, mr);
+        let widen = (mr / m).clamp(1, 4);
+        F32Ukr {
+            simd,
+            mr: m,
+            nr: nr * widen,
+            a,
+        }
+    }
+
+    pub fn lanes(&self) -> usize {
+        self.simd.f32_lanes()
+    }
+
+    pub fn name(&self) -> String {
+        let a = match self.a {
+            ALayout::Packed => "p",
+            ALayout::Strided => "s",
+        };
+        format!(
+            "qcc.mmm.f32.{}.{}x{}.{a}",
+            self.simd.name(),
+            self.mr,
+            self.nr
+        )
+    }
+
+    /// The microkernel function, emitted into the module on first use.
+    pub fn function<'ctx>(&self, cx: &KernelCx<'_, 'ctx>) -> CgResult<FunctionValue<'ctx>> {
+        let name = self.name();
+        if let Some(f) = cx.module.get_function(&name) {
+            return Ok(f);
+        }
+        emit(cx, self, &name)
+    }
+}
+
+fn enum_attr(cx: &KernelCx<'_, '_>, name: &str) -> Attribute {
+    cx.ctx
+        .create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0)
+}
+
+fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<FunctionValue<'ctx>> {
+    let ctx = outer.ctx;
+    let (i64t, i32t, f32t) = (ctx.i64_type(), ctx.i32_type(), ctx.f32_type());
+    let ptr = ctx.ptr_type(inkwell::AddressSpace::default());
+    let params: Vec<BasicMetadataTypeEnum> = vec![
+        i64t.into(), // k
+        ptr.into(),  // a
+        i64t.into(), // lda
+        ptr.into(),  // b
+        i64t.into(), // ldb
+        ptr.into(),  // c
+        i64t.into(), // ldc
+        ptr.into(),  // bias
+        i64t.into(), // mr_valid
+        i64t.into(), // nr_valid
+        i32t.into(), // flags
+        f32t.into(), // lo
+        f32t.into(), // hi
+    ];
+    let fty = ctx.void_type().fn_type(&params, false);
+    let f = outer
+        .module
+        .add_function(name, fty, Some(Linkage::Internal));
+    for a in ["nounwind", "noinline", "nosync", "nofree", "willreturn"] {
+        f.add_attribute(AttributeLoc::Function, enum_attr(outer, a));
+    }
+    if u.simd == Simd::Avx512 {
+        // Keep 512-bit vectors whole on cores whose tuning prefers 256 bits.
+        for (k, v) in [
+            ("min-legal-vector-width", "512"),
+            ("prefer-vector-width", "512"),
+        ] {
+            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
+        }
+    }
+    for p in [1u32, 3, 5, 7] {
+        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "noalias"));
+    }
+    for p in [1u32, 3, 7] {
+        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "readonly"));
+    }
+    let b = ctx.create_builder();
+    b.position_at_end(ctx.append_basic_block(f, "entry"));
+    let cx = KernelCx {
+        ctx,
+        module: outer.module,
+        b: &b,
+        func: f,
+        node_name: name.to_string(),
+        op_name: "microkernel",
+        target: outer.target,
+        scratch: None,
+    };
+    let p = |i: u32| {
+        f.get_nth_param(i)
+            .ok_or_else(|| CodegenError::Llvm("missing microkernel parameter".into()))
+    };
+    let args = Args {
+        k: p(0)?.into_int_value(),
+        a: p(1)?.into_pointer_value(),
+        lda: p(2)?.into_int_value(),
+        b: p(3)?.into_pointer_value(),
+        ldb: p(4)?.into_int_value(),
+        c: p(5)?.into_pointer_value(),
+        ldc: p(6)?.into_int_value(),
+        bias: p(7)?.into_pointer_value(),
+        mr_valid: p(8)?.into_int_value(),
+        nr_valid: p(9)?.into_int_value(),
+        flags: p(10)?.into_int_value(),
+        lo: p(11)?.into_float_value(),
+        hi: p(12)?.into_float_value(),
+    };
+    Body::new(&cx, u, args)?.emit()?;
+    Ok(f)
+}
+
+struct Args<'ctx> {
+    k: IntValue<'ctx>,
+    a: PointerValue<'ctx>,
+    lda: IntValue<'ctx>,
+    b: PointerValue<'ctx>,
+    ldb: IntValue<'ctx>,
+    c: PointerValue<'ctx>,
+    ldc: IntValue<'ctx>,
+    bias: PointerValue<'ctx>,
+    mr_valid: IntValue<'ctx>,
+    nr_valid: IntValue<'ctx>,
+    flags: IntValue<'ctx>,
+    lo: inkwell::values::FloatValue<'ctx>,
+    hi: inkwell::values::FloatValue<'ctx>,
+}
+
+struct Body<'c, 'a, 'ctx> {
+    cx: &'c KernelCx<'a, 'ctx>,
+    u: F32Ukr,
+    args: Args<'ctx>,
+    vt: VectorType<'ctx>,
+    /// Vectors per tile row.
+    nv: usize,
+    /// Row pointers of A (strided layout) and of C, clamped to valid rows.
+    a_rows: Vec<PointerValue<'ctx>>,
+    c_rows: Vec<PointerValue<'ctx>>,
+    /// Lane masks of an edge tile, one per vector of a row.
+    masks: Vec<VectorValue<'ctx>>,
+}
+
+impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
+    fn new(cx: &'c KernelCx<'a, 'ctx>, u: &F32Ukr, args: Args<'ctx>) -> CgResult<Self> {
+        let lanes = u.lanes();
+        if !u.nr.is_multiple_of(lanes) || u.mr == 0 {
+            return Err(CodegenError::Llvm(format!(
+                "microkernel tile {}x{} does not fit {lanes}-lane vectors",
+                u.mr, u.nr
+            )));
+        }
+        let vt = cx.f32_t().vec_type(lanes as u32);
+        let nv = u.nr / lanes;
+        let b = cx.b;
+        let last = cx.add_c(args.mr_valid, -1)?;
+        let mut a_rows = vec![];
+        let mut c_rows = vec![];
+        for i in 0..u.mr {
+            let r = cx.smin(cx.i64(i as i64), last)?;
+            c_rows.push(cx.gep_f32(args.c, cx.mul(r, args.ldc)?)?);
+            if u.a == ALayout::Strided {
+                a_rows.push(cx.gep_f32(args.a, cx.mul(r, args.lda)?)?);
+            }
+        }
+        let i64t = cx.i64_t();
+        let lane_t = i64t.vec_type(lanes as u32);
+        let nrv = b.build_insert_element(lane_t.get_undef(), args.nr_valid, cx.i64(0), "")?;
+        let nrv = b.build_shuffle_vector(nrv, lane_t.get_undef(), lane_t.const_zero(), "")?;
+        let mut masks = vec![];
+        for j in 0..nv {
+            let idx: Vec<IntValue> = (0..lanes)
+                .map(|l| i64t.const_int((j * lanes + l) as u64, false))
+                .collect();
+            let idx = VectorType::const_vector(&idx);
+            masks.push(b.build_int_compare(IntPredicate::SLT, idx, nrv, "mask")?);
+        }
+        Ok(Body {
+            cx,
+            u: *u,
+            args,
+            vt,
+            nv,
+            a_rows,
+            c_rows,
+            masks,
+        })
+    }
+
+    fn block(&self, name: &str) -> BasicBlock<'ctx> {
+        self.cx.ctx.append_basic_block(self.cx.func, name)
+    }
+
+    fn emit(&self) -> CgResult<()> {
+        let cx = self.cx;
+        let full = cx.icmp(
+            IntPredicate::EQ,
+            self.args.nr_valid,
+            cx.i64(self.u.nr as i64),
+        )?;
+        let (bf, be) = (self.block("full"), self.block("edge"));
+        cx.b.build_conditional_branch(full, bf, be)?;
+        cx.b.position_at_end(bf);
+        self.tile(false)?;
+        cx.b.build_return(None)?;
+        cx.b.position_at_end(be);
+        self.tile(true)?;
+        cx.b.build_return(None)?;
+        Ok(())
+    }
+
+    fn splat(&self, x: inkwell::values::FloatValue<'ctx>) -> CgResult<VectorValue<'ctx>> {
+        let b = self.cx.b;
+        let v = b.build_insert_element(self.vt.get_undef(), x, self.cx.i64(0), "")?;
+        let zeros = self.cx.i32_t().vec_type(self.vt.get_size()).const_zero();
+        Ok(b.build_shuffle_vector(v, self.vt.get_undef(), zeros, "bcast")?)
+    }
+
+    /// Loads vector `j` at `p` (masked on an edge tile).
+    fn load(&self, p: PointerValue<'ctx>, j: usize, edge: bool) -> CgResult<VectorValue<'ctx>> {
+        let cx = self.cx;
+        let p = cx.gep_f32(p, cx.i64((j * self.u.lanes()) as i64))?;
+        if edge {
+            let v = cx.call_intrinsic(
+                "llvm.masked.load",
+                &[self.vt.into(), p.get_type().into()],
+                &[p.into(), self.masks[j].into(), self.vt.const_zero().into()],
+            )?;
+            return Ok(v.into_vector_value());
+        }
+        let v = cx.b.build_load(self.vt, p, "")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        Ok(v.into_vector_value())
+    }
+
+    fn store(
+        &self,
+        p: PointerValue<'ctx>,
+        j: usize,
+        v: VectorValue<'ctx>,
+        edge: bool,
+    ) -> CgResult<()> {
+        let cx = self.cx;
+        let p = cx.gep_f32(p, cx.i64((j * self.u.lanes()) as i64))?;
+        if edge {
+            let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+                .and_then(|i| i.get_declaration(cx.module, &[self.vt.into(), p.get_type().into()]))
+                .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+            let args: [BasicMetadataValueEnum; 3] = [v.into(), p.into(), self.masks[j].into()];
+            cx.b.build_call(f, &args, "")?;
+            return Ok(());
+        }
+        let s = cx.b.build_store(p, v)?;
+        s.set_alignment(4)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    }
+
+    /// One complete tile: init, the k loop, the epilogue and the stores.
+    fn tile(&self, edge: bool) -> CgResult<()> {
+        let cx = self.cx;
+        let b = cx.b;
+        let (mr, nv) = (self.u.mr, self.nv);
+        // 1. Initial accumulators: C (accumulate), or the bias per row or per column.
+        let flag = |bit: u64| -> CgResult<IntValue<'ctx>> {
+            let f = b.build_and(self.args.flags, cx.i32(bit as i32), "")?;
+            cx.icmp(IntPredicate::NE, f, cx.i32(0))
+        };
+        let (bc, bnc, br, bcol, bk) = (
+            self.block("init.c"),
+            self.block("init.bias"),
+            self.block("init.rows"),
+            self.block("init.cols"),
+            self.block("k.pre"),
+        );
+        b.build_conditional_branch(flag(ACCUMULATE)?, bc, bnc)?;
+        b.position_at_end(bnc);
+        b.build_conditional_branch(flag(BIAS_COLS)?, bcol, br)?;
+        let mut sources = vec![];
+        b.position_at_end(bc);
+        let mut vals = vec![];
+        for i in 0..mr {
+            for j in 0..nv {
+                vals.push(self.load(self.c_rows[i], j, edge)?);
+            }
+        }
+        sources.push((vals, cx.current_block()?));
+        b.build_unconditional_branch(bk)?;
+        b.position_at_end(br);
+        let mut vals = vec![];
+        for i in 0..mr {
+            let s = cx.load_f32(self.args.bias, cx.i64(i as i64))?;
+            let v = self.splat(s)?;
+            vals.extend(std::iter::repeat_n(v, nv));
+        }
+        sources.push((vals, cx.current_block()?));
+        b.build_unconditional_branch(bk)?;
+        b.position_at_end(bcol);
+        let row: Vec<VectorValue> = (0..nv)
+            .map(|j| self.load(self.args.bias, j, edge))
+            .collect::<CgResult<_>>()?;
+        let vals: Vec<VectorValue> = (0..mr).flat_map(|_| row.iter().copied()).collect();
+        sources.push((vals, cx.current_block()?));
+        b.build_unconditional_branch(bk)?;
+        b.position_at_end(bk);
+        let mut init = vec![];
+        for t in 0..mr * nv {
+            let phi = b.build_phi(self.vt, "init")?;
+            for (vals, blk) in &sources {
+                phi.add_incoming(&[(&vals[t], *blk)]);
+            }
+            init.push(phi.as_basic_value().into_vector_value());
+        }
+
+        // 2. The k loop (k >= 1): accumulators live in phis.
+        let pre = cx.current_block()?;
+        let (body, exit) = (self.block("k.loop"), self.block("k.end"));
+        b.build_unconditional_branch(body)?;
+        b.position_at_end(body);
+        let kphi = b.build_phi(cx.i64_t(), "kk")?;
+        let kk = kphi.as_basic_value().into_int_value();
+        let mut phis = vec![];
+        for v in &init {
+            let phi = b.build_phi(self.vt, "acc")?;
+            phi.add_incoming(&[(v, pre)]);
+            phis.push(phi);
+        }
+        let brow = cx.gep_f32(self.args.b, cx.mul(kk, self.args.ldb)?)?;
+        let bv: Vec<VectorValue> = (0..nv)
+            .map(|j| self.load(brow, j, edge))
+            .collect::<CgResult<_>>()?;
+        let mut next = vec![];
+        for i in 0..mr {
+            let a = match self.u.a {
+                ALayout::Packed => {
+                    let idx = cx.add_c(cx.mul_c(kk, mr as i64)?, i as i64)?;
+                    cx.load_f32(self.args.a, idx)?
+                }
+                ALayout::Strided => cx.load_f32(self.a_rows[i], kk)?,
+            };
+            let av = self.splat(a)?;
+            for j in 0..nv {
+                let acc = phis[i * nv + j].as_basic_value().into_vector_value();
+                let r = cx.call_intrinsic(
+                    "llvm.fmuladd",
+                    &[self.vt.into()],
+                    &[av.into(), bv[j].into(), acc.into()],
+                )?;
+                next.push(r.into_vector_value());
+            }
+        }
+        let knext = b.build_int_nsw_add(kk, cx.i64(1), "kk.next")?;
+        let more = cx.icmp(IntPredicate::SLT, knext, self.args.k)?;
+        let latch = cx.current_block()?;
+        b.build_conditional_branch(more, body, exit)?;
+        kphi.add_incoming(&[(&cx.i64(0), pre), (&knext, latch)]);
+        for (phi, v) in phis.iter().zip(&next) {
+            phi.add_incoming(&[(v, latch)]);
+        }
+
+        // 3. Epilogue: clamp, then store the valid rows.
+        b.position_at_end(exit);
+        let lo = self.splat(self.args.lo)?;
+        let hi = self.splat(self.args.hi)?;
+        let mut out = vec![];
+        for v in &next {
+            let below = b.build_float_compare(FloatPredicate::OLT, *v, lo, "")?;
+            let x = b.build_select(below, lo, *v, "")?.into_vector_value();
+            let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
+            out.push(b.build_select(above, hi, x, "")?.into_vector_value());
+        }
+        for i in 0..mr {
+            let (store, skip) = if i == 0 {
+                (None, None)
+            } else {
+                let ok = cx.icmp(IntPredicate::SLT, cx.i64(i as i64), self.args.mr_valid)?;
+                let (s, k) = (self.block("row"), self.block("row.next"));
+                b.build_conditional_branch(ok, s, k)?;
+                b.position_at_end(s);
+                (Some(s), Some(k))
+            };
+            for j in 0..nv {
+                self.store(self.c_rows[i], j, out[i * nv + j], edge)?;
+            }
+            if let (Some(_), Some(k)) = (store, skip) {
+                b.build_unconditional_branch(k)?;
+                b.position_at_end(k);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! The microkernel battery: convolutions and matrix products that run on
+//! the GEMM microkernels (`src/mmm/`), with shapes drawn to hit every edge
+//! (rows past `MR`, columns past `NR`, K blocks with a tail, N blocks with a
+//! tail, padding on every side, strides, dilations, groups, batches, one-row
+//! and one-column products), checked against the interpreter natively and,
+//! under qemu-user, on aarch64 (NEON `fmla`) and armv7 (NEON, 16 registers).
+
+mod common;
+use common::*;
+use qcc_codegen::{compile, Options};
+use qcc_ir::{ConvAttrs, Graph, Op, Tensor, ValueId};
+
+const TOL: f32 = 1e-4;
+
+/// A tiny deterministic generator for shapes.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, lo: usize, hi: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + ((self.0 >> 33) as usize) % (hi - lo + 1)
+    }
+}
+
+/// One graph input per case, one conv (constant weights and bias) and one
+/// output per case.
+fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
+    let mut r = Lcg(seed);
+    let mut g = Graph::new("battery");
+    let mut feed = vec![];
+    for c in 0..cases {
+        let group = if r.next(0, 3) == 0 { 2 } else { 1 };
+        let (k, s, d) = (r.next(1, 5), r.next(1, 3), r.next(1, 2));
+        let rank = if r.next(0, 4) == 0 { 1 } else { 2 };
+        let cin = group * r.next(1, 24);
+        let cout = group * r.next(4, 40);
+        let hw = r.next(k * d, 20);
+        let p = r.next(0, k - 1);
+        let batch = r.next(1, 2);
+        let mut xs = vec![batch, cin];
+        xs.extend(std::iter::repeat_n(hw, rank));
+        let mut ws = vec![cout, cin / group];
+        ws.extend(std::iter::repeat_n(k, rank));
+        let a = ConvAttrs {
+            strides: vec![s; rank],
+            pads: vec![p; 2 * rank],
+            dilations: vec![d; rank],
+            group,
+            output_padding: vec![0; rank],
+        };
+        let x = g.add_input(format!("x{c}"), rand_tensor(&xs, seed + c as u64).ty());
+        feed.push(rand_tensor(&xs, seed + c as u64));
+        let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100 + c as u64));
+        let mut ins = vec![ValueId::of(x), ValueId::of(w)];
+        if r.next(0, 2) > 0 {
+            let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200 + c as u64));
+            ins.push(ValueId::of(b));
+        }
+        let y = g
+            .add_node(Op::Conv(a), format!("conv{c}"), ins)
+            .expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+/// Gemm (alpha, beta, transposed B, bias per column) and MatMul with a
+/// constant B.
+fn gemm_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
+    let mut r = Lcg(seed);
+    let mut g = Graph::new("battery");
+    let mut feed = vec![];
+    for c in 0..cases {
+        let (m, k, n) = (r.next(1, 20), r.next(1, 70), r.next(1, 90));
+        let x = rand_tensor(&[m, k], seed + c as u64);
+        let xi = g.add_input(format!("x{c}"), x.ty());
+        feed.push(x);
+        let y = if c % 3 == 2 {
+            let w = g.add_const(format!("w{c}"), rand_tensor(&[k, n], seed + 100 + c as u64));
+            g.add_node(
+                Op::MatMul,
+                format!("mm{c}"),
+                vec![ValueId::of(xi), ValueId::of(w)],
+            )
+        } else {
+            let trans_b = c % 2 == 1;
+            let ws = if trans_b { [n, k] } else { [k, n] };
+            let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100 + c as u64));
+            let bias_shape: &[usize] = if c % 4 == 0 { &[n] } else { &[1, n] };
+            let b = g.add_const(
+                format!("b{c}"),
+                rand_tensor(bias_shape, seed + 200 + c as u64),
+            );
+            let op = Op::Gemm {
+                alpha: 0.5 + c as f32 * 0.25,
+                beta: 1.5,
+                trans_a: false,
+                trans_b,
+            };
+            g.add_node(
+                op,
+                format!("gemm{c}"),
+                vec![ValueId::of(xi), ValueId::of(w), ValueId::of(b)],
+            )
+        }
+        .expect("valid product");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+#[test]
+fn conv_battery_matches_interpreter() {
+    for seed in [1, 2, 3] {
+        let (g, feed) = conv_battery(seed * 1000, 12);
+        check_interp(&g, &feed, TOL);
+    }
+}
+
+#[test]
+fn gemm_battery_matches_interpreter() {
+    for seed in [4, 5] {
+        let (g, feed) = gemm_battery(seed * 1000, 12);
+        check_interp(&g, &feed, TOL);
+    }
+}
+
+#[test]
+fn battery_on_arm_under_qemu() {
+    for triple in ["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"] {
+        let Some(tc) = cross(triple) else { continue };
+        for (g, feed) in [conv_battery(7000, 10), gemm_battery(8000, 10)] {
+            let want = qcc_interp::run(&g, &feed).expect("interpreter");
+            let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+            let got = run_with(&tc, &g, &raw);
+            for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert_close(a, b, TOL, &format!("{triple} output {j}"));
+            }
+        }
+    }
+}
+
+/// The microkernels are functions of their own, emitted once per object
+/// however many nodes call them, and the nodes reach them.
+#[test]
+fn microkernels_are_emitted_once_and_called() {
+    let (g, _) = conv_battery(9000, 6);
+    let opts = Options {
+        emit_llvm_ir: true,
+        ..host("m")
+    };
+    let art = compile(&g, &opts).expect("compiles");
+    let ir = art.llvm_ir.expect("llvm ir");
+    let defs: Vec<&str> = ir
+        .lines()
+        .filter(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32."))
+        .collect();
+    assert!(!defs.is_empty(), "no microkernel in the module");
+    let mut names: Vec<&str> = defs
+        .iter()
+        .filter_map(|l| l.split('@').nth(1)?.split('(').next())
+        .collect();
+    let all = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(all, names.len(), "a microkernel is defined twice");
+    for n in names {
+        assert!(
+            ir.lines()
+                .any(|l| l.contains(" call ") && l.contains(&format!("@{n}("))),
+            "{n} is never called"
+        );
+    }
+}
