@@ -12,11 +12,11 @@
 //! sees is a constant.
 
 use super::pack::{pack_a, pad_bias};
-use super::ukernel::{ALayout, F32Ukr, ACCUMULATE};
+use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE};
 use super::{div_ceil, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::{const_f32_table, valid_range};
-use inkwell::values::{BasicMetadataValueEnum, IntValue, PointerValue};
+use inkwell::values::{IntValue, PointerValue};
 use inkwell::IntPredicate;
 use qcc_ir::ConvAttrs;
 
@@ -282,8 +282,6 @@ impl<'ctx> Group<'_, 'ctx> {
         let panels = div_ceil(p.m, mr);
         let kc = (cw * taps) as i64;
         let k_all = (p.cg * taps) as i64;
-        let lo = cx.f32(f32::NEG_INFINITY);
-        let hi = cx.f32(f32::INFINITY);
         let call = |cx: &mut KernelCx<'_, 'ctx>,
                     mb: IntValue<'ctx>,
                     mrv: usize,
@@ -299,23 +297,22 @@ impl<'ctx> Group<'_, 'ctx> {
             let crow = cx.mul_c(cx.mul_c(mb, mr as i64)?, ohw)?;
             let c = cx.gep_f32(self.og, cx.add(crow, cx.add(col0, col)?)?)?;
             let bias = cx.gep_f32(self.bg, cx.mul_c(mb, mr as i64)?)?;
-            let args: Vec<BasicMetadataValueEnum> = vec![
-                cx.i64(kc).into(),
-                a.into(),
-                cx.i64(0).into(),
-                b.into(),
-                cx.i64(ldb).into(),
-                c.into(),
-                cx.i64(ohw).into(),
-                bias.into(),
-                cx.i64(mrv as i64).into(),
-                cx.i64(nrv as i64).into(),
-                flags.into(),
-                lo.into(),
-                hi.into(),
-            ];
-            cx.b.build_call(self.f, &args, "")?;
-            Ok(())
+            Call {
+                k: kc,
+                a,
+                lda: 0,
+                b,
+                ldb,
+                c,
+                ldc: ohw,
+                bias,
+                mr_valid: mrv,
+                nr_valid: nrv,
+                flags,
+                lo: f32::NEG_INFINITY,
+                hi: f32::INFINITY,
+            }
+            .emit(cx, self.f)
         };
         let row_panels = |cx: &mut KernelCx<'_, 'ctx>, mb: IntValue<'ctx>, mrv: usize| {
             let fullp = ncols / nr;

@@ -9,11 +9,12 @@
 //! microkernel's initial accumulator.
 
 use super::div_ceil;
-use super::ukernel::{ALayout, F32Ukr, BIAS_COLS};
+use super::pack::pack_a;
+use super::ukernel::{ALayout, Call, F32Ukr, BIAS_COLS};
 use super::Simd;
 use crate::cx::{CgResult, KernelCx};
 use crate::kernels::conv::const_f32_table;
-use inkwell::values::{BasicMetadataValueEnum, IntValue, PointerValue};
+use inkwell::values::{IntValue, PointerValue};
 
 /// Packs B (element `(kk, j)` at `b[kk * rs + j * cs]`, `k × n`) into
 /// column panels `[ceil(n/nr)][k][nr]`, scaled by `alpha`, zero-padded.
@@ -26,18 +27,10 @@ pub fn pack_b(
     nr: usize,
     alpha: f32,
 ) -> Vec<f32> {
-    let panels = div_ceil(n, nr);
-    let mut out = vec![0f32; panels * k * nr];
-    for p in 0..panels {
-        for kk in 0..k {
-            for l in 0..nr {
-                let j = p * nr + l;
-                if j < n {
-                    let v = b[kk * rs + j * cs];
-                    out[(p * k + kk) * nr + l] = if alpha == 1.0 { v } else { alpha * v };
-                }
-            }
-        }
+    // Column panels of B are the row panels of Bᵀ.
+    let mut out = pack_a(b, n, k, cs, rs, nr);
+    if alpha != 1.0 {
+        out.iter_mut().for_each(|v| *v *= alpha);
     }
     out
 }
@@ -95,7 +88,6 @@ impl<'ctx> ConstB<'ctx> {
         let f = u.function(cx)?;
         let (m, n, k) = (self.m, self.n, self.k);
         let (mr, nr) = (u.mr, u.nr);
-        let (lo, hi) = (cx.f32(lo), cx.f32(hi));
         let call = |cx: &mut KernelCx<'_, 'ctx>,
                     np: IntValue<'ctx>,
                     nrv: usize,
@@ -108,23 +100,22 @@ impl<'ctx> ConstB<'ctx> {
             let col = cx.mul_c(np, nr as i64)?;
             let cp = cx.gep_f32(out, cx.add(cx.mul_c(row, n as i64)?, col)?)?;
             let bias = cx.gep_f32(self.bias, col)?;
-            let args: Vec<BasicMetadataValueEnum> = vec![
-                cx.i64(k as i64).into(),
-                ap.into(),
-                cx.i64(lda as i64).into(),
-                bp.into(),
-                cx.i64(nr as i64).into(),
-                cp.into(),
-                cx.i64(n as i64).into(),
-                bias.into(),
-                cx.i64(mrv as i64).into(),
-                cx.i64(nrv as i64).into(),
-                cx.i32(BIAS_COLS as i32).into(),
-                lo.into(),
-                hi.into(),
-            ];
-            cx.b.build_call(f, &args, "")?;
-            Ok(())
+            Call {
+                k: k as i64,
+                a: ap,
+                lda: lda as i64,
+                b: bp,
+                ldb: nr as i64,
+                c: cp,
+                ldc: n as i64,
+                bias,
+                mr_valid: mrv,
+                nr_valid: nrv,
+                flags: cx.i32(BIAS_COLS as i32),
+                lo,
+                hi,
+            }
+            .emit(cx, f)
         };
         // Column panels outside: one K × NR panel of B serves every row block.
         let panel = |cx: &mut KernelCx<'_, 'ctx>, np: IntValue<'ctx>, nrv: usize| {

@@ -98,6 +98,46 @@ impl F32Ukr {
     }
 }
 
+/// The arguments of one microkernel call (see the module docs).
+pub struct Call<'ctx> {
+    pub k: i64,
+    pub a: PointerValue<'ctx>,
+    pub lda: i64,
+    pub b: PointerValue<'ctx>,
+    pub ldb: i64,
+    pub c: PointerValue<'ctx>,
+    pub ldc: i64,
+    pub bias: PointerValue<'ctx>,
+    pub mr_valid: usize,
+    pub nr_valid: usize,
+    pub flags: IntValue<'ctx>,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl<'ctx> Call<'ctx> {
+    /// Emits the call of `f` (from [`F32Ukr::function`]).
+    pub fn emit(&self, cx: &KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>) -> CgResult<()> {
+        let args: Vec<BasicMetadataValueEnum> = vec![
+            cx.i64(self.k).into(),
+            self.a.into(),
+            cx.i64(self.lda).into(),
+            self.b.into(),
+            cx.i64(self.ldb).into(),
+            self.c.into(),
+            cx.i64(self.ldc).into(),
+            self.bias.into(),
+            cx.i64(self.mr_valid as i64).into(),
+            cx.i64(self.nr_valid as i64).into(),
+            self.flags.into(),
+            cx.f32(self.lo).into(),
+            cx.f32(self.hi).into(),
+        ];
+        cx.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+}
+
 fn enum_attr(cx: &KernelCx<'_, '_>, name: &str) -> Attribute {
     cx.ctx
         .create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0)
