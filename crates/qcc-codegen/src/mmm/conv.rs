@@ -13,9 +13,10 @@
 
 use super::pack::{pack_a, pad_bias};
 use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE};
-use super::{div_ceil, Simd};
+use super::{div_ceil, for_blocks, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::{const_f32_table, valid_range};
+use crate::kernels::quant::if_else;
 use inkwell::values::{IntValue, PointerValue};
 use inkwell::IntPredicate;
 use qcc_ir::ConvAttrs;
@@ -205,16 +206,10 @@ pub fn emit<'ctx>(
             };
             // N blocks: full ones in a loop, then the tail.
             let total = if p.direct { ohw as usize } else { p.oh };
-            let nb = p.n_block;
-            let full = total / nb;
-            cx.for_range(0, full as i64, |cx, t| {
-                let n0 = cx.mul_c(t, nb as i64)?;
-                gx.n_block(cx, n0, nb)
-            })?;
-            if total % nb > 0 {
-                gx.n_block(cx, cx.i64((full * nb) as i64), total % nb)?;
-            }
-            Ok(())
+            for_blocks(cx, total, p.n_block, |cx, t, len| {
+                let n0 = cx.mul_c(t, p.n_block as i64)?;
+                gx.n_block(cx, n0, len)
+            })
         })
     })
 }
@@ -234,17 +229,11 @@ impl<'ctx> Group<'_, 'ctx> {
     /// N block starting at `n0` (a position when direct, an output row
     /// otherwise) of `len` positions / rows; loops over K blocks.
     fn n_block(&self, cx: &mut KernelCx<'_, 'ctx>, n0: IntValue<'ctx>, len: usize) -> CgResult<()> {
-        let p = self.p;
-        let cb = p.c_block;
-        let full = p.cg / cb;
-        cx.for_range(0, full as i64, |cx, t| {
+        let cb = self.p.c_block;
+        for_blocks(cx, self.p.cg, cb, |cx, t, cw| {
             let c0 = cx.mul_c(t, cb as i64)?;
-            self.k_block(cx, n0, len, c0, cb)
-        })?;
-        if !p.cg.is_multiple_of(cb) {
-            self.k_block(cx, n0, len, cx.i64((full * cb) as i64), p.cg % cb)?;
-        }
-        Ok(())
+            self.k_block(cx, n0, len, c0, cw)
+        })
     }
 
     fn k_block(
@@ -279,7 +268,6 @@ impl<'ctx> Group<'_, 'ctx> {
             cx.b.build_select(first, cx.i32(0), cx.i32(ACCUMULATE as i32), "")?
                 .into_int_value();
         let (mr, nr) = (u.mr, u.nr);
-        let panels = div_ceil(p.m, mr);
         let kc = (cw * taps) as i64;
         let k_all = (p.cg * taps) as i64;
         let call = |cx: &mut KernelCx<'_, 'ctx>,
@@ -314,20 +302,9 @@ impl<'ctx> Group<'_, 'ctx> {
             }
             .emit(cx, self.f)
         };
-        let row_panels = |cx: &mut KernelCx<'_, 'ctx>, mb: IntValue<'ctx>, mrv: usize| {
-            let fullp = ncols / nr;
-            cx.for_range(0, fullp as i64, |cx, np| call(cx, mb, mrv, np, nr))?;
-            if ncols % nr > 0 {
-                call(cx, mb, mrv, cx.i64(fullp as i64), ncols % nr)?;
-            }
-            Ok(())
-        };
-        let full_m = p.m / mr;
-        cx.for_range(0, full_m as i64, |cx, mb| row_panels(cx, mb, mr))?;
-        if panels > full_m {
-            row_panels(cx, cx.i64(full_m as i64), p.m % mr)?;
-        }
-        Ok(())
+        for_blocks(cx, p.m, mr, |cx, mb, mrv| {
+            for_blocks(cx, ncols, nr, |cx, np, nrv| call(cx, mb, mrv, np, nrv))
+        })
     }
 
     /// Writes X̂ rows `[c0·taps, (c0+cw)·taps)` × output rows `[r0, r0+rows)`
@@ -401,27 +378,4 @@ fn zero<'ctx>(
     }
     let p = cx.gep_f32(dst, cx.i64(lo))?;
     cx.memset(p, 4, 0, ((hi - lo) * 4) as u64)
-}
-
-/// `if c { then } else { other }`.
-pub(crate) fn if_else<'a, 'ctx>(
-    cx: &mut KernelCx<'a, 'ctx>,
-    c: IntValue<'ctx>,
-    then: impl FnOnce(&mut KernelCx<'a, 'ctx>) -> CgResult<()>,
-    other: impl FnOnce(&mut KernelCx<'a, 'ctx>) -> CgResult<()>,
-) -> CgResult<()> {
-    let (bt, be, bj) = (
-        cx.ctx.append_basic_block(cx.func, "then"),
-        cx.ctx.append_basic_block(cx.func, "else"),
-        cx.ctx.append_basic_block(cx.func, "endif"),
-    );
-    cx.b.build_conditional_branch(c, bt, be)?;
-    cx.b.position_at_end(bt);
-    then(cx)?;
-    cx.b.build_unconditional_branch(bj)?;
-    cx.b.position_at_end(be);
-    other(cx)?;
-    cx.b.build_unconditional_branch(bj)?;
-    cx.b.position_at_end(bj);
-    Ok(())
 }

@@ -8,10 +8,10 @@
 //! a constant `[N]` or `[1, N]`) is padded beside the panels and becomes the
 //! microkernel's initial accumulator.
 
-use super::div_ceil;
 use super::pack::pack_a;
 use super::ukernel::{ALayout, Call, F32Ukr, BIAS_COLS};
 use super::Simd;
+use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx};
 use crate::kernels::conv::const_f32_table;
 use inkwell::values::{IntValue, PointerValue};
@@ -118,20 +118,9 @@ impl<'ctx> ConstB<'ctx> {
             .emit(cx, f)
         };
         // Column panels outside: one K × NR panel of B serves every row block.
-        let panel = |cx: &mut KernelCx<'_, 'ctx>, np: IntValue<'ctx>, nrv: usize| {
-            let full = m / mr;
-            cx.for_range(0, full as i64, |cx, mb| call(cx, np, nrv, mb, mr))?;
-            if m % mr > 0 {
-                call(cx, np, nrv, cx.i64(full as i64), m % mr)?;
-            }
-            Ok(())
-        };
-        let full = n / nr;
-        cx.for_range(0, full as i64, |cx, np| panel(cx, np, nr))?;
-        if n % nr > 0 {
-            panel(cx, cx.i64(full as i64), n % nr)?;
-        }
-        Ok(())
+        for_blocks(cx, n, nr, |cx, np, nrv| {
+            for_blocks(cx, m, mr, |cx, mb, mrv| call(cx, np, nrv, mb, mrv))
+        })
     }
 }
 

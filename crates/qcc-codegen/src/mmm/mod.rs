@@ -168,3 +168,25 @@ pub fn node_scratch(
     )
     .map_or(0, |p| p.scratch_bytes())
 }
+
+/// Covers `0..total` with blocks of `block` items: `body(cx, b, len)` for
+/// block index `b`, the full blocks in a loop (`len == block`), then the
+/// tail once with its own constant `len`. Every size a driver sees is static.
+pub(crate) fn for_blocks<'a, 'ctx>(
+    cx: &mut crate::cx::KernelCx<'a, 'ctx>,
+    total: usize,
+    block: usize,
+    mut body: impl FnMut(
+        &mut crate::cx::KernelCx<'a, 'ctx>,
+        inkwell::values::IntValue<'ctx>,
+        usize,
+    ) -> crate::cx::CgResult<()>,
+) -> crate::cx::CgResult<()> {
+    let block = block.max(1);
+    let full = total / block;
+    cx.for_range(0, full as i64, |cx, b| body(cx, b, block))?;
+    if !total.is_multiple_of(block) {
+        body(cx, cx.i64(full as i64), total % block)?;
+    }
+    Ok(())
+}
