@@ -20,7 +20,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod qconv;
-mod qdot;
+pub(crate) mod qdot;
 pub mod qelementwise;
 pub mod qgemm;
 pub mod qpool;

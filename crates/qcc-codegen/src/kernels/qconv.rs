@@ -167,6 +167,14 @@ pub fn emit<'ctx>(
     let zx = *x_zero_point;
     let e = EpiEmit::new(cx, epi, *to, m_all)?;
     let k_len = plan.k_len();
+    // Weights and bias are constants here: the int8 microkernels, when the
+    // plan applies and the memory plan gave the scratch it needs.
+    let mp = crate::mmm::qconv_plan(node, &x.ty, &w.ty, &out.ty, (true, true), &cx.target);
+    if let Some(mp) = mp.filter(|_| cx.scratch.is_some()) {
+        let shift = mp.ukr.dot.act_shift(x.dtype());
+        let folded = fold_bias(cx, &wv, &bv, k_len, rx, *x_zero_point, shift)?;
+        return crate::mmm::qconv::emit(cx, &mp, x, &wv, &folded, *x_zero_point, epi, out);
+    }
     // The worst case is checked (and the bias folded) for either schedule.
     let zx_fits = int8_range(x.dtype()).is_some_and(|(lo, hi)| (lo..=hi).contains(&zx));
     let dot = plan.use_dot(zx_fits);

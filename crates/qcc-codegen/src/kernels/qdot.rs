@@ -162,16 +162,29 @@ fn call_dot<'ctx>(
         Isa::Sdot => ("llvm.aarch64.neon.sdot", vec![acc_t, byte_t]),
         Isa::Vnni512 => ("llvm.x86.avx512.vpdpbusd.512", vec![]),
     };
+    call_cast(cx, name, &overloads, acc_t, &[acc, x, w])
+}
+
+/// Calls intrinsic `name` (with `overloads`), bit-casting each argument to
+/// the declared parameter type and the result to `ret_t`: the vector
+/// intrinsics of different LLVM versions disagree on element types.
+pub(crate) fn call_cast<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    name: &str,
+    overloads: &[BasicTypeEnum<'ctx>],
+    ret_t: BasicTypeEnum<'ctx>,
+    args: &[BasicValueEnum<'ctx>],
+) -> CgResult<BasicValueEnum<'ctx>> {
     let f = inkwell::intrinsics::Intrinsic::find(name)
-        .and_then(|i| i.get_declaration(cx.module, &overloads))
+        .and_then(|i| i.get_declaration(cx.module, overloads))
         .ok_or_else(|| CodegenError::Llvm(format!("unknown intrinsic {name}")))?;
     let params = f.get_type().get_param_types();
-    if params.len() != 3 {
+    if params.len() != args.len() {
         return Err(CodegenError::Llvm(format!(
             "unexpected signature of {name}"
         )));
     }
-    let args: Vec<BasicMetadataValueEnum> = [acc, x, w]
+    let args: Vec<BasicMetadataValueEnum> = args
         .iter()
         .zip(&params)
         .map(|(v, t)| {
@@ -186,5 +199,5 @@ fn call_dot<'ctx>(
             .try_as_basic_value()
             .basic()
             .ok_or_else(|| CodegenError::Llvm(format!("intrinsic {name} returns void")))?;
-    Ok(cx.b.build_bit_cast(r, acc_t, "")?)
+    Ok(cx.b.build_bit_cast(r, ret_t, "")?)
 }

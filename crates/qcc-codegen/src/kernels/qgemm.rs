@@ -161,9 +161,14 @@ pub fn emit<'ctx>(
             bt[j * k + kk] = bv[kk * n + j];
         }
     }
+    let e = EpiEmit::new(cx, epi, *to, n)?;
+    if let Some(u) = crate::mmm::qgemm::plan(&cx.target, m, k, a.dtype()) {
+        let shift = u.dot.act_shift(a.dtype());
+        let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
+        return crate::mmm::qgemm::emit(cx, u, (m, k, n), a, &bt, &folded, epi, out);
+    }
     let shift = dot_shift(cx, a.dtype(), k as i64);
     let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
-    let e = EpiEmit::new(cx, epi, *to, n)?;
     let bt8: Vec<i8> = bt.iter().map(|&v| v as i8).collect();
     let bt_ptr = const_i8_table(cx, "qgemm.bt", &bt8);
     let bias_ptr = const_i32_table(cx, "qgemm.bias", &folded);

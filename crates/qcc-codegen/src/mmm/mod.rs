@@ -24,6 +24,9 @@
 pub mod conv;
 pub mod gemm;
 pub mod pack;
+pub mod qconv;
+pub mod qgemm;
+pub mod qukernel;
 pub mod ukernel;
 
 use crate::target::{feature_on, TargetInfo};
@@ -145,6 +148,30 @@ pub fn conv_plan(
     )
 }
 
+/// The plan of a QConv `node` when it runs on the int8 microkernels. The
+/// kernel (`kernels::qconv`) and the memory plan both ask this function.
+pub fn qconv_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<qconv::QConvGemm> {
+    let qcc_ir::Op::QConv {
+        conv, x_zero_point, ..
+    } = &node.op
+    else {
+        return None;
+    };
+    if !consts.0 || !consts.1 || w.dtype != qcc_ir::DType::I8 {
+        return None;
+    }
+    let (lo, hi) = qcc_ir::infer::int8_range(x.dtype)?;
+    let zx_fits = (lo..=hi).contains(x_zero_point);
+    qconv::QConvGemm::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
+}
+
 /// Bytes of workspace scratch node `id`'s kernel needs (0 for most nodes).
 pub fn node_scratch(
     g: &qcc_ir::Graph,
@@ -158,15 +185,12 @@ pub fn node_scratch(
     }
     let w_const = g.const_value(ins[1]).is_some();
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
-    conv_plan(
-        node,
-        g.value_type(ins[0]),
-        g.value_type(ins[1]),
-        &node.outputs[0],
-        (w_const, b_const),
-        facts,
-    )
-    .map_or(0, |p| p.scratch_bytes())
+    let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
+    let consts = (w_const, b_const);
+    if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
+        return p.scratch_bytes();
+    }
+    qconv_plan(node, x, w, out, consts, facts).map_or(0, |p| p.scratch_bytes())
 }
 
 /// Covers `0..total` with blocks of `block` items: `body(cx, b, len)` for

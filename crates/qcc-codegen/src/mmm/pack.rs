@@ -32,6 +32,35 @@ pub fn pad_bias(bias: Option<&[f32]>, m: usize, mr: usize) -> Vec<f32> {
     out
 }
 
+/// Packs an `m × k` int8 matrix (element `(i, kk)` at `src[i * rs + kk * cs]`)
+/// for the int8 microkernels: panels of `mr` rows, K in groups of four,
+/// `[ceil(m/mr)][ceil(k/4)][mr][4]`; rows past `m` and k past `k` are zero.
+pub fn pack_k4(src: &[i64], m: usize, k: usize, rs: usize, cs: usize, mr: usize) -> Vec<i8> {
+    let (panels, k4) = (div_ceil(m, mr), div_ceil(k, 4));
+    let mut out = vec![0i8; panels * k4 * mr * 4];
+    for p in 0..panels {
+        for q in 0..k4 {
+            for r in 0..mr {
+                let i = p * mr + r;
+                for t in 0..4 {
+                    let kk = 4 * q + t;
+                    if i < m && kk < k {
+                        out[((p * k4 + q) * mr + r) * 4 + t] = src[i * rs + kk * cs] as i8;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `v` padded with `fill` to a multiple of `mr` (at least `mr`).
+pub fn pad_to<T: Copy>(v: &[T], mr: usize, fill: T) -> Vec<T> {
+    let mut out = v.to_vec();
+    out.resize(div_ceil(v.len(), mr).max(1) * mr, fill);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +80,21 @@ mod tests {
             vec![1.0, 2.0, 3.0, 0.0]
         );
         assert_eq!(pad_bias(None, 3, 4), vec![0.0; 4]);
+    }
+
+    #[test]
+    fn k4_panels_group_k_by_four() {
+        // 3 × 5 matrix, row-major, in panels of 2 rows.
+        let a: Vec<i64> = (1..=15).collect();
+        let p = pack_k4(&a, 3, 5, 5, 1, 2);
+        #[rustfmt::skip]
+        let want: Vec<i8> = vec![
+            1, 2, 3, 4, 6, 7, 8, 9, 5, 0, 0, 0, 10, 0, 0, 0, // panel 0
+            11, 12, 13, 14, 0, 0, 0, 0, 15, 0, 0, 0, 0, 0, 0, 0, // panel 1
+        ];
+        assert_eq!(p, want);
+        let t: Vec<i64> = (0..15).map(|i| a[(i % 3) * 5 + i / 3]).collect();
+        assert_eq!(pack_k4(&t, 3, 5, 1, 3, 2), p);
+        assert_eq!(pad_to(&[1, 2, 3], 2, 9), vec![1, 2, 3, 9]);
     }
 }

@@ -200,8 +200,20 @@ pub fn run_native_raw(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Tensor> {
 /// Compiles for `tc`'s target, links with its compiler and runs the program
 /// (under its emulator when it has one).
 pub fn run_with(tc: &Toolchain, g: &Graph, inputs: &[Vec<u8>]) -> Vec<Tensor> {
+    run_with_opts(tc, g, inputs, host("m"), &[])
+}
+
+/// Like [`run_with`], with explicit options (CPU, features; the target and
+/// prefix are set here) and extra emulator arguments (e.g. `-cpu max`).
+pub fn run_with_opts(
+    tc: &Toolchain,
+    g: &Graph,
+    inputs: &[Vec<u8>],
+    mut opts: Options,
+    runner_args: &[&str],
+) -> Vec<Tensor> {
     let prefix = "m";
-    let mut opts = host(prefix);
+    opts.prefix = prefix.into();
     opts.target = tc.triple.map(str::to_string);
     let art = compile(g, &opts).unwrap_or_else(|e| panic!("compile: {e}"));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -212,7 +224,7 @@ pub fn run_with(tc: &Toolchain, g: &Graph, inputs: &[Vec<u8>]) -> Vec<Tensor> {
     let mut cmd = match tc.runner {
         Some(r) => {
             let mut c = Command::new(r);
-            c.arg(&app);
+            c.args(runner_args).arg(&app);
             c
         }
         None => Command::new(&app),

@@ -1,0 +1,406 @@
+//! Integer convolution (QConv, 1-D and 2-D, NCHW, groups) as GEMM on the
+//! int8 microkernels.
+//!
+//! Per image and group, the output plane `[M = OC/g][N = OH·OW]` is
+//! `W[M][K] × X̂[K][N]` with `K = C/g · KH · KW`, requantized in the
+//! microkernel's epilogue (parameters per row = per output channel). The
+//! weights are packed at compile time in K groups of four
+//! (`pack::pack_k4`). `X̂` is written block by block (whole output rows,
+//! sized to stay in L2) into the node's workspace scratch in the layout the
+//! microkernel reads, `[K/4][N][4]`, 16 output positions per vector step;
+//! activations of the wrong signedness for the dot instruction are flipped
+//! on the way (`x ^ 0x80`, folded into the bias by the caller). A padded
+//! convolution first copies the image's group of channels into scratch with
+//! a border of the input zero point, so the packing never tests bounds.
+
+use super::pack::{pack_k4, pad_to};
+use super::qukernel::{I8Ukr, QALayout, QCall};
+use super::{div_ceil, for_blocks};
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::kernels::quant::const_i8_table;
+use crate::portable::TargetFacts;
+use inkwell::types::VectorType;
+use inkwell::values::{IntValue, PointerValue, VectorValue};
+use qcc_ir::quant::Epilogue;
+use qcc_ir::{ConvAttrs, DType};
+
+/// Output positions per vector step of the packing.
+const VEC: usize = 16;
+
+/// The GEMM view of one integer convolution, with its blocking.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QConvGemm {
+    pub batch: usize,
+    pub groups: usize,
+    /// Output channels per group (GEMM M) and input channels per group.
+    pub m: usize,
+    pub cg: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub dil: (usize, usize),
+    /// Leading padding (top, left).
+    pub pad: (usize, usize),
+    /// Extents of the zero-point-padded copy, when the input needs one.
+    pub copy: Option<(usize, usize)>,
+    /// Output rows per N block.
+    pub rows: usize,
+    /// Bytes per K group of the packed block (`ceil(rows·OW / NR)·NR · 4`).
+    pub ldb: usize,
+    pub ukr: I8Ukr,
+}
+
+impl QConvGemm {
+    /// The plan, or `None` when the microkernel path does not apply
+    /// (rank > 2, fewer than 4 output channels per group, a bare-metal
+    /// target, or a zero point the input type cannot hold).
+    pub fn new(
+        a: &ConvAttrs,
+        x: &[usize],
+        wsh: &[usize],
+        out: &[usize],
+        facts: &TargetFacts,
+        zx_fits: bool,
+    ) -> Option<QConvGemm> {
+        let r = x.len().checked_sub(2)?;
+        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
+            return None;
+        }
+        if facts.bare_metal || !zx_fits {
+            return None;
+        }
+        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
+            return None;
+        }
+        let g = a.group.max(1);
+        let (batch, c, oc) = (x[0], x[1], out[1]);
+        if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
+            return None;
+        }
+        let m = oc / g;
+        if m < 4 {
+            return None;
+        }
+        let two = |v: &[usize], d: usize| -> (usize, usize) {
+            if r == 1 {
+                (d, v[0])
+            } else {
+                (v[0], v[1])
+            }
+        };
+        let (h, w) = two(&x[2..], 1);
+        let (oh, ow) = two(&out[2..], 1);
+        let (kh, kw) = two(&wsh[2..], 1);
+        let stride = two(&a.strides, 1);
+        let dil = two(&a.dilations, 1);
+        let pad = two(&a.pads[..r], 0);
+        if oh == 0 || ow == 0 {
+            return None;
+        }
+        // Extents the windows reach, in padded coordinates.
+        let hp = (oh - 1) * stride.0 + (kh - 1) * dil.0 + 1;
+        let wp = (ow - 1) * stride.1 + (kw - 1) * dil.1 + 1;
+        let copy = (pad != (0, 0) || hp > h || wp > w).then_some((hp, wp));
+        let ukr = I8Ukr::for_target(facts, QALayout::Packed, false, m);
+        let k4 = div_ceil(c / g * kh * kw, 4);
+        let cols = facts.simd.l2_budget() / (4 * k4);
+        let rows = (cols / ow).clamp(1, oh);
+        let ldb = (rows * ow).next_multiple_of(ukr.nr) * 4;
+        Some(QConvGemm {
+            batch,
+            groups: g,
+            m,
+            cg: c / g,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+            copy,
+            rows,
+            ldb,
+            ukr,
+        })
+    }
+
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    fn k4(&self) -> usize {
+        div_ceil(self.k(), 4)
+    }
+
+    /// Bytes of the padded copy, rounded up to 64.
+    fn copy_bytes(&self) -> usize {
+        self.copy
+            .map_or(0, |(hp, wp)| (self.cg * hp * wp).next_multiple_of(64))
+    }
+
+    /// Workspace scratch the node needs, in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        self.copy_bytes() + self.k4() * self.ldb
+    }
+}
+
+/// Emits the convolution. `w` are the constant i8 weights `[OC][C/g][KH][KW]`,
+/// `bias` the folded bias per output channel (with the input zero point and
+/// the activation flip `Dot::act_shift` already subtracted), `zx` the input
+/// zero point.
+#[allow(clippy::too_many_arguments)]
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QConvGemm,
+    x: &Operand<'_, 'ctx>,
+    w: &[i64],
+    bias: &[i32],
+    zx: i32,
+    epi: &Epilogue,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let u = p.ukr;
+    let (m, k, k4, mr) = (p.m, p.k(), p.k4(), u.mr);
+    let panels = div_ceil(m, mr);
+    let mut wp = Vec::with_capacity(p.groups * panels * k4 * mr * 4);
+    let (mut bp, mut mp, mut sp) = (vec![], vec![], vec![]);
+    let r = &epi.rescale;
+    let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
+    for g in 0..p.groups {
+        wp.extend(pack_k4(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
+        let ch = g * m..(g + 1) * m;
+        bp.extend(pad_to(&bias[ch.clone()], mr, 0));
+        let mults: Vec<i32> = ch.clone().map(|c| r.multiplier[chan(c)]).collect();
+        let shifts: Vec<i32> = ch.map(|c| r.shift[chan(c)] as i32).collect();
+        mp.extend(pad_to(&mults, mr, 1));
+        sp.extend(pad_to(&shifts, mr, 0));
+    }
+    let wt = const_i8_table(cx, "mmm.qw", &wp);
+    let tables = [
+        crate::kernels::quant::const_i32_table(cx, "mmm.qbias", &bp),
+        crate::kernels::quant::const_i32_table(cx, "mmm.qmul", &mp),
+        crate::kernels::quant::const_i32_table(cx, "mmm.qshift", &sp),
+    ];
+    let f = u.function(cx)?;
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the packed input"))?;
+    let pack = cx.gep_bytes(s, p.copy_bytes() as i64)?;
+    let xdt = x.dtype();
+    let flip = u.dot.act_shift(xdt) != 0;
+    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+    let c_all = (p.cg * p.groups) as i64;
+    let oc_all = (m * p.groups) as i64;
+    let g_params = (panels * mr) as i64;
+    cx.for_range(0, p.batch as i64, |cx, bi| {
+        cx.for_range(0, p.groups as i64, |cx, g| {
+            let xg = cx.gep(
+                DType::I8,
+                x.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, c_all)?, cx.mul_c(g, p.cg as i64)?)?, hw)?,
+            )?;
+            let og = cx.gep(
+                DType::I8,
+                out.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
+            )?;
+            let src = match p.copy {
+                Some(ext) => {
+                    pad_copy(cx, p, xg, s, ext, zx)?;
+                    s
+                }
+                None => xg,
+            };
+            let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (panels * k4 * mr * 4) as i64)?)?;
+            let pg: Vec<PointerValue> = tables
+                .iter()
+                .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, g_params)?))
+                .collect::<CgResult<_>>()?;
+            for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
+                let r0 = cx.mul_c(t, p.rows as i64)?;
+                pack_block(cx, p, src, pack, r0, rows, flip)?;
+                let col0 = cx.mul_c(r0, p.ow as i64)?;
+                for_blocks(cx, m, mr, |cx, mb, mrv| {
+                    let a = cx.gep(DType::I8, wg, cx.mul_c(mb, (k4 * mr * 4) as i64)?)?;
+                    let ch0 = cx.mul_c(mb, mr as i64)?;
+                    let params = [
+                        cx.gep(DType::I32, pg[0], ch0)?,
+                        cx.gep(DType::I32, pg[1], ch0)?,
+                        cx.gep(DType::I32, pg[2], ch0)?,
+                    ];
+                    let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
+                    for_blocks(cx, rows * p.ow, u.nr, |cx, np, nrv| {
+                        let col = cx.mul_c(np, u.nr as i64)?;
+                        QCall {
+                            k4: k4 as i64,
+                            a,
+                            lda: 0,
+                            b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
+                            ldb: p.ldb as i64,
+                            c: cx.gep(DType::I8, crow, col)?,
+                            ldc: ohw,
+                            params,
+                            mr_valid: mrv,
+                            nr_valid: nrv,
+                            out: (epi.zero_point, epi.min, epi.max),
+                        }
+                        .emit(cx, f)
+                    })
+                })
+            })
+        })
+    })
+}
+
+/// Copies the group's `cg` input planes into `dst` as `[cg][hp][wp]` with
+/// the input zero point in the border (leading pad, and whatever the
+/// windows reach past the input).
+fn pad_copy<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QConvGemm,
+    xg: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    (hp, wp): (usize, usize),
+    zx: i32,
+) -> CgResult<()> {
+    let (pt, pl) = p.pad;
+    let zb = zx as u8;
+    // Rows [pt, pt + hin) and columns [pl, pl + win) hold the input.
+    let hin = p.h.min(hp.saturating_sub(pt));
+    let win = p.w.min(wp.saturating_sub(pl));
+    let plane = (hp * wp) as i64;
+    cx.for_range(0, p.cg as i64, |cx, c| {
+        let d = cx.gep(DType::I8, dst, cx.mul_c(c, plane)?)?;
+        cx.memset(d, 1, zb, (pt.min(hp) * wp) as u64)?;
+        let tail = hp - pt.min(hp) - hin;
+        let end = cx.gep_bytes(d, ((pt + hin) * wp) as i64)?;
+        cx.memset(end, 1, zb, (tail * wp) as u64)?;
+        let src = cx.gep(DType::I8, xg, cx.mul_c(c, (p.h * p.w) as i64)?)?;
+        cx.for_range(0, hin as i64, |cx, ih| {
+            let row = cx.gep(DType::I8, d, cx.mul_c(cx.add_c(ih, pt as i64)?, wp as i64)?)?;
+            cx.memset(row, 1, zb, pl as u64)?;
+            let from = cx.gep(DType::I8, src, cx.mul_c(ih, p.w as i64)?)?;
+            cx.memcpy(cx.gep_bytes(row, pl as i64)?, 1, from, 1, win as u64)?;
+            let rest = wp - pl - win;
+            cx.memset(cx.gep_bytes(row, (pl + win) as i64)?, 1, zb, rest as u64)
+        })
+    })
+}
+
+/// Writes `X̂` for output rows `[r0, r0 + rows)` into `dst` as
+/// `[K/4][rows·OW][4]` (K past the end repeats the last row: its weights are 0).
+fn pack_block<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QConvGemm,
+    src: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    r0: IntValue<'ctx>,
+    rows: usize,
+    flip: bool,
+) -> CgResult<()> {
+    let (hs, ws) = p.copy.unwrap_or((p.h, p.w));
+    let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
+    let (taps, kw) = ((p.kh * p.kw) as i64, p.kw as i64);
+    let k = p.k() as i64;
+    let ow = p.ow;
+    // Vector steps that stay inside a source row for every tap.
+    let reach = ws as i64 - ((p.kw - 1) * p.dil.1) as i64;
+    let nvec = (ow / VEC).min(reach.max(0) as usize / (VEC * sw as usize));
+    let i8t = cx.i8_t();
+    let wide_t = i8t.vec_type((VEC as i64 * sw) as u32);
+    let flip_v = VectorType::const_vector(&vec![i8t.const_int(0x80, false); 4 * VEC]);
+    cx.for_range(0, p.k4() as i64, |cx, q| {
+        let mut srcs = vec![];
+        for t in 0..4 {
+            let kk = cx.smin(cx.add_c(cx.mul_c(q, 4)?, t)?, cx.i64(k - 1))?;
+            let c = cx.b.build_int_unsigned_div(kk, cx.i64(taps), "")?;
+            let tap = cx.b.build_int_unsigned_rem(kk, cx.i64(taps), "")?;
+            let ki = cx.b.build_int_unsigned_div(tap, cx.i64(kw), "")?;
+            let kj = cx.b.build_int_unsigned_rem(tap, cx.i64(kw), "")?;
+            let off = cx.add(
+                cx.mul_c(c, (hs * ws) as i64)?,
+                cx.add(
+                    cx.mul_c(ki, (p.dil.0 * ws) as i64)?,
+                    cx.mul_c(kj, p.dil.1 as i64)?,
+                )?,
+            )?;
+            srcs.push(cx.gep(DType::I8, src, off)?);
+        }
+        let dq = cx.gep(DType::I8, dst, cx.mul_c(q, p.ldb as i64)?)?;
+        cx.for_range(0, rows as i64, |cx, r| {
+            let row = cx.mul_c(cx.add(r0, r)?, sh * ws as i64)?;
+            let s_row: Vec<PointerValue> = srcs
+                .iter()
+                .map(|s| cx.gep(DType::I8, *s, row))
+                .collect::<CgResult<_>>()?;
+            let d = cx.gep(DType::I8, dq, cx.mul_c(r, (ow * 4) as i64)?)?;
+            cx.for_range(0, nvec as i64, |cx, v| {
+                let o0 = cx.mul_c(v, VEC as i64)?;
+                let mut parts = vec![];
+                for s in &s_row {
+                    let sp = cx.gep(DType::I8, *s, cx.mul_c(o0, sw)?)?;
+                    let l = cx.b.build_load(wide_t, sp, "")?;
+                    if let Some(i) = inkwell::values::BasicValue::as_instruction_value(&l) {
+                        i.set_alignment(1)
+                            .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+                    }
+                    let l = l.into_vector_value();
+                    parts.push(if sw == 1 {
+                        l
+                    } else {
+                        let idx: Vec<u32> = (0..VEC as u32).map(|j| j * sw as u32).collect();
+                        shuffle(cx, l, wide_t.get_undef(), &idx)?
+                    });
+                }
+                let n = VEC as u32;
+                let lo = shuffle(cx, parts[0], parts[1], &(0..2 * n).collect::<Vec<_>>())?;
+                let hi = shuffle(cx, parts[2], parts[3], &(0..2 * n).collect::<Vec<_>>())?;
+                // Position o, row t comes from part t, lane o.
+                let idx: Vec<u32> = (0..4 * n).map(|l| (l % 4) * n + l / 4).collect();
+                let mut v = shuffle(cx, lo, hi, &idx)?;
+                if flip {
+                    v = cx.b.build_xor(v, flip_v, "")?;
+                }
+                let st =
+                    cx.b.build_store(cx.gep(DType::I8, d, cx.mul_c(o0, 4)?)?, v)?;
+                st.set_alignment(1)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+                Ok(())
+            })?;
+            cx.for_range((nvec * VEC) as i64, ow as i64, |cx, o| {
+                for (t, s) in s_row.iter().enumerate() {
+                    let mut b = cx.load(DType::I8, *s, cx.mul_c(o, sw)?)?.into_int_value();
+                    if flip {
+                        b = cx.b.build_xor(b, i8t.const_int(0x80, false), "")?;
+                    }
+                    let di = cx.add_c(cx.mul_c(o, 4)?, t as i64)?;
+                    cx.store(DType::I8, d, di, b.into())?;
+                }
+                Ok(())
+            })
+        })
+    })
+}
+
+fn shuffle<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    a: VectorValue<'ctx>,
+    b: VectorValue<'ctx>,
+    idx: &[u32],
+) -> CgResult<VectorValue<'ctx>> {
+    let i32t = cx.i32_t();
+    let m: Vec<IntValue> = idx
+        .iter()
+        .map(|&i| i32t.const_int(i as u64, false))
+        .collect();
+    Ok(cx
+        .b
+        .build_shuffle_vector(a, b, VectorType::const_vector(&m), "")?)
+}

@@ -1,0 +1,771 @@
+//! int8 GEMM microkernels with the requantizing epilogue, emitted once per
+//! object.
+//!
+//! ```c
+//! void qcc.mmm.i8.<dot>.<MR>x<NR>.<a>.<r|c>(
+//!     i64 k4, const i8 *a, i64 lda, const i8 *b, i64 ldb,
+//!     i8 *c, i64 ldc, const i32 *bias, const i32 *mult, const i32 *shift,
+//!     i64 mr_valid, i64 nr_valid, i32 zp, i32 lo, i32 hi)
+//! ```
+//!
+//! The unit of K is a group of four consecutive values (what `vpdpbusd` and
+//! `sdot` reduce into one 32-bit lane). For `i < mr_valid`, `j < nr_valid`:
+//!
+//! ```text
+//! acc = bias[ch] + Σ_{q<k4} Σ_{t<4} A(i, 4q+t) · b[q*ldb + 4j + t]   (wrapping i32)
+//! c[i*ldc + j] = clamp(zp + round_shift(acc · mult[ch], shift[ch]), lo, hi)
+//! ```
+//!
+//! with `ch = i` (`.r`, parameters per row) or `ch = j` (`.c`, per column),
+//! `round_shift` exactly as `qcc_ir::quant` defines it. `A(i, 4q+t)` is
+//! `a[(q*MR + i)*4 + t]` for packed A (`.p`, weights packed by
+//! `qpack::pack_a`) and `a[i*lda + 4q + t]` for strided A (`.s`, or `.sx`
+//! which flips every byte with `^ 0x80` first). B always holds `NR` readable
+//! columns of four bytes per group (drivers pad panels and scratch blocks),
+//! so only the stores of an edge tile are masked. Rows of a strided A past
+//! `mr_valid` are read from the last valid row.
+//!
+//! The activations are whichever operand holds them: for `vpdpbusd` they
+//! must be u8 and the weights s8; every other [`Dot`] reads both as s8. The
+//! drivers flip activations of the other signedness (`x ^ 0x80`, which adds
+//! [`Dot::act_shift`]) and fold `-shift · Σw` into the bias.
+
+use super::Simd;
+use crate::cx::{CgResult, KernelCx};
+use crate::kernels::qdot::call_cast;
+use crate::portable::TargetFacts;
+use crate::CodegenError;
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::module::Linkage;
+use inkwell::types::{BasicMetadataTypeEnum, BasicTypeEnum, VectorType};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PointerValue,
+    VectorValue,
+};
+use inkwell::IntPredicate;
+use qcc_ir::DType;
+
+/// The instruction one k-group step of the microkernel is built on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dot {
+    /// AVX-512 VNNI `vpdpbusd` on zmm: u8 × s8, 16 columns per register.
+    Vnni512,
+    /// AVX2 `vpmaddwd` on bytes widened to i16: never saturates (the i16
+    /// products of two bytes, and the sum of two, fit with room to spare);
+    /// each column keeps two partial sums, added in the epilogue.
+    MaddWd,
+    /// AArch64 `sdot` (+dotprod): s8 × s8, 4 columns per register.
+    Sdot,
+    /// Portable: bytes widened and multiplied in i32 lanes (AArch64 and
+    /// ARMv7 NEON `smull`/`smlal` after LLVM's matching, SSE), four
+    /// partial sums per column.
+    Widen,
+}
+
+impl Dot {
+    /// The best dot instruction of a target.
+    pub fn of(f: &TargetFacts) -> Dot {
+        if f.avx512vnni {
+            Dot::Vnni512
+        } else if f.dotprod {
+            Dot::Sdot
+        } else if matches!(f.simd, Simd::Avx2 | Simd::Avx512) {
+            Dot::MaddWd
+        } else {
+            Dot::Widen
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dot::Vnni512 => "vnni512",
+            Dot::MaddWd => "maddwd",
+            Dot::Sdot => "sdot",
+            Dot::Widen => "widen",
+        }
+    }
+
+    /// What packing adds to every activation of type `xdt` (`x ^ 0x80`
+    /// turns i8 into u8 and back): +128 for i8 on `vpdpbusd`, -128 for u8
+    /// on the signed instructions, else 0.
+    pub fn act_shift(self, xdt: DType) -> i32 {
+        match (self == Dot::Vnni512, xdt) {
+            (true, DType::I8) => 128,
+            (false, DType::U8) => -128,
+            _ => 0,
+        }
+    }
+
+    /// Columns one accumulator register covers.
+    fn cols_per_acc(self) -> usize {
+        match self {
+            Dot::Vnni512 => 16,
+            _ => 4,
+        }
+    }
+
+    /// i32 lanes (partial sums) per column.
+    fn lanes_per_col(self) -> usize {
+        match self {
+            Dot::Vnni512 | Dot::Sdot => 1,
+            Dot::MaddWd => 2,
+            Dot::Widen => 4,
+        }
+    }
+
+    /// The register tile `(MR, NR)`.
+    pub fn tile(self, simd: Simd) -> (usize, usize) {
+        match (self, simd) {
+            (Dot::Vnni512, _) => (8, 32),
+            (Dot::MaddWd, _) => (6, 8),
+            (Dot::Sdot, _) => (8, 12),
+            (Dot::Widen, Simd::Neon64) => (4, 4),
+            (Dot::Widen, _) => (2, 4),
+        }
+    }
+}
+
+/// How the microkernel reads A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QALayout {
+    /// Packed panel of weights: `A(i, 4q+t) = a[(q*MR + i)*4 + t]`.
+    Packed,
+    /// Row-major activations (`lda` bytes per row), flipped with `^ 0x80`
+    /// when `flip`.
+    Strided { flip: bool },
+}
+
+/// One int8 microkernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct I8Ukr {
+    pub dot: Dot,
+    pub simd: Simd,
+    pub mr: usize,
+    pub nr: usize,
+    pub a: QALayout,
+    /// Epilogue parameters per column (`true`) or per row.
+    pub cols: bool,
+}
+
+impl I8Ukr {
+    /// The target's tile when only `m_cap` rows exist: fewer rows and, to
+    /// keep as many accumulators, wider columns (up to 4×).
+    pub fn for_target(facts: &TargetFacts, a: QALayout, cols: bool, m_cap: usize) -> I8Ukr {
+        let dot = Dot::of(facts);
+        let (mr, nr) = dot.tile(facts.simd);
+        let m = m_cap.clamp(1, mr);
+        let widen = (mr / m).clamp(1, 4);
+        I8Ukr {
+            dot,
+            simd: facts.simd,
+            mr: m,
+            nr: nr * widen,
+            a,
+            cols,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        let a = match self.a {
+            QALayout::Packed => "p",
+            QALayout::Strided { flip: false } => "s",
+            QALayout::Strided { flip: true } => "sx",
+        };
+        let e = if self.cols { "c" } else { "r" };
+        format!(
+            "qcc.mmm.i8.{}.{}x{}.{a}.{e}",
+            self.dot.name(),
+            self.mr,
+            self.nr
+        )
+    }
+
+    /// Whether A holds the activations (B then holds the weights).
+    fn acts_in_a(&self) -> bool {
+        matches!(self.a, QALayout::Strided { .. })
+    }
+
+    /// The microkernel function, emitted into the module on first use.
+    pub fn function<'ctx>(&self, cx: &KernelCx<'_, 'ctx>) -> CgResult<FunctionValue<'ctx>> {
+        let name = self.name();
+        if let Some(f) = cx.module.get_function(&name) {
+            return Ok(f);
+        }
+        emit(cx, self, &name)
+    }
+}
+
+/// The arguments of one microkernel call (see the module docs).
+pub struct QCall<'ctx> {
+    pub k4: i64,
+    pub a: PointerValue<'ctx>,
+    pub lda: i64,
+    pub b: PointerValue<'ctx>,
+    pub ldb: i64,
+    pub c: PointerValue<'ctx>,
+    pub ldc: i64,
+    /// `bias`, `mult`, `shift`: i32 tables at this tile's first channel.
+    pub params: [PointerValue<'ctx>; 3],
+    pub mr_valid: usize,
+    pub nr_valid: usize,
+    /// Output zero point and clamp.
+    pub out: (i32, i32, i32),
+}
+
+impl<'ctx> QCall<'ctx> {
+    pub fn emit(&self, cx: &KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>) -> CgResult<()> {
+        let args: Vec<BasicMetadataValueEnum> = vec![
+            cx.i64(self.k4).into(),
+            self.a.into(),
+            cx.i64(self.lda).into(),
+            self.b.into(),
+            cx.i64(self.ldb).into(),
+            self.c.into(),
+            cx.i64(self.ldc).into(),
+            self.params[0].into(),
+            self.params[1].into(),
+            self.params[2].into(),
+            cx.i64(self.mr_valid as i64).into(),
+            cx.i64(self.nr_valid as i64).into(),
+            cx.i32(self.out.0).into(),
+            cx.i32(self.out.1).into(),
+            cx.i32(self.out.2).into(),
+        ];
+        cx.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+}
+
+fn enum_attr(cx: &KernelCx<'_, '_>, name: &str) -> Attribute {
+    cx.ctx
+        .create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0)
+}
+
+fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<FunctionValue<'ctx>> {
+    let ctx = outer.ctx;
+    let (i64t, i32t) = (ctx.i64_type(), ctx.i32_type());
+    let ptr = ctx.ptr_type(inkwell::AddressSpace::default());
+    let params: Vec<BasicMetadataTypeEnum> = vec![
+        i64t.into(), // k4
+        ptr.into(),  // a
+        i64t.into(), // lda
+        ptr.into(),  // b
+        i64t.into(), // ldb
+        ptr.into(),  // c
+        i64t.into(), // ldc
+        ptr.into(),  // bias
+        ptr.into(),  // mult
+        ptr.into(),  // shift
+        i64t.into(), // mr_valid
+        i64t.into(), // nr_valid
+        i32t.into(), // zp
+        i32t.into(), // lo
+        i32t.into(), // hi
+    ];
+    let fty = ctx.void_type().fn_type(&params, false);
+    let f = outer
+        .module
+        .add_function(name, fty, Some(Linkage::Internal));
+    for a in ["nounwind", "noinline", "nosync", "nofree", "willreturn"] {
+        f.add_attribute(AttributeLoc::Function, enum_attr(outer, a));
+    }
+    if u.dot == Dot::Vnni512 {
+        for (k, v) in [
+            ("min-legal-vector-width", "512"),
+            ("prefer-vector-width", "512"),
+        ] {
+            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
+        }
+    }
+    for p in [1u32, 3, 5] {
+        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "noalias"));
+    }
+    for p in [1u32, 3, 7, 8, 9] {
+        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "readonly"));
+    }
+    let b = ctx.create_builder();
+    b.position_at_end(ctx.append_basic_block(f, "entry"));
+    let cx = KernelCx {
+        ctx,
+        module: outer.module,
+        b: &b,
+        func: f,
+        node_name: name.to_string(),
+        op_name: "microkernel",
+        target: outer.target,
+        scratch: None,
+    };
+    let p = |i: u32| {
+        f.get_nth_param(i)
+            .ok_or_else(|| CodegenError::Llvm("missing microkernel parameter".into()))
+    };
+    let int = |i: u32| -> CgResult<IntValue<'ctx>> { Ok(p(i)?.into_int_value()) };
+    let pt = |i: u32| -> CgResult<PointerValue<'ctx>> { Ok(p(i)?.into_pointer_value()) };
+    let args = Args {
+        k4: int(0)?,
+        a: pt(1)?,
+        lda: int(2)?,
+        b: pt(3)?,
+        ldb: int(4)?,
+        c: pt(5)?,
+        ldc: int(6)?,
+        bias: pt(7)?,
+        mult: pt(8)?,
+        shift: pt(9)?,
+        mr_valid: int(10)?,
+        nr_valid: int(11)?,
+        zp: int(12)?,
+        lo: int(13)?,
+        hi: int(14)?,
+    };
+    Body {
+        cx: &cx,
+        u: *u,
+        args,
+    }
+    .emit()?;
+    Ok(f)
+}
+
+struct Args<'ctx> {
+    k4: IntValue<'ctx>,
+    a: PointerValue<'ctx>,
+    lda: IntValue<'ctx>,
+    b: PointerValue<'ctx>,
+    ldb: IntValue<'ctx>,
+    c: PointerValue<'ctx>,
+    ldc: IntValue<'ctx>,
+    bias: PointerValue<'ctx>,
+    mult: PointerValue<'ctx>,
+    shift: PointerValue<'ctx>,
+    mr_valid: IntValue<'ctx>,
+    nr_valid: IntValue<'ctx>,
+    zp: IntValue<'ctx>,
+    lo: IntValue<'ctx>,
+    hi: IntValue<'ctx>,
+}
+
+struct Body<'c, 'a, 'ctx> {
+    cx: &'c KernelCx<'a, 'ctx>,
+    u: I8Ukr,
+    args: Args<'ctx>,
+}
+
+impl<'ctx> Body<'_, '_, 'ctx> {
+    fn vec(&self, elem: inkwell::types::IntType<'ctx>, n: usize) -> VectorType<'ctx> {
+        elem.vec_type(n as u32)
+    }
+
+    /// An unaligned load of `ty` at `p`.
+    fn load(
+        &self,
+        ty: BasicTypeEnum<'ctx>,
+        p: PointerValue<'ctx>,
+    ) -> CgResult<BasicValueEnum<'ctx>> {
+        let v = self.cx.b.build_load(ty, p, "")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(1)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        Ok(v)
+    }
+
+    /// `splat` of scalar `x` into `n` lanes.
+    fn splat(&self, x: IntValue<'ctx>, n: usize) -> CgResult<VectorValue<'ctx>> {
+        let b = self.cx.b;
+        let vt = x.get_type().vec_type(n as u32);
+        let v = b.build_insert_element(vt.get_undef(), x, self.cx.i64(0), "")?;
+        let zeros = self.cx.i32_t().vec_type(n as u32).const_zero();
+        Ok(b.build_shuffle_vector(v, vt.get_undef(), zeros, "splat")?)
+    }
+
+    fn shuffle(
+        &self,
+        a: VectorValue<'ctx>,
+        b: VectorValue<'ctx>,
+        idx: &[u32],
+    ) -> CgResult<VectorValue<'ctx>> {
+        let i32t = self.cx.i32_t();
+        let m: Vec<IntValue> = idx
+            .iter()
+            .map(|&i| i32t.const_int(i as u64, false))
+            .collect();
+        Ok(self
+            .cx
+            .b
+            .build_shuffle_vector(a, b, VectorType::const_vector(&m), "")?)
+    }
+
+    /// The four bytes `A(i, 4q..4q+4)` as an i32.
+    fn a_word(
+        &self,
+        q: IntValue<'ctx>,
+        i: usize,
+        a_rows: &[PointerValue<'ctx>],
+    ) -> CgResult<IntValue<'ctx>> {
+        let cx = self.cx;
+        let i32t = cx.i32_t();
+        let p = match self.u.a {
+            QALayout::Packed => {
+                let idx = cx.add_c(cx.mul_c(q, self.u.mr as i64)?, i as i64)?;
+                cx.gep(DType::I32, self.args.a, idx)?
+            }
+            QALayout::Strided { .. } => cx.gep(DType::I32, a_rows[i], q)?,
+        };
+        let w = self.load(i32t.into(), p)?.into_int_value();
+        Ok(match self.u.a {
+            QALayout::Strided { flip: true } => {
+                cx.b.build_xor(w, i32t.const_int(0x8080_8080, false), "")?
+            }
+            _ => w,
+        })
+    }
+
+    /// The A operand of one step for row word `w`, shaped for the dot.
+    fn a_operand(&self, w: IntValue<'ctx>) -> CgResult<VectorValue<'ctx>> {
+        let cx = self.cx;
+        let b = cx.b;
+        let d = self.u.dot;
+        let i8t = cx.i8_t();
+        match d {
+            Dot::Vnni512 | Dot::Sdot => {
+                let lanes = d.cols_per_acc();
+                let v = self.splat(w, lanes)?;
+                Ok(b.build_bit_cast(v, self.vec(i8t, lanes * 4), "")?
+                    .into_vector_value())
+            }
+            Dot::MaddWd | Dot::Widen => {
+                let bytes = b
+                    .build_bit_cast(w, self.vec(i8t, 4), "")?
+                    .into_vector_value();
+                let wide_t = if d == Dot::MaddWd {
+                    cx.ctx.i16_type()
+                } else {
+                    cx.i32_t()
+                };
+                let wide = b.build_int_s_extend(bytes, self.vec(wide_t, 4), "")?;
+                let idx: Vec<u32> = (0..16).map(|l| l % 4).collect();
+                self.shuffle(wide, wide.get_type().get_undef(), &idx)
+            }
+        }
+    }
+
+    /// The B operand of one step: accumulator `j`'s bytes at `p`.
+    fn b_operand(&self, p: PointerValue<'ctx>) -> CgResult<VectorValue<'ctx>> {
+        let cx = self.cx;
+        let d = self.u.dot;
+        let n = d.cols_per_acc() * 4;
+        let v = self
+            .load(self.vec(cx.i8_t(), n).into(), p)?
+            .into_vector_value();
+        Ok(match d {
+            Dot::Vnni512 | Dot::Sdot => v,
+            Dot::MaddWd => {
+                cx.b.build_int_s_extend(v, self.vec(cx.ctx.i16_type(), n), "")?
+            }
+            Dot::Widen => cx.b.build_int_s_extend(v, self.vec(cx.i32_t(), n), "")?,
+        })
+    }
+
+    /// `acc + dot(a, b)` for one accumulator.
+    fn step(
+        &self,
+        acc: VectorValue<'ctx>,
+        a: VectorValue<'ctx>,
+        bv: VectorValue<'ctx>,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let cx = self.cx;
+        let acc_t: BasicTypeEnum = acc.get_type().into();
+        match self.u.dot {
+            Dot::Vnni512 => {
+                // vpdpbusd: the first source is read as u8, the second as s8.
+                let (u8s, s8s) = if self.u.acts_in_a() { (a, bv) } else { (bv, a) };
+                Ok(call_cast(
+                    cx,
+                    "llvm.x86.avx512.vpdpbusd.512",
+                    &[],
+                    acc_t,
+                    &[acc.into(), u8s.into(), s8s.into()],
+                )?
+                .into_vector_value())
+            }
+            Dot::Sdot => {
+                let byte_t: BasicTypeEnum = a.get_type().into();
+                Ok(call_cast(
+                    cx,
+                    "llvm.aarch64.neon.sdot",
+                    &[acc_t, byte_t],
+                    acc_t,
+                    &[acc.into(), bv.into(), a.into()],
+                )?
+                .into_vector_value())
+            }
+            Dot::MaddWd => {
+                let p = call_cast(
+                    cx,
+                    "llvm.x86.avx2.pmadd.wd",
+                    &[],
+                    acc_t,
+                    &[bv.into(), a.into()],
+                )?
+                .into_vector_value();
+                Ok(cx.b.build_int_add(acc, p, "")?)
+            }
+            Dot::Widen => {
+                let p = cx.b.build_int_mul(bv, a, "")?;
+                Ok(cx.b.build_int_add(acc, p, "")?)
+            }
+        }
+    }
+
+    /// The `cols_per_acc` column sums of one accumulator.
+    fn reduce(&self, mut v: VectorValue<'ctx>) -> CgResult<VectorValue<'ctx>> {
+        let mut g = self.u.dot.lanes_per_col();
+        while g > 1 {
+            let n = v.get_type().get_size();
+            let even: Vec<u32> = (0..n / 2).map(|l| 2 * l).collect();
+            let odd: Vec<u32> = (0..n / 2).map(|l| 2 * l + 1).collect();
+            let undef = v.get_type().get_undef();
+            let e = self.shuffle(v, undef, &even)?;
+            let o = self.shuffle(v, undef, &odd)?;
+            v = self.cx.b.build_int_add(e, o, "")?;
+            g /= 2;
+        }
+        Ok(v)
+    }
+
+    /// Concatenates equal-width vectors.
+    fn concat(&self, vs: &[VectorValue<'ctx>]) -> CgResult<VectorValue<'ctx>> {
+        let mut parts = vs.to_vec();
+        while parts.len() > 1 {
+            let mut next = vec![];
+            for pair in parts.chunks(2) {
+                if let [a, b] = pair {
+                    let n = a.get_type().get_size();
+                    let idx: Vec<u32> = (0..2 * n).collect();
+                    next.push(self.shuffle(*a, *b, &idx)?);
+                } else {
+                    // Odd one out: widen with undef lanes, cut after the last concat.
+                    let a = pair[0];
+                    let n = a.get_type().get_size();
+                    let idx: Vec<u32> = (0..2 * n).map(|l| l.min(n)).collect();
+                    next.push(self.shuffle(a, a.get_type().get_undef(), &idx)?);
+                }
+            }
+            parts = next;
+        }
+        let v = parts[0];
+        let want = self.u.nr as u32;
+        if v.get_type().get_size() == want {
+            return Ok(v);
+        }
+        let idx: Vec<u32> = (0..want).collect();
+        self.shuffle(v, v.get_type().get_undef(), &idx)
+    }
+
+    fn emit(&self) -> CgResult<()> {
+        let cx = self.cx;
+        let b = cx.b;
+        let u = self.u;
+        let d = u.dot;
+        let (mr, nr) = (u.mr, u.nr);
+        let cpa = d.cols_per_acc();
+        if nr % cpa != 0 || mr == 0 {
+            return Err(CodegenError::Llvm(format!(
+                "int8 microkernel tile {mr}x{nr} does not fit {cpa}-column registers"
+            )));
+        }
+        let nacc = nr / cpa;
+        let acc_t = self.vec(cx.i32_t(), cpa * d.lanes_per_col());
+        // Row pointers, clamped to the valid rows.
+        let last = cx.add_c(self.args.mr_valid, -1)?;
+        let mut a_rows = vec![];
+        let mut c_rows = vec![];
+        for i in 0..mr {
+            let r = cx.smin(cx.i64(i as i64), last)?;
+            c_rows.push(cx.gep(DType::I8, self.args.c, cx.mul(r, self.args.ldc)?)?);
+            if u.acts_in_a() {
+                a_rows.push(cx.gep(DType::I8, self.args.a, cx.mul(r, self.args.lda)?)?);
+            }
+        }
+
+        // The k loop (k4 >= 1): accumulators live in phis.
+        let pre = cx.current_block()?;
+        let body = cx.ctx.append_basic_block(cx.func, "k.loop");
+        let exit = cx.ctx.append_basic_block(cx.func, "k.end");
+        b.build_unconditional_branch(body)?;
+        b.position_at_end(body);
+        let qphi = b.build_phi(cx.i64_t(), "q")?;
+        let q = qphi.as_basic_value().into_int_value();
+        let mut phis = vec![];
+        for _ in 0..mr * nacc {
+            let phi = b.build_phi(acc_t, "acc")?;
+            phi.add_incoming(&[(&acc_t.const_zero(), pre)]);
+            phis.push(phi);
+        }
+        let brow = cx.gep(DType::I8, self.args.b, cx.mul(q, self.args.ldb)?)?;
+        let bv: Vec<VectorValue> = (0..nacc)
+            .map(|j| {
+                let p = cx.gep(DType::I8, brow, cx.i64((j * cpa * 4) as i64))?;
+                self.b_operand(p)
+            })
+            .collect::<CgResult<_>>()?;
+        let mut next = vec![];
+        for i in 0..mr {
+            let a = self.a_operand(self.a_word(q, i, &a_rows)?)?;
+            for (j, bj) in bv.iter().enumerate() {
+                let acc = phis[i * nacc + j].as_basic_value().into_vector_value();
+                next.push(self.step(acc, a, *bj)?);
+            }
+        }
+        let qn = b.build_int_nsw_add(q, cx.i64(1), "q.next")?;
+        let more = cx.icmp(IntPredicate::SLT, qn, self.args.k4)?;
+        let latch = cx.current_block()?;
+        b.build_conditional_branch(more, body, exit)?;
+        qphi.add_incoming(&[(&cx.i64(0), pre), (&qn, latch)]);
+        for (phi, v) in phis.iter().zip(&next) {
+            phi.add_incoming(&[(v, latch)]);
+        }
+
+        // Epilogue: bias, rescale, zero point, clamp, narrow.
+        b.position_at_end(exit);
+        let i64t = cx.i64_t();
+        let wide = self.vec(i64t, nr);
+        let params_at = |p: PointerValue<'ctx>, i: usize| -> CgResult<VectorValue<'ctx>> {
+            if u.cols {
+                let v = self
+                    .load(self.vec(cx.i32_t(), nr).into(), p)?
+                    .into_vector_value();
+                Ok(b.build_int_s_extend(v, wide, "")?)
+            } else {
+                let s = cx.load(DType::I32, p, cx.i64(i as i64))?.into_int_value();
+                self.splat(b.build_int_s_extend(s, i64t, "")?, nr)
+            }
+        };
+        let col_params = if u.cols {
+            Some((
+                params_at(self.args.bias, 0)?,
+                params_at(self.args.mult, 0)?,
+                params_at(self.args.shift, 0)?,
+            ))
+        } else {
+            None
+        };
+        let zp = self.splat(b.build_int_s_extend(self.args.zp, i64t, "")?, nr)?;
+        let lo = self.splat(b.build_int_s_extend(self.args.lo, i64t, "")?, nr)?;
+        let hi = self.splat(b.build_int_s_extend(self.args.hi, i64t, "")?, nr)?;
+        let one = self.splat(cx.i64(1), nr)?;
+        let mut rows = vec![];
+        for i in 0..mr {
+            let sums: Vec<VectorValue> = (0..nacc)
+                .map(|j| self.reduce(next[i * nacc + j]))
+                .collect::<CgResult<_>>()?;
+            let acc = self.concat(&sums)?;
+            let (bias, mult, shift) = match col_params {
+                Some(p) => p,
+                None => (
+                    params_at(self.args.bias, i)?,
+                    params_at(self.args.mult, i)?,
+                    params_at(self.args.shift, i)?,
+                ),
+            };
+            // acc + bias wraps in i32 like the reference accumulator.
+            let bias32 = b.build_int_truncate(bias, acc.get_type(), "")?;
+            let acc = b.build_int_add(acc, bias32, "")?;
+            let v = b.build_int_s_extend(acc, wide, "")?;
+            let v = b.build_int_mul(v, mult, "")?;
+            let half = b.build_right_shift(b.build_left_shift(one, shift, "")?, one, false, "")?;
+            let v = b.build_int_add(v, half, "")?;
+            let v = b.build_right_shift(v, shift, true, "")?;
+            let v = b.build_int_add(v, zp, "")?;
+            let v = vsmax(cx, v, lo)?;
+            let v = vsmin(cx, v, hi)?;
+            rows.push(b.build_int_truncate(v, self.vec(cx.i8_t(), nr), "")?);
+        }
+
+        // Stores: whole rows, or masked ones on an edge tile.
+        let full = cx.icmp(IntPredicate::EQ, self.args.nr_valid, cx.i64(nr as i64))?;
+        let (bf, be) = (
+            cx.ctx.append_basic_block(cx.func, "full"),
+            cx.ctx.append_basic_block(cx.func, "edge"),
+        );
+        b.build_conditional_branch(full, bf, be)?;
+        for (blk, edge) in [(bf, false), (be, true)] {
+            b.position_at_end(blk);
+            let mask = if edge {
+                let i32t = cx.i32_t();
+                let idx: Vec<IntValue> = (0..nr).map(|l| i32t.const_int(l as u64, false)).collect();
+                let nv = b.build_int_truncate(self.args.nr_valid, i32t, "")?;
+                let nv = self.splat(nv, nr)?;
+                Some(b.build_int_compare(
+                    IntPredicate::SLT,
+                    VectorType::const_vector(&idx),
+                    nv,
+                    "mask",
+                )?)
+            } else {
+                None
+            };
+            for (i, row) in rows.iter().enumerate() {
+                let skip = if i == 0 {
+                    None
+                } else {
+                    let ok = cx.icmp(IntPredicate::SLT, cx.i64(i as i64), self.args.mr_valid)?;
+                    let (s, k) = (
+                        cx.ctx.append_basic_block(cx.func, "row"),
+                        cx.ctx.append_basic_block(cx.func, "row.next"),
+                    );
+                    b.build_conditional_branch(ok, s, k)?;
+                    b.position_at_end(s);
+                    Some(k)
+                };
+                match mask {
+                    None => {
+                        let s = b.build_store(c_rows[i], *row)?;
+                        s.set_alignment(1)
+                            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                    }
+                    Some(m) => {
+                        let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+                            .and_then(|x| {
+                                x.get_declaration(
+                                    cx.module,
+                                    &[row.get_type().into(), c_rows[i].get_type().into()],
+                                )
+                            })
+                            .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+                        let args: [BasicMetadataValueEnum; 3] =
+                            [(*row).into(), c_rows[i].into(), m.into()];
+                        b.build_call(f, &args, "")?;
+                    }
+                }
+                if let Some(k) = skip {
+                    b.build_unconditional_branch(k)?;
+                    b.position_at_end(k);
+                }
+            }
+            b.build_return(None)?;
+        }
+        Ok(())
+    }
+}
+
+fn vsmax<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    a: VectorValue<'ctx>,
+    b: VectorValue<'ctx>,
+) -> CgResult<VectorValue<'ctx>> {
+    Ok(cx
+        .call_intrinsic("llvm.smax", &[a.get_type().into()], &[a.into(), b.into()])?
+        .into_vector_value())
+}
+
+fn vsmin<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    a: VectorValue<'ctx>,
+    b: VectorValue<'ctx>,
+) -> CgResult<VectorValue<'ctx>> {
+    Ok(cx
+        .call_intrinsic("llvm.smin", &[a.get_type().into()], &[a.into(), b.into()])?
+        .into_vector_value())
+}

@@ -1,0 +1,315 @@
+//! The int8 microkernel battery: QConv and QGemm graphs with shapes drawn to
+//! hit every edge (rows past `MR`, columns past `NR`, K not a multiple of
+//! four, N blocks with a tail, asymmetric padding, strides, dilations,
+//! groups, batches, 1-D), i8 and u8 activations and outputs, per-channel
+//! and power-of-two epilogues, and the worst-case extremes, compiled for
+//! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AArch64 `sdot`, the
+//! portable widening kernel on x86-64 baseline, AArch64 and ARMv7) and
+//! checked bit for bit against the interpreter, natively or under qemu.
+
+mod common;
+mod quant_common;
+use common::*;
+use qcc_codegen::{compile, Options};
+use qcc_ir::{ConvAttrs, DType, Epilogue, Graph, Op, Rescale, Tensor, ValueId};
+use quant_common::*;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, lo: usize, hi: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + ((self.0 >> 33) as usize) % (hi - lo + 1)
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.next(0, v.len() - 1)]
+    }
+}
+
+/// An epilogue onto `to` for accumulators of about `±span`, per channel
+/// (fixed point or power of two), with a random zero point and sometimes
+/// a fused Relu-like clamp.
+fn draw_epi(r: &mut Lcg, m: usize, span: f64, to: DType) -> Epilogue {
+    let factor = 100.0 / span.max(1.0);
+    let rescale = match r.next(0, 2) {
+        0 => per_channel_fixed(m, factor),
+        1 => per_channel_pow2(m, (-factor.log2()).round().max(0.0) as u32),
+        _ => Rescale::fixed_point(factor).expect("factor"),
+    };
+    let (lo, hi) = range(to);
+    let zp = r.next(0, (hi - lo) as usize) as i32 + lo;
+    let min = if r.next(0, 3) == 0 { zp } else { lo };
+    Epilogue {
+        rescale,
+        zero_point: zp,
+        min,
+        max: hi,
+    }
+}
+
+fn add_case(
+    g: &mut Graph,
+    feed: &mut Vec<Tensor>,
+    c: usize,
+    op: Op,
+    x: Tensor,
+    consts: [Tensor; 2],
+) {
+    let xi = g.add_input(format!("x{c}"), x.ty());
+    feed.push(x);
+    let [w, b] = consts;
+    let w = g.add_const(format!("w{c}"), w);
+    let b = g.add_const(format!("b{c}"), b);
+    let y = g
+        .add_node(
+            op,
+            format!("n{c}"),
+            vec![ValueId::of(xi), ValueId::of(w), ValueId::of(b)],
+        )
+        .expect("valid node");
+    g.add_output(format!("y{c}"), ValueId::of(y));
+}
+
+/// Random QConv cases, one graph input and output each.
+fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
+    let mut r = Lcg(seed);
+    let mut g = Graph::new("qbattery");
+    let mut feed = vec![];
+    for c in 0..cases {
+        let group = if r.next(0, 3) == 0 { 2 } else { 1 };
+        let (k, s, d) = (r.next(1, 4), r.next(1, 3), r.next(1, 2));
+        let rank = if r.next(0, 4) == 0 { 1 } else { 2 };
+        let cin = group * r.next(1, 20);
+        let cout = group * r.next(4, 36);
+        let hw = r.next(k * d, 19);
+        let pads: Vec<usize> = (0..2 * rank).map(|_| r.next(0, k - 1)).collect();
+        let batch = r.next(1, 2);
+        let (xdt, to) = (
+            r.pick(&[DType::I8, DType::U8]),
+            r.pick(&[DType::I8, DType::U8]),
+        );
+        let mut xs = vec![batch, cin];
+        xs.extend(std::iter::repeat_n(hw, rank));
+        let mut ws = vec![cout, cin / group];
+        ws.extend(std::iter::repeat_n(k, rank));
+        let attrs = ConvAttrs {
+            strides: vec![s; rank],
+            pads,
+            dilations: vec![d; rank],
+            group,
+            output_padding: vec![0; rank],
+        };
+        let kk = cin / group * k.pow(rank as u32);
+        let span = 127.0 * 70.0 * (kk as f64).sqrt();
+        let epi = draw_epi(&mut r, cout, span, to);
+        let (lo, hi) = range(xdt);
+        let zx = r.next(0, (hi - lo) as usize) as i32 + lo;
+        let x = rand_t8(xdt, &xs, seed + c as u64);
+        let nw: usize = ws.iter().product();
+        let w = ints(
+            DType::I8,
+            &ws,
+            &rand_ints(nw, seed + 100 + c as u64, -128, 127),
+        );
+        let b = ints(
+            DType::I32,
+            &[cout],
+            &rand_ints(cout, seed + 200 + c as u64, -9000, 9000),
+        );
+        let op = Op::QConv {
+            conv: attrs,
+            x_zero_point: zx,
+            epi,
+            to,
+        };
+        add_case(&mut g, &mut feed, c, op, x, [w, b]);
+    }
+    (g, feed)
+}
+
+/// Random QGemm cases (K mostly a multiple of four: the microkernel path).
+fn gemm_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
+    let mut r = Lcg(seed);
+    let mut g = Graph::new("qbattery");
+    let mut feed = vec![];
+    for c in 0..cases {
+        let (m, n) = (r.pick(&[1, 1, 2, 7, 9, 17, 32]), r.next(1, 150));
+        let k = if c % 5 == 4 {
+            r.next(1, 90)
+        } else {
+            4 * r.next(1, 80)
+        };
+        let (adt, to) = (
+            r.pick(&[DType::I8, DType::U8]),
+            r.pick(&[DType::I8, DType::U8]),
+        );
+        let (lo, hi) = range(adt);
+        let za = r.next(0, (hi - lo) as usize) as i32 + lo;
+        let epi = draw_epi(&mut r, n, 127.0 * 70.0 * (k as f64).sqrt(), to);
+        let a = rand_t8(adt, &[m, k], seed + c as u64);
+        let w = ints(
+            DType::I8,
+            &[k, n],
+            &rand_ints(k * n, seed + 100 + c as u64, -128, 127),
+        );
+        let b = ints(
+            DType::I32,
+            &[n],
+            &rand_ints(n, seed + 200 + c as u64, -9000, 9000),
+        );
+        let op = Op::QGemm {
+            a_zero_point: za,
+            epi,
+            to,
+        };
+        add_case(&mut g, &mut feed, c, op, a, [w, b]);
+    }
+    (g, feed)
+}
+
+/// The extremes: every activation at one end of its range against weights
+/// of one sign at -128 or 127 and K in the thousands (the sums `vpmaddubsw`
+/// would saturate on), for both activation types, conv and gemm.
+fn worst_cases() -> (Graph, Vec<Tensor>) {
+    let mut g = Graph::new("worst");
+    let mut feed = vec![];
+    let mut c = 0;
+    for (xdt, xv, zx) in [
+        (DType::U8, 255, 0),
+        (DType::I8, -128, 0),
+        (DType::I8, 127, -128),
+    ] {
+        for wv in [-128i64, 127] {
+            let k = 4096;
+            let a = ints(xdt, &[3, k], &vec![xv; 3 * k]);
+            let w = ints(DType::I8, &[k, 5], &vec![wv; 5 * k]);
+            let b = ints(DType::I32, &[5], &[0, 1, -1, 1000, -1000]);
+            let epi = Epilogue {
+                rescale: Rescale::uniform(1, 20),
+                zero_point: 0,
+                min: -128,
+                max: 127,
+            };
+            let op = Op::QGemm {
+                a_zero_point: zx,
+                epi: epi.clone(),
+                to: DType::I8,
+            };
+            add_case(&mut g, &mut feed, c, op, a, [w, b]);
+            c += 1;
+            let x = ints(xdt, &[1, 256, 3, 3], &vec![xv; 256 * 9]);
+            let w = ints(DType::I8, &[8, 256, 3, 3], &vec![wv; 8 * 256 * 9]);
+            let b = ints(DType::I32, &[8], &[0; 8]);
+            let op = Op::QConv {
+                conv: conv_attrs(2, 1, 1, 1, 1),
+                x_zero_point: zx,
+                epi,
+                to: DType::I8,
+            };
+            add_case(&mut g, &mut feed, c, op, x, [w, b]);
+            c += 1;
+        }
+    }
+    (g, feed)
+}
+
+fn batteries() -> Vec<(Graph, Vec<Tensor>)> {
+    vec![
+        conv_battery(11_000, 14),
+        conv_battery(12_000, 14),
+        gemm_battery(13_000, 14),
+        worst_cases(),
+    ]
+}
+
+/// Compiles `g` with `opts` and asserts that the module has int8
+/// microkernels of `dot` (and no other) and that QConv/QGemm call them.
+fn assert_uses(g: &Graph, opts: &Options, dot: &str) {
+    let opts = Options {
+        emit_llvm_ir: true,
+        prefix: "m".into(),
+        ..opts.clone()
+    };
+    let ir = compile(g, &opts).expect("compiles").llvm_ir.expect("ir");
+    let defs: Vec<&str> = ir
+        .lines()
+        .filter(|l| l.starts_with("define") && l.contains("@qcc.mmm.i8."))
+        .collect();
+    assert!(!defs.is_empty(), "no int8 microkernel for {dot}");
+    for d in &defs {
+        assert!(d.contains(&format!("@qcc.mmm.i8.{dot}.")), "unexpected {d}");
+    }
+}
+
+fn check(tc: &Toolchain, opts: Options, runner_args: &[&str], dot: &str) {
+    for (g, feed) in batteries() {
+        if !dot.is_empty() {
+            let opts = Options {
+                target: tc.triple.map(str::to_string),
+                ..opts.clone()
+            };
+            assert_uses(&g, &opts, dot);
+        }
+        let want = qcc_interp::run(&g, &feed).expect("interpreter");
+        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+        let got = run_with_opts(tc, &g, &raw, opts.clone(), runner_args);
+        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_same(a, b, &format!("{dot} {} output {j}", g.name));
+        }
+    }
+}
+
+fn host_has(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.split_whitespace().any(|w| w == flag))
+        .unwrap_or(false)
+}
+
+/// Baseline x86-64 plus `features` (named CPUs do not yet tell qcc which
+/// features they imply, so the level is spelled out).
+fn x86(features: &str) -> Options {
+    Options {
+        cpu: Some("x86-64".into()),
+        features: (!features.is_empty()).then(|| features.to_string()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn host_dot_matches_interpreter() {
+    let dot = if !cfg!(target_arch = "x86_64") {
+        return check(&HOST, Options::default(), &[], "");
+    } else if host_has("avx512_vnni") && host_has("avx512bw") {
+        "vnni512"
+    } else {
+        "maddwd"
+    };
+    check(&HOST, Options::default(), &[], dot);
+}
+
+#[test]
+fn x86_avx2_and_baseline_match_interpreter() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    assert!(host_has("avx2"), "the x86 test machines have AVX2");
+    check(&HOST, x86("+avx2,+fma"), &[], "maddwd");
+    check(&HOST, x86(""), &[], "widen");
+}
+
+#[test]
+fn arm_dots_match_interpreter_under_qemu() {
+    if let Some(tc) = cross("aarch64-unknown-linux-gnu") {
+        check(&tc, Options::default(), &[], "widen");
+        let dotprod = Options {
+            features: Some("+dotprod".into()),
+            ..Default::default()
+        };
+        check(&tc, dotprod, &["-cpu", "max"], "sdot");
+    }
+    if let Some(tc) = cross("armv7-unknown-linux-gnueabihf") {
+        check(&tc, Options::default(), &[], "widen");
+    }
+}
