@@ -16,7 +16,7 @@ use inkwell::module::Module;
 use inkwell::types::{BasicType, BasicTypeEnum, FloatType, IntType, PointerType};
 use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue,
-    PointerValue,
+    PointerValue, VectorValue,
 };
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
 use qcc_ir::{strides_of, DType, Tensor, TensorType};
@@ -473,6 +473,42 @@ impl<'a, 'ctx> KernelCx<'a, 'ctx> {
                 .map_err(|e| CodegenError::Llvm(e.to_string()))?;
         }
         Ok(p)
+    }
+
+    // ----- vectors -----
+
+    /// `n` lanes of the scalar `x` (integer or float).
+    pub fn splat(&self, x: BasicValueEnum<'ctx>, n: u32) -> CgResult<VectorValue<'ctx>> {
+        let vt = match x {
+            BasicValueEnum::IntValue(i) => i.get_type().vec_type(n),
+            BasicValueEnum::FloatValue(f) => f.get_type().vec_type(n),
+            _ => return Err(CodegenError::Llvm("splat of a non-scalar".into())),
+        };
+        let v = self
+            .b
+            .build_insert_element(vt.get_undef(), x, self.i64(0), "")?;
+        let zeros = self.i32_t().vec_type(n).const_zero();
+        Ok(self
+            .b
+            .build_shuffle_vector(v, vt.get_undef(), zeros, "splat")?)
+    }
+
+    /// `shufflevector a, b, idx` (lane `i` of the result is lane `idx[i]`
+    /// of `a ++ b`).
+    pub fn shuffle(
+        &self,
+        a: VectorValue<'ctx>,
+        b: VectorValue<'ctx>,
+        idx: &[u32],
+    ) -> CgResult<VectorValue<'ctx>> {
+        let i32t = self.i32_t();
+        let m: Vec<IntValue> = idx
+            .iter()
+            .map(|&i| i32t.const_int(i as u64, false))
+            .collect();
+        Ok(self
+            .b
+            .build_shuffle_vector(a, b, inkwell::types::VectorType::const_vector(&m), "")?)
     }
 
     // ----- calls -----

@@ -1,7 +1,7 @@
 //! The int8 microkernel battery: QConv and QGemm graphs with shapes drawn to
 //! hit every edge (rows past `MR`, columns past `NR`, K not a multiple of
 //! four, N blocks with a tail, asymmetric padding, strides, dilations,
-//! groups, batches, 1-D), i8 and u8 activations and outputs, per-channel
+//! groups, depthwise, batches, 1-D), i8 and u8 activations and outputs, per-channel
 //! and power-of-two epilogues, and the worst-case extremes, compiled for
 //! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AArch64 `sdot`, the
 //! portable widening kernel on x86-64 baseline, AArch64 and ARMv7) and
@@ -78,12 +78,18 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
     let mut g = Graph::new("qbattery");
     let mut feed = vec![];
     for c in 0..cases {
-        let group = if r.next(0, 3) == 0 { 2 } else { 1 };
         let (k, s, d) = (r.next(1, 4), r.next(1, 3), r.next(1, 2));
         let rank = if r.next(0, 4) == 0 { 1 } else { 2 };
-        let cin = group * r.next(1, 20);
-        let cout = group * r.next(4, 36);
-        let hw = r.next(k * d, 19);
+        // Every third case is depthwise (its own kernel, `mmm/qdw.rs`),
+        // with a channel multiplier of 1 or 2 and widths around the vectors.
+        let (group, cin, cout, hw) = if c % 3 == 2 {
+            let cin = r.next(1, 12);
+            (cin, cin, cin * r.next(1, 2), r.next(k * d, 40))
+        } else {
+            let group = if r.next(0, 3) == 0 { 2 } else { 1 };
+            let hw = r.next(k * d, 19);
+            (group, group * r.next(1, 20), group * r.next(4, 36), hw)
+        };
         let pads: Vec<usize> = (0..2 * rank).map(|_| r.next(0, k - 1)).collect();
         let batch = r.next(1, 2);
         let (xdt, to) = (

@@ -175,6 +175,11 @@ pub fn emit<'ctx>(
         let folded = fold_bias(cx, &wv, &bv, k_len, rx, *x_zero_point, shift)?;
         return crate::mmm::qconv::emit(cx, &mp, x, &wv, &folded, *x_zero_point, epi, out);
     }
+    let dp = crate::mmm::qdw_plan(node, &x.ty, &w.ty, &out.ty, (true, true), &cx.target);
+    if let Some(dp) = dp.filter(|_| cx.scratch.is_some()) {
+        let folded = fold_bias(cx, &wv, &bv, k_len, rx, *x_zero_point, 0)?;
+        return crate::mmm::qdw::emit(cx, &dp, x, &wv, &folded, *x_zero_point, epi, out);
+    }
     // The worst case is checked (and the bias folded) for either schedule.
     let zx_fits = int8_range(x.dtype()).is_some_and(|(lo, hi)| (lo..=hi).contains(&zx));
     let dot = plan.use_dot(zx_fits);

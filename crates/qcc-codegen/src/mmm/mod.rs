@@ -25,6 +25,7 @@ pub mod conv;
 pub mod gemm;
 pub mod pack;
 pub mod qconv;
+pub mod qdw;
 pub mod qgemm;
 pub mod qukernel;
 pub mod ukernel;
@@ -172,6 +173,30 @@ pub fn qconv_plan(
     qconv::QConvGemm::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
 }
 
+/// The plan of a depthwise QConv `node` (one input channel per group) on
+/// its own kernel (`qdw.rs`); asked by the kernel and the memory plan.
+pub fn qdw_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<qdw::QDwPlan> {
+    let qcc_ir::Op::QConv {
+        conv, x_zero_point, ..
+    } = &node.op
+    else {
+        return None;
+    };
+    if !consts.0 || !consts.1 || w.dtype != qcc_ir::DType::I8 {
+        return None;
+    }
+    let (lo, hi) = qcc_ir::infer::int8_range(x.dtype)?;
+    let zx_fits = (lo..=hi).contains(x_zero_point);
+    qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
+}
+
 /// Bytes of workspace scratch node `id`'s kernel needs (0 for most nodes).
 pub fn node_scratch(
     g: &qcc_ir::Graph,
@@ -190,7 +215,10 @@ pub fn node_scratch(
     if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }
-    qconv_plan(node, x, w, out, consts, facts).map_or(0, |p| p.scratch_bytes())
+    if let Some(p) = qconv_plan(node, x, w, out, consts, facts) {
+        return p.scratch_bytes();
+    }
+    qdw_plan(node, x, w, out, consts, facts).map_or(0, |p| p.scratch_bytes())
 }
 
 /// Covers `0..total` with blocks of `block` items: `body(cx, b, len)` for

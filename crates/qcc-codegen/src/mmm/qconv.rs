@@ -20,7 +20,7 @@ use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::const_i8_table;
 use crate::portable::TargetFacts;
 use inkwell::types::VectorType;
-use inkwell::values::{IntValue, PointerValue, VectorValue};
+use inkwell::values::{IntValue, PointerValue};
 use qcc_ir::quant::Epilogue;
 use qcc_ir::{ConvAttrs, DType};
 
@@ -212,8 +212,8 @@ pub fn emit<'ctx>(
                 cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
             )?;
             let src = match p.copy {
-                Some(ext) => {
-                    pad_copy(cx, p, xg, s, ext, zx)?;
+                Some((hp, wp)) => {
+                    pad_planes(cx, (xg, p.cg, p.h, p.w), (s, hp, wp), p.pad, zx)?;
                     s
                 }
                 None => xg,
@@ -259,34 +259,31 @@ pub fn emit<'ctx>(
     })
 }
 
-/// Copies the group's `cg` input planes into `dst` as `[cg][hp][wp]` with
-/// the input zero point in the border (leading pad, and whatever the
-/// windows reach past the input).
-fn pad_copy<'ctx>(
+/// Copies `planes` input planes of `h × w` bytes at `src` into `dst` as
+/// `[planes][hp][wp]`, each plane shifted by the leading padding `(pt, pl)`
+/// and bordered with the input zero point `zx` (what the windows reach past
+/// the input); input rows and columns beyond `hp × wp` are left out.
+pub(crate) fn pad_planes<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
-    p: &QConvGemm,
-    xg: PointerValue<'ctx>,
-    dst: PointerValue<'ctx>,
-    (hp, wp): (usize, usize),
+    (src, planes, h, w): (PointerValue<'ctx>, usize, usize, usize),
+    (dst, hp, wp): (PointerValue<'ctx>, usize, usize),
+    (pt, pl): (usize, usize),
     zx: i32,
 ) -> CgResult<()> {
-    let (pt, pl) = p.pad;
     let zb = zx as u8;
+    let (pt, pl) = (pt.min(hp), pl.min(wp));
     // Rows [pt, pt + hin) and columns [pl, pl + win) hold the input.
-    let hin = p.h.min(hp.saturating_sub(pt));
-    let win = p.w.min(wp.saturating_sub(pl));
-    let plane = (hp * wp) as i64;
-    cx.for_range(0, p.cg as i64, |cx, c| {
-        let d = cx.gep(DType::I8, dst, cx.mul_c(c, plane)?)?;
-        cx.memset(d, 1, zb, (pt.min(hp) * wp) as u64)?;
-        let tail = hp - pt.min(hp) - hin;
+    let (hin, win) = (h.min(hp - pt), w.min(wp - pl));
+    cx.for_range(0, planes as i64, |cx, c| {
+        let d = cx.gep(DType::I8, dst, cx.mul_c(c, (hp * wp) as i64)?)?;
+        cx.memset(d, 1, zb, (pt * wp) as u64)?;
         let end = cx.gep_bytes(d, ((pt + hin) * wp) as i64)?;
-        cx.memset(end, 1, zb, (tail * wp) as u64)?;
-        let src = cx.gep(DType::I8, xg, cx.mul_c(c, (p.h * p.w) as i64)?)?;
+        cx.memset(end, 1, zb, ((hp - pt - hin) * wp) as u64)?;
+        let from = cx.gep(DType::I8, src, cx.mul_c(c, (h * w) as i64)?)?;
         cx.for_range(0, hin as i64, |cx, ih| {
             let row = cx.gep(DType::I8, d, cx.mul_c(cx.add_c(ih, pt as i64)?, wp as i64)?)?;
             cx.memset(row, 1, zb, pl as u64)?;
-            let from = cx.gep(DType::I8, src, cx.mul_c(ih, p.w as i64)?)?;
+            let from = cx.gep(DType::I8, from, cx.mul_c(ih, w as i64)?)?;
             cx.memcpy(cx.gep_bytes(row, pl as i64)?, 1, from, 1, win as u64)?;
             let rest = wp - pl - win;
             cx.memset(cx.gep_bytes(row, (pl + win) as i64)?, 1, zb, rest as u64)
@@ -356,15 +353,15 @@ fn pack_block<'ctx>(
                         l
                     } else {
                         let idx: Vec<u32> = (0..VEC as u32).map(|j| j * sw as u32).collect();
-                        shuffle(cx, l, wide_t.get_undef(), &idx)?
+                        cx.shuffle(l, wide_t.get_undef(), &idx)?
                     });
                 }
                 let n = VEC as u32;
-                let lo = shuffle(cx, parts[0], parts[1], &(0..2 * n).collect::<Vec<_>>())?;
-                let hi = shuffle(cx, parts[2], parts[3], &(0..2 * n).collect::<Vec<_>>())?;
+                let lo = cx.shuffle(parts[0], parts[1], &(0..2 * n).collect::<Vec<_>>())?;
+                let hi = cx.shuffle(parts[2], parts[3], &(0..2 * n).collect::<Vec<_>>())?;
                 // Position o, row t comes from part t, lane o.
                 let idx: Vec<u32> = (0..4 * n).map(|l| (l % 4) * n + l / 4).collect();
-                let mut v = shuffle(cx, lo, hi, &idx)?;
+                let mut v = cx.shuffle(lo, hi, &idx)?;
                 if flip {
                     v = cx.b.build_xor(v, flip_v, "")?;
                 }
@@ -387,20 +384,4 @@ fn pack_block<'ctx>(
             })
         })
     })
-}
-
-fn shuffle<'ctx>(
-    cx: &KernelCx<'_, 'ctx>,
-    a: VectorValue<'ctx>,
-    b: VectorValue<'ctx>,
-    idx: &[u32],
-) -> CgResult<VectorValue<'ctx>> {
-    let i32t = cx.i32_t();
-    let m: Vec<IntValue> = idx
-        .iter()
-        .map(|&i| i32t.const_int(i as u64, false))
-        .collect();
-    Ok(cx
-        .b
-        .build_shuffle_vector(a, b, VectorType::const_vector(&m), "")?)
 }

@@ -370,32 +370,6 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         Ok(v)
     }
 
-    /// `splat` of scalar `x` into `n` lanes.
-    fn splat(&self, x: IntValue<'ctx>, n: usize) -> CgResult<VectorValue<'ctx>> {
-        let b = self.cx.b;
-        let vt = x.get_type().vec_type(n as u32);
-        let v = b.build_insert_element(vt.get_undef(), x, self.cx.i64(0), "")?;
-        let zeros = self.cx.i32_t().vec_type(n as u32).const_zero();
-        Ok(b.build_shuffle_vector(v, vt.get_undef(), zeros, "splat")?)
-    }
-
-    fn shuffle(
-        &self,
-        a: VectorValue<'ctx>,
-        b: VectorValue<'ctx>,
-        idx: &[u32],
-    ) -> CgResult<VectorValue<'ctx>> {
-        let i32t = self.cx.i32_t();
-        let m: Vec<IntValue> = idx
-            .iter()
-            .map(|&i| i32t.const_int(i as u64, false))
-            .collect();
-        Ok(self
-            .cx
-            .b
-            .build_shuffle_vector(a, b, VectorType::const_vector(&m), "")?)
-    }
-
     /// The four bytes `A(i, 4q..4q+4)` as an i32.
     fn a_word(
         &self,
@@ -430,7 +404,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         match d {
             Dot::Vnni512 | Dot::Sdot => {
                 let lanes = d.cols_per_acc();
-                let v = self.splat(w, lanes)?;
+                let v = cx.splat(w.into(), lanes as u32)?;
                 Ok(b.build_bit_cast(v, self.vec(i8t, lanes * 4), "")?
                     .into_vector_value())
             }
@@ -445,7 +419,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 };
                 let wide = b.build_int_s_extend(bytes, self.vec(wide_t, 4), "")?;
                 let idx: Vec<u32> = (0..16).map(|l| l % 4).collect();
-                self.shuffle(wide, wide.get_type().get_undef(), &idx)
+                self.cx.shuffle(wide, wide.get_type().get_undef(), &idx)
             }
         }
     }
@@ -526,8 +500,8 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             let even: Vec<u32> = (0..n / 2).map(|l| 2 * l).collect();
             let odd: Vec<u32> = (0..n / 2).map(|l| 2 * l + 1).collect();
             let undef = v.get_type().get_undef();
-            let e = self.shuffle(v, undef, &even)?;
-            let o = self.shuffle(v, undef, &odd)?;
+            let e = self.cx.shuffle(v, undef, &even)?;
+            let o = self.cx.shuffle(v, undef, &odd)?;
             v = self.cx.b.build_int_add(e, o, "")?;
             g /= 2;
         }
@@ -543,13 +517,13 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 if let [a, b] = pair {
                     let n = a.get_type().get_size();
                     let idx: Vec<u32> = (0..2 * n).collect();
-                    next.push(self.shuffle(*a, *b, &idx)?);
+                    next.push(self.cx.shuffle(*a, *b, &idx)?);
                 } else {
                     // Odd one out: widen with undef lanes, cut after the last concat.
                     let a = pair[0];
                     let n = a.get_type().get_size();
                     let idx: Vec<u32> = (0..2 * n).map(|l| l.min(n)).collect();
-                    next.push(self.shuffle(a, a.get_type().get_undef(), &idx)?);
+                    next.push(self.cx.shuffle(a, a.get_type().get_undef(), &idx)?);
                 }
             }
             parts = next;
@@ -560,7 +534,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             return Ok(v);
         }
         let idx: Vec<u32> = (0..want).collect();
-        self.shuffle(v, v.get_type().get_undef(), &idx)
+        self.cx.shuffle(v, v.get_type().get_undef(), &idx)
     }
 
     fn emit(&self) -> CgResult<()> {
@@ -639,7 +613,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 Ok(b.build_int_s_extend(v, wide, "")?)
             } else {
                 let s = cx.load(DType::I32, p, cx.i64(i as i64))?.into_int_value();
-                self.splat(b.build_int_s_extend(s, i64t, "")?, nr)
+                cx.splat(b.build_int_s_extend(s, i64t, "")?.into(), nr as u32)
             }
         };
         let col_params = if u.cols {
@@ -651,10 +625,18 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         } else {
             None
         };
-        let zp = self.splat(b.build_int_s_extend(self.args.zp, i64t, "")?, nr)?;
-        let lo = self.splat(b.build_int_s_extend(self.args.lo, i64t, "")?, nr)?;
-        let hi = self.splat(b.build_int_s_extend(self.args.hi, i64t, "")?, nr)?;
-        let one = self.splat(cx.i64(1), nr)?;
+        let zp = cx.splat(
+            b.build_int_s_extend(self.args.zp, i64t, "")?.into(),
+            nr as u32,
+        )?;
+        let lo = cx.splat(
+            b.build_int_s_extend(self.args.lo, i64t, "")?.into(),
+            nr as u32,
+        )?;
+        let hi = cx.splat(
+            b.build_int_s_extend(self.args.hi, i64t, "")?.into(),
+            nr as u32,
+        )?;
         let mut rows = vec![];
         for i in 0..mr {
             let sums: Vec<VectorValue> = (0..nacc)
@@ -669,18 +651,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                     params_at(self.args.shift, i)?,
                 ),
             };
-            // acc + bias wraps in i32 like the reference accumulator.
-            let bias32 = b.build_int_truncate(bias, acc.get_type(), "")?;
-            let acc = b.build_int_add(acc, bias32, "")?;
-            let v = b.build_int_s_extend(acc, wide, "")?;
-            let v = b.build_int_mul(v, mult, "")?;
-            let half = b.build_right_shift(b.build_left_shift(one, shift, "")?, one, false, "")?;
-            let v = b.build_int_add(v, half, "")?;
-            let v = b.build_right_shift(v, shift, true, "")?;
-            let v = b.build_int_add(v, zp, "")?;
-            let v = vsmax(cx, v, lo)?;
-            let v = vsmin(cx, v, hi)?;
-            rows.push(b.build_int_truncate(v, self.vec(cx.i8_t(), nr), "")?);
+            rows.push(requantize(cx, acc, [bias, mult, shift, zp, lo, hi])?);
         }
 
         // Stores: whole rows, or masked ones on an edge tile.
@@ -696,7 +667,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 let i32t = cx.i32_t();
                 let idx: Vec<IntValue> = (0..nr).map(|l| i32t.const_int(l as u64, false)).collect();
                 let nv = b.build_int_truncate(self.args.nr_valid, i32t, "")?;
-                let nv = self.splat(nv, nr)?;
+                let nv = cx.splat(nv.into(), nr as u32)?;
                 Some(b.build_int_compare(
                     IntPredicate::SLT,
                     VectorType::const_vector(&idx),
@@ -748,6 +719,33 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         }
         Ok(())
     }
+}
+
+/// `clamp(zp + round_shift((acc + bias) · mult, shift), lo, hi)` lane by
+/// lane, narrowed to 8 bits: `qcc_ir::quant::Epilogue::apply` on i32
+/// accumulators (`acc + bias` wraps in i32 like the reference accumulator).
+/// `acc` is `<N x i32>`; the parameters `[bias, mult, shift, zp, lo, hi]`
+/// are `<N x i64>`.
+pub(crate) fn requantize<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    acc: VectorValue<'ctx>,
+    [bias, mult, shift, zp, lo, hi]: [VectorValue<'ctx>; 6],
+) -> CgResult<VectorValue<'ctx>> {
+    let b = cx.b;
+    let n = acc.get_type().get_size();
+    let wide = cx.i64_t().vec_type(n);
+    let one = VectorType::const_vector(&vec![cx.i64(1); n as usize]);
+    let bias32 = b.build_int_truncate(bias, acc.get_type(), "")?;
+    let acc = b.build_int_add(acc, bias32, "")?;
+    let v = b.build_int_s_extend(acc, wide, "")?;
+    let v = b.build_int_mul(v, mult, "")?;
+    let half = b.build_right_shift(b.build_left_shift(one, shift, "")?, one, false, "")?;
+    let v = b.build_int_add(v, half, "")?;
+    let v = b.build_right_shift(v, shift, true, "")?;
+    let v = b.build_int_add(v, zp, "")?;
+    let v = vsmax(cx, v, lo)?;
+    let v = vsmin(cx, v, hi)?;
+    Ok(b.build_int_truncate(v, cx.i8_t().vec_type(n), "")?)
 }
 
 fn vsmax<'ctx>(

@@ -318,10 +318,7 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
     }
 
     fn splat(&self, x: inkwell::values::FloatValue<'ctx>) -> CgResult<VectorValue<'ctx>> {
-        let b = self.cx.b;
-        let v = b.build_insert_element(self.vt.get_undef(), x, self.cx.i64(0), "")?;
-        let zeros = self.cx.i32_t().vec_type(self.vt.get_size()).const_zero();
-        Ok(b.build_shuffle_vector(v, self.vt.get_undef(), zeros, "bcast")?)
+        self.cx.splat(x.into(), self.vt.get_size())
     }
 
     /// Loads vector `j` at `p` (masked on an edge tile).

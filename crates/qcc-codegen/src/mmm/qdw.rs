@@ -1,0 +1,304 @@
+//! Depthwise integer convolution (QConv with one input channel per group,
+//! 1-D and 2-D, NCHW): not a GEMM, so a kernel of its own.
+//!
+//! Per input channel, the plane is copied into the node's scratch with a
+//! border of the input zero point (so no tap ever tests bounds, and the
+//! caller folds `-zx · Σw` into the bias) and rows wide enough that every
+//! vector load stays inside its row. Each output row is then computed
+//! `VL` positions at a time: the `KH·KW` weights of the output channel sit
+//! in registers as splats, each tap is one (strided) byte load widened to
+//! i32 lanes, one multiply and one add, and the exact requantization
+//! (`qukernel::requantize`) ends each vector; the last vector of a row is
+//! stored under a constant mask.
+
+use super::qconv::pad_planes;
+use super::qukernel::requantize;
+use super::{div_ceil, Simd};
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::portable::TargetFacts;
+use crate::CodegenError;
+use inkwell::types::VectorType;
+use inkwell::values::{BasicMetadataValueEnum, BasicValue, IntValue, PointerValue, VectorValue};
+use qcc_ir::quant::Epilogue;
+use qcc_ir::{ConvAttrs, DType};
+
+/// The plan of one depthwise QConv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QDwPlan {
+    pub batch: usize,
+    /// Input channels, and output channels per input channel.
+    pub c: usize,
+    pub mult: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub dil: (usize, usize),
+    pub pad: (usize, usize),
+    /// Rows and row stride of the padded copy.
+    pub hp: usize,
+    pub wps: usize,
+    /// Output positions per vector.
+    pub vl: usize,
+}
+
+impl QDwPlan {
+    /// The plan, or `None` when the convolution is not depthwise (one input
+    /// channel per group), has rank > 2, runs on a bare-metal target, or has
+    /// a zero point its input type cannot hold.
+    pub fn new(
+        a: &ConvAttrs,
+        x: &[usize],
+        wsh: &[usize],
+        out: &[usize],
+        facts: &TargetFacts,
+        zx_fits: bool,
+    ) -> Option<QDwPlan> {
+        let r = x.len().checked_sub(2)?;
+        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
+            return None;
+        }
+        if facts.bare_metal || !zx_fits {
+            return None;
+        }
+        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
+            return None;
+        }
+        let (batch, c, oc) = (x[0], x[1], out[1]);
+        if a.group != c || wsh[1] != 1 || wsh[0] != oc || oc % c != 0 || c == 0 {
+            return None;
+        }
+        let two = |v: &[usize], d: usize| -> (usize, usize) {
+            if r == 1 {
+                (d, v[0])
+            } else {
+                (v[0], v[1])
+            }
+        };
+        let (h, w) = two(&x[2..], 1);
+        let (oh, ow) = two(&out[2..], 1);
+        let (kh, kw) = two(&wsh[2..], 1);
+        let stride = two(&a.strides, 1);
+        let dil = two(&a.dilations, 1);
+        let pad = two(&a.pads[..r], 0);
+        if oh == 0 || ow == 0 {
+            return None;
+        }
+        let vl = match facts.simd {
+            Simd::Avx512 => 16,
+            Simd::Scalar => 4,
+            _ => 8,
+        };
+        let hp = (oh - 1) * stride.0 + (kh - 1) * dil.0 + 1;
+        // Every vector (including the last, partly masked one) reads inside its row.
+        let reach = div_ceil(ow, vl) * vl * stride.1 + (kw - 1) * dil.1;
+        let wps = reach.max(1);
+        Some(QDwPlan {
+            batch,
+            c,
+            mult: oc / c,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+            hp,
+            wps,
+            vl,
+        })
+    }
+
+    /// Workspace scratch the node needs (the padded plane), in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        (self.hp * self.wps).next_multiple_of(64)
+    }
+}
+
+/// Emits the convolution. `w` are the constant weights `[OC][1][KH][KW]`,
+/// `bias` the folded bias per output channel (`bias - zx · Σw`).
+#[allow(clippy::too_many_arguments)]
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QDwPlan,
+    x: &Operand<'_, 'ctx>,
+    w: &[i64],
+    bias: &[i32],
+    zx: i32,
+    epi: &Epilogue,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let oc = p.c * p.mult;
+    let taps = p.kh * p.kw;
+    let r = &epi.rescale;
+    let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
+    let wi: Vec<i16> = w.iter().map(|&v| v as i16).collect();
+    let wt = const_i16_table(cx, &wi);
+    let mults: Vec<i32> = (0..oc).map(|c| r.multiplier[chan(c)]).collect();
+    let shifts: Vec<i32> = (0..oc).map(|c| r.shift[chan(c)] as i32).collect();
+    let tables = [
+        crate::kernels::quant::const_i32_table(cx, "qdw.bias", bias),
+        crate::kernels::quant::const_i32_table(cx, "qdw.mul", &mults),
+        crate::kernels::quant::const_i32_table(cx, "qdw.shift", &shifts),
+    ];
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;
+    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+    let vl = p.vl as u32;
+    let signed = x.dtype() == DType::I8;
+    let i64t = cx.i64_t();
+    let out_params = [
+        cx.splat(cx.i64(epi.zero_point as i64).into(), vl)?,
+        cx.splat(cx.i64(epi.min as i64).into(), vl)?,
+        cx.splat(cx.i64(epi.max as i64).into(), vl)?,
+    ];
+    cx.for_range(0, p.batch as i64, |cx, bi| {
+        cx.for_range(0, p.c as i64, |cx, c| {
+            let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
+            let xc = cx.gep(DType::I8, x.ptr, cx.mul_c(plane, hw)?)?;
+            pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?;
+            cx.for_range(0, p.mult as i64, |cx, j| {
+                let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
+                let oplane = cx.add(cx.mul_c(bi, oc as i64)?, o)?;
+                let oc_ptr = cx.gep(DType::I8, out.ptr, cx.mul_c(oplane, ohw)?)?;
+                let ws: Vec<VectorValue> = (0..taps)
+                    .map(|t| {
+                        let i = cx.add_c(cx.mul_c(o, taps as i64)?, t as i64)?;
+                        let i16t = cx.ctx.i16_type();
+                        // SAFETY: `i` indexes the OC·taps weight table.
+                        let ptr = unsafe { cx.b.build_in_bounds_gep(i16t, wt, &[i], "")? };
+                        let v = cx.b.build_load(i16t, ptr, "")?.into_int_value();
+                        cx.splat(v.into(), vl)
+                    })
+                    .collect::<CgResult<_>>()?;
+                let params: Vec<VectorValue> = tables
+                    .iter()
+                    .map(|t| {
+                        let v = cx.load(DType::I32, *t, o)?.into_int_value();
+                        cx.splat(cx.b.build_int_s_extend(v, i64t, "")?.into(), vl)
+                    })
+                    .collect::<CgResult<_>>()?;
+                let row = Row {
+                    p,
+                    s,
+                    ws: &ws,
+                    params: [
+                        params[0],
+                        params[1],
+                        params[2],
+                        out_params[0],
+                        out_params[1],
+                        out_params[2],
+                    ],
+                    signed,
+                };
+                cx.for_range(0, p.oh as i64, |cx, oy| {
+                    let orow = cx.gep(DType::I8, oc_ptr, cx.mul_c(oy, p.ow as i64)?)?;
+                    let full = p.ow / p.vl;
+                    cx.for_range(0, full as i64, |cx, v| {
+                        let o0 = cx.mul_c(v, p.vl as i64)?;
+                        row.vector(cx, oy, o0, orow, p.vl)
+                    })?;
+                    if !p.ow.is_multiple_of(p.vl) {
+                        let o0 = cx.i64((full * p.vl) as i64);
+                        row.vector(cx, oy, o0, orow, p.ow % p.vl)?;
+                    }
+                    Ok(())
+                })
+            })
+        })
+    })
+}
+
+struct Row<'r, 'ctx> {
+    p: &'r QDwPlan,
+    s: PointerValue<'ctx>,
+    ws: &'r [VectorValue<'ctx>],
+    params: [VectorValue<'ctx>; 6],
+    signed: bool,
+}
+
+impl<'ctx> Row<'_, 'ctx> {
+    /// Output positions `[o0, o0 + valid)` of row `oy` (`valid <= VL`).
+    fn vector(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        oy: IntValue<'ctx>,
+        o0: IntValue<'ctx>,
+        orow: PointerValue<'ctx>,
+        valid: usize,
+    ) -> CgResult<()> {
+        let p = self.p;
+        let vl = p.vl as u32;
+        let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
+        let i8t = cx.i8_t();
+        let i32v = cx.i32_t().vec_type(vl);
+        let i16v = cx.ctx.i16_type().vec_type(vl);
+        let load_t = i8t.vec_type(vl * sw as u32);
+        let mut acc = i32v.const_zero();
+        let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
+                let ptr = cx.gep(DType::I8, self.s, cx.add_c(base, off)?)?;
+                let l = cx.b.build_load(load_t, ptr, "")?;
+                if let Some(i) = l.as_instruction_value() {
+                    i.set_alignment(1)
+                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                }
+                let mut v = l.into_vector_value();
+                if sw > 1 {
+                    let idx: Vec<u32> = (0..vl).map(|j| j * sw as u32).collect();
+                    v = cx.shuffle(v, load_t.get_undef(), &idx)?;
+                }
+                // One 16-bit multiply: |x · w| <= 255 · 128 < 2^15.
+                let v = if self.signed {
+                    cx.b.build_int_s_extend(v, i16v, "")?
+                } else {
+                    cx.b.build_int_z_extend(v, i16v, "")?
+                };
+                let prod = cx.b.build_int_mul(v, self.ws[ki * p.kw + kj], "")?;
+                let prod = cx.b.build_int_s_extend(prod, i32v, "")?;
+                acc = cx.b.build_int_add(acc, prod, "")?;
+            }
+        }
+        let q = requantize(cx, acc, self.params)?;
+        let dst = cx.gep(DType::I8, orow, o0)?;
+        if valid == p.vl {
+            let st = cx.b.build_store(dst, q)?;
+            st.set_alignment(1)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            return Ok(());
+        }
+        let i1t = cx.ctx.bool_type();
+        let mask: Vec<IntValue> = (0..p.vl)
+            .map(|l| i1t.const_int((l < valid) as u64, false))
+            .collect();
+        let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+            .and_then(|x| {
+                x.get_declaration(cx.module, &[q.get_type().into(), dst.get_type().into()])
+            })
+            .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+        let args: [BasicMetadataValueEnum; 3] =
+            [q.into(), dst.into(), VectorType::const_vector(&mask).into()];
+        cx.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+}
+
+/// The weights as a private i16 constant.
+fn const_i16_table<'ctx>(cx: &KernelCx<'_, 'ctx>, vals: &[i16]) -> PointerValue<'ctx> {
+    let t = cx.ctx.i16_type();
+    let elems: Vec<IntValue> = vals
+        .iter()
+        .map(|&v| t.const_int(v as i64 as u64, true))
+        .collect();
+    crate::kernels::conv::private_constant(cx, "qdw.w", &t.const_array(&elems))
+}
