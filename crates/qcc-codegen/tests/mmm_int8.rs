@@ -135,7 +135,7 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
     (g, feed)
 }
 
-/// Random QGemm cases (K mostly a multiple of four: the microkernel path).
+/// Random QGemm cases (K a multiple of four or not: a partial last group).
 fn gemm_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
     let mut r = Lcg(seed);
     let mut g = Graph::new("qbattery");

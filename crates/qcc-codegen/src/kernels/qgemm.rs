@@ -162,10 +162,11 @@ pub fn emit<'ctx>(
         }
     }
     let e = EpiEmit::new(cx, epi, *to, n)?;
-    if let Some(u) = crate::mmm::qgemm::plan(&cx.target, m, k, a.dtype()) {
-        let shift = u.dot.act_shift(a.dtype());
+    let plan = crate::mmm::qgemm::QGemmPlan::new(&cx.target, m, k, n);
+    if let Some(p) = plan.filter(|_| cx.scratch.is_some()) {
+        let shift = p.dot().act_shift(a.dtype());
         let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
-        return crate::mmm::qgemm::emit(cx, u, (m, k, n), a, &bt, &folded, epi, out);
+        return crate::mmm::qgemm::emit(cx, &p, a, &bt, &folded, epi, out);
     }
     let shift = dot_shift(cx, a.dtype(), k as i64);
     let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;

@@ -218,6 +218,13 @@ pub fn node_scratch(
     if let Some(p) = qconv_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }
+    if let qcc_ir::Op::QGemm { .. } = node.op {
+        let ok = consts.0 && consts.1 && x.shape.len() == 2 && w.shape.len() == 2;
+        return match ok.then(|| qgemm::QGemmPlan::new(facts, x.shape[0], x.shape[1], w.shape[1])) {
+            Some(Some(p)) => p.scratch_bytes(),
+            _ => 0,
+        };
+    }
     qdw_plan(node, x, w, out, consts, facts).map_or(0, |p| p.scratch_bytes())
 }
 

@@ -14,7 +14,7 @@
 //! a border of the input zero point, so the packing never tests bounds.
 
 use super::pack::{pack_k4, pad_to};
-use super::qukernel::{I8Ukr, QALayout, QCall};
+use super::qukernel::{I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::const_i8_table;
@@ -105,7 +105,7 @@ impl QConvGemm {
         let hp = (oh - 1) * stride.0 + (kh - 1) * dil.0 + 1;
         let wp = (ow - 1) * stride.1 + (kw - 1) * dil.1 + 1;
         let copy = (pad != (0, 0) || hp > h || wp > w).then_some((hp, wp));
-        let ukr = I8Ukr::for_target(facts, QALayout::Packed, false, m);
+        let ukr = I8Ukr::for_target(facts, false, m);
         let k4 = div_ceil(c / g * kh * kw, 4);
         let cols = facts.simd.l2_budget() / (4 * k4);
         let rows = (cols / ow).clamp(1, oh);
@@ -241,7 +241,6 @@ pub fn emit<'ctx>(
                         QCall {
                             k4: k4 as i64,
                             a,
-                            lda: 0,
                             b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
                             ldb: p.ldb as i64,
                             c: cx.gep(DType::I8, crow, col)?,

@@ -2,36 +2,56 @@
 //!
 //! B is packed at compile time into column panels, `[N/NR][K/4][NR][4]`
 //! (`pack::pack_k4` of its transpose), with the folded bias, multipliers
-//! and shifts padded per column beside it. A is read in place, four bytes
-//! at a time (`QALayout::Strided`), flipped to the dot instruction's
-//! signedness inside the microkernel; the epilogue parameters are per
-//! column. K must be a multiple of four so that no read passes A's end.
+//! and shifts padded per column beside it. A (the activations) is packed at
+//! run time into the node's workspace scratch as `[M/MR][K/4][MR][4]`,
+//! flipped to the dot instruction's signedness on the way, once, however
+//! many column panels then read it. The epilogue parameters are per column.
 
-use super::div_ceil;
-use super::for_blocks;
 use super::pack::{pack_k4, pad_to};
-use super::qukernel::{I8Ukr, QALayout, QCall};
+use super::qukernel::{Dot, I8Ukr, QCall};
+use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::{const_i32_table, const_i8_table};
 use crate::portable::TargetFacts;
 use qcc_ir::quant::Epilogue;
 use qcc_ir::DType;
 
-/// The microkernel for an `[m,k] × [k,n]` QGemm with activations of type
-/// `adt`, or `None` when the path does not apply (K not a multiple of 4,
-/// or a bare-metal target, which keeps its smaller code).
-pub fn plan(facts: &TargetFacts, m: usize, k: usize, adt: DType) -> Option<I8Ukr> {
-    if facts.bare_metal || k == 0 || !k.is_multiple_of(4) {
-        return None;
+/// The microkernel plan of one `[m,k] × [k,n]` QGemm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QGemmPlan {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub ukr: I8Ukr,
+}
+
+impl QGemmPlan {
+    /// The plan, or `None` on a bare-metal target (which keeps its smaller
+    /// code and no scratch).
+    pub fn new(facts: &TargetFacts, m: usize, k: usize, n: usize) -> Option<QGemmPlan> {
+        if facts.bare_metal || m == 0 || k == 0 || n == 0 {
+            return None;
+        }
+        Some(QGemmPlan {
+            m,
+            k,
+            n,
+            ukr: I8Ukr::for_target(facts, true, m),
+        })
     }
-    let dot = super::qukernel::Dot::of(facts);
-    let flip = dot.act_shift(adt) != 0;
-    Some(I8Ukr::for_target(
-        facts,
-        QALayout::Strided { flip },
-        true,
-        m,
-    ))
+
+    fn k4(&self) -> usize {
+        div_ceil(self.k, 4)
+    }
+
+    /// Workspace scratch the node needs (the packed A), in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4
+    }
+
+    pub fn dot(&self) -> Dot {
+        self.ukr.dot
+    }
 }
 
 /// Emits the product. `bt` is B transposed (`[N][K]`), `bias` the folded
@@ -39,15 +59,15 @@ pub fn plan(facts: &TargetFacts, m: usize, k: usize, adt: DType) -> Option<I8Ukr
 #[allow(clippy::too_many_arguments)]
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
-    u: I8Ukr,
-    (m, k, n): (usize, usize, usize),
+    p: &QGemmPlan,
     a: &Operand<'_, 'ctx>,
     bt: &[i64],
     bias: &[i32],
     epi: &Epilogue,
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
-    let (nr, k4) = (u.nr, div_ceil(k, 4));
+    let (u, m, k, n) = (p.ukr, p.m, p.k, p.n);
+    let (mr, nr, k4) = (u.mr, u.nr, p.k4());
     let r = &epi.rescale;
     let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
     let mults: Vec<i32> = (0..n).map(|c| r.multiplier[chan(c)]).collect();
@@ -59,10 +79,13 @@ pub fn emit<'ctx>(
         const_i32_table(cx, "mmm.qshift", &pad_to(&shifts, nr, 0)),
     ];
     let f = u.function(cx)?;
-    for_blocks(cx, m, u.mr, |cx, mb, mrv| {
-        let row0 = cx.mul_c(mb, u.mr as i64)?;
-        let ap = cx.gep(DType::I8, a.ptr, cx.mul_c(row0, k as i64)?)?;
-        let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(row0, n as i64)?)?;
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
+    pack_acts(cx, p, a, s)?;
+    for_blocks(cx, m, mr, |cx, mb, mrv| {
+        let ap = cx.gep(DType::I8, s, cx.mul_c(mb, (k4 * mr * 4) as i64)?)?;
+        let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
         for_blocks(cx, n, nr, |cx, np, nrv| {
             let col = cx.mul_c(np, nr as i64)?;
             let params = [
@@ -73,7 +96,6 @@ pub fn emit<'ctx>(
             QCall {
                 k4: k4 as i64,
                 a: ap,
-                lda: k as i64,
                 b: cx.gep(DType::I8, wt, cx.mul_c(np, (k4 * nr * 4) as i64)?)?,
                 ldb: (nr * 4) as i64,
                 c: cx.gep(DType::I8, crow, col)?,
@@ -85,5 +107,52 @@ pub fn emit<'ctx>(
             }
             .emit(cx, f)
         })
+    })
+}
+
+/// Packs A (`[M][K]` bytes) into `dst` as `[M/MR][K/4][MR][4]`, flipping
+/// every byte when the dot instruction reads the other signedness. Rows
+/// past M and bytes past K are left as they are: the microkernel's results
+/// for those rows are not stored, and B is zero past K.
+fn pack_acts<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QGemmPlan,
+    a: &Operand<'_, 'ctx>,
+    dst: inkwell::values::PointerValue<'ctx>,
+) -> CgResult<()> {
+    let (mr, k, k4) = (p.ukr.mr as i64, p.k as i64, p.k4() as i64);
+    let flip = p.dot().act_shift(a.dtype()) != 0;
+    let full = k / 4;
+    cx.for_range(0, p.m as i64, |cx, i| {
+        let panel = cx.b.build_int_unsigned_div(i, cx.i64(mr), "")?;
+        let row = cx.b.build_int_unsigned_rem(i, cx.i64(mr), "")?;
+        // i32 index of (i, q = 0) in the packed layout.
+        let base = cx.add(cx.mul_c(panel, k4 * mr)?, row)?;
+        let src = cx.gep(DType::I8, a.ptr, cx.mul_c(i, k)?)?;
+        cx.for_range(0, full, |cx, q| {
+            let sp = cx.gep(DType::I8, src, cx.mul_c(q, 4)?)?;
+            let ld = cx.b.build_load(cx.i32_t(), sp, "")?;
+            if let Some(ins) = inkwell::values::BasicValue::as_instruction_value(&ld) {
+                ins.set_alignment(1)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+            }
+            let mut w = ld.into_int_value();
+            if flip {
+                w = cx.b.build_xor(w, cx.i32(0x8080_8080u32 as i32), "")?;
+            }
+            cx.store(DType::I32, dst, cx.add(base, cx.mul_c(q, mr)?)?, w.into())
+        })?;
+        // The last, partial group, byte by byte.
+        let at = cx.mul_c(cx.add(base, cx.i64(full * mr))?, 4)?;
+        for t in 0..k % 4 {
+            let mut b = cx
+                .load(DType::I8, src, cx.i64(full * 4 + t))?
+                .into_int_value();
+            if flip {
+                b = cx.b.build_xor(b, cx.i8_t().const_int(0x80, false), "")?;
+            }
+            cx.store(DType::I8, dst, cx.add_c(at, t)?, b.into())?;
+        }
+        Ok(())
     })
 }

@@ -2,8 +2,8 @@
 //! object.
 //!
 //! ```c
-//! void qcc.mmm.i8.<dot>.<MR>x<NR>.<a>.<r|c>(
-//!     i64 k4, const i8 *a, i64 lda, const i8 *b, i64 ldb,
+//! void qcc.mmm.i8.<dot>.<MR>x<NR>.<w|x>(
+//!     i64 k4, const i8 *a, const i8 *b, i64 ldb,
 //!     i8 *c, i64 ldc, const i32 *bias, const i32 *mult, const i32 *shift,
 //!     i64 mr_valid, i64 nr_valid, i32 zp, i32 lo, i32 hi)
 //! ```
@@ -16,18 +16,18 @@
 //! c[i*ldc + j] = clamp(zp + round_shift(acc · mult[ch], shift[ch]), lo, hi)
 //! ```
 //!
-//! with `ch = i` (`.r`, parameters per row) or `ch = j` (`.c`, per column),
-//! `round_shift` exactly as `qcc_ir::quant` defines it. `A(i, 4q+t)` is
-//! `a[(q*MR + i)*4 + t]` for packed A (`.p`, weights packed by
-//! `qpack::pack_a`) and `a[i*lda + 4q + t]` for strided A (`.s`, or `.sx`
-//! which flips every byte with `^ 0x80` first). B always holds `NR` readable
-//! columns of four bytes per group (drivers pad panels and scratch blocks),
-//! so only the stores of an edge tile are masked. Rows of a strided A past
-//! `mr_valid` are read from the last valid row.
+//! `round_shift` exactly as `qcc_ir::quant` defines it. A is a packed panel,
+//! `A(i, 4q+t) = a[(q*MR + i)*4 + t]` (`pack::pack_k4`), zero past the
+//! matrix. Either A holds the weights and B the activations (`.w`:
+//! convolutions, output channels are rows, `ch = i`) or A holds the
+//! activations and B the weights (`.x`: QGemm, output channels are columns,
+//! `ch = j`). B always holds `NR` readable columns of four bytes per group
+//! (drivers pad panels and scratch blocks), so only the stores of an edge
+//! tile are masked.
 //!
-//! The activations are whichever operand holds them: for `vpdpbusd` they
-//! must be u8 and the weights s8; every other [`Dot`] reads both as s8. The
-//! drivers flip activations of the other signedness (`x ^ 0x80`, which adds
+//! For `vpdpbusd` the activations must be u8 and the weights s8; every other
+//! [`Dot`] reads both as s8. The drivers flip activations of the other
+//! signedness while packing them (`x ^ 0x80`, which adds
 //! [`Dot::act_shift`]) and fold `-shift · Σw` into the bias.
 
 use super::Simd;
@@ -125,16 +125,6 @@ impl Dot {
     }
 }
 
-/// How the microkernel reads A.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum QALayout {
-    /// Packed panel of weights: `A(i, 4q+t) = a[(q*MR + i)*4 + t]`.
-    Packed,
-    /// Row-major activations (`lda` bytes per row), flipped with `^ 0x80`
-    /// when `flip`.
-    Strided { flip: bool },
-}
-
 /// One int8 microkernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct I8Ukr {
@@ -142,15 +132,14 @@ pub struct I8Ukr {
     pub simd: Simd,
     pub mr: usize,
     pub nr: usize,
-    pub a: QALayout,
-    /// Epilogue parameters per column (`true`) or per row.
-    pub cols: bool,
+    /// A holds the activations (and the epilogue parameters are per column).
+    pub acts_in_a: bool,
 }
 
 impl I8Ukr {
     /// The target's tile when only `m_cap` rows exist: fewer rows and, to
     /// keep as many accumulators, wider columns (up to 4×).
-    pub fn for_target(facts: &TargetFacts, a: QALayout, cols: bool, m_cap: usize) -> I8Ukr {
+    pub fn for_target(facts: &TargetFacts, acts_in_a: bool, m_cap: usize) -> I8Ukr {
         let dot = Dot::of(facts);
         let (mr, nr) = dot.tile(facts.simd);
         let m = m_cap.clamp(1, mr);
@@ -160,29 +149,13 @@ impl I8Ukr {
             simd: facts.simd,
             mr: m,
             nr: nr * widen,
-            a,
-            cols,
+            acts_in_a,
         }
     }
 
     pub fn name(&self) -> String {
-        let a = match self.a {
-            QALayout::Packed => "p",
-            QALayout::Strided { flip: false } => "s",
-            QALayout::Strided { flip: true } => "sx",
-        };
-        let e = if self.cols { "c" } else { "r" };
-        format!(
-            "qcc.mmm.i8.{}.{}x{}.{a}.{e}",
-            self.dot.name(),
-            self.mr,
-            self.nr
-        )
-    }
-
-    /// Whether A holds the activations (B then holds the weights).
-    fn acts_in_a(&self) -> bool {
-        matches!(self.a, QALayout::Strided { .. })
+        let a = if self.acts_in_a { "x" } else { "w" };
+        format!("qcc.mmm.i8.{}.{}x{}.{a}", self.dot.name(), self.mr, self.nr)
     }
 
     /// The microkernel function, emitted into the module on first use.
@@ -199,7 +172,6 @@ impl I8Ukr {
 pub struct QCall<'ctx> {
     pub k4: i64,
     pub a: PointerValue<'ctx>,
-    pub lda: i64,
     pub b: PointerValue<'ctx>,
     pub ldb: i64,
     pub c: PointerValue<'ctx>,
@@ -217,7 +189,6 @@ impl<'ctx> QCall<'ctx> {
         let args: Vec<BasicMetadataValueEnum> = vec![
             cx.i64(self.k4).into(),
             self.a.into(),
-            cx.i64(self.lda).into(),
             self.b.into(),
             cx.i64(self.ldb).into(),
             self.c.into(),
@@ -248,7 +219,6 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<Fun
     let params: Vec<BasicMetadataTypeEnum> = vec![
         i64t.into(), // k4
         ptr.into(),  // a
-        i64t.into(), // lda
         ptr.into(),  // b
         i64t.into(), // ldb
         ptr.into(),  // c
@@ -277,10 +247,10 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<Fun
             f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
         }
     }
-    for p in [1u32, 3, 5] {
+    for p in [1u32, 2, 4] {
         f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "noalias"));
     }
-    for p in [1u32, 3, 7, 8, 9] {
+    for p in [1u32, 2, 6, 7, 8] {
         f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "readonly"));
     }
     let b = ctx.create_builder();
@@ -304,19 +274,18 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<Fun
     let args = Args {
         k4: int(0)?,
         a: pt(1)?,
-        lda: int(2)?,
-        b: pt(3)?,
-        ldb: int(4)?,
-        c: pt(5)?,
-        ldc: int(6)?,
-        bias: pt(7)?,
-        mult: pt(8)?,
-        shift: pt(9)?,
-        mr_valid: int(10)?,
-        nr_valid: int(11)?,
-        zp: int(12)?,
-        lo: int(13)?,
-        hi: int(14)?,
+        b: pt(2)?,
+        ldb: int(3)?,
+        c: pt(4)?,
+        ldc: int(5)?,
+        bias: pt(6)?,
+        mult: pt(7)?,
+        shift: pt(8)?,
+        mr_valid: int(9)?,
+        nr_valid: int(10)?,
+        zp: int(11)?,
+        lo: int(12)?,
+        hi: int(13)?,
     };
     Body {
         cx: &cx,
@@ -330,7 +299,6 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<Fun
 struct Args<'ctx> {
     k4: IntValue<'ctx>,
     a: PointerValue<'ctx>,
-    lda: IntValue<'ctx>,
     b: PointerValue<'ctx>,
     ldb: IntValue<'ctx>,
     c: PointerValue<'ctx>,
@@ -371,28 +339,11 @@ impl<'ctx> Body<'_, '_, 'ctx> {
     }
 
     /// The four bytes `A(i, 4q..4q+4)` as an i32.
-    fn a_word(
-        &self,
-        q: IntValue<'ctx>,
-        i: usize,
-        a_rows: &[PointerValue<'ctx>],
-    ) -> CgResult<IntValue<'ctx>> {
+    fn a_word(&self, q: IntValue<'ctx>, i: usize) -> CgResult<IntValue<'ctx>> {
         let cx = self.cx;
-        let i32t = cx.i32_t();
-        let p = match self.u.a {
-            QALayout::Packed => {
-                let idx = cx.add_c(cx.mul_c(q, self.u.mr as i64)?, i as i64)?;
-                cx.gep(DType::I32, self.args.a, idx)?
-            }
-            QALayout::Strided { .. } => cx.gep(DType::I32, a_rows[i], q)?,
-        };
-        let w = self.load(i32t.into(), p)?.into_int_value();
-        Ok(match self.u.a {
-            QALayout::Strided { flip: true } => {
-                cx.b.build_xor(w, i32t.const_int(0x8080_8080, false), "")?
-            }
-            _ => w,
-        })
+        let idx = cx.add_c(cx.mul_c(q, self.u.mr as i64)?, i as i64)?;
+        let p = cx.gep(DType::I32, self.args.a, idx)?;
+        Ok(cx.load(DType::I32, p, cx.i64(0))?.into_int_value())
     }
 
     /// The A operand of one step for row word `w`, shaped for the dot.
@@ -453,7 +404,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         match self.u.dot {
             Dot::Vnni512 => {
                 // vpdpbusd: the first source is read as u8, the second as s8.
-                let (u8s, s8s) = if self.u.acts_in_a() { (a, bv) } else { (bv, a) };
+                let (u8s, s8s) = if self.u.acts_in_a { (a, bv) } else { (bv, a) };
                 Ok(call_cast(
                     cx,
                     "llvm.x86.avx512.vpdpbusd.512",
@@ -553,14 +504,10 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         let acc_t = self.vec(cx.i32_t(), cpa * d.lanes_per_col());
         // Row pointers, clamped to the valid rows.
         let last = cx.add_c(self.args.mr_valid, -1)?;
-        let mut a_rows = vec![];
         let mut c_rows = vec![];
         for i in 0..mr {
             let r = cx.smin(cx.i64(i as i64), last)?;
             c_rows.push(cx.gep(DType::I8, self.args.c, cx.mul(r, self.args.ldc)?)?);
-            if u.acts_in_a() {
-                a_rows.push(cx.gep(DType::I8, self.args.a, cx.mul(r, self.args.lda)?)?);
-            }
         }
 
         // The k loop (k4 >= 1): accumulators live in phis.
@@ -586,7 +533,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             .collect::<CgResult<_>>()?;
         let mut next = vec![];
         for i in 0..mr {
-            let a = self.a_operand(self.a_word(q, i, &a_rows)?)?;
+            let a = self.a_operand(self.a_word(q, i)?)?;
             for (j, bj) in bv.iter().enumerate() {
                 let acc = phis[i * nacc + j].as_basic_value().into_vector_value();
                 next.push(self.step(acc, a, *bj)?);
@@ -606,7 +553,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         let i64t = cx.i64_t();
         let wide = self.vec(i64t, nr);
         let params_at = |p: PointerValue<'ctx>, i: usize| -> CgResult<VectorValue<'ctx>> {
-            if u.cols {
+            if u.acts_in_a {
                 let v = self
                     .load(self.vec(cx.i32_t(), nr).into(), p)?
                     .into_vector_value();
@@ -616,7 +563,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 cx.splat(b.build_int_s_extend(s, i64t, "")?.into(), nr as u32)
             }
         };
-        let col_params = if u.cols {
+        let col_params = if u.acts_in_a {
             Some((
                 params_at(self.args.bias, 0)?,
                 params_at(self.args.mult, 0)?,
