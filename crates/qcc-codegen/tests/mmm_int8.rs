@@ -87,7 +87,12 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
             (cin, cin, cin * r.next(1, 2), r.next(k * d, 40))
         } else {
             let group = if r.next(0, 3) == 0 { 2 } else { 1 };
-            let hw = r.next(k * d, 19);
+            // Some wide rows: several vector steps of the packing, a ragged end.
+            let hw = if c % 3 == 1 {
+                r.next(k * d + 30, 70)
+            } else {
+                r.next(k * d, 19)
+            };
             (group, group * r.next(1, 20), group * r.next(4, 36), hw)
         };
         let pads: Vec<usize> = (0..2 * rank).map(|_| r.next(0, k - 1)).collect();

@@ -103,7 +103,9 @@ impl QConvGemm {
         }
         // Extents the windows reach, in padded coordinates.
         let hp = (oh - 1) * stride.0 + (kh - 1) * dil.0 + 1;
-        let wp = (ow - 1) * stride.1 + (kw - 1) * dil.1 + 1;
+        // (Wide enough that a vector step ending at the last output position
+        // reads inside the row: `ow · sw` bytes past each tap's start.)
+        let wp = ow * stride.1 + (kw - 1) * dil.1;
         let copy = (pad != (0, 0) || hp > h || wp > w).then_some((hp, wp));
         let ukr = I8Ukr::for_target(facts, false, m);
         let k4 = div_ceil(c / g * kh * kw, 4);
@@ -337,8 +339,8 @@ fn pack_block<'ctx>(
                 .map(|s| cx.gep(DType::I8, *s, row))
                 .collect::<CgResult<_>>()?;
             let d = cx.gep(DType::I8, dq, cx.mul_c(r, (ow * 4) as i64)?)?;
-            cx.for_range(0, nvec as i64, |cx, v| {
-                let o0 = cx.mul_c(v, VEC as i64)?;
+            // One vector step: positions [o0, o0 + VEC).
+            let step = |cx: &mut KernelCx<'_, 'ctx>, o0: IntValue<'ctx>| -> CgResult<()> {
                 let mut parts = vec![];
                 for s in &s_row {
                     let sp = cx.gep(DType::I8, *s, cx.mul_c(o0, sw)?)?;
@@ -369,8 +371,19 @@ fn pack_block<'ctx>(
                 st.set_alignment(1)
                     .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
                 Ok(())
+            };
+            cx.for_range(0, nvec as i64, |cx, v| {
+                let o0 = cx.mul_c(v, VEC as i64)?;
+                step(cx, o0)
             })?;
-            cx.for_range((nvec * VEC) as i64, ow as i64, |cx, o| {
+            // A ragged row end: one more step overlapping the last one
+            // (rewriting the same bytes) when its reads stay in the row.
+            let overlap = nvec * VEC < ow && ow >= VEC && (ow as i64) * sw <= reach;
+            if overlap {
+                step(cx, cx.i64((ow - VEC) as i64))?;
+            }
+            let scalar_from = if overlap { ow } else { nvec * VEC };
+            cx.for_range(scalar_from as i64, ow as i64, |cx, o| {
                 for (t, s) in s_row.iter().enumerate() {
                     let mut b = cx.load(DType::I8, *s, cx.mul_c(o, sw)?)?.into_int_value();
                     if flip {
