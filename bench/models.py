@@ -101,6 +101,25 @@ def resnet18():
     return net.model(*head(net, x, c))
 
 
+def resnet50():
+    """ResNet-50-shaped (bottleneck blocks 3-4-6-3, about 25.5 M parameters)."""
+    net = Net(8, [1, 3, 224, 224])
+    x = net.conv("x", 3, 64, 7, 2)
+    x = net.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c = 64
+    for mid, n, s in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+        cout = 4 * mid
+        for b in range(n):
+            st = s if b == 0 else 1
+            y = net.conv(x, c, mid, 1, 1)
+            y = net.conv(y, mid, mid, 3, st)
+            y = net.conv(y, mid, cout, 1, 1, act=None)
+            sc = x if (st == 1 and c == cout) else net.conv(x, c, cout, 1, st, act=None)
+            x = net.act(net.op("Add", [y, sc]), "relu")
+            c = cout
+    return net.model(*head(net, x, c))
+
+
 def mobilenetv2():
     net = Net(2, [1, 3, 224, 224])
     x = net.conv("x", 3, 32, 3, 2, act="relu6")
@@ -159,10 +178,23 @@ def layer_matmul(m, k, n):
     return make
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def digits():
+    """The README's trained digits CNN (testdata/digits), as shipped."""
+    return onnx.load(os.path.join(ROOT, "testdata", "digits", "model.onnx"))
+
+
+# Calibration samples of models that bring their own (else random normal).
+CALIB = {"digits": lambda: np.load(os.path.join(ROOT, "testdata", "digits", "calib.npy"))[:16]}
+
 MODELS = {
+    "digits": digits,
     "mnist_cnn": mnist_cnn,
     "mobilenetv2": mobilenetv2,
     "resnet18": resnet18,
+    "resnet50": resnet50,
     "mlp_b1": lambda: mlp(1),
     "mlp_b32": lambda: mlp(32),
     # Single layers (the issue's table) and the GEMM microkernel at M,N,K >= 256.
@@ -191,7 +223,7 @@ def main():
         onnx.save(m, os.path.join(d, "model.onnx"))
         shape = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
         rng = np.random.default_rng(7)
-        calib = rng.normal(0, 1, [16] + shape).astype(np.float32)
+        calib = CALIB[name]() if name in CALIB else rng.normal(0, 1, [16] + shape).astype(np.float32)
         np.save(os.path.join(d, "calib.npy"), calib)
 
 

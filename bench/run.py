@@ -74,14 +74,16 @@ def compile_qcc(name, d, int8):
     tag = "i8" if int8 else "f32"
     o = os.path.join(d, f"m_{tag}.o")
     h = os.path.join(d, "m.h")
-    cmd = [QCC, os.path.join(d, "model.onnx"), "-o", o, "--name", "m", "--header", h]
+    cmd = [QCC, os.path.join(d, "model.onnx"), "-o", o, "--name", "m", "--header", h, "--profile"]
     if int8:
         cmd += ["--quantize", "int8", "--calibration-data", os.path.join(d, "calib.npy")]
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    dt = time.time() - t0
-    if r.returncode != 0:
-        print(f"bench: qcc {tag} failed on {name}: {r.stderr.strip()}", file=sys.stderr)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    dt = (time.time() - t0, usage.ru_maxrss / 1024)  # seconds, peak RSS in MiB
+    if os.waitstatus_to_exitcode(status) != 0:
+        print(f"bench: qcc {tag} failed on {name}: {err.strip()}", file=sys.stderr)
         return None, dt
     exe = os.path.join(d, f"h_{tag}")
     subprocess.run(["cc", "-O2", "-I", d, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)
@@ -129,6 +131,36 @@ def time_ort(sess, feed, n):
 def time_exe(exe, n):
     r = subprocess.run([exe, str(n)], check=True, capture_output=True, text=True)
     return [float(x) for x in r.stdout.split()]
+
+
+def profile_exe(exe, n):
+    """Per-node mean nanoseconds from `--profile` (bench/harness.c), by op and by node."""
+    r = subprocess.run([exe, str(n), "profile"], check=True, capture_output=True, text=True)
+    nodes = []
+    for line in r.stdout.splitlines():
+        ns, label = line.split("\t", 1)
+        op = label.rsplit("(", 1)[-1].rstrip(")")
+        nodes.append((float(ns), label, op))
+    return nodes
+
+
+PROFILED = ("mobilenetv2", "resnet18", "resnet50")
+
+
+def profile_table(name, tag, nodes):
+    total = sum(n[0] for n in nodes) or 1.0
+    by_op = {}
+    for ns, _, op in nodes:
+        by_op[op] = by_op.get(op, 0.0) + ns
+    L = [f"**{name}, qcc {tag}** (sum of nodes {total / 1e6:.2f} ms): by op "]
+    L[-1] += ", ".join(f"{op} {v / total * 100:.0f}%" for op, v in sorted(by_op.items(), key=lambda x: -x[1]))
+    L.append("")
+    L.append("| node (op) | ms | share |")
+    L.append("|---|---|---|")
+    for ns, label, _ in sorted(nodes, key=lambda x: -x[0])[:8]:
+        L.append(f"| {label} | {ns / 1e6:.3f} | {ns / total * 100:.1f}% |")
+    L.append("")
+    return L
 
 
 def fmt(ts):
@@ -201,7 +233,11 @@ def main():
                 t["qcc int8"] += time_exe(ei, args.per)
             t["ORT fp32"] += time_ort(sf, feed, args.per)
             t["ORT int8"] += time_ort(si, feed, args.per)
-        row = {"name": name, "t": t}
+        row = {"name": name, "t": t, "profile": {}}
+        if name in PROFILED:
+            for tag, exe in (("f32", ef), ("int8", ei)):
+                if exe:
+                    row["profile"][tag] = profile_exe(exe, max(3, args.per))
         for k, v in t.items():
             row[k] = statistics.median(v) if v else None
         rows.append(row)
@@ -241,12 +277,17 @@ def main():
     for k, v in ceil.items():
         L.append(f"| {k} | {v:.1f} |")
     L.append("")
-    L.append("## qcc compile time (s)")
+    L.append("## Per-layer profile (qcc `--profile`: `m_run_profiled` with a clock_gettime clock)")
     L.append("")
-    L.append("| model | f32 | int8 (16 samples) |")
-    L.append("|---|---|---|")
+    for r in rows:
+        for tag, nodes in r["profile"].items():
+            L += profile_table(r["name"], tag, nodes)
+    L.append("## qcc compile time and peak memory")
+    L.append("")
+    L.append("| model | f32 (s) | f32 peak RSS (MiB) | int8, 16 samples (s) | int8 peak RSS (MiB) |")
+    L.append("|---|---|---|---|---|")
     for n, (a, b) in compile_times.items():
-        L.append(f"| {n} | {a:.2f} | {b:.2f} |")
+        L.append(f"| {n} | {a[0]:.2f} | {a[1]:.0f} | {b[0]:.2f} | {b[1]:.0f} |")
     L.append("")
     L.append("![latency relative to ONNX Runtime fp32](results.svg)")
     open(args.out, "w").write("\n".join(L) + "\n")

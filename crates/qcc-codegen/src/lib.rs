@@ -68,6 +68,9 @@ pub struct Options {
     pub input_qparams: Vec<Option<qcc_ir::QParams>>,
     /// The same for graph outputs.
     pub output_qparams: Vec<Option<qcc_ir::QParams>>,
+    /// Also export `P_run_profiled`, which times every node with a clock
+    /// function the caller passes (the header lists the nodes).
+    pub profile: bool,
 }
 
 /// Everything `compile` produces.
@@ -125,7 +128,8 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
     let plan =
         qcc_passes::plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))
             .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
-    lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts).run()?;
+    let nodes = lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts)
+        .run(opts.profile)?;
     module
         .verify()
         .map_err(|e| CodegenError::Llvm(e.to_string()))?;
@@ -192,6 +196,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         workspace_size: plan.workspace_size,
         inputs,
         outputs,
+        profiled: opts.profile.then_some(nodes),
     });
     Ok(Artifacts {
         object,

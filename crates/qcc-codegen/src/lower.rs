@@ -69,17 +69,28 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         }
     }
 
-    /// Builds everything.
-    pub fn run(&mut self) -> CgResult<()> {
+    /// Builds everything (with `P_run_profiled` too when `profile`) and
+    /// returns the names and ops of the nodes that run, in order: the
+    /// nodes `P_run_profiled` times.
+    pub fn run(&mut self, profile: bool) -> CgResult<Vec<(String, String)>> {
         let mut calls = vec![];
         for &id in &self.plan.order {
             if let Some(f) = self.node_function(id)? {
                 calls.push((id, f));
             }
         }
-        self.entry(&calls)?;
+        self.entry(&calls, false)?;
+        if profile {
+            self.entry(&calls, true)?;
+        }
         self.workspace_size_fn()?;
-        Ok(())
+        Ok(calls
+            .iter()
+            .map(|&(id, _)| {
+                let n = self.g.node(id);
+                (n.name.clone(), n.op.name().to_string())
+            })
+            .collect())
     }
 
     fn location(&self, v: ValueId) -> CgResult<Location> {
@@ -288,15 +299,22 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         })
     }
 
-    /// `int P_run(const void *const *inputs, void *const *outputs, void *workspace)`.
-    fn entry(&mut self, calls: &[(NodeId, FunctionValue<'ctx>)]) -> CgResult<()> {
+    /// `int P_run(const void *const *inputs, void *const *outputs, void *workspace)`,
+    /// or with `profiled`, `int P_run_profiled(inputs, outputs, workspace,
+    /// uint64_t (*clock)(void), uint64_t *ticks)`, which stores
+    /// `clock() - clock()` around node `i`'s call in `ticks[i]`.
+    fn entry(&mut self, calls: &[(NodeId, FunctionValue<'ctx>)], profiled: bool) -> CgResult<()> {
         let ctx = self.ctx;
         let ptr = ctx.ptr_type(AddressSpace::default());
         let i32t = ctx.i32_type();
-        let fty = i32t.fn_type(&[ptr.into(), ptr.into(), ptr.into()], false);
+        let i64t = ctx.i64_type();
+        let n_params = if profiled { 5 } else { 3 };
+        let params: Vec<BasicMetadataTypeEnum> = vec![ptr.into(); n_params];
+        let fty = i32t.fn_type(&params, false);
+        let name = if profiled { "run_profiled" } else { "run" };
         let f = self
             .module
-            .add_function(&format!("{}_run", self.prefix), fty, None);
+            .add_function(&format!("{}_{name}", self.prefix), fty, None);
         f.add_attribute(AttributeLoc::Function, attr(ctx, "nounwind", 0));
         let param = |k: u32| -> CgResult<PointerValue<'ctx>> {
             Ok(f.get_nth_param(k)
@@ -331,6 +349,16 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         if n_out > 0 {
             bad = or(&b, bad, b.build_is_null(outputs, "")?)?;
         }
+        let timing = if profiled {
+            let (clock, ticks) = (param(3)?, param(4)?);
+            clock.set_name("clock");
+            ticks.set_name("ticks");
+            bad = or(&b, bad, b.build_is_null(clock, "")?)?;
+            bad = or(&b, bad, b.build_is_null(ticks, "")?)?;
+            Some((clock, ticks))
+        } else {
+            None
+        };
         b.build_conditional_branch(bad, fail1, load_ptrs)?;
 
         // 2. Every input/output pointer, and the workspace.
@@ -384,7 +412,15 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
 
         // 3. Node calls in plan order.
         b.position_at_end(body);
-        for &(id, callee) in calls {
+        let clock_t = i64t.fn_type(&[], false);
+        let now = |b: &Builder<'ctx>, clock: PointerValue<'ctx>| -> CgResult<IntValue<'ctx>> {
+            b.build_indirect_call(clock_t, clock, &[], "t")?
+                .try_as_basic_value()
+                .basic()
+                .map(|v| v.into_int_value())
+                .ok_or_else(|| CodegenError::Llvm("clock returns nothing".into()))
+        };
+        for (i, &(id, callee)) in calls.iter().enumerate() {
             let node = self.g.node(id);
             let mut args = vec![];
             for v in node
@@ -399,7 +435,19 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
                 let loc = Location::Arena { offset };
                 args.push(self.pointer(&b, loc, &io)?.into());
             }
+            let t0 = match timing {
+                Some((clock, _)) => Some(now(&b, clock)?),
+                None => None,
+            };
             b.build_call(callee, &args, "")?;
+            if let (Some((clock, ticks)), Some(t0)) = (timing, t0) {
+                let dt = b.build_int_sub(now(&b, clock)?, t0, "dt")?;
+                // SAFETY: the caller passes `ticks` with one slot per profiled node.
+                let slot = unsafe {
+                    b.build_in_bounds_gep(i64t, ticks, &[i64t.const_int(i as u64, false)], "")?
+                };
+                b.build_store(slot, dt)?;
+            }
         }
 
         // 4. Outputs not computed in place: copy.

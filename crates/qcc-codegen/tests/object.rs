@@ -264,6 +264,71 @@ int main(void) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 1 1 1 1 2 0\nok\n");
 }
 
+/// `--profile`: `P_run_profiled` computes what `P_run` computes, calls the
+/// caller's clock around every node (and no timer of its own), fills one
+/// tick count per node, and the header names the nodes in that order.
+#[test]
+fn profiled_run_times_every_node_with_the_callers_clock() {
+    let mut g = Graph::new("pr");
+    let x = g.add_input("x", TensorType::f32(vec![64]));
+    let r = g
+        .add_node(Op::Unary(UnaryOp::Relu), "first", vec![ValueId::of(x)])
+        .expect("valid");
+    let n = g
+        .add_node(Op::Unary(UnaryOp::Neg), "second", vec![ValueId::of(r)])
+        .expect("valid");
+    g.add_output("y", ValueId::of(n));
+    let opts = Options {
+        profile: true,
+        ..host("pr")
+    };
+    let art = compile(&g, &opts).expect("compile");
+    let (defined, undefined) = symbols(&art.object);
+    assert!(defined.contains("pr_run_profiled") && defined.contains("pr_run"));
+    assert!(
+        undefined
+            .iter()
+            .all(|u| ["memcpy", "memset", "memmove"].contains(&u.as_str())),
+        "{undefined:?}"
+    );
+    assert!(art.header.contains("#define PR_NUM_PROFILED_NODES 2"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("model.o"), &art.object).expect("write");
+    std::fs::write(dir.path().join("model.h"), &art.header).expect("write");
+    let harness = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+static uint64_t now;
+static uint64_t tick(void) { now += 7; return now; }
+int main(void) {
+    static float x[64], y[64], z[64];
+    static const char *const names[] = PR_PROFILED_NODE_NAMES;
+    unsigned char *ws = aligned_alloc(64, PR_WORKSPACE_SIZE + 64);
+    uint64_t ticks[PR_NUM_PROFILED_NODES] = {0};
+    const void *ins[1] = {x};
+    void *outs[1] = {y}, *outs2[1] = {z};
+    for (int i = 0; i < 64; i++) x[i] = (float)(i - 32);
+    printf("%d %d ", pr_run_profiled(ins, outs, ws, NULL, ticks),
+        pr_run_profiled(ins, outs, ws, tick, NULL));
+    printf("%d %d", pr_run_profiled(ins, outs, ws, tick, ticks), pr_run(ins, outs2, ws));
+    for (int i = 0; i < PR_NUM_PROFILED_NODES; i++) printf(" %s=%llu", names[i], (unsigned long long)ticks[i]);
+    int ok = 1;
+    for (int i = 0; i < 64; i++) ok &= y[i] == z[i] && y[i] == -(x[i] > 0 ? x[i] : 0.0f);
+    printf(" %s %llu\n", ok ? "ok" : "wrong", (unsigned long long)now);
+    return 0;
+}
+"#;
+    std::fs::write(dir.path().join("main.c"), harness).expect("write");
+    let app = dir.path().join("app");
+    link(dir.path(), &["main.c", "model.o"], &app);
+    let out = Command::new(&app).output().expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 1 0 0 first (relu)=7 second (neg)=7 ok 28\n"
+    );
+}
+
 #[test]
 fn outputs_that_are_inputs_constants_or_repeated_are_copied() {
     let mut g = Graph::new("epi");

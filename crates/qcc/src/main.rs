@@ -191,6 +191,11 @@ struct CompileArgs {
     /// quantize, dequantize and requantize operations.
     #[arg(long)]
     stats: bool,
+    /// Also export `P_run_profiled`: it times every node with a clock function
+    /// the caller passes and fills one tick count per node; the header names
+    /// the nodes (`P_PROFILED_NODE_NAMES`).
+    #[arg(long)]
+    profile: bool,
     /// What to write (comma list).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "obj,header")]
     emit: Vec<Emit>,
@@ -297,6 +302,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             prefix,
             emit_asm: emit(Emit::Asm),
             emit_llvm_ir: emit(Emit::LlvmIr),
+            profile: a.profile,
             ..Default::default()
         },
         quantize: a.quant.options(),

@@ -162,15 +162,27 @@ pub(crate) fn private_constant<'ctx>(
     gv.as_pointer_value()
 }
 
+/// A private constant global holding `bytes` (64-byte aligned). Tables of
+/// wider elements are stored as their little-endian bytes (every target is
+/// little-endian, like the weights in `lower.rs`): one LLVM constant data
+/// array, not one constant per element, which keeps large packed weights
+/// cheap to build and to compile.
+pub(crate) fn const_data<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    name: &str,
+    bytes: &[u8],
+) -> PointerValue<'ctx> {
+    private_constant(cx, name, &cx.ctx.const_string(bytes, false))
+}
+
 /// A private constant global holding `vals` as `i64`s.
 pub(crate) fn const_i64_table<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     name: &str,
     vals: &[i64],
 ) -> PointerValue<'ctx> {
-    let t = cx.i64_t();
-    let elems: Vec<IntValue> = vals.iter().map(|&v| t.const_int(v as u64, true)).collect();
-    private_constant(cx, name, &t.const_array(&elems))
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    const_data(cx, name, &bytes)
 }
 
 /// A private constant global holding `vals` as `f32`s.
@@ -179,9 +191,8 @@ pub(crate) fn const_f32_table<'ctx>(
     name: &str,
     vals: &[f32],
 ) -> PointerValue<'ctx> {
-    let t = cx.f32_t();
-    let elems: Vec<FloatValue> = vals.iter().map(|&v| t.const_float(v as f64)).collect();
-    private_constant(cx, name, &t.const_array(&elems))
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    const_data(cx, name, &bytes)
 }
 
 /// Tap range of one leading dim per source position.

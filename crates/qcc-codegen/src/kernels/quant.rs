@@ -14,7 +14,7 @@
 //! Everything is plain (wrapping) integer arithmetic: i64 multiplies and
 //! shifts are inline instructions on 32-bit ARM too (no runtime calls).
 
-use super::conv::{private_constant, Bounds};
+use super::conv::{const_data, Bounds};
 use crate::cx::{CgResult, KernelCx, Operand};
 use inkwell::values::{IntValue, PointerValue};
 use qcc_ir::infer::int8_range;
@@ -138,12 +138,8 @@ pub(crate) fn const_i8_table<'ctx>(
     name: &str,
     vals: &[i8],
 ) -> PointerValue<'ctx> {
-    let t = cx.i8_t();
-    let elems: Vec<IntValue> = vals
-        .iter()
-        .map(|&v| t.const_int(v as u8 as u64, false))
-        .collect();
-    private_constant(cx, name, &t.const_array(&elems))
+    let bytes: Vec<u8> = vals.iter().map(|&v| v as u8).collect();
+    const_data(cx, name, &bytes)
 }
 
 /// A private constant global of `i32`s.
@@ -152,12 +148,8 @@ pub(crate) fn const_i32_table<'ctx>(
     name: &str,
     vals: &[i32],
 ) -> PointerValue<'ctx> {
-    let t = cx.i32_t();
-    let elems: Vec<IntValue> = vals
-        .iter()
-        .map(|&v| t.const_int(v as i64 as u64, true))
-        .collect();
-    private_constant(cx, name, &t.const_array(&elems))
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    const_data(cx, name, &bytes)
 }
 
 /// Which rescale entry an accumulator uses.

@@ -295,10 +295,6 @@ impl<'ctx> Row<'_, 'ctx> {
 
 /// The weights as a private i16 constant.
 fn const_i16_table<'ctx>(cx: &KernelCx<'_, 'ctx>, vals: &[i16]) -> PointerValue<'ctx> {
-    let t = cx.ctx.i16_type();
-    let elems: Vec<IntValue> = vals
-        .iter()
-        .map(|&v| t.const_int(v as i64 as u64, true))
-        .collect();
-    crate::kernels::conv::private_constant(cx, "qdw.w", &t.const_array(&elems))
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::kernels::conv::const_data(cx, "qdw.w", &bytes)
 }
