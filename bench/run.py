@@ -277,6 +277,16 @@ def main():
     for k, v in ceil.items():
         L.append(f"| {k} | {v:.1f} |")
     L.append("")
+    mca_dir = os.path.join(mdir, "conv3x3_64_56")
+    if os.path.isdir(mca_dir):
+        L.append("## AArch64 microkernels (llvm-mca; qemu cannot time ARM)")
+        L.append("")
+        L.append("The inner k loop of each microkernel qcc emits for conv3x3_64_56 with `--cpu CORE`, through")
+        L.append("`llvm-mca -mcpu=CORE`, against the same model's peak for independent instructions of that form (bench/mca.py).")
+        L.append("")
+        r = subprocess.run([sys.executable, os.path.join(HERE, "mca.py"), mca_dir], capture_output=True, text=True)
+        L += r.stdout.strip().splitlines() if r.returncode == 0 else [f"(bench/mca.py failed: {r.stderr.strip()[-200:]})"]
+        L.append("")
     L.append("## Per-layer profile (qcc `--profile`: `m_run_profiled` with a clock_gettime clock)")
     L.append("")
     for r in rows:

@@ -3,8 +3,9 @@
 //! four, N blocks with a tail, asymmetric padding, strides, dilations,
 //! groups, depthwise, batches, 1-D), i8 and u8 activations and outputs, per-channel
 //! and power-of-two epilogues, and the worst-case extremes, compiled for
-//! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AArch64 `sdot`, the
-//! portable widening kernel on x86-64 baseline, AArch64 and ARMv7) and
+//! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AArch64 `sdot` and
+//! `smull`/`sadalp`, the portable widening kernel on x86-64 baseline and
+//! ARMv7) and
 //! checked bit for bit against the interpreter, natively or under qemu.
 
 mod common;
@@ -313,7 +314,7 @@ fn x86_avx2_and_baseline_match_interpreter() {
 #[test]
 fn arm_dots_match_interpreter_under_qemu() {
     if let Some(tc) = cross("aarch64-unknown-linux-gnu") {
-        check(&tc, Options::default(), &[], "widen");
+        check(&tc, Options::default(), &[], "sadalp");
         let dotprod = Options {
             features: Some("+dotprod".into()),
             ..Default::default()
@@ -323,4 +324,84 @@ fn arm_dots_match_interpreter_under_qemu() {
     if let Some(tc) = cross("armv7-unknown-linux-gnueabihf") {
         check(&tc, Options::default(), &[], "widen");
     }
+}
+
+/// The inner k loop of a microkernel in `asm`: the instructions of the
+/// block that branches back to itself.
+fn inner_loop(asm: &str, func: &str) -> Vec<String> {
+    let lines: Vec<&str> = asm
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or("").trim())
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(func) && l.ends_with(':'))
+        .unwrap_or_else(|| panic!("{func} not in the assembly"));
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let Some(label) = l.strip_suffix(':').filter(|x| x.starts_with(".LBB")) else {
+            continue;
+        };
+        let mut body = vec![];
+        for b in &lines[i + 1..] {
+            if b.ends_with(':') {
+                break;
+            }
+            if !b.is_empty() && !b.starts_with('.') {
+                body.push(b.to_string());
+            }
+            if b.ends_with(label) && b.starts_with('b') {
+                return body;
+            }
+        }
+    }
+    panic!("no loop in {func}");
+}
+
+/// The AArch64 inner loops are what they should be: with dotprod, 24
+/// indexed `sdot` (8×12) fed by three loads of B and two of A; the f32
+/// loop 24 by-element `fmla`; without dotprod, `smull` + `sadalp` pairs.
+#[test]
+fn aarch64_inner_loops_are_tight() {
+    // K in the thousands: the k loops stay loops.
+    let (g, _) = worst_cases();
+    let asm_for = |cpu: &str| {
+        let opts = Options {
+            target: Some("aarch64-unknown-linux-gnu".into()),
+            cpu: Some(cpu.into()),
+            emit_asm: true,
+            prefix: "m".into(),
+            ..Default::default()
+        };
+        compile(&g, &opts).expect("compiles").asm.expect("asm")
+    };
+    let count = |body: &[String], m: &str| body.iter().filter(|l| l.starts_with(m)).count();
+    let a76 = asm_for("cortex-a76");
+    let name = a76
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(':')
+                .filter(|n| n.starts_with("qcc.mmm.i8.sdot.8x12"))
+        })
+        .expect("an 8x12 sdot microkernel")
+        .to_string();
+    let body = inner_loop(&a76, &name);
+    assert_eq!(count(&body, "sdot"), 24, "{body:#?}");
+    assert!(body.iter().all(|l| !l.starts_with("ld1r")), "{body:#?}");
+    assert!(
+        body.len() <= 24 + 10,
+        "{} instructions: {body:#?}",
+        body.len()
+    );
+    let a53 = asm_for("cortex-a53");
+    let name = a53
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(':')
+                .filter(|n| n.starts_with("qcc.mmm.i8.sadalp"))
+        })
+        .expect("a sadalp microkernel")
+        .to_string();
+    let body = inner_loop(&a53, &name);
+    assert_eq!(count(&body, "smull"), count(&body, "sadalp"), "{body:#?}");
+    assert!(count(&body, "sadalp") >= 8, "{body:#?}");
 }

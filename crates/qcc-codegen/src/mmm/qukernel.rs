@@ -56,6 +56,10 @@ pub enum Dot {
     MaddWd,
     /// AArch64 `sdot` (+dotprod): s8 × s8, 4 columns per register.
     Sdot,
+    /// AArch64 without dotprod: `smull`/`smull2` (exact i16 products of two
+    /// bytes) and `sadalp` (pairwise add into i32); each column keeps two
+    /// partial sums, like `MaddWd`.
+    Sadalp,
     /// Portable: bytes widened and multiplied in i32 lanes (AArch64 and
     /// ARMv7 NEON `smull`/`smlal` after LLVM's matching, SSE), four
     /// partial sums per column.
@@ -69,6 +73,8 @@ impl Dot {
             Dot::Vnni512
         } else if f.dotprod {
             Dot::Sdot
+        } else if f.simd == Simd::Neon64 {
+            Dot::Sadalp
         } else if matches!(f.simd, Simd::Avx2 | Simd::Avx512) {
             Dot::MaddWd
         } else {
@@ -81,6 +87,7 @@ impl Dot {
             Dot::Vnni512 => "vnni512",
             Dot::MaddWd => "maddwd",
             Dot::Sdot => "sdot",
+            Dot::Sadalp => "sadalp",
             Dot::Widen => "widen",
         }
     }
@@ -108,7 +115,7 @@ impl Dot {
     fn lanes_per_col(self) -> usize {
         match self {
             Dot::Vnni512 | Dot::Sdot => 1,
-            Dot::MaddWd => 2,
+            Dot::MaddWd | Dot::Sadalp => 2,
             Dot::Widen => 4,
         }
     }
@@ -119,6 +126,7 @@ impl Dot {
             (Dot::Vnni512, _) => (8, 32),
             (Dot::MaddWd, _) => (6, 8),
             (Dot::Sdot, _) => (8, 12),
+            (Dot::Sadalp, _) => (4, 8),
             (Dot::Widen, Simd::Neon64) => (4, 4),
             (Dot::Widen, _) => (2, 4),
         }
@@ -353,7 +361,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         let d = self.u.dot;
         let i8t = cx.i8_t();
         match d {
-            Dot::Vnni512 | Dot::Sdot => {
+            Dot::Vnni512 | Dot::Sdot | Dot::Sadalp => {
                 let lanes = d.cols_per_acc();
                 let v = cx.splat(w.into(), lanes as u32)?;
                 Ok(b.build_bit_cast(v, self.vec(i8t, lanes * 4), "")?
@@ -384,7 +392,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             .load(self.vec(cx.i8_t(), n).into(), p)?
             .into_vector_value();
         Ok(match d {
-            Dot::Vnni512 | Dot::Sdot => v,
+            Dot::Vnni512 | Dot::Sdot | Dot::Sadalp => v,
             Dot::MaddWd => {
                 cx.b.build_int_s_extend(v, self.vec(cx.ctx.i16_type(), n), "")?
             }
@@ -434,6 +442,31 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                     &[bv.into(), a.into()],
                 )?
                 .into_vector_value();
+                Ok(cx.b.build_int_add(acc, p, "")?)
+            }
+            Dot::Sadalp => {
+                // Exact i16 products (|b · a| <= 2^14), then pairs summed
+                // into i32 lanes: (col, k 0+1), (col, k 2+3) per column.
+                let w16 = self.vec(cx.ctx.i16_type(), 16);
+                let bw = cx.b.build_int_s_extend(bv, w16, "")?;
+                let aw = cx.b.build_int_s_extend(a, w16, "")?;
+                let prod = cx.b.build_int_mul(bw, aw, "")?;
+                let half_t = self.vec(cx.ctx.i16_type(), 8);
+                let q4 = self.vec(cx.i32_t(), 4);
+                let mut sums = vec![];
+                for h in 0..2u32 {
+                    let idx: Vec<u32> = (0..8).map(|l| 8 * h + l).collect();
+                    let part = cx.shuffle(prod, prod.get_type().get_undef(), &idx)?;
+                    sums.push(
+                        cx.call_intrinsic(
+                            "llvm.aarch64.neon.saddlp",
+                            &[q4.into(), half_t.into()],
+                            &[part.into()],
+                        )?
+                        .into_vector_value(),
+                    );
+                }
+                let p = cx.shuffle(sums[0], sums[1], &(0..8).collect::<Vec<_>>())?;
                 Ok(cx.b.build_int_add(acc, p, "")?)
             }
             Dot::Widen => {
@@ -532,8 +565,29 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             })
             .collect::<CgResult<_>>()?;
         let mut next = vec![];
+        // sdot: A as whole vectors of four rows, each row a lane splat (the
+        // indexed `sdot v.4s, b.16b, a.4b[i]`), not one load per row.
+        let a_vecs: Vec<VectorValue> = if d == Dot::Sdot && mr % 4 == 0 {
+            let v4 = self.vec(cx.i32_t(), 4);
+            (0..mr / 4)
+                .map(|g| {
+                    let idx = cx.add_c(cx.mul_c(q, mr as i64)?, 4 * g as i64)?;
+                    let p = cx.gep(DType::I32, self.args.a, idx)?;
+                    Ok(self.load(v4.into(), p)?.into_vector_value())
+                })
+                .collect::<CgResult<_>>()?
+        } else {
+            vec![]
+        };
         for i in 0..mr {
-            let a = self.a_operand(self.a_word(q, i)?)?;
+            let a = match a_vecs.get(i / 4) {
+                Some(v) => {
+                    let lane = cx.shuffle(*v, v.get_type().get_undef(), &[(i % 4) as u32; 4])?;
+                    b.build_bit_cast(lane, self.vec(cx.i8_t(), 16), "")?
+                        .into_vector_value()
+                }
+                None => self.a_operand(self.a_word(q, i)?)?,
+            };
             for (j, bj) in bv.iter().enumerate() {
                 let acc = phis[i * nacc + j].as_basic_value().into_vector_value();
                 next.push(self.step(acc, a, *bj)?);

@@ -438,15 +438,34 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
             .map(|j| self.load(brow, j, edge))
             .collect::<CgResult<_>>()?;
         let mut next = vec![];
+        // NEON: packed A as whole vectors of four rows, each row a lane splat
+        // (the by-element `fmla v.4s, b.4s, a.s[i]`), not one load per row.
+        let neon = matches!(self.u.simd, Simd::Neon64 | Simd::Neon32);
+        let a_vecs: Vec<VectorValue> = if neon && self.u.a == ALayout::Packed && mr % 4 == 0 {
+            (0..mr / 4)
+                .map(|g| {
+                    let idx = cx.add_c(cx.mul_c(kk, mr as i64)?, 4 * g as i64)?;
+                    let v =
+                        cx.b.build_load(self.vt, cx.gep_f32(self.args.a, idx)?, "")?;
+                    if let Some(ins) = v.as_instruction_value() {
+                        ins.set_alignment(4)
+                            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                    }
+                    Ok(v.into_vector_value())
+                })
+                .collect::<CgResult<_>>()?
+        } else {
+            vec![]
+        };
         for i in 0..mr {
-            let a = match self.u.a {
-                ALayout::Packed => {
+            let av = match (a_vecs.get(i / 4), self.u.a) {
+                (Some(v), _) => cx.shuffle(*v, self.vt.get_undef(), &[(i % 4) as u32; 4])?,
+                (None, ALayout::Packed) => {
                     let idx = cx.add_c(cx.mul_c(kk, mr as i64)?, i as i64)?;
-                    cx.load_f32(self.args.a, idx)?
+                    self.splat(cx.load_f32(self.args.a, idx)?)?
                 }
-                ALayout::Strided => cx.load_f32(self.a_rows[i], kk)?,
+                (None, ALayout::Strided) => self.splat(cx.load_f32(self.a_rows[i], kk)?)?,
             };
-            let av = self.splat(a)?;
             for j in 0..nv {
                 let acc = phis[i * nv + j].as_basic_value().into_vector_value();
                 let r = cx.call_intrinsic(
