@@ -187,7 +187,7 @@ def digits():
 
 
 # Calibration samples of models that bring their own (else random normal).
-CALIB = {"digits": lambda: np.load(os.path.join(ROOT, "testdata", "digits", "calib.npy"))[:16]}
+CALIB = {"digits": lambda: np.load(os.path.join(ROOT, "testdata", "digits", "calib.npy"))[:16, None]}
 
 MODELS = {
     "digits": digits,

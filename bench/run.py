@@ -77,13 +77,17 @@ def compile_qcc(name, d, int8):
     cmd = [QCC, os.path.join(d, "model.onnx"), "-o", o, "--name", "m", "--header", h, "--profile"]
     if int8:
         cmd += ["--quantize", "int8", "--calibration-data", os.path.join(d, "calib.npy")]
+    # Peak RSS through GNU time: a child forked from this (large) Python
+    # process would report the parent's high-water mark as its own.
+    gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+    rss_file = os.path.join(d, f"rss_{tag}.txt")
+    full = [gnu_time, "-f", "%M", "-o", rss_file, *cmd] if gnu_time else cmd
     t0 = time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    dt = (time.time() - t0, usage.ru_maxrss / 1024)  # seconds, peak RSS in MiB
-    if os.waitstatus_to_exitcode(status) != 0:
-        print(f"bench: qcc {tag} failed on {name}: {err.strip()}", file=sys.stderr)
+    r = subprocess.run(full, capture_output=True, text=True)
+    rss = float(open(rss_file).read().split()[-1]) / 1024 if gnu_time else float("nan")
+    dt = (time.time() - t0, rss)  # seconds, peak RSS in MiB
+    if r.returncode != 0:
+        print(f"bench: qcc {tag} failed on {name}: {r.stderr.strip()}", file=sys.stderr)
         return None, dt
     exe = os.path.join(d, f"h_{tag}")
     subprocess.run(["cc", "-O2", "-I", d, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)

@@ -28,6 +28,8 @@ apt_packages=(llvm-22-dev libpolly-22-dev libzstd-dev)
 # The libc6-dev-*-cross packages are only "recommended" by the cross gccs.
 apt_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user)
 apt_packages+=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+# GNU time: the benchmark's peak-memory column.
+apt_packages+=(time)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

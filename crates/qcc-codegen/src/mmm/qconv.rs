@@ -13,8 +13,8 @@
 //! convolution first copies the image's group of channels into scratch with
 //! a border of the input zero point, so the packing never tests bounds.
 
-use super::pack::{pack_k4, pad_to};
-use super::qukernel::{I8Ukr, QCall};
+use super::pack::pack_k4;
+use super::qukernel::{epi_tables, I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::const_i8_table;
@@ -172,24 +172,11 @@ pub fn emit<'ctx>(
     let (m, k, k4, mr) = (p.m, p.k(), p.k4(), u.mr);
     let panels = div_ceil(m, mr);
     let mut wp = Vec::with_capacity(p.groups * panels * k4 * mr * 4);
-    let (mut bp, mut mp, mut sp) = (vec![], vec![], vec![]);
-    let r = &epi.rescale;
-    let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
     for g in 0..p.groups {
         wp.extend(pack_k4(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
-        let ch = g * m..(g + 1) * m;
-        bp.extend(pad_to(&bias[ch.clone()], mr, 0));
-        let mults: Vec<i32> = ch.clone().map(|c| r.multiplier[chan(c)]).collect();
-        let shifts: Vec<i32> = ch.map(|c| r.shift[chan(c)] as i32).collect();
-        mp.extend(pad_to(&mults, mr, 1));
-        sp.extend(pad_to(&shifts, mr, 0));
     }
     let wt = const_i8_table(cx, "mmm.qw", &wp);
-    let tables = [
-        crate::kernels::quant::const_i32_table(cx, "mmm.qbias", &bp),
-        crate::kernels::quant::const_i32_table(cx, "mmm.qmul", &mp),
-        crate::kernels::quant::const_i32_table(cx, "mmm.qshift", &sp),
-    ];
+    let tables = epi_tables(cx, bias, &epi.rescale, (p.groups, m, mr));
     let f = u.function(cx)?;
     let s = cx
         .scratch

@@ -136,17 +136,9 @@ pub fn emit<'ctx>(
 ) -> CgResult<()> {
     let oc = p.c * p.mult;
     let taps = p.kh * p.kw;
-    let r = &epi.rescale;
-    let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
     let wi: Vec<i16> = w.iter().map(|&v| v as i16).collect();
     let wt = const_i16_table(cx, &wi);
-    let mults: Vec<i32> = (0..oc).map(|c| r.multiplier[chan(c)]).collect();
-    let shifts: Vec<i32> = (0..oc).map(|c| r.shift[chan(c)] as i32).collect();
-    let tables = [
-        crate::kernels::quant::const_i32_table(cx, "qdw.bias", bias),
-        crate::kernels::quant::const_i32_table(cx, "qdw.mul", &mults),
-        crate::kernels::quant::const_i32_table(cx, "qdw.shift", &shifts),
-    ];
+    let tables = super::qukernel::epi_tables(cx, bias, &epi.rescale, (1, oc, 1));
     let s = cx
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;

@@ -7,11 +7,11 @@
 //! flipped to the dot instruction's signedness on the way, once, however
 //! many column panels then read it. The epilogue parameters are per column.
 
-use super::pack::{pack_k4, pad_to};
-use super::qukernel::{Dot, I8Ukr, QCall};
+use super::pack::pack_k4;
+use super::qukernel::{epi_tables, Dot, I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
-use crate::kernels::quant::{const_i32_table, const_i8_table};
+use crate::kernels::quant::const_i8_table;
 use crate::portable::TargetFacts;
 use qcc_ir::quant::Epilogue;
 use qcc_ir::DType;
@@ -68,16 +68,8 @@ pub fn emit<'ctx>(
 ) -> CgResult<()> {
     let (u, m, k, n) = (p.ukr, p.m, p.k, p.n);
     let (mr, nr, k4) = (u.mr, u.nr, p.k4());
-    let r = &epi.rescale;
-    let chan = |c: usize| if r.multiplier.len() == 1 { 0 } else { c };
-    let mults: Vec<i32> = (0..n).map(|c| r.multiplier[chan(c)]).collect();
-    let shifts: Vec<i32> = (0..n).map(|c| r.shift[chan(c)] as i32).collect();
     let wt = const_i8_table(cx, "mmm.qb", &pack_k4(bt, n, k, k, 1, nr));
-    let tables = [
-        const_i32_table(cx, "mmm.qbias", &pad_to(bias, nr, 0)),
-        const_i32_table(cx, "mmm.qmul", &pad_to(&mults, nr, 1)),
-        const_i32_table(cx, "mmm.qshift", &pad_to(&shifts, nr, 0)),
-    ];
+    let tables = epi_tables(cx, bias, &epi.rescale, (1, n, nr));
     let f = u.function(cx)?;
     let s = cx
         .scratch

@@ -722,6 +722,31 @@ impl<'ctx> Body<'_, '_, 'ctx> {
     }
 }
 
+/// The per-channel tables the int8 kernels read: `[bias, multiplier,
+/// shift]` (i32 each) of channels `groups × chans`, each group of `chans`
+/// padded to a multiple of `pad` with a neutral channel (0, 1, 0). A
+/// per-tensor rescale is repeated for every channel.
+pub(crate) fn epi_tables<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    bias: &[i32],
+    r: &qcc_ir::Rescale,
+    (groups, chans, pad): (usize, usize, usize),
+) -> [PointerValue<'ctx>; 3] {
+    use super::pack::pad_to;
+    let at = |v: &[i32], c: usize| if v.len() == 1 { v[0] } else { v[c] };
+    let shifts: Vec<i32> = r.shift.iter().map(|&s| s as i32).collect();
+    let mut t: [Vec<i32>; 3] = Default::default();
+    for g in 0..groups {
+        let ch = g * chans..(g + 1) * chans;
+        let of = |v: &[i32]| ch.clone().map(|c| at(v, c)).collect::<Vec<_>>();
+        t[0].extend(pad_to(&bias[ch.clone()], pad, 0));
+        t[1].extend(pad_to(&of(&r.multiplier), pad, 1));
+        t[2].extend(pad_to(&of(&shifts), pad, 0));
+    }
+    let name = ["mmm.qbias", "mmm.qmul", "mmm.qshift"];
+    [0, 1, 2].map(|i| crate::kernels::quant::const_i32_table(cx, name[i], &t[i]))
+}
+
 /// `clamp(zp + round_shift((acc + bias) · mult, shift), lo, hi)` lane by
 /// lane, narrowed to 8 bits: `qcc_ir::quant::Epilogue::apply` on i32
 /// accumulators (`acc + bias` wraps in i32 like the reference accumulator).
