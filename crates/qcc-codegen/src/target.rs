@@ -278,6 +278,10 @@ pub fn resolve(opts: &Options) -> Result<TargetInfo, CodegenError> {
     // The target's baseline comes first so that the CPU cannot drop it
     // (`+neon` on armv7: LLVM 22's ARMv7 cores leave NEON off).
     let mut all = parse_features(desc.baseline_features, &triple, family, &mut caps)?;
+    if family == Family::X86_64 && !use_host {
+        // What the named CPU implies, before `--features` (which may remove it).
+        all.extend(table::x86_cpu_features(&cpu).iter().map(|f| f.to_string()));
+    }
     all.extend(features);
     if let Some(f) = opts.features.as_deref() {
         all.extend(parse_features(f, &triple, family, &mut caps)?);
@@ -424,6 +428,22 @@ mod tests {
         ))
         .expect("ok");
         assert!(!no_neon.has(cap::NEON) && !no_neon.has(cap::DOTPROD));
+    }
+
+    /// A named x86 CPU brings the vector features its kernels are chosen by;
+    /// `--features` can still take them away; the baseline has none.
+    #[test]
+    fn named_x86_cpus_imply_their_vector_features() {
+        let t = Some("x86_64-unknown-linux-gnu");
+        let on = |cpu: &str, f: Option<&str>, name: &str| {
+            feature_on(&resolve(&opts(t, Some(cpu), f)).expect("ok").features, name)
+        };
+        assert!(on("znver4", None, "avx512vnni") && on("znver4", None, "avx512bw"));
+        assert!(on("haswell", None, "avx2") && on("haswell", None, "fma"));
+        assert!(!on("haswell", None, "avx512f"));
+        assert!(on("skylake-avx512", None, "avx512f") && !on("skylake-avx512", None, "avx512vnni"));
+        assert!(!on("haswell", Some("-avx2"), "avx2"));
+        assert!(!on("x86-64", None, "avx2") && !on("nehalem", None, "avx2"));
     }
 
     #[test]

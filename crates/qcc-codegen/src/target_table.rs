@@ -142,6 +142,49 @@ const X86_CPUS: &str =
     sierraforest silvermont skx skylake skylake-avx512 skylake_avx512 slm tigerlake tremont \
     westmere wildcatlake x86-64 x86-64-v2 x86-64-v3 x86-64-v4 znver1 znver2 znver3 znver4 znver5";
 
+/// The vector features a named x86-64 CPU implies that qcc's kernel
+/// selection reads (LLVM enables them itself for the CPU; qcc must know them
+/// to pick AVX2, AVX-512 or VNNI microkernels). Conservative: a CPU missing
+/// here gets the baseline kernels, never an instruction it lacks.
+pub fn x86_cpu_features(cpu: &str) -> &'static [&'static str] {
+    const AVX2: &[&str] = &["+avx2", "+fma"];
+    const AVX512: &[&str] = &["+avx2", "+fma", "+avx512f", "+avx512bw"];
+    const VNNI: &[&str] = &["+avx2", "+fma", "+avx512f", "+avx512bw", "+avx512vnni"];
+    match cpu {
+        "haswell"
+        | "core-avx2"
+        | "core_4th_gen_avx"
+        | "core_4th_gen_avx_tsx"
+        | "broadwell"
+        | "core_5th_gen_avx"
+        | "core_5th_gen_avx_tsx"
+        | "skylake"
+        | "alderlake"
+        | "raptorlake"
+        | "meteorlake"
+        | "arrowlake"
+        | "arrowlake-s"
+        | "arrowlake_s"
+        | "lunarlake"
+        | "pantherlake"
+        | "gracemont"
+        | "sierraforest"
+        | "grandridge"
+        | "clearwaterforest"
+        | "bdver4"
+        | "znver1"
+        | "znver2"
+        | "znver3"
+        | "x86-64-v3" => AVX2,
+        "skylake-avx512" | "skylake_avx512" | "skx" | "cannonlake" | "x86-64-v4" => AVX512,
+        "cascadelake" | "cooperlake" | "icelake-client" | "icelake_client" | "icelake-server"
+        | "icelake_server" | "tigerlake" | "rocketlake" | "sapphirerapids" | "emeraldrapids"
+        | "graniterapids" | "graniterapids-d" | "graniterapids_d" | "diamondrapids" | "znver4"
+        | "znver5" => VNNI,
+        _ => &[],
+    }
+}
+
 const D: Caps = DOTPROD;
 const DM: Caps = DOTPROD | I8MM;
 

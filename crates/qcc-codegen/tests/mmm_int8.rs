@@ -309,6 +309,21 @@ fn x86_avx2_and_baseline_match_interpreter() {
     assert!(host_has("avx2"), "the x86 test machines have AVX2");
     check(&HOST, x86("+avx2,+fma"), &[], "maddwd");
     check(&HOST, x86(""), &[], "widen");
+    // A named CPU picks the kernels its features allow (compiled only: the
+    // test machine may lack AVX-512).
+    let (g, _) = gemm_battery(16_000, 4);
+    for (cpu, dot) in [
+        ("znver4", "vnni512"),
+        ("haswell", "maddwd"),
+        ("nehalem", "widen"),
+    ] {
+        let opts = Options {
+            target: Some("x86_64-unknown-linux-gnu".into()),
+            cpu: Some(cpu.into()),
+            ..Default::default()
+        };
+        assert_uses(&g, &opts, dot);
+    }
 }
 
 #[test]
