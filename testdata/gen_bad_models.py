@@ -67,6 +67,20 @@ def main():
     save(relu_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], initializers=[w]),
          "external_escape.onnx")
 
+    # An initializer stored in "weights.bin" beside the model (the CLI test
+    # makes that a FIFO, which qcc must refuse rather than block on).
+    w = numpy_helper.from_array(np.ones((1, 4), np.float32), "w")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "weights.bin"
+    w.ClearField("raw_data")
+    save(relu_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], initializers=[w]),
+         "external_beside.onnx")
+
+    # A node name with a newline and a terminal escape sequence.
+    save(relu_model([helper.make_node("FancyOp", ["x"], ["y"], name="evil\nname\x1b[31m")]),
+         "control_chars.onnx")
+
     # Two unsupported ops at once, for `qcc check`.
     save(relu_model([
         helper.make_node("Relu", ["x"], ["r"], name="ok"),

@@ -52,6 +52,12 @@ pub(crate) fn read(t: &TensorProto, base_dir: &Path, expected: usize) -> Result<
         return Err(outside());
     }
     let io = |e: std::io::Error| err(format!("cannot read external data file '{location}': {e}"));
+    // Only regular files: opening a FIFO would block forever.
+    if !std::fs::metadata(&real).map_err(io)?.is_file() {
+        return Err(err(format!(
+            "external data file '{location}' is not a regular file"
+        )));
+    }
     let mut file = File::open(&real).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let length = length.unwrap_or_else(|| size.saturating_sub(offset));

@@ -14,12 +14,23 @@ use std::path::Path;
 pub const MIN_OPSET: i64 = 7;
 pub const MAX_OPSET: i64 = 25;
 
-/// Reads a whole file, mapping I/O errors to an error naming it.
+/// Reads a whole file, mapping I/O errors to an error naming it. Only
+/// regular files are read: a FIFO or device would block or never end.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, OnnxError> {
-    std::fs::read(path).map_err(|source| OnnxError::Io {
+    let io = |source| OnnxError::Io {
         file: path.display().to_string(),
         source,
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "is a folder, not a model file"
+        } else {
+            "is not a regular file (a FIFO, socket or device)"
+        };
+        return Err(io(std::io::Error::other(what)));
+    }
+    std::fs::read(path).map_err(io)
 }
 
 /// Decodes a protobuf message, mapping decode errors to an error naming the file.

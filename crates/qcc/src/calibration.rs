@@ -72,6 +72,11 @@ pub fn load(path: &Path, inputs: &[InputSpec]) -> Result<Samples> {
     if meta.is_dir() {
         return load_dir(path, inputs).map_err(|msg| anyhow!("calibration data {msg}"));
     }
+    if !meta.is_file() {
+        return Err(named(
+            "not a regular file (a FIFO, socket or device)".into(),
+        ));
+    }
     let bytes = fs::read(path).map_err(|e| named(format!("cannot read: {e}")))?;
     let samples = if bytes.starts_with(NPY_MAGIC) {
         load_npy(&bytes, inputs)

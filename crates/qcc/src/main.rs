@@ -224,10 +224,46 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("qcc: error: {}", msg.join(": "));
-            ExitCode::from(1)
+            // A context that repeats its source (e.g. an I/O error) says it once.
+            let mut parts: Vec<String> = vec![];
+            for m in msg {
+                if !parts.last().is_some_and(|p| p.ends_with(&m)) {
+                    parts.push(m);
+                }
+            }
+            eprintln!("qcc: error: {}", one_line(&parts.join(": ")));
+            let usage = e.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// A mistake in the command line itself (exit code 2, like clap's own).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// `s` on one line with no terminal control sequences: names from a model
+/// may hold newlines or escape codes, printed here as `\n`, `\x1b`, ….
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
@@ -240,7 +276,7 @@ fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {
-        println!("{}: {p}", model.display());
+        println!("{}", one_line(&format!("{}: {p}", model.display())));
     }
     eprintln!("qcc: {} problem(s) found", problems.len());
     Ok(ExitCode::from(1))
@@ -286,7 +322,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
     let prefix = match &a.name {
         Some(n) => {
             if c_identifier(n) != *n {
-                bail!("--name '{n}' is not a C identifier");
+                return Err(UsageError(format!("--name '{n}' is not a C identifier")).into());
             }
             n.clone()
         }
@@ -350,6 +386,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
         let onnx = qcc_onnx::export_model_bytes(&graph, &cx.qparams)?;
         files.push((path, onnx));
     }
+    check_output_paths(model, &files)?;
     write_all_or_nothing(&files)?;
     if a.stats {
         print!("{}", qcc_codegen::stats::render(&art.stats, &art.target));
@@ -384,6 +421,55 @@ fn progress(what: &'static str) -> impl FnMut(usize, usize) {
             b.finish_and_clear();
         }
     }
+}
+
+/// Where `p` is or would be: its folder resolved (links included) plus its
+/// name, so two spellings of one path compare equal before it exists.
+fn resolved(p: &Path) -> PathBuf {
+    if let Ok(r) = fs::canonicalize(p) {
+        return r;
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match p.file_name() {
+        Some(n) => dir.join(n),
+        None => dir,
+    }
+}
+
+/// Whether `a` and `b` are one existing file (the same path, a link to it,
+/// or a hard link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses output paths that would overwrite the model, or each other.
+fn check_output_paths(model: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let model_at = resolved(model);
+    for (i, (p, _)) in files.iter().enumerate() {
+        if resolved(p) == model_at || same_file(p, model) {
+            bail!(
+                "output {} is the input model; choose another -o or --header",
+                p.display()
+            );
+        }
+        for (q, _) in &files[..i] {
+            if resolved(p) == resolved(q) || same_file(p, q) {
+                bail!(
+                    "two outputs would be written to {}; give -o and --header different paths",
+                    p.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes every file to a temporary name beside it, then renames them all;

@@ -144,3 +144,142 @@ fn check_lists_every_unsupported_op() {
     assert!(stdout.contains("Hardmax"), "{stdout}");
     assert!(stdout.contains("FancyOp"), "{stdout}");
 }
+
+/// Runs qcc with `args` in `dir`, killing it (and failing) if it has not
+/// finished within 60 s: a bad input must never make qcc hang.
+fn qcc_in(dir: &Path, args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qcc"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run qcc");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let o = child.wait_with_output().expect("output");
+            let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                + &String::from_utf8_lossy(&o.stdout);
+            return (status.code().expect("not killed"), text);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("qcc {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+/// A FIFO as external data, as the model, or as calibration data is refused
+/// at once (opening one would block forever).
+#[test]
+fn fifos_are_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(bad("external_beside.onnx"), d.join("m.onnx")).unwrap();
+    mkfifo(&d.join("weights.bin"));
+    for args in [&["check", "m.onnx"][..], &["m.onnx", "-o", "m.o"][..]] {
+        let (code, text) = qcc_in(d, args);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("weights.bin") && text.contains("not a regular file"),
+            "{text}"
+        );
+    }
+    mkfifo(&d.join("fifo.onnx"));
+    let (code, text) = qcc_in(d, &["fifo.onnx", "-o", "f.o"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("fifo.onnx") && text.contains("not a regular file"),
+        "{text}"
+    );
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits/model.onnx");
+    std::fs::copy(model, d.join("digits.onnx")).unwrap();
+    mkfifo(&d.join("calib.npy"));
+    let (code, text) = qcc_in(
+        d,
+        &[
+            "digits.onnx",
+            "-o",
+            "q.o",
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            "calib.npy",
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("calib.npy") && text.contains("not a regular file"),
+        "{text}"
+    );
+    assert!(!d.join("q.o").exists() && !d.join("f.o").exists() && !d.join("m.o").exists());
+}
+
+/// An output path that is the model (directly or through a link), or two
+/// outputs on one path, is refused before anything is written.
+#[test]
+fn outputs_never_overwrite_the_model_or_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits/model.onnx");
+    let original = std::fs::read(&model).unwrap();
+    std::fs::copy(&model, d.join("m.onnx")).unwrap();
+    std::os::unix::fs::symlink("m.onnx", d.join("link.onnx")).unwrap();
+    std::fs::hard_link(d.join("m.onnx"), d.join("hard.onnx")).unwrap();
+    for out in ["m.onnx", "./m.onnx", "link.onnx", "hard.onnx"] {
+        let (code, text) = qcc_in(d, &["m.onnx", "-o", out]);
+        assert_eq!(code, 1, "-o {out}: {text}");
+        assert!(text.contains("is the input model"), "{text}");
+        assert_eq!(
+            std::fs::read(d.join("m.onnx")).unwrap(),
+            original,
+            "-o {out}"
+        );
+    }
+    let (code, text) = qcc_in(d, &["m.onnx", "-o", "m.o", "--header", "m.o"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("two outputs"), "{text}");
+    let (code, text) = qcc_in(d, &["m.onnx", "-o", "m.o", "--header", "m.onnx"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(!d.join("m.o").exists(), "partial output left behind");
+    assert_eq!(std::fs::read(d.join("m.onnx")).unwrap(), original);
+}
+
+/// Names from the model are printed with their control characters escaped:
+/// one line, no terminal escape sequences.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    expect_error("control_chars.onnx", &[], &["evil\\nname\\x1b[31m"]);
+    let o = qcc(&[bad("control_chars.onnx").to_str().unwrap()]);
+    assert!(!o.stderr.contains('\x1b'), "{}", o.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_qcc"))
+        .arg("check")
+        .arg(bad("control_chars.onnx"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+}
+
+/// An invalid `--name` is a usage error (exit 2), and a folder given as the
+/// model says so once.
+#[test]
+fn bad_name_is_a_usage_error_and_folders_are_named_once() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits/model.onnx");
+    let o = qcc(&[model.to_str().unwrap(), "--name", "1x"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.leftovers.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let o = qcc(&[dir.path().to_str().unwrap()]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert_eq!(o.stderr.matches("folder").count(), 1, "{}", o.stderr);
+}
