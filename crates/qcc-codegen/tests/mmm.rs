@@ -58,9 +58,21 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
             let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200 + c as u64));
             ins.push(ValueId::of(b));
         }
-        let y = g
-            .add_node(Op::Conv(a), format!("conv{c}"), ins)
-            .expect("valid conv");
+        // Every other case clamps in the epilogue (a fused Relu or Clip).
+        let op = match c % 4 {
+            1 => Op::ConvClamp {
+                conv: a,
+                min: 0.0,
+                max: f32::INFINITY,
+            },
+            3 => Op::ConvClamp {
+                conv: a,
+                min: -0.3,
+                max: 0.4,
+            },
+            _ => Op::Conv(a),
+        };
+        let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
         g.add_output(format!("y{c}"), ValueId::of(y));
     }
     (g, feed)
@@ -117,6 +129,43 @@ fn conv_battery_matches_interpreter() {
         let (g, feed) = conv_battery(seed * 1000, 12);
         check_interp(&g, &feed, TOL);
     }
+}
+
+/// A clamped convolution with K split into several blocks (with a tail):
+/// only the finished sums are clamped, in the last block.
+#[test]
+fn clamp_applies_after_the_last_k_block() {
+    let mut g = Graph::new("kblocks");
+    let mut feed = vec![];
+    for (c, (cin, k)) in [(70usize, 5usize), (130, 3)].into_iter().enumerate() {
+        let x = rand_tensor(&[1, cin, 9, 9], 40 + c as u64);
+        let xi = g.add_input(format!("x{c}"), x.ty());
+        feed.push(x);
+        let w = g.add_const(
+            format!("w{c}"),
+            rand_tensor(&[12, cin, k, k], 50 + c as u64),
+        );
+        let op = Op::ConvClamp {
+            conv: ConvAttrs {
+                strides: vec![1, 1],
+                pads: vec![1; 4],
+                dilations: vec![1, 1],
+                group: 1,
+                output_padding: vec![0, 0],
+            },
+            min: -0.5,
+            max: 0.5,
+        };
+        let y = g
+            .add_node(
+                op,
+                format!("conv{c}"),
+                vec![ValueId::of(xi), ValueId::of(w)],
+            )
+            .expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    check_interp(&g, &feed, TOL);
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn unary_f32(u: UnaryOp, x: f32) -> f32 {
 }
 
 /// `min(max(x, lo), hi)` as numpy's clip: NaN passes through, `hi` wins when `lo > hi`.
-fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+pub(crate) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
     let y = if x < lo { lo } else { x };
     if y > hi {
         hi

@@ -70,7 +70,10 @@ fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
             .ok_or_else(|| format!("{what} {v:?} has too many elements"))
     };
     match op {
-        Op::Conv(c) | Op::ConvTranspose(c) | Op::QConv { conv: c, .. } => {
+        Op::Conv(c)
+        | Op::ConvClamp { conv: c, .. }
+        | Op::ConvTranspose(c)
+        | Op::QConv { conv: c, .. } => {
             big(&c.strides, "strides")?;
             big(&c.pads, "pads")?;
             big(&c.dilations, "dilations")?;
@@ -144,6 +147,16 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             return Err("input and const nodes are not evaluated".into())
         }
         Op::Conv(c) => conv::conv(c, inputs[0], inputs[1], inputs.get(2).copied(), shape)?,
+        Op::ConvClamp { conv, min, max } => {
+            match conv::conv(conv, inputs[0], inputs[1], inputs.get(2).copied(), shape)? {
+                qcc_ir::TensorData::F32(v) => qcc_ir::TensorData::F32(
+                    v.into_iter()
+                        .map(|x| elementwise::clamp(x, *min, *max))
+                        .collect(),
+                ),
+                _ => return Err("internal: a float convolution gave non-float data".into()),
+            }
+        }
         Op::ConvTranspose(c) => {
             conv::conv_transpose(c, inputs[0], inputs[1], inputs.get(2).copied(), shape)?
         }

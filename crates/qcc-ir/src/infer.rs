@@ -163,6 +163,7 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
         Op::Input { .. } | Op::Const { .. } => {
             Err("input and const nodes carry their own type".into())
         }
+        Op::ConvClamp { conv, .. } => infer(&Op::Conv(conv.clone()), ins),
         Op::Conv(c) => {
             let (x, w) = (ins[0], ins[1]);
             need_float(x, "input")?;

@@ -136,6 +136,14 @@ pub enum Op {
     },
     /// Inputs: x `[N,C,…]`, w `[M,C/group,k…]`, optional bias `[M]`.
     Conv(ConvAttrs),
+    /// A float `Conv` whose result is clamped, `y < min ? min : (y > max ? max
+    /// : y)` (NaN passes, like Clip): a Conv and the Relu or Clip that was its
+    /// only use, one kernel (`fuse-activation`). Inputs as `Conv`.
+    ConvClamp {
+        conv: ConvAttrs,
+        min: f32,
+        max: f32,
+    },
     /// Inputs: x `[N,C,…]`, w `[C,M/group,k…]`, optional bias `[M]`.
     ConvTranspose(ConvAttrs),
     /// `alpha * op(a) @ op(b) + beta * c`. Inputs: a, b, optional c (unidirectionally broadcast).
@@ -275,6 +283,7 @@ impl Op {
             Op::Input { .. } => "input",
             Op::Const { .. } => "const",
             Op::Conv(_) => "conv",
+            Op::ConvClamp { .. } => "conv_clamp",
             Op::ConvTranspose(_) => "conv_transpose",
             Op::Gemm { .. } => "gemm",
             Op::MatMul => "matmul",
@@ -343,7 +352,7 @@ impl Op {
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
-            Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
+            Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
             Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
             Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
@@ -441,6 +450,12 @@ impl Op {
                 ("epi", ep(epi)),
                 ("to", to.to_string()),
             ],
+            Op::ConvClamp { conv, min, max } => {
+                let mut v = Op::Conv(conv.clone()).attrs();
+                v.push(("min", format!("{min:?}")));
+                v.push(("max", format!("{max:?}")));
+                v
+            }
             Op::QConv {
                 conv,
                 x_zero_point,

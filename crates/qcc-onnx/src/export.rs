@@ -511,6 +511,27 @@ impl<'a> Exporter<'a> {
                 self.inits.push(to_proto(&y, g.weight(*weight)));
                 return Ok(());
             }
+            Op::ConvClamp { conv, min, max } => {
+                // Conv, then Relu or Clip.
+                let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
+                let a = vec![
+                    attr_ints("kernel_shape", &k),
+                    attr_ints("strides", &conv.strides),
+                    attr_ints("pads", &conv.pads),
+                    attr_ints("dilations", &conv.dilations),
+                    attr_i("group", conv.group as i64),
+                ];
+                let c = self.emit("Conv", &base, ins, a);
+                let act = if *min == 0.0 && *max == f32::INFINITY {
+                    UnaryOp::Relu
+                } else {
+                    UnaryOp::Clip {
+                        min: *min,
+                        max: *max,
+                    }
+                };
+                return self.unary(n, act, vec![c], y);
+            }
             Op::Conv(c) | Op::ConvTranspose(c) => {
                 let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
                 let mut a = vec![

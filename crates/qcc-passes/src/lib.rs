@@ -7,6 +7,7 @@ pub mod calibrate;
 pub mod cancel_qdq;
 pub mod constant_fold;
 pub mod fold_batch_norm;
+pub mod fuse_activation;
 pub mod fuse_modules;
 pub mod insert_qdq;
 pub mod plan_memory;
@@ -72,6 +73,11 @@ pub static PASSES: &[PassInfo] = &[
         name: "cancel-qdq",
         about: "quantization: cancel, merge and fold quantize/dequantize/requantize (no-op without --quantize)",
         run: cancel_qdq::run,
+    },
+    PassInfo {
+        name: "fuse-activation",
+        about: "fold the Relu/Clip that is a float conv's only use into the conv (one pass over memory)",
+        run: fuse_activation::run,
     },
 ];
 

@@ -139,8 +139,9 @@ fn keep_float_nodes_form_a_float_island() {
     let (g, cfg) = small_chain(&["conv2"]);
     let (q, cx) = check(&g, cfg, 28.0);
     let text = qcc_ir::print(&q).unwrap();
-    assert_eq!(count(&q, "conv"), 1, "{text}");
-    assert_eq!(count(&q, "relu"), 1, "{text}");
+    // The float island conv2 + relu2 ends as one fused float kernel.
+    assert_eq!(count(&q, "conv_clamp"), 1, "{text}");
+    assert_eq!(count(&q, "conv") + count(&q, "relu"), 0, "{text}");
     assert_eq!(count(&q, "qconv"), 2, "{text}");
     // input Q, DQ into conv2, Q after relu2, DQ at the output.
     let c = counts(&q);

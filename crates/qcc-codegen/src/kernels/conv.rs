@@ -935,9 +935,10 @@ pub fn emit<'ctx>(
     ins: &[Operand<'_, 'ctx>],
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
-    let (a, transpose) = match &node.op {
-        Op::Conv(a) => (a, false),
-        Op::ConvTranspose(a) => (a, true),
+    let (a, transpose, clamp) = match &node.op {
+        Op::Conv(a) => (a, false, None),
+        Op::ConvClamp { conv, min, max } => (conv, false, Some((*min, *max))),
+        Op::ConvTranspose(a) => (a, true, None),
         _ => return Err(cx.unsupported("not a convolution")),
     };
     expect_inputs(cx, ins, 2)?;
@@ -961,7 +962,9 @@ pub fn emit<'ctx>(
         let consts = (true, true);
         if let Some(g) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
             if g.scratch_bytes() == 0 || cx.scratch.is_some() {
-                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), out);
+                // The clamp happens in the microkernel's epilogue.
+                let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), lohi, out);
             }
         }
     }
@@ -971,7 +974,16 @@ pub fn emit<'ctx>(
             .and_then(|t| t.as_f32())
             .is_none_or(|v| v.iter().any(|&e| e.to_bits() != 0))
     });
-    emit_plan(cx, &plan, x.ptr, w.ptr, bias.map(|b| b.ptr), out.ptr)
+    emit_plan(cx, &plan, x.ptr, w.ptr, bias.map(|b| b.ptr), out.ptr)?;
+    // The direct loops clamp in a second pass over the output.
+    if let Some((lo, hi)) = clamp {
+        cx.for_range(0, out.numel() as i64, |cx, i| {
+            let v = cx.load_f32(out.ptr, i)?;
+            let v = cx.fclamp(v, lo, hi)?;
+            cx.store_f32(out.ptr, i, v)
+        })?;
+    }
+    Ok(())
 }
 
 fn emit_plan<'ctx>(

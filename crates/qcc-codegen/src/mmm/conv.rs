@@ -150,13 +150,16 @@ impl ConvGemm {
     }
 }
 
-/// Emits the convolution; `w` must be a constant, `bias` a constant or absent.
+/// Emits the convolution; `w` must be a constant, `bias` a constant or absent;
+/// every output is clamped to `lo..=hi` (`±inf`: no clamp) in the epilogue
+/// of its last K block.
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     p: &ConvGemm,
     x: &Operand<'_, 'ctx>,
     w: &[f32],
     bias: Option<&[f32]>,
+    (lo, hi): (f32, f32),
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
     let u = p.ukr;
@@ -198,6 +201,7 @@ pub fn emit<'ctx>(
             let gx = Group {
                 p,
                 f,
+                clamp: (lo, hi),
                 xg,
                 og,
                 wg,
@@ -218,6 +222,8 @@ pub fn emit<'ctx>(
 struct Group<'p, 'ctx> {
     p: &'p ConvGemm,
     f: inkwell::values::FunctionValue<'ctx>,
+    /// The output clamp, applied by the last K block.
+    clamp: (f32, f32),
     xg: PointerValue<'ctx>,
     og: PointerValue<'ctx>,
     wg: PointerValue<'ctx>,
@@ -267,6 +273,22 @@ impl<'ctx> Group<'_, 'ctx> {
         let flags =
             cx.b.build_select(first, cx.i32(0), cx.i32(ACCUMULATE as i32), "")?
                 .into_int_value();
+        // The clamp only on the finished sums: the last K block.
+        let (lo, hi) = if cw == p.cg {
+            (cx.f32(self.clamp.0), cx.f32(self.clamp.1))
+        } else {
+            let last = cx.icmp(IntPredicate::EQ, c0, cx.i64((p.cg - cw) as i64))?;
+            let pick = |v: f32, none: f32| -> CgResult<inkwell::values::FloatValue<'ctx>> {
+                Ok(cx
+                    .b
+                    .build_select(last, cx.f32(v), cx.f32(none), "")?
+                    .into_float_value())
+            };
+            (
+                pick(self.clamp.0, f32::NEG_INFINITY)?,
+                pick(self.clamp.1, f32::INFINITY)?,
+            )
+        };
         let (mr, nr) = (u.mr, u.nr);
         let kc = (cw * taps) as i64;
         let k_all = (p.cg * taps) as i64;
@@ -297,8 +319,8 @@ impl<'ctx> Group<'_, 'ctx> {
                 mr_valid: mrv,
                 nr_valid: nrv,
                 flags,
-                lo: f32::NEG_INFINITY,
-                hi: f32::INFINITY,
+                lo,
+                hi,
             }
             .emit(cx, self.f)
         };

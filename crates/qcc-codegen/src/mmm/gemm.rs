@@ -112,8 +112,8 @@ impl<'ctx> ConstB<'ctx> {
                 mr_valid: mrv,
                 nr_valid: nrv,
                 flags: cx.i32(BIAS_COLS as i32),
-                lo,
-                hi,
+                lo: cx.f32(lo),
+                hi: cx.f32(hi),
             }
             .emit(cx, f)
         };

@@ -132,8 +132,9 @@ pub fn conv_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<conv::ConvGemm> {
-    let qcc_ir::Op::Conv(a) = &node.op else {
-        return None;
+    let a = match &node.op {
+        qcc_ir::Op::Conv(a) | qcc_ir::Op::ConvClamp { conv: a, .. } => a,
+        _ => return None,
     };
     let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);
     if !f32s || !consts.0 || !consts.1 {

@@ -111,8 +111,9 @@ pub struct Call<'ctx> {
     pub mr_valid: usize,
     pub nr_valid: usize,
     pub flags: IntValue<'ctx>,
-    pub lo: f32,
-    pub hi: f32,
+    /// The clamp bounds (f32 values; `±inf` for none).
+    pub lo: inkwell::values::FloatValue<'ctx>,
+    pub hi: inkwell::values::FloatValue<'ctx>,
 }
 
 impl<'ctx> Call<'ctx> {
@@ -130,8 +131,8 @@ impl<'ctx> Call<'ctx> {
             cx.i64(self.mr_valid as i64).into(),
             cx.i64(self.nr_valid as i64).into(),
             self.flags.into(),
-            cx.f32(self.lo).into(),
-            cx.f32(self.hi).into(),
+            self.lo.into(),
+            self.hi.into(),
         ];
         cx.b.build_call(f, &args, "")?;
         Ok(())
