@@ -50,6 +50,8 @@ def main():
          "missing_initializer.onnx")
 
     save(relu_model(x_shape=("batch", 4)), "symbolic_dims.onnx")
+    # Paddle-style "dynamic" dim: dim_value -1 (fixed with --input-shape).
+    save(relu_model(x_shape=(-1, 4)), "minus_one_dim.onnx")
 
     # Two nodes feeding each other.
     save(relu_model([

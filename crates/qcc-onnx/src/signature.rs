@@ -28,6 +28,8 @@ fn declared(vi: &ValueInfoProto) -> Result<(i32, Option<Vec<Dim>>), String> {
             for d in &s.dim {
                 use crate::proto::tensor_shape_proto::dimension::Value;
                 dims.push(match &d.value {
+                    // -1 is how some exporters (Paddle) write "dynamic".
+                    Some(Value::DimValue(-1)) => Dim::Unknown,
                     Some(Value::DimValue(v)) => Dim::Fixed(
                         usize::try_from(*v).map_err(|_| format!("has negative dim {v}"))?,
                     ),

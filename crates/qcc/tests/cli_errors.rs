@@ -283,3 +283,25 @@ fn bad_name_is_a_usage_error_and_folders_are_named_once() {
     assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
     assert_eq!(o.stderr.matches("folder").count(), 1, "{}", o.stderr);
 }
+
+/// A dim written as -1 (how Paddle says "dynamic") is an unknown dim:
+/// `--input-shape` fixes it, and without one the error says how.
+#[test]
+fn minus_one_dims_take_the_given_shape() {
+    expect_error(
+        "minus_one_dim.onnx",
+        &[],
+        &["'x'", "unknown dim at axis 0", "--input-shape x=1,4"],
+    );
+    let o = qcc(&[
+        bad("minus_one_dim.onnx").to_str().unwrap(),
+        "--input-shape",
+        "x=3,4",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.leftovers.contains(&"out.o".to_string()),
+        "{:?}",
+        o.leftovers
+    );
+}
