@@ -13,7 +13,7 @@
 
 use super::pack::{pack_a, pad_bias};
 use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE};
-use super::{div_ceil, for_blocks, Simd};
+use super::{div_ceil, for_blocks, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::{const_f32_table, valid_range};
 use crate::kernels::quant::if_else;
@@ -63,33 +63,26 @@ impl ConvGemm {
         simd: Simd,
         bare_metal: bool,
     ) -> Option<ConvGemm> {
-        let r = x.len().checked_sub(2)?;
-        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
-            return None;
-        }
+        let Conv2d {
+            batch,
+            c,
+            oc,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+        } = Conv2d::of(a, x, wsh, out)?;
         let g = a.group.max(1);
-        let (batch, c, oc) = (x[0], x[1], out[1]);
         if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
             return None;
         }
         let m = oc / g;
         if m < 4 {
-            return None;
-        }
-        let two = |v: &[usize], d: usize| -> (usize, usize) {
-            if r == 1 {
-                (d, v[0])
-            } else {
-                (v[0], v[1])
-            }
-        };
-        let (h, w) = two(&x[2..], 1);
-        let (oh, ow) = two(&out[2..], 1);
-        let (kh, kw) = two(&wsh[2..], 1);
-        let stride = two(&a.strides, 1);
-        let dil = two(&a.dilations, 1);
-        let pad = two(&a.pads[..r], 0);
-        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
             return None;
         }
         let direct = kh * kw == 1

@@ -116,6 +116,60 @@ impl Simd {
     }
 }
 
+/// A 1-D or 2-D NCHW convolution seen as 2-D (a 1-D one has H = 1): the
+/// geometry every convolution driver here starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub batch: usize,
+    /// Input and output channels (all groups).
+    pub c: usize,
+    pub oc: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub dil: (usize, usize),
+    /// Leading padding (top, left).
+    pub pad: (usize, usize),
+}
+
+impl Conv2d {
+    /// The geometry of a convolution with input `x`, weight `wsh` and output
+    /// `out` shapes, or `None` for other ranks, inconsistent attribute
+    /// lengths or an empty output.
+    pub fn of(a: &qcc_ir::ConvAttrs, x: &[usize], wsh: &[usize], out: &[usize]) -> Option<Conv2d> {
+        let r = x.len().checked_sub(2)?;
+        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
+            return None;
+        }
+        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
+            return None;
+        }
+        let two = |v: &[usize], d: usize| if r == 1 { (d, v[0]) } else { (v[0], v[1]) };
+        let (h, w) = two(&x[2..], 1);
+        let (oh, ow) = two(&out[2..], 1);
+        let (kh, kw) = two(&wsh[2..], 1);
+        let g = Conv2d {
+            batch: x[0],
+            c: x[1],
+            oc: out[1],
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride: two(&a.strides, 1),
+            dil: two(&a.dilations, 1),
+            pad: two(&a.pads[..r], 0),
+        };
+        (oh > 0 && ow > 0).then_some(g)
+    }
+}
+
 /// `ceil(a / b)`.
 pub(crate) fn div_ceil(a: usize, b: usize) -> usize {
     a.div_ceil(b.max(1))
@@ -150,16 +204,15 @@ pub fn conv_plan(
     )
 }
 
-/// The plan of a QConv `node` when it runs on the int8 microkernels. The
-/// kernel (`kernels::qconv`) and the memory plan both ask this function.
-pub fn qconv_plan(
-    node: &qcc_ir::Node,
+/// A QConv `node`'s attributes and whether its input zero point fits the
+/// input type (padding holds it), when its weights are constant int8 and
+/// its bias constant: what both int8 convolution plans need.
+fn qconv_parts<'n>(
+    node: &'n qcc_ir::Node,
     x: &qcc_ir::TensorType,
     w: &qcc_ir::TensorType,
-    out: &qcc_ir::TensorType,
     consts: (bool, bool),
-    facts: &crate::portable::TargetFacts,
-) -> Option<qconv::QConvGemm> {
+) -> Option<(&'n qcc_ir::ConvAttrs, bool)> {
     let qcc_ir::Op::QConv {
         conv, x_zero_point, ..
     } = &node.op
@@ -170,7 +223,20 @@ pub fn qconv_plan(
         return None;
     }
     let (lo, hi) = qcc_ir::infer::int8_range(x.dtype)?;
-    let zx_fits = (lo..=hi).contains(x_zero_point);
+    Some((conv, (lo..=hi).contains(x_zero_point)))
+}
+
+/// The plan of a QConv `node` when it runs on the int8 microkernels. The
+/// kernel (`kernels::qconv`) and the memory plan both ask this function.
+pub fn qconv_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<qconv::QConvGemm> {
+    let (conv, zx_fits) = qconv_parts(node, x, w, consts)?;
     qconv::QConvGemm::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
 }
 
@@ -184,17 +250,7 @@ pub fn qdw_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<qdw::QDwPlan> {
-    let qcc_ir::Op::QConv {
-        conv, x_zero_point, ..
-    } = &node.op
-    else {
-        return None;
-    };
-    if !consts.0 || !consts.1 || w.dtype != qcc_ir::DType::I8 {
-        return None;
-    }
-    let (lo, hi) = qcc_ir::infer::int8_range(x.dtype)?;
-    let zx_fits = (lo..=hi).contains(x_zero_point);
+    let (conv, zx_fits) = qconv_parts(node, x, w, consts)?;
     qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
 }
 

@@ -15,7 +15,7 @@
 
 use super::pack::pack_k4;
 use super::qukernel::{epi_tables, I8Ukr, QCall};
-use super::{div_ceil, for_blocks};
+use super::{div_ceil, for_blocks, Conv2d};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::const_i8_table;
 use crate::portable::TargetFacts;
@@ -66,39 +66,29 @@ impl QConvGemm {
         facts: &TargetFacts,
         zx_fits: bool,
     ) -> Option<QConvGemm> {
-        let r = x.len().checked_sub(2)?;
-        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
-            return None;
-        }
+        let Conv2d {
+            batch,
+            c,
+            oc,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+        } = Conv2d::of(a, x, wsh, out)?;
         if facts.bare_metal || !zx_fits {
             return None;
         }
-        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
-            return None;
-        }
         let g = a.group.max(1);
-        let (batch, c, oc) = (x[0], x[1], out[1]);
         if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
             return None;
         }
         let m = oc / g;
         if m < 4 {
-            return None;
-        }
-        let two = |v: &[usize], d: usize| -> (usize, usize) {
-            if r == 1 {
-                (d, v[0])
-            } else {
-                (v[0], v[1])
-            }
-        };
-        let (h, w) = two(&x[2..], 1);
-        let (oh, ow) = two(&out[2..], 1);
-        let (kh, kw) = two(&wsh[2..], 1);
-        let stride = two(&a.strides, 1);
-        let dil = two(&a.dilations, 1);
-        let pad = two(&a.pads[..r], 0);
-        if oh == 0 || ow == 0 {
             return None;
         }
         // Extents the windows reach, in padded coordinates.

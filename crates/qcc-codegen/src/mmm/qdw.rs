@@ -13,7 +13,7 @@
 
 use super::qconv::pad_planes;
 use super::qukernel::requantize;
-use super::{div_ceil, Simd};
+use super::{div_ceil, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::portable::TargetFacts;
 use crate::CodegenError;
@@ -57,34 +57,24 @@ impl QDwPlan {
         facts: &TargetFacts,
         zx_fits: bool,
     ) -> Option<QDwPlan> {
-        let r = x.len().checked_sub(2)?;
-        if !(1..=2).contains(&r) || wsh.len() != x.len() || out.len() != x.len() {
-            return None;
-        }
+        let Conv2d {
+            batch,
+            c,
+            oc,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dil,
+            pad,
+        } = Conv2d::of(a, x, wsh, out)?;
         if facts.bare_metal || !zx_fits {
             return None;
         }
-        if a.strides.len() != r || a.dilations.len() != r || a.pads.len() != 2 * r {
-            return None;
-        }
-        let (batch, c, oc) = (x[0], x[1], out[1]);
         if a.group != c || wsh[1] != 1 || wsh[0] != oc || oc % c != 0 || c == 0 {
-            return None;
-        }
-        let two = |v: &[usize], d: usize| -> (usize, usize) {
-            if r == 1 {
-                (d, v[0])
-            } else {
-                (v[0], v[1])
-            }
-        };
-        let (h, w) = two(&x[2..], 1);
-        let (oh, ow) = two(&out[2..], 1);
-        let (kh, kw) = two(&wsh[2..], 1);
-        let stride = two(&a.strides, 1);
-        let dil = two(&a.dilations, 1);
-        let pad = two(&a.pads[..r], 0);
-        if oh == 0 || ow == 0 {
             return None;
         }
         let vl = match facts.simd {
