@@ -24,22 +24,13 @@ use qcc_ir::ConvAttrs;
 /// The GEMM view of one convolution, with its blocking.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvGemm {
-    pub batch: usize,
+    /// The convolution's geometry (its fields read through `Deref`).
+    pub geo: Conv2d,
     pub groups: usize,
     /// Output channels per group (GEMM M).
     pub m: usize,
     /// Input channels per group.
     pub cg: usize,
-    /// Input spatial extents (H = 1 for 1-D).
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: (usize, usize),
-    pub dil: (usize, usize),
-    pub pad: (usize, usize),
     /// 1×1, unit stride, no padding: the input is X̂.
     pub direct: bool,
     /// Input channels per K block.
@@ -49,6 +40,13 @@ pub struct ConvGemm {
     /// Row stride of the scratch block, in floats.
     pub ldb: usize,
     pub ukr: F32Ukr,
+}
+
+impl std::ops::Deref for ConvGemm {
+    type Target = Conv2d;
+    fn deref(&self) -> &Conv2d {
+        &self.geo
+    }
 }
 
 impl ConvGemm {
@@ -63,8 +61,8 @@ impl ConvGemm {
         simd: Simd,
         bare_metal: bool,
     ) -> Option<ConvGemm> {
+        let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
-            batch,
             c,
             oc,
             h,
@@ -74,9 +72,8 @@ impl ConvGemm {
             kh,
             kw,
             stride,
-            dil,
-            pad,
-        } = Conv2d::of(a, x, wsh, out)?;
+            ..
+        } = geo;
         let g = a.group.max(1);
         if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
             return None;
@@ -108,19 +105,10 @@ impl ConvGemm {
             (rows, (rows * ow).next_multiple_of(16))
         };
         Some(ConvGemm {
-            batch,
+            geo,
             groups: g,
             m,
             cg,
-            h,
-            w,
-            oh,
-            ow,
-            kh,
-            kw,
-            stride,
-            dil,
-            pad,
             direct,
             c_block,
             n_block,

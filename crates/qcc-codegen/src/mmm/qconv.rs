@@ -30,21 +30,12 @@ const VEC: usize = 16;
 /// The GEMM view of one integer convolution, with its blocking.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QConvGemm {
-    pub batch: usize,
+    /// The convolution's geometry (its fields read through `Deref`).
+    pub geo: Conv2d,
     pub groups: usize,
     /// Output channels per group (GEMM M) and input channels per group.
     pub m: usize,
     pub cg: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: (usize, usize),
-    pub dil: (usize, usize),
-    /// Leading padding (top, left).
-    pub pad: (usize, usize),
     /// Extents of the zero-point-padded copy, when the input needs one.
     pub copy: Option<(usize, usize)>,
     /// Output rows per N block.
@@ -52,6 +43,13 @@ pub struct QConvGemm {
     /// Bytes per K group of the packed block (`ceil(rows·OW / NR)·NR · 4`).
     pub ldb: usize,
     pub ukr: I8Ukr,
+}
+
+impl std::ops::Deref for QConvGemm {
+    type Target = Conv2d;
+    fn deref(&self) -> &Conv2d {
+        &self.geo
+    }
 }
 
 impl QConvGemm {
@@ -66,8 +64,8 @@ impl QConvGemm {
         facts: &TargetFacts,
         zx_fits: bool,
     ) -> Option<QConvGemm> {
+        let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
-            batch,
             c,
             oc,
             h,
@@ -79,7 +77,8 @@ impl QConvGemm {
             stride,
             dil,
             pad,
-        } = Conv2d::of(a, x, wsh, out)?;
+            ..
+        } = geo;
         if facts.bare_metal || !zx_fits {
             return None;
         }
@@ -103,19 +102,10 @@ impl QConvGemm {
         let rows = (cols / ow).clamp(1, oh);
         let ldb = (rows * ow).next_multiple_of(ukr.nr) * 4;
         Some(QConvGemm {
-            batch,
+            geo,
             groups: g,
             m,
             cg: c / g,
-            h,
-            w,
-            oh,
-            ow,
-            kh,
-            kw,
-            stride,
-            dil,
-            pad,
             copy,
             rows,
             ldb,

@@ -25,24 +25,22 @@ use qcc_ir::{ConvAttrs, DType};
 /// The plan of one depthwise QConv.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QDwPlan {
-    pub batch: usize,
-    /// Input channels, and output channels per input channel.
-    pub c: usize,
+    /// The convolution's geometry (its fields read through `Deref`).
+    pub geo: Conv2d,
+    /// Output channels per input channel.
     pub mult: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: (usize, usize),
-    pub dil: (usize, usize),
-    pub pad: (usize, usize),
     /// Rows and row stride of the padded copy.
     pub hp: usize,
     pub wps: usize,
     /// Output positions per vector.
     pub vl: usize,
+}
+
+impl std::ops::Deref for QDwPlan {
+    type Target = Conv2d;
+    fn deref(&self) -> &Conv2d {
+        &self.geo
+    }
 }
 
 impl QDwPlan {
@@ -57,20 +55,18 @@ impl QDwPlan {
         facts: &TargetFacts,
         zx_fits: bool,
     ) -> Option<QDwPlan> {
+        let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
-            batch,
             c,
             oc,
-            h,
-            w,
             oh,
             ow,
             kh,
             kw,
             stride,
             dil,
-            pad,
-        } = Conv2d::of(a, x, wsh, out)?;
+            ..
+        } = geo;
         if facts.bare_metal || !zx_fits {
             return None;
         }
@@ -87,18 +83,8 @@ impl QDwPlan {
         let reach = div_ceil(ow, vl) * vl * stride.1 + (kw - 1) * dil.1;
         let wps = reach.max(1);
         Some(QDwPlan {
-            batch,
-            c,
+            geo,
             mult: oc / c,
-            h,
-            w,
-            oh,
-            ow,
-            kh,
-            kw,
-            stride,
-            dil,
-            pad,
             hp,
             wps,
             vl,
