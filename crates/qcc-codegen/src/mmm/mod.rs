@@ -170,6 +170,43 @@ impl Conv2d {
     }
 }
 
+/// Declares microkernel `name`: internal, never inlined, no unwinding, with
+/// `noalias` and `readonly` on the given parameters, and 512-bit vectors kept
+/// whole (`wide`) on cores whose tuning prefers 256 bits.
+pub(crate) fn declare_microkernel<'ctx>(
+    outer: &crate::cx::KernelCx<'_, 'ctx>,
+    name: &str,
+    params: &[inkwell::types::BasicMetadataTypeEnum<'ctx>],
+    (noalias, readonly): (&[u32], &[u32]),
+    wide: bool,
+) -> inkwell::values::FunctionValue<'ctx> {
+    use inkwell::attributes::{Attribute, AttributeLoc};
+    let ctx = outer.ctx;
+    let attr = |n: &str| ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(n), 0);
+    let fty = ctx.void_type().fn_type(params, false);
+    let f = outer
+        .module
+        .add_function(name, fty, Some(inkwell::module::Linkage::Internal));
+    for a in ["nounwind", "noinline", "nosync", "nofree", "willreturn"] {
+        f.add_attribute(AttributeLoc::Function, attr(a));
+    }
+    if wide {
+        for (k, v) in [
+            ("min-legal-vector-width", "512"),
+            ("prefer-vector-width", "512"),
+        ] {
+            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
+        }
+    }
+    for &p in noalias {
+        f.add_attribute(AttributeLoc::Param(p), attr("noalias"));
+    }
+    for &p in readonly {
+        f.add_attribute(AttributeLoc::Param(p), attr("readonly"));
+    }
+    f
+}
+
 /// `ceil(a / b)`.
 pub(crate) fn div_ceil(a: usize, b: usize) -> usize {
     a.div_ceil(b.max(1))

@@ -35,8 +35,6 @@ use crate::cx::{CgResult, KernelCx};
 use crate::kernels::qdot::call_cast;
 use crate::portable::TargetFacts;
 use crate::CodegenError;
-use inkwell::attributes::{Attribute, AttributeLoc};
-use inkwell::module::Linkage;
 use inkwell::types::{BasicMetadataTypeEnum, BasicTypeEnum, VectorType};
 use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PointerValue,
@@ -215,11 +213,6 @@ impl<'ctx> QCall<'ctx> {
     }
 }
 
-fn enum_attr(cx: &KernelCx<'_, '_>, name: &str) -> Attribute {
-    cx.ctx
-        .create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0)
-}
-
 fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<FunctionValue<'ctx>> {
     let ctx = outer.ctx;
     let (i64t, i32t) = (ctx.i64_type(), ctx.i32_type());
@@ -240,27 +233,8 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &I8Ukr, name: &str) -> CgResult<Fun
         i32t.into(), // lo
         i32t.into(), // hi
     ];
-    let fty = ctx.void_type().fn_type(&params, false);
-    let f = outer
-        .module
-        .add_function(name, fty, Some(Linkage::Internal));
-    for a in ["nounwind", "noinline", "nosync", "nofree", "willreturn"] {
-        f.add_attribute(AttributeLoc::Function, enum_attr(outer, a));
-    }
-    if u.dot == Dot::Vnni512 {
-        for (k, v) in [
-            ("min-legal-vector-width", "512"),
-            ("prefer-vector-width", "512"),
-        ] {
-            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
-        }
-    }
-    for p in [1u32, 2, 4] {
-        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "noalias"));
-    }
-    for p in [1u32, 2, 6, 7, 8] {
-        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "readonly"));
-    }
+    let wide = u.dot == Dot::Vnni512;
+    let f = super::declare_microkernel(outer, name, &params, (&[1, 2, 4], &[1, 2, 6, 7, 8]), wide);
     let b = ctx.create_builder();
     b.position_at_end(ctx.append_basic_block(f, "entry"));
     let cx = KernelCx {

@@ -23,9 +23,7 @@
 use super::Simd;
 use crate::cx::{CgResult, KernelCx};
 use crate::CodegenError;
-use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
-use inkwell::module::Linkage;
 use inkwell::types::{BasicMetadataTypeEnum, VectorType};
 use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, FunctionValue, IntValue, PointerValue, VectorValue,
@@ -139,11 +137,6 @@ impl<'ctx> Call<'ctx> {
     }
 }
 
-fn enum_attr(cx: &KernelCx<'_, '_>, name: &str) -> Attribute {
-    cx.ctx
-        .create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0)
-}
-
 fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<FunctionValue<'ctx>> {
     let ctx = outer.ctx;
     let (i64t, i32t, f32t) = (ctx.i64_type(), ctx.i32_type(), ctx.f32_type());
@@ -163,28 +156,8 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         f32t.into(), // lo
         f32t.into(), // hi
     ];
-    let fty = ctx.void_type().fn_type(&params, false);
-    let f = outer
-        .module
-        .add_function(name, fty, Some(Linkage::Internal));
-    for a in ["nounwind", "noinline", "nosync", "nofree", "willreturn"] {
-        f.add_attribute(AttributeLoc::Function, enum_attr(outer, a));
-    }
-    if u.simd == Simd::Avx512 {
-        // Keep 512-bit vectors whole on cores whose tuning prefers 256 bits.
-        for (k, v) in [
-            ("min-legal-vector-width", "512"),
-            ("prefer-vector-width", "512"),
-        ] {
-            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
-        }
-    }
-    for p in [1u32, 3, 5, 7] {
-        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "noalias"));
-    }
-    for p in [1u32, 3, 7] {
-        f.add_attribute(AttributeLoc::Param(p), enum_attr(outer, "readonly"));
-    }
+    let wide = u.simd == Simd::Avx512;
+    let f = super::declare_microkernel(outer, name, &params, (&[1, 3, 5, 7], &[1, 3, 7]), wide);
     let b = ctx.create_builder();
     b.position_at_end(ctx.append_basic_block(f, "entry"));
     let cx = KernelCx {
