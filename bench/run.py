@@ -5,8 +5,9 @@
 
 For every model of bench/models.py, side by side on one thread, rounds
 alternated: qcc f32, qcc int8 (`--quantize int8`, 16 calibration samples),
-ONNX Runtime fp32 and ONNX Runtime int8 (QDQ from `quantize_static` on the
-same samples). Each round runs every variant `--per` times after warm-up;
+ONNX Runtime fp32, ONNX Runtime int8 (QDQ from `quantize_static` on the
+same samples) and tract-onnx fp32 (optimized, through its Rust API:
+crates/qcc/examples/tract_time.rs). Each round runs every variant `--per` times after warm-up;
 the table gives the median and min-max over all rounds and the ratios.
 Register-only probes (bench/probes.c) give this machine's ceilings.
 """
@@ -25,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORK = os.path.join(ROOT, "target", "bench")
 QCC = os.path.join(ROOT, "target", "release", "qcc")
+TRACT = os.path.join(ROOT, "target", "release", "examples", "tract_time")
 
 MACS = {  # multiply-accumulates of the single-layer models
     "conv3x3_64_56": 64 * 64 * 9 * 56 * 56,
@@ -137,6 +139,14 @@ def time_exe(exe, n):
     return [float(x) for x in r.stdout.split()]
 
 
+def time_tract(model, n):
+    """tract-onnx's run times (ns), or [] when tract cannot run the model."""
+    if not os.path.exists(TRACT):
+        return []
+    r = subprocess.run([TRACT, model, str(n)], capture_output=True, text=True)
+    return [float(x) for x in r.stdout.split()] if r.returncode == 0 else []
+
+
 def profile_exe(exe, n):
     """Per-node mean nanoseconds from `--profile` (bench/harness.c), by op and by node."""
     r = subprocess.run([exe, str(n), "profile"], check=True, capture_output=True, text=True)
@@ -174,10 +184,10 @@ def fmt(ts):
 
 def svg(rows, path):
     """A bar chart: each model's median latency relative to ONNX Runtime fp32."""
-    variants = ["qcc f32", "qcc int8", "ORT fp32", "ORT int8"]
-    colors = ["#1f77b4", "#2ca02c", "#aaaaaa", "#666666"]
+    variants = ["qcc f32", "qcc int8", "ORT fp32", "ORT int8", "tract fp32"]
+    colors = ["#1f77b4", "#2ca02c", "#aaaaaa", "#666666", "#d62728"]
     bw, gap, h = 10, 18, 220
-    width = 160 + len(rows) * (4 * bw + gap)
+    width = 160 + len(rows) * (len(variants) * bw + gap)
     vmax = max([r[v] / r["ORT fp32"] for r in rows for v in variants if r.get(v)] + [1.0])
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h + 140}" font-family="sans-serif" font-size="10">']
     s.append(f'<text x="10" y="14">median latency / ONNX Runtime fp32 (lower is better)</text>')
@@ -185,7 +195,7 @@ def svg(rows, path):
     one = y0 - h / vmax
     s.append(f'<line x1="40" y1="{one:.1f}" x2="{width}" y2="{one:.1f}" stroke="red" stroke-dasharray="4"/>')
     for i, r in enumerate(rows):
-        x = 50 + i * (4 * bw + gap)
+        x = 50 + i * (len(variants) * bw + gap)
         for j, v in enumerate(variants):
             if not r.get(v):
                 continue
@@ -229,7 +239,8 @@ def main():
         sf, si, feed = ort_sessions(d)
         time_ort(sf, feed, 3)
         time_ort(si, feed, 3)
-        t = {"qcc f32": [], "qcc int8": [], "ORT fp32": [], "ORT int8": []}
+        t = {"qcc f32": [], "qcc int8": [], "ORT fp32": [], "ORT int8": [], "tract fp32": []}
+        model_path = os.path.join(d, "model.onnx")
         for _ in range(args.rounds):
             if ef:
                 t["qcc f32"] += time_exe(ef, args.per)
@@ -237,6 +248,7 @@ def main():
                 t["qcc int8"] += time_exe(ei, args.per)
             t["ORT fp32"] += time_ort(sf, feed, args.per)
             t["ORT int8"] += time_ort(si, feed, args.per)
+            t["tract fp32"] += time_tract(model_path, args.per)
         row = {"name": name, "t": t, "profile": {}}
         if name in PROFILED:
             for tag, exe in (("f32", ef), ("int8", ei)):
@@ -252,15 +264,16 @@ def main():
     L.append(f"Flags: `{' '.join(keep)}`.")
     L.append(f"{args.rounds} rounds × {args.per} runs per variant after warm-up, rounds alternated; times in ms, median (min-max).")
     L.append("")
-    L.append("| model | qcc f32 | qcc int8 | ORT fp32 | ORT int8 | qcc f32 / ORT fp32 | qcc int8 / ORT int8 | qcc int8 / ORT fp32 |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L.append("| model | qcc f32 | qcc int8 | ORT fp32 | ORT int8 | tract fp32 | qcc f32 / ORT fp32 | qcc int8 / ORT int8 | qcc int8 / ORT fp32 | qcc f32 / tract | qcc int8 / tract |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "-"
     for r in rows:
         t = r["t"]
-        cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc f32", "qcc int8", "ORT fp32", "ORT int8")]
+        cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc f32", "qcc int8", "ORT fp32", "ORT int8", "tract fp32")]
         L.append(
             f"| {r['name']} | " + " | ".join(cells) + f" | {ratio(r['qcc f32'], r['ORT fp32'])} | "
-            f"{ratio(r['qcc int8'], r['ORT int8'])} | {ratio(r['qcc int8'], r['ORT fp32'])} |"
+            f"{ratio(r['qcc int8'], r['ORT int8'])} | {ratio(r['qcc int8'], r['ORT fp32'])} | "
+            f"{ratio(r['qcc f32'], r['tract fp32'])} | {ratio(r['qcc int8'], r['tract fp32'])} |"
         )
     L.append("")
     L.append("## Throughput of the single layers (GMAC/s, from the medians)")

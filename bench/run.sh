@@ -7,4 +7,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 cargo build --release -q -p qcc
+# tract-onnx, the independent float runtime (crates/qcc/examples/tract_time.rs).
+cargo build --release -q -p qcc --example tract_time
 exec .venv/bin/python bench/run.py "$@"
