@@ -241,26 +241,27 @@ pub fn conv_plan(
     )
 }
 
-/// A QConv `node`'s attributes and whether its input zero point fits the
-/// input type (padding holds it), when its weights are constant int8 and
-/// its bias constant: what both int8 convolution plans need.
+/// A QConv `node`'s attributes when both int8 convolution plans can apply:
+/// constant int8 weights and constant bias, an input zero point the input
+/// type can hold (the padding holds it), and a target with an OS (scratch).
 fn qconv_parts<'n>(
     node: &'n qcc_ir::Node,
     x: &qcc_ir::TensorType,
     w: &qcc_ir::TensorType,
     consts: (bool, bool),
-) -> Option<(&'n qcc_ir::ConvAttrs, bool)> {
+    facts: &crate::portable::TargetFacts,
+) -> Option<&'n qcc_ir::ConvAttrs> {
     let qcc_ir::Op::QConv {
         conv, x_zero_point, ..
     } = &node.op
     else {
         return None;
     };
-    if !consts.0 || !consts.1 || w.dtype != qcc_ir::DType::I8 {
+    if facts.bare_metal || !consts.0 || !consts.1 || w.dtype != qcc_ir::DType::I8 {
         return None;
     }
     let (lo, hi) = qcc_ir::infer::int8_range(x.dtype)?;
-    Some((conv, (lo..=hi).contains(x_zero_point)))
+    (lo..=hi).contains(x_zero_point).then_some(conv)
 }
 
 /// The plan of a QConv `node` when it runs on the int8 microkernels. The
@@ -273,8 +274,8 @@ pub fn qconv_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<qconv::QConvGemm> {
-    let (conv, zx_fits) = qconv_parts(node, x, w, consts)?;
-    qconv::QConvGemm::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
+    let conv = qconv_parts(node, x, w, consts, facts)?;
+    qconv::QConvGemm::new(conv, &x.shape, &w.shape, &out.shape, facts)
 }
 
 /// The plan of a depthwise QConv `node` (one input channel per group) on
@@ -287,8 +288,8 @@ pub fn qdw_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<qdw::QDwPlan> {
-    let (conv, zx_fits) = qconv_parts(node, x, w, consts)?;
-    qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts, zx_fits)
+    let conv = qconv_parts(node, x, w, consts, facts)?;
+    qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts)
 }
 
 /// Bytes of workspace scratch node `id`'s kernel needs (0 for most nodes).

@@ -54,15 +54,14 @@ impl std::ops::Deref for QConvGemm {
 
 impl QConvGemm {
     /// The plan, or `None` when the microkernel path does not apply
-    /// (rank > 2, fewer than 4 output channels per group, a bare-metal
-    /// target, or a zero point the input type cannot hold).
+    /// (rank > 2, or fewer than 4 output channels per group);
+    /// `mmm::qconv_plan` checks the target and the zero point first.
     pub fn new(
         a: &ConvAttrs,
         x: &[usize],
         wsh: &[usize],
         out: &[usize],
         facts: &TargetFacts,
-        zx_fits: bool,
     ) -> Option<QConvGemm> {
         let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
@@ -79,9 +78,6 @@ impl QConvGemm {
             pad,
             ..
         } = geo;
-        if facts.bare_metal || !zx_fits {
-            return None;
-        }
         let g = a.group.max(1);
         if c % g != 0 || oc % g != 0 || wsh[0] != oc || wsh[1] * g != c {
             return None;

@@ -45,15 +45,14 @@ impl std::ops::Deref for QDwPlan {
 
 impl QDwPlan {
     /// The plan, or `None` when the convolution is not depthwise (one input
-    /// channel per group), has rank > 2, runs on a bare-metal target, or has
-    /// a zero point its input type cannot hold.
+    /// channel per group) or has rank > 2; `mmm::qdw_plan` checks the
+    /// target and the zero point first.
     pub fn new(
         a: &ConvAttrs,
         x: &[usize],
         wsh: &[usize],
         out: &[usize],
         facts: &TargetFacts,
-        zx_fits: bool,
     ) -> Option<QDwPlan> {
         let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
@@ -67,9 +66,6 @@ impl QDwPlan {
             dil,
             ..
         } = geo;
-        if facts.bare_metal || !zx_fits {
-            return None;
-        }
         if a.group != c || wsh[1] != 1 || wsh[0] != oc || oc % c != 0 || c == 0 {
             return None;
         }
