@@ -201,6 +201,7 @@ MODELS = {
     "conv3x3_64_56": layer_conv(64, 64, 3, 1, 56),
     "conv3x3s2_64_128_56": layer_conv(64, 128, 3, 2, 56),
     "conv3x3_256_14": layer_conv(256, 256, 3, 1, 14),
+    "conv3x3_512_7": layer_conv(512, 512, 3, 1, 7),
     "conv1x1_64_256_56": layer_conv(64, 256, 1, 1, 56),
     "conv7x7s2_3_64_224": layer_conv(3, 64, 7, 2, 224),
     "dw3x3_144_56": layer_conv(144, 144, 3, 1, 56, group=144),

@@ -168,6 +168,90 @@ fn clamp_applies_after_the_last_k_block() {
     check_interp(&g, &feed, TOL);
 }
 
+/// Convolutions with few output positions and many output channels, the
+/// shapes that run the GEMM transposed (positions as microkernel rows, the
+/// `.c` microkernels, `Cᵀ` in scratch): 7×7 and 5×5 maps, a 1-D one, the
+/// 1×1 direct case, a channel count past the tile, groups, a clamp, and K
+/// split into blocks.
+fn transposed_battery() -> (Graph, Vec<Tensor>) {
+    // (cin, cout, group, kernel, stride, pad, input size, rank)
+    type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+    let cases: [Case; 8] = [
+        (64, 64, 1, 3, 1, 1, 7, 2),
+        (48, 100, 1, 3, 2, 1, 13, 2),
+        (160, 96, 1, 1, 1, 0, 7, 2),
+        (200, 64, 1, 3, 1, 0, 7, 2),
+        (32, 66, 2, 3, 1, 1, 5, 2),
+        (96, 64, 1, 5, 1, 2, 13, 1),
+        (130, 64, 1, 3, 1, 1, 7, 2),
+        (128, 64, 1, 1, 1, 0, 14, 2),
+    ];
+    let mut g = Graph::new("transposed");
+    let mut feed = vec![];
+    for (c, &(cin, cout, group, k, s, p, hw, rank)) in cases.iter().enumerate() {
+        let mut xs = vec![1, cin];
+        xs.extend(std::iter::repeat_n(hw, rank));
+        let mut ws = vec![cout, cin / group];
+        ws.extend(std::iter::repeat_n(k, rank));
+        let a = ConvAttrs {
+            strides: vec![s; rank],
+            pads: vec![p; 2 * rank],
+            dilations: vec![1; rank],
+            group,
+            output_padding: vec![0; rank],
+        };
+        let seed = 300 + c as u64;
+        let x = g.add_input(format!("x{c}"), rand_tensor(&xs, seed).ty());
+        feed.push(rand_tensor(&xs, seed));
+        let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100));
+        let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200));
+        let op = if c % 2 == 1 {
+            Op::ConvClamp {
+                conv: a,
+                min: -0.2,
+                max: 0.3,
+            }
+        } else {
+            Op::Conv(a)
+        };
+        let ins = vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)];
+        let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+#[test]
+fn transposed_convolutions_match_interpreter() {
+    let (g, feed) = transposed_battery();
+    check_interp(&g, &feed, TOL);
+    // ... and they did run transposed, on whatever vector unit this host has.
+    let opts = Options {
+        emit_llvm_ir: true,
+        ..host("m")
+    };
+    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    assert!(
+        ir.lines()
+            .any(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(".c(")),
+        "no column-major (transposed GEMM) microkernel in the module"
+    );
+    // The AVX2 tiles (16 registers) on an x86 host, whatever its own level.
+    if cfg!(target_arch = "x86_64") {
+        let want = qcc_interp::run(&g, &feed).expect("interpreter");
+        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+        let opts = Options {
+            cpu: Some("x86-64".into()),
+            features: Some("+avx2,+fma".into()),
+            ..Default::default()
+        };
+        let got = run_with_opts(&HOST, &g, &raw, opts, &[]);
+        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_close(a, b, TOL, &format!("avx2 output {j}"));
+        }
+    }
+}
+
 #[test]
 fn gemm_battery_matches_interpreter() {
     for seed in [4, 5] {
@@ -180,7 +264,11 @@ fn gemm_battery_matches_interpreter() {
 fn battery_on_arm_under_qemu() {
     for triple in ["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"] {
         let Some(tc) = cross(triple) else { continue };
-        for (g, feed) in [conv_battery(7000, 10), gemm_battery(8000, 10)] {
+        for (g, feed) in [
+            conv_battery(7000, 10),
+            gemm_battery(8000, 10),
+            transposed_battery(),
+        ] {
             let want = qcc_interp::run(&g, &feed).expect("interpreter");
             let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
             let got = run_with(&tc, &g, &raw);

@@ -10,10 +10,18 @@
 //! Shapes are static, so the blocks split into full ones (a loop) and one
 //! tail (emitted once with its own constant sizes): every size the code
 //! sees is a constant.
+//!
+//! When few output positions fill the microkernel's vector columns badly
+//! (7×7 = 49 positions in 32-lane tiles use 49 of 64 lanes), the GEMM runs
+//! transposed instead: `Cᵀ[N][M] = X̂ᵀ × Wᵀ`, positions as the microkernel's
+//! rows (X̂ read in place column-major, [`ALayout::Cols`]) and output
+//! channels as its vector columns (weights packed as `[M/NR][K][NR]`, bias
+//! per column). `Cᵀ` lands in scratch and is transposed into the NCHW
+//! output once per N block, after its last K block.
 
 use super::pack::{pack_a, pad_bias};
-use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE};
-use super::{div_ceil, for_blocks, Conv2d, Simd};
+use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE, BIAS_COLS};
+use super::{div_ceil, for_blocks, next_panel, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::{const_f32_table, valid_range};
 use crate::kernels::quant::if_else;
@@ -39,7 +47,10 @@ pub struct ConvGemm {
     pub n_block: usize,
     /// Row stride of the scratch block, in floats.
     pub ldb: usize,
+    /// The microkernel; `ALayout::Cols` runs the GEMM transposed.
     pub ukr: F32Ukr,
+    /// Row stride of the transposed output block in scratch (`Cols` only).
+    pub ldct: usize,
 }
 
 impl std::ops::Deref for ConvGemm {
@@ -90,15 +101,21 @@ impl ConvGemm {
             return None;
         }
         let cg = c / g;
-        let ukr = F32Ukr::for_target(simd, ALayout::Packed, m);
         let taps = kh * kw;
+        let normal = F32Ukr::for_target(simd, ALayout::Packed, m);
+        let ukr = cols_tile(simd, m, oh * ow, cg * taps, normal).unwrap_or(normal);
         // K block: whole input channels, at most ~1024 rows, split evenly.
         let blocks = div_ceil(cg * taps, 1024);
         let c_block = div_ceil(cg, blocks);
         let kc = c_block * taps;
         let cols = simd.l2_budget() / (4 * kc);
         let (n_block, ldb) = if direct {
-            let nb = (cols / ukr.nr).max(1) * ukr.nr;
+            let step = if ukr.a == ALayout::Cols {
+                ukr.mr
+            } else {
+                ukr.nr
+            };
+            let nb = (cols / step).max(1) * step;
             (nb.min(oh * ow), 0)
         } else {
             let rows = (cols / ow.max(1)).clamp(1, oh.max(1));
@@ -114,15 +131,43 @@ impl ConvGemm {
             n_block,
             ldb,
             ukr,
+            ldct: m.next_multiple_of(16),
         })
     }
 
-    /// Workspace scratch the node needs, in bytes.
+    /// Workspace scratch the node needs, in bytes: the im2col block, then
+    /// (transposed GEMM) the `Cᵀ` block.
     pub fn scratch_bytes(&self) -> usize {
+        self.im2col_bytes() + self.ct_bytes()
+    }
+
+    fn im2col_bytes(&self) -> usize {
         if self.direct {
             0
         } else {
             self.c_block * self.kh * self.kw * self.ldb * 4
+        }
+    }
+
+    fn ct_bytes(&self) -> usize {
+        if self.ukr.a != ALayout::Cols {
+            return 0;
+        }
+        let positions = if self.direct {
+            self.n_block
+        } else {
+            self.n_block * self.ow
+        };
+        positions * self.ldct * 4
+    }
+
+    /// Rows of a weight panel: the microkernel's rows, or its columns when
+    /// the GEMM runs transposed.
+    fn panel(&self) -> usize {
+        if self.ukr.a == ALayout::Cols {
+            self.ukr.nr
+        } else {
+            self.ukr.mr
         }
     }
 
@@ -144,25 +189,33 @@ pub fn emit<'ctx>(
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
     let u = p.ukr;
-    let (m, k, mr) = (p.m, p.k(), u.mr);
-    let panels = div_ceil(m, mr);
+    let (m, k, pm) = (p.m, p.k(), p.panel());
+    let panels = div_ceil(m, pm);
     // Packed weights and padded bias of every group, one table each.
-    let mut wp = Vec::with_capacity(p.groups * panels * k * mr);
-    let mut bp = Vec::with_capacity(p.groups * panels * mr);
+    let mut wp = Vec::with_capacity(p.groups * panels * k * pm);
+    let mut bp = Vec::with_capacity(p.groups * panels * pm);
     for g in 0..p.groups {
-        wp.extend(pack_a(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
-        bp.extend(pad_bias(bias.map(|b| &b[g * m..(g + 1) * m]), m, mr));
+        wp.extend(pack_a(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, pm));
+        bp.extend(pad_bias(bias.map(|b| &b[g * m..(g + 1) * m]), m, pm));
     }
     let wt = const_f32_table(cx, "mmm.w", &wp);
     let bt = const_f32_table(cx, "mmm.bias", &bp);
     let f = u.function(cx)?;
-    let scratch = if p.direct {
+    let scratch = if p.scratch_bytes() == 0 {
         None
     } else {
         Some(
             cx.scratch
                 .ok_or_else(|| cx.unsupported("no scratch for the im2col"))?,
         )
+    };
+    let (im2col, ct) = match scratch {
+        Some(s) if p.direct => (None, Some(s)),
+        Some(s) if p.ct_bytes() > 0 => (
+            Some(s),
+            Some(cx.gep_f32(s, cx.i64((p.im2col_bytes() / 4) as i64))?),
+        ),
+        s => (s, None),
     };
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let c_all = (p.cg * p.groups) as i64;
@@ -177,8 +230,8 @@ pub fn emit<'ctx>(
                 out.ptr,
                 cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
             )?;
-            let wg = cx.gep_f32(wt, cx.mul_c(g, (panels * k * mr) as i64)?)?;
-            let bg = cx.gep_f32(bt, cx.mul_c(g, (panels * mr) as i64)?)?;
+            let wg = cx.gep_f32(wt, cx.mul_c(g, (panels * k * pm) as i64)?)?;
+            let bg = cx.gep_f32(bt, cx.mul_c(g, (panels * pm) as i64)?)?;
             let gx = Group {
                 p,
                 f,
@@ -187,7 +240,8 @@ pub fn emit<'ctx>(
                 og,
                 wg,
                 bg,
-                scratch,
+                scratch: im2col,
+                ct,
             };
             // N blocks: full ones in a loop, then the tail.
             let total = if p.direct { ohw as usize } else { p.oh };
@@ -209,17 +263,39 @@ struct Group<'p, 'ctx> {
     og: PointerValue<'ctx>,
     wg: PointerValue<'ctx>,
     bg: PointerValue<'ctx>,
+    /// The im2col block (absent when direct).
     scratch: Option<PointerValue<'ctx>>,
+    /// The `Cᵀ` block of a transposed GEMM.
+    ct: Option<PointerValue<'ctx>>,
 }
 
 impl<'ctx> Group<'_, 'ctx> {
     /// N block starting at `n0` (a position when direct, an output row
     /// otherwise) of `len` positions / rows; loops over K blocks.
     fn n_block(&self, cx: &mut KernelCx<'_, 'ctx>, n0: IntValue<'ctx>, len: usize) -> CgResult<()> {
-        let cb = self.p.c_block;
-        for_blocks(cx, self.p.cg, cb, |cx, t, cw| {
+        let p = self.p;
+        let cb = p.c_block;
+        for_blocks(cx, p.cg, cb, |cx, t, cw| {
             let c0 = cx.mul_c(t, cb as i64)?;
             self.k_block(cx, n0, len, c0, cw)
+        })?;
+        let Some(ct) = self.ct else {
+            return Ok(());
+        };
+        // Transposed GEMM: Cᵀ[pos][ch] (finished, clamped) into the NCHW output.
+        let (positions, col0) = if p.direct {
+            (len, n0)
+        } else {
+            (len * p.ow, cx.mul_c(n0, p.ow as i64)?)
+        };
+        let ohw = (p.oh * p.ow) as i64;
+        cx.for_range(0, p.m as i64, |cx, ch| {
+            let dst = cx.gep_f32(self.og, cx.add(cx.mul_c(ch, ohw)?, col0)?)?;
+            let src = cx.gep_f32(ct, ch)?;
+            cx.for_range(0, positions as i64, |cx, pos| {
+                let v = cx.load_f32(src, cx.mul_c(pos, p.ldct as i64)?)?;
+                cx.store_f32(dst, pos, v)
+            })
         })
     }
 
@@ -250,9 +326,11 @@ impl<'ctx> Group<'_, 'ctx> {
             }
         };
         // flags: accumulate into C after the first K block.
+        let cols = u.a == ALayout::Cols;
+        let init = if cols { BIAS_COLS } else { 0 };
         let first = cx.icmp(IntPredicate::EQ, c0, cx.i64(0))?;
         let flags =
-            cx.b.build_select(first, cx.i32(0), cx.i32(ACCUMULATE as i32), "")?
+            cx.b.build_select(first, cx.i32(init as i32), cx.i32(ACCUMULATE as i32), "")?
                 .into_int_value();
         // The clamp only on the finished sums: the last K block.
         let (lo, hi) = if cw == p.cg {
@@ -288,6 +366,7 @@ impl<'ctx> Group<'_, 'ctx> {
             let crow = cx.mul_c(cx.mul_c(mb, mr as i64)?, ohw)?;
             let c = cx.gep_f32(self.og, cx.add(crow, cx.add(col0, col)?)?)?;
             let bias = cx.gep_f32(self.bg, cx.mul_c(mb, mr as i64)?)?;
+            let pf = next_panel(cx, a, k_all as usize * mr, kc as usize, np)?;
             Call {
                 k: kc,
                 a,
@@ -302,9 +381,43 @@ impl<'ctx> Group<'_, 'ctx> {
                 flags,
                 lo,
                 hi,
+                pf,
             }
             .emit(cx, self.f)
         };
+        if let (true, Some(ct)) = (cols, self.ct) {
+            // Transposed: positions are the rows (A, read in place), output
+            // channels the columns (B, the weight panels); each K × NR weight
+            // panel serves every position panel.
+            let ldct = p.ldct as i64;
+            return for_blocks(cx, p.m, nr, |cx, mp, nrv| {
+                for_blocks(cx, ncols, mr, |cx, pp, mrv| {
+                    let pos = cx.mul_c(pp, mr as i64)?;
+                    let ch = cx.mul_c(mp, nr as i64)?;
+                    let b = cx.gep_f32(
+                        self.wg,
+                        cx.mul_c(cx.add(cx.mul_c(mp, k_all)?, kc0)?, nr as i64)?,
+                    )?;
+                    Call {
+                        k: kc,
+                        a: cx.gep_f32(bptr, pos)?,
+                        lda: ldb,
+                        b,
+                        ldb: nr as i64,
+                        c: cx.gep_f32(ct, cx.add(cx.mul_c(pos, ldct)?, ch)?)?,
+                        ldc: ldct,
+                        bias: cx.gep_f32(self.bg, ch)?,
+                        mr_valid: mrv,
+                        nr_valid: nrv,
+                        flags,
+                        lo,
+                        hi,
+                        pf: next_panel(cx, b, k_all as usize * nr, kc as usize, pp)?,
+                    }
+                    .emit(cx, self.f)
+                })
+            });
+        }
         for_blocks(cx, p.m, mr, |cx, mb, mrv| {
             for_blocks(cx, ncols, nr, |cx, np, nrv| call(cx, mb, mrv, np, nrv))
         })
@@ -367,6 +480,31 @@ impl<'ctx> Group<'_, 'ctx> {
             })
         })
     }
+}
+
+/// The transposed-GEMM microkernel for an `m × n × k` convolution GEMM when
+/// it beats `normal`: positions as rows, in the row count (up to the
+/// target's `f32_cols_mr_max`) that wastes the fewest rows on `n`, output
+/// channels as the target's tile columns. The cost per output, in MACs at
+/// the kernel's peak, is `k` over the share of the tile doing useful work,
+/// plus about one peak cycle for moving the element out of `Cᵀ`.
+fn cols_tile(simd: Simd, m: usize, n: usize, k: usize, normal: F32Ukr) -> Option<F32Ukr> {
+    let max = simd.f32_cols_mr_max();
+    if max == 0 {
+        return None;
+    }
+    let padded = |len: usize, t: usize| div_ceil(len, t) * t;
+    let mr = (max.div_ceil(2)..=max).min_by_key(|&r| (padded(n, r), std::cmp::Reverse(r)))?;
+    let nr = simd.f32_tile().1;
+    let used = |len: usize, t: usize| len as f64 / padded(len, t) as f64;
+    let normal_cost = k as f64 / (used(n, normal.nr) * used(m, normal.mr));
+    let cols_cost = k as f64 / (used(n, mr) * used(m, nr)) + (2 * simd.f32_lanes()) as f64;
+    (cols_cost < 0.97 * normal_cost).then_some(F32Ukr {
+        simd,
+        mr,
+        nr,
+        a: ALayout::Cols,
+    })
 }
 
 /// `dst[lo..hi] = 0`.

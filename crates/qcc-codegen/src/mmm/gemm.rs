@@ -11,7 +11,7 @@
 use super::pack::pack_a;
 use super::ukernel::{ALayout, Call, F32Ukr, BIAS_COLS};
 use super::Simd;
-use super::{div_ceil, for_blocks};
+use super::{div_ceil, for_blocks, next_panel};
 use crate::cx::{CgResult, KernelCx};
 use crate::kernels::conv::const_f32_table;
 use inkwell::values::{IntValue, PointerValue};
@@ -114,6 +114,7 @@ impl<'ctx> ConstB<'ctx> {
                 flags: cx.i32(BIAS_COLS as i32),
                 lo: cx.f32(lo),
                 hi: cx.f32(hi),
+                pf: next_panel(cx, bp, k * nr, k, mb)?,
             }
             .emit(cx, f)
         };

@@ -105,6 +105,19 @@ impl Simd {
         }
     }
 
+    /// The most rows a `Cols` microkernel (positions as rows, output
+    /// channels as the `f32_tile` columns) may have with its accumulators,
+    /// the B row and the broadcast in registers; 0 when the target has no
+    /// vector unit to win anything with.
+    pub fn f32_cols_mr_max(self) -> usize {
+        match self {
+            Simd::Avx512 => 14,
+            Simd::Neon64 => 8,
+            Simd::Avx2 | Simd::Sse | Simd::Neon32 => 6,
+            Simd::Scalar => 0,
+        }
+    }
+
     /// Bytes of the B block (`KC × NC` floats) the drivers keep in cache.
     pub fn l2_budget(self) -> usize {
         match self {
@@ -205,6 +218,52 @@ pub(crate) fn declare_microkernel<'ctx>(
         f.add_attribute(AttributeLoc::Param(p), attr("readonly"));
     }
     f
+}
+
+/// Prefetches (for reading, into L2) the 64-byte line `line` of `base`.
+pub(crate) fn prefetch_line<'ctx>(
+    cx: &crate::cx::KernelCx<'_, 'ctx>,
+    base: inkwell::values::PointerValue<'ctx>,
+    line: inkwell::values::IntValue<'ctx>,
+) -> crate::cx::CgResult<()> {
+    let at = cx.gep_f32(base, cx.mul_c(line, 16)?)?;
+    let f = inkwell::intrinsics::Intrinsic::find("llvm.prefetch")
+        .and_then(|i| i.get_declaration(cx.module, &[at.get_type().into()]))
+        .ok_or_else(|| crate::CodegenError::Llvm("no llvm.prefetch".into()))?;
+    let args = [
+        at.into(),
+        cx.i32(0).into(),
+        cx.i32(2).into(),
+        cx.i32(1).into(),
+    ];
+    cx.b.build_call(f, &args, "")?;
+    Ok(())
+}
+
+/// What a microkernel call should prefetch while it runs: the packed panel
+/// after `cur` (`panel` floats on), which its driver reads next. A call
+/// prefetches one 64-byte line per k step, `k` in all: the first call of
+/// the driver's inner loop over `cur` (`inner == 0`) takes the next panel's
+/// first `k` lines, the second the rest (a panel of `NR` floats per k step
+/// has `2k` lines at 32 lanes), and later calls `cur` itself, which is
+/// cached by then. (Spreading the prefetches over all the calls measured
+/// slower: most of them then hit lines already on their way.)
+pub(crate) fn next_panel<'ctx>(
+    cx: &crate::cx::KernelCx<'_, 'ctx>,
+    cur: inkwell::values::PointerValue<'ctx>,
+    panel: usize,
+    k: usize,
+    inner: inkwell::values::IntValue<'ctx>,
+) -> crate::cx::CgResult<inkwell::values::PointerValue<'ctx>> {
+    use inkwell::IntPredicate::EQ;
+    let first = cx.gep_f32(cur, cx.i64(panel as i64))?;
+    let second = cx.gep_f32(first, cx.i64(16 * k as i64))?;
+    let is0 = cx.icmp(EQ, inner, cx.i64(0))?;
+    let is1 = cx.icmp(EQ, inner, cx.i64(1))?;
+    let p =
+        cx.b.build_select(is1, second, cur, "")?
+            .into_pointer_value();
+    Ok(cx.b.build_select(is0, first, p, "")?.into_pointer_value())
 }
 
 /// `ceil(a / b)`.

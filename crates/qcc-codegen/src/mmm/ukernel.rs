@@ -4,7 +4,7 @@
 //! void qcc.mmm.f32.<isa>.<MR>x<NR>.<a>(
 //!     i64 k, const float *a, i64 lda, const float *b, i64 ldb,
 //!     float *c, i64 ldc, const float *bias, i64 mr_valid, i64 nr_valid,
-//!     i32 flags, float lo, float hi)
+//!     i32 flags, float lo, float hi, const void *pf)
 //! ```
 //!
 //! computes, for `i < mr_valid`, `j < nr_valid`:
@@ -15,7 +15,10 @@
 //! strided A (`.s`). `k ≥ 1`; `bias` holds `MR` (or `NR`) floats; rows of A past
 //! `mr_valid` are read from the last valid row (never out of bounds).
 //! The clamp is `x < lo ? lo : (x > hi ? hi : x)`, so `lo = -inf, hi = +inf`
-//! is the identity, NaN included.
+//! is the identity, NaN included. `pf` is only prefetched (into L2), one
+//! 64-byte line per k step from `pf` on: the driver points it at the packed
+//! weights of its next call, which would otherwise arrive from memory while
+//! that call waits (a prefetch never faults, whatever the address).
 //!
 //! A full tile (`nr_valid == NR`) runs plain vector loads and stores; an
 //! edge tile the same loop with masked loads of B and masked stores of C.
@@ -42,6 +45,9 @@ pub enum ALayout {
     Packed,
     /// Row-major with row stride `lda`: `A(i, kk) = a[i*lda + kk]`.
     Strided,
+    /// Column-major with column stride `lda`: `A(i, kk) = a[kk*lda + i]`
+    /// (an im2col block or an NCHW plane read in place, positions as rows).
+    Cols,
 }
 
 /// One f32 microkernel: ISA, tile and A layout.
@@ -77,6 +83,7 @@ impl F32Ukr {
         let a = match self.a {
             ALayout::Packed => "p",
             ALayout::Strided => "s",
+            ALayout::Cols => "c",
         };
         format!(
             "qcc.mmm.f32.{}.{}x{}.{a}",
@@ -112,6 +119,8 @@ pub struct Call<'ctx> {
     /// The clamp bounds (f32 values; `±inf` for none).
     pub lo: inkwell::values::FloatValue<'ctx>,
     pub hi: inkwell::values::FloatValue<'ctx>,
+    /// What to prefetch (see the module docs).
+    pub pf: PointerValue<'ctx>,
 }
 
 impl<'ctx> Call<'ctx> {
@@ -131,6 +140,7 @@ impl<'ctx> Call<'ctx> {
             self.flags.into(),
             self.lo.into(),
             self.hi.into(),
+            self.pf.into(),
         ];
         cx.b.build_call(f, &args, "")?;
         Ok(())
@@ -155,6 +165,7 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         i32t.into(), // flags
         f32t.into(), // lo
         f32t.into(), // hi
+        ptr.into(),  // pf
     ];
     let wide = u.simd == Simd::Avx512;
     let f = super::declare_microkernel(outer, name, &params, (&[1, 3, 5, 7], &[1, 3, 7]), wide);
@@ -188,6 +199,7 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         flags: p(10)?.into_int_value(),
         lo: p(11)?.into_float_value(),
         hi: p(12)?.into_float_value(),
+        pf: p(13)?.into_pointer_value(),
     };
     Body::new(&cx, u, args)?.emit()?;
     Ok(f)
@@ -207,6 +219,7 @@ struct Args<'ctx> {
     flags: IntValue<'ctx>,
     lo: inkwell::values::FloatValue<'ctx>,
     hi: inkwell::values::FloatValue<'ctx>,
+    pf: PointerValue<'ctx>,
 }
 
 struct Body<'c, 'a, 'ctx> {
@@ -216,7 +229,8 @@ struct Body<'c, 'a, 'ctx> {
     vt: VectorType<'ctx>,
     /// Vectors per tile row.
     nv: usize,
-    /// Row pointers of A (strided layout) and of C, clamped to valid rows.
+    /// Row pointers of A (strided and column layouts) and of C, clamped to
+    /// valid rows.
     a_rows: Vec<PointerValue<'ctx>>,
     c_rows: Vec<PointerValue<'ctx>>,
     /// Lane masks of an edge tile, one per vector of a row.
@@ -241,8 +255,10 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
         for i in 0..u.mr {
             let r = cx.smin(cx.i64(i as i64), last)?;
             c_rows.push(cx.gep_f32(args.c, cx.mul(r, args.ldc)?)?);
-            if u.a == ALayout::Strided {
-                a_rows.push(cx.gep_f32(args.a, cx.mul(r, args.lda)?)?);
+            match u.a {
+                ALayout::Strided => a_rows.push(cx.gep_f32(args.a, cx.mul(r, args.lda)?)?),
+                ALayout::Cols => a_rows.push(cx.gep_f32(args.a, r)?),
+                ALayout::Packed => {}
             }
         }
         let i64t = cx.i64_t();
@@ -411,6 +427,7 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
         let bv: Vec<VectorValue> = (0..nv)
             .map(|j| self.load(brow, j, edge))
             .collect::<CgResult<_>>()?;
+        super::prefetch_line(cx, self.args.pf, kk)?;
         let mut next = vec![];
         // NEON: packed A as whole vectors of four rows, each row a lane splat
         // (the by-element `fmla v.4s, b.4s, a.s[i]`), not one load per row.
@@ -439,6 +456,9 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
                     self.splat(cx.load_f32(self.args.a, idx)?)?
                 }
                 (None, ALayout::Strided) => self.splat(cx.load_f32(self.a_rows[i], kk)?)?,
+                (None, ALayout::Cols) => {
+                    self.splat(cx.load_f32(self.a_rows[i], cx.mul(kk, self.args.lda)?)?)?
+                }
             };
             for j in 0..nv {
                 let acc = phis[i * nv + j].as_basic_value().into_vector_value();
