@@ -54,24 +54,45 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
         feed.push(rand_tensor(&xs, seed + c as u64));
         let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100 + c as u64));
         let mut ins = vec![ValueId::of(x), ValueId::of(w)];
-        if r.next(0, 2) > 0 {
+        // Every other case clamps in the epilogue (a fused Relu or Clip);
+        // one in four adds a residual (a fused Add), clamped or not.
+        let residual = c % 4 == 2;
+        if residual || r.next(0, 2) > 0 {
             let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200 + c as u64));
             ins.push(ValueId::of(b));
         }
-        // Every other case clamps in the epilogue (a fused Relu or Clip).
-        let op = match c % 4 {
-            1 => Op::ConvClamp {
+        let op = match c % 8 {
+            1 | 5 => Op::ConvClamp {
                 conv: a,
                 min: 0.0,
                 max: f32::INFINITY,
             },
-            3 => Op::ConvClamp {
+            3 | 7 => Op::ConvClamp {
                 conv: a,
                 min: -0.3,
                 max: 0.4,
             },
+            2 => Op::ConvAdd {
+                conv: a,
+                min: f32::NEG_INFINITY,
+                max: f32::INFINITY,
+            },
+            6 => Op::ConvAdd {
+                conv: a,
+                min: 0.0,
+                max: f32::INFINITY,
+            },
             _ => Op::Conv(a),
         };
+        if residual {
+            let o = (hw + 2 * p - d * (k - 1) - 1) / s + 1;
+            let mut rs = vec![batch, cout];
+            rs.extend(std::iter::repeat_n(o, rank));
+            let seed = seed + 400 + c as u64;
+            let ri = g.add_input(format!("r{c}"), rand_tensor(&rs, seed).ty());
+            feed.push(rand_tensor(&rs, seed));
+            ins.push(ValueId::of(ri));
+        }
         let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
         g.add_output(format!("y{c}"), ValueId::of(y));
     }
@@ -205,16 +226,30 @@ fn transposed_battery() -> (Graph, Vec<Tensor>) {
         feed.push(rand_tensor(&xs, seed));
         let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100));
         let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200));
-        let op = if c % 2 == 1 {
-            Op::ConvClamp {
+        let mut ins = vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)];
+        let op = match c % 4 {
+            1 => Op::ConvClamp {
                 conv: a,
                 min: -0.2,
                 max: 0.3,
+            },
+            // A residual added on the way out of Cᵀ, then clamped (or not).
+            2 | 3 => {
+                let o = (hw + 2 * p - k) / s + 1;
+                let mut rs = vec![1, cout];
+                rs.extend(std::iter::repeat_n(o, rank));
+                let ri = g.add_input(format!("r{c}"), rand_tensor(&rs, seed + 300).ty());
+                feed.push(rand_tensor(&rs, seed + 300));
+                ins.push(ValueId::of(ri));
+                let (min, max) = if c % 4 == 3 {
+                    (-0.2, 0.3)
+                } else {
+                    (f32::NEG_INFINITY, f32::INFINITY)
+                };
+                Op::ConvAdd { conv: a, min, max }
             }
-        } else {
-            Op::Conv(a)
+            _ => Op::Conv(a),
         };
-        let ins = vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)];
         let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
         g.add_output(format!("y{c}"), ValueId::of(y));
     }

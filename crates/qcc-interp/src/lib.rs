@@ -72,6 +72,7 @@ fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
     match op {
         Op::Conv(c)
         | Op::ConvClamp { conv: c, .. }
+        | Op::ConvAdd { conv: c, .. }
         | Op::ConvTranspose(c)
         | Op::QConv { conv: c, .. } => {
             big(&c.strides, "strides")?;
@@ -155,6 +156,20 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
                         .collect(),
                 ),
                 _ => return Err("internal: a float convolution gave non-float data".into()),
+            }
+        }
+        Op::ConvAdd { conv, min, max } => {
+            let y = conv::conv(conv, inputs[0], inputs[1], Some(inputs[2]), shape)?;
+            match (y, inputs[3].data()) {
+                (qcc_ir::TensorData::F32(v), qcc_ir::TensorData::F32(r)) => {
+                    qcc_ir::TensorData::F32(
+                        v.into_iter()
+                            .zip(r)
+                            .map(|(x, r)| elementwise::clamp(x + r, *min, *max))
+                            .collect(),
+                    )
+                }
+                _ => return Err("internal: a float convolution with a non-float residual".into()),
             }
         }
         Op::ConvTranspose(c) => {

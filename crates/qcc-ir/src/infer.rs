@@ -164,6 +164,14 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             Err("input and const nodes carry their own type".into())
         }
         Op::ConvClamp { conv, .. } => infer(&Op::Conv(conv.clone()), ins),
+        Op::ConvAdd { conv, .. } => {
+            let y = infer(&Op::Conv(conv.clone()), &ins[..3])?;
+            match y.first() {
+                Some(t) if t == ins[3] => Ok(y),
+                Some(t) => Err(format!("residual {} does not match the output {t}", ins[3])),
+                None => Err("internal: a convolution has no output".into()),
+            }
+        }
         Op::Conv(c) => {
             let (x, w) = (ins[0], ins[1]);
             need_float(x, "input")?;

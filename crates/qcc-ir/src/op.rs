@@ -144,6 +144,16 @@ pub enum Op {
         min: f32,
         max: f32,
     },
+    /// A float `Conv` plus a residual of its output's type, then clamped
+    /// like `ConvClamp` (`±inf`: no clamp): `clamp(conv(x, w, b) + r)`, a
+    /// Conv, the Add that was its only use (`fuse-residual`) and the Relu or
+    /// Clip after it (`fuse-activation`), one kernel. Inputs: x, w, bias
+    /// `[M]` (always present), r.
+    ConvAdd {
+        conv: ConvAttrs,
+        min: f32,
+        max: f32,
+    },
     /// Inputs: x `[N,C,…]`, w `[C,M/group,k…]`, optional bias `[M]`.
     ConvTranspose(ConvAttrs),
     /// `alpha * op(a) @ op(b) + beta * c`. Inputs: a, b, optional c (unidirectionally broadcast).
@@ -284,6 +294,7 @@ impl Op {
             Op::Const { .. } => "const",
             Op::Conv(_) => "conv",
             Op::ConvClamp { .. } => "conv_clamp",
+            Op::ConvAdd { .. } => "conv_add",
             Op::ConvTranspose(_) => "conv_transpose",
             Op::Gemm { .. } => "gemm",
             Op::MatMul => "matmul",
@@ -356,6 +367,7 @@ impl Op {
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
             Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
             Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
+            Op::ConvAdd { .. } => (4, 4),
             Op::BatchNorm { .. } => (5, 5),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
@@ -450,7 +462,7 @@ impl Op {
                 ("epi", ep(epi)),
                 ("to", to.to_string()),
             ],
-            Op::ConvClamp { conv, min, max } => {
+            Op::ConvClamp { conv, min, max } | Op::ConvAdd { conv, min, max } => {
                 let mut v = Op::Conv(conv.clone()).attrs();
                 v.push(("min", format!("{min:?}")));
                 v.push(("max", format!("{max:?}")));

@@ -511,8 +511,8 @@ impl<'a> Exporter<'a> {
                 self.inits.push(to_proto(&y, g.weight(*weight)));
                 return Ok(());
             }
-            Op::ConvClamp { conv, min, max } => {
-                // Conv, then Relu or Clip.
+            Op::ConvClamp { conv, min, max } | Op::ConvAdd { conv, min, max } => {
+                // Conv, the residual Add, then Relu or Clip.
                 let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
                 let a = vec![
                     attr_ints("kernel_shape", &k),
@@ -521,7 +521,15 @@ impl<'a> Exporter<'a> {
                     attr_ints("dilations", &conv.dilations),
                     attr_i("group", conv.group as i64),
                 ];
-                let c = self.emit("Conv", &base, ins, a);
+                let mut c = self.emit("Conv", &base, ins[..ins.len().min(3)].to_vec(), a);
+                if matches!(n.op, Op::ConvAdd { .. }) {
+                    let r = ins[3].clone();
+                    if (*min, *max) == (f32::NEG_INFINITY, f32::INFINITY) {
+                        self.push("Add", &base, vec![c, r], y, vec![]);
+                        return Ok(());
+                    }
+                    c = self.emit("Add", &base, vec![c, r], vec![]);
+                }
                 let act = if *min == 0.0 && *max == f32::INFINITY {
                     UnaryOp::Relu
                 } else {

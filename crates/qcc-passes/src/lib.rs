@@ -9,6 +9,7 @@ pub mod constant_fold;
 pub mod fold_batch_norm;
 pub mod fuse_activation;
 pub mod fuse_modules;
+pub mod fuse_residual;
 pub mod insert_qdq;
 pub mod plan_memory;
 pub mod quantize;
@@ -73,6 +74,11 @@ pub static PASSES: &[PassInfo] = &[
         name: "cancel-qdq",
         about: "quantization: cancel, merge and fold quantize/dequantize/requantize (no-op without --quantize)",
         run: cancel_qdq::run,
+    },
+    PassInfo {
+        name: "fuse-residual",
+        about: "fold the residual Add that is a float conv's only use into the conv (one pass over memory)",
+        run: fuse_residual::run,
     },
     PassInfo {
         name: "fuse-activation",

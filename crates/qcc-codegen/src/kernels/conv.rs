@@ -937,13 +937,20 @@ pub fn emit<'ctx>(
 ) -> CgResult<()> {
     let (a, transpose, clamp) = match &node.op {
         Op::Conv(a) => (a, false, None),
-        Op::ConvClamp { conv, min, max } => (conv, false, Some((*min, *max))),
+        Op::ConvClamp { conv, min, max } | Op::ConvAdd { conv, min, max } => {
+            (conv, false, Some((*min, *max)))
+        }
         Op::ConvTranspose(a) => (a, true, None),
         _ => return Err(cx.unsupported("not a convolution")),
     };
     expect_inputs(cx, ins, 2)?;
     let (x, w, bias) = (&ins[0], &ins[1], ins.get(2));
-    let all = [Some(x), Some(w), bias, Some(out)];
+    // ConvAdd's residual, laid out like the output.
+    let res = ins.get(3);
+    if res.is_some_and(|r| r.ty != out.ty) {
+        return Err(cx.unsupported("the residual does not match the output"));
+    }
+    let all = [Some(x), Some(w), bias, res, Some(out)];
     if all.iter().flatten().any(|o| o.dtype() != DType::F32) {
         return Err(cx.unsupported("only f32 operands are supported"));
     }
@@ -962,9 +969,10 @@ pub fn emit<'ctx>(
         let consts = (true, true);
         if let Some(g) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
             if g.scratch_bytes() == 0 || cx.scratch.is_some() {
-                // The clamp happens in the microkernel's epilogue.
+                // The residual and the clamp happen in the microkernel's epilogue.
                 let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), lohi, out);
+                let r = res.map(|r| r.ptr);
+                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), r, lohi, out);
             }
         }
     }
@@ -975,10 +983,13 @@ pub fn emit<'ctx>(
             .is_none_or(|v| v.iter().any(|&e| e.to_bits() != 0))
     });
     emit_plan(cx, &plan, x.ptr, w.ptr, bias.map(|b| b.ptr), out.ptr)?;
-    // The direct loops clamp in a second pass over the output.
+    // The direct loops add the residual and clamp in a second pass.
     if let Some((lo, hi)) = clamp {
         cx.for_range(0, out.numel() as i64, |cx, i| {
-            let v = cx.load_f32(out.ptr, i)?;
+            let mut v = cx.load_f32(out.ptr, i)?;
+            if let Some(r) = res {
+                v = cx.b.build_float_add(v, cx.load_f32(r.ptr, i)?, "")?;
+            }
             let v = cx.fclamp(v, lo, hi)?;
             cx.store_f32(out.ptr, i, v)
         })?;

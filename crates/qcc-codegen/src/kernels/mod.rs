@@ -41,7 +41,9 @@ pub fn emit_node<'ctx>(
 ) -> CgResult<()> {
     match &node.op {
         Op::Input { .. } | Op::Const { .. } => Err(cx.unsupported("has no code (internal error)")),
-        Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) => conv::emit(cx, node, ins, out),
+        Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvAdd { .. } | Op::ConvTranspose(_) => {
+            conv::emit(cx, node, ins, out)
+        }
         Op::Gemm { .. } | Op::MatMul => matmul::emit(cx, node, ins, out),
         Op::Unary(_) => elementwise::emit_unary(cx, node, ins, out),
         Op::Binary(_) => elementwise::emit_binary(cx, node, ins, out),

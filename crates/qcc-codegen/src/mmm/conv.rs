@@ -20,7 +20,7 @@
 //! output once per N block, after its last K block.
 
 use super::pack::{pack_a, pad_bias};
-use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE, BIAS_COLS};
+use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE, BIAS_COLS, RESIDUAL};
 use super::{div_ceil, for_blocks, next_panel, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::{const_f32_table, valid_range};
@@ -177,14 +177,17 @@ impl ConvGemm {
 }
 
 /// Emits the convolution; `w` must be a constant, `bias` a constant or absent;
-/// every output is clamped to `lo..=hi` (`±inf`: no clamp) in the epilogue
+/// `res` (a residual laid out like the output) is added to every output,
+/// which is then clamped to `lo..=hi` (`±inf`: no clamp), in the epilogue
 /// of its last K block.
+#[allow(clippy::too_many_arguments)]
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     p: &ConvGemm,
     x: &Operand<'_, 'ctx>,
     w: &[f32],
     bias: Option<&[f32]>,
+    res: Option<PointerValue<'ctx>>,
     (lo, hi): (f32, f32),
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
@@ -226,10 +229,9 @@ pub fn emit<'ctx>(
                 x.ptr,
                 cx.mul_c(cx.add(cx.mul_c(bi, c_all)?, cx.mul_c(g, p.cg as i64)?)?, hw)?,
             )?;
-            let og = cx.gep_f32(
-                out.ptr,
-                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
-            )?;
+            let o_off = cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?;
+            let og = cx.gep_f32(out.ptr, o_off)?;
+            let rg = res.map(|r| cx.gep_f32(r, o_off)).transpose()?;
             let wg = cx.gep_f32(wt, cx.mul_c(g, (panels * k * pm) as i64)?)?;
             let bg = cx.gep_f32(bt, cx.mul_c(g, (panels * pm) as i64)?)?;
             let gx = Group {
@@ -238,6 +240,7 @@ pub fn emit<'ctx>(
                 clamp: (lo, hi),
                 xg,
                 og,
+                rg,
                 wg,
                 bg,
                 scratch: im2col,
@@ -267,6 +270,8 @@ struct Group<'p, 'ctx> {
     scratch: Option<PointerValue<'ctx>>,
     /// The `Cᵀ` block of a transposed GEMM.
     ct: Option<PointerValue<'ctx>>,
+    /// The residual of this group (laid out like `og`).
+    rg: Option<PointerValue<'ctx>>,
 }
 
 impl<'ctx> Group<'_, 'ctx> {
@@ -282,7 +287,8 @@ impl<'ctx> Group<'_, 'ctx> {
         let Some(ct) = self.ct else {
             return Ok(());
         };
-        // Transposed GEMM: Cᵀ[pos][ch] (finished, clamped) into the NCHW output.
+        // Transposed GEMM: Cᵀ[pos][ch] (finished; clamped, unless a residual
+        // comes first, here) into the NCHW output.
         let (positions, col0) = if p.direct {
             (len, n0)
         } else {
@@ -290,10 +296,16 @@ impl<'ctx> Group<'_, 'ctx> {
         };
         let ohw = (p.oh * p.ow) as i64;
         cx.for_range(0, p.m as i64, |cx, ch| {
-            let dst = cx.gep_f32(self.og, cx.add(cx.mul_c(ch, ohw)?, col0)?)?;
+            let at = cx.add(cx.mul_c(ch, ohw)?, col0)?;
+            let dst = cx.gep_f32(self.og, at)?;
+            let res = self.rg.map(|r| cx.gep_f32(r, at)).transpose()?;
             let src = cx.gep_f32(ct, ch)?;
             cx.for_range(0, positions as i64, |cx, pos| {
-                let v = cx.load_f32(src, cx.mul_c(pos, p.ldct as i64)?)?;
+                let mut v = cx.load_f32(src, cx.mul_c(pos, p.ldct as i64)?)?;
+                if let Some(r) = res {
+                    let sum = cx.b.build_float_add(v, cx.load_f32(r, pos)?, "")?;
+                    v = cx.fclamp(sum, self.clamp.0, self.clamp.1)?;
+                }
                 cx.store_f32(dst, pos, v)
             })
         })
@@ -329,25 +341,41 @@ impl<'ctx> Group<'_, 'ctx> {
         let cols = u.a == ALayout::Cols;
         let init = if cols { BIAS_COLS } else { 0 };
         let first = cx.icmp(IntPredicate::EQ, c0, cx.i64(0))?;
-        let flags =
+        let last = if cw == p.cg {
+            cx.b.build_int_compare(IntPredicate::EQ, cx.i64(0), cx.i64(0), "")?
+        } else {
+            cx.icmp(IntPredicate::EQ, c0, cx.i64((p.cg - cw) as i64))?
+        };
+        // The residual, then the clamp, only on the finished sums: the last
+        // K block (a transposed GEMM with a residual does both on the way
+        // out of Cᵀ).
+        let res = if cols { None } else { self.rg };
+        let late = cols && self.rg.is_some();
+        let on_last = |v: u64| -> CgResult<IntValue<'ctx>> {
+            Ok(cx
+                .b
+                .build_select(last, cx.i32(v as i32), cx.i32(0), "")?
+                .into_int_value())
+        };
+        let start =
             cx.b.build_select(first, cx.i32(init as i32), cx.i32(ACCUMULATE as i32), "")?
                 .into_int_value();
-        // The clamp only on the finished sums: the last K block.
-        let (lo, hi) = if cw == p.cg {
-            (cx.f32(self.clamp.0), cx.f32(self.clamp.1))
+        let flags = if res.is_some() {
+            cx.b.build_or(start, on_last(RESIDUAL)?, "")?
         } else {
-            let last = cx.icmp(IntPredicate::EQ, c0, cx.i64((p.cg - cw) as i64))?;
-            let pick = |v: f32, none: f32| -> CgResult<inkwell::values::FloatValue<'ctx>> {
-                Ok(cx
-                    .b
-                    .build_select(last, cx.f32(v), cx.f32(none), "")?
-                    .into_float_value())
-            };
-            (
-                pick(self.clamp.0, f32::NEG_INFINITY)?,
-                pick(self.clamp.1, f32::INFINITY)?,
-            )
+            start
         };
+        let pick = |v: f32, none: f32| -> CgResult<inkwell::values::FloatValue<'ctx>> {
+            let v = if late { none } else { v };
+            Ok(cx
+                .b
+                .build_select(last, cx.f32(v), cx.f32(none), "")?
+                .into_float_value())
+        };
+        let (lo, hi) = (
+            pick(self.clamp.0, f32::NEG_INFINITY)?,
+            pick(self.clamp.1, f32::INFINITY)?,
+        );
         let (mr, nr) = (u.mr, u.nr);
         let kc = (cw * taps) as i64;
         let k_all = (p.cg * taps) as i64;
@@ -364,7 +392,12 @@ impl<'ctx> Group<'_, 'ctx> {
             let col = cx.mul_c(np, nr as i64)?;
             let b = cx.gep_f32(bptr, col)?;
             let crow = cx.mul_c(cx.mul_c(mb, mr as i64)?, ohw)?;
-            let c = cx.gep_f32(self.og, cx.add(crow, cx.add(col0, col)?)?)?;
+            let c_at = cx.add(crow, cx.add(col0, col)?)?;
+            let c = cx.gep_f32(self.og, c_at)?;
+            let r = match res {
+                Some(r) => cx.gep_f32(r, c_at)?,
+                None => c,
+            };
             let bias = cx.gep_f32(self.bg, cx.mul_c(mb, mr as i64)?)?;
             let pf = next_panel(cx, a, k_all as usize * mr, kc as usize, np)?;
             Call {
@@ -382,6 +415,7 @@ impl<'ctx> Group<'_, 'ctx> {
                 lo,
                 hi,
                 pf,
+                r,
             }
             .emit(cx, self.f)
         };
@@ -398,13 +432,14 @@ impl<'ctx> Group<'_, 'ctx> {
                         self.wg,
                         cx.mul_c(cx.add(cx.mul_c(mp, k_all)?, kc0)?, nr as i64)?,
                     )?;
+                    let c = cx.gep_f32(ct, cx.add(cx.mul_c(pos, ldct)?, ch)?)?;
                     Call {
                         k: kc,
                         a: cx.gep_f32(bptr, pos)?,
                         lda: ldb,
                         b,
                         ldb: nr as i64,
-                        c: cx.gep_f32(ct, cx.add(cx.mul_c(pos, ldct)?, ch)?)?,
+                        c,
                         ldc: ldct,
                         bias: cx.gep_f32(self.bg, ch)?,
                         mr_valid: mrv,
@@ -413,6 +448,7 @@ impl<'ctx> Group<'_, 'ctx> {
                         lo,
                         hi,
                         pf: next_panel(cx, b, k_all as usize * nr, kc as usize, pp)?,
+                        r: c,
                     }
                     .emit(cx, self.f)
                 })

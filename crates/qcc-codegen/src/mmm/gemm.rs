@@ -115,6 +115,7 @@ impl<'ctx> ConstB<'ctx> {
                 lo: cx.f32(lo),
                 hi: cx.f32(hi),
                 pf: next_panel(cx, bp, k * nr, k, mb)?,
+                r: cp,
             }
             .emit(cx, f)
         };

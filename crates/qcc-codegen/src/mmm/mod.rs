@@ -283,7 +283,9 @@ pub fn conv_plan(
     facts: &crate::portable::TargetFacts,
 ) -> Option<conv::ConvGemm> {
     let a = match &node.op {
-        qcc_ir::Op::Conv(a) | qcc_ir::Op::ConvClamp { conv: a, .. } => a,
+        qcc_ir::Op::Conv(a)
+        | qcc_ir::Op::ConvClamp { conv: a, .. }
+        | qcc_ir::Op::ConvAdd { conv: a, .. } => a,
         _ => return None,
     };
     let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);

@@ -4,13 +4,14 @@
 //! void qcc.mmm.f32.<isa>.<MR>x<NR>.<a>(
 //!     i64 k, const float *a, i64 lda, const float *b, i64 ldb,
 //!     float *c, i64 ldc, const float *bias, i64 mr_valid, i64 nr_valid,
-//!     i32 flags, float lo, float hi, const void *pf)
+//!     i32 flags, float lo, float hi, const void *pf, const float *r)
 //! ```
 //!
 //! computes, for `i < mr_valid`, `j < nr_valid`:
 //! `c[i*ldc + j] = clamp(init(i, j) + Σ_{kk<k} A(i, kk) · b[kk*ldb + j], lo, hi)`
 //! where `init` is `c[i*ldc + j]` when `flags & ACCUMULATE`, else `bias[j]`
-//! when `flags & BIAS_COLS`, else `bias[i]`.
+//! when `flags & BIAS_COLS`, else `bias[i]`; with `flags & RESIDUAL`,
+//! `r[i*ldc + j]` (a residual laid out like C) is added before the clamp.
 //! `A(i, kk)` is `a[kk*MR + i]` for packed A (`.p`) and `a[i*lda + kk]` for
 //! strided A (`.s`). `k ≥ 1`; `bias` holds `MR` (or `NR`) floats; rows of A past
 //! `mr_valid` are read from the last valid row (never out of bounds).
@@ -37,6 +38,8 @@ use inkwell::{FloatPredicate, IntPredicate};
 pub const ACCUMULATE: u64 = 1;
 /// `flags` bit: the bias is per column (`NR` floats at `bias`) instead of per row.
 pub const BIAS_COLS: u64 = 2;
+/// `flags` bit: add the residual `r` (laid out like C) before the clamp.
+pub const RESIDUAL: u64 = 4;
 
 /// How a microkernel reads A.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +124,8 @@ pub struct Call<'ctx> {
     pub hi: inkwell::values::FloatValue<'ctx>,
     /// What to prefetch (see the module docs).
     pub pf: PointerValue<'ctx>,
+    /// The residual tile, read with `flags & RESIDUAL` (any pointer otherwise).
+    pub r: PointerValue<'ctx>,
 }
 
 impl<'ctx> Call<'ctx> {
@@ -141,6 +146,7 @@ impl<'ctx> Call<'ctx> {
             self.lo.into(),
             self.hi.into(),
             self.pf.into(),
+            self.r.into(),
         ];
         cx.b.build_call(f, &args, "")?;
         Ok(())
@@ -166,9 +172,16 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         f32t.into(), // lo
         f32t.into(), // hi
         ptr.into(),  // pf
+        ptr.into(),  // r
     ];
     let wide = u.simd == Simd::Avx512;
-    let f = super::declare_microkernel(outer, name, &params, (&[1, 3, 5, 7], &[1, 3, 7]), wide);
+    let f = super::declare_microkernel(
+        outer,
+        name,
+        &params,
+        (&[1, 3, 5, 7, 14], &[1, 3, 7, 14]),
+        wide,
+    );
     let b = ctx.create_builder();
     b.position_at_end(ctx.append_basic_block(f, "entry"));
     let cx = KernelCx {
@@ -200,6 +213,7 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         lo: p(11)?.into_float_value(),
         hi: p(12)?.into_float_value(),
         pf: p(13)?.into_pointer_value(),
+        r: p(14)?.into_pointer_value(),
     };
     Body::new(&cx, u, args)?.emit()?;
     Ok(f)
@@ -220,6 +234,7 @@ struct Args<'ctx> {
     lo: inkwell::values::FloatValue<'ctx>,
     hi: inkwell::values::FloatValue<'ctx>,
     pf: PointerValue<'ctx>,
+    r: PointerValue<'ctx>,
 }
 
 struct Body<'c, 'a, 'ctx> {
@@ -233,6 +248,8 @@ struct Body<'c, 'a, 'ctx> {
     /// valid rows.
     a_rows: Vec<PointerValue<'ctx>>,
     c_rows: Vec<PointerValue<'ctx>>,
+    /// Row pointers of the residual, like `c_rows`.
+    r_rows: Vec<PointerValue<'ctx>>,
     /// Lane masks of an edge tile, one per vector of a row.
     masks: Vec<VectorValue<'ctx>>,
 }
@@ -252,9 +269,11 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
         let last = cx.add_c(args.mr_valid, -1)?;
         let mut a_rows = vec![];
         let mut c_rows = vec![];
+        let mut r_rows = vec![];
         for i in 0..u.mr {
             let r = cx.smin(cx.i64(i as i64), last)?;
             c_rows.push(cx.gep_f32(args.c, cx.mul(r, args.ldc)?)?);
+            r_rows.push(cx.gep_f32(args.r, cx.mul(r, args.ldc)?)?);
             match u.a {
                 ALayout::Strided => a_rows.push(cx.gep_f32(args.a, cx.mul(r, args.lda)?)?),
                 ALayout::Cols => a_rows.push(cx.gep_f32(args.a, r)?),
@@ -281,6 +300,7 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
             nv,
             a_rows,
             c_rows,
+            r_rows,
             masks,
         })
     }
@@ -479,12 +499,32 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
             phi.add_incoming(&[(v, latch)]);
         }
 
-        // 3. Epilogue: clamp, then store the valid rows.
+        // 3. Epilogue: the residual (when flagged), the clamp, then store
+        // the valid rows.
         b.position_at_end(exit);
+        let (radd, rjoin) = (self.block("res"), self.block("res.end"));
+        b.build_conditional_branch(flag(RESIDUAL)?, radd, rjoin)?;
+        b.position_at_end(radd);
+        let mut added = vec![];
+        for i in 0..mr {
+            for j in 0..nv {
+                let r = self.load(self.r_rows[i], j, edge)?;
+                added.push(b.build_float_add(next[i * nv + j], r, "")?);
+            }
+        }
+        let radd_end = cx.current_block()?;
+        b.build_unconditional_branch(rjoin)?;
+        b.position_at_end(rjoin);
+        let mut sums = vec![];
+        for (v, a) in next.iter().zip(&added) {
+            let phi = b.build_phi(self.vt, "sum")?;
+            phi.add_incoming(&[(v, exit), (a, radd_end)]);
+            sums.push(phi.as_basic_value().into_vector_value());
+        }
         let lo = self.splat(self.args.lo)?;
         let hi = self.splat(self.args.hi)?;
         let mut out = vec![];
-        for v in &next {
+        for v in &sums {
             let below = b.build_float_compare(FloatPredicate::OLT, *v, lo, "")?;
             let x = b.build_select(below, lo, *v, "")?.into_vector_value();
             let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
