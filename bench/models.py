@@ -205,6 +205,7 @@ MODELS = {
     "conv1x1_64_256_56": layer_conv(64, 256, 1, 1, 56),
     "conv7x7s2_3_64_224": layer_conv(3, 64, 7, 2, 224),
     "dw3x3_144_56": layer_conv(144, 144, 3, 1, 56, group=144),
+    "dw3x3s2_96_112": layer_conv(96, 96, 3, 2, 112, group=96),
     "matmul_64x512x512": layer_matmul(64, 512, 512),
     "matmul_256x512x512": layer_matmul(256, 512, 512),
 }

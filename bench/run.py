@@ -36,6 +36,7 @@ MACS = {  # multiply-accumulates of the single-layer models
     "conv1x1_64_256_56": 64 * 256 * 56 * 56,
     "conv7x7s2_3_64_224": 3 * 64 * 49 * 112 * 112,
     "dw3x3_144_56": 144 * 9 * 56 * 56,
+    "dw3x3s2_96_112": 96 * 9 * 56 * 56,
     "matmul_64x512x512": 64 * 512 * 512,
     "matmul_256x512x512": 256 * 512 * 512,
 }

@@ -256,6 +256,112 @@ fn transposed_battery() -> (Graph, Vec<Tensor>) {
     (g, feed)
 }
 
+/// Float depthwise convolutions (the f32 depthwise kernel, `mmm/dw.rs`):
+/// strides 1 to 3, dilation, asymmetric padding, channel multipliers, 1-D,
+/// a batch of two, rows with a vector tail and rows shorter than a vector,
+/// plain, clamped and with a residual.
+fn depthwise_battery() -> (Graph, Vec<Tensor>) {
+    // (channels, multiplier, kernel, stride, dilation, pads (begin, end), size, rank, batch)
+    type Case = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        (usize, usize),
+        usize,
+        usize,
+        usize,
+    );
+    let cases: [Case; 8] = [
+        (8, 1, 3, 1, 1, (1, 1), 19, 2, 1),
+        (6, 1, 3, 2, 1, (1, 1), 37, 2, 2),
+        (5, 2, 5, 1, 1, (2, 2), 12, 2, 1),
+        (4, 1, 3, 3, 2, (2, 1), 40, 2, 1),
+        (7, 1, 3, 2, 1, (0, 1), 21, 1, 1),
+        (3, 3, 1, 1, 1, (0, 0), 9, 2, 2),
+        (16, 1, 7, 1, 1, (3, 3), 5, 2, 1),
+        (9, 1, 3, 1, 1, (1, 1), 35, 2, 1),
+    ];
+    let mut g = Graph::new("depthwise");
+    let mut feed = vec![];
+    for (c, &(ch, mult, k, s, d, (pb, pe), hw, rank, batch)) in cases.iter().enumerate() {
+        let mut xs = vec![batch, ch];
+        xs.extend(std::iter::repeat_n(hw, rank));
+        let mut ws = vec![ch * mult, 1];
+        ws.extend(std::iter::repeat_n(k, rank));
+        let mut pads = vec![pb; rank];
+        pads.extend(std::iter::repeat_n(pe, rank));
+        let a = ConvAttrs {
+            strides: vec![s; rank],
+            pads,
+            dilations: vec![d; rank],
+            group: ch,
+            output_padding: vec![0; rank],
+        };
+        let seed = 500 + c as u64;
+        let x = g.add_input(format!("x{c}"), rand_tensor(&xs, seed).ty());
+        feed.push(rand_tensor(&xs, seed));
+        let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100));
+        let mut ins = vec![ValueId::of(x), ValueId::of(w)];
+        if c % 3 != 1 {
+            let b = g.add_const(format!("b{c}"), rand_tensor(&[ch * mult], seed + 200));
+            ins.push(ValueId::of(b));
+        }
+        let op = match c % 4 {
+            1 => Op::ConvClamp {
+                conv: a,
+                min: 0.0,
+                max: 0.5,
+            },
+            2 | 3 if ins.len() == 3 => {
+                let o = (hw + pb + pe - d * (k - 1) - 1) / s + 1;
+                let mut rs = vec![batch, ch * mult];
+                rs.extend(std::iter::repeat_n(o, rank));
+                let ri = g.add_input(format!("r{c}"), rand_tensor(&rs, seed + 300).ty());
+                feed.push(rand_tensor(&rs, seed + 300));
+                ins.push(ValueId::of(ri));
+                let (min, max) = if c % 4 == 3 {
+                    (0.0, f32::INFINITY)
+                } else {
+                    (f32::NEG_INFINITY, f32::INFINITY)
+                };
+                Op::ConvAdd { conv: a, min, max }
+            }
+            _ => Op::Conv(a),
+        };
+        let y = g.add_node(op, format!("dw{c}"), ins).expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+#[test]
+fn depthwise_convolutions_match_interpreter() {
+    let (g, feed) = depthwise_battery();
+    check_interp(&g, &feed, TOL);
+    // ... and they ran on the depthwise kernel: its weight tables are there.
+    let opts = Options {
+        emit_llvm_ir: true,
+        ..host("m")
+    };
+    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    assert!(ir.contains("dw.w"), "no depthwise kernel in the module");
+    if cfg!(target_arch = "x86_64") {
+        let want = qcc_interp::run(&g, &feed).expect("interpreter");
+        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+        let opts = Options {
+            cpu: Some("x86-64".into()),
+            features: Some("+avx2,+fma".into()),
+            ..Default::default()
+        };
+        let got = run_with_opts(&HOST, &g, &raw, opts, &[]);
+        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_close(a, b, TOL, &format!("avx2 output {j}"));
+        }
+    }
+}
+
 #[test]
 fn transposed_convolutions_match_interpreter() {
     let (g, feed) = transposed_battery();
@@ -303,6 +409,7 @@ fn battery_on_arm_under_qemu() {
             conv_battery(7000, 10),
             gemm_battery(8000, 10),
             transposed_battery(),
+            depthwise_battery(),
         ] {
             let want = qcc_interp::run(&g, &feed).expect("interpreter");
             let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();

@@ -975,6 +975,13 @@ pub fn emit<'ctx>(
                 return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), r, lohi, out);
             }
         }
+        if let Some(d) = crate::mmm::dw_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
+            if cx.scratch.is_some() {
+                let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                let r = res.map(|r| r.ptr);
+                return crate::mmm::dw::emit(cx, &d, x, wv, bk.flatten(), r, lohi, out);
+            }
+        }
     }
     // A constant all-zero bias is no bias.
     let bias = bias.filter(|b| {

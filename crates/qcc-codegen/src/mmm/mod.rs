@@ -22,6 +22,7 @@
 //! from its features: a microkernel never uses an instruction the CPU lacks.
 
 pub mod conv;
+pub mod dw;
 pub mod gemm;
 pub mod pack;
 pub mod qconv;
@@ -350,7 +351,37 @@ pub fn qdw_plan(
     facts: &crate::portable::TargetFacts,
 ) -> Option<qdw::QDwPlan> {
     let conv = qconv_parts(node, x, w, consts, facts)?;
-    qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts)
+    qdw::QDwPlan::new(conv, &x.shape, &w.shape, &out.shape, facts, 1)
+}
+
+/// The plan of a float depthwise convolution `node` (Conv, ConvClamp or
+/// ConvAdd with one input channel per group, constant weights and bias)
+/// when it runs on the f32 depthwise kernel (`dw.rs`; not on bare metal,
+/// which has no scratch to spare). Unit strides only: with stride 2 the
+/// padded copy moves four times the output and measured slower than the
+/// direct loops. The kernel and the memory plan both ask this function.
+pub fn dw_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<qdw::QDwPlan> {
+    let a = match &node.op {
+        qcc_ir::Op::Conv(a)
+        | qcc_ir::Op::ConvClamp { conv: a, .. }
+        | qcc_ir::Op::ConvAdd { conv: a, .. } => a,
+        _ => return None,
+    };
+    let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);
+    if !f32s || !consts.0 || !consts.1 || facts.bare_metal || facts.simd == Simd::Scalar {
+        return None;
+    }
+    if a.strides.iter().any(|&s| s != 1) {
+        return None;
+    }
+    qdw::QDwPlan::new(a, &x.shape, &w.shape, &out.shape, facts, 4)
 }
 
 /// Bytes of workspace scratch node `id`'s kernel needs (0 for most nodes).
@@ -369,6 +400,9 @@ pub fn node_scratch(
     let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
     let consts = (w_const, b_const);
     if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
+        return p.scratch_bytes();
+    }
+    if let Some(p) = dw_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }
     if let Some(p) = qconv_plan(node, x, w, out, consts, facts) {

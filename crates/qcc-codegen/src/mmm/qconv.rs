@@ -229,28 +229,48 @@ pub fn emit<'ctx>(
 /// the input); input rows and columns beyond `hp × wp` are left out.
 pub(crate) fn pad_planes<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
+    src: (PointerValue<'ctx>, usize, usize, usize),
+    dst: (PointerValue<'ctx>, usize, usize),
+    pad: (usize, usize),
+    zx: i32,
+) -> CgResult<()> {
+    pad_planes_of(cx, 1, src, dst, pad, zx as u8)
+}
+
+/// [`pad_planes`] for elements of `elem` bytes bordered with the byte
+/// `fill` (`elem = 4`, `fill = 0`: f32 planes bordered with +0.0).
+pub(crate) fn pad_planes_of<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    elem: usize,
     (src, planes, h, w): (PointerValue<'ctx>, usize, usize, usize),
     (dst, hp, wp): (PointerValue<'ctx>, usize, usize),
     (pt, pl): (usize, usize),
-    zx: i32,
+    zb: u8,
 ) -> CgResult<()> {
-    let zb = zx as u8;
     let (pt, pl) = (pt.min(hp), pl.min(wp));
     // Rows [pt, pt + hin) and columns [pl, pl + win) hold the input.
     let (hin, win) = (h.min(hp - pt), w.min(wp - pl));
+    let e = elem as i64;
+    let bytes = |n: usize| (n * elem) as u64;
     cx.for_range(0, planes as i64, |cx, c| {
-        let d = cx.gep(DType::I8, dst, cx.mul_c(c, (hp * wp) as i64)?)?;
-        cx.memset(d, 1, zb, (pt * wp) as u64)?;
-        let end = cx.gep_bytes(d, ((pt + hin) * wp) as i64)?;
-        cx.memset(end, 1, zb, ((hp - pt - hin) * wp) as u64)?;
-        let from = cx.gep(DType::I8, src, cx.mul_c(c, (h * w) as i64)?)?;
+        let d = cx.gep(DType::I8, dst, cx.mul_c(c, (hp * wp) as i64 * e)?)?;
+        cx.memset(d, 1, zb, bytes(pt * wp))?;
+        let end = cx.gep_bytes(d, ((pt + hin) * wp) as i64 * e)?;
+        cx.memset(end, 1, zb, bytes((hp - pt - hin) * wp))?;
+        let from = cx.gep(DType::I8, src, cx.mul_c(c, (h * w) as i64 * e)?)?;
         cx.for_range(0, hin as i64, |cx, ih| {
-            let row = cx.gep(DType::I8, d, cx.mul_c(cx.add_c(ih, pt as i64)?, wp as i64)?)?;
-            cx.memset(row, 1, zb, pl as u64)?;
-            let from = cx.gep(DType::I8, from, cx.mul_c(ih, w as i64)?)?;
-            cx.memcpy(cx.gep_bytes(row, pl as i64)?, 1, from, 1, win as u64)?;
+            let at = cx.mul_c(cx.add_c(ih, pt as i64)?, wp as i64 * e)?;
+            let row = cx.gep(DType::I8, d, at)?;
+            cx.memset(row, 1, zb, bytes(pl))?;
+            let from = cx.gep(DType::I8, from, cx.mul_c(ih, w as i64 * e)?)?;
+            cx.memcpy(cx.gep_bytes(row, pl as i64 * e)?, 1, from, 1, bytes(win))?;
             let rest = wp - pl - win;
-            cx.memset(cx.gep_bytes(row, (pl + win) as i64)?, 1, zb, rest as u64)
+            cx.memset(
+                cx.gep_bytes(row, (pl + win) as i64 * e)?,
+                1,
+                zb,
+                bytes(rest),
+            )
         })
     })
 }

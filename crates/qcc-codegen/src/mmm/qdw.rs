@@ -34,6 +34,8 @@ pub struct QDwPlan {
     pub wps: usize,
     /// Output positions per vector.
     pub vl: usize,
+    /// Bytes per element of the padded copy (1 for int8, 4 for f32).
+    pub elem: usize,
 }
 
 impl std::ops::Deref for QDwPlan {
@@ -46,13 +48,15 @@ impl std::ops::Deref for QDwPlan {
 impl QDwPlan {
     /// The plan, or `None` when the convolution is not depthwise (one input
     /// channel per group) or has rank > 2; `mmm::qdw_plan` checks the
-    /// target and the zero point first.
+    /// target and the zero point first. The f32 depthwise kernel (`dw.rs`,
+    /// `elem = 4`) shares it.
     pub fn new(
         a: &ConvAttrs,
         x: &[usize],
         wsh: &[usize],
         out: &[usize],
         facts: &TargetFacts,
+        elem: usize,
     ) -> Option<QDwPlan> {
         let geo = Conv2d::of(a, x, wsh, out)?;
         let Conv2d {
@@ -84,12 +88,13 @@ impl QDwPlan {
             hp,
             wps,
             vl,
+            elem,
         })
     }
 
     /// Workspace scratch the node needs (the padded plane), in bytes.
     pub fn scratch_bytes(&self) -> usize {
-        (self.hp * self.wps).next_multiple_of(64)
+        (self.hp * self.wps * self.elem).next_multiple_of(64)
     }
 }
 

@@ -1,0 +1,206 @@
+//! Depthwise float convolution (one input channel per group, 1-D and 2-D,
+//! NCHW): the f32 twin of `qdw.rs`, on the same plan (`QDwPlan`, 4-byte
+//! elements).
+//!
+//! Per input channel, the plane is copied into the node's scratch with a
+//! border of zeros and rows wide enough that every vector load stays inside
+//! its row, so no tap tests bounds. Each output row is then computed `VL`
+//! positions at a time: the `KH·KW` weights and the bias of the output
+//! channel sit in registers as splats, each tap is one vector load (for a
+//! stride `s`, `s·VL` floats and a shuffle keeping every `s`-th) and one
+//! fused multiply-add; the residual (ConvAdd) and the clamp end each vector,
+//! and the last vector of a row loads and stores under a constant mask.
+//! (`mmm::dw_plan` sends only unit-stride convolutions here; the others stay
+//! on the direct loops of `kernels::conv`.)
+
+use super::qconv::pad_planes_of;
+use super::qdw::QDwPlan;
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::kernels::conv::const_f32_table;
+use crate::CodegenError;
+use inkwell::types::{BasicTypeEnum, VectorType};
+use inkwell::values::{BasicMetadataValueEnum, BasicValue, IntValue, PointerValue, VectorValue};
+use inkwell::FloatPredicate;
+
+/// Emits the convolution. `w` are the constant weights `[OC][1][KH][KW]`,
+/// `bias` the constant bias (or none); `res` is added to every output, which
+/// is then clamped to `lo..=hi` (`±inf`: no clamp).
+#[allow(clippy::too_many_arguments)]
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QDwPlan,
+    x: &Operand<'_, 'ctx>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    res: Option<PointerValue<'ctx>>,
+    (lo, hi): (f32, f32),
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let oc = p.c * p.mult;
+    let taps = p.kh * p.kw;
+    let wt = const_f32_table(cx, "dw.w", w);
+    let zeros = vec![0.0; oc];
+    let bt = const_f32_table(cx, "dw.bias", bias.unwrap_or(&zeros));
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;
+    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+    let vl = p.vl as u32;
+    let clamp = [
+        cx.splat(cx.f32(lo).into(), vl)?,
+        cx.splat(cx.f32(hi).into(), vl)?,
+    ];
+    cx.for_range(0, p.batch as i64, |cx, bi| {
+        cx.for_range(0, p.c as i64, |cx, c| {
+            let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
+            let xc = cx.gep_f32(x.ptr, cx.mul_c(plane, hw)?)?;
+            pad_planes_of(cx, 4, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, 0)?;
+            cx.for_range(0, p.mult as i64, |cx, j| {
+                let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
+                let oplane = cx.add(cx.mul_c(bi, oc as i64)?, o)?;
+                let o_at = cx.mul_c(oplane, ohw)?;
+                let ws: Vec<VectorValue> = (0..taps)
+                    .map(|t| {
+                        let i = cx.add_c(cx.mul_c(o, taps as i64)?, t as i64)?;
+                        cx.splat(cx.load_f32(wt, i)?.into(), vl)
+                    })
+                    .collect::<CgResult<_>>()?;
+                let row = Row {
+                    p,
+                    s,
+                    ws: &ws,
+                    bias: cx.splat(cx.load_f32(bt, o)?.into(), vl)?,
+                    clamp,
+                    clamped: (lo, hi) != (f32::NEG_INFINITY, f32::INFINITY),
+                };
+                let oc_ptr = cx.gep_f32(out.ptr, o_at)?;
+                let rc_ptr = res.map(|r| cx.gep_f32(r, o_at)).transpose()?;
+                cx.for_range(0, p.oh as i64, |cx, oy| {
+                    let at = cx.mul_c(oy, p.ow as i64)?;
+                    let orow = cx.gep_f32(oc_ptr, at)?;
+                    let rrow = rc_ptr.map(|r| cx.gep_f32(r, at)).transpose()?;
+                    let full = p.ow / p.vl;
+                    cx.for_range(0, full as i64, |cx, v| {
+                        let o0 = cx.mul_c(v, p.vl as i64)?;
+                        row.vector(cx, oy, o0, (orow, rrow), p.vl)
+                    })?;
+                    if !p.ow.is_multiple_of(p.vl) {
+                        let o0 = cx.i64((full * p.vl) as i64);
+                        row.vector(cx, oy, o0, (orow, rrow), p.ow % p.vl)?;
+                    }
+                    Ok(())
+                })
+            })
+        })
+    })
+}
+
+struct Row<'r, 'ctx> {
+    p: &'r QDwPlan,
+    s: PointerValue<'ctx>,
+    ws: &'r [VectorValue<'ctx>],
+    bias: VectorValue<'ctx>,
+    clamp: [VectorValue<'ctx>; 2],
+    clamped: bool,
+}
+
+impl<'ctx> Row<'_, 'ctx> {
+    /// Output positions `[o0, o0 + valid)` of row `oy` (`valid <= VL`).
+    fn vector(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        oy: IntValue<'ctx>,
+        o0: IntValue<'ctx>,
+        (orow, rrow): (PointerValue<'ctx>, Option<PointerValue<'ctx>>),
+        valid: usize,
+    ) -> CgResult<()> {
+        let p = self.p;
+        let vl = p.vl as u32;
+        let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
+        let vt = cx.f32_t().vec_type(vl);
+        let load_t = cx.f32_t().vec_type(vl * sw as u32);
+        let mut acc = self.bias;
+        let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
+                let ptr = cx.gep_f32(self.s, cx.add_c(base, off)?)?;
+                let l = cx.b.build_load(load_t, ptr, "")?;
+                if let Some(i) = l.as_instruction_value() {
+                    i.set_alignment(4)
+                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                }
+                let mut v = l.into_vector_value();
+                if sw > 1 {
+                    let idx: Vec<u32> = (0..vl).map(|j| j * sw as u32).collect();
+                    v = cx.shuffle(v, load_t.get_undef(), &idx)?;
+                }
+                acc = cx
+                    .call_intrinsic(
+                        "llvm.fmuladd",
+                        &[vt.into()],
+                        &[v.into(), self.ws[ki * p.kw + kj].into(), acc.into()],
+                    )?
+                    .into_vector_value();
+            }
+        }
+        let dst = cx.gep_f32(orow, o0)?;
+        let mask = (valid < p.vl).then(|| {
+            let i1t = cx.ctx.bool_type();
+            let m: Vec<IntValue> = (0..p.vl)
+                .map(|l| i1t.const_int((l < valid) as u64, false))
+                .collect();
+            VectorType::const_vector(&m)
+        });
+        if let Some(r) = rrow {
+            let rv = load(cx, vt, cx.gep_f32(r, o0)?, mask)?;
+            acc = cx.b.build_float_add(acc, rv, "")?;
+        }
+        if self.clamped {
+            let b = cx.b;
+            let [lo, hi] = self.clamp;
+            let below = b.build_float_compare(FloatPredicate::OLT, acc, lo, "")?;
+            let x = b.build_select(below, lo, acc, "")?.into_vector_value();
+            let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
+            acc = b.build_select(above, hi, x, "")?.into_vector_value();
+        }
+        let Some(mask) = mask else {
+            let st = cx.b.build_store(dst, acc)?;
+            st.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            return Ok(());
+        };
+        let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+            .and_then(|x| {
+                x.get_declaration(cx.module, &[acc.get_type().into(), dst.get_type().into()])
+            })
+            .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+        let args: [BasicMetadataValueEnum; 3] = [acc.into(), dst.into(), mask.into()];
+        cx.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+}
+
+/// A vector load at `p`, under `mask` when given (masked lanes read 0).
+fn load<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    vt: VectorType<'ctx>,
+    p: PointerValue<'ctx>,
+    mask: Option<VectorValue<'ctx>>,
+) -> CgResult<VectorValue<'ctx>> {
+    let Some(mask) = mask else {
+        let v = cx.b.build_load(vt, p, "")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        return Ok(v.into_vector_value());
+    };
+    let tys: [BasicTypeEnum; 2] = [vt.into(), p.get_type().into()];
+    let v = cx.call_intrinsic(
+        "llvm.masked.load",
+        &tys,
+        &[p.into(), mask.into(), vt.const_zero().into()],
+    )?;
+    Ok(v.into_vector_value())
+}
