@@ -237,22 +237,28 @@ impl<'a, 'ctx> KernelCx<'a, 'ctx> {
     ) -> CgResult<IntValue<'ctx>> {
         Ok(self.b.build_float_compare(p, a, b, "")?)
     }
-    /// Maximum; when exactly one operand is NaN the other is returned (like
-    /// `f32::max`). Built from compare+select: `llvm.maxnum` becomes a libm
-    /// call on targets without a native instruction.
+    /// Maximum; NaN when either operand is NaN (ONNX `Max`, as ONNX Runtime
+    /// and numpy compute it, and like the interpreter's `binary_f32`). Built
+    /// from compare+select: `llvm.maximum` becomes a libm call on targets
+    /// without a native instruction.
     pub fn fmax(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> CgResult<FloatValue<'ctx>> {
-        // a > b, or b is NaN → a; else b.
-        let c = self.fcmp(FloatPredicate::UGT, a, b)?; // true if a > b or either NaN
-        let a_nan = self.fcmp(FloatPredicate::UNO, a, a)?;
-        let pick_a = self.b.build_and(c, self.b.build_not(a_nan, "")?, "")?;
-        self.select_f(pick_a, a, b)
+        let gt = self.fcmp(FloatPredicate::OGT, a, b)?;
+        self.nan_or(a, b, self.select_f(gt, a, b)?)
     }
-    /// Minimum; when exactly one operand is NaN the other is returned (like `f32::min`).
+    /// Minimum; NaN when either operand is NaN (ONNX `Min`).
     pub fn fmin(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> CgResult<FloatValue<'ctx>> {
-        let c = self.fcmp(FloatPredicate::ULT, a, b)?;
-        let a_nan = self.fcmp(FloatPredicate::UNO, a, a)?;
-        let pick_a = self.b.build_and(c, self.b.build_not(a_nan, "")?, "")?;
-        self.select_f(pick_a, a, b)
+        let lt = self.fcmp(FloatPredicate::OLT, a, b)?;
+        self.nan_or(a, b, self.select_f(lt, a, b)?)
+    }
+    /// `a + b` (a NaN) when `a` or `b` is NaN, else `r`.
+    fn nan_or(
+        &self,
+        a: FloatValue<'ctx>,
+        b: FloatValue<'ctx>,
+        r: FloatValue<'ctx>,
+    ) -> CgResult<FloatValue<'ctx>> {
+        let nan = self.fcmp(FloatPredicate::UNO, a, b)?;
+        self.select_f(nan, self.fadd(a, b)?, r)
     }
     /// `min(max(x, lo), hi)`, NaN passes through.
     pub fn fclamp(&self, x: FloatValue<'ctx>, lo: f32, hi: f32) -> CgResult<FloatValue<'ctx>> {

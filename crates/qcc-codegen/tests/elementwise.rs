@@ -292,6 +292,22 @@ fn binary_integers() {
     );
 }
 
+/// ONNX Max and Min propagate NaN (as ONNX Runtime and numpy do), in
+/// either operand position, natively and in the interpreter alike.
+#[test]
+fn max_and_min_propagate_nan() {
+    let nan = f32::NAN;
+    let ta = f32_tensor(&[6], vec![nan, 0.0, nan, -1.0, 2.0, f32::INFINITY]);
+    let tb = f32_tensor(&[6], vec![0.0, nan, nan, 3.0, -5.0, nan]);
+    for (op, rest) in [(BinaryOp::Max, [3.0, 2.0]), (BinaryOp::Min, [-1.0, -5.0])] {
+        let want = f32_tensor(&[6], vec![nan, nan, nan, rest[0], rest[1], nan]);
+        let g = binary_graph(op, &ta, &tb, false);
+        let interp = qcc_interp::run(&g, &[ta.clone(), tb.clone()]).expect("interpreter");
+        assert_close(&interp[0], &want, 0.0, &format!("interpreter {op:?}"));
+        check(&g, &[ta.clone(), tb.clone()], &[want], 0.0);
+    }
+}
+
 #[test]
 fn integer_min_divided_by_minus_one_does_not_trap() {
     let ta = int_tensor(DType::I64, &[2], &[i64::MIN, 9]);

@@ -176,6 +176,12 @@ fn load_npy(bytes: &[u8], inputs: &[InputSpec]) -> Result<Samples, String> {
 }
 
 fn load_npz(bytes: Vec<u8>, inputs: &[InputSpec]) -> Result<Samples, String> {
+    // The zip reader keeps one entry per name (the last): numpy would load
+    // that one too, silently. Refuse an archive that names a member twice.
+    if let Some(name) = duplicate_zip_name(&bytes) {
+        let name = npyz::npz::array_name_from_file_name(&name).unwrap_or(&name);
+        return Err(format!("array '{name}' appears twice"));
+    }
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("not a valid .npz archive: {e}"))?;
     let mut arrays: Vec<(String, Array)> = vec![];
@@ -195,11 +201,24 @@ fn load_npz(bytes: Vec<u8>, inputs: &[InputSpec]) -> Result<Samples, String> {
             return Err(format!("array '{name}' appears twice"));
         }
         let declared = f.size();
+        let unpack = |e: std::io::Error| format!("array '{name}': cannot unpack: {e}");
+        // The header first: a member whose shape no input takes is refused
+        // before its data is unpacked (a small archive can declare gigabytes).
         let mut buf = vec![];
         (&mut f)
-            .take(declared.saturating_add(1))
+            .take(NPY_HEAD_MAX.min(declared.saturating_add(1)))
             .read_to_end(&mut buf)
-            .map_err(|e| format!("array '{name}': cannot unpack: {e}"))?;
+            .map_err(unpack)?;
+        if let Some(shape) = npy_header_shape(&buf) {
+            if !inputs.iter().any(|s| takes(&s.ty.shape, &shape)) {
+                return Err(format!(
+                    "array '{name}': shape {shape:?} fits no input of the model ({})",
+                    names(inputs)
+                ));
+            }
+        }
+        let rest = declared.saturating_add(1).saturating_sub(buf.len() as u64);
+        (&mut f).take(rest).read_to_end(&mut buf).map_err(unpack)?;
         if buf.len() as u64 != declared {
             return Err(format!(
                 "array '{name}': unpacks to {} bytes, the archive says {declared}",
@@ -289,6 +308,82 @@ fn names(inputs: &[InputSpec]) -> String {
         .join(", ")
 }
 
+/// The first file name a zip archive's central directory lists twice, read
+/// from the end-of-central-directory record (`None` for an archive this
+/// cannot read, which the zip reader then reports, or a ZIP64 one).
+fn duplicate_zip_name(z: &[u8]) -> Option<String> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const CDFH: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let u16_at = |i: usize| Some(u16::from_le_bytes(z.get(i..i + 2)?.try_into().ok()?) as usize);
+    let u32_at = |i: usize| Some(u32::from_le_bytes(z.get(i..i + 4)?.try_into().ok()?) as usize);
+    // The record is 22 bytes plus a comment of at most 65535.
+    let lo = z.len().saturating_sub(22 + 65_535);
+    let e = (lo..=z.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| z[i..i + 4] == EOCD)?;
+    let (count, mut at) = (u16_at(e + 10)?, u32_at(e + 16)?);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..count {
+        if z.get(at..at + 4)? != CDFH {
+            return None;
+        }
+        let (n, x, c) = (u16_at(at + 28)?, u16_at(at + 30)?, u16_at(at + 32)?);
+        let name = String::from_utf8_lossy(z.get(at + 46..at + 46 + n)?).into_owned();
+        if !seen.insert(name.clone()) {
+            return Some(name);
+        }
+        at += 46 + n + x + c;
+    }
+    None
+}
+
+/// Bytes of a `.npz` member read before its header is checked: the magic,
+/// version and length fields and the longest version-1 header.
+const NPY_HEAD_MAX: u64 = 12 + 65_535;
+
+/// Whether an array of `shape` can hold samples of an input of shape `want`
+/// (`[N, want…]`, or `[M, want[1..]…]` rows of its batch axis; see
+/// `to_samples`).
+fn takes(want: &[usize], shape: &[u64]) -> bool {
+    let eq = |a: &[u64], b: &[usize]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| *x == *y as u64)
+    };
+    (shape.len() == want.len() + 1 && eq(&shape[1..], want))
+        || (!want.is_empty() && shape.len() == want.len() && eq(&shape[1..], &want[1..]))
+}
+
+/// The dimensions a `.npy` header (at the start of `bytes`) declares, when
+/// the header is all there and its shape reads as a tuple of integers.
+fn npy_header_shape(bytes: &[u8]) -> Option<Vec<u64>> {
+    if !bytes.starts_with(NPY_MAGIC) {
+        return None;
+    }
+    let (len, start) = match *bytes.get(6)? {
+        1 => (
+            u16::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?]) as usize,
+            10usize,
+        ),
+        2 | 3 => (
+            u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize,
+            12,
+        ),
+        _ => return None,
+    };
+    let text = String::from_utf8_lossy(bytes.get(start..start.checked_add(len)?)?);
+    let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
+    let rest = &text[at..];
+    let (open, close) = (rest.find('(')?, rest.find(')')?);
+    if close < open {
+        return None;
+    }
+    rest[open + 1..close]
+        .split(',')
+        .map(|d| d.trim().trim_end_matches('L'))
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().ok())
+        .collect()
+}
+
 /// Checks the shape in a `.npy` header before npyz sees it (npyz multiplies
 /// the dimensions without overflow checks); returns where the data starts.
 fn precheck_npy_header(bytes: &[u8]) -> Result<usize, String> {
@@ -351,7 +446,15 @@ fn read_npy(bytes: &[u8]) -> Result<Array, String> {
         return Err("not a .npy file".into());
     }
     let data_start = precheck_npy_header(bytes)?;
-    let f = NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
+    // npyz's parse errors run over several lines: one line here.
+    let f = NpyFile::new(bytes).map_err(|e| {
+        let words: Vec<String> = e
+            .to_string()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        format!("not a valid .npy file: {}", words.join(" "))
+    })?;
     let descr = f.dtype().descr();
     let (kind, size) = match f.dtype() {
         NpyDType::Plain(ts) => (ts.type_char(), ts.size_field()),

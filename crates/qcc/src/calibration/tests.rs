@@ -423,6 +423,77 @@ fn npz_bad_names_and_counts() {
     );
 }
 
+#[test]
+fn npz_duplicate_member_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let inputs = [spec("a", &[1])];
+    let arr = |n: u64| npy_bytes(&[n, 1], &iota(n as usize), Order::C);
+    // Two members, then the second renamed like the first (same length), in
+    // its local header and in the central directory: numpy would keep the last.
+    let mut z = npz_bytes(&[("a", arr(2)), ("b", arr(3))], CompressionMethod::Stored);
+    let mut renamed = 0;
+    for i in 0..z.len() - 5 {
+        if &z[i..i + 5] == b"b.npy" {
+            z[i] = b'a';
+            renamed += 1;
+        }
+    }
+    assert_eq!(renamed, 2);
+    load_err(
+        d.path(),
+        "dup.npz",
+        &z,
+        &inputs,
+        &["array 'a' appears twice"],
+    );
+}
+
+/// A small archive whose member declares (and unpacks to) far more than any
+/// input takes is refused from its header, before the data is unpacked.
+#[test]
+fn npz_member_header_is_checked_before_unpacking() {
+    let d = tempfile::tempdir().unwrap();
+    let inputs = [spec("a", &[1, 3])];
+    // 32 MiB of zeros as a [2097152, 4] array: deflates to a few tens of KiB.
+    let n = 1usize << 21;
+    let big = npy_bytes(&[n as u64, 4], &vec![0f32; 4 * n], Order::C);
+    let z = npz_bytes(&[("a", big)], CompressionMethod::Deflated);
+    assert!(
+        z.len() < 1 << 20,
+        "the archive is small ({} bytes)",
+        z.len()
+    );
+    load_err(
+        d.path(),
+        "bomb.npz",
+        &z,
+        &inputs,
+        &["array 'a'", "[2097152, 4]", "fits no input", "a"],
+    );
+}
+
+#[test]
+fn npy_header_that_is_not_a_dict_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let mut header = "[1, 2, 3]".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = NPY_MAGIC.to_vec();
+    bytes.extend([1, 0]);
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 16]);
+    load_err(
+        d.path(),
+        "list.npy",
+        &bytes,
+        &[spec("x", &[1, 2])],
+        &["not a valid .npy"],
+    );
+}
+
 fn write_pb(path: &Path, name: &str, t: &Tensor) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, qcc_onnx::tensor_to_proto(name, t).encode_to_vec()).unwrap();
