@@ -42,6 +42,9 @@ pub enum CodegenError {
     },
     #[error("target: {0}")]
     Target(String),
+    /// The model does not fit the target's address space.
+    #[error("{0}")]
+    TooLarge(String),
     /// Always a qcc bug.
     #[error("internal error: LLVM rejected the generated module: {0}")]
     Llvm(String),
@@ -90,6 +93,59 @@ pub struct Artifacts {
     pub stats: Stats,
 }
 
+/// The largest object a target with `ptr_bits`-bit pointers can hold: C's
+/// `PTRDIFF_MAX` there.
+fn addressable(ptr_bits: u32) -> u128 {
+    (1u128 << (ptr_bits.clamp(16, 64) - 1)) - 1
+}
+
+/// Every tensor of `g`, and all its weights together, must fit the target's
+/// address space (computed without overflow); the error names the tensor.
+fn check_sizes(g: &Graph, triple: &str, ptr_bits: u32) -> Result<(), CodegenError> {
+    let limit = addressable(ptr_bits);
+    let bytes = |t: &qcc_ir::TensorType| {
+        t.shape
+            .iter()
+            .try_fold(t.dtype.size() as u128, |a, &d| a.checked_mul(d as u128))
+            .unwrap_or(u128::MAX)
+    };
+    let too_big = |what: String, n: u128| {
+        let n = if n == u128::MAX {
+            "more than 2^128".to_string()
+        } else {
+            n.to_string()
+        };
+        CodegenError::TooLarge(format!(
+            "{what} needs {n} bytes, more than a {ptr_bits}-bit {triple} can address ({limit})"
+        ))
+    };
+    let mut weights: u128 = 0;
+    for id in g
+        .topo_order()
+        .map_err(|e| CodegenError::Graph(e.to_string()))?
+    {
+        let n = g.node(id);
+        for t in &n.outputs {
+            let b = bytes(t);
+            if b > limit {
+                let what = match n.op {
+                    qcc_ir::Op::Input { .. } => "input",
+                    qcc_ir::Op::Const { .. } => "constant",
+                    _ => "tensor",
+                };
+                return Err(too_big(format!("{what} '{}' ({t})", n.name), b));
+            }
+            if matches!(n.op, qcc_ir::Op::Const { .. }) {
+                weights = weights.saturating_add(b);
+            }
+        }
+    }
+    if weights > limit {
+        return Err(too_big("the weights together".into(), weights));
+    }
+    Ok(())
+}
+
 fn is_c_identifier(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
@@ -125,9 +181,17 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
     };
+    check_sizes(g, &chosen.triple, facts.ptr_bits)?;
     let plan =
         qcc_passes::plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))
             .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
+    let limit = addressable(facts.ptr_bits);
+    if plan.workspace_size as u128 > limit {
+        return Err(CodegenError::TooLarge(format!(
+            "the workspace needs {} bytes, more than a {}-bit {} can address ({limit})",
+            plan.workspace_size, facts.ptr_bits, chosen.triple
+        )));
+    }
     let nodes = lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts)
         .run(opts.profile)?;
     module

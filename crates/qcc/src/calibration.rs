@@ -202,18 +202,24 @@ fn load_npz(bytes: Vec<u8>, inputs: &[InputSpec]) -> Result<Samples, String> {
         }
         let declared = f.size();
         let unpack = |e: std::io::Error| format!("array '{name}': cannot unpack: {e}");
-        // The header first: a member whose shape no input takes is refused
-        // before its data is unpacked (a small archive can declare gigabytes).
+        // Name and header first: a member no input takes is refused before
+        // its data is unpacked (a small archive can declare gigabytes).
+        let slot = inputs
+            .iter()
+            .position(|i| i.name == name)
+            .or_else(|| positional_slot(&name, inputs.len()))
+            .ok_or_else(|| not_an_input(&name, inputs))?;
         let mut buf = vec![];
         (&mut f)
             .take(NPY_HEAD_MAX.min(declared.saturating_add(1)))
             .read_to_end(&mut buf)
             .map_err(unpack)?;
+        let spec = &inputs[slot];
         if let Some(shape) = npy_header_shape(&buf) {
-            if !inputs.iter().any(|s| takes(&s.ty.shape, &shape)) {
+            if !takes(&spec.ty.shape, &shape) {
                 return Err(format!(
-                    "array '{name}': shape {shape:?} fits no input of the model ({})",
-                    names(inputs)
+                    "array '{name}': shape {shape:?} (its header) does not fit input '{}' {:?}",
+                    spec.name, spec.ty.shape
                 ));
             }
         }
@@ -255,11 +261,7 @@ fn load_npz(bytes: Vec<u8>, inputs: &[InputSpec]) -> Result<Samples, String> {
 /// Which input each array of a `.npz` feeds; every input must get exactly one.
 fn match_arrays(arrays: &[(String, Array)], inputs: &[InputSpec]) -> Result<Vec<usize>, String> {
     let by_name = |n: &str| inputs.iter().position(|i| i.name == n);
-    let positional = |n: &str| {
-        n.strip_prefix("arr_")
-            .and_then(|k| k.parse::<usize>().ok())
-            .filter(|&k| k < inputs.len() && n == format!("arr_{k}"))
-    };
+    let positional = |n: &str| positional_slot(n, inputs.len());
     let all_positional = arrays.iter().all(|(n, _)| by_name(n).is_none())
         && arrays.iter().all(|(n, _)| positional(n).is_some());
     let mut slots = vec![];
@@ -269,12 +271,7 @@ fn match_arrays(arrays: &[(String, Array)], inputs: &[InputSpec]) -> Result<Vec<
         } else {
             by_name(n)
         };
-        let slot = slot.ok_or_else(|| {
-            format!(
-                "array '{n}' is not an input of the model (inputs: {})",
-                names(inputs)
-            )
-        })?;
+        let slot = slot.ok_or_else(|| not_an_input(n, inputs))?;
         slots.push(slot);
     }
     if let Some(missing) = (0..inputs.len()).find(|i| !slots.contains(i)) {
@@ -286,6 +283,20 @@ fn match_arrays(arrays: &[(String, Array)], inputs: &[InputSpec]) -> Result<Vec<
         ));
     }
     Ok(slots)
+}
+
+/// The input numpy's positional name `arr_K` stands for (`K < inputs`).
+fn positional_slot(n: &str, inputs: usize) -> Option<usize> {
+    n.strip_prefix("arr_")
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|&k| k < inputs && n == format!("arr_{k}"))
+}
+
+fn not_an_input(n: &str, inputs: &[InputSpec]) -> String {
+    format!(
+        "array '{n}' is not an input of the model (inputs: {})",
+        names(inputs)
+    )
 }
 
 /// Input-major columns → sample-major rows (all columns have the same length).

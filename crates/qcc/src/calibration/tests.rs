@@ -468,7 +468,12 @@ fn npz_member_header_is_checked_before_unpacking() {
         "bomb.npz",
         &z,
         &inputs,
-        &["array 'a'", "[2097152, 4]", "fits no input", "a"],
+        &[
+            "array 'a'",
+            "[2097152, 4]",
+            "does not fit input 'a'",
+            "[1, 3]",
+        ],
     );
 }
 
