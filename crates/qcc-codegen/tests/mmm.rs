@@ -347,18 +347,25 @@ fn depthwise_convolutions_match_interpreter() {
     };
     let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
     assert!(ir.contains("dw.w"), "no depthwise kernel in the module");
-    if cfg!(target_arch = "x86_64") {
-        let want = qcc_interp::run(&g, &feed).expect("interpreter");
-        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
-        let opts = Options {
-            cpu: Some("x86-64".into()),
-            features: Some("+avx2,+fma".into()),
-            ..Default::default()
-        };
-        let got = run_with_opts(&HOST, &g, &raw, opts, &[]);
-        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert_close(a, b, TOL, &format!("avx2 output {j}"));
-        }
+    check_avx2(&g, &feed);
+}
+
+/// The AVX2 kernels (16 registers, 8 lanes) on an x86 host, whatever its own
+/// level, against the interpreter.
+fn check_avx2(g: &Graph, feed: &[Tensor]) {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let want = qcc_interp::run(g, feed).expect("interpreter");
+    let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+    let opts = Options {
+        cpu: Some("x86-64".into()),
+        features: Some("+avx2,+fma".into()),
+        ..Default::default()
+    };
+    let got = run_with_opts(&HOST, g, &raw, opts, &[]);
+    for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_close(a, b, TOL, &format!("avx2 output {j}"));
     }
 }
 
@@ -377,20 +384,7 @@ fn transposed_convolutions_match_interpreter() {
             .any(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(".c(")),
         "no column-major (transposed GEMM) microkernel in the module"
     );
-    // The AVX2 tiles (16 registers) on an x86 host, whatever its own level.
-    if cfg!(target_arch = "x86_64") {
-        let want = qcc_interp::run(&g, &feed).expect("interpreter");
-        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
-        let opts = Options {
-            cpu: Some("x86-64".into()),
-            features: Some("+avx2,+fma".into()),
-            ..Default::default()
-        };
-        let got = run_with_opts(&HOST, &g, &raw, opts, &[]);
-        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
-            assert_close(a, b, TOL, &format!("avx2 output {j}"));
-        }
-    }
+    check_avx2(&g, &feed);
 }
 
 #[test]

@@ -14,12 +14,12 @@
 //! on the direct loops of `kernels::conv`.)
 
 use super::qconv::pad_planes_of;
-use super::qdw::QDwPlan;
+use super::qdw::{lane_mask, store_lanes, tap, QDwPlan};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::const_f32_table;
 use crate::CodegenError;
 use inkwell::types::{BasicTypeEnum, VectorType};
-use inkwell::values::{BasicMetadataValueEnum, BasicValue, IntValue, PointerValue, VectorValue};
+use inkwell::values::{BasicValue, IntValue, PointerValue, VectorValue};
 use inkwell::FloatPredicate;
 
 /// Emits the convolution. `w` are the constant weights `[OC][1][KH][KW]`,
@@ -125,16 +125,7 @@ impl<'ctx> Row<'_, 'ctx> {
             for kj in 0..p.kw {
                 let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
                 let ptr = cx.gep_f32(self.s, cx.add_c(base, off)?)?;
-                let l = cx.b.build_load(load_t, ptr, "")?;
-                if let Some(i) = l.as_instruction_value() {
-                    i.set_alignment(4)
-                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-                }
-                let mut v = l.into_vector_value();
-                if sw > 1 {
-                    let idx: Vec<u32> = (0..vl).map(|j| j * sw as u32).collect();
-                    v = cx.shuffle(v, load_t.get_undef(), &idx)?;
-                }
+                let v = tap(cx, ptr, load_t, vl, sw)?;
                 acc = cx
                     .call_intrinsic(
                         "llvm.fmuladd",
@@ -145,13 +136,7 @@ impl<'ctx> Row<'_, 'ctx> {
             }
         }
         let dst = cx.gep_f32(orow, o0)?;
-        let mask = (valid < p.vl).then(|| {
-            let i1t = cx.ctx.bool_type();
-            let m: Vec<IntValue> = (0..p.vl)
-                .map(|l| i1t.const_int((l < valid) as u64, false))
-                .collect();
-            VectorType::const_vector(&m)
-        });
+        let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
         if let Some(r) = rrow {
             let rv = load(cx, vt, cx.gep_f32(r, o0)?, mask)?;
             acc = cx.b.build_float_add(acc, rv, "")?;
@@ -164,20 +149,7 @@ impl<'ctx> Row<'_, 'ctx> {
             let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
             acc = b.build_select(above, hi, x, "")?.into_vector_value();
         }
-        let Some(mask) = mask else {
-            let st = cx.b.build_store(dst, acc)?;
-            st.set_alignment(4)
-                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-            return Ok(());
-        };
-        let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
-            .and_then(|x| {
-                x.get_declaration(cx.module, &[acc.get_type().into(), dst.get_type().into()])
-            })
-            .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
-        let args: [BasicMetadataValueEnum; 3] = [acc.into(), dst.into(), mask.into()];
-        cx.b.build_call(f, &args, "")?;
-        Ok(())
+        store_lanes(cx, dst, acc, mask)
     }
 }
 

@@ -272,6 +272,23 @@ pub(crate) fn div_ceil(a: usize, b: usize) -> usize {
     a.div_ceil(b.max(1))
 }
 
+/// The attributes of a float convolution (Conv, ConvClamp, ConvAdd) on
+/// f32 tensors with constant weights and bias: what both float plans need.
+fn float_conv_parts<'n>(
+    node: &'n qcc_ir::Node,
+    tys: [&qcc_ir::TensorType; 3],
+    consts: (bool, bool),
+) -> Option<&'n qcc_ir::ConvAttrs> {
+    let a = match &node.op {
+        qcc_ir::Op::Conv(a)
+        | qcc_ir::Op::ConvClamp { conv: a, .. }
+        | qcc_ir::Op::ConvAdd { conv: a, .. } => a,
+        _ => return None,
+    };
+    let f32s = tys.iter().all(|t| t.dtype == qcc_ir::DType::F32);
+    (f32s && consts.0 && consts.1).then_some(a)
+}
+
 /// The convolution plan of `node` when it runs on the microkernels: a
 /// float Conv with constant weights and a constant bias (or none). The
 /// kernel (`kernels::conv`) and the memory plan both ask this one function.
@@ -283,16 +300,7 @@ pub fn conv_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<conv::ConvGemm> {
-    let a = match &node.op {
-        qcc_ir::Op::Conv(a)
-        | qcc_ir::Op::ConvClamp { conv: a, .. }
-        | qcc_ir::Op::ConvAdd { conv: a, .. } => a,
-        _ => return None,
-    };
-    let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);
-    if !f32s || !consts.0 || !consts.1 {
-        return None;
-    }
+    let a = float_conv_parts(node, [x, w, out], consts)?;
     conv::ConvGemm::new(
         a,
         &x.shape,
@@ -368,14 +376,8 @@ pub fn dw_plan(
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
 ) -> Option<qdw::QDwPlan> {
-    let a = match &node.op {
-        qcc_ir::Op::Conv(a)
-        | qcc_ir::Op::ConvClamp { conv: a, .. }
-        | qcc_ir::Op::ConvAdd { conv: a, .. } => a,
-        _ => return None,
-    };
-    let f32s = [x, w, out].iter().all(|t| t.dtype == qcc_ir::DType::F32);
-    if !f32s || !consts.0 || !consts.1 || facts.bare_metal || facts.simd == Simd::Scalar {
+    let a = float_conv_parts(node, [x, w, out], consts)?;
+    if facts.bare_metal || facts.simd == Simd::Scalar {
         return None;
     }
     if a.strides.iter().any(|&s| s != 1) {

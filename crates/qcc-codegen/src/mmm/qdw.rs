@@ -217,16 +217,7 @@ impl<'ctx> Row<'_, 'ctx> {
             for kj in 0..p.kw {
                 let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
                 let ptr = cx.gep(DType::I8, self.s, cx.add_c(base, off)?)?;
-                let l = cx.b.build_load(load_t, ptr, "")?;
-                if let Some(i) = l.as_instruction_value() {
-                    i.set_alignment(1)
-                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-                }
-                let mut v = l.into_vector_value();
-                if sw > 1 {
-                    let idx: Vec<u32> = (0..vl).map(|j| j * sw as u32).collect();
-                    v = cx.shuffle(v, load_t.get_undef(), &idx)?;
-                }
+                let v = tap(cx, ptr, load_t, vl, sw)?;
                 // One 16-bit multiply: |x · w| <= 255 · 128 < 2^15.
                 let v = if self.signed {
                     cx.b.build_int_s_extend(v, i16v, "")?
@@ -240,26 +231,69 @@ impl<'ctx> Row<'_, 'ctx> {
         }
         let q = requantize(cx, acc, self.params)?;
         let dst = cx.gep(DType::I8, orow, o0)?;
-        if valid == p.vl {
-            let st = cx.b.build_store(dst, q)?;
-            st.set_alignment(1)
-                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-            return Ok(());
-        }
-        let i1t = cx.ctx.bool_type();
-        let mask: Vec<IntValue> = (0..p.vl)
-            .map(|l| i1t.const_int((l < valid) as u64, false))
-            .collect();
-        let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
-            .and_then(|x| {
-                x.get_declaration(cx.module, &[q.get_type().into(), dst.get_type().into()])
-            })
-            .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
-        let args: [BasicMetadataValueEnum; 3] =
-            [q.into(), dst.into(), VectorType::const_vector(&mask).into()];
-        cx.b.build_call(f, &args, "")?;
-        Ok(())
+        store_lanes(
+            cx,
+            dst,
+            q,
+            (valid < p.vl).then(|| lane_mask(cx, p.vl, valid)),
+        )
     }
+}
+
+/// One tap of a row vector: `vl` elements at `ptr` (of the plan's padded
+/// plane), every `sw`-th of `load_t` (`vl · sw` elements) when strided.
+pub(super) fn tap<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    ptr: PointerValue<'ctx>,
+    load_t: VectorType<'ctx>,
+    vl: u32,
+    sw: i64,
+) -> CgResult<VectorValue<'ctx>> {
+    let l = cx.b.build_load(load_t, ptr, "")?;
+    if let Some(i) = l.as_instruction_value() {
+        i.set_alignment(1)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+    }
+    let v = l.into_vector_value();
+    if sw == 1 {
+        return Ok(v);
+    }
+    let idx: Vec<u32> = (0..vl).map(|j| j * sw as u32).collect();
+    cx.shuffle(v, load_t.get_undef(), &idx)
+}
+
+/// The constant mask of the first `valid` of `vl` lanes.
+pub(super) fn lane_mask<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    vl: usize,
+    valid: usize,
+) -> VectorValue<'ctx> {
+    let i1t = cx.ctx.bool_type();
+    let mask: Vec<IntValue> = (0..vl)
+        .map(|l| i1t.const_int((l < valid) as u64, false))
+        .collect();
+    VectorType::const_vector(&mask)
+}
+
+/// Stores `v` at `dst` (unaligned), only the lanes of `mask` when given.
+pub(super) fn store_lanes<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    dst: PointerValue<'ctx>,
+    v: VectorValue<'ctx>,
+    mask: Option<VectorValue<'ctx>>,
+) -> CgResult<()> {
+    let Some(mask) = mask else {
+        let st = cx.b.build_store(dst, v)?;
+        st.set_alignment(1)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        return Ok(());
+    };
+    let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+        .and_then(|x| x.get_declaration(cx.module, &[v.get_type().into(), dst.get_type().into()]))
+        .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+    let args: [BasicMetadataValueEnum; 3] = [v.into(), dst.into(), mask.into()];
+    cx.b.build_call(f, &args, "")?;
+    Ok(())
 }
 
 /// The weights as a private i16 constant.

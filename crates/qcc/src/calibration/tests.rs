@@ -42,6 +42,20 @@ fn npz_bytes(arrays: &[(&str, Vec<u8>)], method: CompressionMethod) -> Vec<u8> {
     z.finish().unwrap().into_inner()
 }
 
+/// A version-1 `.npy` header holding `text` (padded as numpy pads it), no data.
+fn npy_with_header(text: &str) -> Vec<u8> {
+    let mut header = text.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = NPY_MAGIC.to_vec();
+    bytes.extend([1, 0]);
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes
+}
+
 fn iota(n: usize) -> Vec<f32> {
     (0..n).map(|i| i as f32).collect()
 }
@@ -290,17 +304,9 @@ fn bad_files() {
 #[test]
 fn npy_huge_shape_is_an_error_not_a_panic() {
     let d = tempfile::tempdir().unwrap();
-    let dict =
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296, 16), }";
-    let mut header = dict.to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = NPY_MAGIC.to_vec();
-    bytes.extend([1, 0]);
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let bytes = npy_with_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296, 16), }",
+    );
     load_err(
         d.path(),
         "huge.npy",
@@ -480,15 +486,7 @@ fn npz_member_header_is_checked_before_unpacking() {
 #[test]
 fn npy_header_that_is_not_a_dict_is_one_line() {
     let d = tempfile::tempdir().unwrap();
-    let mut header = "[1, 2, 3]".to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = NPY_MAGIC.to_vec();
-    bytes.extend([1, 0]);
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let mut bytes = npy_with_header("[1, 2, 3]");
     bytes.extend([0u8; 16]);
     load_err(
         d.path(),
