@@ -83,6 +83,20 @@ def main():
     save(relu_model([helper.make_node("FancyOp", ["x"], ["y"], name="evil\nname\x1b[31m")]),
          "control_chars.onnx")
 
+    # ConstantOfShape bombs: four 1 GiB fills in a few hundred bytes, and one.
+    def fills(k):
+        shape = numpy_helper.from_array(np.array([16384, 16384], np.int64), "shape")
+        nodes = [helper.make_node("ConstantOfShape", ["shape"], [f"c{i}"], name=f"fill{i}")
+                 for i in range(k)]
+        last = "x"
+        for i in range(k):
+            nodes.append(helper.make_node("Add", [last, f"c{i}"], [f"s{i}"], name=f"add{i}"))
+            last = f"s{i}"
+        nodes.append(helper.make_node("Relu", [last], ["y"], name="relu"))
+        return relu_model(nodes, initializers=[shape], x_shape=(16384, 16384))
+    save(fills(4), "fill_bomb.onnx")
+    save(fills(1), "fill_1gib.onnx")
+
     # Two unsupported ops at once, for `qcc check`.
     save(relu_model([
         helper.make_node("Relu", ["x"], ["r"], name="ok"),

@@ -33,6 +33,9 @@ pub(crate) struct Importer {
     problems: Option<Vec<Problem>>,
     /// The model's folder, where external data lives.
     pub dir: PathBuf,
+    /// Bytes of the constants the importer generated itself so far
+    /// (ConstantOfShape, Range, Expand): bounded by `MAX_GENERATED_BYTES`.
+    pub(crate) generated: u128,
 }
 
 impl Importer {
@@ -86,6 +89,7 @@ pub(crate) fn import(
         poisoned: HashSet::new(),
         used: used_names(graph),
         evaluated: HashMap::new(),
+        generated: 0,
         problems: collect.then(Vec::new),
         dir: dir.clone(),
     };

@@ -147,6 +147,26 @@ impl NodeCx<'_, '_> {
     }
 
     /// Adds a constant named after this node (with a suffix).
+    /// Books `ty`'s bytes against the model's budget for constants the
+    /// importer generates (`MAX_GENERATED_BYTES`), before building it.
+    pub fn generate(&mut self, ty: &qcc_ir::TensorType) -> Result<(), Problem> {
+        let max = crate::ops::MAX_GENERATED_BYTES;
+        let bytes = ty
+            .shape
+            .iter()
+            .try_fold(ty.dtype.size() as u128, |a, &d| a.checked_mul(d as u128))
+            .unwrap_or(u128::MAX);
+        let total = self.imp.generated.saturating_add(bytes);
+        if total > max {
+            return Err(self.err(format!(
+                "{ty} would bring the constants this model generates (ConstantOfShape, \
+                 Range, Expand) to {total} bytes, more than the {max} qcc builds"
+            )));
+        }
+        self.imp.generated = total;
+        Ok(())
+    }
+
     pub fn add_const(&mut self, suffix: &str, t: Tensor) -> ValueId {
         let name = if suffix.is_empty() {
             self.name.clone()

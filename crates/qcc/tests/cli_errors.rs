@@ -101,6 +101,23 @@ fn symbolic_dims_with_wrong_rank() {
     );
 }
 
+/// A few hundred bytes of ConstantOfShape must not become gigabytes: the
+/// importer's budget for generated constants stops it at the first fill,
+/// quickly, with the node's name (before, four fills allocated 7 GiB and
+/// aborted after 47 s; one made a 1 GiB object).
+#[test]
+fn constant_fill_bombs() {
+    for model in ["fill_bomb.onnx", "fill_1gib.onnx"] {
+        let t = std::time::Instant::now();
+        expect_error(model, &[], &["fill0", "ConstantOfShape", "bytes"]);
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "{model}: took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
 #[test]
 fn external_data_leaving_the_folder() {
     expect_error("external_escape.onnx", &[], &["escape.bin"]);

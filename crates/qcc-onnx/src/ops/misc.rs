@@ -78,6 +78,7 @@ pub(super) fn constant_of_shape(cx: &mut NodeCx) -> R {
             value.ty()
         )));
     }
+    cx.generate(&qcc_ir::TensorType::new(value.dtype(), shape.clone()))?;
     let t = filled(&value, shape).ok_or_else(|| cx.err("cannot build the constant"))?;
     Ok(vec![cx.add_const("", t)])
 }
@@ -111,6 +112,7 @@ pub(super) fn range(cx: &mut NodeCx) -> R {
             if n > MAX_CONST_ELEMS as f64 {
                 return Err(cx.err("the range is too long"));
             }
+            cx.generate(&qcc_ir::TensorType::new(dtype, vec![n as usize]))?;
             let v: Vec<f32> = (0..n as usize).map(|k| (s + k as f64 * d) as f32).collect();
             Tensor::from_f32(vec![v.len()], v)
         }
@@ -129,6 +131,7 @@ pub(super) fn range(cx: &mut NodeCx) -> R {
             if n > MAX_CONST_ELEMS as i128 {
                 return Err(cx.err("the range is too long"));
             }
+            cx.generate(&qcc_ir::TensorType::new(dtype, vec![n as usize]))?;
             let v: Vec<i128> = (0..n).map(|k| s + k * d).collect();
             let len = vec![v.len()];
             if dtype == DType::I64 {

@@ -163,6 +163,11 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
 /// (ConstantOfShape, Range, Expand), so a hostile model cannot exhaust memory.
 pub(crate) const MAX_CONST_ELEMS: usize = 1 << 28;
 
+/// Largest total of bytes the importer generates for a whole model (the
+/// sum over its ConstantOfShape, Range and Expand nodes): a tiny model must
+/// not turn into gigabytes of weights.
+pub(crate) const MAX_GENERATED_BYTES: u128 = 256 << 20;
+
 #[cfg(test)]
 mod tests {
     #[test]

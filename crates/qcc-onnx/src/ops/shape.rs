@@ -166,7 +166,9 @@ pub(super) fn expand(cx: &mut NodeCx) -> R {
     {
         return Err(cx.err(format!("expanded shape {target:?} is too large")));
     }
-    let zeros = cx.add_const("zeros", Tensor::zeros(&TensorType::new(ty.dtype, target)));
+    let zty = TensorType::new(ty.dtype, target);
+    cx.generate(&zty)?;
+    let zeros = cx.add_const("zeros", Tensor::zeros(&zty));
     Ok(vec![cx.add(Op::Binary(BinaryOp::Add), vec![x, zeros])?])
 }
 
