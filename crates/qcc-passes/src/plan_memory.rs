@@ -133,24 +133,24 @@ pub fn plan_with_scratch(
 
     // Greedy placement, largest first (ties by definition order): lowest aligned
     // offset that does not overlap any already-placed value alive at the same time.
+    // `placed` stays sorted by offset, so one pass over it finds the gap (no
+    // sort or allocation per value: wide graphs stay fast).
     arena_vals.sort_by(|a, b| b.3.cmp(&a.3).then(a.1.cmp(&b.1)).then(a.0.cmp(&b.0)));
-    let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (start, end, offset, size)
+    let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (offset, size, start, end)
     let mut total = 0;
     for (r, start, end, size) in arena_vals {
-        let mut busy: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|p| p.0 <= end && start <= p.1)
-            .map(|p| (p.2, p.2 + p.3))
-            .collect();
-        busy.sort();
         let mut offset = 0;
-        for (lo, hi) in busy {
+        for &(lo, len, s, e) in &placed {
+            if s > end || start > e {
+                continue;
+            }
             if offset + size <= lo {
                 break;
             }
-            offset = offset.max(hi.next_multiple_of(WORKSPACE_ALIGN));
+            offset = offset.max((lo + len).next_multiple_of(WORKSPACE_ALIGN));
         }
-        placed.push((start, end, offset, size));
+        let at = placed.partition_point(|p| p.0 <= offset);
+        placed.insert(at, (offset, size, start, end));
         total = total.max(offset + size);
         match r {
             Item::Value(v) => {
