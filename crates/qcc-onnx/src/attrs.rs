@@ -15,6 +15,21 @@ fn type_name(a: &AttributeProto) -> &'static str {
 }
 
 impl<'a> Attrs<'a> {
+    /// Every attribute has a name, and no name appears twice (ONNX Runtime
+    /// and the checker reject both; qcc would otherwise read the first copy).
+    pub fn check_names(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.0.attribute {
+            if a.name().is_empty() {
+                return Err("an attribute has no name".into());
+            }
+            if !seen.insert(a.name()) {
+                return Err(format!("attribute '{}' is given twice", a.name()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<&'a AttributeProto> {
         self.0.attribute.iter().find(|a| a.name() == name)
     }

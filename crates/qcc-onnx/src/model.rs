@@ -47,6 +47,9 @@ pub(crate) fn read_model(path: &Path) -> Result<ModelProto, OnnxError> {
     decode(path, &bytes)
 }
 
+/// The newest ONNX IR version qcc reads (that of the onnx 1.22 release).
+pub(crate) const MAX_IR_VERSION: i64 = 13;
+
 /// Whether a node or opset domain is the default ONNX domain.
 pub(crate) fn is_default_domain(domain: &str) -> bool {
     domain.is_empty() || domain == "ai.onnx"
@@ -54,12 +57,26 @@ pub(crate) fn is_default_domain(domain: &str) -> bool {
 
 /// The model's opset version for the default domain, checked to be one qcc handles.
 pub(crate) fn default_opset(model: &ModelProto) -> Result<i64, Problem> {
-    let found = model
+    let ir = model.ir_version();
+    if !(1..=MAX_IR_VERSION).contains(&ir) {
+        return Err(Problem::Graph(if model.ir_version.is_none() {
+            "the model has no ir_version".to_string()
+        } else {
+            format!("ir_version {ir} is out of range (qcc reads 1 through {MAX_IR_VERSION})")
+        }));
+    }
+    let versions: Vec<i64> = model
         .opset_import
         .iter()
         .filter(|o| is_default_domain(o.domain()))
         .map(|o| o.version())
-        .max();
+        .collect();
+    if let [a, b, ..] = versions[..] {
+        return Err(Problem::Graph(format!(
+            "the default ONNX domain is imported twice (opsets {a} and {b})"
+        )));
+    }
+    let found = versions.first().copied();
     let version = match found {
         Some(v) => v,
         // IR versions before 3 had no opset_import: such models use opset 1.

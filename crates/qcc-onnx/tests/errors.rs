@@ -675,3 +675,59 @@ fn tensor_data_length_mismatch() {
     t.float_data = vec![1.0];
     assert!(import_err(&ext_model(t)).contains("float_data has 1 elements but shape [3] needs 3"));
 }
+
+/// Forms ONNX Runtime and the checker reject, which qcc used to import with
+/// a guessed meaning: an attribute given twice (the first copy won), an
+/// attribute without a name, the default domain imported twice, and a
+/// missing or out-of-range `ir_version`.
+#[test]
+fn invalid_models_are_rejected_not_guessed() {
+    let gemm = |b1: i64, b2: i64| {
+        model(
+            13,
+            graph(
+                vec![node("fc", "Gemm", &["x", "w"], &["y"])
+                    .i("transB", b1)
+                    .i("transB", b2)],
+                vec![fvi("x", &[2, 3]), fvi("w", &[3, 3])],
+                vec![out("y")],
+                vec![],
+            ),
+        )
+    };
+    let msg = import_err(&gemm(0, 1));
+    assert!(
+        msg.contains("'fc'") && msg.contains("attribute 'transB' is given twice"),
+        "{msg}"
+    );
+
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"]).i("", 1)],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("'r'") && msg.contains("an attribute has no name"),
+        "{msg}"
+    );
+
+    let mut m = relu_model();
+    let again = model(11, Default::default()).opset_import;
+    m.opset_import.extend(again);
+    let msg = import_err(&m);
+    assert!(msg.contains("imported twice (opsets 13 and 11)"), "{msg}");
+
+    let mut m = relu_model();
+    m.ir_version = None;
+    assert!(import_err(&m).contains("the model has no ir_version"));
+    m.ir_version = Some(14);
+    let msg = import_err(&m);
+    assert!(msg.contains("ir_version 14 is out of range"), "{msg}");
+    m.ir_version = Some(-3);
+    assert!(import_err(&m).contains("ir_version -3 is out of range"));
+}
