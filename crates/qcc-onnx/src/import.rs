@@ -251,7 +251,6 @@ fn build_node(imp: &mut Importer, n: &NodeProto, i: usize, opset: i64) -> Result
         opset,
         attrs: Attrs(n),
     };
-    cx.attr(cx.attrs.check_names())?;
     let outs = ops::build(&mut cx)?;
     for (j, name) in n.output.iter().enumerate() {
         if name.is_empty() {

@@ -731,3 +731,48 @@ fn invalid_models_are_rejected_not_guessed() {
     m.ir_version = Some(-3);
     assert!(import_err(&m).contains("ir_version -3 is out of range"));
 }
+
+/// More forms the checker rejects: explicit pads beside auto_pad or
+/// output_shape, MaxPool's storage_order past 1, an empty input of a
+/// variadic op (`Max('', x)`).
+#[test]
+fn contradictory_attributes_and_empty_inputs_are_rejected() {
+    let one = |n: N, x: &[usize]| {
+        model(
+            13,
+            graph(
+                vec![n],
+                vec![fvi("x", x), fvi("w", &[1, 1, 3, 3])],
+                vec![out("y")],
+                vec![],
+            ),
+        )
+    };
+    let conv = node("c", "Conv", &["x", "w"], &["y"])
+        .s("auto_pad", "SAME_UPPER")
+        .ints("pads", &[1, 1, 1, 1]);
+    let msg = import_err(&one(conv, &[1, 1, 5, 5]));
+    assert!(
+        msg.contains("'c'") && msg.contains("'pads' given together with 'auto_pad'"),
+        "{msg}"
+    );
+    let deconv = node("d", "ConvTranspose", &["x", "w"], &["y"])
+        .ints("output_shape", &[7, 7])
+        .ints("pads", &[1, 1, 1, 1]);
+    let msg = import_err(&one(deconv, &[1, 1, 5, 5]));
+    assert!(
+        msg.contains("'pads' given together with 'output_shape'"),
+        "{msg}"
+    );
+    let pool = node("p", "MaxPool", &["x"], &["y"])
+        .ints("kernel_shape", &[2, 2])
+        .i("storage_order", 3);
+    let msg = import_err(&one(pool, &[1, 1, 4, 4]));
+    assert!(msg.contains("storage_order=3 must be 0 or 1"), "{msg}");
+    let max = node("m", "Max", &["", "x"], &["y"]);
+    let msg = import_err(&one(max, &[2, 2]));
+    assert!(
+        msg.contains("'m'") && msg.contains("input 0 is empty"),
+        "{msg}"
+    );
+}

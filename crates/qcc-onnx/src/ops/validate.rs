@@ -33,6 +33,7 @@ pub(crate) fn validate(
         )));
     }
     let a = Attrs(n);
+    a.check_names().map_err(err)?;
     let out_used = |j: usize| {
         n.output
             .get(j)
@@ -55,9 +56,40 @@ pub(crate) fn validate(
         }
     };
     const AUTO_PAD: &[&str] = &["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"];
+    // Explicit pads exclude auto_pad and (ConvTranspose) output_shape.
+    let pads_alone = || -> Result<(), Problem> {
+        if !a.has("pads") {
+            return Ok(());
+        }
+        if a.string_or("auto_pad", "NOTSET").map_err(err)? != "NOTSET" {
+            return Err(err("attribute 'pads' given together with 'auto_pad'".into()));
+        }
+        if a.has("output_shape") {
+            return Err(err(
+                "attribute 'pads' given together with 'output_shape'".into()
+            ));
+        }
+        Ok(())
+    };
     match op {
-        "Conv" | "ConvTranspose" | "AveragePool" => one_of("auto_pad", "NOTSET", AUTO_PAD),
+        "Conv" | "ConvTranspose" | "AveragePool" => {
+            pads_alone()?;
+            one_of("auto_pad", "NOTSET", AUTO_PAD)
+        }
+        "Max" | "Min" | "Sum" | "Mean" => match n.input.iter().position(|i| i.is_empty()) {
+            Some(j) => Err(err(format!(
+                "input {j} is empty (every input of {op} is required)"
+            ))),
+            None => Ok(()),
+        },
         "MaxPool" => {
+            pads_alone()?;
+            let order = a.int_or("storage_order", 0).map_err(err)?;
+            if !(0..=1).contains(&order) {
+                return Err(err(format!(
+                    "attribute storage_order={order} must be 0 or 1"
+                )));
+            }
             one_of("auto_pad", "NOTSET", AUTO_PAD)?;
             if out_used(1) {
                 return Err(err("the Indices output is not supported".into()));
