@@ -10,13 +10,66 @@ pub(crate) struct Attrs<'a>(pub &'a NodeProto);
 
 type R<T> = Result<Option<T>, String>;
 
+/// A tagged attribute holds exactly the value field of its tag (a list tag
+/// may hold an empty list, which protobuf cannot tell from no list).
+/// Untagged attributes (IR version 1) are left to the typed getters.
+fn check_fields(a: &AttributeProto) -> Result<(), String> {
+    use AttributeType as T;
+    let set = [
+        (T::Float, a.f.is_some()),
+        (T::Int, a.i.is_some()),
+        (T::String, a.s.is_some()),
+        (T::Tensor, a.t.is_some()),
+        (T::Graph, a.g.is_some()),
+        (T::SparseTensor, a.sparse_tensor.is_some()),
+        (T::TypeProto, a.tp.is_some()),
+        (T::Floats, !a.floats.is_empty()),
+        (T::Ints, !a.ints.is_empty()),
+        (T::Strings, !a.strings.is_empty()),
+        (T::Tensors, !a.tensors.is_empty()),
+        (T::Graphs, !a.graphs.is_empty()),
+        (T::SparseTensors, !a.sparse_tensors.is_empty()),
+        (T::TypeProtos, !a.type_protos.is_empty()),
+    ];
+    let tag = a.r#type();
+    if tag == T::Undefined {
+        return Ok(());
+    }
+    let held: Vec<T> = set.iter().filter(|(_, on)| *on).map(|(t, _)| *t).collect();
+    let list = matches!(
+        tag,
+        T::Floats
+            | T::Ints
+            | T::Strings
+            | T::Tensors
+            | T::Graphs
+            | T::SparseTensors
+            | T::TypeProtos
+    );
+    if held == [tag] || (held.is_empty() && list) {
+        return Ok(());
+    }
+    let what = if held.is_empty() {
+        "no value".to_string()
+    } else {
+        let names: Vec<&str> = held.iter().map(|t| t.as_str_name()).collect();
+        names.join(" and ")
+    };
+    Err(format!(
+        "attribute '{}' is tagged {} but holds {what}",
+        a.name(),
+        tag.as_str_name()
+    ))
+}
+
 fn type_name(a: &AttributeProto) -> &'static str {
     a.r#type().as_str_name()
 }
 
 impl<'a> Attrs<'a> {
-    /// Every attribute has a name, and no name appears twice (ONNX Runtime
-    /// and the checker reject both; qcc would otherwise read the first copy).
+    /// Every attribute has a name, no name appears twice (qcc would
+    /// otherwise read the first copy), and a type tag holds its own value
+    /// field and no other: ONNX Runtime and the checker reject all three.
     pub fn check_names(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for a in &self.0.attribute {
@@ -26,6 +79,7 @@ impl<'a> Attrs<'a> {
             if !seen.insert(a.name()) {
                 return Err(format!("attribute '{}' is given twice", a.name()));
             }
+            check_fields(a)?;
         }
         Ok(())
     }

@@ -776,3 +776,36 @@ fn contradictory_attributes_and_empty_inputs_are_rejected() {
         "{msg}"
     );
 }
+
+/// An attribute whose type tag disagrees with the field it holds.
+#[test]
+fn attribute_tags_must_match_their_values() {
+    let with = |f: &dyn Fn(&mut qcc_onnx::proto::AttributeProto)| {
+        let mut n = node("fc", "Gemm", &["x", "w"], &["y"]).i("transB", 1);
+        f(&mut n.0.attribute[0]);
+        model(
+            13,
+            graph(
+                vec![n],
+                vec![fvi("x", &[2, 3]), fvi("w", &[3, 3])],
+                vec![out("y")],
+                vec![],
+            ),
+        )
+    };
+    let msg = import_err(&with(&|a| a.f = Some(1.0)));
+    assert!(
+        msg.contains("'transB' is tagged INT but holds FLOAT and INT"),
+        "{msg}"
+    );
+    let msg = import_err(&with(&|a| a.i = None));
+    assert!(
+        msg.contains("'transB' is tagged INT but holds no value"),
+        "{msg}"
+    );
+    let msg = import_err(&with(&|a| {
+        a.i = None;
+        a.ints = vec![1];
+    }));
+    assert!(msg.contains("tagged INT but holds INTS"), "{msg}");
+}
