@@ -10,7 +10,7 @@ use crate::model;
 use crate::node::NodeCx;
 use crate::ops;
 use crate::proto::{GraphProto, ModelProto, NodeProto};
-use crate::signature::{input_type, output_mismatch};
+use crate::signature::{input_contradicts, input_type, output_mismatch};
 use crate::tensor;
 use crate::topo;
 use crate::ImportOptions;
@@ -162,6 +162,11 @@ fn add_inputs(
     for vi in &graph.input {
         let name = vi.name();
         if initializers.contains(name) {
+            // The initializer is the value; a declaration must agree with it.
+            let init = imp.values.get(name).map(|v| imp.g.value_type(*v).clone());
+            if let Some(why) = init.and_then(|t| input_contradicts(vi, &t)) {
+                imp.report(Problem::tensor(name, &why))?;
+            }
             continue;
         }
         if !seen.insert(name.to_string()) {

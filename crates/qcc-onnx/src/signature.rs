@@ -15,6 +15,27 @@ enum Dim {
     Unknown,
 }
 
+/// Why a graph input named like an initializer contradicts it (its declared
+/// element type or a fixed dim differs, or its rank), if it does; symbolic
+/// and unknown dims, and an input with no declared type, agree with anything.
+pub(crate) fn input_contradicts(vi: &ValueInfoProto, init: &TensorType) -> Option<String> {
+    let (code, dims) = declared(vi).ok()?;
+    let dtype_differs = tensor::dtype_of(code).is_ok_and(|d| d != init.dtype);
+    let dims_differ = dims.is_some_and(|ds| {
+        ds.len() != init.shape.len()
+            || ds
+                .iter()
+                .zip(&init.shape)
+                .any(|(d, &s)| matches!(d, Dim::Fixed(v) if *v != s))
+    });
+    (dtype_differs || dims_differ).then(|| {
+        format!(
+            "is a graph input whose declared type does not match its initializer {init} \
+             (ONNX Runtime rejects this)"
+        )
+    })
+}
+
 /// The declared type of a value: element type code and dims (`None`: no shape).
 fn declared(vi: &ValueInfoProto) -> Result<(i32, Option<Vec<Dim>>), String> {
     let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref())

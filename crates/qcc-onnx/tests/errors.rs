@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use prost::Message;
 use qcc_onnx::proto::tensor_proto::DataLocation;
-use qcc_onnx::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use qcc_onnx::proto::{ModelProto, StringStringEntryProto, TensorProto, ValueInfoProto};
 use qcc_onnx::{check_model, load_model, read_tensor_pb, ImportOptions};
 use std::path::Path;
 
@@ -808,4 +808,28 @@ fn attribute_tags_must_match_their_values() {
         a.ints = vec![1];
     }));
     assert!(msg.contains("tagged INT but holds INTS"), "{msg}");
+}
+
+/// A graph input named like an initializer must declare the initializer's
+/// type (symbolic dims agree with anything).
+#[test]
+fn inputs_shadowing_initializers_must_agree() {
+    let m = |w_decl: ValueInfoProto| {
+        model(
+            13,
+            graph(
+                vec![node("mm", "MatMul", &["x", "w"], &["y"])],
+                vec![fvi("x", &[2, 3]), w_decl],
+                vec![out("y")],
+                vec![tf32_seq("w", &[3, 4])],
+            ),
+        )
+    };
+    let msg = import_err(&m(fvi("w", &[3, 3])));
+    assert!(
+        msg.contains("'w'") && msg.contains("does not match its initializer f32[3,4]"),
+        "{msg}"
+    );
+    import(&m(vi("w", FLOAT, &["3", "n"]))).expect("a symbolic dim agrees");
+    import(&m(fvi("w", &[3, 4]))).expect("the same type agrees");
 }
