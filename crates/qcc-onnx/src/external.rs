@@ -14,7 +14,14 @@ pub(crate) fn read(t: &TensorProto, base_dir: &Path, expected: usize) -> Result<
     let mut location = None;
     let mut offset: u64 = 0;
     let mut length: Option<u64> = None;
+    let mut seen = std::collections::HashSet::new();
     for e in &t.external_data {
+        if !seen.insert(e.key()) {
+            return Err(err(format!(
+                "external data entry '{}' is given twice",
+                e.key()
+            )));
+        }
         let num = |what: &str| -> Result<u64, Problem> {
             e.value().trim().parse::<u64>().map_err(|_| {
                 err(format!(

@@ -102,6 +102,12 @@ impl NodeCx<'_, '_> {
     pub fn const_ints(&mut self, i: usize, what: &str) -> Result<Option<Vec<i64>>, Problem> {
         match self.const_input(i, what)? {
             None => Ok(None),
+            // Every integer-list input ONNX defines (axes, shape, pads, split,
+            // starts…) is 1-D; a scalar is read as one value.
+            Some(t) if t.shape().len() > 1 => Err(self.err(format!(
+                "input '{what}' must be a 1-D tensor, got {}",
+                t.ty()
+            ))),
             Some(t) => t
                 .to_i64_vec()
                 .map(Some)

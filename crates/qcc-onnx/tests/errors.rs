@@ -833,3 +833,73 @@ fn inputs_shadowing_initializers_must_agree() {
     import(&m(vi("w", FLOAT, &["3", "n"]))).expect("a symbolic dim agrees");
     import(&m(fvi("w", &[3, 4]))).expect("the same type agrees");
 }
+
+/// An external-data key given twice (which `location` would qcc read?), and
+/// Split-18 without, or with both, the `split` input and `num_outputs`.
+#[test]
+fn duplicate_external_keys_and_split_18_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.bin"), floats_bytes(&[1.0; 4])).unwrap();
+    let mut t = external("w", "w.bin", None, None);
+    t.external_data.push(StringStringEntryProto {
+        key: Some("location".into()),
+        value: Some("other.bin".into()),
+    });
+    let p = write(dir.path(), "m.onnx", &ext_model(t));
+    let e = load_model(&p, &ImportOptions::default()).expect_err("must fail");
+    assert!(
+        e.to_string().contains("entry 'location' is given twice"),
+        "{e}"
+    );
+
+    let split = |n: N, inits: Vec<TensorProto>| {
+        model(
+            18,
+            graph(
+                vec![n],
+                vec![fvi("x", &[2, 6])],
+                vec![out("a"), out("b")],
+                inits,
+            ),
+        )
+    };
+    let msg = import_err(&split(
+        node("sp", "Split", &["x"], &["a", "b"]).i("axis", 1),
+        vec![],
+    ));
+    assert!(
+        msg.contains("needs the 'split' input or attribute 'num_outputs'"),
+        "{msg}"
+    );
+    let both = node("sp", "Split", &["x", "s"], &["a", "b"])
+        .i("axis", 1)
+        .i("num_outputs", 2);
+    let msg = import_err(&split(both, vec![ints("s", &[3, 3])]));
+    assert!(
+        msg.contains("has both the 'split' input and attribute 'num_outputs'"),
+        "{msg}"
+    );
+}
+
+/// Integer-list inputs (axes, shape, pads…) are 1-D tensors.
+#[test]
+fn a_two_dimensional_axes_tensor_is_rejected() {
+    let axes = TensorProto {
+        dims: vec![1, 2],
+        ..ints("axes", &[2, 3])
+    };
+    let m = model(
+        13,
+        graph(
+            vec![node("rm", "ReduceSum", &["x", "axes"], &["y"])],
+            vec![fvi("x", &[1, 2, 3, 4])],
+            vec![out("y")],
+            vec![axes],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("'rm'") && msg.contains("input 'axes' must be a 1-D tensor"),
+        "{msg}"
+    );
+}

@@ -64,6 +64,18 @@ pub(super) fn split(cx: &mut NodeCx) -> R {
     } else {
         cx.attr(cx.attrs.ints("split"))?
     };
+    // From opset 18, exactly one of the `split` input and `num_outputs`.
+    if cx.opset >= 18 {
+        match (given.is_some(), cx.attrs.has("num_outputs")) {
+            (true, true) => {
+                return Err(cx.err("has both the 'split' input and attribute 'num_outputs'"))
+            }
+            (false, false) => {
+                return Err(cx.err("needs the 'split' input or attribute 'num_outputs'"))
+            }
+            _ => {}
+        }
+    }
     let sizes: Vec<usize> = match given.filter(|s| !s.is_empty()) {
         Some(s) => {
             let s = cx.usizes(&s, "split sizes")?;
