@@ -222,6 +222,25 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             };
             add_case(&mut g, &mut feed, c, op, x, [w, b]);
             c += 1;
+            // Depthwise 7×7: 49 taps at the extremes, the largest sums the
+            // depthwise kernel's exact f32 taps (x86) ever hold.
+            let x = ints(xdt, &[1, 3, 9, 9], &vec![xv; 3 * 81]);
+            let w = ints(DType::I8, &[3, 1, 7, 7], &vec![wv; 3 * 49]);
+            let b = ints(DType::I32, &[3], &[0, 7, -7]);
+            let epi = Epilogue {
+                rescale: Rescale::uniform(1, 12),
+                zero_point: 0,
+                min: -128,
+                max: 127,
+            };
+            let op = Op::QConv {
+                conv: conv_attrs(2, 1, 3, 1, 3),
+                x_zero_point: zx,
+                epi,
+                to: DType::I8,
+            };
+            add_case(&mut g, &mut feed, c, op, x, [w, b]);
+            c += 1;
         }
     }
     (g, feed)

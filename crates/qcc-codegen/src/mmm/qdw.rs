@@ -36,6 +36,11 @@ pub struct QDwPlan {
     pub vl: usize,
     /// Bytes per element of the padded copy (1 for int8, 4 for f32).
     pub elem: usize,
+    /// int8 only: the taps run as f32 FMAs on a float copy of the padded
+    /// plane, exact because every product and partial sum is an integer
+    /// below 2^24 (`taps · 255 · 128 < 2^24`); on x86, where the 16-bit
+    /// path is bound by its widening shuffles.
+    pub f32_taps: bool,
 }
 
 impl std::ops::Deref for QDwPlan {
@@ -82,6 +87,9 @@ impl QDwPlan {
         // Every vector (including the last, partly masked one) reads inside its row.
         let reach = div_ceil(ow, vl) * vl * stride.1 + (kw - 1) * dil.1;
         let wps = reach.max(1);
+        let f32_taps = elem == 1
+            && matches!(facts.simd, Simd::Avx2 | Simd::Avx512)
+            && kh * kw * 255 * 128 < 1 << 24;
         Some(QDwPlan {
             geo,
             mult: oc / c,
@@ -89,12 +97,24 @@ impl QDwPlan {
             wps,
             vl,
             elem,
+            f32_taps,
         })
     }
 
-    /// Workspace scratch the node needs (the padded plane), in bytes.
-    pub fn scratch_bytes(&self) -> usize {
+    /// Bytes of the padded plane (a whole number of cache lines).
+    fn plane_bytes(&self) -> usize {
         (self.hp * self.wps * self.elem).next_multiple_of(64)
+    }
+
+    /// Workspace scratch the node needs (the padded plane, and its float
+    /// copy with `f32_taps`), in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        let float = if self.f32_taps {
+            (self.hp * self.wps).next_multiple_of(16) * 4
+        } else {
+            0
+        };
+        self.plane_bytes() + float
     }
 }
 
@@ -123,6 +143,12 @@ pub fn emit<'ctx>(
     let vl = p.vl as u32;
     let signed = x.dtype() == DType::I8;
     let i64t = cx.i64_t();
+    // The float copy of the padded plane, after it in scratch.
+    let sf = if p.f32_taps {
+        Some(cx.gep_bytes(s, p.plane_bytes() as i64)?)
+    } else {
+        None
+    };
     let out_params = [
         cx.splat(cx.i64(epi.zero_point as i64).into(), vl)?,
         cx.splat(cx.i64(epi.min as i64).into(), vl)?,
@@ -133,6 +159,9 @@ pub fn emit<'ctx>(
             let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
             let xc = cx.gep(DType::I8, x.ptr, cx.mul_c(plane, hw)?)?;
             pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?;
+            if let Some(sf) = sf {
+                to_f32(cx, s, sf, p.hp * p.wps, signed)?;
+            }
             cx.for_range(0, p.mult as i64, |cx, j| {
                 let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
                 let oplane = cx.add(cx.mul_c(bi, oc as i64)?, o)?;
@@ -144,6 +173,10 @@ pub fn emit<'ctx>(
                         // SAFETY: `i` indexes the OC·taps weight table.
                         let ptr = unsafe { cx.b.build_in_bounds_gep(i16t, wt, &[i], "")? };
                         let v = cx.b.build_load(i16t, ptr, "")?.into_int_value();
+                        if sf.is_some() {
+                            let f = cx.b.build_signed_int_to_float(v, cx.f32_t(), "")?;
+                            return cx.splat(f.into(), vl);
+                        }
                         cx.splat(v.into(), vl)
                     })
                     .collect::<CgResult<_>>()?;
@@ -157,6 +190,7 @@ pub fn emit<'ctx>(
                 let row = Row {
                     p,
                     s,
+                    sf,
                     ws: &ws,
                     params: [
                         params[0],
@@ -189,6 +223,8 @@ pub fn emit<'ctx>(
 struct Row<'r, 'ctx> {
     p: &'r QDwPlan,
     s: PointerValue<'ctx>,
+    /// The float copy of the plane (`f32_taps`).
+    sf: Option<PointerValue<'ctx>>,
     ws: &'r [VectorValue<'ctx>],
     params: [VectorValue<'ctx>; 6],
     signed: bool,
@@ -205,14 +241,62 @@ impl<'ctx> Row<'_, 'ctx> {
         valid: usize,
     ) -> CgResult<()> {
         let p = self.p;
-        let vl = p.vl as u32;
         let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
-        let i8t = cx.i8_t();
+        let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
+        let acc = match self.sf {
+            Some(sf) => self.float_taps(cx, sf, base)?,
+            None => self.int_taps(cx, base)?,
+        };
+        let q = requantize(cx, acc, self.params)?;
+        let dst = cx.gep(DType::I8, orow, o0)?;
+        let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
+        store_lanes(cx, dst, q, mask)
+    }
+
+    /// The taps as exact f32 FMAs on the float plane, converted to i32.
+    fn float_taps(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        sf: PointerValue<'ctx>,
+        base: IntValue<'ctx>,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let p = self.p;
+        let vl = p.vl as u32;
+        let sw = p.stride.1 as i64;
+        let vt = cx.f32_t().vec_type(vl);
+        let load_t = cx.f32_t().vec_type(vl * sw as u32);
+        let mut acc = vt.const_zero();
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
+                let v = tap(cx, cx.gep_f32(sf, cx.add_c(base, off)?)?, load_t, vl, sw)?;
+                let w = self.ws[ki * p.kw + kj];
+                acc = cx
+                    .call_intrinsic(
+                        "llvm.fmuladd",
+                        &[vt.into()],
+                        &[v.into(), w.into(), acc.into()],
+                    )?
+                    .into_vector_value();
+            }
+        }
+        let i32v = cx.i32_t().vec_type(vl);
+        Ok(cx.b.build_float_to_signed_int(acc, i32v, "")?)
+    }
+
+    /// The taps as 16-bit products summed into i32 lanes.
+    fn int_taps(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        base: IntValue<'ctx>,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let p = self.p;
+        let vl = p.vl as u32;
+        let sw = p.stride.1 as i64;
         let i32v = cx.i32_t().vec_type(vl);
         let i16v = cx.ctx.i16_type().vec_type(vl);
-        let load_t = i8t.vec_type(vl * sw as u32);
+        let load_t = cx.i8_t().vec_type(vl * sw as u32);
         let mut acc = i32v.const_zero();
-        let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
         for ki in 0..p.kh {
             for kj in 0..p.kw {
                 let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
@@ -229,15 +313,45 @@ impl<'ctx> Row<'_, 'ctx> {
                 acc = cx.b.build_int_add(acc, prod, "")?;
             }
         }
-        let q = requantize(cx, acc, self.params)?;
-        let dst = cx.gep(DType::I8, orow, o0)?;
-        store_lanes(
-            cx,
-            dst,
-            q,
-            (valid < p.vl).then(|| lane_mask(cx, p.vl, valid)),
-        )
+        Ok(acc)
     }
+}
+
+/// `dst[i] = src[i] as f32` for the `n` bytes of a padded plane (signed or
+/// unsigned), 16 at a time: `src` holds whole cache lines and `dst` room
+/// for `n` rounded up to 16.
+fn to_f32<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    src: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    n: usize,
+    signed: bool,
+) -> CgResult<()> {
+    const V: u32 = 16;
+    let (bt, it, ft) = (
+        cx.i8_t().vec_type(V),
+        cx.i32_t().vec_type(V),
+        cx.f32_t().vec_type(V),
+    );
+    cx.for_range(0, div_ceil(n, V as usize) as i64, |cx, k| {
+        let at = cx.mul_c(k, V as i64)?;
+        let l = cx.b.build_load(bt, cx.gep(DType::I8, src, at)?, "")?;
+        if let Some(i) = l.as_instruction_value() {
+            i.set_alignment(1)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        let b = l.into_vector_value();
+        let w = if signed {
+            cx.b.build_int_s_extend(b, it, "")?
+        } else {
+            cx.b.build_int_z_extend(b, it, "")?
+        };
+        let f = cx.b.build_signed_int_to_float(w, ft, "")?;
+        let st = cx.b.build_store(cx.gep_f32(dst, at)?, f)?;
+        st.set_alignment(4)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    })
 }
 
 /// One tap of a row vector: `vl` elements at `ptr` (of the plan's padded
