@@ -1,4 +1,5 @@
-"""Generates the malformed inputs under testdata/bad/ that the CLI error tests feed to qcc.
+"""Generates the malformed inputs under testdata/bad/ that the CLI error tests feed to qcc,
+and the seeds of the fuzz corpus under testdata/fuzz/ (crates/qcc/tests/fuzz_pipeline.rs).
 
 Each file is small and deterministic; run `python testdata/gen_bad_models.py` from the
 repository root to regenerate them. The expected error of each is asserted in
@@ -103,6 +104,51 @@ def main():
         helper.make_node("Hardmax", ["r"], ["h"], name="hm"),
         helper.make_node("FancyOp", ["h"], ["y"], name="mystery"),
     ]), "two_unsupported.onnx")
+
+    fuzz_seeds()
+
+
+def fuzz_seeds():
+    """Seeds of the fuzz corpus (testdata/fuzz/, with every other model under
+    testdata/): small valid models that reach the passes' rewrites."""
+    d = os.path.join(os.path.dirname(OUT), "fuzz")
+    os.makedirs(d, exist_ok=True)
+
+    def put(g, name, opset=13):
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(m.SerializeToString())
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.full((4, 4, 3, 3), 0.1, np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(4, np.float32), "b")
+    # Conv + residual Add + Relu (fuse-residual, fuse-activation), a depthwise conv.
+    wd = numpy_helper.from_array(np.full((4, 1, 3, 3), 0.2, np.float32), "wd")
+    put(helper.make_graph([
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Add", ["c", "x"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "wd"], ["y"], pads=[1, 1, 1, 1], group=4, name="dw"),
+    ], "residual", [x], [y], [w, b, wd]), "residual.onnx")
+    # Generated constants and shape arithmetic.
+    shape = numpy_helper.from_array(np.array([1, 4, 6, 6], np.int64), "shape")
+    lim = numpy_helper.from_array(np.array(6, np.int64), "lim")
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    one = numpy_helper.from_array(np.array(1, np.int64), "one")
+    put(helper.make_graph([
+        helper.make_node("ConstantOfShape", ["shape"], ["f"], name="fill"),
+        helper.make_node("Range", ["zero", "lim", "one"], ["rg"], name="range"),
+        helper.make_node("Cast", ["rg"], ["rf"], to=TensorProto.FLOAT, name="cast"),
+        helper.make_node("Expand", ["rf", "shape"], ["e"], name="expand"),
+        helper.make_node("Add", ["x", "f"], ["a"], name="add0"),
+        helper.make_node("Mul", ["a", "e"], ["y"], name="mul"),
+    ], "fills", [x], [y], [shape, lim, zero, one]), "fills.onnx")
+    # Split with num_outputs (opset 18) and a variadic Max.
+    put(helper.make_graph([
+        helper.make_node("Split", ["x"], ["p", "q"], axis=1, num_outputs=2, name="split"),
+        helper.make_node("Max", ["p", "q"], ["y"], name="max"),
+    ], "split18", [x], [y]), "split18.onnx", opset=18)
 
 
 if __name__ == "__main__":
