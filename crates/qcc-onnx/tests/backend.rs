@@ -1,14 +1,16 @@
 //! ONNX backend node tests (layout `<case>/model.onnx`,
-//! `<case>/test_data_set_N/{input,output}_K.pb`), run when the environment
-//! variable `QCC_ONNX_BACKEND_DIR` names a folder of such cases: every case
-//! qcc can import is run on `qcc_interp` and compared with the expected
-//! outputs. Backend tests often pass parameters (Reshape's shape, Clip's
-//! bounds…) as graph inputs, which qcc needs as constants: when the model
-//! as given does not import, the harness retries with inputs 1.. (then all
-//! inputs) frozen into initializers from the test data. Cases qcc does not
-//! support are counted, not failed. Without the variable the test does
-//! nothing. `QCC_ONNX_BACKEND_FILTER` keeps only cases whose path contains
+//! `<case>/test_data_set_N/{input,output}_K.pb`) on the interpreter: every
+//! case of `.cache/onnx-node/` (fetched by `scripts/setup.sh` from the onnx
+//! 1.22.0 wheel; `QCC_ONNX_BACKEND_DIR` names another folder) that qcc can
+//! import is run on `qcc_interp` and compared with the expected outputs.
+//! Backend tests often pass parameters (Reshape's shape, Clip's bounds…) as
+//! graph inputs, which qcc needs as constants: when the model as given does
+//! not import, the harness retries with inputs 1.. (then all inputs) frozen
+//! into initializers from the test data. Cases qcc does not support are
+//! counted, not failed, but the count that passes may not fall below what
+//! it was. `QCC_ONNX_BACKEND_FILTER` keeps only cases whose path contains
 //! it; `QCC_ONNX_BACKEND_VERBOSE` prints why each skipped case is unsupported.
+//! (The native conformance run of the same cases is `crates/qcc/tests/onnx_node.rs`.)
 
 use prost::Message;
 use qcc_ir::Tensor;
@@ -120,15 +122,24 @@ fn run_case(dir: &Path, tmp: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
+/// Cases of the onnx 1.22.0 node tests the interpreter passed when this
+/// floor was set (461 of 1765); a drop means qcc lost an op or a form.
+const MIN_PASSED: usize = 461;
+
 #[test]
 fn onnx_backend_node_tests() {
-    let Ok(root) = std::env::var("QCC_ONNX_BACKEND_DIR") else {
-        eprintln!("QCC_ONNX_BACKEND_DIR not set: skipped");
-        return;
-    };
+    let root = std::env::var("QCC_ONNX_BACKEND_DIR").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/onnx-node"),
+        PathBuf::from,
+    );
+    assert!(
+        root.join(".complete").is_file() || std::env::var_os("QCC_ONNX_BACKEND_DIR").is_some(),
+        "the ONNX node tests are not in {}: run scripts/setup.sh",
+        root.display()
+    );
     let filter = std::env::var("QCC_ONNX_BACKEND_FILTER").unwrap_or_default();
     let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .expect("read QCC_ONNX_BACKEND_DIR")
+        .expect("read the node tests folder")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("model.onnx").exists())
         .filter(|p| p.to_string_lossy().contains(&filter))
@@ -150,26 +161,10 @@ fn onnx_backend_node_tests() {
         failed.len()
     );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
-}
-
-/// Prints `check_model`'s verdict for every `*.onnx` file in the folder
-/// named by `QCC_ONNX_CHECK_DIR` (a survey tool; never fails).
-#[test]
-fn survey_check_model() {
-    let Ok(root) = std::env::var("QCC_ONNX_CHECK_DIR") else {
-        return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .expect("read QCC_ONNX_CHECK_DIR")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    files.sort();
-    for f in files {
-        match check_model(&f, &ImportOptions::default()) {
-            Ok(p) if p.is_empty() => eprintln!("{}: ok", f.display()),
-            Ok(p) => eprintln!("{}: {}", f.display(), p.join(" | ")),
-            Err(e) => eprintln!("{e}"),
-        }
+    if filter.is_empty() {
+        assert!(
+            passed >= MIN_PASSED,
+            "{passed} cases passed, fewer than {MIN_PASSED}"
+        );
     }
 }
