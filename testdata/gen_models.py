@@ -243,11 +243,33 @@ def ops_mix():
     return m, inputs
 
 
+def export_quirks():
+    """Forms real exports use: Clip with bounds computed at run time (a log-mel
+    front end clamps to `ReduceMax(x) - 80`), one computed bound beside a
+    constant one."""
+    b = Builder(seed=5)
+    scalar = lambda v: np.array(v, dtype=np.float32)  # noqa: E731
+    top = b.op("ReduceMax", ["x"], keepdims=0)
+    lo = b.op("Sub", [top, b.const("range", scalar(2.5))])
+    b.op("Clip", ["x", lo], out="y_floor")
+    hi = b.op("Mul", [b.op("ReduceMean", ["x"], keepdims=0), b.const("two", scalar(2.0))])
+    b.op("Clip", ["x", b.const("lo", scalar(-1.0)), hi], out="y_band")
+    m = b.model(
+        "export_quirks",
+        [f32("x", [1, 3, 8, 8])],
+        [f32("y_floor", [1, 3, 8, 8]), f32("y_band", [1, 3, 8, 8])],
+        opset=13,
+    )
+    inputs = [(b.rng.standard_normal((1, 3, 8, 8)) * 2).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
     "symbolic_batch": symbolic_batch,
     "ops_mix": ops_mix,
+    "export_quirks": export_quirks,
 }
 
 

@@ -699,3 +699,35 @@ fn computed_reshape_shape() {
     // The shape computation stays in the graph for constant folding to remove.
     assert_eq!(ops(&g), ["gather", "reshape", "concat", "reshape"]);
 }
+
+/// Clip with bounds computed at run time (`min = ReduceMax(x) - 2.5`, as a
+/// log-mel front end clamps) becomes Max / Min with that tensor; a constant
+/// bound beside it stays a Clip, in `min(max(x, lo), hi)` order.
+#[test]
+fn clip_with_computed_bounds() {
+    let nodes = |max: &str| {
+        vec![
+            node("rm", "ReduceMax", &["x"], &["m"]).i("keepdims", 0),
+            node("sub", "Sub", &["m", "d"], &["lo"]),
+            node("clip", "Clip", &["x", "lo", max], &["y"]),
+        ]
+    };
+    let x = qcc_ir::Tensor::from_f32(vec![2, 3], vec![-4.0, 1.0, 0.5, 2.0, -1.0, 0.75]).unwrap();
+    let inits = || vec![tf32("d", &[], &[2.5]), tf32("hi", &[], &[1.5])];
+    // Computed min only: max(x, 2 - 2.5).
+    let g = graph(nodes(""), vec![fvi("x", &[2, 3])], vec![out("y")], inits());
+    let g = import(&model(13, g)).unwrap();
+    assert!(ops(&g).contains(&"max"), "{:?}", ops(&g));
+    let y = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+    assert_eq!(y[0].as_f32().unwrap(), [-0.5, 1.0, 0.5, 2.0, -0.5, 0.75]);
+    // Computed min, constant max.
+    let g = graph(
+        nodes("hi"),
+        vec![fvi("x", &[2, 3])],
+        vec![out("y")],
+        inits(),
+    );
+    let g = import(&model(13, g)).unwrap();
+    let y = qcc_interp::run(&g, &[x]).unwrap();
+    assert_eq!(y[0].as_f32().unwrap(), [-0.5, 1.0, 0.5, 1.5, -0.5, 0.75]);
+}

@@ -23,18 +23,56 @@ pub(super) fn hard_sigmoid(cx: &mut NodeCx) -> R {
 
 /// Clip: bounds are attributes before opset 11, optional constant inputs after.
 pub(super) fn clip(cx: &mut NodeCx) -> R {
-    let (min, max) = if cx.opset < 11 {
-        (
-            cx.attr(cx.attrs.float_or("min", f32::NEG_INFINITY))?,
-            cx.attr(cx.attrs.float_or("max", f32::INFINITY))?,
-        )
-    } else {
-        (
-            cx.const_scalar(1, "min")?.unwrap_or(f32::NEG_INFINITY),
-            cx.const_scalar(2, "max")?.unwrap_or(f32::INFINITY),
-        )
-    };
-    unary(cx, UnaryOp::Clip { min, max })
+    if cx.opset < 11 {
+        let min = cx.attr(cx.attrs.float_or("min", f32::NEG_INFINITY))?;
+        let max = cx.attr(cx.attrs.float_or("max", f32::INFINITY))?;
+        return unary(cx, UnaryOp::Clip { min, max });
+    }
+    // Bounds computed at run time (a log-mel front end clamps to
+    // `ReduceMax(x) - 80`) become Max / Min with that tensor; constant ones
+    // stay Clip attributes. Either way `min(max(x, lo), hi)`, in that order.
+    let x = cx.input(0)?;
+    let mut steps: Vec<(Op, Option<ValueId>)> = vec![];
+    let mut consts = [f32::NEG_INFINITY, f32::INFINITY];
+    for (i, what, op) in [(1, "min", BinaryOp::Max), (2, "max", BinaryOp::Min)] {
+        let Some(v) = cx.opt_input(i)? else {
+            continue;
+        };
+        if let Ok(Some(_)) = cx.imp.const_value(v) {
+            let c = cx.const_scalar(i, what)?.unwrap_or(consts[i - 1]);
+            consts[i - 1] = c;
+            let (min, max) = if i == 1 {
+                (c, f32::INFINITY)
+            } else {
+                (f32::NEG_INFINITY, c)
+            };
+            steps.push((Op::Unary(UnaryOp::Clip { min, max }), None));
+            continue;
+        }
+        let (tx, tv) = (cx.ty(x), cx.ty(v));
+        if tv.numel() != 1 || tv.dtype != tx.dtype {
+            return Err(cx.err(format!(
+                "input '{what}' must be one {} value, got {tv}",
+                tx.dtype
+            )));
+        }
+        steps.push((Op::Binary(op), Some(v)));
+    }
+    if steps.iter().all(|(_, v)| v.is_none()) {
+        let [min, max] = consts;
+        return unary(cx, UnaryOp::Clip { min, max });
+    }
+    let last = steps.len() - 1;
+    let mut y = x;
+    for (k, (op, v)) in steps.into_iter().enumerate() {
+        let ins = std::iter::once(y).chain(v).collect();
+        y = if k == last {
+            cx.add(op, ins)?
+        } else {
+            cx.add_aux(&format!("clip{k}"), op, ins)?
+        };
+    }
+    Ok(vec![y])
 }
 
 pub(super) fn binary(cx: &mut NodeCx, op: BinaryOp) -> R {
