@@ -51,6 +51,13 @@ def main():
          "missing_initializer.onnx")
 
     save(relu_model(x_shape=("batch", 4)), "symbolic_dims.onnx")
+    # A symbolic dim past the batch axis: --input-shape is still needed.
+    save(relu_model(x_shape=(1, "width")), "symbolic_width.onnx")
+    # An output declared rank 0 while it computes [1, 4] (a Paddle export quirk).
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y0 = helper.make_tensor_value_info("y", TensorProto.FLOAT, [])
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x], [y0])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), "output_rank0.onnx")
     # Paddle-style "dynamic" dim: dim_value -1 (fixed with --input-shape).
     save(relu_model(x_shape=(-1, 4)), "minus_one_dim.onnx")
 

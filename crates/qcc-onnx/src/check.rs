@@ -16,7 +16,7 @@ use std::path::Path;
 /// The problems of `model` (read from `path`), one message each.
 pub(crate) fn check(model: &ModelProto, path: &Path, opts: &ImportOptions) -> Vec<String> {
     let problems = match import::import(model, path, opts, true) {
-        Ok((_, problems)) => problems,
+        Ok(imported) => imported.problems,
         Err(fatal) => {
             let mut problems = vec![fatal];
             if default_opset(model).is_err() {

@@ -10,7 +10,7 @@ use crate::model;
 use crate::node::NodeCx;
 use crate::ops;
 use crate::proto::{GraphProto, ModelProto, NodeProto};
-use crate::signature::{input_contradicts, input_type, output_mismatch};
+use crate::signature::{input_contradicts, input_type, leading_batch_note, output_mismatch};
 use crate::tensor;
 use crate::topo;
 use crate::ImportOptions;
@@ -33,6 +33,9 @@ pub(crate) struct Importer {
     problems: Option<Vec<Problem>>,
     /// The model's folder, where external data lives.
     pub dir: PathBuf,
+    /// What the user should know but that does not stop the import (a
+    /// batch dim set to 1, a declared output shape overridden), one line each.
+    pub(crate) notes: Vec<String>,
     /// Bytes of the constants the importer generated itself so far
     /// (ConstantOfShape, Range, Expand): bounded by `MAX_GENERATED_BYTES`.
     pub(crate) generated: u128,
@@ -61,6 +64,14 @@ impl Importer {
     }
 }
 
+/// What an import gives: the graph, the problems found (with `collect`),
+/// and the notes for the user.
+pub(crate) struct Imported {
+    pub graph: Graph,
+    pub problems: Vec<Problem>,
+    pub notes: Vec<String>,
+}
+
 /// Imports `model` (read from `path`). With `collect`, returns every problem
 /// found instead of failing at the first; the graph is then incomplete.
 pub(crate) fn import(
@@ -68,7 +79,7 @@ pub(crate) fn import(
     path: &Path,
     opts: &ImportOptions,
     collect: bool,
-) -> Result<(Graph, Vec<Problem>), Problem> {
+) -> Result<Imported, Problem> {
     let graph = model
         .graph
         .as_ref()
@@ -90,6 +101,7 @@ pub(crate) fn import(
         used: used_names(graph),
         evaluated: HashMap::new(),
         generated: 0,
+        notes: vec![],
         problems: collect.then(Vec::new),
         dir: dir.clone(),
     };
@@ -98,7 +110,11 @@ pub(crate) fn import(
     add_nodes(&mut imp, graph, opset)?;
     add_outputs(&mut imp, graph)?;
     let problems = imp.problems.take().unwrap_or_default();
-    Ok((imp.g, problems))
+    Ok(Imported {
+        graph: imp.g,
+        problems,
+        notes: imp.notes,
+    })
 }
 
 fn used_names(graph: &GraphProto) -> HashSet<String> {
@@ -177,6 +193,8 @@ fn add_inputs(
         }
         match input_type(vi, opts.input_shapes.get(name)) {
             Ok(ty) => {
+                imp.notes
+                    .extend(leading_batch_note(vi, opts.input_shapes.get(name)));
                 let id = imp.g.add_input(name, ty);
                 imp.values.insert(name.to_string(), ValueId::of(id));
             }
@@ -291,9 +309,13 @@ fn add_outputs(imp: &mut Importer, graph: &GraphProto) -> Result<(), Problem> {
             continue;
         };
         let actual = imp.g.value_type(v).clone();
-        if let Some(msg) = output_mismatch(vi, &actual) {
-            imp.report(Problem::Graph(format!("graph output '{name}' {msg}")))?;
-            continue;
+        match output_mismatch(vi, &actual) {
+            Some(Err(msg)) => {
+                imp.report(Problem::Graph(format!("graph output '{name}' {msg}")))?;
+                continue;
+            }
+            Some(Ok(msg)) => imp.notes.push(format!("graph output '{name}' {msg}")),
+            None => {}
         }
         imp.g.add_output(name, v);
     }

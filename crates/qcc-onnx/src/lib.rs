@@ -43,10 +43,20 @@ pub struct ImportOptions {
 
 /// Reads an ONNX model file and imports its main graph.
 pub fn load_model(path: &Path, opts: &ImportOptions) -> Result<Graph, OnnxError> {
+    Ok(load_model_noted(path, opts)?.0)
+}
+
+/// [`load_model`], with the notes the import has for the user (a symbolic
+/// batch dim set to 1, a declared output shape the computed one overrides),
+/// one line each, for the CLI to print.
+pub fn load_model_noted(
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(Graph, Vec<String>), OnnxError> {
     let model = model::read_model(path)?;
-    let (g, _) =
+    let imported =
         import::import(&model, path, opts, false).map_err(|p| OnnxError::invalid(path, p))?;
-    Ok(g)
+    Ok((imported.graph, imported.notes))
 }
 
 /// Lists every problem that keeps the model from compiling (unsupported ops

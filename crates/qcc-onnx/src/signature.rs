@@ -114,6 +114,13 @@ pub(crate) fn input_type(
     for (axis, d) in dims.iter().enumerate() {
         match d {
             Dim::Fixed(v) => shape.push(*v),
+            // A symbolic leading (batch) dim, the only one: batch 1, said
+            // in a note (`leading_batch_note`).
+            Dim::Symbol(_) | Dim::Unknown
+                if axis == 0 && dims[1..].iter().all(|d| matches!(d, Dim::Fixed(_))) =>
+            {
+                shape.push(1)
+            }
             Dim::Symbol(s) => {
                 return Err(fail(format!(
                     "has symbolic dim '{s}' at axis {axis}; {}",
@@ -131,6 +138,34 @@ pub(crate) fn input_type(
     checked_type(dtype, shape).map_err(fail)
 }
 
+/// The note for an input whose only symbolic dim is the leading one, which
+/// `input_type` sets to 1 when no shape is given.
+pub(crate) fn leading_batch_note(
+    vi: &ValueInfoProto,
+    given: Option<&Vec<usize>>,
+) -> Option<String> {
+    if given.is_some() {
+        return None;
+    }
+    let (_, Some(dims)) = declared(vi).ok()? else {
+        return None;
+    };
+    let lead = match dims.first()? {
+        Dim::Symbol(s) => format!("'{s}'"),
+        Dim::Unknown => "0 (unknown)".into(),
+        Dim::Fixed(_) => return None,
+    };
+    dims[1..]
+        .iter()
+        .all(|d| matches!(d, Dim::Fixed(_)))
+        .then(|| {
+            format!(
+                "input '{}' dim {lead} set to 1; --input-shape to choose",
+                vi.name()
+            )
+        })
+}
+
 /// A tensor type whose byte size cannot overflow.
 fn checked_type(dtype: qcc_ir::DType, shape: Vec<usize>) -> Result<TensorType, String> {
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
@@ -140,19 +175,27 @@ fn checked_type(dtype: qcc_ir::DType, shape: Vec<usize>) -> Result<TensorType, S
     }
 }
 
-/// Why a declared output type disagrees with the computed one, if it does.
-pub(crate) fn output_mismatch(vi: &ValueInfoProto, actual: &TensorType) -> Option<String> {
+/// Why a declared output type disagrees with the computed one, if it does:
+/// `Err` for a conflict of element types (fatal), `Ok` for a shape that
+/// is only a hint the computed shape overrides (a note).
+pub(crate) fn output_mismatch(
+    vi: &ValueInfoProto,
+    actual: &TensorType,
+) -> Option<Result<String, String>> {
     // No type at all is allowed for outputs (some exporters omit it).
     vi.r#type.as_ref()?;
     let (code, dims) = match declared(vi) {
         Ok(d) => d,
-        Err(m) => return Some(m),
+        Err(m) => return Some(Err(m)),
     };
     if code != 0 {
         match tensor::dtype_of(code) {
-            Err(m) => return Some(format!("is declared with an unsupported type: {m}")),
+            Err(m) => return Some(Err(format!("is declared with an unsupported type: {m}"))),
             Ok(dt) if dt != actual.dtype => {
-                return Some(format!("is declared {} but computes {actual}", dt.name()))
+                return Some(Err(format!(
+                    "is declared {} but computes {actual}",
+                    dt.name()
+                )))
             }
             Ok(_) => {}
         }
@@ -174,8 +217,8 @@ pub(crate) fn output_mismatch(vi: &ValueInfoProto, actual: &TensorType) -> Optio
             Dim::Unknown => "?".into(),
         })
         .collect();
-    Some(format!(
-        "is declared with shape [{}] but computes {actual}",
+    Some(Ok(format!(
+        "is declared with shape [{}] but computes {actual}; the computed shape is used",
         decl.join(",")
-    ))
+    )))
 }

@@ -133,7 +133,7 @@ fn symbolic_dim_without_input_shape() {
         13,
         graph(
             vec![node("r", "Relu", &["x"], &["y"])],
-            vec![vi("x", FLOAT, &["batch", "3", "224", "224"])],
+            vec![vi("x", FLOAT, &["batch", "3", "side", "side"])],
             vec![out("y")],
             vec![],
         ),
@@ -141,9 +141,26 @@ fn symbolic_dim_without_input_shape() {
     let msg = import_err(&m);
     assert!(
         msg.ends_with(
-            "model.onnx: input 'x' has symbolic dim 'batch' at axis 0; pass --input-shape x=1,3,224,224"
+            "model.onnx: input 'x' has symbolic dim 'batch' at axis 0; pass --input-shape x=1,3,1,1"
         ),
         "{msg}"
+    );
+    // A symbolic batch dim alone is 1, with a note.
+    let m = model(
+        13,
+        graph(
+            vec![node("r", "Relu", &["x"], &["y"])],
+            vec![vi("x", FLOAT, &["batch", "3", "224", "224"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let (_dir, p) = temp_model(&m);
+    let (g, notes) = qcc_onnx::load_model_noted(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(output_types(&g), ["f32[1,3,224,224]"]);
+    assert_eq!(
+        notes,
+        ["input 'x' dim 'batch' set to 1; --input-shape to choose"]
     );
 }
 
@@ -411,11 +428,15 @@ fn declared_output_mismatch() {
             vec![],
         ),
     );
-    let msg = import_err(&m);
-    assert!(
-        msg.ends_with("graph output 'y' is declared with shape [3,2] but computes f32[2,3]"),
-        "{msg}"
+    // A declared shape is a hint: noted, and the computed shape is used.
+    let (_dir, p) = temp_model(&m);
+    let (g, notes) = qcc_onnx::load_model_noted(&p, &ImportOptions::default()).unwrap();
+    assert_eq!(output_types(&g), ["f32[2,3]"]);
+    assert_eq!(
+        notes,
+        ["graph output 'y' is declared with shape [3,2] but computes f32[2,3]; the computed shape is used"]
     );
+    // An element type conflict stays an error.
     let m = model(
         13,
         graph(
@@ -611,7 +632,7 @@ fn check_reports_graph_problems_too() {
                 node("n3", "LSTM", &["a"], &["b"]),
                 node("add", "Add", &["b", "missing"], &["y"]),
             ],
-            vec![vi("x", FLOAT, &["batch", "4"])],
+            vec![vi("x", FLOAT, &["2", "width"])],
             vec![out("y")],
             vec![],
         ),
@@ -619,7 +640,7 @@ fn check_reports_graph_problems_too() {
     let (_dir, p) = temp_model(&m);
     let problems = check_model(&p, &ImportOptions::default()).unwrap();
     assert_eq!(problems.len(), 3, "{problems:#?}");
-    assert!(problems[0].starts_with("input 'x' has symbolic dim 'batch'"));
+    assert!(problems[0].starts_with("input 'x' has symbolic dim 'width'"));
     assert!(problems[1].contains("node 'add' (Add): input 'missing' is not produced"));
     assert_eq!(problems[2], "node 'n3' (LSTM): unsupported op");
 }

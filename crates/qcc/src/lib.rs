@@ -41,12 +41,33 @@ pub struct CompileOptions {
     pub quantize: Option<QuantizeOptions>,
 }
 
-/// Imports an ONNX model and verifies the imported graph.
+/// `s` on one line with no terminal control sequences: names from a model
+/// may hold newlines or escape codes, printed here as `\n`, `\x1b`, ….
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Imports an ONNX model and verifies the imported graph. What the import
+/// notes (a symbolic batch dim set to 1, a declared output shape the
+/// computed one overrides) goes to stderr as `qcc: note: …` lines.
 pub fn import(model: &Path, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
     let opts = qcc_onnx::ImportOptions {
         input_shapes: input_shapes.clone(),
     };
-    let g = qcc_onnx::load_model(model, &opts)?;
+    let (g, notes) = qcc_onnx::load_model_noted(model, &opts)?;
+    for n in notes {
+        eprintln!("qcc: note: {}", one_line(&n));
+    }
     qcc_ir::verify(&g).context("internal error: the imported graph is invalid")?;
     Ok(g)
 }

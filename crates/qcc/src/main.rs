@@ -250,21 +250,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// `s` on one line with no terminal control sequences: names from a model
-/// may hold newlines or escape codes, printed here as `\n`, `\x1b`, ….
-fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use qcc::one_line;
 
 fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
     let opts = qcc_onnx::ImportOptions {

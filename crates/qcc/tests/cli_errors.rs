@@ -89,7 +89,11 @@ fn missing_initializer() {
 
 #[test]
 fn symbolic_dims_need_input_shape() {
-    expect_error("symbolic_dims.onnx", &[], &["'x'", "--input-shape"]);
+    expect_error(
+        "symbolic_width.onnx",
+        &[],
+        &["'x'", "symbolic dim 'width' at axis 1", "--input-shape"],
+    );
 }
 
 #[test]
@@ -99,6 +103,57 @@ fn symbolic_dims_with_wrong_rank() {
         &["--input-shape", "x=1,4,4"],
         &["'x'"],
     );
+}
+
+/// Compiles `model` (testdata/bad) with `extra`: exit 0, an object, and the
+/// one stderr line, which must mention every needle.
+fn expect_note(model: &str, extra: &[&str], needles: &[&str]) {
+    let path = bad(model);
+    let mut args = vec![path.to_str().unwrap()];
+    args.extend(extra);
+    let o = qcc(&args);
+    assert_eq!(o.code, 0, "{model}: {}", o.stderr);
+    assert!(
+        o.leftovers.contains(&"out.o".to_string()),
+        "{:?}",
+        o.leftovers
+    );
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{model}: want one note: {}", o.stderr);
+    assert!(lines[0].starts_with("qcc: note: "), "{}", lines[0]);
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{model}: note should mention '{n}': {}",
+            lines[0]
+        );
+    }
+}
+
+/// A symbolic batch dim (the only one) defaults to 1, with a note; a
+/// declared output shape that disagrees with the computed one is a hint,
+/// noted and overridden (a dtype conflict stays an error).
+#[test]
+fn export_quirks_compile_with_a_note() {
+    expect_note(
+        "symbolic_dims.onnx",
+        &[],
+        &["input 'x' dim 'batch' set to 1", "--input-shape"],
+    );
+    expect_note(
+        "output_rank0.onnx",
+        &[],
+        &[
+            "graph output 'y'",
+            "declared with shape []",
+            "f32[1,4]",
+            "computed shape is used",
+        ],
+    );
+    // --input-shape chooses, and then nothing is noted.
+    let path = bad("symbolic_dims.onnx");
+    let o = qcc(&[path.to_str().unwrap(), "--input-shape", "x=2,4"]);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
 }
 
 /// A few hundred bytes of ConstantOfShape must not become gigabytes: the
@@ -302,13 +357,14 @@ fn bad_name_is_a_usage_error_and_folders_are_named_once() {
 }
 
 /// A dim written as -1 (how Paddle says "dynamic") is an unknown dim:
-/// `--input-shape` fixes it, and without one the error says how.
+/// `--input-shape` fixes it; without one, as the leading dim, it is 1 and
+/// a note says so.
 #[test]
 fn minus_one_dims_take_the_given_shape() {
-    expect_error(
+    expect_note(
         "minus_one_dim.onnx",
         &[],
-        &["'x'", "unknown dim at axis 0", "--input-shape x=1,4"],
+        &["input 'x' dim 0 (unknown) set to 1"],
     );
     let o = qcc(&[
         bad("minus_one_dim.onnx").to_str().unwrap(),
