@@ -246,7 +246,7 @@ def ops_mix():
 def export_quirks():
     """Forms real exports use: Clip with bounds computed at run time (a log-mel
     front end clamps to `ReduceMax(x) - 80`), one computed bound beside a
-    constant one."""
+    constant one; HardSwish written out as x · Clip(x + 3, 0, 6) / 6."""
     b = Builder(seed=5)
     scalar = lambda v: np.array(v, dtype=np.float32)  # noqa: E731
     top = b.op("ReduceMax", ["x"], keepdims=0)
@@ -254,10 +254,12 @@ def export_quirks():
     b.op("Clip", ["x", lo], out="y_floor")
     hi = b.op("Mul", [b.op("ReduceMean", ["x"], keepdims=0), b.const("two", scalar(2.0))])
     b.op("Clip", ["x", b.const("lo", scalar(-1.0)), hi], out="y_band")
+    gate = b.op("Clip", [b.op("Add", ["x", b.const("three", scalar(3.0))]), b.const("zero", scalar(0.0)), b.const("six", scalar(6.0))])
+    b.op("Div", [b.op("Mul", ["x", gate]), b.const("six_div", scalar(6.0))], out="y_hswish")
     m = b.model(
         "export_quirks",
         [f32("x", [1, 3, 8, 8])],
-        [f32("y_floor", [1, 3, 8, 8]), f32("y_band", [1, 3, 8, 8])],
+        [f32("y_floor", [1, 3, 8, 8]), f32("y_band", [1, 3, 8, 8]), f32("y_hswish", [1, 3, 8, 8])],
         opset=13,
     )
     inputs = [(b.rng.standard_normal((1, 3, 8, 8)) * 2).astype(np.float32)]

@@ -8,6 +8,7 @@ pub mod cancel_qdq;
 pub mod constant_fold;
 pub mod fold_batch_norm;
 pub mod fuse_activation;
+pub mod fuse_decomposed;
 pub mod fuse_modules;
 pub mod fuse_residual;
 pub mod insert_qdq;
@@ -49,6 +50,11 @@ pub static PASSES: &[PassInfo] = &[
         name: "constant-fold",
         about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",
         run: constant_fold::run,
+    },
+    PassInfo {
+        name: "fuse-decomposed",
+        about: "recognize activations exported as several ops (HardSwish as x·Clip(x+3,0,6)/6, x·HardSigmoid(x))",
+        run: fuse_decomposed::run,
     },
     PassInfo {
         name: "fold-batch-norm",

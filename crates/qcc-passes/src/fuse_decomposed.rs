@@ -1,0 +1,252 @@
+//! `fuse-decomposed`: activations that exporters write out as several ops
+//! become the one op they compute, so the float kernels run one pass over
+//! memory and `--quantize` sees one activation (one 256-entry table in its
+//! module) instead of three or four separately quantized ops. HardSwish:
+//!
+//! * `x · Clip(x + 3, 0, 6) / 6` (the Div may be a Mul by 1/6, and the
+//!   operands of Add and Mul come in either order);
+//! * `x · HardSigmoid(x)` with alpha 1/6 and beta 1/2.
+//!
+//! Needs: a verified graph after `constant-fold` (the constants are `Const`
+//! nodes). Guarantees: no such float pattern whose intermediate values have
+//! no other use remains; each becomes one `hard_swish` named like the
+//! pattern's last node and read by its former users.
+
+use crate::{Changed, PassContext, PassError};
+use qcc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp, ValueId};
+
+const PASS: &str = "fuse-decomposed";
+
+/// The value of a one-element f32 constant.
+fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
+    let t = g.const_value(v)?;
+    match t.as_f32()? {
+        [x] => Some(*x),
+        _ => None,
+    }
+}
+
+fn near(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+}
+
+/// `v`, produced by a node used only here and not a graph output.
+fn private(g: &Graph, v: ValueId) -> Option<NodeId> {
+    (g.users(v).len() == 1 && !g.is_output(v)).then_some(v.node)
+}
+
+/// The two operands of node `n` when it is the binary `op`.
+fn operands(g: &Graph, n: NodeId, op: BinaryOp) -> Option<[ValueId; 2]> {
+    let node = g.node(n);
+    match (&node.op, node.inputs()) {
+        (Op::Binary(o), &[a, b]) if *o == op => Some([a, b]),
+        _ => None,
+    }
+}
+
+/// The gate of a HardSwish product.
+#[derive(PartialEq)]
+enum Gate {
+    /// `HardSigmoid(x)` with alpha 1/6, beta 1/2: the product is HardSwish.
+    HardSigmoid,
+    /// `Clip(x + 3, 0, 6)`: the product is 6 · HardSwish.
+    Clip6,
+}
+
+/// `(x, gate)` when Mul node `m` is `x · gate(x)`.
+fn product(g: &Graph, m: NodeId) -> Option<(ValueId, Gate)> {
+    let [a, b] = operands(g, m, BinaryOp::Mul)?;
+    for (x, gate) in [(a, b), (b, a)] {
+        let Some(gn) = private(g, gate) else { continue };
+        let Some(&gin) = g.node(gn).inputs().first() else {
+            continue;
+        };
+        match g.node(gn).op {
+            Op::Unary(UnaryOp::HardSigmoid { alpha, beta })
+                if near(alpha, 1.0 / 6.0) && near(beta, 0.5) && gin == x =>
+            {
+                return Some((x, Gate::HardSigmoid))
+            }
+            Op::Unary(UnaryOp::Clip { min, max }) if min == 0.0 && max == 6.0 => {
+                let Some(add) = private(g, gin) else { continue };
+                let Some([p, q]) = operands(g, add, BinaryOp::Add) else {
+                    continue;
+                };
+                let three = |v| scalar(g, v).is_some_and(|c| c == 3.0);
+                if (p == x && three(q)) || (q == x && three(p)) {
+                    return Some((x, Gate::Clip6));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The x when node `n` ends a HardSwish pattern.
+fn hard_swish(g: &Graph, n: NodeId) -> Option<ValueId> {
+    let node = g.node(n);
+    if node.outputs[0].dtype != DType::F32 || node.inputs().len() != 2 {
+        return None;
+    }
+    let [a, b] = [node.inputs()[0], node.inputs()[1]];
+    let clip6 = |prod: ValueId| match product(g, private(g, prod)?)? {
+        (x, Gate::Clip6) => Some(x),
+        _ => None,
+    };
+    match node.op {
+        // (x · Clip(x + 3, 0, 6)) / 6
+        Op::Binary(BinaryOp::Div) if scalar(g, b).is_some_and(|c| c == 6.0) => clip6(a),
+        Op::Binary(BinaryOp::Mul) => {
+            let sixth = |v| scalar(g, v).is_some_and(|c| near(c, 1.0 / 6.0));
+            if sixth(b) {
+                clip6(a)
+            } else if sixth(a) {
+                clip6(b)
+            } else {
+                // x · HardSigmoid(x)
+                match product(g, n)? {
+                    (x, Gate::HardSigmoid) => Some(x),
+                    _ => None,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
+    let fail = |msg: String| PassError::Failed { pass: PASS, msg };
+    let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
+    let mut changed = false;
+    for n in order {
+        if !g.contains(n) {
+            continue;
+        }
+        let Some(x) = hard_swish(g, n) else { continue };
+        let name = g.node(n).name.clone();
+        let fused = g
+            .add_node(Op::Unary(UnaryOp::HardSwish), name, vec![x])
+            .map_err(|e| fail(e.to_string()))?;
+        g.replace_all_uses(ValueId::of(n), ValueId::of(fused));
+        changed = true;
+    }
+    if changed {
+        g.remove_dead_nodes();
+        g.prune_weights();
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qcc_ir::{Tensor, TensorType};
+
+    fn c(g: &mut Graph, name: &str, v: f32) -> ValueId {
+        ValueId::of(g.add_const(name, Tensor::from_f32(vec![], vec![v]).unwrap()))
+    }
+
+    fn bin(g: &mut Graph, op: BinaryOp, name: &str, a: ValueId, b: ValueId) -> ValueId {
+        ValueId::of(g.add_node(Op::Binary(op), name, vec![a, b]).unwrap())
+    }
+
+    fn un(g: &mut Graph, op: UnaryOp, name: &str, a: ValueId) -> ValueId {
+        ValueId::of(g.add_node(Op::Unary(op), name, vec![a]).unwrap())
+    }
+
+    /// `form` 0: `x·Clip(x+3,0,6)/6`; 1: `(Clip(3+x,0,6)·x)·(1/6)`;
+    /// 2: `x·HardSigmoid(x)`. `leak` also outputs the gate.
+    fn graph(form: usize, leak: bool) -> Graph {
+        let mut g = Graph::new("t");
+        let x = ValueId::of(g.add_input("x", TensorType::f32(vec![2, 5])));
+        let (y, gate) = match form {
+            0 | 1 => {
+                let three = c(&mut g, "three", 3.0);
+                let s = if form == 0 {
+                    bin(&mut g, BinaryOp::Add, "add", x, three)
+                } else {
+                    bin(&mut g, BinaryOp::Add, "add", three, x)
+                };
+                let clip = un(&mut g, UnaryOp::Clip { min: 0.0, max: 6.0 }, "clip", s);
+                if form == 0 {
+                    let p = bin(&mut g, BinaryOp::Mul, "mul", x, clip);
+                    let six = c(&mut g, "six", 6.0);
+                    (bin(&mut g, BinaryOp::Div, "div", p, six), clip)
+                } else {
+                    let p = bin(&mut g, BinaryOp::Mul, "mul", clip, x);
+                    let sixth = c(&mut g, "sixth", 1.0 / 6.0);
+                    (bin(&mut g, BinaryOp::Mul, "scale", p, sixth), clip)
+                }
+            }
+            _ => {
+                let hs = UnaryOp::HardSigmoid {
+                    alpha: 1.0 / 6.0,
+                    beta: 0.5,
+                };
+                let gate = un(&mut g, hs, "hsig", x);
+                (bin(&mut g, BinaryOp::Mul, "mul", x, gate), gate)
+            }
+        };
+        g.add_output("y", y);
+        if leak {
+            g.add_output("gate", gate);
+        }
+        g
+    }
+
+    #[test]
+    fn decomposed_hard_swish_becomes_one_op() {
+        let mut cx = PassContext::default();
+        let x = Tensor::from_f32(
+            vec![2, 5],
+            vec![-5.0, -3.0, -1.5, -0.2, 0.0, 0.7, 1.5, 2.9, 3.0, 8.0],
+        )
+        .unwrap();
+        for form in 0..3 {
+            let mut g = graph(form, false);
+            let want = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            assert!(run(&mut g, &mut cx).unwrap(), "form {form}");
+            qcc_ir::verify(&g).unwrap();
+            let ops: Vec<&str> = g
+                .topo_order()
+                .unwrap()
+                .into_iter()
+                .map(|id| g.node(id).op.name())
+                .collect();
+            assert_eq!(ops, ["input", "hard_swish"], "form {form}");
+            let got = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            for (a, b) in got[0]
+                .as_f32()
+                .unwrap()
+                .iter()
+                .zip(want[0].as_f32().unwrap())
+            {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                    "form {form}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_with_shared_parts_or_other_constants_stay() {
+        let mut cx = PassContext::default();
+        for form in 0..3 {
+            let mut g = graph(form, true);
+            assert!(!run(&mut g, &mut cx).unwrap(), "form {form}");
+        }
+        // x·Clip(x+3,0,6)/5 is not HardSwish.
+        let mut g = graph(0, false);
+        let six = g
+            .topo_order()
+            .unwrap()
+            .into_iter()
+            .find(|&id| g.node(id).name == "six")
+            .unwrap();
+        let five = c(&mut g, "five", 5.0);
+        g.replace_all_uses(ValueId::of(six), five);
+        assert!(!run(&mut g, &mut cx).unwrap());
+    }
+}
