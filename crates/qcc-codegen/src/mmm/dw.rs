@@ -115,26 +115,10 @@ impl<'ctx> Row<'_, 'ctx> {
         valid: usize,
     ) -> CgResult<()> {
         let p = self.p;
-        let vl = p.vl as u32;
+        let vt = cx.f32_t().vec_type(p.vl as u32);
         let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
-        let vt = cx.f32_t().vec_type(vl);
-        let load_t = cx.f32_t().vec_type(vl * sw as u32);
-        let mut acc = self.bias;
         let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
-                let ptr = cx.gep_f32(self.s, cx.add_c(base, off)?)?;
-                let v = tap(cx, ptr, load_t, vl, sw)?;
-                acc = cx
-                    .call_intrinsic(
-                        "llvm.fmuladd",
-                        &[vt.into()],
-                        &[v.into(), self.ws[ki * p.kw + kj].into(), acc.into()],
-                    )?
-                    .into_vector_value();
-            }
-        }
+        let mut acc = fma_taps(cx, p, self.s, base, self.ws, self.bias)?;
         let dst = cx.gep_f32(orow, o0)?;
         let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
         if let Some(r) = rrow {
@@ -151,6 +135,38 @@ impl<'ctx> Row<'_, 'ctx> {
         }
         store_lanes(cx, dst, acc, mask)
     }
+}
+
+/// `init + Σ taps · ws` for the `VL` outputs whose windows start at `base`
+/// of the padded f32 plane `plane` (strided taps shuffled by `tap`).
+pub(super) fn fma_taps<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    p: &QDwPlan,
+    plane: PointerValue<'ctx>,
+    base: IntValue<'ctx>,
+    ws: &[VectorValue<'ctx>],
+    init: VectorValue<'ctx>,
+) -> CgResult<VectorValue<'ctx>> {
+    let vl = p.vl as u32;
+    let sw = p.stride.1 as i64;
+    let vt = cx.f32_t().vec_type(vl);
+    let load_t = cx.f32_t().vec_type(vl * sw as u32);
+    let mut acc = init;
+    for ki in 0..p.kh {
+        for kj in 0..p.kw {
+            let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
+            let v = tap(cx, cx.gep_f32(plane, cx.add_c(base, off)?)?, load_t, vl, sw)?;
+            let w = ws[ki * p.kw + kj];
+            acc = cx
+                .call_intrinsic(
+                    "llvm.fmuladd",
+                    &[vt.into()],
+                    &[v.into(), w.into(), acc.into()],
+                )?
+                .into_vector_value();
+        }
+    }
+    Ok(acc)
 }
 
 /// A vector load at `p`, under `mask` when given (masked lanes read 0).

@@ -260,28 +260,12 @@ impl<'ctx> Row<'_, 'ctx> {
         sf: PointerValue<'ctx>,
         base: IntValue<'ctx>,
     ) -> CgResult<VectorValue<'ctx>> {
-        let p = self.p;
-        let vl = p.vl as u32;
-        let sw = p.stride.1 as i64;
-        let vt = cx.f32_t().vec_type(vl);
-        let load_t = cx.f32_t().vec_type(vl * sw as u32);
-        let mut acc = vt.const_zero();
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
-                let v = tap(cx, cx.gep_f32(sf, cx.add_c(base, off)?)?, load_t, vl, sw)?;
-                let w = self.ws[ki * p.kw + kj];
-                acc = cx
-                    .call_intrinsic(
-                        "llvm.fmuladd",
-                        &[vt.into()],
-                        &[v.into(), w.into(), acc.into()],
-                    )?
-                    .into_vector_value();
-            }
-        }
-        let i32v = cx.i32_t().vec_type(vl);
-        Ok(cx.b.build_float_to_signed_int(acc, i32v, "")?)
+        let vl = self.p.vl as u32;
+        let zero = cx.f32_t().vec_type(vl).const_zero();
+        let acc = super::dw::fma_taps(cx, self.p, sf, base, self.ws, zero)?;
+        Ok(cx
+            .b
+            .build_float_to_signed_int(acc, cx.i32_t().vec_type(vl), "")?)
     }
 
     /// The taps as 16-bit products summed into i32 lanes.
