@@ -79,16 +79,11 @@ pub fn emit<'ctx>(
                     let at = cx.mul_c(oy, p.ow as i64)?;
                     let orow = cx.gep_f32(oc_ptr, at)?;
                     let rrow = rc_ptr.map(|r| cx.gep_f32(r, at)).transpose()?;
-                    let full = p.ow / p.vl;
-                    cx.for_range(0, full as i64, |cx, v| {
+                    // Whole vectors in a loop, then the masked tail.
+                    super::for_blocks(cx, p.ow, p.vl, |cx, v, len| {
                         let o0 = cx.mul_c(v, p.vl as i64)?;
-                        row.vector(cx, oy, o0, (orow, rrow), p.vl)
-                    })?;
-                    if !p.ow.is_multiple_of(p.vl) {
-                        let o0 = cx.i64((full * p.vl) as i64);
-                        row.vector(cx, oy, o0, (orow, rrow), p.ow % p.vl)?;
-                    }
-                    Ok(())
+                        row.vector(cx, oy, o0, (orow, rrow), len)
+                    })
                 })
             })
         })
