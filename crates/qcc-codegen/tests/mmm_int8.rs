@@ -188,6 +188,15 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
     let mut g = Graph::new("worst");
     let mut feed = vec![];
     let mut c = 0;
+    // Shifts of 33 and more take the 32-bit requantization on x86 (`.h`
+    // microkernels): per channel, at its smallest and largest shifts, with
+    // the largest multipliers, and sums that land in range (shift 51).
+    let high = |n: usize| Rescale {
+        multiplier: (0..n)
+            .map(|c| [i32::MAX, 1 << 30, 1_234_567_891, i32::MAX - 1][c % 4])
+            .collect(),
+        shift: (0..n).map(|c| [51, 33, 62, 52][c % 4]).collect(),
+    };
     for (xdt, xv, zx) in [
         (DType::U8, 255, 0),
         (DType::I8, -128, 0),
@@ -209,6 +218,16 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
                 epi: epi.clone(),
                 to: DType::I8,
             };
+            add_case(&mut g, &mut feed, c, op, a.clone(), [w.clone(), b.clone()]);
+            c += 1;
+            let op = Op::QGemm {
+                a_zero_point: zx,
+                epi: Epilogue {
+                    rescale: high(5),
+                    ..epi.clone()
+                },
+                to: DType::I8,
+            };
             add_case(&mut g, &mut feed, c, op, a, [w, b]);
             c += 1;
             let x = ints(xdt, &[1, 256, 3, 3], &vec![xv; 256 * 9]);
@@ -217,7 +236,18 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             let op = Op::QConv {
                 conv: conv_attrs(2, 1, 1, 1, 1),
                 x_zero_point: zx,
-                epi,
+                epi: epi.clone(),
+                to: DType::I8,
+            };
+            add_case(&mut g, &mut feed, c, op, x.clone(), [w.clone(), b.clone()]);
+            c += 1;
+            let op = Op::QConv {
+                conv: conv_attrs(2, 1, 1, 1, 1),
+                x_zero_point: zx,
+                epi: Epilogue {
+                    rescale: high(8),
+                    ..epi
+                },
                 to: DType::I8,
             };
             add_case(&mut g, &mut feed, c, op, x, [w, b]);
@@ -236,7 +266,21 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             let op = Op::QConv {
                 conv: conv_attrs(2, 1, 3, 1, 3),
                 x_zero_point: zx,
-                epi,
+                epi: epi.clone(),
+                to: DType::I8,
+            };
+            add_case(&mut g, &mut feed, c, op, x.clone(), [w.clone(), b.clone()]);
+            c += 1;
+            let op = Op::QConv {
+                conv: conv_attrs(2, 1, 3, 1, 3),
+                x_zero_point: zx,
+                epi: Epilogue {
+                    rescale: Rescale {
+                        multiplier: vec![i32::MAX, 1 << 30, 1_500_000_001],
+                        shift: vec![44, 33, 62],
+                    },
+                    ..epi
+                },
                 to: DType::I8,
             };
             add_case(&mut g, &mut feed, c, op, x, [w, b]);
@@ -272,6 +316,11 @@ fn assert_uses(g: &Graph, opts: &Options, dot: &str) {
     for d in &defs {
         assert!(d.contains(&format!("@qcc.mmm.i8.{dot}.")), "unexpected {d}");
     }
+    // Every battery has rescales with shifts of 33 and more: on x86 they
+    // take the 32-bit requantization, on ARM never.
+    let x86 = matches!(dot, "vnni512" | "maddwd");
+    let high = defs.iter().any(|d| d.contains(".h("));
+    assert_eq!(high, x86, "32-bit requantization microkernels for {dot}");
 }
 
 fn check(tc: &Toolchain, opts: Options, runner_args: &[&str], dot: &str) {

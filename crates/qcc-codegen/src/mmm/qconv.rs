@@ -144,7 +144,10 @@ pub fn emit<'ctx>(
     epi: &Epilogue,
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
-    let u = p.ukr;
+    let u = I8Ukr {
+        high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
+        ..p.ukr
+    };
     let (m, k, k4, mr) = (p.m, p.k(), p.k4(), u.mr);
     let panels = div_ceil(m, mr);
     let mut wp = Vec::with_capacity(p.groups * panels * k4 * mr * 4);

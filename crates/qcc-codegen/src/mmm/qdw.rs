@@ -142,7 +142,7 @@ pub fn emit<'ctx>(
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let vl = p.vl as u32;
     let signed = x.dtype() == DType::I8;
-    let i64t = cx.i64_t();
+    let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
     // The float copy of the padded plane, after it in scratch.
     let sf = if p.f32_taps {
         Some(cx.gep_bytes(s, p.plane_bytes() as i64)?)
@@ -150,9 +150,9 @@ pub fn emit<'ctx>(
         None
     };
     let out_params = [
-        cx.splat(cx.i64(epi.zero_point as i64).into(), vl)?,
-        cx.splat(cx.i64(epi.min as i64).into(), vl)?,
-        cx.splat(cx.i64(epi.max as i64).into(), vl)?,
+        cx.splat(cx.i32(epi.zero_point).into(), vl)?,
+        cx.splat(cx.i32(epi.min).into(), vl)?,
+        cx.splat(cx.i32(epi.max).into(), vl)?,
     ];
     cx.for_range(0, p.batch as i64, |cx, bi| {
         cx.for_range(0, p.c as i64, |cx, c| {
@@ -182,10 +182,7 @@ pub fn emit<'ctx>(
                     .collect::<CgResult<_>>()?;
                 let params: Vec<VectorValue> = tables
                     .iter()
-                    .map(|t| {
-                        let v = cx.load(DType::I32, *t, o)?.into_int_value();
-                        cx.splat(cx.b.build_int_s_extend(v, i64t, "")?.into(), vl)
-                    })
+                    .map(|t| cx.splat(cx.load(DType::I32, *t, o)?, vl))
                     .collect::<CgResult<_>>()?;
                 let row = Row {
                     p,
@@ -201,6 +198,7 @@ pub fn emit<'ctx>(
                         out_params[2],
                     ],
                     signed,
+                    high,
                 };
                 cx.for_range(0, p.oh as i64, |cx, oy| {
                     let orow = cx.gep(DType::I8, oc_ptr, cx.mul_c(oy, p.ow as i64)?)?;
@@ -223,6 +221,8 @@ struct Row<'r, 'ctx> {
     ws: &'r [VectorValue<'ctx>],
     params: [VectorValue<'ctx>; 6],
     signed: bool,
+    /// The 32-bit requantization (`qukernel::high_shift`).
+    high: bool,
 }
 
 impl<'ctx> Row<'_, 'ctx> {
@@ -242,7 +242,7 @@ impl<'ctx> Row<'_, 'ctx> {
             Some(sf) => self.float_taps(cx, sf, base)?,
             None => self.int_taps(cx, base)?,
         };
-        let q = requantize(cx, acc, self.params)?;
+        let q = requantize(cx, acc, self.params, self.high)?;
         let dst = cx.gep(DType::I8, orow, o0)?;
         let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
         store_lanes(cx, dst, q, mask)

@@ -66,7 +66,11 @@ pub fn emit<'ctx>(
     epi: &Epilogue,
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
-    let (u, m, k, n) = (p.ukr, p.m, p.k, p.n);
+    let u = I8Ukr {
+        high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
+        ..p.ukr
+    };
+    let (m, k, n) = (p.m, p.k, p.n);
     let (mr, nr, k4) = (u.mr, u.nr, p.k4());
     let wt = const_i8_table(cx, "mmm.qb", &pack_k4(bt, n, k, k, 1, nr));
     let tables = epi_tables(cx, bias, &epi.rescale, (1, n, nr));

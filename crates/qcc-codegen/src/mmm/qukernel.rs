@@ -140,6 +140,9 @@ pub struct I8Ukr {
     pub nr: usize,
     /// A holds the activations (and the epilogue parameters are per column).
     pub acts_in_a: bool,
+    /// Every shift the kernel is called with is at least
+    /// [`HIGH_SHIFT_MIN`]: the 32-bit requantization (`requantize`).
+    pub high_shift: bool,
 }
 
 impl I8Ukr {
@@ -156,12 +159,19 @@ impl I8Ukr {
             mr: m,
             nr: nr * widen,
             acts_in_a,
+            high_shift: false,
         }
     }
 
     pub fn name(&self) -> String {
         let a = if self.acts_in_a { "x" } else { "w" };
-        format!("qcc.mmm.i8.{}.{}x{}.{a}", self.dot.name(), self.mr, self.nr)
+        let h = if self.high_shift { ".h" } else { "" };
+        format!(
+            "qcc.mmm.i8.{}.{}x{}.{a}{h}",
+            self.dot.name(),
+            self.mr,
+            self.nr
+        )
     }
 
     /// The microkernel function, emitted into the module on first use.
@@ -578,17 +588,13 @@ impl<'ctx> Body<'_, '_, 'ctx> {
 
         // Epilogue: bias, rescale, zero point, clamp, narrow.
         b.position_at_end(exit);
-        let i64t = cx.i64_t();
-        let wide = self.vec(i64t, nr);
+        let i32t = cx.i32_t();
         let params_at = |p: PointerValue<'ctx>, i: usize| -> CgResult<VectorValue<'ctx>> {
             if u.acts_in_a {
-                let v = self
-                    .load(self.vec(cx.i32_t(), nr).into(), p)?
-                    .into_vector_value();
-                Ok(b.build_int_s_extend(v, wide, "")?)
+                Ok(self.load(self.vec(i32t, nr).into(), p)?.into_vector_value())
             } else {
-                let s = cx.load(DType::I32, p, cx.i64(i as i64))?.into_int_value();
-                cx.splat(b.build_int_s_extend(s, i64t, "")?.into(), nr as u32)
+                let s = cx.load(DType::I32, p, cx.i64(i as i64))?;
+                cx.splat(s, nr as u32)
             }
         };
         let col_params = if u.acts_in_a {
@@ -600,18 +606,9 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         } else {
             None
         };
-        let zp = cx.splat(
-            b.build_int_s_extend(self.args.zp, i64t, "")?.into(),
-            nr as u32,
-        )?;
-        let lo = cx.splat(
-            b.build_int_s_extend(self.args.lo, i64t, "")?.into(),
-            nr as u32,
-        )?;
-        let hi = cx.splat(
-            b.build_int_s_extend(self.args.hi, i64t, "")?.into(),
-            nr as u32,
-        )?;
+        let [zp, lo, hi] =
+            [self.args.zp, self.args.lo, self.args.hi].map(|v| cx.splat(v.into(), nr as u32));
+        let (zp, lo, hi) = (zp?, lo?, hi?);
         let mut rows = vec![];
         for i in 0..mr {
             let sums: Vec<VectorValue> = (0..nacc)
@@ -626,7 +623,12 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                     params_at(self.args.shift, i)?,
                 ),
             };
-            rows.push(requantize(cx, acc, [bias, mult, shift, zp, lo, hi])?);
+            rows.push(requantize(
+                cx,
+                acc,
+                [bias, mult, shift, zp, lo, hi],
+                u.high_shift,
+            )?);
         }
 
         // Stores: whole rows, or masked ones on an edge tile.
@@ -721,31 +723,98 @@ pub(crate) fn epi_tables<'ctx>(
     [0, 1, 2].map(|i| crate::kernels::quant::const_i32_table(cx, name[i], &t[i]))
 }
 
+/// Whether every shift of `r` is at least [`HIGH_SHIFT_MIN`] and the target
+/// is x86 with AVX2 or AVX-512, so that [`requantize`] may take its 32-bit
+/// path (`high`).
+pub(crate) fn high_shift(facts: &TargetFacts, r: &qcc_ir::Rescale) -> bool {
+    matches!(facts.simd, Simd::Avx2 | Simd::Avx512) && r.shift.iter().all(|&s| s >= HIGH_SHIFT_MIN)
+}
+
+/// The smallest shift of the 32-bit requantization path (see [`requantize`]).
+pub(crate) const HIGH_SHIFT_MIN: u32 = 33;
+
 /// `clamp(zp + round_shift((acc + bias) · mult, shift), lo, hi)` lane by
 /// lane, narrowed to 8 bits: `qcc_ir::quant::Epilogue::apply` on i32
 /// accumulators (`acc + bias` wraps in i32 like the reference accumulator).
-/// `acc` is `<N x i32>`; the parameters `[bias, mult, shift, zp, lo, hi]`
-/// are `<N x i64>`.
+/// `acc` and the parameters `[bias, mult, shift, zp, lo, hi]` are `<N x i32>`.
+///
+/// With `high` (x86 only, every shift `s >= 33`, see [`high_shift`]) the
+/// product stays in 32-bit lanes but one step: `vpmuldq` forms the i64
+/// products of the even lanes and, after a 32-bit shift, of the odd ones;
+/// only their high halves `h = floor(p / 2^32)` are kept (one blend), and
+/// `(h + 2^(t-1)) >> t` with `t = s - 32` is the exact `round_shift(p, s)`
+/// (adding the low half `l < 2^32` cannot carry into a multiple of `2^s`).
+/// `|h| < 2^30`, so zero point and clamp run on i32 lanes too. Otherwise
+/// every lane is widened to i64 (what ARM's `smull` does well).
 pub(crate) fn requantize<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     acc: VectorValue<'ctx>,
     [bias, mult, shift, zp, lo, hi]: [VectorValue<'ctx>; 6],
+    high: bool,
 ) -> CgResult<VectorValue<'ctx>> {
     let b = cx.b;
     let n = acc.get_type().get_size();
+    let acc = b.build_int_add(acc, bias, "")?;
+    let out_t = cx.i8_t().vec_type(n);
+    if high {
+        let v = rescale_high(cx, acc, mult, shift)?;
+        let v = b.build_int_add(v, zp, "")?;
+        let v = vsmin(cx, vsmax(cx, v, lo)?, hi)?;
+        return Ok(b.build_int_truncate(v, out_t, "")?);
+    }
     let wide = cx.i64_t().vec_type(n);
+    let sx = |v: VectorValue<'ctx>| b.build_int_s_extend(v, wide, "");
     let one = VectorType::const_vector(&vec![cx.i64(1); n as usize]);
-    let bias32 = b.build_int_truncate(bias, acc.get_type(), "")?;
-    let acc = b.build_int_add(acc, bias32, "")?;
-    let v = b.build_int_s_extend(acc, wide, "")?;
-    let v = b.build_int_mul(v, mult, "")?;
+    let shift = sx(shift)?;
+    let v = b.build_int_mul(sx(acc)?, sx(mult)?, "")?;
     let half = b.build_right_shift(b.build_left_shift(one, shift, "")?, one, false, "")?;
     let v = b.build_int_add(v, half, "")?;
     let v = b.build_right_shift(v, shift, true, "")?;
-    let v = b.build_int_add(v, zp, "")?;
-    let v = vsmax(cx, v, lo)?;
-    let v = vsmin(cx, v, hi)?;
-    Ok(b.build_int_truncate(v, cx.i8_t().vec_type(n), "")?)
+    let v = b.build_int_add(v, sx(zp)?, "")?;
+    let v = vsmax(cx, v, sx(lo)?)?;
+    let v = vsmin(cx, v, sx(hi)?)?;
+    Ok(b.build_int_truncate(v, out_t, "")?)
+}
+
+/// `round_shift(acc · mult, shift)` for shifts `>= 33` on i32 lanes (the
+/// `high` path of [`requantize`]; little-endian lanes).
+fn rescale_high<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    acc: VectorValue<'ctx>,
+    mult: VectorValue<'ctx>,
+    shift: VectorValue<'ctx>,
+) -> CgResult<VectorValue<'ctx>> {
+    let b = cx.b;
+    let n = acc.get_type().get_size();
+    let i32v = acc.get_type();
+    let q = cx.i64_t().vec_type(n / 2);
+    let splat64 = |v: i64| VectorType::const_vector(&vec![cx.i64(v); n as usize / 2]);
+    let splat32 = |v: i64| VectorType::const_vector(&vec![cx.i32(v as i32); n as usize]);
+    let c32 = splat64(32);
+    let as_q = |v: VectorValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
+        Ok(b.build_bit_cast(v, q, "")?.into_vector_value())
+    };
+    let (aq, mq) = (as_q(acc)?, as_q(mult)?);
+    // Sign-extended low halves (even lanes) and high halves (odd lanes):
+    // both products are `vpmuldq`.
+    let low = |v: VectorValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
+        Ok(b.build_right_shift(b.build_left_shift(v, c32, "")?, c32, true, "")?)
+    };
+    let pe = b.build_int_mul(low(aq)?, low(mq)?, "")?;
+    let po = b.build_int_mul(
+        b.build_right_shift(aq, c32, true, "")?,
+        b.build_right_shift(mq, c32, true, "")?,
+        "",
+    )?;
+    // High halves of the even products moved to the even lanes; the odd
+    // products' high halves already sit in the odd lanes.
+    let he = b.build_bit_cast(b.build_right_shift(pe, c32, false, "")?, i32v, "")?;
+    let ho = b.build_bit_cast(po, i32v, "")?;
+    let idx: Vec<u32> = (0..n).map(|l| if l % 2 == 0 { l } else { n + l }).collect();
+    let h = cx.shuffle(he.into_vector_value(), ho.into_vector_value(), &idx)?;
+    let t = b.build_int_sub(shift, splat32(32), "")?;
+    let half = b.build_left_shift(splat32(1), b.build_int_sub(t, splat32(1), "")?, "")?;
+    Ok(b.build_right_shift(b.build_int_add(h, half, "")?, t, true, "")?)
 }
 
 fn vsmax<'ctx>(
