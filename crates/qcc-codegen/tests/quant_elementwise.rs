@@ -35,6 +35,16 @@ fn tricky_floats(scale: f32) -> Vec<f32> {
         v.push(k * scale);
         v.push(-k * scale);
     }
+    // The floats around the products (k + 0.5) · scale, whose quotients lie
+    // within a few ulps of a tie: where a reciprocal that is not exact
+    // (`fma(x, hi, x · lo)` in place of the division) would round the
+    // other way.
+    for k in -300..300 {
+        let t = (k as f32 + 0.5) * scale;
+        for d in -3i32..=3 {
+            v.push(f32::from_bits(t.to_bits().wrapping_add_signed(d)));
+        }
+    }
     v
 }
 
@@ -86,12 +96,60 @@ fn quantize_uses_no_rounding_intrinsics() {
     ] {
         assert!(!ir.contains(bad), "quantize uses {bad}");
     }
-    assert!(ir.contains("fdiv"), "quantize must divide by the scale");
+    // A scale with an exact two-float reciprocal multiplies (x86 with
+    // FMA, AArch64); one without divides.
+    let fused = qcc_ir::quant::exact_reciprocal(0.1).is_some();
+    let hw_fma = cfg!(target_arch = "aarch64") || host_has("fma");
+    if fused && hw_fma {
+        assert!(ir.contains("llvm.fma") && !ir.contains("fdiv"), "{ir}");
+    } else {
+        assert!(ir.contains("fdiv"), "quantize must divide by the scale");
+    }
     // The rounding constant 1.5 * 2^23 survives optimization (no fast-math folding).
     assert!(
         ir.contains("0x4168000000000000"),
         "the magic-number rounding was folded"
     );
+}
+
+/// Scales without an exact two-float reciprocal keep the division, and
+/// both kinds match the reference on the floats around every tie.
+#[test]
+fn quantize_divides_where_no_reciprocal_is_exact() {
+    let inexact = (0..400)
+        .map(|i| 0.001 + i as f32 * 0.000_731)
+        .find(|&d| qcc_ir::quant::exact_reciprocal(d).is_none())
+        .expect("a divisor without an exact reciprocal pair");
+    let exact = (0..400)
+        .map(|i| 0.001 + i as f32 * 0.000_731)
+        .find(|&d| qcc_ir::quant::exact_reciprocal(d).is_some())
+        .expect("a divisor with an exact reciprocal pair");
+    for (scale, div) in [(inexact, true), (exact, false)] {
+        let q = QParams {
+            scale,
+            zero_point: -3,
+        };
+        let x = tricky_floats(scale);
+        let n = x.len();
+        let (g, inputs) = op_graph(
+            Op::Quantize { q, to: DType::I8 },
+            vec![Arg::In(f32_tensor(&[n], x.clone()))],
+        );
+        let mut opts = host("m");
+        opts.emit_llvm_ir = true;
+        let ir = compile(&g, &opts).expect("compile").llvm_ir.expect("ir");
+        if host_has("fma") {
+            assert_eq!(ir.contains("fdiv"), div, "scale {scale}");
+        }
+        let want = expect(&g, &ref_quantize(&x, q, DType::I8));
+        check_exact(&g, &inputs, &want, &format!("quantize by {scale}"));
+    }
+}
+
+fn host_has(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.split_whitespace().any(|w| w == flag))
+        .unwrap_or(false)
 }
 
 #[test]

@@ -151,10 +151,75 @@ impl Epilogue {
     }
 }
 
+/// A divisor's reciprocal as two floats `(hi, lo)` such that
+/// [`quantize_fused`] equals [`quantize`] for every f32 `x`, or `None` when
+/// no such pair was found for `d`; kernels then keep the division. The
+/// quotient is `x.mul_add(hi, x * lo)`, one multiplication and one fused
+/// multiply-add (the two-float reciprocal method of Brisebarre, Muller and
+/// Raina; exact for most divisors, not all).
+///
+/// Checked, not assumed: every significand of `x` in `[1, 2)` is tried. With
+/// `d` in `[2^-40, 2^40]` and `|x| <= 2^58`, every `x` whose quotient lies in
+/// `[2^-2, 2^17]` keeps `x`, `x · lo` and the quotient normal, so that range
+/// scales exactly to `[1, 2)`; below it both quotients round to 0, above it
+/// both clamp (`quantize` clamps at ±65536). Results are cached per divisor
+/// (the check takes 2^23 steps).
+pub fn exact_reciprocal(d: f32) -> Option<(f32, f32)> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<u32, Option<(f32, f32)>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(r) = cache.lock().ok().and_then(|c| c.get(&d.to_bits()).copied()) {
+        return r;
+    }
+    let r = search_reciprocal(d);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(d.to_bits(), r);
+    }
+    r
+}
+
+/// Inputs beyond `±FUSED_X_MAX` are clamped to it before [`quantize_fused`]
+/// multiplies: `2^58 / d >= 2^18` saturates like the input did, and no
+/// product overflows (an infinite `x` would meet `x · lo = ∓inf` or `0`).
+pub const FUSED_X_MAX: f32 = 288_230_376_151_711_744.0; // 2^58
+
+fn search_reciprocal(d: f32) -> Option<(f32, f32)> {
+    let range = 2f32.powi(-40)..=2f32.powi(40);
+    if !range.contains(&d) {
+        return None;
+    }
+    let inv = 1.0 / d as f64;
+    let hi = inv as f32;
+    let lo = (inv - hi as f64) as f32;
+    let one = 1f32.to_bits();
+    let exact = (0..1u32 << 23).all(|m| {
+        let x = f32::from_bits(one | m);
+        x.mul_add(hi, x * lo) == x / d
+    });
+    exact.then_some((hi, lo))
+}
+
+/// [`quantize`] with the division replaced by the exact reciprocal pair
+/// `(hi, lo)` of `q.scale` ([`exact_reciprocal`]): NaN from `x` itself,
+/// `x` clamped to `±FUSED_X_MAX`, then `fma(x, hi, x · lo)`. The same
+/// result as `quantize` for every `x`; what kernels with a hardware FMA run.
+pub fn quantize_fused(x: f32, (hi, lo): (f32, f32), q: QParams, lo_q: i32, hi_q: i32) -> i32 {
+    if x.is_nan() {
+        return q.zero_point.clamp(lo_q, hi_q);
+    }
+    let x = x.clamp(-FUSED_X_MAX, FUSED_X_MAX);
+    round_quotient(x.mul_add(hi, x * lo), q, lo_q, hi_q)
+}
+
 /// Float → 8-bit: `clamp(round_half_even(x / scale) + zero_point, lo, hi)`,
 /// where `x / scale` is one f32 division. NaN maps to the zero point.
 pub fn quantize(x: f32, q: QParams, lo: i32, hi: i32) -> i32 {
-    let v = x / q.scale;
+    round_quotient(x / q.scale, q, lo, hi)
+}
+
+/// The end of [`quantize`] from the quotient `v = x / scale`.
+fn round_quotient(v: f32, q: QParams, lo: i32, hi: i32) -> i32 {
     if v.is_nan() {
         return q.zero_point.clamp(lo, hi);
     }
@@ -220,6 +285,78 @@ mod tests {
         assert_eq!(quantize(-1e9, q, -128, 127), -128);
         assert_eq!(quantize(f32::NAN, q, -128, 127), -3);
         assert_eq!(dequantize(5, q), 4.0);
+    }
+
+    #[test]
+    fn two_float_reciprocals_divide_exactly() {
+        let mut found = 0;
+        let mut seed = 7u64;
+        for d in [
+            0.0123f32,
+            0.5,
+            0.25,
+            3.0,
+            1.0 / 255.0,
+            0.007_843_138,
+            1e-5,
+            41.7,
+        ] {
+            let Some((hi, lo)) = exact_reciprocal(d) else {
+                continue;
+            };
+            found += 1;
+            // Quotients near half-integers (the ties quantize cares about),
+            // and random ones over the whole range.
+            for k in -300..300 {
+                let t = (k as f32 + 0.5) * d;
+                let mut x = t;
+                for _ in 0..4 {
+                    x = f32::from_bits(x.to_bits() + 1);
+                    assert_eq!(x.mul_add(hi, x * lo), x / d, "{x} / {d}");
+                }
+                let mut x = t;
+                for _ in 0..4 {
+                    x = f32::from_bits(x.to_bits().wrapping_sub(1));
+                    assert_eq!(x.mul_add(hi, x * lo), x / d, "{x} / {d}");
+                }
+            }
+            let q = QParams {
+                scale: d,
+                zero_point: 3,
+            };
+            for x in [
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                1e38,
+                -1e38,
+                0.0,
+                -0.0,
+                1e-45,
+            ] {
+                assert_eq!(
+                    quantize_fused(x, (hi, lo), q, -128, 127),
+                    quantize(x, q, -128, 127),
+                    "{x} / {d}"
+                );
+            }
+            for _ in 0..100_000 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let x = f32::from_bits((seed >> 32) as u32);
+                let q = x / d;
+                if !x.is_finite() || !(0.25..=131072.0).contains(&q.abs()) {
+                    continue;
+                }
+                assert_eq!(x.mul_add(hi, x * lo), q, "{x} / {d}");
+            }
+        }
+        assert!(
+            found >= 4,
+            "only {found} divisors have an exact reciprocal pair"
+        );
+        assert_eq!(exact_reciprocal(0.0), None);
+        assert_eq!(exact_reciprocal(f32::NAN), None);
+        assert_eq!(exact_reciprocal(1e30), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (8-bit/i32 → f32), Requantize, Lut (256-entry table) and the
 //! broadcasting QAdd / QMul.
 //!
-//! Quantize computes `x / scale` with one f32 division, maps NaN to 0
+//! Quantize computes `x / scale` with one f32 division (or, on targets
+//! with a hardware FMA and for the scales `qcc_ir::quant::exact_reciprocal`
+//! proves it for, `fma(x, hi, x · lo)`, which gives the same f32), maps NaN to 0
 //! (hence to the zero point), clamps to ±65536 and rounds half to even with
 //! `(v + 1.5·2^23) - 1.5·2^23` (exact for |v| < 2^22 under the default
 //! round-to-nearest-even mode; no fast-math flags, so LLVM keeps both
@@ -19,6 +21,7 @@ use super::quant::{
 };
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::loops::coalesce;
+use crate::mmm::Simd;
 use inkwell::values::IntValue;
 use inkwell::FloatPredicate;
 use qcc_ir::{broadcast_strides, strides_of, DType, Node, Op};
@@ -62,9 +65,31 @@ pub fn emit_quantize<'ctx>(
         return Err(cx.unsupported(format!("bad quantization parameters {q:?} for {to}")));
     }
     let (scale, zp) = (q.scale, q.zero_point);
+    // The division as one multiplication and one FMA where that is exact
+    // for this scale and the target fuses in hardware.
+    let hw_fma = matches!(cx.target.simd, Simd::Avx2 | Simd::Avx512 | Simd::Neon64);
+    let recip = hw_fma
+        .then(|| qcc_ir::quant::exact_reciprocal(scale))
+        .flatten();
     cx.for_range(0, out.numel() as i64, |cx, i| {
-        let v = cx.fdiv(cx.load_f32(x.ptr, i)?, cx.f32(scale))?;
-        let nan = cx.fcmp(FloatPredicate::UNO, v, v)?;
+        let x = cx.load_f32(x.ptr, i)?;
+        // `qcc_ir::quant::quantize_fused`: NaN from x, x clamped first.
+        let (v, nan) = match recip {
+            Some((hi, lo)) => {
+                let m = qcc_ir::quant::FUSED_X_MAX;
+                let xc = cx.fclamp(x, -m, m)?;
+                let xl = cx.fmul(xc, cx.f32(lo))?;
+                let args = [xc.into(), cx.f32(hi).into(), xl.into()];
+                let v = cx
+                    .call_intrinsic("llvm.fma", &[cx.f32_t().into()], &args)?
+                    .into_float_value();
+                (v, cx.fcmp(FloatPredicate::UNO, x, x)?)
+            }
+            None => {
+                let v = cx.fdiv(x, cx.f32(scale))?;
+                (v, cx.fcmp(FloatPredicate::UNO, v, v)?)
+            }
+        };
         let v = cx.select_f(nan, cx.f32(0.0), v)?;
         let v = cx.fclamp(v, -65536.0, 65536.0)?;
         let r = cx.fsub(cx.fadd(v, cx.f32(ROUND_MAGIC))?, cx.f32(ROUND_MAGIC))?;

@@ -111,8 +111,7 @@ impl<'ctx> Row<'_, 'ctx> {
     ) -> CgResult<()> {
         let p = self.p;
         let vt = cx.f32_t().vec_type(p.vl as u32);
-        let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
-        let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
+        let base = p.float_base(cx, oy, o0)?;
         let mut acc = fma_taps(cx, p, self.s, base, self.ws, self.bias)?;
         let dst = cx.gep_f32(orow, o0)?;
         let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
@@ -133,7 +132,8 @@ impl<'ctx> Row<'_, 'ctx> {
 }
 
 /// `init + Σ taps · ws` for the `VL` outputs whose windows start at `base`
-/// of the padded f32 plane `plane` (strided taps shuffled by `tap`).
+/// (`QDwPlan::float_base`) of the padded f32 plane `plane` (strided taps of
+/// a one-phase plane shuffled by `tap`).
 pub(super) fn fma_taps<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     p: &QDwPlan,
@@ -143,13 +143,12 @@ pub(super) fn fma_taps<'ctx>(
     init: VectorValue<'ctx>,
 ) -> CgResult<VectorValue<'ctx>> {
     let vl = p.vl as u32;
-    let sw = p.stride.1 as i64;
     let vt = cx.f32_t().vec_type(vl);
-    let load_t = cx.f32_t().vec_type(vl * sw as u32);
     let mut acc = init;
     for ki in 0..p.kh {
         for kj in 0..p.kw {
-            let off = (ki * p.dil.0 * p.wps + kj * p.dil.1) as i64;
+            let (off, sw) = p.float_tap(ki, kj);
+            let load_t = cx.f32_t().vec_type(vl * sw as u32);
             let v = tap(cx, cx.gep_f32(plane, cx.add_c(base, off)?)?, load_t, vl, sw)?;
             let w = ws[ki * p.kw + kj];
             acc = cx

@@ -41,6 +41,13 @@ pub struct QDwPlan {
     /// below 2^24 (`taps · 255 · 128 < 2^24`); on x86, where the 16-bit
     /// path is bound by its widening shuffles.
     pub f32_taps: bool,
+    /// Column phases of the float plane: 1, or the column stride 2 (with
+    /// `f32_taps`), when the float copy holds the even columns of every
+    /// row, then the odd ones, so that every tap of a strided row is one
+    /// contiguous load instead of a load of twice the width and a shuffle.
+    pub phases: usize,
+    /// Row stride of the float plane in elements (`wps` with one phase).
+    pub frs: usize,
 }
 
 impl std::ops::Deref for QDwPlan {
@@ -90,6 +97,13 @@ impl QDwPlan {
         let f32_taps = elem == 1
             && matches!(facts.simd, Simd::Avx2 | Simd::Avx512)
             && kh * kw * 255 * 128 < 1 << 24;
+        let phases = if f32_taps && stride.1 == 2 { 2 } else { 1 };
+        // Each phase row holds whole vectors of 16 (`to_f32_phased`) and
+        // reaches `div_ceil(ow, vl) · vl + (kw-1)·dw / 2` like `wps` does.
+        let frs = match phases {
+            1 => wps,
+            _ => div_ceil(wps, 2).next_multiple_of(16),
+        };
         Some(QDwPlan {
             geo,
             mult: oc / c,
@@ -98,23 +112,52 @@ impl QDwPlan {
             vl,
             elem,
             f32_taps,
+            phases,
+            frs,
         })
     }
 
-    /// Bytes of the padded plane (a whole number of cache lines).
+    /// Bytes of the padded plane (a whole number of cache lines; with two
+    /// phases, one line more, which the last row's conversion may read).
     fn plane_bytes(&self) -> usize {
-        (self.hp * self.wps * self.elem).next_multiple_of(64)
+        let slack = if self.phases > 1 { 64 } else { 0 };
+        (self.hp * self.wps * self.elem + slack).next_multiple_of(64)
     }
 
     /// Workspace scratch the node needs (the padded plane, and its float
     /// copy with `f32_taps`), in bytes.
     pub fn scratch_bytes(&self) -> usize {
         let float = if self.f32_taps {
-            (self.hp * self.wps).next_multiple_of(16) * 4
+            (self.phases * self.hp * self.frs).next_multiple_of(16) * 4
         } else {
             0
         };
         self.plane_bytes() + float
+    }
+
+    /// Offset in the float plane of the first tap of the vector of outputs
+    /// `o0..` of row `oy`.
+    pub(super) fn float_base<'ctx>(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        oy: IntValue<'ctx>,
+        o0: IntValue<'ctx>,
+    ) -> CgResult<IntValue<'ctx>> {
+        let (sh, sw) = (self.stride.0 as i64, self.stride.1 as i64);
+        let step = sw / self.phases as i64;
+        cx.add(cx.mul_c(oy, sh * self.frs as i64)?, cx.mul_c(o0, step)?)
+    }
+
+    /// Offset of tap `(ki, kj)` in the float plane from [`Self::float_base`],
+    /// and the column step between the outputs of a vector (a shuffle when > 1).
+    pub(super) fn float_tap(&self, ki: usize, kj: usize) -> (i64, i64) {
+        let col = kj * self.dil.1;
+        let ph = self.phases;
+        let row = (col % ph) * self.hp + ki * self.dil.0;
+        (
+            (row * self.frs + col / ph) as i64,
+            (self.stride.1 / ph) as i64,
+        )
     }
 }
 
@@ -159,8 +202,10 @@ pub fn emit<'ctx>(
             let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
             let xc = cx.gep(DType::I8, x.ptr, cx.mul_c(plane, hw)?)?;
             pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?;
-            if let Some(sf) = sf {
-                to_f32(cx, s, sf, p.hp * p.wps, signed)?;
+            match sf {
+                Some(sf) if p.phases > 1 => to_f32_phased(cx, p, s, sf, signed)?,
+                Some(sf) => to_f32(cx, s, sf, p.hp * p.wps, signed)?,
+                None => {}
             }
             cx.for_range(0, p.mult as i64, |cx, j| {
                 let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
@@ -239,7 +284,7 @@ impl<'ctx> Row<'_, 'ctx> {
         let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
         let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
         let acc = match self.sf {
-            Some(sf) => self.float_taps(cx, sf, base)?,
+            Some(sf) => self.float_taps(cx, sf, p.float_base(cx, oy, o0)?)?,
             None => self.int_taps(cx, base)?,
         };
         let q = requantize(cx, acc, self.params, self.high)?;
@@ -330,6 +375,56 @@ fn to_f32<'ctx>(
         st.set_alignment(4)
             .map_err(|e| CodegenError::Llvm(e.to_string()))?;
         Ok(())
+    })
+}
+
+/// The padded int8 plane (`hp` rows of `wps`) as the two-phase float plane
+/// of `p` (`phases == 2`): row `r`'s even columns at `r · frs`, its odd
+/// ones at `(hp + r) · frs`, 32 bytes (16 of each) at a time. The last
+/// chunk of a row reads past it (into the next row, or the plane's slack):
+/// those columns are never a valid output's tap.
+fn to_f32_phased<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QDwPlan,
+    src: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    signed: bool,
+) -> CgResult<()> {
+    const V: u32 = 16;
+    let (bt, it, ft) = (
+        cx.i8_t().vec_type(2 * V),
+        cx.i32_t().vec_type(V),
+        cx.f32_t().vec_type(V),
+    );
+    let even: Vec<u32> = (0..V).map(|j| 2 * j).collect();
+    let odd: Vec<u32> = (0..V).map(|j| 2 * j + 1).collect();
+    let odd_at = (p.hp * p.frs) as i64;
+    cx.for_range(0, p.hp as i64, |cx, r| {
+        let srow = cx.gep(DType::I8, src, cx.mul_c(r, p.wps as i64)?)?;
+        let drow = cx.gep_f32(dst, cx.mul_c(r, p.frs as i64)?)?;
+        cx.for_range(0, (p.frs / V as usize) as i64, |cx, k| {
+            let at = cx.mul_c(k, V as i64)?;
+            let l =
+                cx.b.build_load(bt, cx.gep(DType::I8, srow, cx.mul_c(at, 2)?)?, "")?;
+            if let Some(i) = l.as_instruction_value() {
+                i.set_alignment(1)
+                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            }
+            let b = l.into_vector_value();
+            for (idx, off) in [(&even, 0), (&odd, odd_at)] {
+                let half = cx.shuffle(b, bt.get_undef(), idx)?;
+                let w = if signed {
+                    cx.b.build_int_s_extend(half, it, "")?
+                } else {
+                    cx.b.build_int_z_extend(half, it, "")?
+                };
+                let f = cx.b.build_signed_int_to_float(w, ft, "")?;
+                let st = cx.b.build_store(cx.gep_f32(drow, cx.add_c(at, off)?)?, f)?;
+                st.set_alignment(4)
+                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            }
+            Ok(())
+        })
     })
 }
 
