@@ -167,7 +167,8 @@ impl Epilogue {
 pub fn exact_reciprocal(d: f32) -> Option<(f32, f32)> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<u32, Option<(f32, f32)>>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<u32, Option<(f32, f32)>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(r) = cache.lock().ok().and_then(|c| c.get(&d.to_bits()).copied()) {
         return r;
