@@ -281,19 +281,15 @@ fn opset_problems() {
 #[test]
 fn unsupported_attributes_and_outputs() {
     let one = |n: N, opset: i64| {
+        let outs = n.0.output.iter().map(|o| out(o)).collect();
         let m = model(
             opset,
-            graph(
-                vec![n],
-                vec![fvi("x", &[1, 1, 4, 4])],
-                vec![out("y"), out("y2")],
-                vec![],
-            ),
+            graph(vec![n], vec![fvi("x", &[1, 1, 4, 4])], outs, vec![]),
         );
         import_err(&m)
     };
     let msg = one(
-        node("p", "Pad", &["x"], &["y", "y2"])
+        node("p", "Pad", &["x"], &["y"])
             .s("mode", "reflect")
             .ints("pads", &[0; 8]),
         7,
@@ -315,16 +311,13 @@ fn unsupported_attributes_and_outputs() {
         msg.contains("node 'd' (Dropout): the mask output is not supported"),
         "{msg}"
     );
-    let msg = one(
-        node("rs", "Resize", &["x"], &["y", "y2"]).s("mode", "cubic"),
-        13,
-    );
+    let msg = one(node("rs", "Resize", &["x"], &["y"]).s("mode", "cubic"), 13);
     assert!(
         msg.contains("node 'rs' (Resize): unsupported attribute mode='cubic'"),
         "{msg}"
     );
     let msg = one(
-        node("rs", "Resize", &["x"], &["y", "y2"])
+        node("rs", "Resize", &["x"], &["y"])
             .s("coordinate_transformation_mode", "tf_crop_and_resize"),
         13,
     );
@@ -332,13 +325,10 @@ fn unsupported_attributes_and_outputs() {
         msg.contains("unsupported attribute coordinate_transformation_mode='tf_crop_and_resize'"),
         "{msg}"
     );
-    let msg = one(
-        node("rs", "Resize", &["x"], &["y", "y2"]).i("antialias", 1),
-        18,
-    );
+    let msg = one(node("rs", "Resize", &["x"], &["y"]).i("antialias", 1), 18);
     assert!(msg.contains("unsupported attribute antialias=1"), "{msg}");
     let msg = one(
-        node("c", "Conv", &["x"], &["y", "y2"])
+        node("c", "Conv", &["x", "x"], &["y"])
             .i("group", 1)
             .s("auto_pad", "FOO"),
         13,
@@ -751,6 +741,86 @@ fn invalid_models_are_rejected_not_guessed() {
     assert!(msg.contains("ir_version 14 is out of range"), "{msg}");
     m.ir_version = Some(-3);
     assert!(import_err(&m).contains("ir_version -3 is out of range"));
+}
+
+/// Attributes the op does not define (at all, or at the model's opset) and
+/// more or fewer inputs or outputs than it takes: refused, naming the node,
+/// never imported with the attribute or the input ignored.
+#[test]
+fn undefined_attributes_and_wrong_arity_are_rejected() {
+    let one = |n: N, opset: i64| {
+        let outs = n.0.output.iter().map(|o| out(o)).collect();
+        let m = model(opset, graph(vec![n], vec![fvi("x", &[2, 3])], outs, vec![]));
+        import_err(&m)
+    };
+    let cases: Vec<(N, i64, &str)> = vec![
+        (
+            node("r", "Relu", &["x"], &["y"]).f("alpha", 0.1),
+            13,
+            "node 'r' (Relu): attribute 'alpha' is not defined for Relu",
+        ),
+        (
+            node("c", "Clip", &["x"], &["y"]).f("min", 0.0),
+            13,
+            "node 'c' (Clip): attribute 'min' of Clip is defined only up to opset 10; \
+             the model imports opset 13",
+        ),
+        (
+            node("s", "Squeeze", &["x"], &["y"]).ints("axes", &[0]),
+            13,
+            "attribute 'axes' of Squeeze is defined only up to opset 12",
+        ),
+        (
+            node("g", "Gelu", &["x"], &["y"]).s("approximate", "tanh"),
+            21,
+            "",
+        ),
+        (
+            node("r", "Relu", &["x", "x"], &["y"]),
+            13,
+            "node 'r' (Relu): has 2 inputs; Relu takes at most 1 at opset 13",
+        ),
+        (
+            node("r", "Relu", &["x", ""], &["y"]),
+            13,
+            "has 2 inputs; Relu takes at most 1",
+        ),
+        (
+            node("fc", "Gemm", &["x", "x"], &["y"]),
+            9,
+            "node 'fc' (Gemm): has 2 inputs; Gemm needs at least 3 at opset 9",
+        ),
+        (
+            node("a", "Add", &["x", "x"], &["y", "y2", "y3"]),
+            13,
+            "node 'a' (Add): has 3 outputs; Add takes at most 1 at opset 13",
+        ),
+    ];
+    for (n, opset, want) in cases {
+        let m = {
+            let outs = n.0.output.iter().map(|o| out(o)).collect();
+            model(
+                opset,
+                graph(vec![N(n.0.clone())], vec![fvi("x", &[2, 3])], outs, vec![]),
+            )
+        };
+        if want.is_empty() {
+            // Defined at this opset: no attribute or arity error.
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("ok.onnx");
+            std::fs::write(&p, m.encode_to_vec()).unwrap();
+            load_model(&p, &ImportOptions::default()).expect("a defined attribute imports");
+            continue;
+        }
+        let msg = one(n, opset);
+        assert!(msg.contains(want), "{msg}");
+        // `qcc check` reports the same problem.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.onnx");
+        std::fs::write(&p, m.encode_to_vec()).unwrap();
+        let problems = check_model(&p, &ImportOptions::default()).expect("decodes");
+        assert!(problems.iter().any(|q| q.contains(want)), "{problems:?}");
+    }
 }
 
 /// More forms the checker rejects: explicit pads beside auto_pad or

@@ -10,6 +10,9 @@ mod nn;
 mod pool;
 mod reduce;
 mod resize;
+mod schema;
+#[rustfmt::skip]
+mod schema_table;
 mod shape;
 mod slicing;
 mod validate;

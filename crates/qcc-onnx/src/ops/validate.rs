@@ -34,6 +34,7 @@ pub(crate) fn validate(
     }
     let a = Attrs(n);
     a.check_names().map_err(err)?;
+    super::schema::check(n, opset).map_err(err)?;
     let out_used = |j: usize| {
         n.output
             .get(j)
