@@ -387,6 +387,89 @@ fn transposed_convolutions_match_interpreter() {
     check_avx2(&g, &feed);
 }
 
+/// Convolutions big enough that their copies (the implicit im2col, one copy
+/// per tap or per kj and row phase) split into several row blocks with a
+/// tail, each phase copy holding the rows its taps reach past the block:
+/// strides 1, 2 and 3, a dilated strided one (one row phase), 7×7
+/// stride-2 stems, and K split into channel blocks with a tail under a
+/// clamp and a residual.
+fn row_block_battery() -> (Graph, Vec<Tensor>) {
+    let mut g = Graph::new("rowblocks");
+    let mut feed = vec![];
+    // (input [C, H, W], cout, k, stride, dilation, pad, residual): few
+    // rows, wide ones, so that a row block holds only a few.
+    let cases = [
+        ([48, 20, 100], 4, 3, 1, 1, 1, false),
+        ([32, 41, 121], 4, 3, 2, 1, 1, false),
+        ([16, 40, 90], 4, 3, 2, 2, 2, false),
+        ([3, 60, 150], 16, 7, 2, 1, 3, false),
+        ([32, 40, 100], 4, 5, 3, 1, 2, false),
+        ([151, 12, 30], 8, 3, 1, 1, 1, true),
+        // Output widths that are multiples of 16: phase copies (one per kj
+        // and row phase), not one per tap.
+        ([48, 20, 96], 4, 3, 1, 1, 1, true),
+        ([32, 40, 64], 4, 3, 2, 1, 1, false),
+        ([16, 40, 256], 4, 3, 2, 2, 2, false),
+        ([3, 60, 224], 16, 7, 2, 1, 3, false),
+        ([32, 30, 96], 4, 5, 3, 1, 2, false),
+    ];
+    for (c, &(xs, cout, k, s, d, p, residual)) in cases.iter().enumerate() {
+        let xs = [1, xs[0], xs[1], xs[2]];
+        let out = |n: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
+        let a = ConvAttrs {
+            strides: vec![s; 2],
+            pads: vec![p; 4],
+            dilations: vec![d; 2],
+            group: 1,
+            output_padding: vec![0; 2],
+        };
+        let seed = 31_000 + c as u64;
+        let x = g.add_input(format!("x{c}"), rand_tensor(&xs, seed).ty());
+        feed.push(rand_tensor(&xs, seed));
+        let ws = [cout, xs[1], k, k];
+        let w = g.add_const(format!("w{c}"), rand_tensor(&ws, seed + 100));
+        let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200));
+        let mut ins = vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)];
+        let op = if residual {
+            let rs = [1, cout, out(xs[2]), out(xs[3])];
+            let ri = g.add_input(format!("r{c}"), rand_tensor(&rs, seed + 300).ty());
+            feed.push(rand_tensor(&rs, seed + 300));
+            ins.push(ValueId::of(ri));
+            Op::ConvAdd {
+                conv: a,
+                min: -0.5,
+                max: 0.5,
+            }
+        } else {
+            Op::ConvClamp {
+                conv: a,
+                min: 0.0,
+                max: f32::INFINITY,
+            }
+        };
+        let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+#[test]
+fn phase_copies_span_row_and_channel_blocks() {
+    let (g, feed) = row_block_battery();
+    check_interp(&g, &feed, TOL);
+    let opts = Options {
+        emit_llvm_ir: true,
+        ..host("m")
+    };
+    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    assert!(
+        ir.lines()
+            .any(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(".o(")),
+        "no offsets (implicit im2col) microkernel in the module"
+    );
+    check_avx2(&g, &feed);
+}
+
 #[test]
 fn gemm_battery_matches_interpreter() {
     for seed in [4, 5] {
@@ -404,6 +487,7 @@ fn battery_on_arm_under_qemu() {
             gemm_battery(8000, 10),
             transposed_battery(),
             depthwise_battery(),
+            row_block_battery(),
         ] {
             let want = qcc_interp::run(&g, &feed).expect("interpreter");
             let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();

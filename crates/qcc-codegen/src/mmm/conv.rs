@@ -4,9 +4,20 @@
 //! `W[M][K] × X̂[K][N]` with `K = C/g · KH · KW`. The weights are packed at
 //! compile time (`pack::pack_a`). `X̂` is the input itself for a 1×1,
 //! unit-stride, unpadded convolution (`direct`: no copy at all); otherwise
-//! each `KC × NC` block of it (whole input channels × whole output rows) is
-//! written by an im2col into the node's workspace scratch, sized so the
-//! block stays in L2 while every `MR`-row panel of weights streams over it.
+//! it is an implicit im2col over *phase copies* in the node's workspace
+//! scratch, per `KC × NC` block (whole input channels × whole output rows,
+//! sized so the block stays in L2 while every `MR`-row panel of weights
+//! streams over it). A copy `(kj, φ)` holds, per channel, the input rows
+//! `q·sh + φ - pad` (φ a row phase `ki·dh mod sh` some tap uses) sampled at
+//! the columns `ox·sw + kj·dw - pad`, zero outside the input, `OW` to a row:
+//! the X̂ row of tap `(ki, kj)` of channel `c` is then the copy
+//! `(kj, (ki·dh) mod sh)` of `c` from row `(ki·dh) / sh` on, read
+//! contiguously over the block's positions. The microkernels (`.o`) take
+//! each k step's row from a table of those offsets; K runs channel, `kj`,
+//! `ki` (the weights are packed in that order) over copies laid out
+//! `[c][kj][phase]`, so a tile's k steps read upwards through memory. A 3×3 stride-1 layer
+//! copies its input 3 times instead of 9 (stride 2: 6; a 7×7 stride-2 stem:
+//! 14 instead of 49).
 //! Shapes are static, so the blocks split into full ones (a loop) and one
 //! tail (emitted once with its own constant sizes): every size the code
 //! sees is a constant.
@@ -27,7 +38,7 @@ use crate::kernels::conv::{const_f32_table, valid_range};
 use crate::kernels::quant::if_else;
 use inkwell::values::{IntValue, PointerValue};
 use inkwell::IntPredicate;
-use qcc_ir::ConvAttrs;
+use qcc_ir::{ConvAttrs, DType};
 
 /// The GEMM view of one convolution, with its blocking.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,10 +54,17 @@ pub struct ConvGemm {
     pub direct: bool,
     /// Input channels per K block.
     pub c_block: usize,
-    /// Output positions per N block (direct) or output rows per block (im2col).
+    /// Output positions per N block (direct) or output rows per block.
     pub n_block: usize,
-    /// Row stride of the scratch block, in floats.
-    pub ldb: usize,
+    /// The row sets of the copies, `(phase, first row)`: the input rows of
+    /// copy row `q` are `(q + first)·sh + phase - pad`.
+    pub sets: Vec<(usize, usize)>,
+    /// Per `ki`: its row set and the row it starts from in that set's copy.
+    pub set_of: Vec<(usize, usize)>,
+    /// Rows a copy holds beyond the block's output rows.
+    pub ext: usize,
+    /// Floats per copy (`n_block + ext` rows of `OW`, rounded up to 16).
+    pub cs: usize,
     /// The microkernel; `ALayout::Cols` runs the GEMM transposed.
     pub ukr: F32Ukr,
     /// Row stride of the transposed output block in scratch (`Cols` only).
@@ -108,8 +126,31 @@ impl ConvGemm {
         let blocks = div_ceil(cg * taps, 1024);
         let c_block = div_ceil(cg, blocks);
         let kc = c_block * taps;
-        let cols = simd.l2_budget() / (4 * kc);
-        let (n_block, ldb) = if direct {
+        // Phase copies (one per kj and row phase, each `ext` rows longer)
+        // when the GEMM reads them by broadcasts (transposed) or their rows
+        // start on cache lines (OW a multiple of 16); otherwise one copy per
+        // tap, an explicit im2col, whose rows are aligned: a vector load
+        // split across two lines costs more than the copies save.
+        let dh = geo.dil.0;
+        let phased = ukr.a == ALayout::Cols || ow.is_multiple_of(16);
+        let (sets, set_of, ext) = if phased {
+            let mut phases: Vec<usize> = (0..kh).map(|ki| ki * dh % stride.0).collect();
+            phases.sort_unstable();
+            phases.dedup();
+            let of = |ki: usize| phases.iter().position(|&p| p == ki * dh % stride.0);
+            let set_of = (0..kh)
+                .map(|ki| (of(ki).unwrap_or(0), ki * dh / stride.0))
+                .collect();
+            let sets: Vec<(usize, usize)> = phases.iter().map(|&p| (p, 0)).collect();
+            (sets, set_of, (kh - 1) * dh / stride.0)
+        } else {
+            let sets = (0..kh)
+                .map(|ki| (ki * dh % stride.0, ki * dh / stride.0))
+                .collect();
+            (sets, (0..kh).map(|ki| (ki, 0)).collect(), 0)
+        };
+        let (n_block, cs) = if direct {
+            let cols = simd.l2_budget() / (4 * kc);
             let step = if ukr.a == ALayout::Cols {
                 ukr.mr
             } else {
@@ -118,8 +159,18 @@ impl ConvGemm {
             let nb = (cols / step).max(1) * step;
             (nb.min(oh * ow), 0)
         } else {
-            let rows = (cols / ow.max(1)).clamp(1, oh.max(1));
-            (rows, (rows * ow).next_multiple_of(16))
+            // Output rows whose copies fit the L2 budget.
+            let per_row = 4 * kw * sets.len() * c_block * ow.max(1);
+            let rows = (simd.l2_budget() / per_row)
+                .saturating_sub(ext)
+                .clamp(1, oh.max(1));
+            (rows, ((rows + ext) * ow).next_multiple_of(16))
+        };
+        // One copy per tap is an explicit im2col: its rows are evenly
+        // spaced (`cs` floats), no offsets table needed.
+        let ukr = F32Ukr {
+            offsets: phased && !direct,
+            ..ukr
         };
         Some(ConvGemm {
             geo,
@@ -129,7 +180,10 @@ impl ConvGemm {
             direct,
             c_block,
             n_block,
-            ldb,
+            sets,
+            set_of,
+            ext,
+            cs,
             ukr,
             ldct: m.next_multiple_of(16),
         })
@@ -141,12 +195,36 @@ impl ConvGemm {
         self.im2col_bytes() + self.ct_bytes()
     }
 
+    /// Bytes of the phase copies of one K block.
     fn im2col_bytes(&self) -> usize {
+        self.copies() * self.c_block * self.cs * 4
+    }
+
+    /// Number of phase copies (0 when direct).
+    fn copies(&self) -> usize {
         if self.direct {
             0
         } else {
-            self.c_block * self.kh * self.kw * self.ldb * 4
+            self.kw * self.sets.len()
         }
+    }
+
+    /// The implicit im2col: for each k of a K block (`c·KH·KW + ki·KW + kj`,
+    /// local channel `c`), the offset in floats of its X̂ row in the block's
+    /// copies, laid out `[c][row set][kj]` (with one set per tap, exactly
+    /// an im2col's rows).
+    fn offsets(&self) -> Vec<i32> {
+        let (kw, nsets) = (self.kw, self.sets.len());
+        let mut off = Vec::with_capacity(self.c_block * self.kh * kw);
+        for c in 0..self.c_block {
+            for &(set, row) in &self.set_of {
+                for kj in 0..kw {
+                    let copy = (c * nsets + set) * kw + kj;
+                    off.push((copy * self.cs + row * self.ow) as i32);
+                }
+            }
+        }
+        off
     }
 
     fn ct_bytes(&self) -> usize {
@@ -203,6 +281,11 @@ pub fn emit<'ctx>(
     }
     let wt = const_f32_table(cx, "mmm.w", &wp);
     let bt = const_f32_table(cx, "mmm.bias", &bp);
+    let off = if !u.offsets {
+        wt
+    } else {
+        crate::kernels::quant::const_i32_table(cx, "mmm.off", &p.offsets())
+    };
     let f = u.function(cx)?;
     let scratch = if p.scratch_bytes() == 0 {
         None
@@ -245,6 +328,7 @@ pub fn emit<'ctx>(
                 bg,
                 scratch: im2col,
                 ct,
+                off,
             };
             // N blocks: full ones in a loop, then the tail.
             let total = if p.direct { ohw as usize } else { p.oh };
@@ -272,6 +356,8 @@ struct Group<'p, 'ctx> {
     ct: Option<PointerValue<'ctx>>,
     /// The residual of this group (laid out like `og`).
     rg: Option<PointerValue<'ctx>>,
+    /// The offsets table of the implicit im2col (`ConvGemm::offsets`).
+    off: PointerValue<'ctx>,
 }
 
 impl<'ctx> Group<'_, 'ctx> {
@@ -333,8 +419,9 @@ impl<'ctx> Group<'_, 'ctx> {
                 n0,
             ),
             Some(s) => {
-                self.im2col(cx, s, n0, len, c0, cw)?;
-                (s, p.ldb as i64, len * p.ow, cx.mul_c(n0, p.ow as i64)?)
+                self.phase_copies(cx, s, n0, len, c0, cw)?;
+                // (The row stride of an im2col; offsets kernels ignore it.)
+                (s, p.cs as i64, len * p.ow, cx.mul_c(n0, p.ow as i64)?)
             }
         };
         // flags: accumulate into C after the first K block.
@@ -416,6 +503,7 @@ impl<'ctx> Group<'_, 'ctx> {
                 hi,
                 pf,
                 r,
+                off: self.off,
             }
             .emit(cx, self.f)
         };
@@ -449,6 +537,7 @@ impl<'ctx> Group<'_, 'ctx> {
                         hi,
                         pf: next_panel(cx, b, k_all as usize * nr, kc as usize, pp)?,
                         r: c,
+                        off: self.off,
                     }
                     .emit(cx, self.f)
                 })
@@ -459,9 +548,10 @@ impl<'ctx> Group<'_, 'ctx> {
         })
     }
 
-    /// Writes X̂ rows `[c0·taps, (c0+cw)·taps)` × output rows `[r0, r0+rows)`
-    /// into `s` (row stride `ldb`), zeros where the window is in the padding.
-    fn im2col(
+    /// Writes the phase copies of channels `[c0, c0+cw)` for output rows
+    /// `[r0, r0+rows)` into `s` (see the module docs), zeros where a
+    /// window reaches into the padding.
+    fn phase_copies(
         &self,
         cx: &mut KernelCx<'_, 'ctx>,
         s: PointerValue<'ctx>,
@@ -472,27 +562,40 @@ impl<'ctx> Group<'_, 'ctx> {
     ) -> CgResult<()> {
         let p = self.p;
         let (sh, sw) = (p.stride.0 as i64, p.stride.1 as i64);
-        let (dh, dw) = (p.dil.0 as i64, p.dil.1 as i64);
+        let dw = p.dil.1 as i64;
         let (ph, pw) = (p.pad.0 as i64, p.pad.1 as i64);
         let (h, w, ow) = (p.h as i64, p.w as i64, p.ow as i64);
         let hw = h * w;
-        let ldb = p.ldb as i64;
-        cx.for_range(0, cw as i64, |cx, cl| {
-            let xc = cx.gep_f32(self.xg, cx.mul_c(cx.add(c0, cl)?, hw)?)?;
-            cx.for_range(0, p.kh as i64, |cx, ki| {
-                for kj in 0..p.kw as i64 {
-                    // Row of X̂ within the block, and its valid output columns.
-                    let krow = cx.add_c(
-                        cx.mul_c(cx.add(cx.mul_c(cl, p.kh as i64)?, ki)?, p.kw as i64)?,
-                        kj,
-                    )?;
-                    let dst_row = cx.gep_f32(s, cx.mul_c(krow, ldb)?)?;
-                    let shift = kj * dw - pw;
-                    let (lo, hi) = valid_range(shift, sw, ow, w);
-                    cx.for_range(0, rows as i64, |cx, r| {
-                        let oh = cx.add(r0, r)?;
-                        let ih = cx.add(cx.mul_c(oh, sh)?, cx.add_c(cx.mul_c(ki, dh)?, -ph)?)?;
-                        let dst = cx.gep_f32(dst_row, cx.mul_c(r, ow)?)?;
+        let nsets = p.sets.len();
+        // The row sets as a table `[phase - pad, first row]` (a loop, not
+        // one copy of the code per set: a 7×7 im2col has 7 of them).
+        let table: Vec<i32> = p
+            .sets
+            .iter()
+            .flat_map(|&(phase, first)| [phase as i32 - ph as i32, first as i32])
+            .collect();
+        let sets = crate::kernels::quant::const_i32_table(cx, "mmm.sets", &table);
+        for kj in 0..p.kw {
+            let shift = kj as i64 * dw - pw;
+            let (lo, hi) = valid_range(shift, sw, ow, w);
+            cx.for_range(0, nsets as i64, |cx, si| {
+                let field = |cx: &KernelCx<'_, 'ctx>, f: i64| -> CgResult<IntValue<'ctx>> {
+                    let v = cx.load(DType::I32, sets, cx.add_c(cx.mul_c(si, 2)?, f)?)?;
+                    Ok(cx
+                        .b
+                        .build_int_s_extend(v.into_int_value(), cx.i64_t(), "")?)
+                };
+                let (phase, first) = (field(cx, 0)?, field(cx, 1)?);
+                cx.for_range(0, cw as i64, |cx, cl| {
+                    let xc = cx.gep_f32(self.xg, cx.mul_c(cx.add(c0, cl)?, hw)?)?;
+                    let copy = cx.add(cx.mul_c(cl, nsets as i64)?, si)?;
+                    let copy = cx.add_c(cx.mul_c(copy, p.kw as i64)?, kj as i64)?;
+                    let at = cx.mul_c(copy, p.cs as i64)?;
+                    let dst_c = cx.gep_f32(s, at)?;
+                    cx.for_range(0, (rows + p.ext) as i64, |cx, q| {
+                        let row = cx.mul_c(cx.add(cx.add(r0, q)?, first)?, sh)?;
+                        let ih = cx.add(row, phase)?;
+                        let dst = cx.gep_f32(dst_c, cx.mul_c(q, ow)?)?;
                         let ge = cx.icmp(IntPredicate::SGE, ih, cx.i64(0))?;
                         let lt = cx.icmp(IntPredicate::SLT, ih, cx.i64(h))?;
                         let inside = cx.b.build_and(ge, lt, "")?;
@@ -510,11 +613,11 @@ impl<'ctx> Group<'_, 'ctx> {
                             },
                             |cx| zero(cx, dst, 0, ow),
                         )
-                    })?;
-                }
-                Ok(())
-            })
-        })
+                    })
+                })
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -540,6 +643,7 @@ fn cols_tile(simd: Simd, m: usize, n: usize, k: usize, normal: F32Ukr) -> Option
         mr,
         nr,
         a: ALayout::Cols,
+        offsets: false,
     })
 }
 

@@ -116,6 +116,7 @@ impl<'ctx> ConstB<'ctx> {
                 hi: cx.f32(hi),
                 pf: next_panel(cx, bp, k * nr, k, mb)?,
                 r: cp,
+                off: cp,
             }
             .emit(cx, f)
         };

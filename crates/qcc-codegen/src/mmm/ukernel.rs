@@ -4,7 +4,8 @@
 //! void qcc.mmm.f32.<isa>.<MR>x<NR>.<a>(
 //!     i64 k, const float *a, i64 lda, const float *b, i64 ldb,
 //!     float *c, i64 ldc, const float *bias, i64 mr_valid, i64 nr_valid,
-//!     i32 flags, float lo, float hi, const void *pf, const float *r)
+//!     i32 flags, float lo, float hi, const void *pf, const float *r,
+//!     const i32 *off)
 //! ```
 //!
 //! computes, for `i < mr_valid`, `j < nr_valid`:
@@ -13,7 +14,10 @@
 //! when `flags & BIAS_COLS`, else `bias[i]`; with `flags & RESIDUAL`,
 //! `r[i*ldc + j]` (a residual laid out like C) is added before the clamp.
 //! `A(i, kk)` is `a[kk*MR + i]` for packed A (`.p`) and `a[i*lda + kk]` for
-//! strided A (`.s`). `k ≥ 1`; `bias` holds `MR` (or `NR`) floats; rows of A past
+//! strided A (`.s`). An offsets kernel (`.o` suffix) reads the activations
+//! (B of a packed-A kernel, A of a `.c` kernel) at `off[kk]` instead of
+//! `kk*ldb` (`kk*lda`): `b[off[kk] + j]`, `a[off[kk] + i]`, the rows of an
+//! implicit im2col (see `conv.rs`); other kernels ignore `off`. `k ≥ 1`; `bias` holds `MR` (or `NR`) floats; rows of A past
 //! `mr_valid` are read from the last valid row (never out of bounds).
 //! The clamp is `x < lo ? lo : (x > hi ? hi : x)`, so `lo = -inf, hi = +inf`
 //! is the identity, NaN included. `pf` is only prefetched (into L2), one
@@ -60,6 +64,8 @@ pub struct F32Ukr {
     pub mr: usize,
     pub nr: usize,
     pub a: ALayout,
+    /// The activation rows come from the `off` table (`.o`).
+    pub offsets: bool,
 }
 
 impl F32Ukr {
@@ -75,6 +81,7 @@ impl F32Ukr {
             mr: m,
             nr: nr * widen,
             a,
+            offsets: false,
         }
     }
 
@@ -88,8 +95,9 @@ impl F32Ukr {
             ALayout::Strided => "s",
             ALayout::Cols => "c",
         };
+        let o = if self.offsets { ".o" } else { "" };
         format!(
-            "qcc.mmm.f32.{}.{}x{}.{a}",
+            "qcc.mmm.f32.{}.{}x{}.{a}{o}",
             self.simd.name(),
             self.mr,
             self.nr
@@ -126,6 +134,8 @@ pub struct Call<'ctx> {
     pub pf: PointerValue<'ctx>,
     /// The residual tile, read with `flags & RESIDUAL` (any pointer otherwise).
     pub r: PointerValue<'ctx>,
+    /// The row offsets of an offsets kernel (any pointer otherwise).
+    pub off: PointerValue<'ctx>,
 }
 
 impl<'ctx> Call<'ctx> {
@@ -147,6 +157,7 @@ impl<'ctx> Call<'ctx> {
             self.hi.into(),
             self.pf.into(),
             self.r.into(),
+            self.off.into(),
         ];
         cx.b.build_call(f, &args, "")?;
         Ok(())
@@ -173,13 +184,14 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         f32t.into(), // hi
         ptr.into(),  // pf
         ptr.into(),  // r
+        ptr.into(),  // off
     ];
     let wide = u.simd == Simd::Avx512;
     let f = super::declare_microkernel(
         outer,
         name,
         &params,
-        (&[1, 3, 5, 7, 14], &[1, 3, 7, 14]),
+        (&[1, 3, 5, 7, 14, 15], &[1, 3, 7, 14, 15]),
         wide,
     );
     let b = ctx.create_builder();
@@ -214,6 +226,7 @@ fn emit<'ctx>(outer: &KernelCx<'_, 'ctx>, u: &F32Ukr, name: &str) -> CgResult<Fu
         hi: p(12)?.into_float_value(),
         pf: p(13)?.into_pointer_value(),
         r: p(14)?.into_pointer_value(),
+        off: p(15)?.into_pointer_value(),
     };
     Body::new(&cx, u, args)?.emit()?;
     Ok(f)
@@ -235,6 +248,7 @@ struct Args<'ctx> {
     hi: inkwell::values::FloatValue<'ctx>,
     pf: PointerValue<'ctx>,
     r: PointerValue<'ctx>,
+    off: PointerValue<'ctx>,
 }
 
 struct Body<'c, 'a, 'ctx> {
@@ -443,7 +457,19 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
             phi.add_incoming(&[(v, pre)]);
             phis.push(phi);
         }
-        let brow = cx.gep_f32(self.args.b, cx.mul(kk, self.args.ldb)?)?;
+        // The row of the activations at this k step (offsets kernels).
+        let off = if self.u.offsets {
+            let o = cx
+                .load(qcc_ir::DType::I32, self.args.off, kk)?
+                .into_int_value();
+            Some(b.build_int_s_extend(o, cx.i64_t(), "")?)
+        } else {
+            None
+        };
+        let brow = match (off, self.u.a) {
+            (Some(o), ALayout::Packed) => cx.gep_f32(self.args.b, o)?,
+            _ => cx.gep_f32(self.args.b, cx.mul(kk, self.args.ldb)?)?,
+        };
         let bv: Vec<VectorValue> = (0..nv)
             .map(|j| self.load(brow, j, edge))
             .collect::<CgResult<_>>()?;
@@ -477,7 +503,11 @@ impl<'c, 'a, 'ctx> Body<'c, 'a, 'ctx> {
                 }
                 (None, ALayout::Strided) => self.splat(cx.load_f32(self.a_rows[i], kk)?)?,
                 (None, ALayout::Cols) => {
-                    self.splat(cx.load_f32(self.a_rows[i], cx.mul(kk, self.args.lda)?)?)?
+                    let at = match off {
+                        Some(o) => o,
+                        None => cx.mul(kk, self.args.lda)?,
+                    };
+                    self.splat(cx.load_f32(self.a_rows[i], at)?)?
                 }
             };
             for j in 0..nv {
