@@ -131,6 +131,9 @@ impl Dot {
     }
 }
 
+/// How many k steps ahead a `.w` microkernel prefetches its activations.
+const B_AHEAD: i64 = 4;
+
 /// One int8 microkernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct I8Ukr {
@@ -542,6 +545,25 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             phis.push(phi);
         }
         let brow = cx.gep(DType::I8, self.args.b, cx.mul(q, self.args.ldb)?)?;
+        // Activations (B of a `.w` kernel) come from a strided scratch
+        // block in L2: prefetch the rows `B_AHEAD` k steps on into L1
+        // (measured: 0.524 → 0.507 ms on a 3×3 64→64 56² layer).
+        if !u.acts_in_a {
+            let ahead = cx.gep(DType::I8, brow, cx.mul_c(self.args.ldb, B_AHEAD)?)?;
+            for line in 0..(nr * 4).div_ceil(64) {
+                let at = cx.gep(DType::I8, ahead, cx.i64(64 * line as i64))?;
+                let f = inkwell::intrinsics::Intrinsic::find("llvm.prefetch")
+                    .and_then(|i| i.get_declaration(cx.module, &[at.get_type().into()]))
+                    .ok_or_else(|| CodegenError::Llvm("no llvm.prefetch".into()))?;
+                let args = [
+                    at.into(),
+                    cx.i32(0).into(),
+                    cx.i32(3).into(),
+                    cx.i32(1).into(),
+                ];
+                b.build_call(f, &args, "")?;
+            }
+        }
         let bv: Vec<VectorValue> = (0..nacc)
             .map(|j| {
                 let p = cx.gep(DType::I8, brow, cx.i64((j * cpa * 4) as i64))?;
