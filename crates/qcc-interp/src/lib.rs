@@ -11,6 +11,7 @@ mod conv;
 mod elem;
 mod elementwise;
 mod index;
+mod logic;
 mod matmul;
 mod pool;
 mod quant;
@@ -192,6 +193,10 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
         Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
         Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,
+        Op::Compare(c) => logic::compare(*c, inputs[0], inputs[1], shape)?,
+        Op::Logic(l) => logic::logic(*l, inputs[0], inputs[1], shape)?,
+        Op::Not => logic::not(inputs[0])?,
+        Op::Where => logic::select(inputs[0], inputs[1], inputs[2], shape)?,
         Op::Softmax { axis } => reduce::softmax(inputs[0], *axis)?,
         Op::MaxPool(p) => pool::pool(p, true, inputs[0], shape)?,
         Op::AveragePool(p) => pool::pool(p, false, inputs[0], shape)?,

@@ -345,6 +345,43 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::new(x.dtype, shape))
         }
+        Op::Compare(_) => {
+            let (x, y) = (ins[0], ins[1]);
+            if x.dtype != y.dtype {
+                return Err(format!("operand types differ: {x} vs {y}"));
+            }
+            let shape = broadcast_shapes(&x.shape, &y.shape)
+                .ok_or_else(|| format!("shapes {x} and {y} do not broadcast"))?;
+            one(TensorType::new(DType::Bool, shape))
+        }
+        Op::Logic(_) => {
+            let (x, y) = (ins[0], ins[1]);
+            if x.dtype != DType::Bool || y.dtype != DType::Bool {
+                return Err(format!("operands must be bool, got {x} and {y}"));
+            }
+            let shape = broadcast_shapes(&x.shape, &y.shape)
+                .ok_or_else(|| format!("shapes {x} and {y} do not broadcast"))?;
+            one(TensorType::new(DType::Bool, shape))
+        }
+        Op::Not => {
+            if ins[0].dtype != DType::Bool {
+                return Err(format!("input must be bool, got {}", ins[0]));
+            }
+            one(ins[0].clone())
+        }
+        Op::Where => {
+            let (c, x, y) = (ins[0], ins[1], ins[2]);
+            if c.dtype != DType::Bool {
+                return Err(format!("condition must be bool, got {c}"));
+            }
+            if x.dtype != y.dtype {
+                return Err(format!("operand types differ: {x} vs {y}"));
+            }
+            let shape = broadcast_shapes(&c.shape, &x.shape)
+                .and_then(|s| broadcast_shapes(&s, &y.shape))
+                .ok_or_else(|| format!("shapes {c}, {x} and {y} do not broadcast"))?;
+            one(TensorType::new(x.dtype, shape))
+        }
         Op::Softmax { axis } => {
             need_float(ins[0], "input")?;
             if *axis >= ins[0].rank() {

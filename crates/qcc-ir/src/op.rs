@@ -54,6 +54,25 @@ pub enum BinaryOp {
     PRelu,
 }
 
+/// Elementwise comparisons (numpy broadcasting), giving `bool`. Float
+/// comparisons with NaN are false (IEEE ordered predicates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    Equal,
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+}
+
+/// Elementwise logic on `bool` tensors (numpy broadcasting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicOp {
+    And,
+    Or,
+    Xor,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
     Mean,
@@ -167,6 +186,15 @@ pub enum Op {
     MatMul,
     Unary(UnaryOp),
     Binary(BinaryOp),
+    /// `a op b` → bool. Inputs: a, b of one element type.
+    Compare(CompareOp),
+    /// `a op b` on bools. Inputs: a, b.
+    Logic(LogicOp),
+    /// Logical not of a bool tensor. Input: x.
+    Not,
+    /// `cond ? x : y`, the three broadcast together. Inputs: cond (bool),
+    /// x, y (one element type).
+    Where,
     /// Softmax along one axis (opset ≥ 13 semantics).
     Softmax {
         axis: usize,
@@ -324,6 +352,20 @@ impl Op {
                 BinaryOp::Pow => "pow",
                 BinaryOp::PRelu => "prelu",
             },
+            Op::Compare(c) => match c {
+                CompareOp::Equal => "equal",
+                CompareOp::Greater => "greater",
+                CompareOp::GreaterOrEqual => "greater_or_equal",
+                CompareOp::Less => "less",
+                CompareOp::LessOrEqual => "less_or_equal",
+            },
+            Op::Logic(l) => match l {
+                LogicOp::And => "and",
+                LogicOp::Or => "or",
+                LogicOp::Xor => "xor",
+            },
+            Op::Not => "not",
+            Op::Where => "where",
             Op::Softmax { .. } => "softmax",
             Op::MaxPool(_) => "max_pool",
             Op::AveragePool(_) => "average_pool",
@@ -365,6 +407,8 @@ impl Op {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
             Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::Compare(_) | Op::Logic(_) => (2, 2),
+            Op::Where => (3, 3),
             Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
             Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
             Op::ConvAdd { .. } => (4, 4),
@@ -406,6 +450,7 @@ impl Op {
                 ("trans_b", trans_b.to_string()),
             ],
             Op::MatMul | Op::Binary(_) => vec![],
+            Op::Compare(_) | Op::Logic(_) | Op::Not | Op::Where => vec![],
             Op::Unary(u) => match u {
                 UnaryOp::LeakyRelu { alpha } => vec![("alpha", alpha.to_string())],
                 UnaryOp::HardSigmoid { alpha, beta } => {

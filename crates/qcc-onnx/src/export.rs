@@ -27,8 +27,8 @@ use crate::proto::{
 use crate::tensor::{data_type_code, to_proto};
 use prost::Message;
 use qcc_ir::{
-    BinaryOp, CoordTransform, DType, Epilogue, Graph, NearestMode, Node, NodeId, Op, QParams,
-    ReduceOp, ResizeMode, Tensor, TensorData, TensorType, UnaryOp, ValueId,
+    BinaryOp, CompareOp, CoordTransform, DType, Epilogue, Graph, LogicOp, NearestMode, Node,
+    NodeId, Op, QParams, ReduceOp, ResizeMode, Tensor, TensorData, TensorType, UnaryOp, ValueId,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -585,6 +585,26 @@ impl<'a> Exporter<'a> {
                 },
                 vec![],
             ),
+            Op::Compare(c) => simple(
+                match c {
+                    CompareOp::Equal => "Equal",
+                    CompareOp::Greater => "Greater",
+                    CompareOp::GreaterOrEqual => "GreaterOrEqual",
+                    CompareOp::Less => "Less",
+                    CompareOp::LessOrEqual => "LessOrEqual",
+                },
+                vec![],
+            ),
+            Op::Logic(l) => simple(
+                match l {
+                    LogicOp::And => "And",
+                    LogicOp::Or => "Or",
+                    LogicOp::Xor => "Xor",
+                },
+                vec![],
+            ),
+            Op::Not => simple("Not", vec![]),
+            Op::Where => simple("Where", vec![]),
             Op::Softmax { axis } => simple("Softmax", vec![attr_i("axis", *axis as i64)]),
             Op::MaxPool(p) => simple(
                 "MaxPool",

@@ -118,7 +118,9 @@ pub fn report(
         .map(|(o, p)| (o.name.clone(), p.map(|p| p.db())))
         .collect();
     if outputs.iter().any(|(_, p)| p.is_none()) {
-        notes.push("'-' output: 8-bit, and its parameters are not recorded".to_string());
+        notes.push(
+            "'-' output: not float (8-bit, whose parameters are not recorded, or bool)".to_string(),
+        );
     }
     Ok(Report {
         stats,

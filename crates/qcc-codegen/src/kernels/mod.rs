@@ -16,6 +16,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod layout;
+pub mod logic;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -47,6 +48,9 @@ pub fn emit_node<'ctx>(
         Op::Gemm { .. } | Op::MatMul => matmul::emit(cx, node, ins, out),
         Op::Unary(_) => elementwise::emit_unary(cx, node, ins, out),
         Op::Binary(_) => elementwise::emit_binary(cx, node, ins, out),
+        Op::Compare(_) => logic::emit_compare(cx, node, ins, out),
+        Op::Logic(_) | Op::Not => logic::emit_logic(cx, node, ins, out),
+        Op::Where => logic::emit_where(cx, node, ins, out),
         Op::Softmax { .. } => softmax::emit(cx, node, ins, out),
         Op::MaxPool(_) if matches!(ins.first().map(|x| x.dtype()), Some(DType::I8 | DType::U8)) => {
             qpool::emit_maxpool(cx, node, ins, out)

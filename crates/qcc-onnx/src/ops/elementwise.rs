@@ -86,6 +86,15 @@ pub(super) fn binary(cx: &mut NodeCx, op: BinaryOp) -> R {
     Ok(vec![cx.add(Op::Binary(op), vec![a, b])?])
 }
 
+/// Equal, Greater, … (bool result), And/Or/Xor, Not and Where: one IR node
+/// with the node's inputs.
+pub(super) fn logic(cx: &mut NodeCx, op: Op, arity: usize) -> R {
+    let ins = (0..arity)
+        .map(|i| cx.input(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(vec![cx.add(op, ins)?])
+}
+
 /// Max/Min/Sum of any number of inputs: a left-to-right chain of binary nodes.
 pub(super) fn variadic(cx: &mut NodeCx, op: BinaryOp) -> R {
     let ins = cx.present_inputs()?;

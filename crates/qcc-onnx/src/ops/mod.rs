@@ -19,7 +19,7 @@ mod validate;
 
 use crate::error::Problem;
 use crate::node::NodeCx;
-use qcc_ir::{BinaryOp, ReduceOp, UnaryOp, ValueId};
+use qcc_ir::{BinaryOp, CompareOp, LogicOp, Op, ReduceOp, UnaryOp, ValueId};
 
 pub(crate) use validate::validate;
 
@@ -29,6 +29,7 @@ type R = Result<Vec<ValueId>, Problem>;
 pub(crate) const OPS: &[(&str, i64)] = &[
     ("Abs", 1),
     ("Add", 1),
+    ("And", 1),
     ("AveragePool", 1),
     ("BatchNormalization", 1),
     ("Cast", 1),
@@ -41,6 +42,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("ConvTranspose", 1),
     ("Div", 1),
     ("Dropout", 1),
+    ("Equal", 1),
     ("Erf", 9),
     ("Exp", 1),
     ("Expand", 8),
@@ -50,10 +52,14 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Gemm", 1),
     ("GlobalAveragePool", 1),
     ("GlobalMaxPool", 1),
+    ("Greater", 1),
+    ("GreaterOrEqual", 12),
     ("HardSigmoid", 1),
     ("HardSwish", 14),
     ("Identity", 1),
     ("LeakyRelu", 1),
+    ("Less", 1),
+    ("LessOrEqual", 12),
     ("Log", 1),
     ("LogSoftmax", 1),
     ("MatMul", 1),
@@ -62,6 +68,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Min", 1),
     ("Mul", 1),
     ("Neg", 1),
+    ("Not", 1),
+    ("Or", 1),
     ("PRelu", 1),
     ("Pad", 1),
     ("Pow", 1),
@@ -87,6 +95,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Transpose", 1),
     ("Unsqueeze", 1),
     ("Upsample", 7),
+    ("Where", 9),
+    ("Xor", 1),
 ];
 
 /// The first opset defining a supported op; `None` if qcc does not support it.
@@ -122,6 +132,16 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Max" => e::variadic(cx, BinaryOp::Max),
         "Min" => e::variadic(cx, BinaryOp::Min),
         "Sum" => e::variadic(cx, BinaryOp::Add),
+        "Equal" => e::logic(cx, Op::Compare(CompareOp::Equal), 2),
+        "Greater" => e::logic(cx, Op::Compare(CompareOp::Greater), 2),
+        "GreaterOrEqual" => e::logic(cx, Op::Compare(CompareOp::GreaterOrEqual), 2),
+        "Less" => e::logic(cx, Op::Compare(CompareOp::Less), 2),
+        "LessOrEqual" => e::logic(cx, Op::Compare(CompareOp::LessOrEqual), 2),
+        "And" => e::logic(cx, Op::Logic(LogicOp::And), 2),
+        "Or" => e::logic(cx, Op::Logic(LogicOp::Or), 2),
+        "Xor" => e::logic(cx, Op::Logic(LogicOp::Xor), 2),
+        "Not" => e::logic(cx, Op::Not, 1),
+        "Where" => e::logic(cx, Op::Where, 3),
         "Conv" => conv::conv(cx),
         "ConvTranspose" => conv::conv_transpose(cx),
         "MaxPool" => pool::max_pool(cx),
