@@ -11,7 +11,7 @@ import onnx.defs as D
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-MIN_OPSET, MAX_OPSET = 7, 25
+MIN_OPSET, MAX_OPSET = 1, 25
 LATEST = 99  # "still defined at the newest opset"
 
 

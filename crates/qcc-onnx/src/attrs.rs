@@ -180,3 +180,19 @@ impl<'a> Attrs<'a> {
         }
     }
 }
+
+/// Cast's `to` as an ONNX type code: an int from opset 6 on, before that
+/// a type name (`"FLOAT"`, `"INT64"`, …).
+pub(crate) fn cast_to(a: &Attrs, opset: i64) -> R<i64> {
+    if opset >= 6 {
+        return a.int("to");
+    }
+    let Some(name) = a.string("to")? else {
+        return Ok(None);
+    };
+    use crate::proto::tensor_proto::DataType;
+    DataType::from_str_name(&name.to_ascii_uppercase())
+        .filter(|t| *t != DataType::Undefined)
+        .map(|t| Some(t as i64))
+        .ok_or_else(|| format!("attribute 'to': unknown type name '{name}'"))
+}

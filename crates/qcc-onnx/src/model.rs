@@ -11,7 +11,7 @@ use std::path::Path;
 /// Identity, Pad, Reshape, Shape, Squeeze, Transpose, Unsqueeze…) only by
 /// admitting new element types (float8/4-bit variants), which the tensor
 /// reader rejects on their own; the semantics for qcc's types are unchanged.
-pub const MIN_OPSET: i64 = 7;
+pub const MIN_OPSET: i64 = 1;
 pub const MAX_OPSET: i64 = 25;
 
 /// Reads a whole file, mapping I/O errors to an error naming it. Only
@@ -80,13 +80,7 @@ pub(crate) fn default_opset(model: &ModelProto) -> Result<i64, Problem> {
     let version = match found {
         Some(v) => v,
         // IR versions before 3 had no opset_import: such models use opset 1.
-        None if model.ir_version() < 3 => {
-            return Err(Problem::Graph(format!(
-                "the model has no opset_import, so ir_version {} implies opset 1 \
-                 (qcc handles opsets {MIN_OPSET} through {MAX_OPSET})",
-                model.ir_version()
-            )))
-        }
+        None if model.ir_version() < 3 => 1,
         None => {
             return Err(Problem::Graph(
                 "the model imports no opset for the default ONNX domain".into(),

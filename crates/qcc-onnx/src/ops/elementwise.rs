@@ -2,6 +2,7 @@
 //! Max/Min/Sum (chains of binary nodes) and Gelu (expressed with Erf/Tanh).
 
 use super::R;
+use crate::error::Problem;
 use crate::node::NodeCx;
 use qcc_ir::{BinaryOp, Op, Tensor, UnaryOp, ValueId};
 
@@ -75,9 +76,54 @@ pub(super) fn clip(cx: &mut NodeCx) -> R {
     Ok(vec![y])
 }
 
+/// Before opset 7, Add, Sub, Mul, Div, Pow, the comparisons and And/Or/Xor
+/// broadcast only when asked (`broadcast=1`), and then B against A from
+/// `axis` on (by default aligned to A's last dims): B becomes a reshape of
+/// itself with A's rank, which numpy broadcasting then matches. Without
+/// `broadcast`, the shapes must be equal.
+fn legacy_broadcast(cx: &mut NodeCx, a: ValueId, b: ValueId) -> Result<ValueId, Problem> {
+    if cx.opset >= 7 {
+        return Ok(b);
+    }
+    let (sa, sb) = (cx.ty(a).shape, cx.ty(b).shape);
+    if !cx.attr(cx.attrs.flag("broadcast", false))? {
+        if sa != sb {
+            return Err(cx.err(format!(
+                "operand shapes {sa:?} and {sb:?} differ, and opset {} broadcasts only with broadcast=1",
+                cx.opset
+            )));
+        }
+        return Ok(b);
+    }
+    let (ra, rb) = (sa.len(), sb.len());
+    let default = ra as i64 - rb as i64;
+    let axis = cx.attr(cx.attrs.int_or("axis", default))?;
+    let axis = if axis < 0 { axis + ra as i64 } else { axis };
+    let fits = axis >= 0
+        && axis as usize + rb <= ra
+        && sb
+            .iter()
+            .enumerate()
+            .all(|(i, &d)| d == 1 || d == sa[axis as usize + i]);
+    if !fits {
+        return Err(cx.err(format!(
+            "operand {sb:?} does not broadcast to {sa:?} from axis {axis}"
+        )));
+    }
+    let axis = axis as usize;
+    if axis + rb == ra {
+        return Ok(b);
+    }
+    let mut shape = vec![1; axis];
+    shape.extend(&sb);
+    shape.resize(ra, 1);
+    cx.add_aux("legacy_broadcast", Op::Reshape { shape }, vec![b])
+}
+
 pub(super) fn binary(cx: &mut NodeCx, op: BinaryOp) -> R {
     let a = cx.input(0)?;
-    let mut b = cx.input(1)?;
+    let b = cx.input(1)?;
+    let mut b = legacy_broadcast(cx, a, b)?;
     // Pow allows an exponent of another numeric type (opset 12+): cast it.
     let (ta, tb) = (cx.ty(a).dtype, cx.ty(b).dtype);
     if op == BinaryOp::Pow && ta != tb {
@@ -89,9 +135,12 @@ pub(super) fn binary(cx: &mut NodeCx, op: BinaryOp) -> R {
 /// Equal, Greater, … (bool result), And/Or/Xor, Not and Where: one IR node
 /// with the node's inputs.
 pub(super) fn logic(cx: &mut NodeCx, op: Op, arity: usize) -> R {
-    let ins = (0..arity)
+    let mut ins = (0..arity)
         .map(|i| cx.input(i))
         .collect::<Result<Vec<_>, _>>()?;
+    if matches!(op, Op::Compare(_) | Op::Logic(_)) {
+        ins[1] = legacy_broadcast(cx, ins[0], ins[1])?;
+    }
     Ok(vec![cx.add(op, ins)?])
 }
 

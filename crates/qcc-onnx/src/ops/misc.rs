@@ -171,9 +171,9 @@ pub(super) fn size(cx: &mut NodeCx) -> R {
 
 pub(super) fn cast(cx: &mut NodeCx) -> R {
     let x = cx.input(0)?;
-    let to = cx
-        .attr(cx.attrs.int("to"))?
-        .ok_or_else(|| cx.err("attribute 'to' is missing"))?;
+    let to = crate::attrs::cast_to(&cx.attrs, cx.opset)
+        .and_then(|to| to.ok_or_else(|| "attribute 'to' is missing".to_string()))
+        .map_err(|m| cx.err(m))?;
     let to = i32::try_from(to)
         .map_err(|_| format!("unknown type {to}"))
         .and_then(dtype_of)

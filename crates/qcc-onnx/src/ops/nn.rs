@@ -5,14 +5,31 @@ use crate::node::NodeCx;
 use qcc_ir::{numel, Op, UnaryOp};
 
 pub(super) fn gemm(cx: &mut NodeCx) -> R {
+    let trans_a = cx.attr(cx.attrs.flag("transA", false))?;
+    let trans_b = cx.attr(cx.attrs.flag("transB", false))?;
     let op = Op::Gemm {
         alpha: cx.attr(cx.attrs.float_or("alpha", 1.0))?,
         beta: cx.attr(cx.attrs.float_or("beta", 1.0))?,
-        trans_a: cx.attr(cx.attrs.flag("transA", false))?,
-        trans_b: cx.attr(cx.attrs.flag("transB", false))?,
+        trans_a,
+        trans_b,
     };
     let mut ins = vec![cx.input(0)?, cx.input(1)?];
     if let Some(c) = cx.opt_input(2)? {
+        // Before opset 7, C broadcasts only with broadcast=1; otherwise it
+        // has the result's shape.
+        if cx.opset < 7 && !cx.attr(cx.attrs.flag("broadcast", false))? {
+            let (a, b) = (cx.ty(ins[0]).shape, cx.ty(ins[1]).shape);
+            let m = if trans_a { a.get(1) } else { a.first() };
+            let n = if trans_b { b.first() } else { b.get(1) };
+            let want: Vec<usize> = m.into_iter().chain(n).copied().collect();
+            if cx.ty(c).shape != want {
+                return Err(cx.err(format!(
+                    "C {} must have the result's shape {want:?} at opset {} without broadcast=1",
+                    cx.ty(c),
+                    cx.opset
+                )));
+            }
+        }
         ins.push(c);
     }
     Ok(vec![cx.add(op, ins)?])

@@ -61,9 +61,14 @@ pub(crate) fn reshape_target(
 
 pub(super) fn reshape(cx: &mut NodeCx) -> R {
     let x = cx.input(0)?;
-    let spec = cx
-        .const_ints(1, "shape")?
-        .ok_or_else(|| cx.err("input 'shape' is missing"))?;
+    // Before opset 5 the shape is an attribute.
+    let spec = if cx.opset < 5 {
+        cx.attr(cx.attrs.ints("shape"))?
+            .ok_or_else(|| cx.err("attribute 'shape' is missing"))?
+    } else {
+        cx.const_ints(1, "shape")?
+            .ok_or_else(|| cx.err("input 'shape' is missing"))?
+    };
     let allow_zero = cx.opset >= 14 && cx.attr(cx.attrs.flag("allowzero", false))?;
     let shape = reshape_target(&cx.ty(x).shape, &spec, allow_zero).map_err(|m| cx.err(m))?;
     Ok(vec![cx.add(Op::Reshape { shape }, vec![x])?])

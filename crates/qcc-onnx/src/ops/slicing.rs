@@ -10,9 +10,12 @@ pub(super) fn concat(cx: &mut NodeCx) -> R {
     let Some(&first) = ins.first() else {
         return Err(cx.err("needs at least one input"));
     };
-    let axis = cx
-        .attr(cx.attrs.int("axis"))?
-        .ok_or_else(|| cx.err("attribute 'axis' is missing"))?;
+    // Before opset 4 the axis is optional, 1 by default.
+    let axis = match cx.attr(cx.attrs.int("axis"))? {
+        Some(a) => a,
+        None if cx.opset < 4 => 1,
+        None => return Err(cx.err("attribute 'axis' is missing")),
+    };
     let axis = cx.axis(axis, cx.ty(first).rank(), "attribute 'axis'")?;
     Ok(vec![cx.add(Op::Concat { axis }, ins)?])
 }
@@ -216,9 +219,11 @@ pub(super) fn pad(cx: &mut NodeCx) -> R {
     let shape = cx.ty(x).shape;
     let rank = shape.len();
     let (pads, value, axes) = if cx.opset < 11 {
+        // (Called `paddings` before opset 2.)
+        let name = if cx.opset < 2 { "paddings" } else { "pads" };
         let pads = cx
-            .attr(cx.attrs.ints("pads"))?
-            .ok_or_else(|| cx.err("attribute 'pads' is missing"))?;
+            .attr(cx.attrs.ints(name))?
+            .ok_or_else(|| cx.err(format!("attribute '{name}' is missing")))?;
         (pads, cx.attr(cx.attrs.float_or("value", 0.0))?, None)
     } else {
         let pads = cx

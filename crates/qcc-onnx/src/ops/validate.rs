@@ -56,6 +56,16 @@ pub(crate) fn validate(
             Err(err(format!("unsupported attribute {name}={v}")))
         }
     };
+    // Before opset 7, BatchNormalization and Dropout run in training mode
+    // unless `is_test=1`.
+    let test_mode = || -> Result<(), Problem> {
+        if opset >= 7 || a.int_or("is_test", 0).map_err(err)? == 1 {
+            return Ok(());
+        }
+        Err(err(format!(
+            "is_test=0 asks for training mode at opset {opset}; inference needs is_test=1"
+        )))
+    };
     const AUTO_PAD: &[&str] = &["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"];
     // Explicit pads exclude auto_pad and (ConvTranspose) output_shape.
     let pads_alone = || -> Result<(), Problem> {
@@ -126,6 +136,7 @@ pub(crate) fn validate(
         }
         "Upsample" => one_of("mode", "nearest", &["nearest", "linear"]),
         "BatchNormalization" => {
+            test_mode()?;
             int_is("spatial", 1, 1)?;
             int_is("training_mode", 0, 0)?;
             if (1..5).any(out_used) {
@@ -136,12 +147,13 @@ pub(crate) fn validate(
             Ok(())
         }
         "Dropout" => {
+            test_mode()?;
             if out_used(1) {
                 return Err(err("the mask output is not supported".into()));
             }
             Ok(())
         }
-        "Cast" => match a.int("to").map_err(err)? {
+        "Cast" => match crate::attrs::cast_to(&a, opset).map_err(err)? {
             None => Err(err("attribute 'to' is missing".into())),
             Some(to) => match i32::try_from(to)
                 .map_err(|_| format!("{to}"))
