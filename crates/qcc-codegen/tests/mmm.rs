@@ -341,13 +341,28 @@ fn depthwise_convolutions_match_interpreter() {
     let (g, feed) = depthwise_battery();
     check_interp(&g, &feed, TOL);
     // ... and they ran on the depthwise kernel: its weight tables are there.
+    let ir = host_ir(&g);
+    assert!(ir.contains("dw.w"), "no depthwise kernel in the module");
+    check_avx2(&g, &feed);
+}
+
+/// The LLVM IR of `g` compiled for this host.
+fn host_ir(g: &Graph) -> String {
     let opts = Options {
         emit_llvm_ir: true,
         ..host("m")
     };
-    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
-    assert!(ir.contains("dw.w"), "no depthwise kernel in the module");
-    check_avx2(&g, &feed);
+    compile(g, &opts)
+        .expect("compiles")
+        .llvm_ir
+        .expect("llvm ir")
+}
+
+/// Whether the module defines an f32 microkernel whose name ends in `suffix`.
+fn defines_f32_microkernel(ir: &str, suffix: &str) -> bool {
+    ir.lines().any(|l| {
+        l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(&format!("{suffix}("))
+    })
 }
 
 /// The AVX2 kernels (16 registers, 8 lanes) on an x86 host, whatever its own
@@ -374,14 +389,9 @@ fn transposed_convolutions_match_interpreter() {
     let (g, feed) = transposed_battery();
     check_interp(&g, &feed, TOL);
     // ... and they did run transposed, on whatever vector unit this host has.
-    let opts = Options {
-        emit_llvm_ir: true,
-        ..host("m")
-    };
-    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    let ir = host_ir(&g);
     assert!(
-        ir.lines()
-            .any(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(".c(")),
+        defines_f32_microkernel(&ir, ".c"),
         "no column-major (transposed GEMM) microkernel in the module"
     );
     check_avx2(&g, &feed);
@@ -457,14 +467,9 @@ fn row_block_battery() -> (Graph, Vec<Tensor>) {
 fn phase_copies_span_row_and_channel_blocks() {
     let (g, feed) = row_block_battery();
     check_interp(&g, &feed, TOL);
-    let opts = Options {
-        emit_llvm_ir: true,
-        ..host("m")
-    };
-    let ir = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    let ir = host_ir(&g);
     assert!(
-        ir.lines()
-            .any(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32.") && l.contains(".o(")),
+        defines_f32_microkernel(&ir, ".o"),
         "no offsets (implicit im2col) microkernel in the module"
     );
     check_avx2(&g, &feed);
@@ -504,12 +509,7 @@ fn battery_on_arm_under_qemu() {
 #[test]
 fn microkernels_are_emitted_once_and_called() {
     let (g, _) = conv_battery(9000, 6);
-    let opts = Options {
-        emit_llvm_ir: true,
-        ..host("m")
-    };
-    let art = compile(&g, &opts).expect("compiles");
-    let ir = art.llvm_ir.expect("llvm ir");
+    let ir = host_ir(&g);
     let defs: Vec<&str> = ir
         .lines()
         .filter(|l| l.starts_with("define") && l.contains("@qcc.mmm.f32."))
