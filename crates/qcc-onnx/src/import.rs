@@ -239,6 +239,10 @@ fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), P
         let n = &graph.node[i];
         if let Err(p) = ops::validate(n, i, opset, &imp.used) {
             imp.report(p)?;
+            // (Collect mode only:) what the node's subgraphs hold too.
+            for p in subgraph_problems(n, i, opset) {
+                imp.report(p)?;
+            }
             imp.poison(&n.output);
             continue;
         }
@@ -264,6 +268,34 @@ fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), P
         imp.poison(&n.output);
     }
     Ok(())
+}
+
+/// The static problems of the nodes inside node `n`'s graph attributes (If
+/// branches, Loop and Scan bodies), recursively, each saying where it sits:
+/// `qcc check` lists them with the op that holds them.
+fn subgraph_problems(n: &NodeProto, i: usize, opset: i64) -> Vec<Problem> {
+    let mut out = vec![];
+    let outer = topo::node_name(n, i);
+    for a in &n.attribute {
+        for g in a.g.iter().chain(&a.graphs) {
+            let used = used_names(g);
+            let place = format!("in the {} of node '{outer}' ({})", a.name(), n.op_type());
+            for (j, m) in g.node.iter().enumerate() {
+                let inner = ops::validate(m, j, opset, &used).err().into_iter();
+                for p in inner.chain(subgraph_problems(m, j, opset)) {
+                    out.push(match p {
+                        Problem::Node { node, op, msg } => Problem::Node {
+                            node,
+                            op,
+                            msg: format!("{msg} ({place})"),
+                        },
+                        other => Problem::Graph(format!("{other} ({place})")),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn build_node(imp: &mut Importer, n: &NodeProto, i: usize, opset: i64) -> Result<(), Problem> {

@@ -606,6 +606,57 @@ fn check_lists_every_problem() {
     );
 }
 
+/// `check` looks inside If branches (and their own subgraphs), naming where
+/// each problem sits; supported ops inside them are not reported.
+#[test]
+fn check_looks_inside_subgraphs() {
+    let branch = |nodes: Vec<N>| graph(nodes, vec![], vec![out("b")], vec![]);
+    let inner = node("inner", "If", &["c"], &["b"])
+        .g(
+            "then_branch",
+            branch(vec![node("foo", "Foo", &["x"], &["b"])]),
+        )
+        .g(
+            "else_branch",
+            branch(vec![node("neg", "Neg", &["x"], &["b"])]),
+        );
+    let then = branch(vec![
+        node("lstm", "LSTM", &["x", "w", "r"], &["b"]),
+        node("not", "Not", &["c"], &["nc"]),
+        node("pad", "Pad", &["x"], &["p"])
+            .s("mode", "reflect")
+            .ints("pads", &[0, 0, 0, 0]),
+    ]);
+    let m = model(
+        9,
+        graph(
+            vec![node("if1", "If", &["c"], &["y"])
+                .g("then_branch", then)
+                .g("else_branch", branch(vec![inner]))],
+            vec![vi("c", BOOL, &[]), fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let (_d, p) = temp_model(&m);
+    let problems = check_model(&p, &ImportOptions::default()).expect("decodes");
+    let want = [
+        "node 'if1' (If): unsupported op",
+        "node 'lstm' (LSTM): unsupported op (in the then_branch of node 'if1' (If))",
+        "node 'pad' (Pad): unsupported attribute mode='reflect' (in the then_branch of node 'if1' (If))",
+        "node 'inner' (If): unsupported op (in the else_branch of node 'if1' (If))",
+        "node 'foo' (Foo): unsupported op (in the then_branch of node 'inner' (If)) \
+         (in the else_branch of node 'if1' (If))",
+    ];
+    for w in want {
+        assert!(
+            problems.iter().any(|p| p.ends_with(w)),
+            "{w}\n{problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+}
+
 #[test]
 fn check_reports_graph_problems_too() {
     let m = model(

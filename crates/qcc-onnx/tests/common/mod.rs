@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub const FLOAT: i32 = DataType::Float as i32;
 pub const INT64: i32 = DataType::Int64 as i32;
 pub const DOUBLE: i32 = DataType::Double as i32;
+pub const BOOL: i32 = DataType::Bool as i32;
 
 /// A node under construction.
 pub struct N(pub NodeProto);
@@ -72,6 +73,11 @@ impl N {
     pub fn t(self, name: &str, v: TensorProto) -> N {
         let mut a = attr(name, AttributeType::Tensor);
         a.t = Some(v);
+        self.push(a)
+    }
+    pub fn g(self, name: &str, v: GraphProto) -> N {
+        let mut a = attr(name, AttributeType::Graph);
+        a.g = Some(v);
         self.push(a)
     }
     pub fn domain(mut self, d: &str) -> N {
