@@ -117,6 +117,8 @@ pub(crate) fn import(
     })
 }
 
+/// Every value name something reads: node inputs (in subgraphs too) and
+/// graph outputs.
 fn used_names(graph: &GraphProto) -> HashSet<String> {
     let mut used: HashSet<String> = graph
         .node
@@ -124,6 +126,13 @@ fn used_names(graph: &GraphProto) -> HashSet<String> {
         .flat_map(|n| n.input.iter().filter(|s| !s.is_empty()).cloned())
         .collect();
     used.extend(graph.output.iter().map(|o| o.name().to_string()));
+    for n in &graph.node {
+        for a in &n.attribute {
+            for g in a.g.iter().chain(&a.graphs) {
+                used.extend(used_names(g));
+            }
+        }
+    }
     used
 }
 
@@ -192,6 +201,19 @@ fn add_inputs(
             continue;
         }
         match input_type(vi, opts.input_shapes.get(name)) {
+            Ok(ty) if opts.const_inputs.contains_key(name) => {
+                let text = &opts.const_inputs[name];
+                match tensor::parse_values(&ty, text) {
+                    Ok(t) => {
+                        let id = imp.g.add_const(name.to_string(), t);
+                        imp.values.insert(name.to_string(), ValueId::of(id));
+                    }
+                    Err(why) => {
+                        imp.report(Problem::Graph(format!("--const-input {name}: {why}")))?;
+                        imp.poisoned.insert(name.to_string());
+                    }
+                }
+            }
             Ok(ty) => {
                 imp.notes
                     .extend(leading_batch_note(vi, opts.input_shapes.get(name)));
@@ -204,25 +226,30 @@ fn add_inputs(
             }
         }
     }
-    let mut extra: Vec<&String> = opts
-        .input_shapes
-        .keys()
-        .filter(|k| !seen.contains(*k))
-        .collect();
-    extra.sort();
-    for k in extra {
-        let mut names: Vec<&str> = seen.iter().map(String::as_str).collect();
-        names.sort();
-        imp.report(Problem::Graph(format!(
-            "an input shape is given for '{k}', which is not a graph input (inputs: {})",
-            names.join(", ")
-        )))?;
+    let mut names: Vec<&str> = seen.iter().map(String::as_str).collect();
+    names.sort();
+    for (what, given) in [
+        (
+            "an input shape",
+            opts.input_shapes.keys().collect::<Vec<_>>(),
+        ),
+        ("a constant", opts.const_inputs.keys().collect()),
+    ] {
+        let mut extra: Vec<&String> = given.into_iter().filter(|k| !seen.contains(*k)).collect();
+        extra.sort();
+        for k in extra {
+            imp.report(Problem::Graph(format!(
+                "{what} is given for '{k}', which is not a graph input (inputs: {})",
+                names.join(", ")
+            )))?;
+        }
     }
     Ok(())
 }
 
-/// Translates the nodes in topological order.
-fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), Problem> {
+/// Translates the nodes in topological order (also those of an If branch
+/// that folds: their names live in the same scope).
+pub(crate) fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), Problem> {
     let available: HashSet<String> = imp
         .values
         .keys()
@@ -257,6 +284,9 @@ fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> Result<(), P
         }
         if let Err(p) = build_node(imp, n, i, opset) {
             imp.report(p)?;
+            for p in subgraph_problems(n, i, opset) {
+                imp.report(p)?;
+            }
             imp.poison(&n.output);
         }
     }

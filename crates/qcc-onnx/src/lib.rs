@@ -39,6 +39,10 @@ use std::path::Path;
 pub struct ImportOptions {
     /// Static shapes for graph inputs, by ONNX input name (fixes symbolic dims).
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Graph inputs baked in as constants (`--const-input`), by name: the
+    /// values, one per element of the input, as written (`1`, `0.5`,
+    /// `true`), converted to the input's element type.
+    pub const_inputs: HashMap<String, Vec<String>>,
 }
 
 /// Reads an ONNX model file and imports its main graph.

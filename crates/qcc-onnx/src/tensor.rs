@@ -146,3 +146,65 @@ pub fn to_proto(name: &str, t: &Tensor) -> TensorProto {
         ..Default::default()
     }
 }
+
+/// A constant of type `ty` from values written as text (`--const-input`):
+/// one per element, or one for every element. Integers must fit the type;
+/// bools are `true`/`false`/`1`/`0`.
+pub(crate) fn parse_values(ty: &qcc_ir::TensorType, text: &[String]) -> Result<Tensor, String> {
+    let n = ty.numel();
+    if text.len() != n && text.len() != 1 {
+        return Err(format!(
+            "{} values given for {ty} ({n} elements)",
+            text.len()
+        ));
+    }
+    let each = |i: usize| text[if text.len() == 1 { 0 } else { i }].trim();
+    let int = |i: usize, lo: i64, hi: i64| -> Result<i64, String> {
+        let s = each(i);
+        s.parse::<i64>()
+            .ok()
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or_else(|| format!("'{s}' is not a {} value", ty.dtype))
+    };
+    let data = match ty.dtype {
+        DType::F32 => TensorData::F32(
+            (0..n)
+                .map(|i| {
+                    let s = each(i);
+                    s.parse::<f32>()
+                        .map_err(|_| format!("'{s}' is not a number"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I64 => TensorData::I64(
+            (0..n)
+                .map(|i| int(i, i64::MIN, i64::MAX))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I32 => TensorData::I32(
+            (0..n)
+                .map(|i| int(i, i32::MIN as i64, i32::MAX as i64).map(|v| v as i32))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I8 => TensorData::I8(
+            (0..n)
+                .map(|i| int(i, -128, 127).map(|v| v as i8))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::U8 => TensorData::U8(
+            (0..n)
+                .map(|i| int(i, 0, 255).map(|v| v as u8))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::Bool => TensorData::Bool(
+            (0..n)
+                .map(|i| match each(i) {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    s => Err(format!("'{s}' is not a bool (true, false, 1 or 0)")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Tensor::new(ty.shape.clone(), data).ok_or_else(|| format!("internal: values for {ty}"))
+}

@@ -36,9 +36,22 @@ pub struct QuantizeOptions {
 pub struct CompileOptions {
     /// Static shapes for graph inputs by name (`--input-shape`).
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Graph inputs baked in as constants (`--const-input`): their values
+    /// as written, by name.
+    pub const_inputs: HashMap<String, Vec<String>>,
     pub codegen: CodegenOptions,
     /// Quantize to int8 (`--quantize int8`); `None` compiles in float.
     pub quantize: Option<QuantizeOptions>,
+}
+
+impl CompileOptions {
+    /// What the importer needs of these options.
+    pub fn import_options(&self) -> qcc_onnx::ImportOptions {
+        qcc_onnx::ImportOptions {
+            input_shapes: self.input_shapes.clone(),
+            const_inputs: self.const_inputs.clone(),
+        }
+    }
 }
 
 /// `s` on one line with no terminal control sequences: names from a model
@@ -63,8 +76,14 @@ pub fn one_line(s: &str) -> String {
 pub fn import(model: &Path, input_shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
     let opts = qcc_onnx::ImportOptions {
         input_shapes: input_shapes.clone(),
+        ..Default::default()
     };
-    let (g, notes) = qcc_onnx::load_model_noted(model, &opts)?;
+    import_with(model, &opts)
+}
+
+/// [`import`] with every import option (`--const-input` too).
+pub fn import_with(model: &Path, opts: &qcc_onnx::ImportOptions) -> Result<Graph> {
+    let (g, notes) = qcc_onnx::load_model_noted(model, opts)?;
     for n in notes {
         eprintln!("qcc: note: {}", one_line(&n));
     }
@@ -127,7 +146,7 @@ pub fn optimize_file(
     opts: &CompileOptions,
     stop_after: Option<&str>,
 ) -> Result<(Graph, PassContext)> {
-    let mut g = import(model, &opts.input_shapes)?;
+    let mut g = import_with(model, &opts.import_options())?;
     let mut cx = pass_context(&g, opts.quantize.as_ref())?;
     optimize_with(&mut g, &mut cx, stop_after)?;
     Ok((g, cx))
@@ -162,6 +181,21 @@ pub fn c_identifier(stem: &str) -> String {
         s.insert(0, '_');
     }
     s
+}
+
+/// Parses `NAME=V0,V1,…` (`--const-input`): the values stay text until the
+/// importer knows the input's element type.
+pub fn parse_const_input(s: &str) -> Result<(String, Vec<String>), String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE[,VALUE…]"))?;
+    if name.is_empty() || values.trim().is_empty() {
+        return Err(format!("'{s}' needs a name and at least one value"));
+    }
+    Ok((
+        name.to_string(),
+        values.split(',').map(|v| v.trim().to_string()).collect(),
+    ))
 }
 
 /// Parses `NAME=1,3,224,224`.

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use qcc::{c_identifier, parse_input_shape, CompileOptions};
+use qcc::{c_identifier, parse_const_input, parse_input_shape, CompileOptions};
 use qcc::{CalibrationData, CalibrationMethod, QuantConfig, QuantizeOptions, ScaleFormat};
 use std::collections::HashMap;
 use std::fs;
@@ -52,11 +52,20 @@ struct ShapeArgs {
     /// Fix an input's shape, e.g. `x=1,3,224,224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     input_shape: Vec<(String, Vec<usize>)>,
+    /// Bake an input in as a constant, e.g. `sample_rate=16000` or
+    /// `use_fp=true` (one value, or one per element); an `If` on it folds
+    /// away (repeatable).
+    #[arg(long = "const-input", value_name = "NAME=VALUE", value_parser = parse_const_input)]
+    const_input: Vec<(String, Vec<String>)>,
 }
 
 impl ShapeArgs {
     fn map(&self) -> HashMap<String, Vec<usize>> {
         self.input_shape.iter().cloned().collect()
+    }
+
+    fn consts(&self) -> HashMap<String, Vec<String>> {
+        self.const_input.iter().cloned().collect()
     }
 }
 
@@ -255,6 +264,7 @@ use qcc::one_line;
 fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
     let opts = qcc_onnx::ImportOptions {
         input_shapes: shapes.map(),
+        const_inputs: shapes.consts(),
     };
     let problems = qcc_onnx::check_model(model, &opts)?;
     if problems.is_empty() {
@@ -271,6 +281,7 @@ fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
 fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs, q: &QuantArgs) -> Result<ExitCode> {
     let opts = CompileOptions {
         input_shapes: shapes.map(),
+        const_inputs: shapes.consts(),
         quantize: q.options(),
         ..Default::default()
     };
@@ -317,6 +328,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
     let emit = |e| a.emit.contains(&e);
     let opts = CompileOptions {
         input_shapes: a.shapes.map(),
+        const_inputs: a.shapes.consts(),
         codegen: qcc::CodegenOptions {
             target: a.target.clone(),
             cpu: a.cpu.clone(),

@@ -36,30 +36,7 @@ fn qcc(args: &[&str]) -> Outcome {
 
 /// Compiles a bad model and checks the error: exit 1, one line, mentions every `needles`, no output.
 fn expect_error(model: &str, extra: &[&str], needles: &[&str]) {
-    let path = bad(model);
-    let mut args = vec![path.to_str().unwrap()];
-    args.extend(extra);
-    let o = qcc(&args);
-    assert_eq!(o.code, 1, "{model}: exit code; stderr: {}", o.stderr);
-    assert!(
-        !o.stderr.contains("panicked"),
-        "{model}: panic: {}",
-        o.stderr
-    );
-    let lines: Vec<&str> = o.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{model}: want one line, got: {}", o.stderr);
-    for n in needles {
-        assert!(
-            lines[0].contains(n),
-            "{model}: error should mention '{n}': {}",
-            lines[0]
-        );
-    }
-    assert!(
-        o.leftovers.is_empty(),
-        "{model}: left behind {:?}",
-        o.leftovers
-    );
+    expect_error_at(bad(model).to_str().unwrap(), extra, needles);
 }
 
 #[test]
@@ -375,6 +352,61 @@ fn minus_one_dims_take_the_given_shape() {
     assert!(
         o.leftovers.contains(&"out.o".to_string()),
         "{:?}",
+        o.leftovers
+    );
+}
+
+/// `--const-input` bakes an input in (the header then lists no such
+/// input); a malformed flag is a usage error, a name that is not an input
+/// or a value of the wrong type an error naming it.
+#[test]
+fn const_inputs_are_baked_in_or_refused() {
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits/model.onnx");
+    let m = digits.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, text) = qcc_in(d, &[m, "-o", "d.o", "--const-input", "x=0.5"]);
+    assert_eq!(code, 0, "{text}");
+    let header = std::fs::read_to_string(d.join("d.h")).unwrap();
+    assert!(header.contains("#define D_NUM_INPUTS 0"), "{header}");
+    let (code, text) = qcc_in(d, &[m, "-o", "e.o", "--const-input", "x"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("'x' is not NAME=VALUE"), "{text}");
+    expect_error_at(
+        m,
+        &["--const-input", "y=1"],
+        &["a constant is given for 'y', which is not a graph input (inputs: x)"],
+    );
+    expect_error_at(
+        m,
+        &["--const-input", "x=half"],
+        &["--const-input x: 'half' is not a number"],
+    );
+}
+
+/// [`expect_error`] for a model given by path.
+fn expect_error_at(model: &str, extra: &[&str], needles: &[&str]) {
+    let mut args = vec![model];
+    args.extend(extra);
+    let o = qcc(&args);
+    assert_eq!(o.code, 1, "{model}: exit code; stderr: {}", o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{model}: panic: {}",
+        o.stderr
+    );
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{model}: want one line, got: {}", o.stderr);
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{model}: error should mention '{n}': {}",
+            lines[0]
+        );
+    }
+    assert!(
+        o.leftovers.is_empty(),
+        "{model}: left behind {:?}",
         o.leftovers
     );
 }

@@ -3,6 +3,7 @@
 //! holds the static checks (op known, attribute values supported) that
 //! `check_model` runs on every node.
 
+mod control;
 mod conv;
 mod elementwise;
 mod misc;
@@ -57,6 +58,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("HardSigmoid", 1),
     ("HardSwish", 14),
     ("Identity", 1),
+    ("If", 1),
     ("LeakyRelu", 1),
     ("Less", 1),
     ("LessOrEqual", 12),
@@ -164,6 +166,7 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Transpose" => shape::transpose(cx),
         "Expand" => shape::expand(cx),
         "Identity" => misc::identity(cx),
+        "If" => control::if_(cx),
         "Concat" => slicing::concat(cx),
         "Split" => slicing::split(cx),
         "Slice" => slicing::slice(cx),

@@ -35,6 +35,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("HardSigmoid", Sig { attrs: &[("alpha", 1, 99), ("beta", 1, 99), ("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("HardSwish", Sig { attrs: &[], arity: &[(14, 1, 1, 1, 1)] }),
     ("Identity", Sig { attrs: &[], arity: &[(1, 1, 1, 1, 1)] }),
+    ("If", Sig { attrs: &[("else_branch", 1, 99), ("then_branch", 1, 99)], arity: &[(1, 1, 1, 1, usize::MAX)] }),
     ("LeakyRelu", Sig { attrs: &[("alpha", 1, 99), ("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Less", Sig { attrs: &[("axis", 1, 6), ("broadcast", 1, 6)], arity: &[(1, 2, 2, 1, 1)] }),
     ("LessOrEqual", Sig { attrs: &[], arity: &[(12, 2, 2, 1, 1)] }),
