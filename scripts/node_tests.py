@@ -42,7 +42,7 @@ SUPPORTED = {
     "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
     "Pad", "Resize", "Identity", "Constant", "Cast", "Gather",
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-    "Not", "And", "Or", "Xor", "Where",
+    "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL}
@@ -81,7 +81,7 @@ TOL_BY_OP = {
     ]},
     **{op: ACCUM for op in [
         "Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool",
-        "ReduceMean", "ReduceSum",
+        "ReduceMean", "ReduceSum", "LayerNormalization",
     ]},
     **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax"]},
 }  # fmt: skip

@@ -164,7 +164,7 @@ pub(super) fn variadic(cx: &mut NodeCx, op: BinaryOp) -> R {
     Ok(vec![acc])
 }
 
-fn scalar(cx: &mut NodeCx, suffix: &str, v: f32) -> ValueId {
+pub(super) fn scalar(cx: &mut NodeCx, suffix: &str, v: f32) -> ValueId {
     let t = Tensor::from_f32(Vec::<usize>::new(), vec![v]).expect("a scalar has one element");
     cx.add_const(suffix, t)
 }

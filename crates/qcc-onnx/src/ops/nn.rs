@@ -2,7 +2,7 @@
 
 use super::R;
 use crate::node::NodeCx;
-use qcc_ir::{numel, Op, UnaryOp};
+use qcc_ir::{numel, BinaryOp, Op, ReduceOp, UnaryOp};
 
 pub(super) fn gemm(cx: &mut NodeCx) -> R {
     let trans_a = cx.attr(cx.attrs.flag("transA", false))?;
@@ -45,6 +45,52 @@ pub(super) fn batch_norm(cx: &mut NodeCx) -> R {
     let epsilon = cx.attr(cx.attrs.float_or("epsilon", 1e-5))?;
     let ins = (0..5).map(|i| cx.input(i)).collect::<Result<Vec<_>, _>>()?;
     Ok(vec![cx.add(Op::BatchNorm { epsilon }, ins)?])
+}
+
+/// LayerNormalization (opset 17) over the dims from `axis` on, as the
+/// spec writes it: `D = x - mean(x)`, `y = D / sqrt(mean(D·D) + epsilon) ·
+/// scale + bias`, in f32 (`stash_type` 1); the optional outputs Mean and
+/// InvStdDev are `mean(x)` and `1 / sqrt(mean(D·D) + epsilon)`.
+pub(super) fn layer_norm(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let rank = cx.ty(x).rank();
+    let axis = cx.attr(cx.attrs.int_or("axis", -1))?;
+    let axis = cx.axis(axis, rank, "attribute 'axis'")?;
+    let epsilon = cx.attr(cx.attrs.float_or("epsilon", 1e-5))?;
+    if cx.attr(cx.attrs.int_or("stash_type", 1))? != 1 {
+        return Err(cx.err("stash_type other than 1 (float32) is not supported"));
+    }
+    let scale = cx.input(1)?;
+    let bias = cx.opt_input(2)?;
+    let mean = Op::Reduce {
+        op: ReduceOp::Mean,
+        axes: (axis..rank).collect(),
+        keepdims: true,
+    };
+    let mul = Op::Binary(BinaryOp::Mul);
+    let m = cx.add_aux("mean", mean.clone(), vec![x])?;
+    let d = cx.add_aux("centered", Op::Binary(BinaryOp::Sub), vec![x, m])?;
+    let d2 = cx.add_aux("squared", mul.clone(), vec![d, d])?;
+    let var = cx.add_aux("variance", mean, vec![d2])?;
+    let eps = super::elementwise::scalar(cx, "epsilon", epsilon);
+    let ve = cx.add_aux("variance_eps", Op::Binary(BinaryOp::Add), vec![var, eps])?;
+    let sd = cx.add_aux("std_dev", Op::Unary(UnaryOp::Sqrt), vec![ve])?;
+    let n = cx.add_aux("normalized", Op::Binary(BinaryOp::Div), vec![d, sd])?;
+    let y = match bias {
+        Some(b) => {
+            let s = cx.add_aux("scaled", mul, vec![n, scale])?;
+            cx.add(Op::Binary(BinaryOp::Add), vec![s, b])?
+        }
+        None => cx.add(mul, vec![n, scale])?,
+    };
+    let mut outs = vec![y];
+    if cx.node.output.len() > 1 {
+        outs.push(m);
+    }
+    if cx.node.output.len() > 2 {
+        outs.push(cx.add_aux("inv_std_dev", Op::Unary(UnaryOp::Reciprocal), vec![sd])?);
+    }
+    Ok(outs)
 }
 
 /// Softmax and LogSoftmax (as Softmax then Log). Before opset 13 the input is

@@ -36,6 +36,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("HardSwish", Sig { attrs: &[], arity: &[(14, 1, 1, 1, 1)] }),
     ("Identity", Sig { attrs: &[], arity: &[(1, 1, 1, 1, 1)] }),
     ("If", Sig { attrs: &[("else_branch", 1, 99), ("then_branch", 1, 99)], arity: &[(1, 1, 1, 1, usize::MAX)] }),
+    ("LayerNormalization", Sig { attrs: &[("axis", 17, 99), ("epsilon", 17, 99), ("stash_type", 17, 99)], arity: &[(17, 2, 3, 1, 3)] }),
     ("LeakyRelu", Sig { attrs: &[("alpha", 1, 99), ("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Less", Sig { attrs: &[("axis", 1, 6), ("broadcast", 1, 6)], arity: &[(1, 2, 2, 1, 1)] }),
     ("LessOrEqual", Sig { attrs: &[], arity: &[(12, 2, 2, 1, 1)] }),
