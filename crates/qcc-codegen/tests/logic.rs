@@ -1,4 +1,4 @@
-//! Comparisons, logic and Where, run natively and compared bit for bit with
+//! Comparisons, logic and Where (and integer Neg/Abs), run natively and compared bit for bit with
 //! references computed here (and with the interpreter): float comparisons
 //! with NaN, ±0 and infinities, unsigned u8 and signed i8/i64 orders, bool
 //! operands, and broadcasting of two and three operands.
@@ -229,4 +229,37 @@ fn where_selects_across_three_broadcast_operands() {
         })
         .collect();
     check_exact(&g, &inputs, &ints(DType::I64, &out, &want), "Where i64");
+}
+
+/// Neg and Abs on signed integers wrap like the interpreter (`-MIN = MIN`),
+/// as the integer shape arithmetic of exported graphs needs.
+#[test]
+fn integer_neg_and_abs_wrap() {
+    use qcc_ir::UnaryOp;
+    for (dt, v) in [
+        (DType::I64, vec![i64::MIN, -7, -1, 0, 1, 9, i64::MAX]),
+        (DType::I32, vec![i32::MIN as i64, -7, 0, 5, i32::MAX as i64]),
+        (DType::I8, vec![-128, -1, 0, 3, 127]),
+    ] {
+        for op in [UnaryOp::Neg, UnaryOp::Abs] {
+            let n = v.len();
+            let (g, inputs) = op_graph(Op::Unary(op), vec![Arg::In(ints(dt, &[n], &v))]);
+            let want: Vec<i64> = v
+                .iter()
+                .map(|&x| {
+                    let r = match op {
+                        UnaryOp::Neg => x.wrapping_neg(),
+                        _ => x.wrapping_abs(),
+                    };
+                    // Wrap to the type's width.
+                    match dt {
+                        DType::I32 => r as i32 as i64,
+                        DType::I8 => r as i8 as i64,
+                        _ => r,
+                    }
+                })
+                .collect();
+            check_exact(&g, &inputs, &ints(dt, &[n], &want), &format!("{op:?} {dt}"));
+        }
+    }
 }

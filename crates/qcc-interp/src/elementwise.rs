@@ -6,8 +6,29 @@ use crate::elem::{f32s, Elem};
 use crate::index::Offsets;
 use qcc_ir::{BinaryOp, Tensor, TensorData, UnaryOp};
 
-/// Applies a unary op to an f32 tensor.
+/// Applies a unary op to an f32 tensor (Neg and Abs also to signed
+/// integers, wrapping like the compiled code: `-MIN = MIN`).
 pub fn unary(u: UnaryOp, x: &Tensor) -> Result<TensorData, String> {
+    macro_rules! int {
+        ($v:expr, $variant:ident) => {
+            Ok(TensorData::$variant(
+                $v.iter()
+                    .map(|a| match u {
+                        UnaryOp::Neg => a.wrapping_neg(),
+                        _ => a.wrapping_abs(),
+                    })
+                    .collect(),
+            ))
+        };
+    }
+    if matches!(u, UnaryOp::Neg | UnaryOp::Abs) {
+        match x.data() {
+            TensorData::I64(v) => return int!(v, I64),
+            TensorData::I32(v) => return int!(v, I32),
+            TensorData::I8(v) => return int!(v, I8),
+            _ => {}
+        }
+    }
     let v = f32s(x, "input")?;
     Ok(TensorData::F32(
         v.iter().map(|&a| unary_f32(u, a)).collect(),

@@ -1,7 +1,7 @@
 //! Shape and type inference: one rule per op, used when nodes are added and
 //! again by the verifier.
 
-use crate::op::{BinaryOp, ConvAttrs, Op, PoolAttrs};
+use crate::op::{BinaryOp, ConvAttrs, Op, PoolAttrs, UnaryOp};
 use crate::quant::{Epilogue, MAX_SHIFT};
 use crate::types::{broadcast_shapes, DType, TensorType};
 
@@ -325,6 +325,12 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
                 shape.push(n);
             }
             one(TensorType::f32(shape))
+        }
+        // Neg and Abs also take signed integers (wrapping); the rest are float.
+        Op::Unary(UnaryOp::Neg | UnaryOp::Abs)
+            if matches!(ins[0].dtype, DType::I64 | DType::I32 | DType::I8) =>
+        {
+            one(ins[0].clone())
         }
         Op::Unary(_) => {
             need_float(ins[0], "input")?;

@@ -23,11 +23,29 @@ pub fn emit_unary<'ctx>(
         return Err(cx.unsupported("not a unary op"));
     };
     let x = &ins[0];
-    if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
-        return Err(cx.unsupported(format!("{} input (only f32)", x.dtype())));
-    }
     if x.numel() != out.numel() {
         return Err(cx.unsupported("input and output sizes differ"));
+    }
+    let dt = x.dtype();
+    let int = matches!(dt, DType::I64 | DType::I32 | DType::I8);
+    if int && matches!(op, UnaryOp::Neg | UnaryOp::Abs) && out.dtype() == dt {
+        // Wrapping, like the interpreter: -MIN = MIN, |MIN| = MIN.
+        return cx.for_range(0, out.numel() as i64, |cx, i| {
+            let v = cx.load(dt, x.ptr, i)?.into_int_value();
+            let n = cx.b.build_int_neg(v, "")?;
+            let y = if op == UnaryOp::Neg {
+                n
+            } else {
+                let neg = cx.icmp(IntPredicate::SLT, v, v.get_type().const_zero())?;
+                cx.b.build_select(neg, n, v, "")?.into_int_value()
+            };
+            cx.store(dt, out.ptr, i, y.into())
+        });
+    }
+    if dt != DType::F32 || out.dtype() != DType::F32 {
+        return Err(cx.unsupported(format!(
+            "{dt} input (only f32, and signed integers for Neg and Abs)"
+        )));
     }
     cx.for_range(0, out.numel() as i64, |cx, i| {
         let v = cx.load_f32(x.ptr, i)?;
