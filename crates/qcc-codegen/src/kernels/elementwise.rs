@@ -6,10 +6,9 @@
 
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
-use crate::loops::coalesce;
 use inkwell::values::{BasicValueEnum, FloatValue, IntValue};
 use inkwell::{FloatPredicate, IntPredicate};
-use qcc_ir::{broadcast_strides, strides_of, BinaryOp, DType, Node, Op, UnaryOp};
+use qcc_ir::{BinaryOp, DType, Node, Op, UnaryOp};
 
 /// Emits `out[i] = f(in[i])`.
 pub fn emit_unary<'ctx>(
@@ -157,15 +156,7 @@ pub fn emit_binary<'ctx>(
         | (DType::I64 | DType::I32 | DType::I8 | DType::U8, BinaryOp::Min) => {}
         _ => return Err(cx.unsupported(format!("{dt} operands"))),
     }
-    let shape = out.shape().to_vec();
-    if a.rank() > shape.len() || b.rank() > shape.len() {
-        return Err(cx.unsupported("operand rank exceeds the output rank"));
-    }
-    let to_i64 = |v: Vec<usize>| v.into_iter().map(|s| s as i64).collect::<Vec<i64>>();
-    let so = to_i64(strides_of(&shape));
-    let sa = to_i64(broadcast_strides(a.shape(), &shape));
-    let sb = to_i64(broadcast_strides(b.shape(), &shape));
-    let (cshape, st) = coalesce(&shape, &[so, sa, sb]);
+    let (cshape, st) = super::logic::broadcast(cx, &[a, b], out)?;
     let pow = match op {
         BinaryOp::Pow => splat_f32(b).map(pow_plan).unwrap_or(PowPlan::General),
         _ => PowPlan::General,

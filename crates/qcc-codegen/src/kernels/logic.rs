@@ -11,9 +11,10 @@ use inkwell::values::{BasicValueEnum, IntValue};
 use inkwell::{FloatPredicate, IntPredicate};
 use qcc_ir::{broadcast_strides, strides_of, CompareOp, DType, LogicOp, Node, Op};
 
-/// The output shape and, per operand, its strides broadcast to it
-/// (coalesced), or an error when an operand has a higher rank.
-fn broadcast(
+/// The output shape and the strides of the output, then of each operand
+/// broadcast to it (numpy rules; coalesced), or an error when an operand
+/// has a higher rank. Shared by every broadcasting elementwise kernel.
+pub(crate) fn broadcast(
     cx: &KernelCx<'_, '_>,
     ins: &[&Operand<'_, '_>],
     out: &Operand<'_, '_>,
