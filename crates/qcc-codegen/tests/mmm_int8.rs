@@ -200,6 +200,20 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             .collect(),
         shift: (0..n).map(|c| [51, 33, 62, 52][c % 4]).collect(),
     };
+    // Each case once per rescale: a pure shift, then the high shifts.
+    let mut add =
+        |op: &dyn Fn(Epilogue) -> Op, rescales: [Rescale; 2], x: Tensor, wb: [Tensor; 2]| {
+            for rescale in rescales {
+                let epi = Epilogue {
+                    rescale,
+                    zero_point: 0,
+                    min: -128,
+                    max: 127,
+                };
+                add_case(&mut g, &mut feed, c, op(epi), x.clone(), wb.clone());
+                c += 1;
+            }
+        };
     for (xdt, xv, zx) in [
         (DType::U8, 255, 0),
         (DType::I8, -128, 0),
@@ -207,87 +221,56 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
     ] {
         for wv in [-128i64, 127] {
             let k = 4096;
-            let a = ints(xdt, &[3, k], &vec![xv; 3 * k]);
-            let w = ints(DType::I8, &[k, 5], &vec![wv; 5 * k]);
-            let b = ints(DType::I32, &[5], &[0, 1, -1, 1000, -1000]);
-            let epi = Epilogue {
-                rescale: Rescale::uniform(1, 20),
-                zero_point: 0,
-                min: -128,
-                max: 127,
-            };
-            let op = Op::QGemm {
+            let gemm = |epi| Op::QGemm {
                 a_zero_point: zx,
-                epi: epi.clone(),
+                epi,
                 to: DType::I8,
             };
-            add_case(&mut g, &mut feed, c, op, a.clone(), [w.clone(), b.clone()]);
-            c += 1;
-            let op = Op::QGemm {
-                a_zero_point: zx,
-                epi: Epilogue {
-                    rescale: high(5),
-                    ..epi.clone()
-                },
-                to: DType::I8,
-            };
-            add_case(&mut g, &mut feed, c, op, a, [w, b]);
-            c += 1;
-            let x = ints(xdt, &[1, 256, 3, 3], &vec![xv; 256 * 9]);
-            let w = ints(DType::I8, &[8, 256, 3, 3], &vec![wv; 8 * 256 * 9]);
-            let b = ints(DType::I32, &[8], &[0; 8]);
-            let op = Op::QConv {
+            add(
+                &gemm,
+                [Rescale::uniform(1, 20), high(5)],
+                ints(xdt, &[3, k], &vec![xv; 3 * k]),
+                [
+                    ints(DType::I8, &[k, 5], &vec![wv; 5 * k]),
+                    ints(DType::I32, &[5], &[0, 1, -1, 1000, -1000]),
+                ],
+            );
+            let conv = |epi| Op::QConv {
                 conv: conv_attrs(2, 1, 1, 1, 1),
                 x_zero_point: zx,
-                epi: epi.clone(),
+                epi,
                 to: DType::I8,
             };
-            add_case(&mut g, &mut feed, c, op, x.clone(), [w.clone(), b.clone()]);
-            c += 1;
-            let op = Op::QConv {
-                conv: conv_attrs(2, 1, 1, 1, 1),
-                x_zero_point: zx,
-                epi: Epilogue {
-                    rescale: high(8),
-                    ..epi
-                },
-                to: DType::I8,
-            };
-            add_case(&mut g, &mut feed, c, op, x, [w, b]);
-            c += 1;
+            add(
+                &conv,
+                [Rescale::uniform(1, 20), high(8)],
+                ints(xdt, &[1, 256, 3, 3], &vec![xv; 256 * 9]),
+                [
+                    ints(DType::I8, &[8, 256, 3, 3], &vec![wv; 8 * 256 * 9]),
+                    ints(DType::I32, &[8], &[0; 8]),
+                ],
+            );
             // Depthwise 7×7: 49 taps at the extremes, the largest sums the
             // depthwise kernel's exact f32 taps (x86) ever hold.
-            let x = ints(xdt, &[1, 3, 9, 9], &vec![xv; 3 * 81]);
-            let w = ints(DType::I8, &[3, 1, 7, 7], &vec![wv; 3 * 49]);
-            let b = ints(DType::I32, &[3], &[0, 7, -7]);
-            let epi = Epilogue {
-                rescale: Rescale::uniform(1, 12),
-                zero_point: 0,
-                min: -128,
-                max: 127,
-            };
-            let op = Op::QConv {
+            let dw = |epi| Op::QConv {
                 conv: conv_attrs(2, 1, 3, 1, 3),
                 x_zero_point: zx,
-                epi: epi.clone(),
+                epi,
                 to: DType::I8,
             };
-            add_case(&mut g, &mut feed, c, op, x.clone(), [w.clone(), b.clone()]);
-            c += 1;
-            let op = Op::QConv {
-                conv: conv_attrs(2, 1, 3, 1, 3),
-                x_zero_point: zx,
-                epi: Epilogue {
-                    rescale: Rescale {
-                        multiplier: vec![i32::MAX, 1 << 30, 1_500_000_001],
-                        shift: vec![44, 33, 62],
-                    },
-                    ..epi
-                },
-                to: DType::I8,
+            let dw_high = Rescale {
+                multiplier: vec![i32::MAX, 1 << 30, 1_500_000_001],
+                shift: vec![44, 33, 62],
             };
-            add_case(&mut g, &mut feed, c, op, x, [w, b]);
-            c += 1;
+            add(
+                &dw,
+                [Rescale::uniform(1, 12), dw_high],
+                ints(xdt, &[1, 3, 9, 9], &vec![xv; 3 * 81]),
+                [
+                    ints(DType::I8, &[3, 1, 7, 7], &vec![wv; 3 * 49]),
+                    ints(DType::I32, &[3], &[0, 7, -7]),
+                ],
+            );
         }
     }
     (g, feed)
