@@ -74,6 +74,10 @@ pub struct Options {
     /// Also export `P_run_profiled`, which times every node with a clock
     /// function the caller passes (the header lists the nodes).
     pub profile: bool,
+    /// Keep 3×3 stride-1 float convolutions off Winograd F(2×2, 3×3)
+    /// (`mmm::winograd`): every float convolution then sums its products in
+    /// the direct order.
+    pub no_winograd: bool,
 }
 
 /// Everything `compile` produces.
@@ -180,6 +184,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
             && target::feature_on(&chosen.info.features, "avx512bw"),
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
+        winograd: !opts.no_winograd,
     };
     check_sizes(g, &chosen.triple, facts.ptr_bits)?;
     let plan =

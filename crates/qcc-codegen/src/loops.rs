@@ -231,6 +231,7 @@ mod tests {
                 avx512vnni: false,
                 simd: crate::mmm::Simd::Scalar,
                 bare_metal: false,
+                winograd: false,
             },
             scratch: None,
         };

@@ -25,6 +25,8 @@ pub struct TargetFacts {
     pub simd: crate::mmm::Simd,
     /// No operating system (Cortex-M): RAM is scarce, so no GEMM scratch.
     pub bare_metal: bool,
+    /// 3×3 stride-1 float convolutions may run as Winograd F(2×2, 3×3).
+    pub winograd: bool,
 }
 
 impl TargetFacts {

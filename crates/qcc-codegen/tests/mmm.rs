@@ -475,6 +475,93 @@ fn phase_copies_span_row_and_channel_blocks() {
     check_avx2(&g, &feed);
 }
 
+/// 3×3 stride-1 convolutions that run as Winograd F(2×2, 3×3)
+/// (`src/mmm/winograd.rs`): odd output sizes (a last tile row or column
+/// with one output), asymmetric and wide padding, output channels past the
+/// microkernel's rows, tile rows split into blocks with a tail, rows of
+/// tiles wider than a vector and not a multiple of it, batches, and every
+/// epilogue (bias, clamp, residual).
+fn winograd_battery() -> (Graph, Vec<Tensor>) {
+    let mut g = Graph::new("winograd");
+    let mut feed = vec![];
+    // (batch, cin, cout, h, w, pads [t, l, b, r], epilogue 0..3)
+    type Case = (usize, usize, usize, usize, usize, [usize; 4], usize);
+    let cases: [Case; 8] = [
+        (1, 64, 64, 56, 56, [1, 1, 1, 1], 0),
+        (1, 24, 20, 15, 15, [1, 1, 1, 1], 1),
+        (2, 16, 40, 17, 13, [1, 0, 0, 1], 2),
+        (1, 32, 16, 18, 18, [0, 0, 0, 0], 3),
+        (1, 17, 24, 10, 11, [2, 2, 2, 2], 1),
+        (1, 300, 40, 12, 12, [1, 1, 1, 1], 2),
+        (1, 16, 16, 4, 129, [1, 1, 1, 1], 0),
+        (1, 48, 33, 40, 70, [1, 1, 1, 1], 3),
+    ];
+    for (c, &(n, cin, cout, h, w, pads, epi)) in cases.iter().enumerate() {
+        let xs = [n, cin, h, w];
+        let (oh, ow) = (h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2);
+        let a = ConvAttrs {
+            strides: vec![1; 2],
+            pads: pads.to_vec(),
+            dilations: vec![1; 2],
+            group: 1,
+            output_padding: vec![0; 2],
+        };
+        let seed = 41_000 + c as u64;
+        let x = g.add_input(format!("x{c}"), rand_tensor(&xs, seed).ty());
+        feed.push(rand_tensor(&xs, seed));
+        // Weights of a trained layer's scale (±1/√K), so that the sums stay
+        // near the inputs' own ±3 and the tolerance means the same for
+        // every case (with ±3 weights and 2700 products it would be relative
+        // to sums of hundreds, for the direct convolution as well).
+        let span = 1.0 / ((9 * cin) as f32).sqrt();
+        let wv = rand_f32(cout * cin * 9, seed + 100, -span, span);
+        let wt = Tensor::from_f32(vec![cout, cin, 3, 3], wv).expect("sizes match");
+        let w = g.add_const(format!("w{c}"), wt);
+        let b = g.add_const(format!("b{c}"), rand_tensor(&[cout], seed + 200));
+        let mut ins = vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)];
+        let op = match epi {
+            0 => Op::Conv(a),
+            1 => Op::ConvClamp {
+                conv: a,
+                min: -0.3,
+                max: 0.4,
+            },
+            _ => {
+                let rs = [n, cout, oh, ow];
+                let ri = g.add_input(format!("r{c}"), rand_tensor(&rs, seed + 300).ty());
+                feed.push(rand_tensor(&rs, seed + 300));
+                ins.push(ValueId::of(ri));
+                let (min, max) = if epi == 3 {
+                    (0.0, f32::INFINITY)
+                } else {
+                    (f32::NEG_INFINITY, f32::INFINITY)
+                };
+                Op::ConvAdd { conv: a, min, max }
+            }
+        };
+        let y = g.add_node(op, format!("conv{c}"), ins).expect("valid conv");
+        g.add_output(format!("y{c}"), ValueId::of(y));
+    }
+    (g, feed)
+}
+
+#[test]
+fn winograd_convolutions_match_interpreter() {
+    let (g, feed) = winograd_battery();
+    check_interp(&g, &feed, TOL);
+    // ... and they ran as Winograd: its transformed weights are there,
+    // unless `no_winograd` keeps them on the direct GEMMs.
+    assert!(host_ir(&g).contains("wino.u"), "no Winograd convolution");
+    let opts = Options {
+        emit_llvm_ir: true,
+        no_winograd: true,
+        ..host("m")
+    };
+    let direct = compile(&g, &opts).expect("compiles").llvm_ir.expect("ir");
+    assert!(!direct.contains("wino.u"), "no_winograd is ignored");
+    check_avx2(&g, &feed);
+}
+
 #[test]
 fn gemm_battery_matches_interpreter() {
     for seed in [4, 5] {
@@ -493,6 +580,7 @@ fn battery_on_arm_under_qemu() {
             transposed_battery(),
             depthwise_battery(),
             row_block_battery(),
+            winograd_battery(),
         ] {
             let want = qcc_interp::run(&g, &feed).expect("interpreter");
             let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();

@@ -205,6 +205,11 @@ struct CompileArgs {
     /// the nodes (`P_PROFILED_NODE_NAMES`).
     #[arg(long)]
     profile: bool,
+    /// Run 3×3 stride-1 float convolutions as direct GEMMs, never as
+    /// Winograd F(2×2, 3×3) (4/9 of the multiplications; results differ
+    /// from the direct sum by float rounding only).
+    #[arg(long)]
+    no_winograd: bool,
     /// What to write (comma list).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "obj,header")]
     emit: Vec<Emit>,
@@ -337,6 +342,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             emit_asm: emit(Emit::Asm),
             emit_llvm_ir: emit(Emit::LlvmIr),
             profile: a.profile,
+            no_winograd: a.no_winograd,
             ..Default::default()
         },
         quantize: a.quant.options(),

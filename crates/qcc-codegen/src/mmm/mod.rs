@@ -30,6 +30,7 @@ pub mod qdw;
 pub mod qgemm;
 pub mod qukernel;
 pub mod ukernel;
+pub mod winograd;
 
 use crate::target::{feature_on, TargetInfo};
 use crate::target_table::cap;
@@ -227,14 +228,23 @@ pub(crate) fn prefetch_line<'ctx>(
     base: inkwell::values::PointerValue<'ctx>,
     line: inkwell::values::IntValue<'ctx>,
 ) -> crate::cx::CgResult<()> {
-    let at = cx.gep_f32(base, cx.mul_c(line, 16)?)?;
+    prefetch_into(cx, cx.gep_f32(base, cx.mul_c(line, 16)?)?, 2)
+}
+
+/// Prefetches (for reading) the line at `at`, with `locality` 3 (into L1)
+/// down to 0 (`llvm.prefetch`'s scale).
+pub(crate) fn prefetch_into<'ctx>(
+    cx: &crate::cx::KernelCx<'_, 'ctx>,
+    at: inkwell::values::PointerValue<'ctx>,
+    locality: i32,
+) -> crate::cx::CgResult<()> {
     let f = inkwell::intrinsics::Intrinsic::find("llvm.prefetch")
         .and_then(|i| i.get_declaration(cx.module, &[at.get_type().into()]))
         .ok_or_else(|| crate::CodegenError::Llvm("no llvm.prefetch".into()))?;
     let args = [
         at.into(),
         cx.i32(0).into(),
-        cx.i32(2).into(),
+        cx.i32(locality).into(),
         cx.i32(1).into(),
     ];
     cx.b.build_call(f, &args, "")?;
@@ -302,6 +312,32 @@ pub fn conv_plan(
 ) -> Option<conv::ConvGemm> {
     let a = float_conv_parts(node, [x, w, out], consts)?;
     conv::ConvGemm::new(
+        a,
+        &x.shape,
+        &w.shape,
+        &out.shape,
+        facts.simd,
+        facts.bare_metal,
+    )
+}
+
+/// The Winograd plan of `node` (`winograd.rs`) when it applies: a float
+/// 3×3 stride-1 convolution that `conv_plan` would also take, with enough
+/// channels and tiles to pay for the transforms. Asked before `conv_plan`
+/// by the kernel and the memory plan alike.
+pub fn wino_plan(
+    node: &qcc_ir::Node,
+    x: &qcc_ir::TensorType,
+    w: &qcc_ir::TensorType,
+    out: &qcc_ir::TensorType,
+    consts: (bool, bool),
+    facts: &crate::portable::TargetFacts,
+) -> Option<winograd::Wino> {
+    let a = float_conv_parts(node, [x, w, out], consts)?;
+    if !facts.winograd {
+        return None;
+    }
+    winograd::Wino::new(
         a,
         &x.shape,
         &w.shape,
@@ -401,6 +437,9 @@ pub fn node_scratch(
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
     let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
     let consts = (w_const, b_const);
+    if let Some(p) = wino_plan(node, x, w, out, consts, facts) {
+        return p.scratch_bytes();
+    }
     if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }

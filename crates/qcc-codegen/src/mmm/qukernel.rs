@@ -552,16 +552,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             let ahead = cx.gep(DType::I8, brow, cx.mul_c(self.args.ldb, B_AHEAD)?)?;
             for line in 0..(nr * 4).div_ceil(64) {
                 let at = cx.gep(DType::I8, ahead, cx.i64(64 * line as i64))?;
-                let f = inkwell::intrinsics::Intrinsic::find("llvm.prefetch")
-                    .and_then(|i| i.get_declaration(cx.module, &[at.get_type().into()]))
-                    .ok_or_else(|| CodegenError::Llvm("no llvm.prefetch".into()))?;
-                let args = [
-                    at.into(),
-                    cx.i32(0).into(),
-                    cx.i32(3).into(),
-                    cx.i32(1).into(),
-                ];
-                b.build_call(f, &args, "")?;
+                super::prefetch_into(cx, at, 3)?;
             }
         }
         let bv: Vec<VectorValue> = (0..nacc)
