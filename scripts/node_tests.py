@@ -43,15 +43,21 @@ SUPPORTED = {
     "Pad", "Resize", "Identity", "Constant", "Cast", "Gather",
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
+    "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN",
 }  # fmt: skip
 
-ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL}
+ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
 
 # Inputs (by position) that qcc needs as constants: they become IR attributes.
 PARAM_INPUTS = {
     "Reshape": {1: "shape"},
     "Slice": {1: "starts", 2: "ends", 3: "axes", 4: "steps"},
     "Clip": {1: "min", 2: "max"},
+    "QuantizeLinear": {1: "y_scale", 2: "y_zero_point"},
+    "DequantizeLinear": {1: "x_scale", 2: "x_zero_point"},
+    "LSTM": {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"},
+    "GRU": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
+    "RNN": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
     "Pad": {1: "pads", 2: "constant_value", 3: "axes"},
     "Resize": {1: "roi", 2: "scales", 3: "sizes"},
     "Split": {1: "split"},
@@ -73,7 +79,7 @@ TOL_BY_OP = {
         "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
         "Pad", "Identity", "Constant", "Cast", "Gather",
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-        "Not", "And", "Or", "Xor", "Where",
+        "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",
@@ -82,6 +88,8 @@ TOL_BY_OP = {
     **{op: ACCUM for op in [
         "Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool",
         "ReduceMean", "ReduceSum", "LayerNormalization",
+        # Recurrent cells: products of sums through sigmoid and tanh, per step.
+        "LSTM", "GRU", "RNN",
     ]},
     **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax"]},
 }  # fmt: skip

@@ -266,12 +266,109 @@ def export_quirks():
     return m, inputs
 
 
+def qdq_cnn():
+    """A model someone already quantized, in the QDQ form ONNX Runtime's
+    `quantize_static` writes: QuantizeLinear/DequantizeLinear pairs on the
+    activations (int8 and uint8, nonzero zero points), int8 weights with one
+    scale per output channel (axis 0) and int32 biases behind their own
+    DequantizeLinear, a per-tensor uint8 weight, a residual Add between
+    quantized values, pooling and a Gemm head."""
+    b = Builder(seed=6)
+
+    def qdq(x, scale, zp, dtype):
+        s = b.const("s", np.array(scale, dtype=np.float32))
+        z = b.const("zp", np.array(zp, dtype=dtype))
+        return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, z]), s, z])
+
+    def qconv(x, x_scale, cin, cout):
+        w = b.rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))
+        ws = (np.abs(w).reshape(cout, -1).max(axis=1) / 127).astype(np.float32)
+        wq = np.clip(np.round(w / ws[:, None, None, None]), -127, 127).astype(np.int8)
+        wdq = b.op("DequantizeLinear", [b.const("wq", wq), b.const("ws", ws), b.const("wz", np.zeros(cout, np.int8))], axis=0)
+        bs = (ws * x_scale).astype(np.float32)
+        bq = np.round(b.rng.uniform(-0.1, 0.1, cout) / bs).astype(np.int32)
+        bdq = b.op("DequantizeLinear", [b.const("bq", bq), b.const("bs", bs), b.const("bz", np.zeros(cout, np.int32))], axis=0)
+        return b.op("Conv", [x, wdq, bdq], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+    xs = 4.0 / 127
+    x = qdq("x", xs, 0, np.int8)
+    a1 = qdq(b.op("Relu", [qconv(x, xs, 3, 16)]), 6.0 / 255, -128, np.int8)
+    a2 = qdq(qconv(a1, 6.0 / 255, 16, 16), 0.05, 10, np.uint8)
+    r = qdq(b.op("Add", [a2, a1]), 0.06, -5, np.int8)
+    mp = qdq(b.op("MaxPool", [r], kernel_shape=[2, 2], strides=[2, 2]), 0.06, -5, np.int8)
+    gap = qdq(b.op("GlobalAveragePool", [mp]), 0.02, 0, np.int8)
+    fl = b.op("Flatten", [gap], axis=1)
+    w = (b.rng.standard_normal((10, 16)) * 0.5).astype(np.float32)
+    ws = np.float32(np.abs(w).max() / 127)
+    wq = np.clip(np.round(w / ws) + 128, 0, 255).astype(np.uint8)
+    wdq = b.op("DequantizeLinear", [b.const("fq", wq), b.const("fs", ws), b.const("fz", np.uint8(128))])
+    fc = b.op("Gemm", [fl, wdq, b.uniform("fb", (10,), -0.1, 0.1)], transB=1)
+    s = b.const("s", np.float32(0.08))
+    z = b.const("zp", np.uint8(100))
+    b.op("DequantizeLinear", [b.op("QuantizeLinear", [fc, s, z]), s, z], out="y")
+    m = b.model("qdq_cnn", [f32("x", [1, 3, 12, 12])], [f32("y", [1, 10])], opset=13)
+    inputs = [b.rng.standard_normal((1, 3, 12, 12)).astype(np.float32)]
+    return m, inputs
+
+
+def recurrent():
+    """A keyword-spotter-shaped recurrent net: a bidirectional LSTM (with
+    biases, peepholes and initial states) over 6 frames, its output
+    sequence flattened into a GRU (linear_before_reset=1) that keeps its
+    last state, and a Gemm head; plus an RNN beside them. (A reverse RNN is
+    left out: tract-onnx 0.23's disagrees with onnxruntime and numpy; the
+    bidirectional LSTM walks backwards too. layout=1, which onnxruntime does
+    not run for RNNs, is covered by the node tests.)"""
+    b = Builder(seed=7)
+    seq, feat, h1, h2 = 6, 8, 12, 10
+    w = lambda shape, fan: b.weight("w", shape, fan_in=fan, scale=0.7)  # noqa: E731
+    lstm = b.op_multi(
+        "LSTM",
+        [
+            "x",
+            w((2, 4 * h1, feat), feat),
+            w((2, 4 * h1, h1), h1),
+            b.uniform("b", (2, 8 * h1), -0.2, 0.2),
+            "",
+            b.uniform("h0", (2, 1, h1), -0.5, 0.5),
+            b.uniform("c0", (2, 1, h1), -0.5, 0.5),
+            b.uniform("p", (2, 3 * h1), -0.3, 0.3),
+        ],
+        3,
+        hidden_size=h1,
+        direction="bidirectional",
+    )
+    y = b.op("Reshape", [lstm[0], b.const("shape", np.array([seq, 1, 2 * h1], dtype=np.int64))])
+    _, gru_h = b.op_multi(
+        "GRU",
+        [y, w((1, 3 * h2, 2 * h1), 2 * h1), w((1, 3 * h2, h2), h2), b.uniform("b", (1, 6 * h2), -0.2, 0.2)],
+        2,
+        hidden_size=h2,
+        linear_before_reset=1,
+    )
+    flat = b.op("Reshape", [gru_h, b.const("shape", np.array([1, h2], dtype=np.int64))])
+    b.op("Gemm", [flat, w((4, h2), h2), b.uniform("fb", (4,), -0.1, 0.1)], out="logits", transB=1)
+    b.op("Identity", [lstm[2]], out="lstm_c")
+    rnn_y, _ = b.op_multi("RNN", ["x", w((1, 6, feat), feat), w((1, 6, 6), 6)], 2, hidden_size=6)
+    b.op("Identity", [rnn_y], out="rnn_y")
+    m = b.model(
+        "recurrent",
+        [f32("x", [seq, 1, feat])],
+        [f32("logits", [1, 4]), f32("lstm_c", [2, 1, h1]), f32("rnn_y", [seq, 1, 1, 6])],
+        opset=14,
+    )
+    inputs = [b.rng.standard_normal((seq, 1, feat)).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
     "symbolic_batch": symbolic_batch,
     "ops_mix": ops_mix,
     "export_quirks": export_quirks,
+    "qdq_cnn": qdq_cnn,
+    "recurrent": recurrent,
 }
 
 

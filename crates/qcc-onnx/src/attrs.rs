@@ -152,6 +152,21 @@ impl<'a> Attrs<'a> {
             .map(|a| a.floats.clone()))
     }
 
+    pub fn strings(&self, name: &str) -> R<Vec<String>> {
+        match self.typed(name, AttributeType::Strings, |a| !a.strings.is_empty())? {
+            None => Ok(None),
+            Some(a) => a
+                .strings
+                .iter()
+                .map(|s| {
+                    String::from_utf8(s.clone())
+                        .map_err(|_| format!("attribute '{name}' is not valid UTF-8"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    }
+
     pub fn tensor(&self, name: &str) -> R<&'a TensorProto> {
         Ok(self
             .typed(name, AttributeType::Tensor, |a| a.t.is_some())?

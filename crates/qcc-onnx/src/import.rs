@@ -26,7 +26,7 @@ pub(crate) struct Importer {
     /// Names that could not be built (collect mode).
     poisoned: HashSet<String>,
     /// Names read by some node or graph output.
-    used: HashSet<String>,
+    pub(crate) used: HashSet<String>,
     /// Constant values computed for parameter inputs, by IR node.
     pub(crate) evaluated: HashMap<NodeId, Vec<Tensor>>,
     /// `Some` in collect mode.

@@ -76,7 +76,7 @@ fn unknown_op() {
     let m = model(
         13,
         graph(
-            vec![node("n3", "LSTM", &["x"], &["y"])],
+            vec![node("n3", "StringNormalizer", &["x"], &["y"])],
             vec![fvi("x", &[2, 3])],
             vec![out("y")],
             vec![],
@@ -84,7 +84,7 @@ fn unknown_op() {
     );
     let msg = import_err(&m);
     assert!(
-        msg.ends_with("model.onnx: node 'n3' (LSTM): unsupported op"),
+        msg.ends_with("model.onnx: node 'n3' (StringNormalizer): unsupported op"),
         "{msg}"
     );
 }
@@ -584,7 +584,7 @@ fn check_lists_every_problem() {
         graph(
             vec![
                 node("n1", "Relu", &["x"], &["a"]),
-                node("n3", "LSTM", &["a"], &["b"]),
+                node("n3", "StringNormalizer", &["a"], &["b"]),
                 node("p", "Pad", &["b", "pads"], &["c"]).s("mode", "reflect"),
                 node("q", "Erf", &["c"], &["d"]),
                 node("n5", "NonMaxSuppression", &["d"], &["y"]),
@@ -599,7 +599,7 @@ fn check_lists_every_problem() {
     assert_eq!(
         problems,
         [
-            "node 'n3' (LSTM): unsupported op",
+            "node 'n3' (StringNormalizer): unsupported op",
             "node 'p' (Pad): unsupported attribute mode='reflect'",
             "node 'n5' (NonMaxSuppression): unsupported op",
         ]
@@ -622,7 +622,7 @@ fn check_looks_inside_subgraphs() {
             branch(vec![node("neg", "Neg", &["x"], &["b"])]),
         );
     let then = branch(vec![
-        node("lstm", "LSTM", &["x", "w", "r"], &["b"]),
+        node("sn", "StringNormalizer", &["x"], &["b"]),
         node("not", "Not", &["c"], &["nc"]),
         node("pad", "Pad", &["x"], &["p"])
             .s("mode", "reflect")
@@ -643,7 +643,7 @@ fn check_looks_inside_subgraphs() {
     let problems = check_model(&p, &ImportOptions::default()).expect("decodes");
     let want = [
         "node 'if1' (If): the condition 'c' is computed at run time",
-        "node 'lstm' (LSTM): unsupported op (in the then_branch of node 'if1' (If))",
+        "node 'sn' (StringNormalizer): unsupported op (in the then_branch of node 'if1' (If))",
         "node 'pad' (Pad): unsupported attribute mode='reflect' (in the then_branch of node 'if1' (If))",
         "node 'foo' (Foo): unsupported op (in the then_branch of node 'inner' (If)) \
          (in the else_branch of node 'if1' (If))",
@@ -661,7 +661,7 @@ fn check_reports_graph_problems_too() {
         graph(
             vec![
                 node("r", "Relu", &["x"], &["a"]),
-                node("n3", "LSTM", &["a"], &["b"]),
+                node("n3", "StringNormalizer", &["a"], &["b"]),
                 node("add", "Add", &["b", "missing"], &["y"]),
             ],
             vec![vi("x", FLOAT, &["2", "width"])],
@@ -674,7 +674,7 @@ fn check_reports_graph_problems_too() {
     assert_eq!(problems.len(), 3, "{problems:#?}");
     assert!(problems[0].starts_with("input 'x' has symbolic dim 'width'"));
     assert!(problems[1].contains("node 'add' (Add): input 'missing' is not produced"));
-    assert_eq!(problems[2], "node 'n3' (LSTM): unsupported op");
+    assert_eq!(problems[2], "node 'n3' (StringNormalizer): unsupported op");
 }
 
 #[test]

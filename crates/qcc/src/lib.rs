@@ -119,6 +119,21 @@ pub fn optimize_with(
 pub fn pass_context(g: &Graph, quantize: Option<&QuantizeOptions>) -> Result<PassContext> {
     let mut cx = PassContext::default();
     if let Some(q) = quantize {
+        // A model someone already quantized keeps the scales it was given:
+        // qcc's own calibration would quantize its simulation a second time.
+        if let Some(id) = g.node_ids().into_iter().find(|&id| {
+            matches!(
+                g.node(id).op,
+                qcc_ir::Op::Quantize { .. } | qcc_ir::Op::Dequantize { .. }
+            )
+        }) {
+            anyhow::bail!(
+                "--quantize: the model is already quantized (node '{}' is a {}); \
+                 compile it without --quantize",
+                g.node(id).name,
+                g.node(id).op.name()
+            );
+        }
         for name in &q.config.keep_float {
             if !g.node_ids().into_iter().any(|id| g.node(id).name == *name) {
                 anyhow::bail!("--keep-float: the model has no node named '{name}'");

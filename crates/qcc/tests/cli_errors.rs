@@ -384,6 +384,28 @@ fn const_inputs_are_baked_in_or_refused() {
     );
 }
 
+/// A model someone already quantized (QDQ) compiles as it is; asking qcc
+/// to quantize it again is refused, naming a Q/DQ node.
+#[test]
+fn an_already_quantized_model_is_not_quantized_again() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    let qdq = root.join("qdq_cnn/model.onnx");
+    let calib = root.join("digits/calib.npy");
+    expect_error_at(
+        qdq.to_str().unwrap(),
+        &[
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            calib.to_str().unwrap(),
+        ],
+        &[
+            "--quantize: the model is already quantized (node 'QuantizeLinear_",
+            "compile it without --quantize",
+        ],
+    );
+}
+
 /// [`expect_error`] for a model given by path.
 fn expect_error_at(model: &str, extra: &[&str], needles: &[&str]) {
     let mut args = vec![model];

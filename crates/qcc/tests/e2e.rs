@@ -216,4 +216,12 @@ macro_rules! e2e_cases {
     };
 }
 
-e2e_cases!(small_cnn, mlp, symbolic_batch, ops_mix, export_quirks);
+e2e_cases!(
+    small_cnn,
+    mlp,
+    symbolic_batch,
+    ops_mix,
+    export_quirks,
+    qdq_cnn,
+    recurrent
+);

@@ -9,8 +9,10 @@ mod elementwise;
 mod misc;
 mod nn;
 mod pool;
+mod quant;
 mod reduce;
 mod resize;
+mod rnn;
 mod schema;
 #[rustfmt::skip]
 mod schema_table;
@@ -41,6 +43,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("ConstantOfShape", 9),
     ("Conv", 1),
     ("ConvTranspose", 1),
+    ("DequantizeLinear", 10),
     ("Div", 1),
     ("Dropout", 1),
     ("Equal", 1),
@@ -48,6 +51,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Exp", 1),
     ("Expand", 8),
     ("Flatten", 1),
+    ("GRU", 1),
     ("Gather", 1),
     ("Gelu", 20),
     ("Gemm", 1),
@@ -59,6 +63,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("HardSwish", 14),
     ("Identity", 1),
     ("If", 1),
+    ("LSTM", 1),
     ("LayerNormalization", 17),
     ("LeakyRelu", 1),
     ("Less", 1),
@@ -76,6 +81,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("PRelu", 1),
     ("Pad", 1),
     ("Pow", 1),
+    ("QuantizeLinear", 10),
+    ("RNN", 1),
     ("Range", 11),
     ("Reciprocal", 1),
     ("ReduceMax", 1),
@@ -176,6 +183,11 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Pad" => slicing::pad(cx),
         "Resize" => resize::resize(cx),
         "Upsample" => resize::upsample(cx),
+        "QuantizeLinear" => quant::quantize_linear(cx),
+        "DequantizeLinear" => quant::dequantize_linear(cx),
+        "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
+        "GRU" => rnn::recurrent(cx, rnn::Cell::Gru),
+        "RNN" => rnn::recurrent(cx, rnn::Cell::Rnn),
         "Constant" => misc::constant(cx),
         "ConstantOfShape" => misc::constant_of_shape(cx),
         "Range" => misc::range(cx),

@@ -65,6 +65,11 @@ impl N {
         a.ints = v.to_vec();
         self.push(a)
     }
+    pub fn strings(self, name: &str, v: &[&str]) -> N {
+        let mut a = attr(name, AttributeType::Strings);
+        a.strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
+        self.push(a)
+    }
     pub fn floats(self, name: &str, v: &[f32]) -> N {
         let mut a = attr(name, AttributeType::Floats);
         a.floats = v.to_vec();

@@ -1,0 +1,282 @@
+//! QuantizeLinear and DequantizeLinear: the QDQ form of a model someone
+//! already quantized (ONNX Runtime's `quantize_static`, PyTorch and NNCF
+//! exporters).
+//!
+//! The scales and zero points are honoured as given, never recalibrated.
+//! A run-time tensor with one scale and one zero point becomes the IR's
+//! `Quantize` / `Dequantize` (the same exact rounding the interpreter and
+//! the kernels share, `qcc_ir::quant`); a constant tensor (int8 weights,
+//! int32 biases) is computed here, whatever its quantization axis or
+//! blocks, so the float ops after a weight's DequantizeLinear see the very
+//! floats ONNX defines (`(q - zero_point) · scale` in f32). What is left is
+//! the float simulation of the quantized model, which ONNX Runtime runs
+//! with its graph optimizations off. Per-axis or blocked quantization of a
+//! run-time tensor is refused by name.
+
+use super::R;
+use crate::node::NodeCx;
+use qcc_ir::quant::QParams;
+use qcc_ir::{DType, Op, Tensor, TensorData};
+
+/// The quantization parameters of one node: scale(s), zero point(s), and
+/// how they map onto the elements of a tensor of shape `shape`.
+struct Params {
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+    /// The 8-bit type of the quantized side (the zero point's).
+    qtype: DType,
+    /// Quantization axis (per-axis and blocked).
+    axis: usize,
+    /// Elements along `axis` that share one scale (1: per-axis; the whole
+    /// axis when per-tensor).
+    block: usize,
+}
+
+impl Params {
+    /// Reads inputs 1 (scale) and 2 (zero point) and the `axis` and
+    /// `block_size` attributes for a tensor of `shape`; `default_q` is the
+    /// quantized type when no zero point says otherwise.
+    fn read(
+        cx: &mut NodeCx,
+        shape: &[usize],
+        default_q: DType,
+    ) -> Result<Params, crate::error::Problem> {
+        let scale = cx
+            .const_input(1, "scale")?
+            .ok_or_else(|| cx.err("required input #1 (scale) is missing"))?;
+        if scale.dtype() != DType::F32 {
+            return Err(cx.err(format!("scale must be float, got {}", scale.ty())));
+        }
+        let zp = cx.const_input(2, "zero_point")?;
+        let qtype = zp.as_ref().map_or(default_q, |z| z.dtype());
+        if !matches!(qtype, DType::I8 | DType::U8) {
+            return Err(cx.err(format!(
+                "quantized type {} is not supported (int8 and uint8 are)",
+                qtype.name()
+            )));
+        }
+        let zero: Vec<i32> = match &zp {
+            Some(z) => z
+                .to_i64_vec()
+                .ok_or_else(|| cx.err("zero_point must be an integer tensor"))?
+                .into_iter()
+                .map(|v| v as i32)
+                .collect(),
+            None => vec![0; scale.numel()],
+        };
+        if zp.as_ref().is_some_and(|z| z.shape() != scale.shape()) {
+            return Err(cx.err(format!(
+                "zero_point {} does not match scale {}",
+                zp.as_ref().map(|z| z.ty().to_string()).unwrap_or_default(),
+                scale.ty()
+            )));
+        }
+        let scale_v = scale.to_f32_vec();
+        if let Some(s) = scale_v.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(cx.err(format!("scale {s} is not a positive finite number")));
+        }
+        let rank = shape.len();
+        let block_size = cx.attr(cx.attrs.int_or("block_size", 0))?;
+        let axis_attr = cx.attr(cx.attrs.int_or("axis", 1))?;
+        if scale.numel() == 1 && scale.shape().len() <= 1 && block_size == 0 {
+            return Ok(Params {
+                scale: scale_v,
+                zero,
+                qtype,
+                axis: 0,
+                block: shape.first().copied().unwrap_or(1).max(1),
+            });
+        }
+        let axis = cx.axis(axis_attr, rank, "axis")?;
+        let len = shape[axis];
+        if block_size > 0 {
+            // Blocked (opset 21): scale has the input's shape with the axis
+            // divided into ceil(len / block_size) blocks.
+            let b = block_size as usize;
+            let mut want = shape.to_vec();
+            want[axis] = len.div_ceil(b);
+            if scale.shape() != want.as_slice() {
+                return Err(cx.err(format!(
+                    "blocked scale {} does not match the input {:?} with block_size {b}",
+                    scale.ty(),
+                    shape
+                )));
+            }
+            return Ok(Params {
+                scale: scale_v,
+                zero,
+                qtype,
+                axis,
+                block: b,
+            });
+        }
+        if scale.shape() != [len] {
+            return Err(cx.err(format!(
+                "per-axis scale {} does not match axis {axis} of length {len}",
+                scale.ty()
+            )));
+        }
+        Ok(Params {
+            scale: scale_v,
+            zero,
+            qtype,
+            axis,
+            block: 1,
+        })
+    }
+
+    fn per_tensor(&self) -> Option<QParams> {
+        (self.scale.len() == 1).then(|| QParams {
+            scale: self.scale[0],
+            zero_point: self.zero[0],
+        })
+    }
+
+    /// The parameters of element `i` of a tensor of shape `shape`.
+    fn of(&self, shape: &[usize], i: usize) -> QParams {
+        if self.scale.len() == 1 {
+            return QParams {
+                scale: self.scale[0],
+                zero_point: self.zero[0],
+            };
+        }
+        let inner: usize = shape[self.axis + 1..].iter().product();
+        let len = shape[self.axis];
+        let outer = i / (inner * len);
+        let a = (i / inner) % len;
+        let rest = i % inner;
+        let blocks = len.div_ceil(self.block);
+        // Per-axis: index `a`; blocked: the scale tensor's own element.
+        let j = if self.block == 1 && self.scale.len() == len {
+            a
+        } else {
+            (outer * blocks + a / self.block) * inner + rest
+        };
+        QParams {
+            scale: self.scale[j],
+            zero_point: self.zero[j],
+        }
+    }
+}
+
+pub(super) fn quantize_linear(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let ty = cx.ty(x);
+    if ty.dtype != DType::F32 {
+        return Err(cx.err(format!("input must be float, got {ty}")));
+    }
+    let out_dtype = match cx.attr(cx.attrs.int_or("output_dtype", 0))? {
+        0 => DType::U8,
+        code => crate::tensor::dtype_of(code as i32)
+            .map_err(|m| cx.err(format!("attribute 'output_dtype': {m}")))?,
+    };
+    let p = Params::read(cx, &ty.shape, out_dtype)?;
+    let (lo, hi) = qcc_ir::infer::int8_range(p.qtype).unwrap_or((-128, 127));
+    if let Some(t) = cx.imp.const_value(x).ok().flatten() {
+        let v = t.to_f32_vec();
+        let q: Vec<i32> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| qcc_ir::quant::quantize(f, p.of(&ty.shape, i), lo, hi))
+            .collect();
+        let data = match p.qtype {
+            DType::I8 => TensorData::I8(q.iter().map(|&v| v as i8).collect()),
+            _ => TensorData::U8(q.iter().map(|&v| v as u8).collect()),
+        };
+        let t = Tensor::new(ty.shape.clone(), data).ok_or_else(|| cx.err("bad constant"))?;
+        return Ok(vec![cx.add_const("", t)]);
+    }
+    let q = p.per_tensor().ok_or_else(|| {
+        cx.err("per-axis or blocked quantization of a run-time tensor is not supported")
+    })?;
+    Ok(vec![cx.add(Op::Quantize { q, to: p.qtype }, vec![x])?])
+}
+
+pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let ty = cx.ty(x);
+    if let Some(t) = cx.imp.const_value(x).ok().flatten() {
+        // A weight or bias: int8, uint8 or int32 (biases, with a zero
+        // point of 0), computed now.
+        let p = if t.dtype() == DType::I32 {
+            Params::read_i32(cx, &ty.shape)?
+        } else {
+            Params::read(cx, &ty.shape, t.dtype())?
+        };
+        let v = t
+            .to_i64_vec()
+            .ok_or_else(|| cx.err(format!("input must be an integer tensor, got {ty}")))?;
+        let f: Vec<f32> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                let qp = p.of(&ty.shape, i);
+                (q - qp.zero_point as i64) as f32 * qp.scale
+            })
+            .collect();
+        let t = Tensor::from_f32(ty.shape.clone(), f).ok_or_else(|| cx.err("bad constant"))?;
+        return Ok(vec![cx.add_const("", t)]);
+    }
+    if !matches!(ty.dtype, DType::I8 | DType::U8) {
+        return Err(cx.err(format!("run-time input must be int8 or uint8, got {ty}")));
+    }
+    let p = Params::read(cx, &ty.shape, ty.dtype)?;
+    if p.qtype != ty.dtype {
+        return Err(cx.err(format!(
+            "zero_point type {} does not match the input {ty}",
+            p.qtype.name()
+        )));
+    }
+    let q = p.per_tensor().ok_or_else(|| {
+        cx.err("per-axis or blocked dequantization of a run-time tensor is not supported")
+    })?;
+    Ok(vec![cx.add(Op::Dequantize { q }, vec![x])?])
+}
+
+impl Params {
+    /// The parameters of an int32 DequantizeLinear (a bias): the zero point,
+    /// if any, is int32 too; the 8-bit checks do not apply.
+    fn read_i32(cx: &mut NodeCx, shape: &[usize]) -> Result<Params, crate::error::Problem> {
+        let scale = cx
+            .const_input(1, "scale")?
+            .ok_or_else(|| cx.err("required input #1 (scale) is missing"))?;
+        let scale_v = scale.to_f32_vec();
+        let zero = match cx.const_input(2, "zero_point")? {
+            Some(z) => z
+                .to_i64_vec()
+                .ok_or_else(|| cx.err("zero_point must be an integer tensor"))?
+                .into_iter()
+                .map(|v| v as i32)
+                .collect(),
+            None => vec![0; scale_v.len()],
+        };
+        if zero.len() != scale_v.len() {
+            return Err(cx.err("zero_point does not match scale"));
+        }
+        let axis_attr = cx.attr(cx.attrs.int_or("axis", 1))?;
+        if scale_v.len() == 1 {
+            return Ok(Params {
+                scale: scale_v,
+                zero,
+                qtype: DType::I32,
+                axis: 0,
+                block: 1,
+            });
+        }
+        let axis = cx.axis(axis_attr, shape.len(), "axis")?;
+        if scale_v.len() != shape[axis] {
+            return Err(cx.err(format!(
+                "per-axis scale {} does not match axis {axis} of length {}",
+                scale.ty(),
+                shape[axis]
+            )));
+        }
+        Ok(Params {
+            scale: scale_v,
+            zero,
+            qtype: DType::I32,
+            axis,
+            block: 1,
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! QuantizeLinear / DequantizeLinear (`src/ops/quant.rs`): run-time tensors
+//! with one scale and zero point become the IR's Quantize / Dequantize,
+//! constant tensors are computed at import whatever their axis or blocks,
+//! and what qcc cannot do exactly is refused by name.
+
+mod common;
+
+use common::*;
+use qcc_ir::{Tensor, TensorData};
+use qcc_onnx::proto::TensorProto;
+
+const INT8: i32 = 3;
+const UINT8: i32 = 2;
+const INT32: i32 = 6;
+
+/// An integer initializer of ONNX type `dt` (stored in `int32_data`).
+fn tint(name: &str, dt: i32, dims: &[i64], v: &[i32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(dt),
+        int32_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn run(g: &qcc_ir::Graph, x: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    let x = Tensor::new(shape.to_vec(), TensorData::F32(x)).unwrap();
+    qcc_interp::run(g, &[x]).expect("interpreter")[0].to_f32_vec()
+}
+
+/// `y = DQ(Q(x))` per tensor, int8 with a nonzero zero point: rounding
+/// half to even, saturation at both ends.
+#[test]
+fn a_run_time_pair_rounds_and_saturates() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("q", "QuantizeLinear", &["x", "s", "z"], &["xq"]),
+                node("dq", "DequantizeLinear", &["xq", "s", "z"], &["y"]),
+            ],
+            vec![fvi("x", &[6])],
+            vec![out("y")],
+            vec![tf32("s", &[], &[0.5]), tint("z", INT8, &[], &[-10])],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    assert_eq!(ops(&g), ["quantize", "dequantize"]);
+    // x/0.5 = 0.5 → 0, 1.5 → 2, -2.5 → -2; 100 → 200-10 saturates at 127.
+    let y = run(&g, vec![0.25, 0.75, -1.25, 100.0, -100.0, 3.0], &[6]);
+    assert_eq!(y, [0.0, 1.0, -1.0, 68.5, -59.0, 3.0]);
+}
+
+/// Without a zero point the quantized type is uint8.
+#[test]
+fn no_zero_point_means_uint8() {
+    let m = model(
+        13,
+        graph(
+            vec![node("q", "QuantizeLinear", &["x", "s"], &["y"])],
+            vec![fvi("x", &[3])],
+            vec![out("y")],
+            vec![tf32("s", &[], &[1.0])],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    assert_eq!(output_types(&g), ["u8[3]"]);
+}
+
+/// Weights (int8, one scale per output channel) and an int32 bias are
+/// computed at import: the float op sees `(q - zp) · scale`.
+#[test]
+fn constant_weights_are_dequantized_per_axis() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("dqw", "DequantizeLinear", &["wq", "ws", "wz"], &["w"]).i("axis", 0),
+                node("dqb", "DequantizeLinear", &["bq", "bs"], &["b"]).i("axis", 0),
+                node("mm", "MatMul", &["x", "w"], &["xw"]),
+                node("add", "Add", &["xw", "b"], &["y"]),
+            ],
+            vec![fvi("x", &[1, 2])],
+            vec![out("y")],
+            vec![
+                tint("wq", INT8, &[2, 2], &[1, -2, 3, 127]),
+                tf32("ws", &[2], &[0.5, 0.25]),
+                tint("wz", INT8, &[2], &[0, 1]),
+                tint("bq", INT32, &[2], &[4, -8]),
+                tf32("bs", &[2], &[0.25, 0.125]),
+            ],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    // w = [[0.5, -1], [0.5, 31.5]], b = [1, -1].
+    assert_eq!(run(&g, vec![1.0, 2.0], &[1, 2]), [2.5, 61.0]);
+}
+
+/// Opset 21's blocks: one scale per `block_size` elements along the axis.
+#[test]
+fn constant_blocks_are_dequantized() {
+    let m = model(
+        21,
+        graph(
+            vec![
+                node("dqw", "DequantizeLinear", &["wq", "ws"], &["w"])
+                    .i("axis", 1)
+                    .i("block_size", 2),
+                node("add", "Add", &["x", "w"], &["y"]),
+            ],
+            vec![fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![
+                tint("wq", UINT8, &[2, 3], &[1, 2, 3, 4, 5, 6]),
+                tf32("ws", &[2, 2], &[1.0, 10.0, 0.5, 0.25]),
+            ],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    assert_eq!(
+        run(&g, vec![0.0; 6], &[2, 3]),
+        [1.0, 2.0, 30.0, 2.0, 2.5, 1.5]
+    );
+}
+
+#[test]
+fn what_is_not_exact_is_refused_by_name() {
+    let pair = |s: TensorProto, z: TensorProto, axis: Option<i64>| {
+        let mut q = node("q", "QuantizeLinear", &["x", "s", "z"], &["y"]);
+        if let Some(a) = axis {
+            q = q.i("axis", a);
+        }
+        model(
+            13,
+            graph(vec![q], vec![fvi("x", &[2, 3])], vec![out("y")], vec![s, z]),
+        )
+    };
+    let cases = [
+        (
+            pair(tf32("s", &[3], &[1.0, 2.0, 3.0]), tint("z", INT8, &[3], &[0, 0, 0]), Some(1)),
+            "node 'q' (QuantizeLinear): per-axis or blocked quantization of a run-time tensor is not supported",
+        ),
+        (
+            pair(tf32("s", &[], &[0.0]), tint("z", INT8, &[], &[0]), None),
+            "node 'q' (QuantizeLinear): scale 0 is not a positive finite number",
+        ),
+        (
+            pair(tf32("s", &[2], &[1.0, 2.0]), tint("z", INT8, &[2], &[0, 0]), Some(1)),
+            "node 'q' (QuantizeLinear): per-axis scale f32[2] does not match axis 1 of length 3",
+        ),
+        (
+            pair(tf32("s", &[], &[1.0]), tint("z", INT32, &[], &[0]), None),
+            "node 'q' (QuantizeLinear): quantized type i32 is not supported (int8 and uint8 are)",
+        ),
+    ];
+    for (m, want) in cases {
+        let msg = import_err(&m);
+        assert!(msg.contains(want), "{msg}\nwant: {want}");
+    }
+}
