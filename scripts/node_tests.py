@@ -43,7 +43,7 @@ SUPPORTED = {
     "Pad", "Resize", "Identity", "Constant", "Cast", "Gather",
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
-    "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN",
+    "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -79,7 +79,7 @@ TOL_BY_OP = {
         "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
         "Pad", "Identity", "Constant", "Cast", "Gather",
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-        "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear",
+        "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear", "If",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",

@@ -361,6 +361,27 @@ def recurrent():
     return m, inputs
 
 
+def if_on_data():
+    """An If whose condition is computed from the data (mean of x > 0): both
+    branches are compiled and Where selects; the branches read outer values
+    (x and an initializer) and use the same inner names."""
+    b = Builder(seed=8)
+    cond = b.op("Greater", [b.op("ReduceMean", ["x"], keepdims=0), b.const("zero", np.array(0.0, dtype=np.float32))])
+    scale = b.const("scale", np.array([2.0], dtype=np.float32))
+    then = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Mul", ["t", scale], ["b"])],
+        "then", [], [f32("b", [1, 4, 6])],
+    )
+    els = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["t"]), helper.make_node("Sigmoid", ["t"], ["b"])],
+        "else", [], [f32("b", [1, 4, 6])],
+    )
+    b.nodes.append(helper.make_node("If", [cond], ["y"], name="if1", then_branch=then, else_branch=els))
+    m = b.model("if_on_data", [f32("x", [1, 4, 6])], [f32("y", [1, 4, 6])], opset=13)
+    inputs = [(b.rng.standard_normal((1, 4, 6)) - 0.3).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -369,6 +390,7 @@ CASES = {
     "export_quirks": export_quirks,
     "qdq_cnn": qdq_cnn,
     "recurrent": recurrent,
+    "if_on_data": if_on_data,
 }
 
 

@@ -48,7 +48,7 @@ impl Importer {
     }
 
     /// Reports a problem: an error in strict mode, recorded in collect mode.
-    fn report(&mut self, p: Problem) -> Result<(), Problem> {
+    pub(crate) fn report(&mut self, p: Problem) -> Result<(), Problem> {
         match &mut self.problems {
             Some(list) => {
                 list.push(p);
@@ -62,7 +62,20 @@ impl Importer {
         self.poisoned
             .extend(names.into_iter().filter(|s| !s.is_empty()).cloned());
     }
+
+    /// The names in scope, to be put back with [`Importer::set_scope`]
+    /// after importing a subgraph whose own names must not leak out.
+    pub(crate) fn scope(&self) -> Scope {
+        Scope(self.values.clone(), self.poisoned.clone())
+    }
+
+    pub(crate) fn set_scope(&mut self, s: Scope) {
+        (self.values, self.poisoned) = (s.0, s.1);
+    }
 }
+
+/// The value names in scope at one point of an import.
+pub(crate) struct Scope(HashMap<String, ValueId>, HashSet<String>);
 
 /// What an import gives: the graph, the problems found (with `collect`),
 /// and the notes for the user.
@@ -267,7 +280,7 @@ pub(crate) fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> R
         if let Err(p) = ops::validate(n, i, opset, &imp.used) {
             imp.report(p)?;
             // (Collect mode only:) what the node's subgraphs hold too.
-            for p in subgraph_problems(n, i, opset) {
+            for p in subgraph_problems(n, &topo::node_name(n, i), opset) {
                 imp.report(p)?;
             }
             imp.poison(&n.output);
@@ -283,9 +296,11 @@ pub(crate) fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> R
             continue;
         }
         if let Err(p) = build_node(imp, n, i, opset) {
-            imp.report(p)?;
-            for p in subgraph_problems(n, i, opset) {
-                imp.report(p)?;
+            // (An If whose branches hold problems fails with the first.)
+            let inner = subgraph_problems(n, &topo::node_name(n, i), opset);
+            imp.report(p.clone())?;
+            for q in inner.into_iter().filter(|q| *q != p) {
+                imp.report(q)?;
             }
             imp.poison(&n.output);
         }
@@ -303,16 +318,15 @@ pub(crate) fn add_nodes(imp: &mut Importer, graph: &GraphProto, opset: i64) -> R
 /// The static problems of the nodes inside node `n`'s graph attributes (If
 /// branches, Loop and Scan bodies), recursively, each saying where it sits:
 /// `qcc check` lists them with the op that holds them.
-fn subgraph_problems(n: &NodeProto, i: usize, opset: i64) -> Vec<Problem> {
+pub(crate) fn subgraph_problems(n: &NodeProto, outer: &str, opset: i64) -> Vec<Problem> {
     let mut out = vec![];
-    let outer = topo::node_name(n, i);
     for a in &n.attribute {
         for g in a.g.iter().chain(&a.graphs) {
             let used = used_names(g);
             let place = format!("in the {} of node '{outer}' ({})", a.name(), n.op_type());
             for (j, m) in g.node.iter().enumerate() {
                 let inner = ops::validate(m, j, opset, &used).err().into_iter();
-                for p in inner.chain(subgraph_problems(m, j, opset)) {
+                for p in inner.chain(subgraph_problems(m, &topo::node_name(m, j), opset)) {
                     out.push(match p {
                         Problem::Node { node, op, msg } => Problem::Node {
                             node,

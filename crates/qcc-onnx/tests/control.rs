@@ -1,6 +1,6 @@
 //! `If` whose condition is known at compile time folds into the branch it
 //! takes; `--const-input` (`ImportOptions::const_inputs`) bakes a graph
-//! input in so that it is.
+//! input in so that it is; otherwise both branches run and `Where` selects.
 
 mod common;
 
@@ -95,12 +95,50 @@ fn a_constant_condition_folds_without_help() {
     }
 }
 
+/// `run` with the flag as a second graph input.
+fn run_flag(g: &qcc_ir::Graph, flag: bool) -> Vec<f32> {
+    let x = Tensor::new(
+        vec![2, 3],
+        TensorData::F32(vec![-1.0, 2.0, -3.0, 4.0, 0.5, -0.5]),
+    )
+    .unwrap();
+    let f = Tensor::new(vec![], TensorData::Bool(vec![flag])).unwrap();
+    let y = qcc_interp::run(g, &[x, f]).expect("interpreter");
+    y[0].as_f32().unwrap().to_vec()
+}
+
 #[test]
-fn a_run_time_condition_is_refused_saying_how_to_fix_it() {
-    let msg = load(&if_model(None), &[]).unwrap_err();
+fn a_run_time_condition_selects_between_both_branches() {
+    let g = load(&if_model(None), &[]).unwrap();
+    assert_eq!(g.inputs().len(), 2, "the flag stays an input");
+    assert!(ops(&g).contains(&"where"), "{:?}", ops(&g));
+    assert_eq!(run_flag(&g, true), [0.0, 2.0, 0.0, 4.0, 0.5, 0.0]);
+    assert_eq!(run_flag(&g, false), [2.0, -4.0, 6.0, -8.0, -1.0, 1.0]);
+}
+
+/// Branches whose outputs differ in shape cannot be selected between.
+#[test]
+fn branches_of_different_shapes_are_refused_by_name() {
+    let branch = |n: N| graph(vec![n], vec![], vec![out("b")], vec![]);
+    let then = branch(node("relu", "Relu", &["x"], &["b"]));
+    let els = branch(node("sum", "ReduceSum", &["x"], &["b"]).i("keepdims", 0));
+    let m = model(
+        13,
+        graph(
+            vec![node("if1", "If", &["flag"], &["y"])
+                .g("then_branch", then)
+                .g("else_branch", els)],
+            vec![vi("flag", BOOL, &[]), fvi("x", &[2, 3])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = load(&m, &[]).unwrap_err();
     assert!(
-        msg.contains("node 'if1' (If): the condition 'flag' is computed at run time")
-            && msg.contains("--const-input"),
+        msg.contains(
+            "node 'if1' (If): output #0 ('b') is f32[2,3] in the then_branch and f32[] in the \
+             else_branch"
+        ),
         "{msg}"
     );
 }

@@ -642,7 +642,6 @@ fn check_looks_inside_subgraphs() {
     let (_d, p) = temp_model(&m);
     let problems = check_model(&p, &ImportOptions::default()).expect("decodes");
     let want = [
-        "node 'if1' (If): the condition 'c' is computed at run time",
         "node 'sn' (StringNormalizer): unsupported op (in the then_branch of node 'if1' (If))",
         "node 'pad' (Pad): unsupported attribute mode='reflect' (in the then_branch of node 'if1' (If))",
         "node 'foo' (Foo): unsupported op (in the then_branch of node 'inner' (If)) \

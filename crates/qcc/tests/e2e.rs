@@ -223,5 +223,6 @@ e2e_cases!(
     ops_mix,
     export_quirks,
     qdq_cnn,
-    recurrent
+    recurrent,
+    if_on_data
 );

@@ -1,29 +1,20 @@
-//! Control flow: `If` whose condition is known at compile time (a constant,
-//! an initializer, a shape computation, or an input baked in with
-//! `--const-input`) is replaced by the branch it takes, imported into the
-//! same scope (a branch reads outer values by name). A condition computed
-//! at run time is refused, saying how to fix it.
+//! Control flow: `If`. When its condition is known at compile time (a
+//! constant, an initializer, a shape computation, or an input baked in with
+//! `--const-input`) the node is replaced by the branch it takes, imported
+//! into the same scope (a branch reads outer values by name). When the
+//! condition is computed at run time, both branches are imported (each in
+//! its own scope: their inner names do not leak into each other) and every
+//! output becomes `Where(cond, then, else)`; the two branches must then
+//! compute outputs of one type and static shape. Both run on every call:
+//! no kernel has side effects, so running the one not taken only costs time.
 
 use super::R;
 use crate::node::NodeCx;
-use qcc_ir::TensorData;
+use crate::proto::GraphProto;
+use qcc_ir::{DType, Op, TensorData, ValueId};
 
-pub(super) fn if_(cx: &mut NodeCx) -> R {
-    let cond = cx.const_input(0, "cond").map_err(|_| {
-        cx.err(format!(
-            "the condition '{}' is computed at run time; qcc compiles an If only when it \
-             is known (give the graph input it comes from with --const-input NAME=VALUE)",
-            cx.input_name(0).unwrap_or_default()
-        ))
-    })?;
-    let Some(cond) = cond else {
-        return Err(cx.err("input 'cond' is missing"));
-    };
-    let taken = match cond.data() {
-        TensorData::Bool(v) if v.len() == 1 => v[0],
-        _ => return Err(cx.err(format!("the condition must be one bool, got {}", cond.ty()))),
-    };
-    let which = if taken { "then_branch" } else { "else_branch" };
+/// Branch `which` of the node, checked against the node's outputs.
+fn branch<'m>(cx: &NodeCx<'_, 'm>, which: &str) -> Result<&'m GraphProto, crate::error::Problem> {
     let branch = cx
         .attrs
         .get(which)
@@ -41,9 +32,14 @@ pub(super) fn if_(cx: &mut NodeCx) -> R {
             "the {which} declares inputs or initializers, which an If branch cannot have"
         )));
     }
-    crate::import::add_nodes(cx.imp, branch, cx.opset)?;
-    branch
-        .output
+    Ok(branch)
+}
+
+/// Imports branch `which` into the current scope; its outputs' values.
+fn import_branch(cx: &mut NodeCx, which: &str) -> R {
+    let g = branch(cx, which)?;
+    crate::import::add_nodes(cx.imp, g, cx.opset)?;
+    g.output
         .iter()
         .map(|o| {
             cx.imp.value(o.name()).ok_or_else(|| {
@@ -54,4 +50,61 @@ pub(super) fn if_(cx: &mut NodeCx) -> R {
             })
         })
         .collect()
+}
+
+pub(super) fn if_(cx: &mut NodeCx) -> R {
+    let Some(cond_v) = cx.opt_input(0)? else {
+        return Err(cx.err("input 'cond' is missing"));
+    };
+    let Ok(Some(cond)) = cx.const_input(0, "cond") else {
+        return select(cx, cond_v);
+    };
+    let taken = match cond.data() {
+        TensorData::Bool(v) if v.len() == 1 => v[0],
+        _ => return Err(cx.err(format!("the condition must be one bool, got {}", cond.ty()))),
+    };
+    import_branch(cx, if taken { "then_branch" } else { "else_branch" })
+}
+
+/// A condition computed at run time: both branches, then a `Where` per output.
+fn select(cx: &mut NodeCx, cond: ValueId) -> R {
+    let ct = cx.ty(cond);
+    if ct.dtype != DType::Bool || ct.numel() != 1 {
+        return Err(cx.err(format!("the condition must be one bool, got {ct}")));
+    }
+    // What the branches hold that qcc cannot compile, every problem named
+    // with the branch it is in (the importer lists the rest after this one).
+    let name = cx.name.clone();
+    if let Some(p) = crate::import::subgraph_problems(cx.node, &name, cx.opset)
+        .into_iter()
+        .next()
+    {
+        return Err(p);
+    }
+    let mut taken = vec![];
+    for which in ["then_branch", "else_branch"] {
+        let scope = cx.imp.scope();
+        let outs = import_branch(cx, which);
+        cx.imp.set_scope(scope);
+        taken.push(outs?);
+    }
+    let c = cx.add_aux("cond", Op::Reshape { shape: vec![] }, vec![cond])?;
+    let names: Vec<String> = branch(cx, "then_branch")?
+        .output
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    let mut outs = vec![];
+    for (j, (&t, &e)) in taken[0].iter().zip(&taken[1]).enumerate() {
+        let (tt, et) = (cx.ty(t), cx.ty(e));
+        if tt != et {
+            return Err(cx.err(format!(
+                "output #{j} ('{}') is {tt} in the then_branch and {et} in the else_branch; \
+                 selecting at run time needs one type and shape",
+                names[j]
+            )));
+        }
+        outs.push(cx.add_aux(&format!("select{j}"), Op::Where, vec![c, t, e])?);
+    }
+    Ok(outs)
 }
