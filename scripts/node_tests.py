@@ -44,6 +44,7 @@ SUPPORTED = {
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
+    "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -58,6 +59,8 @@ PARAM_INPUTS = {
     "LSTM": {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"},
     "GRU": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
     "RNN": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
+    "Tile": {1: "repeats"},
+    "CumSum": {1: "axis"},
     "Pad": {1: "pads", 2: "constant_value", 3: "axes"},
     "Resize": {1: "roi", 2: "scales", 3: "sizes"},
     "Split": {1: "split"},
@@ -80,18 +83,19 @@ TOL_BY_OP = {
         "Pad", "Identity", "Constant", "Cast", "Gather",
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
         "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear", "If",
+        "ArgMax", "ArgMin",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",
-        "HardSigmoid", "HardSwish", "BatchNormalization", "Resize",
+        "HardSigmoid", "HardSwish", "BatchNormalization", "Resize", "Tile",
     ]},
     **{op: ACCUM for op in [
         "Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool",
         "ReduceMean", "ReduceSum", "LayerNormalization",
         # Recurrent cells: products of sums through sigmoid and tanh, per step.
-        "LSTM", "GRU", "RNN",
+        "LSTM", "GRU", "RNN", "InstanceNormalization", "CumSum",
     ]},
-    **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax"]},
+    **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax", "LRN"]},
 }  # fmt: skip
 
 

@@ -382,6 +382,62 @@ def if_on_data():
     return m, inputs
 
 
+def pads_and_sums():
+    """Ops that real exports use and qcc builds from others: Pad in reflect
+    and edge modes (slices and concats), CumSum (a triangular MatMul), Tile
+    (concats), InstanceNormalization and LRN (reductions, an average pool)."""
+    b = Builder(seed=9)
+    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    b.op("Pad", ["x", b.const("pads", i64([0, 0, 2, 1, 0, 0, 1, 2]))], out="y_reflect", mode="reflect")
+    b.op("Pad", ["x", b.const("pads", i64([0, 0, 1, 0, 0, 0, 2, 3]))], out="y_edge", mode="edge")
+    c1 = b.op("CumSum", ["x", b.const("axis", i64(3))], exclusive=1, reverse=1)
+    c2 = b.op("CumSum", ["x", b.const("axis", i64(-3))])
+    b.op("Add", [c1, c2], out="y_cumsum")
+    b.op("Tile", ["x", b.const("reps", i64([1, 2, 1, 2]))], out="y_tile")
+    norm = b.op("InstanceNormalization", ["x", b.uniform("s", (3,), 0.5, 1.5), b.uniform("b", (3,), -0.2, 0.2)], epsilon=1e-4)
+    b.op("LRN", [norm], out="y_norm", size=3, alpha=0.3, beta=0.6, bias=1.5)
+    m = b.model(
+        "pads_and_sums",
+        [f32("x", [1, 3, 5, 6])],
+        [f32("y_reflect", [1, 3, 8, 9]), f32("y_edge", [1, 3, 8, 9]), f32("y_cumsum", [1, 3, 5, 6]),
+         f32("y_tile", [1, 6, 5, 12]), f32("y_norm", [1, 3, 5, 6])],
+        opset=13,
+    )
+    inputs = [b.rng.standard_normal((1, 3, 5, 6)).astype(np.float32)]
+    return m, inputs
+
+
+def einsum_attention():
+    """One attention head written with Einsum, as transformer exports do:
+    projections with an ellipsis against constant weights, Q·Kᵀ and P·V
+    between two run-time operands with batch letters, a softmax, an
+    implicit-output equation and a reduction over a letter only one
+    operand has."""
+    b = Builder(seed=10)
+    d, t = 8, 5
+    w = lambda base: b.weight(base, (d, d), fan_in=d)  # noqa: E731
+    q = b.op("Einsum", ["x", w("wq")], equation="...td,de->...te")
+    k = b.op("Einsum", ["x", w("wk")], equation="...td,de->...te")
+    v = b.op("Einsum", ["x", w("wv")], equation="btd,de->bte")
+    qh = b.op("Reshape", [q, b.const("heads", np.array([1, t, 2, d // 2], dtype=np.int64))])
+    kh = b.op("Reshape", [k, b.const("heads", np.array([1, t, 2, d // 2], dtype=np.int64))])
+    vh = b.op("Reshape", [v, b.const("heads", np.array([1, t, 2, d // 2], dtype=np.int64))])
+    s = b.op("Einsum", [qh, kh], equation="bqhd,bkhd->bhqk")
+    p = b.op("Softmax", [b.op("Mul", [s, b.const("scale", np.array(0.5, dtype=np.float32))])], axis=-1)
+    o = b.op("Einsum", [p, vh], equation="bhqk,bkhd->bqhd")
+    b.op("Reshape", [o, b.const("merge", np.array([1, t, d], dtype=np.int64))], out="y")
+    b.op("Einsum", ["x", w("wt")], out="y_implicit", equation="btd,de")
+    b.op("Einsum", ["x", b.weight("wr", (3, t), fan_in=t)], out="y_reduced", equation="btd,ct->bc")
+    m = b.model(
+        "einsum_attention",
+        [f32("x", [1, t, d])],
+        [f32("y", [1, t, d]), f32("y_implicit", [1, d, t]), f32("y_reduced", [1, 3])],
+        opset=13,
+    )
+    inputs = [b.rng.standard_normal((1, t, d)).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -391,6 +447,8 @@ CASES = {
     "qdq_cnn": qdq_cnn,
     "recurrent": recurrent,
     "if_on_data": if_on_data,
+    "pads_and_sums": pads_and_sums,
+    "einsum_attention": einsum_attention,
 }
 
 

@@ -284,12 +284,12 @@ fn unsupported_attributes_and_outputs() {
     };
     let msg = one(
         node("p", "Pad", &["x"], &["y"])
-            .s("mode", "reflect")
+            .s("mode", "symmetric")
             .ints("pads", &[0; 8]),
         7,
     );
     assert!(
-        msg.contains("node 'p' (Pad): unsupported attribute mode='reflect'"),
+        msg.contains("node 'p' (Pad): unsupported attribute mode='symmetric'"),
         "{msg}"
     );
     let msg = one(
@@ -585,7 +585,7 @@ fn check_lists_every_problem() {
             vec![
                 node("n1", "Relu", &["x"], &["a"]),
                 node("n3", "StringNormalizer", &["a"], &["b"]),
-                node("p", "Pad", &["b", "pads"], &["c"]).s("mode", "reflect"),
+                node("p", "Pad", &["b", "pads"], &["c"]).s("mode", "symmetric"),
                 node("q", "Erf", &["c"], &["d"]),
                 node("n5", "NonMaxSuppression", &["d"], &["y"]),
             ],
@@ -600,7 +600,7 @@ fn check_lists_every_problem() {
         problems,
         [
             "node 'n3' (StringNormalizer): unsupported op",
-            "node 'p' (Pad): unsupported attribute mode='reflect'",
+            "node 'p' (Pad): unsupported attribute mode='symmetric'",
             "node 'n5' (NonMaxSuppression): unsupported op",
         ]
     );
@@ -625,7 +625,7 @@ fn check_looks_inside_subgraphs() {
         node("sn", "StringNormalizer", &["x"], &["b"]),
         node("not", "Not", &["c"], &["nc"]),
         node("pad", "Pad", &["x"], &["p"])
-            .s("mode", "reflect")
+            .s("mode", "symmetric")
             .ints("pads", &[0, 0, 0, 0]),
     ]);
     let m = model(
@@ -643,7 +643,7 @@ fn check_looks_inside_subgraphs() {
     let problems = check_model(&p, &ImportOptions::default()).expect("decodes");
     let want = [
         "node 'sn' (StringNormalizer): unsupported op (in the then_branch of node 'if1' (If))",
-        "node 'pad' (Pad): unsupported attribute mode='reflect' (in the then_branch of node 'if1' (If))",
+        "node 'pad' (Pad): unsupported attribute mode='symmetric' (in the then_branch of node 'if1' (If))",
         "node 'foo' (Foo): unsupported op (in the then_branch of node 'inner' (If)) \
          (in the else_branch of node 'if1' (If))",
     ];

@@ -224,5 +224,7 @@ e2e_cases!(
     export_quirks,
     qdq_cnn,
     recurrent,
-    if_on_data
+    if_on_data,
+    pads_and_sums,
+    einsum_attention
 );

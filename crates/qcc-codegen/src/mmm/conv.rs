@@ -648,7 +648,7 @@ fn cols_tile(simd: Simd, m: usize, n: usize, k: usize, normal: F32Ukr) -> Option
 }
 
 /// `dst[lo..hi] = 0`.
-fn zero<'ctx>(
+pub(super) fn zero<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     dst: PointerValue<'ctx>,
     lo: i64,

@@ -164,7 +164,7 @@ pub(super) fn fma_taps<'ctx>(
 }
 
 /// A vector load at `p`, under `mask` when given (masked lanes read 0).
-fn load<'ctx>(
+pub(super) fn load<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     vt: VectorType<'ctx>,
     p: PointerValue<'ctx>,

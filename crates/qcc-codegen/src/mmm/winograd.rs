@@ -27,6 +27,8 @@
 //! convolution by float reassociation only (measured in the tests against
 //! the interpreter within the usual f32 tolerance).
 
+use super::conv::zero;
+use super::dw::load;
 use super::pack::pack_a;
 use super::qdw::{lane_mask, store_lanes};
 use super::ukernel::{ALayout, Call, F32Ukr};
@@ -34,9 +36,8 @@ use super::{div_ceil, for_blocks, next_panel, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::const_f32_table;
 use crate::kernels::quant::if_else;
-use crate::CodegenError;
 use inkwell::types::VectorType;
-use inkwell::values::{BasicValue, IntValue, PointerValue, VectorValue};
+use inkwell::values::{IntValue, PointerValue, VectorValue};
 use inkwell::{FloatPredicate, IntPredicate};
 use qcc_ir::ConvAttrs;
 
@@ -308,8 +309,8 @@ impl<'ctx> Block<'_, 'ctx> {
         let mut d = Vec::with_capacity(4);
         for r in 0..4 {
             let row = cx.gep_f32(at, cx.i64(r * p.wp as i64))?;
-            let lo = load(cx, wide, row)?;
-            let hi = load(cx, wide, cx.gep_f32(row, cx.i64(2))?)?;
+            let lo = load(cx, wide, row, None)?;
+            let hi = load(cx, wide, cx.gep_f32(row, cx.i64(2))?, None)?;
             let u = wide.get_undef();
             d.push([
                 cx.shuffle(lo, u, &even)?,
@@ -459,7 +460,7 @@ impl<'ctx> Block<'_, 'ctx> {
         let mut mv = Vec::with_capacity(16);
         for xi in 0..16 {
             let src = cx.gep_f32(self.m, cx.add_c(at, xi * plane_m)?)?;
-            mv.push(load_masked(cx, vt, src, mask)?);
+            mv.push(load(cx, vt, src, mask)?);
         }
         let at_ = |cx: &KernelCx<'_, 'ctx>,
                    e: [VectorValue<'ctx>; 4]|
@@ -491,7 +492,7 @@ impl<'ctx> Block<'_, 'ctx> {
             let at = cx.add(cx.mul_c(oy, p.ow as i64)?, x0)?;
             let mut store = |cx: &mut KernelCx<'_, 'ctx>| -> CgResult<()> {
                 if let Some(r) = ov.rplane {
-                    let rv = load_masked(cx, wide, cx.gep_f32(r, at)?, omask)?;
+                    let rv = load(cx, wide, cx.gep_f32(r, at)?, omask)?;
                     row = cx.b.build_float_add(row, rv, "")?;
                 }
                 let (lo, hi) = self.clamp;
@@ -527,52 +528,6 @@ struct OutVec<'ctx> {
     /// Offset of the row's first tile in `M_0`.
     mrow: IntValue<'ctx>,
     bias: VectorValue<'ctx>,
-}
-
-/// An unaligned vector load.
-fn load<'ctx>(
-    cx: &KernelCx<'_, 'ctx>,
-    vt: VectorType<'ctx>,
-    p: PointerValue<'ctx>,
-) -> CgResult<VectorValue<'ctx>> {
-    let v = cx.b.build_load(vt, p, "")?;
-    if let Some(i) = v.as_instruction_value() {
-        i.set_alignment(4)
-            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-    }
-    Ok(v.into_vector_value())
-}
-
-/// A vector load, only the lanes of `mask` when given (the others read 0).
-fn load_masked<'ctx>(
-    cx: &KernelCx<'_, 'ctx>,
-    vt: VectorType<'ctx>,
-    p: PointerValue<'ctx>,
-    mask: Option<VectorValue<'ctx>>,
-) -> CgResult<VectorValue<'ctx>> {
-    let Some(mask) = mask else {
-        return load(cx, vt, p);
-    };
-    let tys: [inkwell::types::BasicTypeEnum; 2] = [vt.into(), p.get_type().into()];
-    let v = cx.call_intrinsic(
-        "llvm.masked.load",
-        &tys,
-        &[p.into(), mask.into(), vt.const_zero().into()],
-    )?;
-    Ok(v.into_vector_value())
-}
-
-/// `dst[lo..hi] = 0`.
-fn zero<'ctx>(
-    cx: &mut KernelCx<'_, 'ctx>,
-    dst: PointerValue<'ctx>,
-    lo: i64,
-    hi: i64,
-) -> CgResult<()> {
-    if hi <= lo {
-        return Ok(());
-    }
-    cx.memset(cx.gep_f32(dst, cx.i64(lo))?, 4, 0, ((hi - lo) * 4) as u64)
 }
 
 #[cfg(test)]

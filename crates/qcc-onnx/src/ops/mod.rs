@@ -5,6 +5,7 @@
 
 mod control;
 mod conv;
+mod einsum;
 mod elementwise;
 mod misc;
 mod nn;
@@ -33,6 +34,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Abs", 1),
     ("Add", 1),
     ("And", 1),
+    ("ArgMax", 1),
+    ("ArgMin", 1),
     ("AveragePool", 1),
     ("BatchNormalization", 1),
     ("Cast", 1),
@@ -43,9 +46,11 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("ConstantOfShape", 9),
     ("Conv", 1),
     ("ConvTranspose", 1),
+    ("CumSum", 11),
     ("DequantizeLinear", 10),
     ("Div", 1),
     ("Dropout", 1),
+    ("Einsum", 12),
     ("Equal", 1),
     ("Erf", 9),
     ("Exp", 1),
@@ -63,6 +68,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("HardSwish", 14),
     ("Identity", 1),
     ("If", 1),
+    ("InstanceNormalization", 1),
+    ("LRN", 1),
     ("LSTM", 1),
     ("LayerNormalization", 17),
     ("LeakyRelu", 1),
@@ -102,6 +109,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Sub", 1),
     ("Sum", 1),
     ("Tanh", 1),
+    ("Tile", 6),
     ("Transpose", 1),
     ("Unsqueeze", 1),
     ("Upsample", 7),
@@ -188,6 +196,13 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
         "GRU" => rnn::recurrent(cx, rnn::Cell::Gru),
         "RNN" => rnn::recurrent(cx, rnn::Cell::Rnn),
+        "InstanceNormalization" => nn::instance_norm(cx),
+        "LRN" => nn::lrn(cx),
+        "Tile" => slicing::tile(cx),
+        "CumSum" => slicing::cumsum(cx),
+        "ArgMax" => reduce::arg(cx, false),
+        "ArgMin" => reduce::arg(cx, true),
+        "Einsum" => einsum::einsum(cx),
         "Constant" => misc::constant(cx),
         "ConstantOfShape" => misc::constant_of_shape(cx),
         "Range" => misc::range(cx),

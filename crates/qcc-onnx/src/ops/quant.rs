@@ -55,15 +55,7 @@ impl Params {
                 qtype.name()
             )));
         }
-        let zero: Vec<i32> = match &zp {
-            Some(z) => z
-                .to_i64_vec()
-                .ok_or_else(|| cx.err("zero_point must be an integer tensor"))?
-                .into_iter()
-                .map(|v| v as i32)
-                .collect(),
-            None => vec![0; scale.numel()],
-        };
+        let zero = zero_points(cx, zp.as_ref(), scale.numel())?;
         if zp.as_ref().is_some_and(|z| z.shape() != scale.shape()) {
             return Err(cx.err(format!(
                 "zero_point {} does not match scale {}",
@@ -159,6 +151,23 @@ impl Params {
     }
 }
 
+/// The zero points (`n` zeros when absent) as i32.
+fn zero_points(
+    cx: &NodeCx,
+    zp: Option<&Tensor>,
+    n: usize,
+) -> Result<Vec<i32>, crate::error::Problem> {
+    match zp {
+        Some(z) => Ok(z
+            .to_i64_vec()
+            .ok_or_else(|| cx.err("zero_point must be an integer tensor"))?
+            .into_iter()
+            .map(|v| v as i32)
+            .collect()),
+        None => Ok(vec![0; n]),
+    }
+}
+
 pub(super) fn quantize_linear(cx: &mut NodeCx) -> R {
     let x = cx.input(0)?;
     let ty = cx.ty(x);
@@ -241,15 +250,8 @@ impl Params {
             .const_input(1, "scale")?
             .ok_or_else(|| cx.err("required input #1 (scale) is missing"))?;
         let scale_v = scale.to_f32_vec();
-        let zero = match cx.const_input(2, "zero_point")? {
-            Some(z) => z
-                .to_i64_vec()
-                .ok_or_else(|| cx.err("zero_point must be an integer tensor"))?
-                .into_iter()
-                .map(|v| v as i32)
-                .collect(),
-            None => vec![0; scale_v.len()],
-        };
+        let zp = cx.const_input(2, "zero_point")?;
+        let zero = zero_points(cx, zp.as_ref(), scale_v.len())?;
         if zero.len() != scale_v.len() {
             return Err(cx.err("zero_point does not match scale"));
         }

@@ -278,7 +278,187 @@ pub(super) fn pad(cx: &mut NodeCx) -> R {
     }
     let pos: Vec<i64> = full.iter().map(|&p| p.max(0)).collect();
     let pos = super::conv::bounded(cx, &pos, "pads")?;
-    Ok(vec![cx.add(Op::Pad { pads: pos, value }, vec![v])?])
+    let mode = cx.attr(cx.attrs.string_or("mode", "constant"))?;
+    if mode == "constant" {
+        return Ok(vec![cx.add(Op::Pad { pads: pos, value }, vec![v])?]);
+    }
+    // reflect, edge, wrap: per padded axis, Concat(before, x, after) of
+    // slices of x (reversed for reflect, one row repeated for edge).
+    for d in 0..rank {
+        let (b, e) = (pos[d], pos[d + rank]);
+        if b == 0 && e == 0 {
+            continue;
+        }
+        let cur = cx.ty(v).shape;
+        let n = cur[d];
+        let limit = match mode.as_str() {
+            "reflect" => n.saturating_sub(1),
+            "wrap" => n,
+            _ => usize::MAX,
+        };
+        if n == 0 || b > limit || e > limit {
+            return Err(cx.err(format!(
+                "{mode} padding of {b} and {e} does not fit dim {d} of size {n}"
+            )));
+        }
+        // Elements `start, start + step, …` (`len` of them) along d.
+        let take = |cx: &mut NodeCx, start: usize, step: i64, len: usize| {
+            let mut starts = vec![0i64; rank];
+            starts[d] = start as i64;
+            let mut steps = vec![1i64; rank];
+            steps[d] = step;
+            let mut lens = cur.clone();
+            lens[d] = len;
+            cx.add_aux(
+                &format!("{mode}{d}"),
+                Op::Slice {
+                    starts,
+                    steps,
+                    lens,
+                },
+                vec![v],
+            )
+        };
+        let mut parts = vec![];
+        match mode.as_str() {
+            "reflect" => {
+                if b > 0 {
+                    parts.push(take(cx, b, -1, b)?);
+                }
+                parts.push(v);
+                if e > 0 {
+                    parts.push(take(cx, n - 2, -1, e)?);
+                }
+            }
+            "wrap" => {
+                if b > 0 {
+                    parts.push(take(cx, n - b, 1, b)?);
+                }
+                parts.push(v);
+                if e > 0 {
+                    parts.push(take(cx, 0, 1, e)?);
+                }
+            }
+            _ => {
+                let first = take(cx, 0, 1, 1)?;
+                let last = take(cx, n - 1, 1, 1)?;
+                parts.extend(std::iter::repeat_n(first, b));
+                parts.push(v);
+                parts.extend(std::iter::repeat_n(last, e));
+            }
+        }
+        v = cx.add_aux(&format!("pad{d}"), Op::Concat { axis: d }, parts)?;
+    }
+    Ok(vec![cx.add(
+        Op::Reshape {
+            shape: cx.ty(v).shape,
+        },
+        vec![v],
+    )?])
+}
+
+/// Tile with constant repeats: per axis, a Concat of `repeats[d]` copies.
+pub(super) fn tile(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let rank = cx.ty(x).rank();
+    let reps = cx
+        .const_ints(1, "repeats")?
+        .ok_or_else(|| cx.err("input 'repeats' is missing"))?;
+    if reps.len() != rank || reps.iter().any(|&r| r < 0) {
+        return Err(cx.err(format!(
+            "repeats {reps:?} must hold {rank} non-negative values"
+        )));
+    }
+    let shape = cx.ty(x).shape;
+    let out: Option<u128> = shape
+        .iter()
+        .zip(&reps)
+        .try_fold(4u128, |a, (&s, &r)| a.checked_mul(s as u128 * r as u128));
+    if out.is_none_or(|b| b > crate::ops::MAX_GENERATED_BYTES) {
+        return Err(cx.err(format!("tiling {shape:?} by {reps:?} is too large")));
+    }
+    let mut v = x;
+    for (d, &r) in reps.iter().enumerate() {
+        if r == 1 {
+            continue;
+        }
+        let parts = vec![v; r as usize];
+        v = if r == 0 {
+            let mut shape = cx.ty(v).shape;
+            shape[d] = 0;
+            let t = qcc_ir::Tensor::zeros(&qcc_ir::TensorType::new(cx.ty(v).dtype, shape));
+            cx.add_const(&format!("tile{d}"), t)
+        } else {
+            cx.add_aux(&format!("tile{d}"), Op::Concat { axis: d }, parts)?
+        };
+    }
+    Ok(vec![cx.add(
+        Op::Reshape {
+            shape: cx.ty(v).shape,
+        },
+        vec![v],
+    )?])
+}
+
+/// CumSum of a float tensor along a constant axis: a MatMul by the 0/1
+/// matrix `T[j][k] = 1` where element `j` counts toward output `k`
+/// (`j ≤ k`; `<` when exclusive; mirrored when reverse), the axis moved
+/// last and back.
+pub(super) fn cumsum(cx: &mut NodeCx) -> R {
+    let x = cx.input(0)?;
+    let ty = cx.ty(x);
+    if ty.dtype != qcc_ir::DType::F32 {
+        return Err(cx.err(format!("input must be f32, got {ty}")));
+    }
+    let rank = ty.rank();
+    let axis = cx
+        .const_ints(1, "axis")?
+        .and_then(|v| v.first().copied())
+        .ok_or_else(|| cx.err("input 'axis' is missing"))?;
+    let axis = cx.axis(axis, rank, "axis")?;
+    let exclusive = cx.attr(cx.attrs.flag("exclusive", false))?;
+    let reverse = cx.attr(cx.attrs.flag("reverse", false))?;
+    let n = ty.shape[axis];
+    if n > 4096 {
+        return Err(cx.err(format!(
+            "CumSum over {n} elements is not supported (at most 4096)"
+        )));
+    }
+    let mut t = vec![0f32; n * n];
+    for j in 0..n {
+        for k in 0..n {
+            let counts = match (reverse, exclusive) {
+                (false, false) => j <= k,
+                (false, true) => j < k,
+                (true, false) => j >= k,
+                (true, true) => j > k,
+            };
+            t[j * n + k] = counts as u8 as f32;
+        }
+    }
+    let tri = qcc_ir::Tensor::from_f32(vec![n, n], t).ok_or_else(|| cx.err("bad constant"))?;
+    let tri = cx.add_const("triangle", tri);
+    let mut perm: Vec<usize> = (0..rank).filter(|&d| d != axis).collect();
+    perm.push(axis);
+    let last = axis + 1 == rank;
+    let xt = if last {
+        x
+    } else {
+        cx.add_aux("to_last", Op::Transpose { perm: perm.clone() }, vec![x])?
+    };
+    let y = if last {
+        cx.add(Op::MatMul, vec![xt, tri])?
+    } else {
+        cx.add_aux("sums", Op::MatMul, vec![xt, tri])?
+    };
+    if last {
+        return Ok(vec![y]);
+    }
+    let mut back = vec![0; rank];
+    for (i, &p) in perm.iter().enumerate() {
+        back[p] = i;
+    }
+    Ok(vec![cx.add(Op::Transpose { perm: back }, vec![y])?])
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ pub(crate) fn validate(
             }
             Ok(())
         }
-        "Pad" => one_of("mode", "constant", &["constant"]),
+        "Pad" => one_of("mode", "constant", &["constant", "reflect", "edge", "wrap"]),
         "Resize" => {
             one_of("mode", "nearest", &["nearest", "linear"])?;
             one_of(
