@@ -44,7 +44,7 @@ SUPPORTED = {
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
-    "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin",
+    "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -95,7 +95,7 @@ TOL_BY_OP = {
         # Recurrent cells: products of sums through sigmoid and tanh, per step.
         "LSTM", "GRU", "RNN", "InstanceNormalization", "CumSum",
     ]},
-    **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax", "LRN"]},
+    **{op: TRANSC for op in ["Exp", "Log", "Erf", "Sigmoid", "Tanh", "Pow", "Softmax", "LRN", "Gelu"]},
 }  # fmt: skip
 
 

@@ -438,6 +438,63 @@ def einsum_attention():
     return m, inputs
 
 
+def transformer():
+    """A 2-layer transformer encoder as PyTorch exports it (d=64, 4 heads,
+    sequence 32): token ids through an embedding Gather plus positions,
+    attention from Reshape/Transpose/MatMul/Softmax, LayerNormalization, and
+    a feed-forward block with GELU in its erf form. The two layers share
+    their weights (as ALBERT's do), which keeps the file under the size
+    limit of committed test models."""
+    b = Builder(seed=11)
+    d, heads, seq, vocab, ff = 64, 4, 32, 50, 128
+    dh = d // heads
+    i64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    emb = b.weight("embedding", (vocab, d), scale=0.5)
+    pos = b.weight("positions", (1, seq, d), scale=0.1)
+    x = b.op("Add", [b.op("Gather", [emb, "tokens"], axis=0), pos])
+    params = {}
+
+    def shared(key, make):
+        if key not in params:
+            params[key] = make()
+        return params[key]
+
+    def ln(v, key):
+        g = shared(key + "g", lambda: b.uniform("g", (d,), 0.8, 1.2))
+        be = shared(key + "b", lambda: b.uniform("be", (d,), -0.1, 0.1))
+        return b.op("LayerNormalization", [v, g, be], axis=-1, epsilon=1e-5)
+
+    def linear(v, n_in, n_out, key):
+        w = shared(key + "w", lambda: b.weight("w", (n_in, n_out), fan_in=n_in, scale=0.7))
+        bias = shared(key + "b", lambda: b.uniform("bias", (n_out,), -0.05, 0.05))
+        return b.op("Add", [b.op("MatMul", [v, w]), bias])
+
+    def split_heads(v):
+        r = b.op("Reshape", [v, b.const("shape", i64([1, seq, heads, dh]))])
+        return b.op("Transpose", [r], perm=[0, 2, 1, 3])
+
+    for _ in range(2):
+        q, k, v = (split_heads(linear(x, d, d, n)) for n in "qkv")
+        kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+        scores = b.op("Div", [b.op("MatMul", [q, kt]), b.const("sqrt_dh", np.array(np.sqrt(dh), dtype=np.float32))])
+        att = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), v])
+        merged = b.op("Reshape", [b.op("Transpose", [att], perm=[0, 2, 1, 3]), b.const("shape", i64([1, seq, d]))])
+        x = ln(b.op("Add", [x, linear(merged, d, d, "o")]), "ln1")
+        h = linear(x, d, ff, "f1")
+        erf = b.op("Erf", [b.op("Div", [h, b.const("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))])])
+        gelu = b.op("Mul", [b.op("Mul", [h, b.op("Add", [erf, b.const("one", np.array(1.0, dtype=np.float32))])]), b.const("half", np.array(0.5, dtype=np.float32))])
+        x = ln(b.op("Add", [x, linear(gelu, ff, d, "f2")]), "ln2")
+    b.op("Identity", [x], out="y")
+    m = b.model(
+        "transformer",
+        [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, seq])],
+        [f32("y", [1, seq, d])],
+        opset=17,
+    )
+    inputs = [b.rng.integers(0, vocab, (1, seq)).astype(np.int64)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -449,6 +506,7 @@ CASES = {
     "if_on_data": if_on_data,
     "pads_and_sums": pads_and_sums,
     "einsum_attention": einsum_attention,
+    "transformer": transformer,
 }
 
 

@@ -183,6 +183,8 @@ fn float_graph() -> (Graph, Vec<Vec<u8>>) {
         UnaryOp::Erf,
         UnaryOp::Sigmoid,
         UnaryOp::HardSwish,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
     ]
     .into_iter()
     .enumerate()

@@ -84,6 +84,11 @@ fn unary_transcendentals() {
         |x| (1.0 / (1.0 + (-x as f64).exp())) as f32,
         1e-6,
     );
+    check_unary(
+        UnaryOp::Silu,
+        |x| (x as f64 / (1.0 + (-x as f64).exp())) as f32,
+        1e-6,
+    );
     check_unary_on(
         UnaryOp::Log,
         positive(&[4, 25]),
@@ -107,6 +112,27 @@ fn unary_transcendentals() {
         &g,
         &[f32_tensor(&[5], pts.iter().map(|p| p.0).collect())],
         &[f32_tensor(&[5], pts.iter().map(|p| p.1).collect())],
+        1e-6,
+    );
+    // GELU x·(1 + erf(x/√2))/2 at a few points (the formula in f64).
+    let pts = [
+        (-3.0f32, -0.004_049_694f32),
+        (-1.0, -0.158_655_25),
+        (-0.3, -0.114_626_57),
+        (0.0, 0.0),
+        (0.7, 0.530_625_4),
+        (2.0, 1.954_499_7),
+        (3.0, 2.995_950_3),
+    ];
+    let (mut g, xi) = graph_with_input(&[7]);
+    let y = g
+        .add_node(Op::Unary(UnaryOp::Gelu), "u", vec![ValueId::of(xi)])
+        .expect("valid");
+    g.add_output("y", ValueId::of(y));
+    check(
+        &g,
+        &[f32_tensor(&[7], pts.iter().map(|p| p.0).collect())],
+        &[f32_tensor(&[7], pts.iter().map(|p| p.1).collect())],
         1e-6,
     );
 }

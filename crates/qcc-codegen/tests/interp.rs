@@ -32,6 +32,8 @@ fn unary_ops_match_interpreter() {
         UnaryOp::Reciprocal,
         UnaryOp::Erf,
         UnaryOp::HardSwish,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
         UnaryOp::LeakyRelu { alpha: 0.2 },
         UnaryOp::HardSigmoid {
             alpha: 0.3,

@@ -57,6 +57,8 @@ pub fn unary_f32(u: UnaryOp, x: f32) -> f32 {
         UnaryOp::Erf => erf(xd) as f32,
         // ONNX HardSwish: x * max(0, min(1, x/6 + 1/2)).
         UnaryOp::HardSwish => x * clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
+        UnaryOp::Silu => (xd / (1.0 + (-xd).exp())) as f32,
+        UnaryOp::Gelu => (0.5 * xd * (1.0 + erf(xd * std::f64::consts::FRAC_1_SQRT_2))) as f32,
         UnaryOp::LeakyRelu { alpha } => {
             if x < 0.0 {
                 alpha * x

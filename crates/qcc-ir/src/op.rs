@@ -24,6 +24,10 @@ pub enum UnaryOp {
     Reciprocal,
     Erf,
     HardSwish,
+    /// `x · sigmoid(x)` (SiLU, Swish).
+    Silu,
+    /// `x/2 · (1 + erf(x/√2))` (GELU, erf form).
+    Gelu,
     /// `x >= 0 ? x : alpha * x`
     LeakyRelu {
         alpha: f32,
@@ -338,6 +342,8 @@ impl Op {
                 UnaryOp::Reciprocal => "reciprocal",
                 UnaryOp::Erf => "erf",
                 UnaryOp::HardSwish => "hard_swish",
+                UnaryOp::Silu => "silu",
+                UnaryOp::Gelu => "gelu",
                 UnaryOp::LeakyRelu { .. } => "leaky_relu",
                 UnaryOp::HardSigmoid { .. } => "hard_sigmoid",
                 UnaryOp::Clip { .. } => "clip",

@@ -780,6 +780,29 @@ impl<'a> Exporter<'a> {
                 self.push("Mul", &base, vec![x, hs], y, vec![]);
                 return Ok(());
             }
+            UnaryOp::Silu => {
+                let x = ins[0].clone();
+                let s = self.emit("Sigmoid", &base, vec![x.clone()], vec![]);
+                self.push("Mul", &base, vec![x, s], y, vec![]);
+                return Ok(());
+            }
+            UnaryOp::Gelu => {
+                // x · (erf(x · 1/√2) + 1) · 1/2
+                let x = ins[0].clone();
+                let r = self.f32_init(
+                    &format!("{base}/inv_sqrt2"),
+                    vec![std::f32::consts::FRAC_1_SQRT_2],
+                    vec![],
+                )?;
+                let one = self.f32_init(&format!("{base}/one"), vec![1.0], vec![])?;
+                let half = self.f32_init(&format!("{base}/half"), vec![0.5], vec![])?;
+                let xs = self.emit("Mul", &base, vec![x.clone(), r], vec![]);
+                let e = self.emit("Erf", &base, vec![xs], vec![]);
+                let p = self.emit("Add", &base, vec![e, one], vec![]);
+                let xp = self.emit("Mul", &base, vec![x, p], vec![]);
+                self.push("Mul", &base, vec![xp, half], y, vec![]);
+                return Ok(());
+            }
             UnaryOp::Clip { min, max } => {
                 let mut inputs = vec![ins[0].clone()];
                 inputs.push(if min.is_finite() {

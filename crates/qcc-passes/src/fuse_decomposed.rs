@@ -7,10 +7,14 @@
 //!   operands of Add and Mul come in either order);
 //! * `x · HardSigmoid(x)` with alpha 1/6 and beta 1/2.
 //!
+//! SiLU: `x · Sigmoid(x)`. GELU (erf form): `x · (Erf(x/√2) + 1) · ½` with
+//! the three factors associated as exporters write them (`(x·a)·½`,
+//! `x·(a·½)`, `(x·½)·a`) and `x/√2` possibly `x · (1/√2)`.
+//!
 //! Needs: a verified graph after `constant-fold` (the constants are `Const`
 //! nodes). Guarantees: no such float pattern whose intermediate values have
-//! no other use remains; each becomes one `hard_swish` named like the
-//! pattern's last node and read by its former users.
+//! no other use remains; each becomes one `hard_swish`, `silu` or `gelu`
+//! named like the pattern's last node and read by its former users.
 
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp, ValueId};
@@ -115,6 +119,104 @@ fn hard_swish(g: &Graph, n: NodeId) -> Option<ValueId> {
     }
 }
 
+/// The x when Mul node `n` is `x · Sigmoid(x)` (SiLU).
+fn silu(g: &Graph, n: NodeId) -> Option<ValueId> {
+    let [a, b] = operands(g, n, BinaryOp::Mul)?;
+    [(a, b), (b, a)].into_iter().find_map(|(x, s)| {
+        let sn = private(g, s)?;
+        let node = g.node(sn);
+        (node.op == Op::Unary(UnaryOp::Sigmoid) && node.inputs() == [x]).then_some(x)
+    })
+}
+
+/// Whether `a` is `Erf(x/√2) + 1` (the division possibly a Mul by 1/√2),
+/// every step private.
+fn erf_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
+    let scaled = |u: ValueId| -> bool {
+        let Some(un) = private(g, u) else {
+            return false;
+        };
+        if let Some([p, q]) = operands(g, un, BinaryOp::Div) {
+            return p == x && scalar(g, q).is_some_and(|c| near(c, std::f32::consts::SQRT_2));
+        }
+        let Some([p, q]) = operands(g, un, BinaryOp::Mul) else {
+            return false;
+        };
+        let r = |v| scalar(g, v).is_some_and(|c| near(c, std::f32::consts::FRAC_1_SQRT_2));
+        (p == x && r(q)) || (q == x && r(p))
+    };
+    let Some(an) = private(g, a) else {
+        return false;
+    };
+    let Some([p, q]) = operands(g, an, BinaryOp::Add) else {
+        return false;
+    };
+    [(p, q), (q, p)].into_iter().any(|(e, one)| {
+        scalar(g, one) == Some(1.0)
+            && private(g, e).is_some_and(|en| {
+                let node = g.node(en);
+                node.op == Op::Unary(UnaryOp::Erf)
+                    && node.inputs().len() == 1
+                    && scaled(node.inputs()[0])
+            })
+    })
+}
+
+/// The x when Mul node `n` ends `x · (Erf(x/√2) + 1) · 1/2` (GELU) in any
+/// association of the three factors exporters write.
+fn gelu(g: &Graph, n: NodeId) -> Option<ValueId> {
+    let half = |v| scalar(g, v) == Some(0.5);
+    // The two operands of a private Mul.
+    let mul_of = |v| operands(g, private(g, v)?, BinaryOp::Mul);
+    let [p, q] = operands(g, n, BinaryOp::Mul)?;
+    for (u, v) in [(p, q), (q, p)] {
+        // ½ · (x · a)
+        if half(u) {
+            if let Some([s, t]) = mul_of(v) {
+                if let Some(x) = [(s, t), (t, s)]
+                    .into_iter()
+                    .find_map(|(x, a)| erf_plus_one(g, a, x).then_some(x))
+                {
+                    return Some(x);
+                }
+            }
+        }
+        // x · (a · ½)
+        if let Some([s, t]) = mul_of(v) {
+            if [(s, t), (t, s)]
+                .into_iter()
+                .any(|(a, h)| half(h) && erf_plus_one(g, a, u))
+            {
+                return Some(u);
+            }
+        }
+        // (x · ½) · a
+        if let Some([s, t]) = mul_of(u) {
+            if let Some(x) = [(s, t), (t, s)]
+                .into_iter()
+                .find_map(|(x, h)| (half(h) && erf_plus_one(g, v, x)).then_some(x))
+            {
+                return Some(x);
+            }
+        }
+    }
+    None
+}
+
+/// The activation node `n` ends, and its input.
+fn fusion(g: &Graph, n: NodeId) -> Option<(UnaryOp, ValueId)> {
+    if g.node(n).outputs[0].dtype != DType::F32 {
+        return None;
+    }
+    if let Some(x) = hard_swish(g, n) {
+        return Some((UnaryOp::HardSwish, x));
+    }
+    if let Some(x) = gelu(g, n) {
+        return Some((UnaryOp::Gelu, x));
+    }
+    silu(g, n).map(|x| (UnaryOp::Silu, x))
+}
+
 pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let fail = |msg: String| PassError::Failed { pass: PASS, msg };
     let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
@@ -123,10 +225,12 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
         if !g.contains(n) {
             continue;
         }
-        let Some(x) = hard_swish(g, n) else { continue };
+        let Some((op, x)) = fusion(g, n) else {
+            continue;
+        };
         let name = g.node(n).name.clone();
         let fused = g
-            .add_node(Op::Unary(UnaryOp::HardSwish), name, vec![x])
+            .add_node(Op::Unary(op), name, vec![x])
             .map_err(|e| fail(e.to_string()))?;
         g.replace_all_uses(ValueId::of(n), ValueId::of(fused));
         changed = true;
@@ -248,5 +352,93 @@ mod tests {
         let five = c(&mut g, "five", 5.0);
         g.replace_all_uses(ValueId::of(six), five);
         assert!(!run(&mut g, &mut cx).unwrap());
+    }
+
+    /// SiLU (`form` 0, 1: both operand orders) and GELU (`form` 2..7: the
+    /// three associations, with `/√2` or `·(1/√2)`); `leak` also outputs
+    /// the Sigmoid or the Erf.
+    fn activation_graph(form: usize, leak: bool) -> Graph {
+        let mut g = Graph::new("t");
+        let x = ValueId::of(g.add_input("x", TensorType::f32(vec![2, 5])));
+        let (y, inner) = if form < 2 {
+            let s = un(&mut g, UnaryOp::Sigmoid, "sig", x);
+            let y = if form == 0 {
+                bin(&mut g, BinaryOp::Mul, "mul", x, s)
+            } else {
+                bin(&mut g, BinaryOp::Mul, "mul", s, x)
+            };
+            (y, s)
+        } else {
+            let scaled = if form.is_multiple_of(2) {
+                let r2 = c(&mut g, "sqrt2", std::f32::consts::SQRT_2);
+                bin(&mut g, BinaryOp::Div, "div", x, r2)
+            } else {
+                let r = c(&mut g, "inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+                bin(&mut g, BinaryOp::Mul, "scale", r, x)
+            };
+            let e = un(&mut g, UnaryOp::Erf, "erf", scaled);
+            let one = c(&mut g, "one", 1.0);
+            let a = bin(&mut g, BinaryOp::Add, "add", one, e);
+            let half = c(&mut g, "half", 0.5);
+            let y = match (form - 2) / 2 {
+                0 => {
+                    let xa = bin(&mut g, BinaryOp::Mul, "xa", x, a);
+                    bin(&mut g, BinaryOp::Mul, "y", xa, half)
+                }
+                1 => {
+                    let ah = bin(&mut g, BinaryOp::Mul, "ah", half, a);
+                    bin(&mut g, BinaryOp::Mul, "y", x, ah)
+                }
+                _ => {
+                    let hx = bin(&mut g, BinaryOp::Mul, "hx", x, half);
+                    bin(&mut g, BinaryOp::Mul, "y", a, hx)
+                }
+            };
+            (y, e)
+        };
+        g.add_output("y", y);
+        if leak {
+            g.add_output("inner", inner);
+        }
+        g
+    }
+
+    #[test]
+    fn decomposed_silu_and_gelu_become_one_op() {
+        let mut cx = PassContext::default();
+        let x = Tensor::from_f32(
+            vec![2, 5],
+            vec![-5.0, -3.0, -1.5, -0.2, 0.0, 0.7, 1.5, 2.9, 3.0, 8.0],
+        )
+        .unwrap();
+        for form in 0..8 {
+            let mut g = activation_graph(form, false);
+            let want = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            assert!(run(&mut g, &mut cx).unwrap(), "form {form}");
+            qcc_ir::verify(&g).unwrap();
+            let ops: Vec<&str> = g
+                .topo_order()
+                .unwrap()
+                .into_iter()
+                .map(|id| g.node(id).op.name())
+                .collect();
+            let name = if form < 2 { "silu" } else { "gelu" };
+            assert_eq!(ops, ["input", name], "form {form}");
+            let got = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            for (a, b) in got[0]
+                .as_f32()
+                .unwrap()
+                .iter()
+                .zip(want[0].as_f32().unwrap())
+            {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                    "form {form}: {a} vs {b}"
+                );
+            }
+            // With the inner value also an output, nothing is fused.
+            let mut g = activation_graph(form, true);
+            assert!(!run(&mut g, &mut cx).unwrap(), "form {form} leaked");
+        }
     }
 }

@@ -53,7 +53,7 @@ pub static PASSES: &[PassInfo] = &[
     },
     PassInfo {
         name: "fuse-decomposed",
-        about: "recognize activations exported as several ops (HardSwish as x·Clip(x+3,0,6)/6, x·HardSigmoid(x))",
+        about: "recognize activations exported as several ops (HardSwish as x·Clip(x+3,0,6)/6 or x·HardSigmoid(x), SiLU as x·Sigmoid(x), GELU as x·(Erf(x/√2)+1)/2)",
         run: fuse_decomposed::run,
     },
     PassInfo {

@@ -226,5 +226,6 @@ e2e_cases!(
     recurrent,
     if_on_data,
     pads_and_sums,
-    einsum_attention
+    einsum_attention,
+    transformer
 );

@@ -79,6 +79,13 @@ pub fn unary<'ctx>(
             let h = cx.fclamp(h, 0.0, 1.0)?;
             cx.fmul(x, h)
         }
+        UnaryOp::Silu => cx.fmul(x, cx.sigmoid(x)?),
+        UnaryOp::Gelu => {
+            // x · (1/2 + erf(x/√2)/2)
+            let e = cx.erf(cx.fmul(x, cx.f32(std::f32::consts::FRAC_1_SQRT_2))?)?;
+            let h = cx.fmuladd(e, cx.f32(0.5), cx.f32(0.5))?;
+            cx.fmul(x, h)
+        }
         UnaryOp::LeakyRelu { alpha } => {
             let neg = cx.fcmp(FloatPredicate::OLT, x, zero)?;
             let scaled = cx.fmul(x, cx.f32(alpha))?;

@@ -69,6 +69,16 @@ fn unary_ops() {
     );
     let s = un(UnaryOp::Sigmoid, &[0.0, 2.0, -100.0]);
     assert_close(&t(&[3], s), &[3], &[0.5, 0.880_797_1, 0.0], 1e-7);
+    // SiLU x·σ(x); GELU x·(1 + erf(x/√2))/2 (values from the formulas in f64).
+    let si = un(UnaryOp::Silu, &[0.0, 2.0, -1.0]);
+    assert_close(&t(&[3], si), &[3], &[0.0, 1.761_594_2, -0.268_941_4], 1e-7);
+    let ge = un(UnaryOp::Gelu, &[0.0, 1.0, -1.0, 3.0]);
+    assert_close(
+        &t(&[4], ge),
+        &[4],
+        &[0.0, 0.841_344_7, -0.158_655_3, 2.995_950_2],
+        1e-7,
+    );
     let e = un(UnaryOp::Erf, &[0.5, -2.0]);
     assert_close(&t(&[2], e), &[2], &[0.520_499_9, -0.995_322_3], 1e-7);
     assert_eq!(un(UnaryOp::Sqrt, &[4.0, 0.25]), [2.0, 0.5]);

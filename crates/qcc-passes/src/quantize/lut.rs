@@ -13,6 +13,8 @@ pub fn is_module_activation(u: &UnaryOp) -> bool {
             | UnaryOp::Clip { .. }
             | UnaryOp::LeakyRelu { .. }
             | UnaryOp::HardSwish
+            | UnaryOp::Silu
+            | UnaryOp::Gelu
             | UnaryOp::HardSigmoid { .. }
             | UnaryOp::Sigmoid
             | UnaryOp::Tanh
