@@ -495,6 +495,32 @@ def transformer():
     return m, inputs
 
 
+def mbv3_block():
+    """A MobileNetV3 bottleneck as exports write it: 1×1 expand, HardSwish
+    written out as x·Clip(x+3,0,6)/6, a depthwise 3×3, squeeze-and-excite
+    (global pool, 1×1 convs, Relu, HardSigmoid, a Mul), a SiLU written as
+    x·Sigmoid(x), the 1×1 projection and the residual."""
+    b = Builder(seed=12)
+    c, e, se = 16, 48, 12
+
+    def hswish(v):
+        gate = b.op("Clip", [b.op("Add", [v, b.const("three", np.array(3.0, dtype=np.float32))]),
+                             b.const("zero", np.array(0.0, dtype=np.float32)), b.const("six", np.array(6.0, dtype=np.float32))])
+        return b.op("Div", [b.op("Mul", [v, gate]), b.const("six_div", np.array(6.0, dtype=np.float32))])
+
+    h = hswish(conv(b, "x", c, e, 1))
+    d = conv(b, h, e, e, 3, group=e)
+    s = b.op("GlobalAveragePool", [d])
+    s = b.op("Relu", [conv(b, s, e, se, 1)])
+    s = b.op("HardSigmoid", [conv(b, s, se, e, 1)], alpha=1.0 / 6, beta=0.5)
+    d = b.op("Mul", [d, s])
+    d = b.op("Mul", [d, b.op("Sigmoid", [d])])
+    b.op("Add", [conv(b, d, e, c, 1), "x"], out="y")
+    m = b.model("mbv3_block", [f32("x", [1, c, 14, 14])], [f32("y", [1, c, 14, 14])], opset=13)
+    inputs = [b.rng.standard_normal((1, c, 14, 14)).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -507,6 +533,7 @@ CASES = {
     "pads_and_sums": pads_and_sums,
     "einsum_attention": einsum_attention,
     "transformer": transformer,
+    "mbv3_block": mbv3_block,
 }
 
 

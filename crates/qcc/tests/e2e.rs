@@ -227,5 +227,6 @@ e2e_cases!(
     if_on_data,
     pads_and_sums,
     einsum_attention,
-    transformer
+    transformer,
+    mbv3_block
 );

@@ -38,7 +38,7 @@ fn int8_ir_after_each_pass() {
     settings.set_snapshot_path(testdata().join("../snapshots"));
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
-        for name in ["small_cnn", "mlp", "symbolic_batch"] {
+        for name in ["small_cnn", "mlp", "symbolic_batch", "mbv3_block"] {
             let case = testdata().join(name);
             let mut g = qcc::import(&case.join("model.onnx"), &input_shapes(&case)).unwrap();
             let mut cx = qcc_passes::PassContext {
