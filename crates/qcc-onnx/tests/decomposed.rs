@@ -109,3 +109,27 @@ fn einsum_transposes_sums_and_refuses_diagonals() {
         "{msg}"
     );
 }
+
+/// TopK: ties come out lowest index first, and a -inf in the data is not
+/// confused with a position already taken.
+#[test]
+fn top_k_orders_ties_and_keeps_infinities_apart() {
+    let m = model(
+        13,
+        graph(
+            vec![node("t", "TopK", &["x", "k"], &["v", "i"]).i("axis", 1)],
+            vec![fvi("x", &[1, 4])],
+            vec![out("v"), out("i")],
+            vec![ti64("k", &[1], &[3])],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    let x = Tensor::new(
+        vec![1, 4],
+        TensorData::F32(vec![f32::NEG_INFINITY, 3.0, f32::NEG_INFINITY, 3.0]),
+    )
+    .unwrap();
+    let out = qcc_interp::run(&g, &[x]).expect("interpreter");
+    assert_eq!(out[0].to_f32_vec(), [3.0, 3.0, f32::NEG_INFINITY]);
+    assert_eq!(out[1].to_i64_vec().unwrap(), [1, 3, 0]);
+}

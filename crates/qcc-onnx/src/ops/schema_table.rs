@@ -84,6 +84,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("Sum", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 1, usize::MAX, 1, 1)] }),
     ("Tanh", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Tile", Sig { attrs: &[], arity: &[(1, 3, 3, 1, 1), (6, 2, 2, 1, 1)] }),
+    ("TopK", Sig { attrs: &[("axis", 1, 99), ("k", 1, 9), ("largest", 11, 99), ("sorted", 11, 99)], arity: &[(1, 1, 1, 2, 2), (10, 2, 2, 2, 2)] }),
     ("Transpose", Sig { attrs: &[("perm", 1, 99)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Unsqueeze", Sig { attrs: &[("axes", 1, 12)], arity: &[(1, 1, 1, 1, 1), (13, 2, 2, 1, 1)] }),
     ("Upsample", Sig { attrs: &[("height_scale", 1, 6), ("mode", 1, 99), ("scales", 7, 8), ("width_scale", 1, 6)], arity: &[(1, 1, 1, 1, 1), (9, 2, 2, 1, 1)] }),
