@@ -44,7 +44,7 @@ SUPPORTED = {
     "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
-    "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu", "TopK",
+    "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu", "TopK", "ScatterND",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -62,6 +62,7 @@ PARAM_INPUTS = {
     "Tile": {1: "repeats"},
     "CumSum": {1: "axis"},
     "TopK": {1: "K"},
+    "ScatterND": {1: "indices"},
     "Pad": {1: "pads", 2: "constant_value", 3: "axes"},
     "Resize": {1: "roi", 2: "scales", 3: "sizes"},
     "Split": {1: "split"},
@@ -84,7 +85,7 @@ TOL_BY_OP = {
         "Pad", "Identity", "Constant", "Cast", "Gather",
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
         "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear", "If",
-        "ArgMax", "ArgMin", "TopK",
+        "ArgMax", "ArgMin", "TopK", "ScatterND",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",

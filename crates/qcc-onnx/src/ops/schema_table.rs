@@ -72,6 +72,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("Relu", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Reshape", Sig { attrs: &[("allowzero", 14, 99), ("consumed_inputs", 1, 4), ("shape", 1, 4)], arity: &[(1, 1, 1, 1, 1), (5, 2, 2, 1, 1)] }),
     ("Resize", Sig { attrs: &[("antialias", 18, 99), ("axes", 18, 99), ("coordinate_transformation_mode", 11, 99), ("cubic_coeff_a", 11, 99), ("exclude_outside", 11, 99), ("extrapolation_value", 11, 99), ("keep_aspect_ratio_policy", 18, 99), ("mode", 10, 99), ("nearest_mode", 11, 99)], arity: &[(10, 2, 2, 1, 1), (11, 3, 4, 1, 1), (13, 1, 4, 1, 1)] }),
+    ("ScatterND", Sig { attrs: &[("reduction", 16, 99)], arity: &[(11, 3, 3, 1, 1)] }),
     ("Shape", Sig { attrs: &[("end", 15, 99), ("start", 15, 99)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Sigmoid", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Size", Sig { attrs: &[], arity: &[(1, 1, 1, 1, 1)] }),

@@ -461,6 +461,87 @@ pub(super) fn cumsum(cx: &mut NodeCx) -> R {
     Ok(vec![cx.add(Op::Transpose { perm: back }, vec![y])?])
 }
 
+/// ScatterND with constant indices and no reduction: every output element
+/// is an element of `data` or of `updates`, known at compile time, so the
+/// output is one Gather from the two concatenated (flattened) with a
+/// constant index per element. With repeated indices the last update wins.
+pub(super) fn scatter_nd(cx: &mut NodeCx) -> R {
+    let data = cx.input(0)?;
+    let dt = cx.ty(data);
+    let red = cx.attr(cx.attrs.string_or("reduction", "none"))?;
+    if red != "none" {
+        return Err(cx.err(format!("reduction='{red}' is not supported")));
+    }
+    let idx = cx
+        .const_input(1, "indices")?
+        .ok_or_else(|| cx.err("input 'indices' is missing"))?;
+    let upd = cx.input(2)?;
+    let ut = cx.ty(upd);
+    let ish = idx.shape().to_vec();
+    let r = dt.rank();
+    let Some(&k) = ish.last() else {
+        return Err(cx.err("indices must have rank 1 or more"));
+    };
+    if k == 0 || k > r {
+        return Err(cx.err(format!("indices' last dim {k} must be in 1..={r}")));
+    }
+    let mut want = ish[..ish.len() - 1].to_vec();
+    want.extend_from_slice(&dt.shape[k..]);
+    if ut.shape != want || ut.dtype != dt.dtype {
+        return Err(cx.err(format!(
+            "updates {ut} do not match {}{want:?}",
+            dt.dtype.name()
+        )));
+    }
+    let numel: usize = dt.shape.iter().product();
+    let slab: usize = dt.shape[k..].iter().product();
+    let n_up: usize = ish[..ish.len() - 1].iter().product();
+    if numel > crate::ops::MAX_CONST_ELEMS {
+        return Err(cx.err(format!("data {dt} is too large to scatter into")));
+    }
+    let iv = idx
+        .to_i64_vec()
+        .ok_or_else(|| cx.err("indices must be integers"))?;
+    let strides = qcc_ir::strides_of(&dt.shape);
+    let mut map: Vec<i64> = (0..numel as i64).collect();
+    for u in 0..n_up {
+        let mut at = 0usize;
+        for j in 0..k {
+            let dim = dt.shape[j] as i64;
+            let v = iv[u * k + j];
+            let v = if v < 0 { v + dim } else { v };
+            if !(0..dim).contains(&v) {
+                return Err(cx.err(format!(
+                    "index {} is out of range for dim {j} of size {dim}",
+                    iv[u * k + j]
+                )));
+            }
+            at += v as usize * strides[j];
+        }
+        for e in 0..slab {
+            map[at + e] = (numel + u * slab + e) as i64;
+        }
+    }
+    let flat_d = cx.add_aux("data_flat", Op::Reshape { shape: vec![numel] }, vec![data])?;
+    let flat_u = cx.add_aux(
+        "updates_flat",
+        Op::Reshape {
+            shape: vec![n_up * slab],
+        },
+        vec![upd],
+    )?;
+    let both = cx.add_aux("both", Op::Concat { axis: 0 }, vec![flat_d, flat_u])?;
+    let map = qcc_ir::Tensor::from_i64(vec![numel], map).ok_or_else(|| cx.err("bad constant"))?;
+    let map = cx.add_const("map", map);
+    let g = cx.add_aux("gather", Op::Gather { axis: 0 }, vec![both, map])?;
+    Ok(vec![cx.add(
+        Op::Reshape {
+            shape: dt.shape.clone(),
+        },
+        vec![g],
+    )?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::clamp_slice;
