@@ -159,3 +159,30 @@ fn what_is_not_exact_is_refused_by_name() {
         assert!(msg.contains(want), "{msg}\nwant: {want}");
     }
 }
+
+/// Weight-only quantized embeddings: an int8 table gathered at run time,
+/// then dequantized with one scale and zero point per feature (axis 1).
+#[test]
+fn a_gathered_int8_embedding_is_dequantized_per_axis() {
+    let m = model(
+        13,
+        graph(
+            vec![
+                node("g", "Gather", &["table", "ids"], &["rows"]).i("axis", 0),
+                node("dq", "DequantizeLinear", &["rows", "s", "z"], &["y"]).i("axis", 1),
+            ],
+            vec![vi("ids", INT64, &["2"])],
+            vec![out("y")],
+            vec![
+                tint("table", INT8, &[3, 2], &[10, -20, 30, 40, -128, 127]),
+                tf32("s", &[2], &[0.5, 0.25]),
+                tint("z", INT8, &[2], &[0, 4]),
+            ],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    let ids = Tensor::new(vec![2], TensorData::I64(vec![2, 0])).unwrap();
+    let y = qcc_interp::run(&g, &[ids]).expect("interpreter")[0].to_f32_vec();
+    // Row 2: (-128 - 0)·0.5, (127 - 4)·0.25; row 0: 10·0.5, (-20 - 4)·0.25.
+    assert_eq!(y, [-64.0, 30.75, 5.0, -6.0]);
+}

@@ -10,8 +10,10 @@
 //! blocks, so the float ops after a weight's DequantizeLinear see the very
 //! floats ONNX defines (`(q - zero_point) · scale` in f32). What is left is
 //! the float simulation of the quantized model, which ONNX Runtime runs
-//! with its graph optimizations off. Per-axis or blocked quantization of a
-//! run-time tensor is refused by name.
+//! with its graph optimizations off. A run-time tensor dequantized per axis
+//! (an int8 embedding row gathered at run time) is `(x - zero_point) · scale`
+//! with broadcast constants; per-axis or blocked *quantization* of a
+//! run-time tensor, and blocked dequantization of one, are refused by name.
 
 use super::R;
 use crate::node::NodeCx;
@@ -236,10 +238,27 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
             p.qtype.name()
         )));
     }
-    let q = p.per_tensor().ok_or_else(|| {
-        cx.err("per-axis or blocked dequantization of a run-time tensor is not supported")
-    })?;
-    Ok(vec![cx.add(Op::Dequantize { q }, vec![x])?])
+    if let Some(q) = p.per_tensor() {
+        return Ok(vec![cx.add(Op::Dequantize { q }, vec![x])?]);
+    }
+    if p.block != 1 {
+        return Err(cx.err("blocked dequantization of a run-time tensor is not supported"));
+    }
+    // Per axis: `(float(x) - zero_point) · scale` with both broadcast along
+    // the axis (the subtraction of two small integers is exact in f32, so
+    // this is ONNX's arithmetic to the bit).
+    let mut shape = vec![1; ty.rank()];
+    shape[p.axis] = p.scale.len();
+    let zp: Vec<f32> = p.zero.iter().map(|&z| z as f32).collect();
+    let zp = Tensor::from_f32(shape.clone(), zp).ok_or_else(|| cx.err("bad constant"))?;
+    let zp = cx.add_const("zero_point", zp);
+    let scale = Tensor::from_f32(shape, p.scale.clone()).ok_or_else(|| cx.err("bad constant"))?;
+    let scale = cx.add_const("scale", scale);
+    let xf = cx.add_aux("float", Op::Cast { to: DType::F32 }, vec![x])?;
+    let c = cx.add_aux("centered", Op::Binary(qcc_ir::BinaryOp::Sub), vec![xf, zp])?;
+    Ok(vec![
+        cx.add(Op::Binary(qcc_ir::BinaryOp::Mul), vec![c, scale])?
+    ])
 }
 
 impl Params {
