@@ -299,38 +299,43 @@ mod tests {
         g
     }
 
-    #[test]
-    fn decomposed_hard_swish_becomes_one_op() {
+    /// Runs the pass on `g`, which must then be `input → op`, computing what
+    /// the pattern computed (to float rounding) on a few values.
+    fn assert_fuses_into(mut g: Graph, op: &str, what: &str) {
         let mut cx = PassContext::default();
         let x = Tensor::from_f32(
             vec![2, 5],
             vec![-5.0, -3.0, -1.5, -0.2, 0.0, 0.7, 1.5, 2.9, 3.0, 8.0],
         )
         .unwrap();
+        let want = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+        assert!(run(&mut g, &mut cx).unwrap(), "{what}");
+        qcc_ir::verify(&g).unwrap();
+        let ops: Vec<&str> = g
+            .topo_order()
+            .unwrap()
+            .into_iter()
+            .map(|id| g.node(id).op.name())
+            .collect();
+        assert_eq!(ops, ["input", op], "{what}");
+        let got = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
+        for (a, b) in got[0]
+            .as_f32()
+            .unwrap()
+            .iter()
+            .zip(want[0].as_f32().unwrap())
+        {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "{what}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn decomposed_hard_swish_becomes_one_op() {
         for form in 0..3 {
-            let mut g = graph(form, false);
-            let want = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
-            assert!(run(&mut g, &mut cx).unwrap(), "form {form}");
-            qcc_ir::verify(&g).unwrap();
-            let ops: Vec<&str> = g
-                .topo_order()
-                .unwrap()
-                .into_iter()
-                .map(|id| g.node(id).op.name())
-                .collect();
-            assert_eq!(ops, ["input", "hard_swish"], "form {form}");
-            let got = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
-            for (a, b) in got[0]
-                .as_f32()
-                .unwrap()
-                .iter()
-                .zip(want[0].as_f32().unwrap())
-            {
-                assert!(
-                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-                    "form {form}: {a} vs {b}"
-                );
-            }
+            assert_fuses_into(graph(form, false), "hard_swish", &format!("form {form}"));
         }
     }
 
@@ -406,36 +411,9 @@ mod tests {
     #[test]
     fn decomposed_silu_and_gelu_become_one_op() {
         let mut cx = PassContext::default();
-        let x = Tensor::from_f32(
-            vec![2, 5],
-            vec![-5.0, -3.0, -1.5, -0.2, 0.0, 0.7, 1.5, 2.9, 3.0, 8.0],
-        )
-        .unwrap();
         for form in 0..8 {
-            let mut g = activation_graph(form, false);
-            let want = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
-            assert!(run(&mut g, &mut cx).unwrap(), "form {form}");
-            qcc_ir::verify(&g).unwrap();
-            let ops: Vec<&str> = g
-                .topo_order()
-                .unwrap()
-                .into_iter()
-                .map(|id| g.node(id).op.name())
-                .collect();
             let name = if form < 2 { "silu" } else { "gelu" };
-            assert_eq!(ops, ["input", name], "form {form}");
-            let got = qcc_interp::run(&g, std::slice::from_ref(&x)).unwrap();
-            for (a, b) in got[0]
-                .as_f32()
-                .unwrap()
-                .iter()
-                .zip(want[0].as_f32().unwrap())
-            {
-                assert!(
-                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-                    "form {form}: {a} vs {b}"
-                );
-            }
+            assert_fuses_into(activation_graph(form, false), name, &format!("form {form}"));
             // With the inner value also an output, nothing is fused.
             let mut g = activation_graph(form, true);
             assert!(!run(&mut g, &mut cx).unwrap(), "form {form} leaked");
