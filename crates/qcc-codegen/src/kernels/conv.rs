@@ -967,19 +967,19 @@ pub fn emit<'ctx>(
     let bk = bias.map(|b| b.konst.and_then(|t| t.as_f32()));
     if let (Some(wv), false) = (wk, matches!(bk, Some(None))) {
         let consts = (true, true);
-        if let Some(g) = crate::mmm::wino_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
-            if cx.scratch.is_some() {
+        if let Some(p) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
+            if p.scratch_bytes() == 0 || cx.scratch.is_some() {
+                // The residual and the clamp happen in the epilogue.
                 let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-                let r = res.map(|r| r.ptr);
-                return crate::mmm::winograd::emit(cx, &g, x, wv, bk.flatten(), r, lohi, out);
-            }
-        }
-        if let Some(g) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
-            if g.scratch_bytes() == 0 || cx.scratch.is_some() {
-                // The residual and the clamp happen in the microkernel's epilogue.
-                let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-                let r = res.map(|r| r.ptr);
-                return crate::mmm::conv::emit(cx, &g, x, wv, bk.flatten(), r, lohi, out);
+                let (r, b) = (res.map(|r| r.ptr), bk.flatten());
+                return match &p {
+                    crate::mmm::FloatConv::Winograd(g) => {
+                        crate::mmm::winograd::emit(cx, g, x, wv, b, r, lohi, out)
+                    }
+                    crate::mmm::FloatConv::Gemm(g) => {
+                        crate::mmm::conv::emit(cx, g, x, wv, b, r, lohi, out)
+                    }
+                };
             }
         }
         if let Some(d) = crate::mmm::dw_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {

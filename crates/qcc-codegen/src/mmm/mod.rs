@@ -299,9 +299,29 @@ fn float_conv_parts<'n>(
     (f32s && consts.0 && consts.1).then_some(a)
 }
 
-/// The convolution plan of `node` when it runs on the microkernels: a
-/// float Conv with constant weights and a constant bias (or none). The
-/// kernel (`kernels::conv`) and the memory plan both ask this one function.
+/// How a float convolution runs on the microkernels.
+pub enum FloatConv {
+    /// Winograd F(2×2, 3×3) (`winograd.rs`): 3×3 stride-1 with enough
+    /// channels and tiles to pay for the transforms.
+    Winograd(winograd::Wino),
+    /// Direct GEMM over an implicit im2col (`conv.rs`).
+    Gemm(conv::ConvGemm),
+}
+
+impl FloatConv {
+    /// Workspace scratch the plan needs, in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        match self {
+            FloatConv::Winograd(p) => p.scratch_bytes(),
+            FloatConv::Gemm(p) => p.scratch_bytes(),
+        }
+    }
+}
+
+/// The plan of `node` when it runs on the microkernels: a float Conv with
+/// constant weights and a constant bias (or none), as Winograd when it
+/// applies and the target allows it, else as a GEMM. The kernel
+/// (`kernels::conv`) and the memory plan both ask this one function.
 pub fn conv_plan(
     node: &qcc_ir::Node,
     x: &qcc_ir::TensorType,
@@ -309,42 +329,20 @@ pub fn conv_plan(
     out: &qcc_ir::TensorType,
     consts: (bool, bool),
     facts: &crate::portable::TargetFacts,
-) -> Option<conv::ConvGemm> {
+) -> Option<FloatConv> {
     let a = float_conv_parts(node, [x, w, out], consts)?;
-    conv::ConvGemm::new(
-        a,
-        &x.shape,
-        &w.shape,
-        &out.shape,
-        facts.simd,
-        facts.bare_metal,
-    )
-}
-
-/// The Winograd plan of `node` (`winograd.rs`) when it applies: a float
-/// 3×3 stride-1 convolution that `conv_plan` would also take, with enough
-/// channels and tiles to pay for the transforms. Asked before `conv_plan`
-/// by the kernel and the memory plan alike.
-pub fn wino_plan(
-    node: &qcc_ir::Node,
-    x: &qcc_ir::TensorType,
-    w: &qcc_ir::TensorType,
-    out: &qcc_ir::TensorType,
-    consts: (bool, bool),
-    facts: &crate::portable::TargetFacts,
-) -> Option<winograd::Wino> {
-    let a = float_conv_parts(node, [x, w, out], consts)?;
-    if !facts.winograd {
-        return None;
+    let shapes = (&x.shape[..], &w.shape[..], &out.shape[..]);
+    let (simd, bare) = (facts.simd, facts.bare_metal);
+    let wino = facts
+        .winograd
+        .then(|| winograd::Wino::new(a, shapes.0, shapes.1, shapes.2, simd, bare))
+        .flatten();
+    match wino {
+        Some(p) => Some(FloatConv::Winograd(p)),
+        None => {
+            conv::ConvGemm::new(a, shapes.0, shapes.1, shapes.2, simd, bare).map(FloatConv::Gemm)
+        }
     }
-    winograd::Wino::new(
-        a,
-        &x.shape,
-        &w.shape,
-        &out.shape,
-        facts.simd,
-        facts.bare_metal,
-    )
 }
 
 /// A QConv `node`'s attributes when both int8 convolution plans can apply:
@@ -437,9 +435,6 @@ pub fn node_scratch(
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
     let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
     let consts = (w_const, b_const);
-    if let Some(p) = wino_plan(node, x, w, out, consts, facts) {
-        return p.scratch_bytes();
-    }
     if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }

@@ -31,13 +31,29 @@ pub(super) fn reduce(cx: &mut NodeCx, op: ReduceOp, input_since: i64) -> R {
     Ok(vec![cx.add(Op::Reduce { op, axes, keepdims }, vec![x])?])
 }
 
+/// The constant `sign · i` for `i` along `axis` of a rank-`rank` tensor
+/// (size 1 elsewhere, to broadcast), in f32: exact up to 2^24.
+fn iota_along(
+    cx: &mut NodeCx,
+    rank: usize,
+    axis: usize,
+    n: usize,
+    sign: f32,
+) -> Result<ValueId, crate::error::Problem> {
+    let mut shape = vec![1; rank];
+    shape[axis] = n;
+    let v: Vec<f32> = (0..n).map(|i| sign * i as f32).collect();
+    let t = qcc_ir::Tensor::from_f32(shape, v).ok_or_else(|| cx.err("bad constant"))?;
+    Ok(cx.add_const("iota", t))
+}
+
 /// ArgMax / ArgMin along one axis, built from reductions: the index of the
 /// first (or, with `select_last_index`, the last) element equal to the
 /// axis's max (of `-x` for ArgMin) is `max(where(x == max, i, -1))` over an
 /// iota `i` (last) or `-max(where(x == max, -i, -n))` (first), computed in
 /// f32 (exact for axes up to 2^24 elements) and cast to int64.
 pub(super) fn arg(cx: &mut NodeCx, min: bool) -> R {
-    use qcc_ir::{CompareOp, DType, Tensor, UnaryOp};
+    use qcc_ir::{CompareOp, DType, UnaryOp};
     let x = cx.input(0)?;
     let ty = cx.ty(x);
     if ty.dtype != DType::F32 {
@@ -64,13 +80,8 @@ pub(super) fn arg(cx: &mut NodeCx, min: bool) -> R {
     };
     let m = cx.add_aux("max", max, vec![v])?;
     let eq = cx.add_aux("is_max", Op::Compare(CompareOp::Equal), vec![v, m])?;
-    // The iota along `axis` (negated for the first index), shaped to broadcast.
-    let mut shape = vec![1; rank];
-    shape[axis] = n;
-    let sign = if last { 1.0 } else { -1.0 };
-    let iota: Vec<f32> = (0..n).map(|i| sign * i as f32).collect();
-    let iota = Tensor::from_f32(shape, iota).ok_or_else(|| cx.err("bad constant"))?;
-    let iota = cx.add_const("iota", iota);
+    // Negated for the first index.
+    let iota = iota_along(cx, rank, axis, n, if last { 1.0 } else { -1.0 })?;
     let none = super::elementwise::scalar(cx, "none", if last { -1.0 } else { -(n as f32) });
     let w = cx.add_aux("index_if_max", Op::Where, vec![eq, iota, none])?;
     let red = Op::Reduce {
@@ -124,11 +135,7 @@ pub(super) fn top_k(cx: &mut NodeCx) -> R {
     } else {
         cx.add_aux("neg", Op::Unary(UnaryOp::Neg), vec![x])?
     };
-    let mut shape = vec![1; rank];
-    shape[axis] = n;
-    let iota: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
-    let iota = Tensor::from_f32(shape, iota).ok_or_else(|| cx.err("bad constant"))?;
-    let iota = cx.add_const("iota", iota);
+    let iota = iota_along(cx, rank, axis, n, -1.0)?;
     let none = super::elementwise::scalar(cx, "none", -(n as f32));
     let ninf = super::elementwise::scalar(cx, "masked", f32::NEG_INFINITY);
     let max = Op::Reduce {
