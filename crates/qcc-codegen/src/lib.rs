@@ -182,6 +182,11 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         avx512vnni: chosen.triple.starts_with("x86_64")
             && target::feature_on(&chosen.info.features, "avx512vnni")
             && target::feature_on(&chosen.info.features, "avx512bw"),
+        amx: chosen.triple.starts_with("x86_64")
+            && chosen.triple.contains("linux")
+            && target::feature_on(&chosen.info.features, "amx-tile")
+            && target::feature_on(&chosen.info.features, "amx-int8")
+            && target::feature_on(&chosen.info.features, "avx512bw"),
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
         winograd: !opts.no_winograd,
@@ -199,6 +204,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
     }
     let nodes = lower::Lowering::new(&ctx, &module, g, &plan, &opts.prefix, &td, facts)
         .run(opts.profile)?;
+    let amx = mmm::amx::used_in(&module);
     module
         .verify()
         .map_err(|e| CodegenError::Llvm(e.to_string()))?;
@@ -266,6 +272,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         inputs,
         outputs,
         profiled: opts.profile.then_some(nodes),
+        amx,
     });
     Ok(Artifacts {
         object,

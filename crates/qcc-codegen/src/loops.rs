@@ -229,6 +229,7 @@ mod tests {
                 arm32: false,
                 dotprod: false,
                 avx512vnni: false,
+                amx: false,
                 simd: crate::mmm::Simd::Scalar,
                 bare_metal: false,
                 winograd: false,

@@ -417,8 +417,19 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
                 .map_err(|()| CodegenError::Llvm("cannot order blocks".into()))?;
         }
 
-        // 3. Node calls in plan order.
+        // 3. Node calls in plan order, after asking Linux for the AMX tile
+        // state when a kernel uses it.
         b.position_at_end(body);
+        if crate::mmm::amx::used_in(self.module) {
+            let perm = crate::mmm::amx::request_permission(ctx, &b)?;
+            let refused = b.build_int_compare(IntPredicate::NE, perm, i64t.const_zero(), "")?;
+            let fail3 = ctx.append_basic_block(f, "no.amx");
+            let go = ctx.append_basic_block(f, "nodes");
+            b.build_conditional_branch(refused, fail3, go)?;
+            b.position_at_end(fail3);
+            b.build_return(Some(&i32t.const_int(3, false)))?;
+            b.position_at_end(go);
+        }
         let clock_t = i64t.fn_type(&[], false);
         let now = |b: &Builder<'ctx>, clock: PointerValue<'ctx>| -> CgResult<IntValue<'ctx>> {
             b.build_indirect_call(clock_t, clock, &[], "t")?

@@ -150,6 +150,15 @@ pub fn x86_cpu_features(cpu: &str) -> &'static [&'static str] {
     const AVX2: &[&str] = &["+avx2", "+fma"];
     const AVX512: &[&str] = &["+avx2", "+fma", "+avx512f", "+avx512bw"];
     const VNNI: &[&str] = &["+avx2", "+fma", "+avx512f", "+avx512bw", "+avx512vnni"];
+    const AMX: &[&str] = &[
+        "+avx2",
+        "+fma",
+        "+avx512f",
+        "+avx512bw",
+        "+avx512vnni",
+        "+amx-tile",
+        "+amx-int8",
+    ];
     match cpu {
         "haswell"
         | "core-avx2"
@@ -178,9 +187,9 @@ pub fn x86_cpu_features(cpu: &str) -> &'static [&'static str] {
         | "x86-64-v3" => AVX2,
         "skylake-avx512" | "skylake_avx512" | "skx" | "cannonlake" | "x86-64-v4" => AVX512,
         "cascadelake" | "cooperlake" | "icelake-client" | "icelake_client" | "icelake-server"
-        | "icelake_server" | "tigerlake" | "rocketlake" | "sapphirerapids" | "emeraldrapids"
-        | "graniterapids" | "graniterapids-d" | "graniterapids_d" | "diamondrapids" | "znver4"
-        | "znver5" => VNNI,
+        | "icelake_server" | "tigerlake" | "rocketlake" | "znver4" | "znver5" => VNNI,
+        "sapphirerapids" | "emeraldrapids" | "graniterapids" | "graniterapids-d"
+        | "graniterapids_d" | "diamondrapids" => AMX,
         _ => &[],
     }
 }
@@ -412,6 +421,8 @@ const X86_FEATURES: &[FeatureDesc] = &[
     f("avx512fp16", "AVX-512 float16", 0),
     f("avxvnni", "AVX-VNNI (int8 dot products)", 0),
     f("avxvnniint8", "AVX-VNNI-INT8", 0),
+    f("amx-tile", "AMX tile registers", 0),
+    f("amx-int8", "AMX int8 tile dot products", 0),
 ];
 
 const AARCH64_FEATURES: &[FeatureDesc] = &[

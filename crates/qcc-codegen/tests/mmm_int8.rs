@@ -286,7 +286,8 @@ fn batteries() -> Vec<(Graph, Vec<Tensor>)> {
 }
 
 /// Compiles `g` with `opts` and asserts that the module has int8
-/// microkernels of `dot` (and no other) and that QConv/QGemm call them.
+/// microkernels of `dot` (and no other; `dot` may name two, "vnni512|amx")
+/// and that QConv/QGemm call them.
 fn assert_uses(g: &Graph, opts: &Options, dot: &str) {
     let opts = Options {
         emit_llvm_ir: true,
@@ -299,12 +300,19 @@ fn assert_uses(g: &Graph, opts: &Options, dot: &str) {
         .filter(|l| l.starts_with("define") && l.contains("@qcc.mmm.i8."))
         .collect();
     assert!(!defs.is_empty(), "no int8 microkernel for {dot}");
+    let dots: Vec<&str> = dot.split('|').collect();
     for d in &defs {
-        assert!(d.contains(&format!("@qcc.mmm.i8.{dot}.")), "unexpected {d}");
+        assert!(
+            dots.iter()
+                .any(|k| d.contains(&format!("@qcc.mmm.i8.{k}."))),
+            "unexpected {d}"
+        );
     }
     // Every battery has rescales with shifts of 33 and more: on x86 they
     // take the 32-bit requantization, on ARM never.
-    let x86 = matches!(dot, "vnni512" | "maddwd");
+    let x86 = dots
+        .iter()
+        .any(|k| matches!(*k, "vnni512" | "maddwd" | "amx"));
     let high = defs.iter().any(|d| d.contains(".h("));
     assert_eq!(high, x86, "32-bit requantization microkernels for {dot}");
 }
@@ -347,12 +355,137 @@ fn x86(features: &str) -> Options {
 fn host_dot_matches_interpreter() {
     let dot = if !cfg!(target_arch = "x86_64") {
         return check(&HOST, Options::default(), &[], "");
+    } else if host_amx() {
+        // QGemms of 8 rows and more run on AMX tiles.
+        "vnni512|amx"
     } else if host_has("avx512_vnni") && host_has("avx512bw") {
         "vnni512"
     } else {
         "maddwd"
     };
     check(&HOST, Options::default(), &[], dot);
+}
+
+fn host_amx() -> bool {
+    cfg!(all(target_arch = "x86_64", target_os = "linux"))
+        && ["amx_tile", "amx_int8", "avx512bw"]
+            .iter()
+            .all(|f| host_has(f))
+}
+
+/// QGemms shaped for AMX tiles: rows around the 16-row tiles and 32-row
+/// blocks, columns around the 32-column block, K around the 64-byte tile
+/// rows (and not a multiple of four), and the extremes over K = 4096.
+fn amx_battery() -> (Graph, Vec<Tensor>) {
+    let (mut g, mut feed) = gemm_battery(17_000, 0);
+    let mut r = Lcg(17_000);
+    let shapes = [
+        (8, 64, 32),
+        (16, 1, 1),
+        (17, 63, 33),
+        (31, 65, 31),
+        (32, 128, 64),
+        (33, 100, 17),
+        (40, 7, 150),
+        (64, 512, 48),
+        (70, 190, 96),
+    ];
+    for (c, &(m, k, n)) in shapes.iter().enumerate() {
+        let (adt, to) = (
+            r.pick(&[DType::I8, DType::U8]),
+            r.pick(&[DType::I8, DType::U8]),
+        );
+        let (lo, hi) = range(adt);
+        let za = r.next(0, (hi - lo) as usize) as i32 + lo;
+        let epi = draw_epi(&mut r, n, 127.0 * 70.0 * (k as f64).sqrt(), to);
+        let a = rand_t8(adt, &[m, k], 300 + c as u64);
+        let w = ints(
+            DType::I8,
+            &[k, n],
+            &rand_ints(k * n, 400 + c as u64, -128, 127),
+        );
+        let b = ints(DType::I32, &[n], &rand_ints(n, 500 + c as u64, -9000, 9000));
+        let op = Op::QGemm {
+            a_zero_point: za,
+            epi,
+            to,
+        };
+        add_case(&mut g, &mut feed, c, op, a, [w, b]);
+    }
+    let high = Rescale {
+        multiplier: vec![i32::MAX, 1 << 30, 1_234_567_891, i32::MAX - 1, 7],
+        shift: vec![51, 33, 62, 52, 40],
+    };
+    let k = 4096;
+    let mut c = shapes.len();
+    for (xdt, xv, zx) in [
+        (DType::U8, 255, 0),
+        (DType::I8, -128, 0),
+        (DType::I8, 127, -128),
+    ] {
+        for wv in [-128i64, 127] {
+            for rescale in [Rescale::uniform(1, 20), high.clone()] {
+                let op = Op::QGemm {
+                    a_zero_point: zx,
+                    epi: Epilogue {
+                        rescale,
+                        zero_point: 0,
+                        min: -128,
+                        max: 127,
+                    },
+                    to: DType::I8,
+                };
+                let wb = [
+                    ints(DType::I8, &[k, 5], &vec![wv; 5 * k]),
+                    ints(DType::I32, &[5], &[0, 1, -1, 1000, -1000]),
+                ];
+                add_case(
+                    &mut g,
+                    &mut feed,
+                    c,
+                    op,
+                    ints(xdt, &[33, k], &vec![xv; 33 * k]),
+                    wb,
+                );
+                c += 1;
+            }
+        }
+    }
+    (g, feed)
+}
+
+/// The AMX QGemm: always compiled for a CPU with AMX and checked to use
+/// the tile kernels (and to ask Linux for the tiles); run and compared bit
+/// for bit with the interpreter where the host has AMX.
+#[test]
+fn amx_gemm_matches_interpreter() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let (g, feed) = amx_battery();
+    let amx = x86("+avx2,+fma,+avx512f,+avx512bw,+avx512vnni,+amx-tile,+amx-int8");
+    let linux = Options {
+        target: Some("x86_64-unknown-linux-gnu".into()),
+        ..amx.clone()
+    };
+    assert_uses(&g, &linux, "amx");
+    let art = compile(
+        &g,
+        &Options {
+            prefix: "m".into(),
+            ..linux.clone()
+        },
+    )
+    .expect("compiles");
+    assert!(art.header.contains("returns 3"), "{}", art.header);
+    if host_amx() {
+        let want = qcc_interp::run(&g, &feed).expect("interpreter");
+        let raw: Vec<Vec<u8>> = feed.iter().map(|t| t.to_le_bytes()).collect();
+        let got = run_with_opts(&HOST, &g, &raw, amx, &[]);
+        for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_same(a, b, &format!("amx output {j}"));
+        }
+    }
 }
 
 #[test]

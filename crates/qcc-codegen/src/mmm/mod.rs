@@ -21,6 +21,7 @@
 //! The ISA and tile come from [`Simd`], which is decided once per target
 //! from its features: a microkernel never uses an instruction the CPU lacks.
 
+pub mod amx;
 pub mod conv;
 pub mod dw;
 pub mod gemm;

@@ -7,6 +7,7 @@
 //! flipped to the dot instruction's signedness on the way, once, however
 //! many column panels then read it. The epilogue parameters are per column.
 
+use super::amx::{self, AmxPlan};
 use super::pack::pack_k4;
 use super::qukernel::{epi_tables, Dot, I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
@@ -23,6 +24,9 @@ pub struct QGemmPlan {
     pub k: usize,
     pub n: usize,
     pub ukr: I8Ukr,
+    /// On AMX tiles instead of `ukr` (Linux x86-64 with `amx-int8`, at
+    /// least [`amx::MIN_M`] rows).
+    pub amx: Option<AmxPlan>,
 }
 
 impl QGemmPlan {
@@ -37,6 +41,7 @@ impl QGemmPlan {
             k,
             n,
             ukr: I8Ukr::for_target(facts, true, m),
+            amx: (facts.amx && m >= amx::MIN_M).then_some(AmxPlan { m, k, n }),
         })
     }
 
@@ -46,10 +51,18 @@ impl QGemmPlan {
 
     /// Workspace scratch the node needs (the packed A), in bytes.
     pub fn scratch_bytes(&self) -> usize {
+        if let Some(p) = &self.amx {
+            return p.scratch_bytes();
+        }
         div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4
     }
 
+    /// The dot instruction whose operand signedness the packing follows
+    /// (`tdpbusd` reads u8 × s8 like `vpdpbusd`).
     pub fn dot(&self) -> Dot {
+        if self.amx.is_some() {
+            return Dot::Vnni512;
+        }
         self.ukr.dot
     }
 }
@@ -66,6 +79,10 @@ pub fn emit<'ctx>(
     epi: &Epilogue,
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
+    if let Some(ap) = &p.amx {
+        let flip = p.dot().act_shift(a.dtype()) != 0;
+        return amx::emit(cx, ap, a, flip, bt, bias, epi, out);
+    }
     let u = I8Ukr {
         high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
         ..p.ukr

@@ -1,0 +1,450 @@
+//! QGemm on Intel AMX tiles (`amx-tile` + `amx-int8`, Linux x86-64).
+//!
+//! One `tdpbusd` multiplies a 16×64 u8 tile of A by a 64×16 s8 tile of B
+//! (packed in k-groups of four, `[16 k-groups][16 columns][4]`) into a
+//! 16×16 i32 tile: 16,384 MACs per instruction, about eight times what
+//! `vpdpbusd` on zmm reaches on the same core. The microkernel
+//!
+//! ```c
+//! void qcc.mmm.i8.amx.32x32[.h](
+//!     i64 kt, const u8 *a, i64 lda, const i8 *b, i64 ldp,
+//!     i8 *c, i64 ldc, const i32 *bias, const i32 *mult, const i32 *shift,
+//!     i64 mr_valid, i64 nr_valid, i32 zp, i32 lo, i32 hi, i32 *acc)
+//! ```
+//!
+//! keeps a 32×32 block of accumulators in tiles 0–3 (A rows in tiles 4–5, B
+//! panels in 6–7) over `kt` steps of 64 k, stores them to the 4 KiB `acc`
+//! and runs the same requantizing epilogue as the vector microkernels
+//! (`qukernel::requantize`) row by row, storing `mr_valid` rows of
+//! `nr_valid` bytes. Every tile has the same shape (16 rows of 64 bytes),
+//! so one configuration, loaded by each call, serves every node.
+//!
+//! The driver packs A once per node into scratch as `[M/32·32][K/64·64]`
+//! bytes (flipped to u8 like the `vpdpbusd` kernels, [`Dot::act_shift`]),
+//! and B at compile time with its padding zero, so rows past M and bytes
+//! past K never reach a stored result. Linux hands out the tile registers
+//! only on request: `P_run` asks (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) when
+//! the object holds this kernel, see [`request_permission`].
+//!
+//! [`Dot::act_shift`]: super::qukernel::Dot::act_shift
+
+use super::div_ceil;
+use super::for_blocks;
+use super::pack::pack_k4;
+use super::qukernel::{epi_tables, requantize};
+use crate::cx::{CgResult, KernelCx, Operand};
+use crate::kernels::quant::const_i8_table;
+use crate::CodegenError;
+use inkwell::builder::Builder;
+use inkwell::context::Context;
+use inkwell::module::Module;
+use inkwell::types::{BasicMetadataTypeEnum, VectorType};
+use inkwell::values::{BasicMetadataValueEnum, FunctionValue, IntValue, PointerValue};
+use inkwell::IntPredicate;
+use qcc_ir::quant::Epilogue;
+use qcc_ir::DType;
+
+/// Rows (of A and C) per tile; also k-groups of four per B tile.
+const ROWS: usize = 16;
+/// Bytes per tile row: 64 k values of A, 16 columns × 4 of B and C.
+const COLSB: usize = 64;
+/// The block one microkernel call computes: 2×2 tiles.
+pub const BLOCK: usize = 2 * ROWS;
+/// K per step.
+const KT: usize = COLSB;
+/// Bytes of the accumulator block the microkernel stores to scratch.
+const ACC_BYTES: usize = BLOCK * BLOCK * 4;
+/// The prefix of every AMX microkernel's name (the entry looks for it).
+pub const PREFIX: &str = "qcc.mmm.i8.amx.";
+
+/// Fewest rows of A worth a tile: below this, 16-row tiles are mostly
+/// padding and the vector kernels are faster. Measured on `[M,512]×[512,512]`
+/// (µs, AMX vs `vpdpbusd`): M = 8: 5.6 vs 7.3, M = 12: 5.8 vs 13.8,
+/// M = 16: 6.5 vs 14.2; at M = 4 `vpdpbusd` takes 3.6, under what the
+/// tiles need for streaming B alone.
+pub const MIN_M: usize = 8;
+
+/// The padded shapes and scratch layout of one AMX QGemm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AmxPlan {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+impl AmxPlan {
+    fn mp(&self) -> usize {
+        div_ceil(self.m, BLOCK) * BLOCK
+    }
+    fn kp(&self) -> usize {
+        div_ceil(self.k, KT) * KT
+    }
+    fn np(&self) -> usize {
+        div_ceil(self.n, BLOCK) * BLOCK
+    }
+
+    /// The accumulator block, then the packed A.
+    pub fn scratch_bytes(&self) -> usize {
+        ACC_BYTES + self.mp() * self.kp()
+    }
+}
+
+/// Calls a void intrinsic.
+fn call_void<'ctx>(
+    module: &Module<'ctx>,
+    b: &Builder<'ctx>,
+    name: &str,
+    args: &[BasicMetadataValueEnum<'ctx>],
+) -> CgResult<()> {
+    let f = inkwell::intrinsics::Intrinsic::find(name)
+        .and_then(|i| i.get_declaration(module, &[]))
+        .ok_or_else(|| CodegenError::Llvm(format!("unknown intrinsic {name}")))?;
+    b.build_call(f, args, "")?;
+    Ok(())
+}
+
+fn tile(ctx: &Context, t: u64) -> BasicMetadataValueEnum<'_> {
+    ctx.i8_type().const_int(t, false).into()
+}
+
+/// The tile configuration every call loads: palette 1, tiles 0–7 of 16
+/// rows × 64 bytes.
+fn config<'ctx>(cx: &KernelCx<'_, 'ctx>) -> PointerValue<'ctx> {
+    let name = "qcc.amx.config";
+    if let Some(g) = cx.module.get_global(name) {
+        return g.as_pointer_value();
+    }
+    let mut bytes = [0u8; 64];
+    bytes[0] = 1;
+    for t in 0..8 {
+        bytes[16 + 2 * t..18 + 2 * t].copy_from_slice(&(COLSB as u16).to_le_bytes());
+        bytes[48 + t] = ROWS as u8;
+    }
+    let i8t = cx.ctx.i8_type();
+    let vals: Vec<_> = bytes
+        .iter()
+        .map(|&v| i8t.const_int(v as u64, false))
+        .collect();
+    let arr = i8t.const_array(&vals);
+    let g = cx.module.add_global(arr.get_type(), None, name);
+    g.set_initializer(&arr);
+    g.set_constant(true);
+    g.set_linkage(inkwell::module::Linkage::Private);
+    g.set_alignment(64);
+    g.as_pointer_value()
+}
+
+/// Emits the product (see [`super::qgemm::emit`], whose arguments these
+/// are): `bt` is B transposed, `bias` folded for u8 activations.
+#[allow(clippy::too_many_arguments)]
+pub fn emit<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &AmxPlan,
+    a: &Operand<'_, 'ctx>,
+    flip: bool,
+    bt: &[i64],
+    bias: &[i32],
+    epi: &Epilogue,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let (m, k, n) = (p.m, p.k, p.n);
+    let (kp, np) = (p.kp(), p.np());
+    // B padded with zeros to [np][kp], packed as 16-column panels.
+    let mut padded = vec![0i64; np * kp];
+    for j in 0..n {
+        padded[j * kp..j * kp + k].copy_from_slice(&bt[j * k..(j + 1) * k]);
+    }
+    let wt = const_i8_table(cx, "mmm.amx.b", &pack_k4(&padded, np, kp, kp, 1, ROWS));
+    let panel = (kp / 4 * ROWS * 4) as i64;
+    let tables = epi_tables(cx, bias, &epi.rescale, (1, n, BLOCK));
+    let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
+    let f = function(cx, high)?;
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
+    let acc = s;
+    let ap = cx.gep(DType::I8, s, cx.i64(ACC_BYTES as i64))?;
+    pack_rows(cx, a, m, k, kp, flip, ap)?;
+    for_blocks(cx, m, BLOCK, |cx, mb, mrv| {
+        let arow = cx.gep(DType::I8, ap, cx.mul_c(mb, (BLOCK * kp) as i64)?)?;
+        let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (BLOCK * n) as i64)?)?;
+        for_blocks(cx, n, BLOCK, |cx, nb, nrv| {
+            let col = cx.mul_c(nb, BLOCK as i64)?;
+            let mut args: Vec<BasicMetadataValueEnum> = vec![
+                cx.i64((kp / KT) as i64).into(),
+                arow.into(),
+                cx.i64(kp as i64).into(),
+                cx.gep(DType::I8, wt, cx.mul_c(nb, 2 * panel)?)?.into(),
+                cx.i64(panel).into(),
+                cx.gep(DType::I8, crow, col)?.into(),
+                cx.i64(n as i64).into(),
+            ];
+            for t in tables {
+                args.push(cx.gep(DType::I32, t, col)?.into());
+            }
+            args.extend::<[BasicMetadataValueEnum; 6]>([
+                cx.i64(mrv as i64).into(),
+                cx.i64(nrv as i64).into(),
+                cx.i32(epi.zero_point).into(),
+                cx.i32(epi.min).into(),
+                cx.i32(epi.max).into(),
+                acc.into(),
+            ]);
+            cx.b.build_call(f, &args, "")?;
+            Ok(())
+        })
+    })?;
+    // Hand the tile state back: a thread that keeps it pays for saving
+    // 8 KiB at every context switch.
+    call_void(cx.module, cx.b, "llvm.x86.tilerelease", &[])
+}
+
+/// Copies the `m` rows of `k` bytes of `a` into `dst` with row stride
+/// `kp`, flipping each byte when `flip`. The padding is not written: B is
+/// zero there.
+fn pack_rows<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    a: &Operand<'_, 'ctx>,
+    m: usize,
+    k: usize,
+    kp: usize,
+    flip: bool,
+    dst: PointerValue<'ctx>,
+) -> CgResult<()> {
+    let v64 = cx.i8_t().vec_type(64);
+    let sign = VectorType::const_vector(&vec![cx.i8_t().const_int(0x80, false); 64]);
+    cx.for_range(0, m as i64, |cx, i| {
+        let src = cx.gep(DType::I8, a.ptr, cx.mul_c(i, k as i64)?)?;
+        let to = cx.gep(DType::I8, dst, cx.mul_c(i, kp as i64)?)?;
+        cx.for_range(0, (k / 64) as i64, |cx, q| {
+            let off = cx.mul_c(q, 64)?;
+            let at = cx.gep(DType::I8, src, off)?;
+            let v = cx.b.build_load(v64, at, "")?;
+            if let Some(ins) = inkwell::values::BasicValue::as_instruction_value(&v) {
+                ins.set_alignment(1)
+                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            }
+            let mut v = v.into_vector_value();
+            if flip {
+                v = cx.b.build_xor(v, sign, "")?;
+            }
+            let st = cx.b.build_store(cx.gep(DType::I8, to, off)?, v)?;
+            st.set_alignment(1)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            Ok(())
+        })?;
+        let tail = k / 64 * 64;
+        cx.for_range(tail as i64, k as i64, |cx, t| {
+            let mut b = cx.load(DType::I8, src, t)?.into_int_value();
+            if flip {
+                b = cx.b.build_xor(b, cx.i8_t().const_int(0x80, false), "")?;
+            }
+            cx.store(DType::I8, to, t, b.into())
+        })
+    })
+}
+
+/// The microkernel, emitted into the module on first use.
+fn function<'ctx>(outer: &KernelCx<'_, 'ctx>, high: bool) -> CgResult<FunctionValue<'ctx>> {
+    let name = format!("{PREFIX}{BLOCK}x{BLOCK}{}", if high { ".h" } else { "" });
+    if let Some(f) = outer.module.get_function(&name) {
+        return Ok(f);
+    }
+    let ctx = outer.ctx;
+    let (i64t, i32t) = (ctx.i64_type(), ctx.i32_type());
+    let ptr = ctx.ptr_type(inkwell::AddressSpace::default());
+    let params: Vec<BasicMetadataTypeEnum> = vec![
+        i64t.into(), // kt
+        ptr.into(),  // a
+        i64t.into(), // lda
+        ptr.into(),  // b
+        i64t.into(), // ldp
+        ptr.into(),  // c
+        i64t.into(), // ldc
+        ptr.into(),  // bias
+        ptr.into(),  // mult
+        ptr.into(),  // shift
+        i64t.into(), // mr_valid
+        i64t.into(), // nr_valid
+        i32t.into(), // zp
+        i32t.into(), // lo
+        i32t.into(), // hi
+        ptr.into(),  // acc
+    ];
+    let f = super::declare_microkernel(
+        outer,
+        &name,
+        &params,
+        (&[1, 3, 5, 15], &[1, 3, 7, 8, 9]),
+        true,
+    );
+    let b = ctx.create_builder();
+    b.position_at_end(ctx.append_basic_block(f, "entry"));
+    let mut cx = KernelCx {
+        ctx,
+        module: outer.module,
+        b: &b,
+        func: f,
+        node_name: name.clone(),
+        op_name: "microkernel",
+        target: outer.target,
+        scratch: None,
+    };
+    body(&mut cx, f, high)?;
+    Ok(f)
+}
+
+fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -> CgResult<()> {
+    let p = |i: u32| {
+        f.get_nth_param(i)
+            .ok_or_else(|| CodegenError::Llvm("missing microkernel parameter".into()))
+    };
+    let int = |i: u32| -> CgResult<IntValue<'ctx>> { Ok(p(i)?.into_int_value()) };
+    let pt = |i: u32| -> CgResult<PointerValue<'ctx>> { Ok(p(i)?.into_pointer_value()) };
+    let (kt, a, lda, bp, ldp) = (int(0)?, pt(1)?, int(2)?, pt(3)?, int(4)?);
+    let (c, ldc) = (pt(5)?, int(6)?);
+    let (bias, mult, shift) = (pt(7)?, pt(8)?, pt(9)?);
+    let (mr_valid, nr_valid) = (int(10)?, int(11)?);
+    let (zp, lo, hi, acc) = (int(12)?, int(13)?, int(14)?, pt(15)?);
+    let (ctx, m) = (cx.ctx, cx.module);
+    let b = cx.b;
+    let cfg = config(cx);
+    call_void(m, b, "llvm.x86.ldtilecfg", &[cfg.into()])?;
+    for t in 0..4 {
+        call_void(m, b, "llvm.x86.tilezero", &[tile(ctx, t)])?;
+    }
+    // The k loop (kt >= 1): A rows 0–15 and 16–31, B panels 0 and 1.
+    let pre = cx.current_block()?;
+    let lp = ctx.append_basic_block(f, "k.loop");
+    let done = ctx.append_basic_block(f, "k.end");
+    b.build_unconditional_branch(lp)?;
+    b.position_at_end(lp);
+    let qphi = b.build_phi(cx.i64_t(), "q")?;
+    let q = qphi.as_basic_value().into_int_value();
+    let a0 = cx.gep(DType::I8, a, cx.mul_c(q, KT as i64)?)?;
+    let a1 = cx.gep(DType::I8, a0, cx.mul_c(lda, ROWS as i64)?)?;
+    let b0 = cx.gep(DType::I8, bp, cx.mul_c(q, (ROWS * COLSB) as i64)?)?;
+    let b1 = cx.gep(DType::I8, b0, ldp)?;
+    let stride = cx.i64(COLSB as i64);
+    for (t, at, ld) in [(4, a0, lda), (5, a1, lda), (6, b0, stride), (7, b1, stride)] {
+        call_void(
+            m,
+            b,
+            "llvm.x86.tileloadd64",
+            &[tile(ctx, t), at.into(), ld.into()],
+        )?;
+    }
+    for (dst, ta, tb) in [(0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)] {
+        call_void(
+            m,
+            b,
+            "llvm.x86.tdpbusd",
+            &[tile(ctx, dst), tile(ctx, ta), tile(ctx, tb)],
+        )?;
+    }
+    let qn = b.build_int_nsw_add(q, cx.i64(1), "q.next")?;
+    let more = cx.icmp(IntPredicate::SLT, qn, kt)?;
+    let latch = cx.current_block()?;
+    b.build_conditional_branch(more, lp, done)?;
+    qphi.add_incoming(&[(&cx.i64(0), pre), (&qn, latch)]);
+
+    // Tiles to the accumulator block: row r, column j at acc[r*32 + j].
+    b.position_at_end(done);
+    let ld_acc = cx.i64((BLOCK * 4) as i64);
+    for (t, r, j) in [(0, 0, 0), (1, 0, ROWS), (2, ROWS, 0), (3, ROWS, ROWS)] {
+        let at = cx.gep(DType::I32, acc, cx.i64((r * BLOCK + j) as i64))?;
+        call_void(
+            m,
+            b,
+            "llvm.x86.tilestored64",
+            &[tile(ctx, t), at.into(), ld_acc.into()],
+        )?;
+    }
+
+    // Epilogue, row by row: per-column parameters, masked stores.
+    let n = BLOCK as u32;
+    let v32 = cx.i32_t().vec_type(n);
+    let load_v = |cx: &KernelCx<'_, 'ctx>, at: PointerValue<'ctx>| -> CgResult<_> {
+        let v = cx.b.build_load(v32, at, "")?;
+        if let Some(i) = inkwell::values::BasicValue::as_instruction_value(&v) {
+            i.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        Ok(v.into_vector_value())
+    };
+    let params = [
+        load_v(cx, bias)?,
+        load_v(cx, mult)?,
+        load_v(cx, shift)?,
+        cx.splat(zp.into(), n)?,
+        cx.splat(lo.into(), n)?,
+        cx.splat(hi.into(), n)?,
+    ];
+    let lane: Vec<IntValue> = (0..n).map(|l| cx.i32(l as i32)).collect();
+    let nv = b.build_int_truncate(nr_valid, cx.i32_t(), "")?;
+    let mask = b.build_int_compare(
+        IntPredicate::SLT,
+        VectorType::const_vector(&lane),
+        cx.splat(nv.into(), n)?,
+        "mask",
+    )?;
+    let store = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
+        .and_then(|x| x.get_declaration(m, &[cx.i8_t().vec_type(n).into(), cx.ptr_t().into()]))
+        .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
+    let rows = ctx.append_basic_block(f, "rows");
+    let exit = ctx.append_basic_block(f, "exit");
+    let entry = cx.current_block()?;
+    b.build_unconditional_branch(rows)?;
+    b.position_at_end(rows);
+    let rphi = b.build_phi(cx.i64_t(), "r")?;
+    let r = rphi.as_basic_value().into_int_value();
+    let v = load_v(cx, cx.gep(DType::I32, acc, cx.mul_c(r, BLOCK as i64)?)?)?;
+    let q8 = requantize(cx, v, params, high)?;
+    let dst = cx.gep(DType::I8, c, cx.mul(r, ldc)?)?;
+    b.build_call(store, &[q8.into(), dst.into(), mask.into()], "")?;
+    let rn = b.build_int_nsw_add(r, cx.i64(1), "r.next")?;
+    let more = cx.icmp(IntPredicate::SLT, rn, mr_valid)?;
+    let latch = cx.current_block()?;
+    b.build_conditional_branch(more, rows, exit)?;
+    rphi.add_incoming(&[(&cx.i64(0), entry), (&rn, latch)]);
+    b.position_at_end(exit);
+    b.build_return(None)?;
+    Ok(())
+}
+
+/// Whether `module` holds an AMX microkernel (nodes emit them before the
+/// entry is built; they are never inlined).
+pub(crate) fn used_in(module: &Module<'_>) -> bool {
+    module
+        .get_functions()
+        .any(|f| f.get_name().to_bytes().starts_with(PREFIX.as_bytes()))
+}
+
+/// Asks Linux for the AMX tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM,
+/// XFEATURE_XTILEDATA)`, syscall 158): without it the first tile load
+/// faults. Returns the syscall's result (0: granted). The permission is the
+/// process's and asking again is harmless, so `P_run` asks every time
+/// rather than keep global state.
+pub fn request_permission<'ctx>(ctx: &'ctx Context, b: &Builder<'ctx>) -> CgResult<IntValue<'ctx>> {
+    let i64t = ctx.i64_type();
+    let fty = i64t.fn_type(&[i64t.into(), i64t.into(), i64t.into()], false);
+    let asm = ctx.create_inline_asm(
+        fty,
+        "syscall".to_string(),
+        "={rax},{rax},{rdi},{rsi},~{rcx},~{r11},~{memory}".to_string(),
+        true,
+        false,
+        None,
+        false,
+    );
+    let args: [BasicMetadataValueEnum; 3] = [
+        i64t.const_int(158, false).into(),
+        i64t.const_int(0x1023, false).into(),
+        i64t.const_int(18, false).into(),
+    ];
+    b.build_indirect_call(fty, asm, &args, "amx.perm")?
+        .try_as_basic_value()
+        .basic()
+        .map(|v| v.into_int_value())
+        .ok_or_else(|| CodegenError::Llvm("syscall returns nothing".into()))
+}
