@@ -186,7 +186,8 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
             && chosen.triple.contains("linux")
             && target::feature_on(&chosen.info.features, "amx-tile")
             && target::feature_on(&chosen.info.features, "amx-int8")
-            && target::feature_on(&chosen.info.features, "avx512bw"),
+            && target::feature_on(&chosen.info.features, "avx512bw")
+            && target::feature_on(&chosen.info.features, "avx512vnni"),
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
         winograd: !opts.no_winograd,

@@ -21,8 +21,9 @@ pub struct TargetFacts {
     /// x86 AVX512-VNNI `vpdpbusd` (the host's features, or explicit
     /// `--features +avx512vnni` with AVX512BW for a named CPU).
     pub avx512vnni: bool,
-    /// Intel AMX int8 tiles (`amx-tile` + `amx-int8`) on Linux, where the
-    /// generated code can ask the kernel for the tile state.
+    /// Intel AMX int8 tiles (`amx-tile` + `amx-int8`, with AVX-512 VNNI
+    /// for everything else) on Linux, where the generated code can ask the
+    /// kernel for the tile state.
     pub amx: bool,
     /// The widest float SIMD the target has (picks the GEMM microkernels).
     pub simd: crate::mmm::Simd,

@@ -373,11 +373,13 @@ fn host_amx() -> bool {
             .all(|f| host_has(f))
 }
 
-/// QGemms shaped for AMX tiles: rows around the 16-row tiles and 32-row
-/// blocks, columns around the 32-column block, K around the 64-byte tile
-/// rows (and not a multiple of four), and the extremes over K = 4096.
+/// The conv battery, then QGemms shaped for AMX tiles: rows around the
+/// 16-row tiles and 32-row blocks, columns around the 32-column block, K
+/// around the 64-byte tile rows (and not a multiple of four), and the
+/// extremes over K = 4096.
 fn amx_battery() -> (Graph, Vec<Tensor>) {
-    let (mut g, mut feed) = gemm_battery(17_000, 0);
+    const CONVS: usize = 12;
+    let (mut g, mut feed) = conv_battery(17_000, CONVS);
     let mut r = Lcg(17_000);
     let shapes = [
         (8, 64, 32),
@@ -391,6 +393,7 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
         (70, 190, 96),
     ];
     for (c, &(m, k, n)) in shapes.iter().enumerate() {
+        let c = CONVS + c;
         let (adt, to) = (
             r.pick(&[DType::I8, DType::U8]),
             r.pick(&[DType::I8, DType::U8]),
@@ -417,7 +420,7 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
         shift: vec![51, 33, 62, 52, 40],
     };
     let k = 4096;
-    let mut c = shapes.len();
+    let mut c = CONVS + shapes.len();
     for (xdt, xv, zx) in [
         (DType::U8, 255, 0),
         (DType::I8, -128, 0),
@@ -454,9 +457,10 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
     (g, feed)
 }
 
-/// The AMX QGemm: always compiled for a CPU with AMX and checked to use
-/// the tile kernels (and to ask Linux for the tiles); run and compared bit
-/// for bit with the interpreter where the host has AMX.
+/// The AMX kernels (QGemm and QConv): always compiled for a CPU with AMX
+/// and checked to use the tile kernels (and to ask Linux for the tiles);
+/// run and compared bit for bit with the interpreter where the host has
+/// AMX.
 #[test]
 fn amx_gemm_matches_interpreter() {
     if !cfg!(target_arch = "x86_64") {
@@ -468,7 +472,28 @@ fn amx_gemm_matches_interpreter() {
         target: Some("x86_64-unknown-linux-gnu".into()),
         ..amx.clone()
     };
-    assert_uses(&g, &linux, "amx");
+    // Depthwise convolutions keep their own vector kernel.
+    assert_uses(&g, &linux, "amx|vnni512");
+    let ir = compile(
+        &g,
+        &Options {
+            emit_llvm_ir: true,
+            prefix: "m".into(),
+            ..linux.clone()
+        },
+    )
+    .expect("compiles")
+    .llvm_ir
+    .expect("ir");
+    for k in [
+        "amx.32x32.x",
+        "amx.32x32.w",
+        "tdpbusd",
+        "tdpbsud",
+        "syscall",
+    ] {
+        assert!(ir.contains(k), "no {k} in the AMX module");
+    }
     let art = compile(
         &g,
         &Options {

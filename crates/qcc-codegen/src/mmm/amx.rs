@@ -1,30 +1,38 @@
-//! QGemm on Intel AMX tiles (`amx-tile` + `amx-int8`, Linux x86-64).
+//! int8 GEMM on Intel AMX tiles (`amx-tile` + `amx-int8`, Linux x86-64):
+//! QGemm, and QConv's packed blocks.
 //!
-//! One `tdpbusd` multiplies a 16×64 u8 tile of A by a 64×16 s8 tile of B
-//! (packed in k-groups of four, `[16 k-groups][16 columns][4]`) into a
-//! 16×16 i32 tile: 16,384 MACs per instruction, about eight times what
-//! `vpdpbusd` on zmm reaches on the same core. The microkernel
+//! One tile dot product multiplies a 16×64 byte tile of A by a 64×16 byte
+//! tile of B (packed in k-groups of four, 16 rows of `[16 columns][4]`)
+//! into a 16×16 i32 tile: 16,384 MACs per instruction, about eight times
+//! what `vpdpbusd` on zmm reaches on the same core. The microkernel
 //!
 //! ```c
-//! void qcc.mmm.i8.amx.32x32[.h](
-//!     i64 kt, const u8 *a, i64 lda, const i8 *b, i64 ldp,
+//! void qcc.mmm.i8.amx.32x32.<x|w>[.h](
+//!     i64 kt, const i8 *a, i64 lda, const i8 *b, i64 ldb, i64 bk, i64 bh,
 //!     i8 *c, i64 ldc, const i32 *bias, const i32 *mult, const i32 *shift,
 //!     i64 mr_valid, i64 nr_valid, i32 zp, i32 lo, i32 hi, i32 *acc)
 //! ```
 //!
-//! keeps a 32×32 block of accumulators in tiles 0–3 (A rows in tiles 4–5, B
-//! panels in 6–7) over `kt` steps of 64 k, stores them to the 4 KiB `acc`
-//! and runs the same requantizing epilogue as the vector microkernels
+//! keeps a 32×32 block of accumulators in tiles 0–3 (A rows 0–15 and 16–31
+//! in tiles 4–5, at `a + 64t` and `a + 16·lda + 64t`; B's two column
+//! halves in tiles 6–7, at `b + t·bk` and `b + t·bk + bh`, rows `ldb`
+//! apart) over `kt` steps of 64 k, stores them to the 4 KiB `acc` and runs
+//! the requantizing epilogue of the vector microkernels
 //! (`qukernel::requantize`) row by row, storing `mr_valid` rows of
-//! `nr_valid` bytes. Every tile has the same shape (16 rows of 64 bytes),
-//! so one configuration, loaded by each call, serves every node.
+//! `nr_valid` bytes `ldc` apart. As in `qukernel`, `.x` has the
+//! activations in A (u8, `tdpbusd`) and the parameters per column; `.w`
+//! has the weights in A (s8, `tdpbsud` on u8 activations in B) and the
+//! parameters per row. Every tile has one shape (16 rows of 64 bytes), so
+//! one configuration, loaded by each call, serves every node.
 //!
-//! The driver packs A once per node into scratch as `[M/32·32][K/64·64]`
-//! bytes (flipped to u8 like the `vpdpbusd` kernels, [`Dot::act_shift`]),
-//! and B at compile time with its padding zero, so rows past M and bytes
-//! past K never reach a stored result. Linux hands out the tile registers
-//! only on request: `P_run` asks (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) when
-//! the object holds this kernel, see [`request_permission`].
+//! QGemm packs A once per node into scratch as `[M/32·32][K/64·64]` bytes
+//! (flipped to u8 like the `vpdpbusd` kernels, [`Dot::act_shift`]) and B at
+//! compile time; QConv (`qconv.rs`) packs its weights `[OC/32·32][K/64·64]`
+//! at compile time and reads its packed input blocks as B. The weights are
+//! zero in all padding, so rows past M and bytes past K never reach a
+//! stored result. Linux hands out the tile registers only on request:
+//! `P_run` asks (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) when the object holds
+//! this kernel, see [`request_permission`].
 //!
 //! [`Dot::act_shift`]: super::qukernel::Dot::act_shift
 
@@ -51,9 +59,11 @@ const COLSB: usize = 64;
 /// The block one microkernel call computes: 2×2 tiles.
 pub const BLOCK: usize = 2 * ROWS;
 /// K per step.
-const KT: usize = COLSB;
+pub const KT: usize = COLSB;
+/// k-groups of four per step (rows of a B tile).
+pub const KT4: usize = ROWS;
 /// Bytes of the accumulator block the microkernel stores to scratch.
-const ACC_BYTES: usize = BLOCK * BLOCK * 4;
+pub const ACC_BYTES: usize = BLOCK * BLOCK * 4;
 /// The prefix of every AMX microkernel's name (the entry looks for it).
 pub const PREFIX: &str = "qcc.mmm.i8.amx.";
 
@@ -158,7 +168,7 @@ pub fn emit<'ctx>(
     let panel = (kp / 4 * ROWS * 4) as i64;
     let tables = epi_tables(cx, bias, &epi.rescale, (1, n, BLOCK));
     let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
-    let f = function(cx, high)?;
+    let f = function(cx, true, high)?;
     let s = cx
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
@@ -170,33 +180,85 @@ pub fn emit<'ctx>(
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (BLOCK * n) as i64)?)?;
         for_blocks(cx, n, BLOCK, |cx, nb, nrv| {
             let col = cx.mul_c(nb, BLOCK as i64)?;
-            let mut args: Vec<BasicMetadataValueEnum> = vec![
-                cx.i64((kp / KT) as i64).into(),
-                arow.into(),
-                cx.i64(kp as i64).into(),
-                cx.gep(DType::I8, wt, cx.mul_c(nb, 2 * panel)?)?.into(),
-                cx.i64(panel).into(),
-                cx.gep(DType::I8, crow, col)?.into(),
-                cx.i64(n as i64).into(),
+            let params = [
+                cx.gep(DType::I32, tables[0], col)?,
+                cx.gep(DType::I32, tables[1], col)?,
+                cx.gep(DType::I32, tables[2], col)?,
             ];
-            for t in tables {
-                args.push(cx.gep(DType::I32, t, col)?.into());
+            AmxCall {
+                kt: (kp / KT) as i64,
+                a: arow,
+                lda: kp as i64,
+                b: cx.gep(DType::I8, wt, cx.mul_c(nb, 2 * panel)?)?,
+                ldb: COLSB as i64,
+                bk: (KT4 * COLSB) as i64,
+                bh: panel,
+                c: cx.gep(DType::I8, crow, col)?,
+                ldc: n as i64,
+                params,
+                mr_valid: mrv,
+                nr_valid: nrv,
+                out: (epi.zero_point, epi.min, epi.max),
+                acc,
             }
-            args.extend::<[BasicMetadataValueEnum; 6]>([
-                cx.i64(mrv as i64).into(),
-                cx.i64(nrv as i64).into(),
-                cx.i32(epi.zero_point).into(),
-                cx.i32(epi.min).into(),
-                cx.i32(epi.max).into(),
-                acc.into(),
-            ]);
-            cx.b.build_call(f, &args, "")?;
-            Ok(())
+            .emit(cx, f)
         })
     })?;
-    // Hand the tile state back: a thread that keeps it pays for saving
-    // 8 KiB at every context switch.
+    release(cx)
+}
+
+/// Hands the tile state back after a node: a thread that keeps it pays
+/// for saving 8 KiB at every context switch.
+pub fn release(cx: &KernelCx<'_, '_>) -> CgResult<()> {
     call_void(cx.module, cx.b, "llvm.x86.tilerelease", &[])
+}
+
+/// The arguments of one microkernel call (see the module docs).
+pub struct AmxCall<'ctx> {
+    pub kt: i64,
+    pub a: PointerValue<'ctx>,
+    pub lda: i64,
+    pub b: PointerValue<'ctx>,
+    pub ldb: i64,
+    pub bk: i64,
+    pub bh: i64,
+    pub c: PointerValue<'ctx>,
+    pub ldc: i64,
+    /// `bias`, `mult`, `shift`: i32 tables at this block's first channel.
+    pub params: [PointerValue<'ctx>; 3],
+    pub mr_valid: usize,
+    pub nr_valid: usize,
+    /// Output zero point and clamp.
+    pub out: (i32, i32, i32),
+    /// The 4 KiB accumulator block in scratch.
+    pub acc: PointerValue<'ctx>,
+}
+
+impl<'ctx> AmxCall<'ctx> {
+    pub fn emit(&self, cx: &KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>) -> CgResult<()> {
+        let args: Vec<BasicMetadataValueEnum> = vec![
+            cx.i64(self.kt).into(),
+            self.a.into(),
+            cx.i64(self.lda).into(),
+            self.b.into(),
+            cx.i64(self.ldb).into(),
+            cx.i64(self.bk).into(),
+            cx.i64(self.bh).into(),
+            self.c.into(),
+            cx.i64(self.ldc).into(),
+            self.params[0].into(),
+            self.params[1].into(),
+            self.params[2].into(),
+            cx.i64(self.mr_valid as i64).into(),
+            cx.i64(self.nr_valid as i64).into(),
+            cx.i32(self.out.0).into(),
+            cx.i32(self.out.1).into(),
+            cx.i32(self.out.2).into(),
+            self.acc.into(),
+        ];
+        cx.b.build_call(f, &args, "")?;
+        Ok(())
+    }
 }
 
 /// Copies the `m` rows of `k` bytes of `a` into `dst` with row stride
@@ -244,9 +306,18 @@ fn pack_rows<'ctx>(
     })
 }
 
-/// The microkernel, emitted into the module on first use.
-fn function<'ctx>(outer: &KernelCx<'_, 'ctx>, high: bool) -> CgResult<FunctionValue<'ctx>> {
-    let name = format!("{PREFIX}{BLOCK}x{BLOCK}{}", if high { ".h" } else { "" });
+/// The microkernel (activations in A or in B, see the module docs),
+/// emitted into the module on first use.
+pub fn function<'ctx>(
+    outer: &KernelCx<'_, 'ctx>,
+    acts_in_a: bool,
+    high: bool,
+) -> CgResult<FunctionValue<'ctx>> {
+    let name = format!(
+        "{PREFIX}{BLOCK}x{BLOCK}.{}{}",
+        if acts_in_a { "x" } else { "w" },
+        if high { ".h" } else { "" }
+    );
     if let Some(f) = outer.module.get_function(&name) {
         return Ok(f);
     }
@@ -258,7 +329,9 @@ fn function<'ctx>(outer: &KernelCx<'_, 'ctx>, high: bool) -> CgResult<FunctionVa
         ptr.into(),  // a
         i64t.into(), // lda
         ptr.into(),  // b
-        i64t.into(), // ldp
+        i64t.into(), // ldb
+        i64t.into(), // bk
+        i64t.into(), // bh
         ptr.into(),  // c
         i64t.into(), // ldc
         ptr.into(),  // bias
@@ -275,7 +348,7 @@ fn function<'ctx>(outer: &KernelCx<'_, 'ctx>, high: bool) -> CgResult<FunctionVa
         outer,
         &name,
         &params,
-        (&[1, 3, 5, 15], &[1, 3, 7, 8, 9]),
+        (&[1, 3, 7, 17], &[1, 3, 9, 10, 11]),
         true,
     );
     let b = ctx.create_builder();
@@ -290,22 +363,28 @@ fn function<'ctx>(outer: &KernelCx<'_, 'ctx>, high: bool) -> CgResult<FunctionVa
         target: outer.target,
         scratch: None,
     };
-    body(&mut cx, f, high)?;
+    body(&mut cx, f, acts_in_a, high)?;
     Ok(f)
 }
 
-fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -> CgResult<()> {
+fn body<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    f: FunctionValue<'ctx>,
+    acts_in_a: bool,
+    high: bool,
+) -> CgResult<()> {
     let p = |i: u32| {
         f.get_nth_param(i)
             .ok_or_else(|| CodegenError::Llvm("missing microkernel parameter".into()))
     };
     let int = |i: u32| -> CgResult<IntValue<'ctx>> { Ok(p(i)?.into_int_value()) };
     let pt = |i: u32| -> CgResult<PointerValue<'ctx>> { Ok(p(i)?.into_pointer_value()) };
-    let (kt, a, lda, bp, ldp) = (int(0)?, pt(1)?, int(2)?, pt(3)?, int(4)?);
-    let (c, ldc) = (pt(5)?, int(6)?);
-    let (bias, mult, shift) = (pt(7)?, pt(8)?, pt(9)?);
-    let (mr_valid, nr_valid) = (int(10)?, int(11)?);
-    let (zp, lo, hi, acc) = (int(12)?, int(13)?, int(14)?, pt(15)?);
+    let (kt, a, lda, bp) = (int(0)?, pt(1)?, int(2)?, pt(3)?);
+    let (ldb, bk, bh) = (int(4)?, int(5)?, int(6)?);
+    let (c, ldc) = (pt(7)?, int(8)?);
+    let (bias, mult, shift) = (pt(9)?, pt(10)?, pt(11)?);
+    let (mr_valid, nr_valid) = (int(12)?, int(13)?);
+    let (zp, lo, hi, acc) = (int(14)?, int(15)?, int(16)?, pt(17)?);
     let (ctx, m) = (cx.ctx, cx.module);
     let b = cx.b;
     let cfg = config(cx);
@@ -323,10 +402,9 @@ fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -
     let q = qphi.as_basic_value().into_int_value();
     let a0 = cx.gep(DType::I8, a, cx.mul_c(q, KT as i64)?)?;
     let a1 = cx.gep(DType::I8, a0, cx.mul_c(lda, ROWS as i64)?)?;
-    let b0 = cx.gep(DType::I8, bp, cx.mul_c(q, (ROWS * COLSB) as i64)?)?;
-    let b1 = cx.gep(DType::I8, b0, ldp)?;
-    let stride = cx.i64(COLSB as i64);
-    for (t, at, ld) in [(4, a0, lda), (5, a1, lda), (6, b0, stride), (7, b1, stride)] {
+    let b0 = cx.gep(DType::I8, bp, cx.mul(q, bk)?)?;
+    let b1 = cx.gep(DType::I8, b0, bh)?;
+    for (t, at, ld) in [(4, a0, lda), (5, a1, lda), (6, b0, ldb), (7, b1, ldb)] {
         call_void(
             m,
             b,
@@ -335,10 +413,15 @@ fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -
         )?;
     }
     for (dst, ta, tb) in [(0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7)] {
+        // A u8 × B s8 (activations in A), or A s8 × B u8.
         call_void(
             m,
             b,
-            "llvm.x86.tdpbusd",
+            if acts_in_a {
+                "llvm.x86.tdpbusd"
+            } else {
+                "llvm.x86.tdpbsud"
+            },
             &[tile(ctx, dst), tile(ctx, ta), tile(ctx, tb)],
         )?;
     }
@@ -372,14 +455,16 @@ fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -
         }
         Ok(v.into_vector_value())
     };
-    let params = [
-        load_v(cx, bias)?,
-        load_v(cx, mult)?,
-        load_v(cx, shift)?,
+    let outs = [
         cx.splat(zp.into(), n)?,
         cx.splat(lo.into(), n)?,
         cx.splat(hi.into(), n)?,
     ];
+    let cols = if acts_in_a {
+        Some([load_v(cx, bias)?, load_v(cx, mult)?, load_v(cx, shift)?])
+    } else {
+        None
+    };
     let lane: Vec<IntValue> = (0..n).map(|l| cx.i32(l as i32)).collect();
     let nv = b.build_int_truncate(nr_valid, cx.i32_t(), "")?;
     let mask = b.build_int_compare(
@@ -399,7 +484,17 @@ fn body<'ctx>(cx: &mut KernelCx<'_, 'ctx>, f: FunctionValue<'ctx>, high: bool) -
     let rphi = b.build_phi(cx.i64_t(), "r")?;
     let r = rphi.as_basic_value().into_int_value();
     let v = load_v(cx, cx.gep(DType::I32, acc, cx.mul_c(r, BLOCK as i64)?)?)?;
-    let q8 = requantize(cx, v, params, high)?;
+    let [pb, pm, ps] = match cols {
+        Some(c) => c,
+        None => {
+            let row = |t: PointerValue<'ctx>| -> CgResult<_> {
+                let x = cx.load(DType::I32, t, r)?;
+                cx.splat(x, n)
+            };
+            [row(bias)?, row(mult)?, row(shift)?]
+        }
+    };
+    let q8 = requantize(cx, v, [pb, pm, ps, outs[0], outs[1], outs[2]], high)?;
     let dst = cx.gep(DType::I8, c, cx.mul(r, ldc)?)?;
     b.build_call(store, &[q8.into(), dst.into(), mask.into()], "")?;
     let rn = b.build_int_nsw_add(r, cx.i64(1), "r.next")?;

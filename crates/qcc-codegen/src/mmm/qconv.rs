@@ -13,6 +13,7 @@
 //! convolution first copies the image's group of channels into scratch with
 //! a border of the input zero point, so the packing never tests bounds.
 
+use super::amx;
 use super::pack::pack_k4;
 use super::qukernel::{epi_tables, I8Ukr, QCall};
 use super::{div_ceil, for_blocks, Conv2d};
@@ -43,6 +44,10 @@ pub struct QConvGemm {
     /// Bytes per K group of the packed block (`ceil(rows·OW / NR)·NR · 4`).
     pub ldb: usize,
     pub ukr: I8Ukr,
+    /// On AMX tiles (`amx.rs`): blocks of 32 channels × 32 positions, K
+    /// padded to 64 (the packed block's extra k-groups are read against
+    /// zero weights).
+    pub amx: bool,
 }
 
 impl std::ops::Deref for QConvGemm {
@@ -93,10 +98,12 @@ impl QConvGemm {
         let wp = ow * stride.1 + (kw - 1) * dil.1;
         let copy = (pad != (0, 0) || hp > h || wp > w).then_some((hp, wp));
         let ukr = I8Ukr::for_target(facts, false, m);
+        let amx = facts.amx && m >= amx::MIN_M;
         let k4 = div_ceil(c / g * kh * kw, 4);
         let cols = facts.simd.l2_budget() / (4 * k4);
         let rows = (cols / ow).clamp(1, oh);
-        let ldb = (rows * ow).next_multiple_of(ukr.nr) * 4;
+        let nr = if amx { amx::BLOCK } else { ukr.nr };
+        let ldb = (rows * ow).next_multiple_of(nr) * 4;
         Some(QConvGemm {
             geo,
             groups: g,
@@ -106,6 +113,7 @@ impl QConvGemm {
             rows,
             ldb,
             ukr,
+            amx,
         })
     }
 
@@ -123,9 +131,20 @@ impl QConvGemm {
             .map_or(0, |(hp, wp)| (self.cg * hp * wp).next_multiple_of(64))
     }
 
-    /// Workspace scratch the node needs, in bytes.
+    /// k-groups of the packed block: K/4, or whole AMX steps.
+    fn k4_rows(&self) -> usize {
+        if self.amx {
+            self.k4().next_multiple_of(amx::KT4)
+        } else {
+            self.k4()
+        }
+    }
+
+    /// Workspace scratch the node needs, in bytes: the padded copy, the
+    /// packed block, and AMX's accumulator block.
     pub fn scratch_bytes(&self) -> usize {
-        self.copy_bytes() + self.k4() * self.ldb
+        let acc = if self.amx { amx::ACC_BYTES } else { 0 };
+        self.copy_bytes() + self.k4_rows() * self.ldb + acc
     }
 }
 
@@ -144,6 +163,9 @@ pub fn emit<'ctx>(
     epi: &Epilogue,
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
+    if p.amx {
+        return emit_amx(cx, p, x, w, bias, zx, epi, out);
+    }
     let u = I8Ukr {
         high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
         ..p.ukr
@@ -224,6 +246,112 @@ pub fn emit<'ctx>(
             })
         })
     })
+}
+
+/// [`emit`] on AMX tiles: the weights packed `[groups][OC/32·32][K/64·64]`
+/// as A, the packed input block as B (its rows of 32 positions split into
+/// the two 16-column tiles).
+#[allow(clippy::too_many_arguments)]
+fn emit_amx<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &QConvGemm,
+    x: &Operand<'_, 'ctx>,
+    w: &[i64],
+    bias: &[i32],
+    zx: i32,
+    epi: &Epilogue,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let (m, k) = (p.m, p.k());
+    let blk = amx::BLOCK;
+    let mp = m.next_multiple_of(blk);
+    let kp = p.k4_rows() * 4;
+    let mut wp = vec![0i8; p.groups * mp * kp];
+    for g in 0..p.groups {
+        for o in 0..m {
+            for kk in 0..k {
+                wp[(g * mp + o) * kp + kk] = w[(g * m + o) * k + kk] as i8;
+            }
+        }
+    }
+    let wt = const_i8_table(cx, "mmm.amx.w", &wp);
+    let tables = epi_tables(cx, bias, &epi.rescale, (p.groups, m, blk));
+    let f = amx::function(
+        cx,
+        false,
+        super::qukernel::high_shift(&cx.target, &epi.rescale),
+    )?;
+    let s = cx
+        .scratch
+        .ok_or_else(|| cx.unsupported("no scratch for the packed input"))?;
+    let pack = cx.gep_bytes(s, p.copy_bytes() as i64)?;
+    let acc = cx.gep_bytes(pack, (p.k4_rows() * p.ldb) as i64)?;
+    let flip = p.ukr.dot.act_shift(x.dtype()) != 0;
+    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
+    let c_all = (p.cg * p.groups) as i64;
+    let oc_all = (m * p.groups) as i64;
+    cx.for_range(0, p.batch as i64, |cx, bi| {
+        cx.for_range(0, p.groups as i64, |cx, g| {
+            let xg = cx.gep(
+                DType::I8,
+                x.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, c_all)?, cx.mul_c(g, p.cg as i64)?)?, hw)?,
+            )?;
+            let og = cx.gep(
+                DType::I8,
+                out.ptr,
+                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
+            )?;
+            let src = match p.copy {
+                Some((hp, wp)) => {
+                    pad_planes(cx, (xg, p.cg, p.h, p.w), (s, hp, wp), p.pad, zx)?;
+                    s
+                }
+                None => xg,
+            };
+            let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (mp * kp) as i64)?)?;
+            let pg: Vec<PointerValue> = tables
+                .iter()
+                .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, mp as i64)?))
+                .collect::<CgResult<_>>()?;
+            for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
+                let r0 = cx.mul_c(t, p.rows as i64)?;
+                pack_block(cx, p, src, pack, r0, rows, flip)?;
+                let col0 = cx.mul_c(r0, p.ow as i64)?;
+                for_blocks(cx, m, blk, |cx, mb, mrv| {
+                    let ch0 = cx.mul_c(mb, blk as i64)?;
+                    let a = cx.gep(DType::I8, wg, cx.mul_c(ch0, kp as i64)?)?;
+                    let params = [
+                        cx.gep(DType::I32, pg[0], ch0)?,
+                        cx.gep(DType::I32, pg[1], ch0)?,
+                        cx.gep(DType::I32, pg[2], ch0)?,
+                    ];
+                    let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
+                    for_blocks(cx, rows * p.ow, blk, |cx, np, nrv| {
+                        let col = cx.mul_c(np, blk as i64)?;
+                        amx::AmxCall {
+                            kt: (kp / amx::KT) as i64,
+                            a,
+                            lda: kp as i64,
+                            b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
+                            ldb: p.ldb as i64,
+                            bk: (amx::KT4 * p.ldb) as i64,
+                            bh: (blk / 2 * 4) as i64,
+                            c: cx.gep(DType::I8, crow, col)?,
+                            ldc: ohw,
+                            params,
+                            mr_valid: mrv,
+                            nr_valid: nrv,
+                            out: (epi.zero_point, epi.min, epi.max),
+                            acc,
+                        }
+                        .emit(cx, f)
+                    })
+                })
+            })
+        })
+    })?;
+    amx::release(cx)
 }
 
 /// Copies `planes` input planes of `h × w` bytes at `src` into `dst` as
