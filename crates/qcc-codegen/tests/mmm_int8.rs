@@ -375,7 +375,7 @@ fn host_amx() -> bool {
 
 /// The conv battery, then QGemms shaped for AMX tiles: rows around the
 /// 16-row tiles and 32-row blocks, columns around the 32-column block, K
-/// around the 64-byte tile rows (and not a multiple of four), and the
+/// from one 64-byte tile row on (and not a multiple of four), and the
 /// extremes over K = 4096.
 fn amx_battery() -> (Graph, Vec<Tensor>) {
     const CONVS: usize = 12;
@@ -383,12 +383,12 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
     let mut r = Lcg(17_000);
     let shapes = [
         (8, 64, 32),
-        (16, 1, 1),
-        (17, 63, 33),
+        (16, 64, 1),
+        (17, 129, 33),
         (31, 65, 31),
         (32, 128, 64),
         (33, 100, 17),
-        (40, 7, 150),
+        (40, 71, 150),
         (64, 512, 48),
         (70, 190, 96),
     ];

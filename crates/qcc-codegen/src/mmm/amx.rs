@@ -67,12 +67,20 @@ pub const ACC_BYTES: usize = BLOCK * BLOCK * 4;
 /// The prefix of every AMX microkernel's name (the entry looks for it).
 pub const PREFIX: &str = "qcc.mmm.i8.amx.";
 
-/// Fewest rows of A worth a tile: below this, 16-row tiles are mostly
-/// padding and the vector kernels are faster. Measured on `[M,512]×[512,512]`
-/// (µs, AMX vs `vpdpbusd`): M = 8: 5.6 vs 7.3, M = 12: 5.8 vs 13.8,
-/// M = 16: 6.5 vs 14.2; at M = 4 `vpdpbusd` takes 3.6, under what the
-/// tiles need for streaming B alone.
-pub const MIN_M: usize = 8;
+/// Whether an `[m,k] × [k,n]` product (QGemm rows, or a convolution's
+/// output channels per group and K) is worth the tiles on a target that
+/// has them. Below 8 rows the 16-row tiles are mostly padding; below one
+/// 64-byte step of K, the tiles' zero padding and the accumulator round
+/// trip through memory cost more than the vector kernels, which keep their
+/// accumulators in registers. Measured, µs, AMX vs `vpdpbusd`:
+/// `[M,512]×[512,512]` at M = 4 (3.6 with `vpdpbusd`, under what the
+/// tiles need to stream B alone), 8: 5.6 vs 7.3, 12: 5.8 vs 13.8, 16: 6.5
+/// vs 14.2; MobileNetV2's 1×1 convolutions with K = 16, 24, 32: 371 vs
+/// 258, 147 vs 105, 52 vs 34 (per layer); K = 64: 27 vs 31; K ≥ 96: AMX
+/// 1.1–2× faster.
+pub fn worth(m: usize, k: usize) -> bool {
+    m >= 8 && k >= KT
+}
 
 /// The padded shapes and scratch layout of one AMX QGemm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

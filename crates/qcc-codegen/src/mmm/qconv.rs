@@ -98,7 +98,7 @@ impl QConvGemm {
         let wp = ow * stride.1 + (kw - 1) * dil.1;
         let copy = (pad != (0, 0) || hp > h || wp > w).then_some((hp, wp));
         let ukr = I8Ukr::for_target(facts, false, m);
-        let amx = facts.amx && m >= amx::MIN_M;
+        let amx = facts.amx && amx::worth(m, c / g * kh * kw);
         let k4 = div_ceil(c / g * kh * kw, 4);
         let cols = facts.simd.l2_budget() / (4 * k4);
         let rows = (cols / ow).clamp(1, oh);

@@ -24,8 +24,8 @@ pub struct QGemmPlan {
     pub k: usize,
     pub n: usize,
     pub ukr: I8Ukr,
-    /// On AMX tiles instead of `ukr` (Linux x86-64 with `amx-int8`, at
-    /// least [`amx::MIN_M`] rows).
+    /// On AMX tiles instead of `ukr` (Linux x86-64 with `amx-int8`, when
+    /// [`amx::worth`] it).
     pub amx: Option<AmxPlan>,
 }
 
@@ -41,7 +41,7 @@ impl QGemmPlan {
             k,
             n,
             ukr: I8Ukr::for_target(facts, true, m),
-            amx: (facts.amx && m >= amx::MIN_M).then_some(AmxPlan { m, k, n }),
+            amx: (facts.amx && amx::worth(m, k)).then_some(AmxPlan { m, k, n }),
         })
     }
 
