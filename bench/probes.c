@@ -2,9 +2,15 @@
  * no memory traffic. Prints "name GMAC/s" for each probe compiled in (the
  * runner compiles only those the CPU has). */
 #define _POSIX_C_SOURCE 199309L
+#define _DEFAULT_SOURCE
 #include <immintrin.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#ifdef P_AMX
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static double now(void) {
     struct timespec t;
@@ -51,6 +57,35 @@ int main(void) {
 #ifdef P_VNNI_ZMM
     PROBE("int8_vpdpbusd_zmm", __m512i, _mm512_set1_epi8(1), _mm512_dpbusd_epi32(a[c], x, y), 64,
           (float)_mm_cvtsi128_si32(_mm512_castsi512_si128(a[c])))
+#endif
+#ifdef P_AMX
+    /* Four independent 16x16 accumulator tiles, each tdpbusd 16*16*64 MACs;
+     * Linux grants the tile state on request (ARCH_REQ_XCOMP_PERM). */
+    if (syscall(158, 0x1023, 18) == 0) {
+        unsigned char cfg[64], src[1024];
+        memset(cfg, 0, sizeof cfg);
+        memset(src, 1, sizeof src);
+        cfg[0] = 1;
+        for (int t = 0; t < 8; t++) {
+            cfg[16 + 2 * t] = 64;
+            cfg[48 + t] = 16;
+        }
+        _tile_loadconfig(cfg);
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        _tile_loadd(4, src, 64); _tile_loadd(5, src, 64);
+        _tile_loadd(6, src, 64); _tile_loadd(7, src, 64);
+        long n = ITERS / 4;
+        double t0 = now();
+        for (long i = 0; i < n; i++) {
+            _tile_dpbusd(0, 4, 6); _tile_dpbusd(1, 4, 7);
+            _tile_dpbusd(2, 5, 6); _tile_dpbusd(3, 5, 7);
+        }
+        double dt = now() - t0;
+        int out[256];
+        _tile_stored(0, out, 64);
+        _tile_release();
+        printf("int8_amx_tdpbusd %.1f\n", (double)n * 4 * 16 * 16 * 64 / dt * 1e-9 + 0 * out[0]);
+    }
 #endif
     return 0;
 }

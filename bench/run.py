@@ -66,6 +66,8 @@ def probes(flags):
         defs += ["-DP_VNNI_YMM"]
     if "avx512_vnni" in flags:
         defs += ["-DP_VNNI_ZMM"]
+    if "amx_int8" in flags and "amx_tile" in flags and sys.platform.startswith("linux"):
+        defs += ["-DP_AMX"]
     if not defs:
         return {}
     exe = os.path.join(WORK, "probes")
