@@ -66,11 +66,6 @@ pub struct Options {
     pub prefix: String,
     pub emit_asm: bool,
     pub emit_llvm_ir: bool,
-    /// Quantization parameters of 8-bit graph inputs (`--io int8`), by input
-    /// index; the header states them as `PU_INPUT<i>_SCALE` / `_ZERO_POINT`.
-    pub input_qparams: Vec<Option<qcc_ir::QParams>>,
-    /// The same for graph outputs.
-    pub output_qparams: Vec<Option<qcc_ir::QParams>>,
     /// Also export `P_run_profiled`, which times every node with a clock
     /// function the caller passes (the header lists the nodes).
     pub profile: bool,
@@ -243,29 +238,19 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         None => None,
     };
 
-    let port = |name: &str, v, q: Option<&Option<qcc_ir::QParams>>| Port {
+    // 8-bit inputs and outputs (`--io int8`): the header states their
+    // parameters, from their types, as `PU_INPUT<i>_SCALE` / `_ZERO_POINT`.
+    let port = |name: &str, v| Port {
         name: name.to_string(),
         ty: g.value_type(v).clone(),
-        q: q.copied().flatten(),
+        q: g.value_type(v).quant,
     };
     let inputs = g
         .inputs()
         .iter()
-        .enumerate()
-        .map(|(i, &id)| {
-            port(
-                &g.node(id).name,
-                qcc_ir::ValueId::of(id),
-                opts.input_qparams.get(i),
-            )
-        })
+        .map(|&id| port(&g.node(id).name, qcc_ir::ValueId::of(id)))
         .collect();
-    let outputs = g
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(j, o)| port(&o.name, o.value, opts.output_qparams.get(j)))
-        .collect();
+    let outputs = g.outputs.iter().map(|o| port(&o.name, o.value)).collect();
     let header = header::render(&HeaderInfo {
         prefix: &opts.prefix,
         model_name: name,

@@ -124,14 +124,17 @@ fn fmt_types(t: &[TensorType]) -> String {
 }
 
 /// Evaluates one op on concrete inputs. `outputs` are the node's declared
-/// output types; they must equal what the inputs imply (an empty slice skips
-/// that check).
+/// output types; their element types and shapes must equal what the inputs
+/// imply (an empty slice skips that check).
 pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Vec<Tensor>, String> {
     precheck(op, inputs)?;
     let tys: Vec<TensorType> = inputs.iter().map(|t| t.ty()).collect();
     let refs: Vec<&TensorType> = tys.iter().collect();
     let want = infer(op, &refs)?;
-    if !outputs.is_empty() && outputs != want.as_slice() {
+    // Element types and shapes: a tensor carries no quantization parameters.
+    let same =
+        outputs.len() == want.len() && outputs.iter().zip(&want).all(|(a, b)| a.same_layout(b));
+    if !outputs.is_empty() && !same {
         return Err(format!(
             "declared outputs {} but inputs {} give {}",
             fmt_types(outputs),
@@ -371,7 +374,9 @@ pub fn run_observed(
             }
         };
         let got: Vec<TensorType> = outs.iter().map(|t| t.ty()).collect();
-        if got != n.outputs {
+        let same = got.len() == n.outputs.len()
+            && got.iter().zip(&n.outputs).all(|(a, b)| a.same_layout(b));
+        if !same {
             return Err(InterpError::Node {
                 node: n.name.clone(),
                 op: n.op.name(),
@@ -423,7 +428,7 @@ fn graph_input<'a>(
         .get(index)
         .ok_or_else(|| err(format!("missing: only {} inputs given", inputs.len())))?;
     match n.outputs.as_slice() {
-        [want] if *want == t.ty() => Ok(t),
+        [want] if want.same_layout(&t.ty()) => Ok(t),
         [want] => Err(err(format!("expected {want}, got {}", t.ty()))),
         _ => Err(err("input node must declare exactly one output".into())),
     }

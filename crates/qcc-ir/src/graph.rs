@@ -282,9 +282,57 @@ impl Graph {
                 input: index,
             },
         );
+        // A layout op now moves other integers: it inherits their parameters.
+        let n = &self.g[node.0];
+        if index == 0
+            && n.op.keeps_quant()
+            && crate::infer::int8_range(n.outputs[0].dtype).is_some()
+        {
+            let q = self.value_type(value).quant;
+            self.set_quant(ValueId::of(node), q);
+        }
     }
 
     /// Makes every user of `old` (graph outputs included) read `new` instead.
+    /// Quantization parameters of graph input `index` (when it is 8-bit).
+    pub fn input_quant(&self, index: usize) -> Option<crate::quant::QParams> {
+        let id = self.inputs().get(index)?;
+        self.value_type(ValueId::of(*id)).quant
+    }
+
+    /// Quantization parameters of graph output `index` (when it is 8-bit).
+    pub fn output_quant(&self, index: usize) -> Option<crate::quant::QParams> {
+        let v = self.outputs.get(index)?.value;
+        self.contains(v.node)
+            .then(|| self.value_type(v).quant)
+            .flatten()
+    }
+
+    /// Sets the quantization parameters of value `v`'s type, and of the
+    /// values downstream that inherit them (8-bit outputs of
+    /// [`Op::keeps_quant`] ops reading `v` first).
+    pub fn set_quant(&mut self, v: ValueId, q: Option<crate::quant::QParams>) {
+        let mut todo = vec![v];
+        while let Some(v) = todo.pop() {
+            let Some(t) = self.g[v.node.0].outputs.get_mut(v.slot) else {
+                continue;
+            };
+            if t.quant == q {
+                continue;
+            }
+            t.quant = q;
+            for (u, i) in self.users(v) {
+                let n = self.node(u);
+                if i == 0
+                    && n.op.keeps_quant()
+                    && crate::infer::int8_range(n.outputs[0].dtype).is_some()
+                {
+                    todo.push(ValueId::of(u));
+                }
+            }
+        }
+    }
+
     pub fn replace_all_uses(&mut self, old: ValueId, new: ValueId) {
         for (node, index) in self.users(old) {
             self.set_input(node, index, new);

@@ -143,8 +143,25 @@ fn uniform_windows(x: &TensorType, p: &PoolAttrs, out: &[usize]) -> bool {
     })
 }
 
-/// Infers the output types of `op` applied to inputs of the given types.
+/// Infers the output types of `op` applied to inputs of the given types,
+/// with the quantization parameters the op decides: `Quantize`'s own, and
+/// for 8-bit outputs of [`Op::keeps_quant`] ops their first input's.
 pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
+    let mut out = infer_layout(op, ins)?;
+    for t in &mut out {
+        t.quant = match op {
+            Op::Quantize { q, .. } => Some(*q),
+            op if op.keeps_quant() && int8_range(t.dtype).is_some() => {
+                ins.first().and_then(|i| i.quant)
+            }
+            _ => None,
+        };
+    }
+    Ok(out)
+}
+
+/// Element types and shapes of `op`'s outputs.
+fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
     let (lo, hi) = op.arity();
     if ins.len() < lo || ins.len() > hi {
         return Err(format!(
@@ -167,7 +184,7 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R {
         Op::ConvAdd { conv, .. } => {
             let y = infer(&Op::Conv(conv.clone()), &ins[..3])?;
             match y.first() {
-                Some(t) if t == ins[3] => Ok(y),
+                Some(t) if t.same_layout(ins[3]) => Ok(y),
                 Some(t) => Err(format!("residual {} does not match the output {t}", ins[3])),
                 None => Err("internal: a convolution has no output".into()),
             }

@@ -320,6 +320,20 @@ pub enum Op {
 
 impl Op {
     /// The op's name as printed in IR dumps.
+    /// Ops that move 8-bit values without changing what they stand for:
+    /// their output has the quantization parameters of their (first) input.
+    pub fn keeps_quant(&self) -> bool {
+        matches!(
+            self,
+            Op::MaxPool(_)
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Slice { .. }
+                | Op::Pad { .. }
+                | Op::Concat { .. }
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Op::Input { .. } => "input",

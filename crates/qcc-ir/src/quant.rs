@@ -8,11 +8,22 @@
 //! The arithmetic here is the *definition*: every kernel must produce exactly
 //! what these functions produce, bit for bit, on every target.
 
-/// `real = scale * (q - zero_point)`.
+/// `real = scale * (q - zero_point)`. Part of an 8-bit value's type
+/// ([`crate::TensorType::quant`]). Scales are finite and positive, so
+/// equality and hashing go by the scale's bits.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QParams {
     pub scale: f32,
     pub zero_point: i32,
+}
+
+impl Eq for QParams {}
+
+impl std::hash::Hash for QParams {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.scale.to_bits().hash(h);
+        self.zero_point.hash(h);
+    }
 }
 
 /// A fixed-point scale factor: `x ↦ round_shift(x * multiplier, shift)`.

@@ -116,11 +116,19 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// The type of every value in the IR: element type and static shape.
+/// The type of every value in the IR: element type (with its width and
+/// signedness), static shape, and for a quantized 8-bit activation the
+/// real numbers its integers stand for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
     pub dtype: DType,
     pub shape: Shape,
+    /// `real = scale · (q - zero_point)`, per tensor. Shape inference sets
+    /// it where the op decides it (`Quantize`, and the layout ops that move
+    /// 8-bit values unchanged, [`crate::Op::keeps_quant`]); the
+    /// quantization passes set it on what their integer kernels produce;
+    /// the header, `--emit onnx` and `--stats` read it.
+    pub quant: Option<crate::quant::QParams>,
 }
 
 impl TensorType {
@@ -128,7 +136,16 @@ impl TensorType {
         TensorType {
             dtype,
             shape: shape.into(),
+            quant: None,
         }
+    }
+    /// This type with quantization parameters `q`.
+    pub fn with_quant(self, q: Option<crate::quant::QParams>) -> Self {
+        TensorType { quant: q, ..self }
+    }
+    /// Same element type and shape (quantization parameters aside).
+    pub fn same_layout(&self, other: &TensorType) -> bool {
+        self.dtype == other.dtype && self.shape == other.shape
     }
     pub fn f32(shape: impl Into<Shape>) -> Self {
         Self::new(DType::F32, shape)
@@ -153,6 +170,10 @@ impl fmt::Display for TensorType {
             }
             write!(f, "{d}")?;
         }
-        f.write_str("]")
+        f.write_str("]")?;
+        if let Some(q) = &self.quant {
+            write!(f, "(s={},z={})", q.scale, q.zero_point)?;
+        }
+        Ok(())
     }
 }

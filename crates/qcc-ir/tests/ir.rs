@@ -98,6 +98,61 @@ fn verifier_rejects_wrong_declared_type() {
     assert!(e.contains("'mm'"), "{e}");
 }
 
+/// `x → quantize → reshape → relu-free integer chain`: the quantize's
+/// output carries its parameters, the reshape inherits them.
+fn quant_chain() -> (Graph, NodeId, NodeId) {
+    let mut g = Graph::new("q");
+    let x = g.add_input("x", TensorType::f32(vec![2, 3]));
+    let q = QParams {
+        scale: 0.5,
+        zero_point: -3,
+    };
+    let qn = g
+        .add_node(Op::Quantize { q, to: DType::I8 }, "q", vec![ValueId::of(x)])
+        .unwrap();
+    let r = g
+        .add_node(Op::Reshape { shape: vec![6] }, "r", vec![ValueId::of(qn)])
+        .unwrap();
+    g.add_output("y", ValueId::of(r));
+    (g, qn, r)
+}
+
+#[test]
+fn quantization_parameters_are_part_of_the_type() {
+    let (g, qn, r) = quant_chain();
+    let q = Some(QParams {
+        scale: 0.5,
+        zero_point: -3,
+    });
+    assert_eq!(g.value_type(ValueId::of(qn)).quant, q);
+    assert_eq!(g.value_type(ValueId::of(r)).quant, q);
+    verify(&g).unwrap();
+    let text = print(&g).unwrap();
+    assert!(text.contains(": i8[6](s=0.5,z=-3)  # r"), "{text}");
+    // A quantize whose type disagrees with its own parameters is a bug.
+    let mut bad = g.clone();
+    bad.node_mut(qn).outputs[0].quant = None;
+    let e = verify(&bad).unwrap_err().to_string();
+    assert!(e.contains("'q'"), "{e}");
+    // So is a reshape that changes what its integers stand for.
+    let mut bad = g.clone();
+    bad.node_mut(r).outputs[0].quant = Some(QParams {
+        scale: 0.25,
+        zero_point: -3,
+    });
+    let e = verify(&bad).unwrap_err().to_string();
+    assert!(e.contains("'r'"), "{e}");
+    // Setting a value's parameters carries them through the layout ops.
+    let mut g2 = g.clone();
+    let q2 = Some(QParams {
+        scale: 0.125,
+        zero_point: 0,
+    });
+    g2.set_quant(ValueId::of(qn), q2);
+    assert_eq!(g2.value_type(ValueId::of(r)).quant, q2);
+    assert_eq!(g2.output_quant(0), q2);
+}
+
 #[test]
 fn replace_uses_and_dead_code() {
     let (mut g, mm) = small_graph();

@@ -14,8 +14,8 @@
 //! weight scales per channel are `s_w[m] = real_m · s_y / s_x` (the epilogue
 //! factor `real_m = s_x · s_w[m] / s_y` solved for `s_w`), bias scales
 //! `s_x · s_w[m]`, QAdd's operand scales `|multiplier| · real · s_y`. Output
-//! and activation-input scales come from the `qparams` table of the pass
-//! context. The epilogue clamp becomes `Relu` or `Clip` when it is tighter
+//! and activation-input scales come from the values' types
+//! (`TensorType::quant`). The epilogue clamp becomes `Relu` or `Clip` when it is tighter
 //! than the output type's range.
 
 use crate::proto::attribute_proto::AttributeType;
@@ -40,13 +40,10 @@ pub const EXPORT_OPSET: i64 = 13;
 #[error("ONNX export: {0}")]
 pub struct ExportError(pub String);
 
-/// Writes `g` as an ONNX model. `qparams` holds the quantization parameters
-/// of the graph's 8-bit activation values (`PassContext::qparams`).
-pub fn export_model(
-    g: &Graph,
-    qparams: &HashMap<ValueId, QParams>,
-) -> Result<ModelProto, ExportError> {
-    let mut ex = Exporter::new(g, qparams);
+/// Writes `g` as an ONNX model. The quantization parameters of its 8-bit
+/// activation values are in their types.
+pub fn export_model(g: &Graph) -> Result<ModelProto, ExportError> {
+    let mut ex = Exporter::new(g);
     let graph = ex.run()?;
     Ok(ModelProto {
         ir_version: Some(7),
@@ -62,16 +59,12 @@ pub fn export_model(
 }
 
 /// [`export_model`], serialized.
-pub fn export_model_bytes(
-    g: &Graph,
-    qparams: &HashMap<ValueId, QParams>,
-) -> Result<Vec<u8>, ExportError> {
-    Ok(export_model(g, qparams)?.encode_to_vec())
+pub fn export_model_bytes(g: &Graph) -> Result<Vec<u8>, ExportError> {
+    Ok(export_model(g)?.encode_to_vec())
 }
 
 struct Exporter<'a> {
     g: &'a Graph,
-    qp: &'a HashMap<ValueId, QParams>,
     names: HashMap<ValueId, String>,
     used: HashSet<String>,
     nodes: Vec<NodeProto>,
@@ -184,10 +177,9 @@ fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
 }
 
 impl<'a> Exporter<'a> {
-    fn new(g: &'a Graph, qp: &'a HashMap<ValueId, QParams>) -> Self {
+    fn new(g: &'a Graph) -> Self {
         Exporter {
             g,
-            qp,
             names: HashMap::new(),
             used: HashSet::new(),
             nodes: vec![],
@@ -271,9 +263,9 @@ impl<'a> Exporter<'a> {
     }
 
     fn qparams(&self, n: &Node, v: ValueId, what: &str) -> Result<QParams, ExportError> {
-        self.qp
-            .get(&v)
-            .copied()
+        self.g
+            .value_type(v)
+            .quant
             .ok_or_else(|| err(n, format!("no quantization parameters for its {what}")))
     }
 
@@ -921,7 +913,7 @@ impl<'a> Exporter<'a> {
             } => {
                 let s_y = self.qparams(n, out, "output")?.scale;
                 let prod = (epi.rescale.real(0) * s_y as f64) as f32;
-                let (s_a, s_b) = match (self.qp.get(&vin(0)), self.qp.get(&vin(1))) {
+                let (s_a, s_b) = match (self.quant(vin(0)), self.quant(vin(1))) {
                     (Some(a), _) => (a.scale, prod / a.scale),
                     (None, Some(b)) => (prod / b.scale, b.scale),
                     (None, None) => {
@@ -1005,12 +997,17 @@ impl<'a> Exporter<'a> {
         }
     }
 
+    /// The quantization parameters in `v`'s type.
+    fn quant(&self, v: ValueId) -> Option<QParams> {
+        self.g.value_type(v).quant
+    }
+
     /// The scale of an 8-bit input as an integer op defines it (`derived`,
-    /// from its multipliers), or the value's own from `qparams` when that
+    /// from its multipliers), or the value's own (its type's) when that
     /// agrees to 1e-4 (then every user shares one `DequantizeLinear`, as in
     /// ONNX Runtime's QDQ form; the two differ by the multipliers' rounding).
     fn scale_of(&self, v: ValueId, derived: f64) -> f32 {
-        match self.qp.get(&v) {
+        match self.quant(v) {
             Some(q) if ((q.scale as f64 - derived) / derived).abs() < 1e-4 => q.scale,
             _ => derived as f32,
         }
@@ -1051,7 +1048,7 @@ mod tests {
 
     /// An int8 chain the model tests do not reach: Lut → Requantize → Slice
     /// (negative step) → Pad.
-    fn chain() -> (Graph, HashMap<ValueId, QParams>) {
+    fn chain() -> Graph {
         let mut g = Graph::new("t");
         let x = g.add_input("x", TensorType::new(DType::I8, [1, 4]));
         let table: Vec<i32> = (-128..128).map(|v: i32| v.max(0)).collect();
@@ -1087,8 +1084,8 @@ mod tests {
             scale: s,
             zero_point: 3,
         };
-        let qp = HashMap::from([(ValueId::of(rq), q(0.5)), (ValueId::of(sl), q(0.5))]);
-        (g, qp)
+        g.set_quant(ValueId::of(rq), Some(q(0.5)));
+        g
     }
 
     fn ops(m: &ModelProto) -> Vec<String> {
@@ -1098,8 +1095,8 @@ mod tests {
 
     #[test]
     fn int8_chain() {
-        let (g, qp) = chain();
-        let m = export_model(&g, &qp).unwrap();
+        let g = chain();
+        let m = export_model(&g).unwrap();
         assert_eq!(
             ops(&m),
             [
@@ -1141,8 +1138,14 @@ mod tests {
 
     #[test]
     fn missing_qparams_is_an_error_naming_the_node() {
-        let (g, _) = chain();
-        let e = export_model(&g, &HashMap::new()).unwrap_err();
+        let mut g = chain();
+        let rq = g
+            .node_ids()
+            .into_iter()
+            .find(|&id| g.node(id).name == "rq")
+            .unwrap();
+        g.set_quant(ValueId::of(rq), None);
+        let e = export_model(&g).unwrap_err();
         assert!(e.to_string().contains("node 'rq' (requantize)"), "{e}");
     }
 }

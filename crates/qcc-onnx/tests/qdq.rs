@@ -65,7 +65,7 @@ fn no_zero_point_means_uint8() {
         ),
     );
     let g = import(&m).expect("imports");
-    assert_eq!(output_types(&g), ["u8[3]"]);
+    assert_eq!(output_types(&g), ["u8[3](s=1,z=0)"]);
 }
 
 /// Weights (int8, one scale per output channel) and an int32 bias are

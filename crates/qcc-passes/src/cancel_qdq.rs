@@ -27,9 +27,10 @@
 //!    merge; identity requantizes (factor 1, same zero point, no clamp) vanish.
 //!
 //! Needs: `cx.quant` (does nothing and returns `Ok(false)` without it) and
-//! `cx.qparams` from `insert-qdq`. Guarantees: none of the patterns above is
-//! left; every 8-bit activation value still has its parameters in
-//! `cx.qparams` (entries of removed values are dropped); nodes named in
+//! the parameters `insert-qdq` put in the types. Guarantees: none of the
+//! patterns above is left; every 8-bit activation value still has its
+//! parameters in its type (a node that replaces another inherits them);
+//! nodes named in
 //! `keep_float` stay float; `cx.quant_stats.final_counts` counts the final
 //! quantize/dequantize/requantize nodes and the layer table shows the final
 //! output parameters.
@@ -42,7 +43,6 @@ use crate::quantize::stats::QdqCounts;
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::infer::int8_range;
 use qcc_ir::{DType, Epilogue, Graph, NodeId, Op, QParams, UnaryOp, ValueId};
-use std::collections::HashMap;
 
 const PASS: &str = "cancel-qdq";
 
@@ -67,15 +67,7 @@ fn is_kernel(op: &Op) -> bool {
 }
 
 fn is_passthrough(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::MaxPool(_)
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Slice { .. }
-            | Op::Pad { .. }
-            | Op::Concat { .. }
-    )
+    op.keeps_quant()
 }
 
 /// `op` with a new epilogue and output type (kernels only).
@@ -111,7 +103,6 @@ struct Canceller<'a> {
     g: &'a mut Graph,
     fmt: ScaleFormat,
     keep_float: &'a [String],
-    qparams: &'a mut HashMap<ValueId, QParams>,
 }
 
 impl Canceller<'_> {
@@ -142,16 +133,17 @@ impl Canceller<'_> {
         }
     }
 
-    /// Adds a node. The graph may reuse a removed node's index, so any
-    /// parameters left from that node are dropped.
+    /// Adds a node.
     fn add(&mut self, op: Op, name: String, inputs: Vec<ValueId>) -> Result<ValueId, PassError> {
-        let v = self
-            .g
+        self.g
             .add_node(op, name, inputs)
             .map(ValueId::of)
-            .map_err(|e| fail(format!("internal: {e}")))?;
-        self.qparams.remove(&v);
-        Ok(v)
+            .map_err(|e| fail(format!("internal: {e}")))
+    }
+
+    /// The quantization parameters in `v`'s type.
+    fn quant(&self, v: ValueId) -> Option<QParams> {
+        self.g.value_type(v).quant
     }
 
     /// Replaces every use of `old` by a new node, inheriting `old`'s parameters.
@@ -163,9 +155,7 @@ impl Canceller<'_> {
         inputs: Vec<ValueId>,
     ) -> Result<ValueId, PassError> {
         let new = self.add(op, name, inputs)?;
-        if let Some(q) = self.qparams.get(&old).copied() {
-            self.qparams.insert(new, q);
-        }
+        self.g.set_quant(new, self.quant(old));
         self.g.replace_all_uses(old, new);
         Ok(new)
     }
@@ -202,7 +192,7 @@ impl Canceller<'_> {
             to,
         };
         let name = format!("{}/requantize", self.g.node(id).name);
-        self.qparams.insert(out, p2);
+        self.g.set_quant(out, Some(p2));
         self.replace(out, op, name, vec![x])?;
         Ok(true)
     }
@@ -263,7 +253,7 @@ impl Canceller<'_> {
             to: DType::I8,
         };
         let r = self.add(op, name.clone(), vec![x])?;
-        self.qparams.insert(r, p2);
+        self.g.set_quant(r, Some(p2));
         if quantized_to.is_some() {
             for (q, _) in users {
                 self.g.replace_all_uses(ValueId::of(q), r);
@@ -333,7 +323,7 @@ impl Canceller<'_> {
             Op::Quantize { q: p1, .. }
                 if p1.zero_point == in_zp && epi.min == lo && epi.max == hi =>
             {
-                let Some(q) = self.qparams.get(&out).copied() else {
+                let Some(q) = self.quant(out) else {
                     return Ok(false);
                 };
                 Op::Quantize { q, to }
@@ -367,7 +357,7 @@ impl Canceller<'_> {
             return Ok(false);
         };
         let out = ValueId::of(r);
-        let q = self.qparams.get(&out).copied();
+        let q = self.quant(out);
         let r_name = self.g.node(r).name.clone();
         let mut new_ins = vec![];
         for (k, i) in ins.iter().enumerate() {
@@ -377,9 +367,7 @@ impl Canceller<'_> {
                 to,
             };
             let ri = self.add(op, format!("{r_name}/{k}"), vec![*i])?;
-            if let Some(q) = q {
-                self.qparams.insert(ri, q);
-            }
+            self.g.set_quant(ri, q);
             new_ins.push(ri);
         }
         let op = match op {
@@ -461,7 +449,6 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         g,
         fmt: cfg.scales,
         keep_float: &cfg.keep_float,
-        qparams: &mut cx.qparams,
     };
     let mut changed = false;
     let mut sweeps = 0;
@@ -474,19 +461,14 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     }
     g.remove_dead_nodes();
     g.prune_weights();
-    cx.qparams.retain(|v, _| {
-        g.contains(v.node)
-            && v.slot < g.node(v.node).outputs.len()
-            && int8_range(g.value_type(*v).dtype).is_some()
-    });
     let stats = &mut cx.quant_stats;
     stats.final_counts = QdqCounts::of(g);
     for l in &mut stats.layers {
         let found = g.node_ids().into_iter().find(|&id| {
             g.node(id).name == l.output_node && !g.node(id).outputs[0].dtype.is_float()
         });
-        if let Some(q) = found.and_then(|id| cx.qparams.get(&ValueId::of(id))) {
-            l.output = *q;
+        if let Some(q) = found.and_then(|id| g.value_type(ValueId::of(id)).quant) {
+            l.output = q;
         }
     }
     Ok(changed)

@@ -7,11 +7,13 @@
 //! The quantization passes fill, in pipeline order:
 //! - `fuse-modules` → [`PassContext::modules`];
 //! - `calibrate` → [`PassContext::ranges`] and [`PassContext::value_stats`];
-//! - `insert-qdq` → [`PassContext::qparams`] and [`PassContext::quant_stats`]
-//!   (layers, naive counts);
-//! - `cancel-qdq` → keeps `qparams` correct and sets the final counts.
+//! - `insert-qdq` → [`PassContext::quant_stats`] (layers, naive counts);
+//! - `cancel-qdq` → the final counts.
+//!
+//! The quantization parameters of 8-bit values are not here: they are part
+//! of the values' types (`TensorType::quant`).
 
-use qcc_ir::{Graph, NodeId, QParams, Tensor, ValueId};
+use qcc_ir::{NodeId, Tensor, ValueId};
 use std::collections::HashMap;
 
 pub use crate::quantize::stats::{LayerStat, QdqCounts, QuantStats};
@@ -194,10 +196,6 @@ pub struct PassContext {
     pub ranges: HashMap<ValueId, Range>,
     /// Calibration statistics by value of the float graph (keys as `ranges`).
     pub value_stats: HashMap<ValueId, ValueStats>,
-    /// Quantization parameters of every 8-bit activation value of the
-    /// quantized graph (weights and biases, which may be per channel, are not
-    /// here). Graph inputs/outputs made 8-bit by `io_int8` are included.
-    pub qparams: HashMap<ValueId, QParams>,
     /// Per-layer report and quantize/dequantize/requantize counts (`--stats`).
     pub quant_stats: QuantStats,
 }
@@ -208,23 +206,5 @@ impl PassContext {
         self.modules
             .iter()
             .find(|m| m.anchor == node || m.act == Some(node))
-    }
-
-    /// Quantization parameters of graph input `index` when it is 8-bit (`io_int8`).
-    pub fn input_qparams(&self, g: &Graph, index: usize) -> Option<QParams> {
-        let v = ValueId::of(*g.inputs().get(index)?);
-        if g.value_type(v).dtype.is_float() {
-            return None;
-        }
-        self.qparams.get(&v).copied()
-    }
-
-    /// Quantization parameters of graph output `index` when it is 8-bit (`io_int8`).
-    pub fn output_qparams(&self, g: &Graph, index: usize) -> Option<QParams> {
-        let v = g.outputs.get(index)?.value;
-        if g.contains(v.node) && g.value_type(v).dtype.is_float() {
-            return None;
-        }
-        self.qparams.get(&v).copied()
     }
 }

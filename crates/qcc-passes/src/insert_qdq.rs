@@ -37,12 +37,12 @@
 //! still fit; an output scale is raised further when a rescale would
 //! otherwise exceed 1), so every epilogue is `Rescale::pow2`, multiplier 1.
 //! Graph inputs and outputs stay f32 unless `io_int8`, which makes every f32
-//! graph input and output i8 (their parameters are in `cx.qparams`).
+//! graph input and output i8 (their parameters in their types).
 //!
 //! Needs: `cx.quant` (does nothing and returns `Ok(false)` without it),
 //! `cx.modules` (`fuse-modules`) and `cx.ranges` (`calibrate`) for this graph.
-//! Guarantees: `cx.qparams` has the parameters of every 8-bit activation
-//! value; `cx.quant_stats` has the per-layer table, the float nodes and the
+//! Guarantees: the type of every 8-bit activation value carries its
+//! parameters (`TensorType::quant`); `cx.quant_stats` has the per-layer table, the float nodes and the
 //! naive counts; `cx.modules` is cleared (its nodes are gone).
 
 use crate::context::{LayerStat, Module, QuantConfig, QuantStats, Range, ScaleFormat, ValueStats};
@@ -79,7 +79,6 @@ pub(crate) struct Rewriter<'a> {
     memo: HashMap<ValueId, QParams>,
     /// The 8-bit form of a float value under given parameters.
     qmemo: HashMap<(ValueId, u32, i32), ValueId>,
-    pub qparams: HashMap<ValueId, QParams>,
     pub stats: QuantStats,
 }
 
@@ -105,7 +104,7 @@ impl<'a> Rewriter<'a> {
             .map_err(|e| fail(format!("internal: {e}")))
     }
 
-    /// Adds an 8-bit value's node and records its parameters.
+    /// Adds an 8-bit value's node with its parameters in its type.
     pub fn add_q(
         &mut self,
         op: Op,
@@ -114,7 +113,7 @@ impl<'a> Rewriter<'a> {
         q: QParams,
     ) -> Result<ValueId, PassError> {
         let v = self.add(op, name, inputs)?;
-        self.qparams.insert(v, q);
+        self.g.set_quant(v, Some(q));
         Ok(v)
     }
 
@@ -194,7 +193,7 @@ impl<'a> Rewriter<'a> {
             let t = Tensor::new(t.shape().to_vec(), TensorData::I8(data))
                 .ok_or_else(|| fail("internal: constant shape".into()))?;
             let c = ValueId::of(self.g.add_const(name, t));
-            self.qparams.insert(c, q);
+            self.g.set_quant(c, Some(q));
             c
         } else {
             self.add_q(Op::Quantize { q, to: DType::I8 }, name, vec![v], q)?
@@ -207,9 +206,9 @@ impl<'a> Rewriter<'a> {
     /// `orig`: a `Dequantize` replaces every use of `orig`.
     pub fn emit(&mut self, orig: ValueId, int: ValueId, q: QParams) -> Result<(), PassError> {
         let name = format!("{}/dequantize", self.g.node(orig.node).name);
+        self.g.set_quant(int, Some(q));
         let dq = self.add(Op::Dequantize { q }, name, vec![int])?;
         self.g.replace_all_uses(orig, dq);
-        self.qparams.insert(int, q);
         self.int_src.insert(dq, q);
         Ok(())
     }
@@ -253,6 +252,7 @@ impl<'a> Rewriter<'a> {
             let q = params::activation(self.range_of(v)?, self.fmt());
             let users = self.g.users(v);
             self.g.node_mut(id).outputs[0].dtype = DType::I8;
+            self.g.set_quant(v, Some(q));
             let name = format!("{}/dequantize", self.g.node(id).name);
             let dq = self.add(Op::Dequantize { q }, name, vec![v])?;
             for (u, i) in users {
@@ -263,7 +263,6 @@ impl<'a> Rewriter<'a> {
                     o.value = dq;
                 }
             }
-            self.qparams.insert(v, q);
             self.int_src.insert(dq, q);
         }
         Ok(())
@@ -329,7 +328,6 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         int_src: HashMap::new(),
         memo: HashMap::new(),
         qmemo: HashMap::new(),
-        qparams: HashMap::new(),
         stats: QuantStats::default(),
     };
     if rw.cfg.io_int8 {
@@ -348,13 +346,11 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     if rw.cfg.io_int8 {
         rw.quantize_outputs()?;
     }
-    let (qparams, mut stats) = (rw.qparams, rw.stats);
+    let mut stats = rw.stats;
     g.remove_dead_nodes();
     g.prune_weights();
     stats.naive = QdqCounts::of(g);
     stats.final_counts = stats.naive;
-    cx.qparams = qparams;
-    cx.qparams.retain(|v, _| g.contains(v.node));
     cx.quant_stats = stats;
     cx.modules.clear();
     Ok(true)

@@ -121,8 +121,10 @@ fn pow2_scales_leave_only_shifts() {
     }
     // 16x16 → pool → 8x8: the mean over 64 cells is a shift too.
     assert_eq!(count(&g, "qmean"), 1, "{text}");
-    for q in cx.qparams.values() {
-        assert_eq!(q.scale.log2().fract(), 0.0, "{q:?} is not a power of two");
+    for id in g.node_ids() {
+        for q in g.node(id).outputs.iter().filter_map(|t| t.quant) {
+            assert_eq!(q.scale.log2().fract(), 0.0, "{q:?} is not a power of two");
+        }
     }
     check_qparams(&g, &cx);
     let c = counts(&g);
@@ -167,8 +169,8 @@ fn int8_io_exposes_quantized_inputs_and_outputs() {
         "{text}"
     );
     assert_eq!(counts(&g).total(), 0, "{text}");
-    let qi = cx.input_qparams(&g, 0).expect("input parameters");
-    let qo = cx.output_qparams(&g, 0).expect("output parameters");
+    let qi = g.input_quant(0).expect("input parameters");
+    let qo = g.output_quant(0).expect("output parameters");
     check_qparams(&g, &cx);
     // Quantize the test input by hand, dequantize the output by hand.
     let mut rng = Rng::new(99);
@@ -237,7 +239,7 @@ fn float_compilation_is_unchanged_without_quant_config() {
         let info = qcc_passes::pass(p).unwrap();
         assert!(!(info.run)(&mut g, &mut cx).unwrap(), "{p}");
     }
-    assert!(cx.modules.is_empty() && cx.ranges.is_empty() && cx.qparams.is_empty());
+    assert!(cx.modules.is_empty() && cx.ranges.is_empty());
 }
 
 /// IR snapshots (`tests/snapshots/`) before and after the quantization

@@ -72,9 +72,12 @@ fn concat_shares_one_scale_pushed_into_both_branches() {
             .into_iter()
             .find(|&id| q.node(id).name == "cat")
             .unwrap();
-        let pc = cx.qparams[&ValueId::of(cat)];
+        let pc = q
+            .value_type(ValueId::of(cat))
+            .quant
+            .expect("concat parameters");
         for v in q.node(cat).inputs() {
-            assert_eq!(cx.qparams[v], pc);
+            assert_eq!(q.value_type(*v).quant, Some(pc));
         }
     }
 }

@@ -105,7 +105,7 @@ pub fn check_samples(samples: &Samples, inputs: &[InputSpec]) -> Result<()> {
         }
         for (t, spec) in row.iter().zip(inputs) {
             let at = |msg: String| anyhow!("calibration sample #{s}, input '{}': {msg}", spec.name);
-            if t.ty() != spec.ty {
+            if !t.ty().same_layout(&spec.ty) {
                 return Err(at(format!("tensor {} does not fit {}", t.ty(), spec.ty)));
             }
             if let Some((k, x)) = first_non_finite(t.data()) {

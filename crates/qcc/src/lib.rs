@@ -169,21 +169,14 @@ pub fn optimize_file(
 
 /// Imports, optimizes and compiles a model into an object file and header (in memory).
 pub fn compile_file(model: &Path, opts: &CompileOptions) -> Result<Artifacts> {
-    let (g, cx) = optimize_file(model, opts, None)?;
-    codegen(&g, &cx, &opts.codegen)
+    let (g, _) = optimize_file(model, opts, None)?;
+    codegen(&g, &opts.codegen)
 }
 
-/// Compiles an optimized graph; 8-bit graph inputs and outputs (`--io int8`)
-/// get their scale and zero point from the pass context into the header.
-pub fn codegen(g: &Graph, cx: &PassContext, opts: &CodegenOptions) -> Result<Artifacts> {
-    let mut opts = opts.clone();
-    opts.input_qparams = (0..g.inputs().len())
-        .map(|i| cx.input_qparams(g, i))
-        .collect();
-    opts.output_qparams = (0..g.outputs.len())
-        .map(|j| cx.output_qparams(g, j))
-        .collect();
-    Ok(qcc_codegen::compile(g, &opts)?)
+/// Compiles an optimized graph (8-bit graph inputs and outputs carry their
+/// parameters in their types, which the header states).
+pub fn codegen(g: &Graph, opts: &CodegenOptions) -> Result<Artifacts> {
+    Ok(qcc_codegen::compile(g, opts)?)
 }
 
 /// Turns a file stem into a C identifier usable as a symbol prefix.

@@ -343,14 +343,13 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             emit_llvm_ir: emit(Emit::LlvmIr),
             profile: a.profile,
             no_winograd: a.no_winograd,
-            ..Default::default()
         },
         quantize: a.quant.options(),
     };
     // Unknown targets, CPUs and features fail before the model is read.
     qcc_codegen::resolve_target(&opts.codegen)?;
     let (graph, cx) = qcc::optimize_file(model, &opts, None)?;
-    let art = qcc::codegen(&graph, &cx, &opts.codegen)?;
+    let art = qcc::codegen(&graph, &opts.codegen)?;
     let quant_stats = match (a.stats, &opts.quantize) {
         (true, Some(_)) => Some(qcc::stats::report(
             model,
@@ -387,7 +386,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
                 path.display()
             );
         }
-        let onnx = qcc_onnx::export_model_bytes(&graph, &cx.qparams)?;
+        let onnx = qcc_onnx::export_model_bytes(&graph)?;
         files.push((path, onnx));
     }
     check_output_paths(model, &files)?;

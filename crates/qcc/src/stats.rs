@@ -16,8 +16,8 @@
 //! `LayerStat::output_node`; its float value is the output of the module
 //! anchored at the float node named `LayerStat::name` (after the module's
 //! activation), or that node's output when it anchors no module. Parameters
-//! come from `PassContext::qparams`, else from the layer's recorded output
-//! parameters. A layer that cannot be matched shows `-` with a note.
+//! come from the quantized value's type, else from the layer's recorded
+//! output parameters. A layer that cannot be matched shows `-` with a note.
 
 use crate::calibration::Samples;
 use crate::{optimize_file, CompileOptions};
@@ -99,7 +99,7 @@ pub fn report(
         .iter()
         .map(|l| {
             let float_v = float_value(&float, &float_cx, &l.name)?;
-            probe(quant, cx, float_v, &l.output_node, Some(l.output))
+            probe(quant, float_v, &l.output_node, Some(l.output))
         })
         .collect();
     if let Some(i) = probes.iter().position(Option::is_none) {
@@ -109,7 +109,7 @@ pub fn report(
         ));
     }
     let samples = &cx.calibration;
-    let (layer_power, output_power) = measure(&float, quant, cx, samples, &probes, progress)?;
+    let (layer_power, output_power) = measure(&float, quant, samples, &probes, progress)?;
     let measured = layer_power.iter().map(|p| p.map(|p| p.db())).collect();
     let outputs: Vec<(String, Option<f64>)> = quant
         .outputs
@@ -147,7 +147,6 @@ fn float_value(float: &Graph, float_cx: &PassContext, name: &str) -> Option<Valu
 /// quantized graph and its parameters.
 fn probe(
     quant: &Graph,
-    cx: &PassContext,
     float_v: ValueId,
     output_node: &str,
     recorded: Option<QParams>,
@@ -155,7 +154,7 @@ fn probe(
     let quant_v = quant.node_ids().into_iter().map(ValueId::of).find(|&v| {
         quant.node(v.node).name == output_node && !quant.value_type(v).dtype.is_float()
     })?;
-    let q = cx.qparams.get(&quant_v).copied().or(recorded)?;
+    let q = quant.value_type(quant_v).quant.or(recorded)?;
     Some(Probe {
         float: float_v,
         quant: quant_v,
@@ -174,7 +173,6 @@ type Powers = (Vec<Option<Power>>, Vec<Option<Power>>);
 fn measure(
     float: &Graph,
     quant: &Graph,
-    cx: &PassContext,
     samples: &Samples,
     probes: &[Option<Probe>],
     progress: &mut dyn FnMut(usize, usize),
@@ -190,7 +188,7 @@ fn measure(
     let out_q: Vec<Option<QParams>> = (0..quant.outputs.len())
         .map(|i| match quant.value_type(quant.outputs[i].value).dtype {
             DType::F32 => Some(one),
-            _ => cx.output_qparams(quant, i),
+            _ => quant.output_quant(i),
         })
         .collect();
     let mut outputs: Vec<Option<Power>> =
@@ -203,7 +201,7 @@ fn measure(
     }
     // Quantized inputs (`--io int8`) are fed the quantized samples.
     let in_q: Vec<Option<QParams>> = (0..quant.inputs().len())
-        .map(|i| cx.input_qparams(quant, i))
+        .map(|i| quant.input_quant(i))
         .collect();
     let wanted: HashSet<ValueId> = probes.iter().flatten().map(|p| p.float).collect();
     for (s, inputs) in samples.iter().enumerate() {
@@ -387,20 +385,20 @@ mod tests {
             .add_node(Op::Dequantize { q }, "dq", vec![ValueId::of(qn)])
             .unwrap();
         g.add_output("y", ValueId::of(d));
-        let mut cx = PassContext::default();
-        cx.qparams.insert(ValueId::of(qn), q);
         let fv = float_value(&f, &PassContext::default(), "layer").unwrap();
         assert_eq!(fv, ValueId::of(r));
-        let p = probe(&g, &cx, fv, "layer", None).unwrap();
+        let p = probe(&g, fv, "layer", None).unwrap();
         assert_eq!(p.quant, ValueId::of(qn));
-        assert!(probe(&g, &cx, fv, "dq", None).is_none()); // float output
-        assert!(probe(&g, &PassContext::default(), fv, "layer", None).is_none()); // no params
+        assert!(probe(&g, fv, "dq", None).is_none()); // float output
+        let mut bare = g.clone();
+        bare.set_quant(ValueId::of(qn), None);
+        assert!(probe(&bare, fv, "layer", None).is_none()); // no params
         let samples = vec![vec![Tensor::from_f32(
             vec![4],
             vec![0.5, 0.123, 0.3, 0.004],
         )
         .unwrap()]];
-        let (layers, outs) = measure(&f, &g, &cx, &samples, &[Some(p)], &mut |_, _| {}).unwrap();
+        let (layers, outs) = measure(&f, &g, &samples, &[Some(p)], &mut |_, _| {}).unwrap();
         let (l, o) = (layers[0].unwrap(), outs[0].unwrap());
         // Errors 0, 0.003, 0, 0.004: noise 2.5e-5 over signal 0.355145.
         assert!((l.noise - 2.5e-5).abs() < 1e-9, "{l:?}");

@@ -48,9 +48,8 @@ fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[usize], data: 
 }
 
 struct Case {
-    /// The quantized graph and its pass context's qparams.
+    /// The quantized graph (parameters in its types).
     graph: Graph,
-    cx: qcc::PassContext,
     /// The decoded `--emit onnx` output and its path.
     model: ModelProto,
     onnx: PathBuf,
@@ -109,10 +108,9 @@ fn prepare(name: &str, shape: &[usize], io_int8: bool) -> Case {
         }),
         ..Default::default()
     };
-    let (graph, cx) = qcc::optimize_file(&model, &opts, None).expect("quantize");
+    let (graph, _) = qcc::optimize_file(&model, &opts, None).expect("quantize");
     Case {
         graph,
-        cx,
         model: decoded,
         onnx,
         calib,
@@ -261,7 +259,7 @@ fn output_step(c: &Case) -> f32 {
     let g = &c.graph;
     let mut v = g.outputs[0].value;
     loop {
-        if let Some(q) = c.cx.qparams.get(&v) {
+        if let Some(q) = g.value_type(v).quant {
             return q.scale;
         }
         let n = g.node(v.node);
@@ -292,7 +290,7 @@ fn check_with_onnxruntime(c: &Case) {
         let t = match in_ty.dtype {
             DType::F32 => Tensor::from_f32(in_ty.shape.clone(), x),
             DType::I8 => {
-                let q = c.cx.input_qparams(g, 0).expect("input qparams");
+                let q = g.input_quant(0).expect("input qparams");
                 let v = x
                     .iter()
                     .map(|&f| qcc_ir::quant::quantize(f, q, -128, 127) as i8)

@@ -36,7 +36,7 @@ use common::{
     calib_format, close_enough, exact_outputs, has_integer_ops, noise, perturbed, same_bits,
     scaled, with_extra_outputs, write_calibration, DataSet, CALIBRATION_SAMPLES,
 };
-use qcc::{CalibrationData, CompileOptions, PassContext, QuantConfig, QuantizeOptions};
+use qcc::{CalibrationData, CompileOptions, QuantConfig, QuantizeOptions};
 use qcc_ir::{DType, Graph, Tensor, TensorData, ValueId};
 use std::path::Path;
 
@@ -103,12 +103,12 @@ impl Variant {
 
 /// Float inputs as the compiled model takes them: quantized with the graph
 /// input's parameters when it is 8-bit (`--io int8`).
-fn model_inputs(g: &Graph, cx: &PassContext, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+fn model_inputs(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
     inputs
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let Some(q) = cx.input_qparams(g, i) else {
+            let Some(q) = g.input_quant(i) else {
                 return Ok(t.clone());
             };
             let v: Vec<i8> = t
@@ -123,12 +123,12 @@ fn model_inputs(g: &Graph, cx: &PassContext, inputs: &[Tensor]) -> Result<Vec<Te
 }
 
 /// An output as real numbers: dequantized with its parameters when 8-bit.
-fn real_output(g: &Graph, cx: &PassContext, o: usize, t: &Tensor) -> Result<Tensor, String> {
+fn real_output(g: &Graph, o: usize, t: &Tensor) -> Result<Tensor, String> {
     if t.dtype() == DType::F32 {
         return Ok(t.clone());
     }
-    let q = cx
-        .output_qparams(g, o)
+    let q = g
+        .output_quant(o)
         .ok_or_else(|| format!("8-bit output #{o} has no recorded parameters"))?;
     let v = t
         .to_i64_vec()
@@ -185,7 +185,7 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
         .collect();
     let model = work.path().join("augmented.onnx");
     let extra = with_extra_outputs(&original, &model, &float_nodes)?;
-    let (qgraph, cx) = library(&model)?;
+    let (qgraph, _) = library(&model)?;
     if !has_integer_ops(&qgraph) {
         return Err(
             "the quantized graph has no integer layers (quantization passes missing?)".into(),
@@ -232,7 +232,7 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
     let mut compared_exact = 0;
     let mut first_outputs = vec![];
     for (what, inputs) in evals {
-        let inputs = model_inputs(&qgraph, &cx, inputs)?;
+        let inputs = model_inputs(&qgraph, inputs)?;
         let want = qcc_interp::run(&qgraph, &inputs).map_err(|e| format!("interpreter: {e}"))?;
         let types: Vec<_> = want.iter().map(|t| t.ty()).collect();
         let got = common::run_app(&app, work.path(), &inputs, &types)?;
@@ -268,7 +268,7 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
             .iter()
             .position(|n| n == name)
             .ok_or_else(|| format!("output '{name}' missing"))?;
-        let got = real_output(&qgraph, &cx, o, &first_outputs[o])?;
+        let got = real_output(&qgraph, o, &first_outputs[o])?;
         let (err, mag) = max_err(&got, want);
         println!(
             "int8 {label}: output '{name}' vs float: max abs err {err:.3e} (max |float| {mag:.3e})"

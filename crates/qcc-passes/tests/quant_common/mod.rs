@@ -194,12 +194,12 @@ pub fn compare(float: &Graph, quant: &Graph, inputs: &[Vec<Tensor>]) -> (Vec<f32
     (a, b)
 }
 
-/// Checks `cx.qparams` against the graph: every 8-bit activation has
-/// parameters, and every op's zero points and parameters agree with them.
-pub fn check_qparams(g: &Graph, cx: &PassContext) {
+/// Checks the quantization parameters in the types: every 8-bit activation
+/// has them, and every op's zero points and parameters agree with them.
+pub fn check_qparams(g: &Graph, _cx: &PassContext) {
     let qp = |v: ValueId| -> QParams {
-        *cx.qparams
-            .get(&v)
+        g.value_type(v)
+            .quant
             .unwrap_or_else(|| panic!("no qparams for the output of '{}'", g.node(v.node).name))
     };
     for id in g.node_ids() {
