@@ -1,6 +1,6 @@
 //! LLVM backend of qcc. Only this crate sees inkwell.
 //!
-//! [`compile`] plans memory (`qcc_passes::plan_memory`), lowers the graph to
+//! [`compile`] plans memory ([`plan_memory`]), lowers the graph to
 //! an LLVM module (`lower`: weights, one internal function per node, the
 //! exported `P_run` / `P_workspace_size`), optimizes it with the `-O3`
 //! pipeline and emits an object file plus a C header (`header`).
@@ -14,6 +14,7 @@ pub mod loops;
 mod lower;
 pub mod math;
 pub mod mmm;
+pub mod plan_memory;
 pub mod portable;
 pub mod stats;
 mod target;
@@ -188,9 +189,8 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         winograd: !opts.no_winograd,
     };
     check_sizes(g, &chosen.triple, facts.ptr_bits)?;
-    let plan =
-        qcc_passes::plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))
-            .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
+    let plan = plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))
+        .map_err(|e| CodegenError::Graph(format!("memory planning failed: {e}")))?;
     let limit = addressable(facts.ptr_bits);
     if plan.workspace_size as u128 > limit {
         return Err(CodegenError::TooLarge(format!(

@@ -10,6 +10,7 @@
 
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels;
+use crate::plan_memory::{is_alias, Location, MemoryPlan, WORKSPACE_ALIGN};
 use crate::portable::TargetFacts;
 use crate::CodegenError;
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -21,7 +22,6 @@ use inkwell::types::{BasicMetadataTypeEnum, IntType};
 use inkwell::values::{FunctionValue, GlobalValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, IntPredicate};
 use qcc_ir::{Graph, NodeId, Op, Tensor, ValueId, WeightId};
-use qcc_passes::plan_memory::{is_alias, Location, MemoryPlan, WORKSPACE_ALIGN};
 use std::collections::{BTreeMap, HashMap};
 
 /// Alignment of weight globals, in bytes.

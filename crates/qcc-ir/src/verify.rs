@@ -12,6 +12,7 @@ use crate::op::Op;
 ///   inputs: element type and shape always, quantization parameters where
 ///   inference decides them (`Quantize`, the layout ops that keep them);
 ///   elsewhere they are whatever the quantization passes recorded;
+/// - integer kernels (`QConv`, `QGemm`) read constant weights and bias;
 /// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
 /// - every graph output names an existing value.
 pub fn verify(g: &Graph) -> Result<(), IrError> {
@@ -45,6 +46,20 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                 }
             }
             op => {
+                // Integer kernels take their weights and bias packed at
+                // compile time: run-time ones would pass here and fail in
+                // codegen.
+                if matches!(op, Op::QConv { .. } | Op::QGemm { .. }) {
+                    for (i, what) in [(1, "weights"), (2, "bias")] {
+                        let Some(v) = n.inputs().get(i) else { continue };
+                        if !matches!(g.node(v.node).op, Op::Const { .. }) {
+                            return Err(err(
+                                &n.name,
+                                format!("{} {what} must be a constant", op.name()),
+                            ));
+                        }
+                    }
+                }
                 let tys: Vec<_> = n.inputs().iter().map(|v| g.value_type(*v)).collect();
                 let want = infer(op, &tys).map_err(|m| err(&n.name, m))?;
                 let agree = want.len() == n.outputs.len()

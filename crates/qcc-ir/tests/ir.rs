@@ -177,3 +177,41 @@ fn cycles_are_reported() {
     g.set_input(a, 0, ValueId::of(b));
     assert!(matches!(verify(&g), Err(IrError::Cycle { .. })));
 }
+
+/// Integer kernels read weights packed at compile time: a QGemm whose
+/// weights are computed at run time is rejected here, not in codegen.
+#[test]
+fn verifier_rejects_run_time_integer_weights() {
+    let mut g = Graph::new("w");
+    let a = g.add_input("a", TensorType::new(DType::I8, vec![2, 4]));
+    let w_in = g.add_input("w", TensorType::new(DType::I8, vec![4, 3]));
+    let w_const = g.add_const(
+        "wc",
+        Tensor::new(vec![4, 3], TensorData::I8(vec![1; 12])).unwrap(),
+    );
+    let bias = g.add_const(
+        "b",
+        Tensor::new(vec![3], TensorData::I32(vec![0; 3])).unwrap(),
+    );
+    let op = Op::QGemm {
+        a_zero_point: 0,
+        epi: Epilogue {
+            rescale: Rescale::uniform(1, 0),
+            zero_point: 0,
+            min: -128,
+            max: 127,
+        },
+        to: DType::I8,
+    };
+    let ins = |w: NodeId| vec![ValueId::of(a), ValueId::of(w), ValueId::of(bias)];
+    let ok = g.add_node(op.clone(), "ok", ins(w_const)).unwrap();
+    g.add_output("y", ValueId::of(ok));
+    verify(&g).unwrap();
+    let bad = g.add_node(op, "gemm", ins(w_in)).unwrap();
+    g.add_output("z", ValueId::of(bad));
+    let e = verify(&g).unwrap_err().to_string();
+    assert!(
+        e.contains("'gemm'") && e.contains("weights must be a constant"),
+        "{e}"
+    );
+}

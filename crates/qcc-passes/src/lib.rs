@@ -12,7 +12,6 @@ pub mod fuse_decomposed;
 pub mod fuse_modules;
 pub mod fuse_residual;
 pub mod insert_qdq;
-pub mod plan_memory;
 pub mod quantize;
 
 pub mod context;

@@ -9,8 +9,9 @@
 //! (hex) the sequence (default fixed); the run prints its execution count and
 //! rate (`cargo test --release --test fuzz_pipeline -- --nocapture`).
 
+use qcc_codegen::plan_memory;
 use qcc_onnx::{check_model, load_model, ImportOptions};
-use qcc_passes::{plan_memory, PassContext, Pipeline};
+use qcc_passes::{PassContext, Pipeline};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,4 +1,6 @@
-//! `plan-memory`: a static, liveness-based memory plan for the workspace arena.
+//! A static, liveness-based memory plan for the workspace arena: the last
+//! step before lowering, here beside the kernels whose scratch it places
+//! (`mmm::node_scratch`).
 //!
 //! Needs: a verified graph. Guarantees: every value has a [`Location`];
 //! values placed in the arena whose lifetimes overlap never share bytes;

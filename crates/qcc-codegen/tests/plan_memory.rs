@@ -1,8 +1,8 @@
 //! The memory plan never lets two live arena tensors share bytes, aliases
 //! reshapes, and reuses memory once a tensor is dead.
 
+use qcc_codegen::plan_memory::{plan, Location, MemoryPlan, WORKSPACE_ALIGN};
 use qcc_ir::{Graph, Op, TensorType, UnaryOp, ValueId};
-use qcc_passes::plan_memory::{plan, Location, MemoryPlan, WORKSPACE_ALIGN};
 
 /// Checks the plan's guarantee on any graph: values alive at the same time
 /// (from definition to last use, through aliases) occupy disjoint arena bytes.
