@@ -19,11 +19,12 @@
 //! apart) over `kt` steps of 64 k, stores them to the 4 KiB `acc` and runs
 //! the requantizing epilogue of the vector microkernels
 //! (`qukernel::requantize`) row by row, storing `mr_valid` rows of
-//! `nr_valid` bytes `ldc` apart. As in `qukernel`, `.x` has the
+//! `nr_valid` bytes `ldc` apart. The caller has loaded the tile
+//! configuration ([`configure`]: every tile 16 rows of 64 bytes, one
+//! configuration for every node). As in `qukernel`, `.x` has the
 //! activations in A (u8, `tdpbusd`) and the parameters per column; `.w`
 //! has the weights in A (s8, `tdpbsud` on u8 activations in B) and the
-//! parameters per row. Every tile has one shape (16 rows of 64 bytes), so
-//! one configuration, loaded by each call, serves every node.
+//! parameters per row.
 //!
 //! QGemm packs A once per node into scratch as `[M/32·32][K/64·64]` bytes
 //! (flipped to u8 like the `vpdpbusd` kernels, [`Dot::act_shift`]) and B at
@@ -183,6 +184,7 @@ pub fn emit<'ctx>(
     let acc = s;
     let ap = cx.gep(DType::I8, s, cx.i64(ACC_BYTES as i64))?;
     pack_rows(cx, a, m, k, kp, flip, ap)?;
+    configure(cx)?;
     for_blocks(cx, m, BLOCK, |cx, mb, mrv| {
         let arow = cx.gep(DType::I8, ap, cx.mul_c(mb, (BLOCK * kp) as i64)?)?;
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (BLOCK * n) as i64)?)?;
@@ -213,6 +215,13 @@ pub fn emit<'ctx>(
         })
     })?;
     release(cx)
+}
+
+/// Loads the tile configuration, once per node before its microkernel
+/// calls (`ldtilecfg` is slow, and the calls leave it as it is).
+pub fn configure(cx: &KernelCx<'_, '_>) -> CgResult<()> {
+    let cfg = config(cx);
+    call_void(cx.module, cx.b, "llvm.x86.ldtilecfg", &[cfg.into()])
 }
 
 /// Hands the tile state back after a node: a thread that keeps it pays
@@ -395,8 +404,6 @@ fn body<'ctx>(
     let (zp, lo, hi, acc) = (int(14)?, int(15)?, int(16)?, pt(17)?);
     let (ctx, m) = (cx.ctx, cx.module);
     let b = cx.b;
-    let cfg = config(cx);
-    call_void(m, b, "llvm.x86.ldtilecfg", &[cfg.into()])?;
     for t in 0..4 {
         call_void(m, b, "llvm.x86.tilezero", &[tile(ctx, t)])?;
     }

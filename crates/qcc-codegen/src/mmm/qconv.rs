@@ -290,6 +290,7 @@ fn emit_amx<'ctx>(
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let c_all = (p.cg * p.groups) as i64;
     let oc_all = (m * p.groups) as i64;
+    amx::configure(cx)?;
     cx.for_range(0, p.batch as i64, |cx, bi| {
         cx.for_range(0, p.groups as i64, |cx, g| {
             let xg = cx.gep(
