@@ -15,7 +15,7 @@ use super::conv::{const_f32_table, for_bounds, valid_range, Walk, Window};
 use super::expect_inputs;
 use super::reduce::fmax_nan;
 use crate::cx::{CgResult, KernelCx, Operand};
-use inkwell::values::{FloatValue, PointerValue};
+use inkwell::values::{BasicValueEnum, FloatValue, PointerValue};
 use qcc_ir::{strides_of, DType, Node, Op, PoolAttrs};
 
 /// Divisor factors of one spatial dim: per output position, the number of
@@ -114,6 +114,15 @@ pub fn emit<'ctx>(
         return Err(cx.unsupported("only f32 operands are supported"));
     }
     let win = pool_window(cx, p, x, out)?;
+    if max {
+        let fmax = |cx: &KernelCx<'_, 'ctx>, a: BasicValueEnum<'ctx>, b: BasicValueEnum<'ctx>| {
+            Ok(fmax_nan(cx, a.into_float_value(), b.into_float_value())?.into())
+        };
+        let init = cx.f32(f32::NEG_INFINITY).into();
+        if max_2d(cx, p, x, out, init, &fmax)?.is_some() {
+            return Ok(());
+        }
+    }
     let (xs, os) = (x.shape(), out.shape());
     let r = xs.len() - 2;
     let walk = Walk::new(cx, win);
@@ -169,6 +178,92 @@ pub fn emit<'ctx>(
             })
         })
     })
+}
+
+/// Widest padded row [`max_2d`] keeps on the stack (elements).
+const MAX_ROW: usize = 4096;
+
+/// A 2-D MaxPool as two passes per output row, both along contiguous or
+/// evenly strided memory (what LLVM vectorizes): the elementwise maximum of
+/// the window's input rows into a stack row bordered with `init` (the
+/// padding, which never wins), then each output the maximum of its `KW`
+/// taps in that row. Windows with no input cell give `init`. `max` is the
+/// type's maximum (NaN wins for f32). `None` when the op is not 2-D or the
+/// padded row is too wide for the stack.
+pub(super) fn max_2d<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    p: &PoolAttrs,
+    x: &Operand<'_, 'ctx>,
+    out: &Operand<'_, 'ctx>,
+    init: inkwell::values::BasicValueEnum<'ctx>,
+    max: &dyn Fn(
+        &KernelCx<'_, 'ctx>,
+        inkwell::values::BasicValueEnum<'ctx>,
+        inkwell::values::BasicValueEnum<'ctx>,
+    ) -> CgResult<inkwell::values::BasicValueEnum<'ctx>>,
+) -> CgResult<Option<()>> {
+    let (xs, os) = (x.shape(), out.shape());
+    if xs.len() != 4 || p.kernel.len() != 2 || p.pads.len() != 4 {
+        return Ok(None);
+    }
+    let (h, w, oh, ow) = (xs[2], xs[3], os[2], os[3]);
+    let (kh, kw) = (p.kernel[0], p.kernel[1]);
+    let (sh, sw) = (p.strides[0], p.strides[1]);
+    let (dh, dw) = (p.dilations[0], p.dilations[1]);
+    let (pt, pl) = (p.pads[0], p.pads[1]);
+    if ow == 0 || oh == 0 || kw == 0 || kh == 0 {
+        return Ok(None);
+    }
+    // Row j of the stack row is input column j - pl.
+    let wp = ((ow - 1) * sw + (kw - 1) * dw + 1).max(pl + w);
+    if wp > MAX_ROW {
+        return Ok(None);
+    }
+    let dt = x.dtype();
+    let row = cx.stack_array(dt, wp as u64)?;
+    let win = w.min(wp - pl);
+    let (h_i, w_i) = (h as i64, w as i64);
+    cx.for_range(0, (xs[0] * xs[1]) as i64, |cx, pln| {
+        let xb = cx.mul_c(pln, (h * w) as i64)?;
+        let ob = cx.mul_c(pln, (oh * ow) as i64)?;
+        cx.for_range(0, oh as i64, |cx, r| {
+            cx.for_range(0, wp as i64, |cx, j| cx.store(dt, row, j, init))?;
+            let top = cx.add_c(cx.mul_c(r, sh as i64)?, -(pt as i64))?;
+            for ki in 0..kh {
+                let ih = cx.add_c(top, (ki * dh) as i64)?;
+                let ok = cx.b.build_and(
+                    cx.icmp(inkwell::IntPredicate::SGE, ih, cx.i64(0))?,
+                    cx.icmp(inkwell::IntPredicate::SLT, ih, cx.i64(h_i))?,
+                    "",
+                )?;
+                super::quant::if_else(
+                    cx,
+                    ok,
+                    |cx| {
+                        let src = cx.add(xb, cx.mul_c(ih, w_i)?)?;
+                        cx.for_range(0, win as i64, |cx, c| {
+                            let v = cx.load(dt, x.ptr, cx.add(src, c)?)?;
+                            let at = cx.add_c(c, pl as i64)?;
+                            let m = max(cx, cx.load(dt, row, at)?, v)?;
+                            cx.store(dt, row, at, m)
+                        })
+                    },
+                    |_| Ok(()),
+                )?;
+            }
+            let orow = cx.add(ob, cx.mul_c(r, ow as i64)?)?;
+            cx.for_range(0, ow as i64, |cx, o| {
+                let base = cx.mul_c(o, sw as i64)?;
+                let mut m = cx.load(dt, row, base)?;
+                for kj in 1..kw {
+                    let v = cx.load(dt, row, cx.add_c(base, (kj * dw) as i64)?)?;
+                    m = max(cx, m, v)?;
+                }
+                cx.store(dt, out.ptr, cx.add(orow, o)?, m)
+            })
+        })
+    })?;
+    Ok(Some(()))
 }
 
 #[cfg(test)]

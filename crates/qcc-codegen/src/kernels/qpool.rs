@@ -20,6 +20,7 @@ use super::quant::{
 };
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::loops::coalesce;
+use inkwell::values::BasicValueEnum;
 use inkwell::IntPredicate;
 use qcc_ir::{strides_of, DType, Node, Op};
 
@@ -45,6 +46,19 @@ pub fn emit_maxpool<'ctx>(
         return Err(cx.unsupported(format!("output {} differs from input {}", out.ty, x.ty)));
     }
     let win = pool_window(cx, p, x, out)?;
+    let init = cx.i8_t().const_int(lo as u8 as u64, false);
+    let gt = if dt == DType::U8 {
+        IntPredicate::UGT
+    } else {
+        IntPredicate::SGT
+    };
+    let imax = |cx: &KernelCx<'_, 'ctx>, a: BasicValueEnum<'ctx>, b: BasicValueEnum<'ctx>| {
+        let (a, b) = (a.into_int_value(), b.into_int_value());
+        Ok(cx.select_i(cx.icmp(gt, a, b)?, a, b)?.into())
+    };
+    if super::pool::max_2d(cx, p, x, out, init.into(), &imax)?.is_some() {
+        return Ok(());
+    }
     let (xs, os) = (x.shape().to_vec(), out.shape().to_vec());
     let r = xs.len() - 2;
     let lead = r - 1;
@@ -53,12 +67,6 @@ pub fn emit_maxpool<'ctx>(
     let (x_st, o_st) = (i64s(strides_of(&xs[2..])), i64s(strides_of(&os[2..])));
     let (row_len, s_last) = (os[2 + lead] as i64, p.strides[lead] as i64);
     let lead_shape = os[2..2 + lead].to_vec();
-    let init = cx.i8_t().const_int(lo as u8 as u64, false);
-    let gt = if dt == DType::U8 {
-        IntPredicate::UGT
-    } else {
-        IntPredicate::SGT
-    };
     cx.for_range(0, (xs[0] * xs[1]) as i64, |cx, pl| {
         let xb = cx.mul_c(pl, x_plane as i64)?;
         let ob = cx.mul_c(pl, o_plane as i64)?;
