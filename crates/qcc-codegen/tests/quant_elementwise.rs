@@ -265,14 +265,18 @@ fn lut_indexes_from_the_type_minimum() {
     }
 }
 
-/// QAdd and QMul over broadcast shapes, i8/u8 mixes, pow2 and fixed-point.
+/// QAdd and QMul over broadcast shapes, i8/u8 mixes, pow2 and fixed-point
+/// (same-shape QAdds with shifts of 33 and more take the 16-lane path on
+/// x86, with a scalar tail).
 #[test]
 fn qadd_and_qmul_broadcast() {
-    let shapes: [(&[usize], &[usize]); 4] = [
+    let shapes: [(&[usize], &[usize]); 6] = [
         (&[2, 3, 5, 7], &[3, 1, 7]),
         (&[37], &[37]),
         (&[4, 1, 9], &[1, 6, 1]),
+        (&[2, 3, 40], &[2, 3, 40]),
         (&[3, 11], &[1]),
+        (&[64], &[64]),
     ];
     for (i, (sa, sb)) in shapes.into_iter().enumerate() {
         let (da, db, to) = match i % 3 {

@@ -264,6 +264,30 @@ pub fn emit_binary<'ctx>(
     let (cshape, st) = coalesce(&shape, &[so, sa, sb]);
     let p = e.params(cx, Chan::Static(0))?;
     let (da, db) = (a.dtype(), b.dtype());
+    // Same-shape QAdd on x86 with a high shift: 16 lanes at a time through
+    // the microkernels' 32-bit requantization, the rest below.
+    let n = out.numel();
+    let same = a.shape() == shape.as_slice() && b.shape() == shape.as_slice();
+    let done = if !mul && same && crate::mmm::qukernel::high_shift(&cx.target, &epi.rescale) {
+        let lanes = 16;
+        let full = n / lanes * lanes;
+        add_vectors(cx, (a, za, ma), (b, zb, mb), epi, out, full / lanes)?;
+        full
+    } else {
+        0
+    };
+    if done > 0 {
+        if done == n {
+            return Ok(());
+        }
+        return cx.for_range(done as i64, n as i64, |cx, i| {
+            let (xa, xb) = (load_ext(cx, da, a.ptr, i)?, load_ext(cx, db, b.ptr, i)?);
+            let ta = scale_i32(cx, isub(cx, xa, cx.i32(za))?, ma)?;
+            let tb = scale_i32(cx, isub(cx, xb, cx.i32(zb))?, mb)?;
+            let r = e.apply(cx, iadd(cx, ta, tb)?, &p)?;
+            cx.store(to, out.ptr, i, r.into())
+        });
+    }
     cx.for_nest(&cshape, |cx, ivs| {
         let io = cx.dot(ivs, &st[0], 0)?;
         let ia = cx.dot(ivs, &st[1], 0)?;
@@ -279,6 +303,63 @@ pub fn emit_binary<'ctx>(
         };
         let r = e.apply(cx, acc, &p)?;
         cx.store(to, out.ptr, io, r.into())
+    })
+}
+
+/// The first `vecs · 16` elements of a same-shape QAdd, 16 per step:
+/// widened, centered and scaled in i32 lanes, then
+/// `qukernel::requantize` on its 32-bit path (every shift is at least 33).
+fn add_vectors<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    (a, za, ma): (&Operand<'_, 'ctx>, i32, i32),
+    (b, zb, mb): (&Operand<'_, 'ctx>, i32, i32),
+    epi: &qcc_ir::Epilogue,
+    out: &Operand<'_, 'ctx>,
+    vecs: usize,
+) -> CgResult<()> {
+    const L: u32 = 16;
+    let v8 = cx.i8_t().vec_type(L);
+    let v32 = cx.i32_t().vec_type(L);
+    let splat = |cx: &KernelCx<'_, 'ctx>, v: i32| cx.splat(cx.i32(v).into(), L);
+    let params = [
+        splat(cx, 0)?,
+        splat(cx, epi.rescale.multiplier[0])?,
+        splat(cx, epi.rescale.shift[0] as i32)?,
+        splat(cx, epi.zero_point)?,
+        splat(cx, epi.min)?,
+        splat(cx, epi.max)?,
+    ];
+    let (cza, czb, cma, cmb) = (
+        splat(cx, za)?,
+        splat(cx, zb)?,
+        splat(cx, ma)?,
+        splat(cx, mb)?,
+    );
+    cx.for_range(0, vecs as i64, |cx, q| {
+        let at = cx.mul_c(q, L as i64)?;
+        let side = |cx: &KernelCx<'_, 'ctx>, o: &Operand<'_, 'ctx>, z, m| -> CgResult<_> {
+            let p = cx.gep(DType::I8, o.ptr, at)?;
+            let v = cx.b.build_load(v8, p, "")?;
+            if let Some(i) = inkwell::values::BasicValue::as_instruction_value(&v) {
+                i.set_alignment(1)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+            }
+            let w = cx.b.build_int_cast_sign_flag(
+                v.into_vector_value(),
+                v32,
+                o.dtype() != DType::U8,
+                "",
+            )?;
+            let w = cx.b.build_int_sub(w, z, "")?;
+            Ok(cx.b.build_int_mul(w, m, "")?)
+        };
+        let acc =
+            cx.b.build_int_add(side(cx, a, cza, cma)?, side(cx, b, czb, cmb)?, "")?;
+        let r = crate::mmm::qukernel::requantize(cx, acc, params, true)?;
+        let st = cx.b.build_store(cx.gep(DType::I8, out.ptr, at)?, r)?;
+        st.set_alignment(1)
+            .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+        Ok(())
     })
 }
 
