@@ -48,6 +48,12 @@ pub struct QDwPlan {
     pub phases: usize,
     /// Row stride of the float plane in elements (`wps` with one phase).
     pub frs: usize,
+    /// int8 with AVX-512 VNNI and a kernel at most 4 wide: each kernel row
+    /// of 16 outputs is one `vpdpbusd` on byte quads `[x(o·s), x(o·s+d),
+    /// x(o·s+2d), 0]` gathered by one shuffle from a 64-byte load of the
+    /// padded plane (flipped to u8 on the way), against the row's weights
+    /// `[w0, w1, w2, 0]` in every lane.
+    pub vnni: bool,
 }
 
 impl std::ops::Deref for QDwPlan {
@@ -94,7 +100,13 @@ impl QDwPlan {
         // Every vector (including the last, partly masked one) reads inside its row.
         let reach = div_ceil(ow, vl) * vl * stride.1 + (kw - 1) * dil.1;
         let wps = reach.max(1);
+        let vnni = elem == 1
+            && facts.avx512vnni
+            && vl == 16
+            && kw <= 4
+            && 15 * stride.1 + (kw - 1) * dil.1 < 64;
         let f32_taps = elem == 1
+            && !vnni
             && matches!(facts.simd, Simd::Avx2 | Simd::Avx512)
             && kh * kw * 255 * 128 < 1 << 24;
         let phases = if f32_taps && stride.1 == 2 { 2 } else { 1 };
@@ -114,13 +126,15 @@ impl QDwPlan {
             f32_taps,
             phases,
             frs,
+            vnni,
         })
     }
 
     /// Bytes of the padded plane (a whole number of cache lines; with two
-    /// phases, one line more, which the last row's conversion may read).
+    /// phases, or the 64-byte loads of `vnni`, one line more, which the
+    /// last row's conversion or loads may read).
     fn plane_bytes(&self) -> usize {
-        let slack = if self.phases > 1 { 64 } else { 0 };
+        let slack = if self.phases > 1 || self.vnni { 64 } else { 0 };
         (self.hp * self.wps * self.elem + slack).next_multiple_of(64)
     }
 
@@ -178,13 +192,38 @@ pub fn emit<'ctx>(
     let taps = p.kh * p.kw;
     let wi: Vec<i16> = w.iter().map(|&v| v as i16).collect();
     let wt = const_i16_table(cx, &wi);
-    let tables = super::qukernel::epi_tables(cx, bias, &epi.rescale, (1, oc, 1));
+    let signed = x.dtype() == DType::I8;
+    // `vnni`: per channel and kernel row the word [w0, w1, w2, 0]; i8
+    // activations are flipped to u8, which adds 128·Σw to every sum.
+    let (quads, bias) = if p.vnni {
+        let mut q = vec![0i8; oc * p.kh * 4];
+        for o in 0..oc {
+            for ki in 0..p.kh {
+                for kj in 0..p.kw {
+                    q[(o * p.kh + ki) * 4 + kj] = w[o * taps + ki * p.kw + kj] as i8;
+                }
+            }
+        }
+        let shift = if signed { 128 } else { 0 };
+        let b: Vec<i32> = (0..oc)
+            .map(|o| {
+                let sum: i64 = w[o * taps..(o + 1) * taps].iter().sum();
+                bias[o].wrapping_sub((shift * sum) as i32)
+            })
+            .collect();
+        (
+            Some(crate::kernels::quant::const_i8_table(cx, "qdw.quads", &q)),
+            b,
+        )
+    } else {
+        (None, bias.to_vec())
+    };
+    let tables = super::qukernel::epi_tables(cx, &bias, &epi.rescale, (1, oc, 1));
     let s = cx
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let vl = p.vl as u32;
-    let signed = x.dtype() == DType::I8;
     let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
     // The float copy of the padded plane, after it in scratch.
     let sf = if p.f32_taps {
@@ -211,20 +250,34 @@ pub fn emit<'ctx>(
                 let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
                 let oplane = cx.add(cx.mul_c(bi, oc as i64)?, o)?;
                 let oc_ptr = cx.gep(DType::I8, out.ptr, cx.mul_c(oplane, ohw)?)?;
-                let ws: Vec<VectorValue> = (0..taps)
-                    .map(|t| {
-                        let i = cx.add_c(cx.mul_c(o, taps as i64)?, t as i64)?;
-                        let i16t = cx.ctx.i16_type();
-                        // SAFETY: `i` indexes the OC·taps weight table.
-                        let ptr = unsafe { cx.b.build_in_bounds_gep(i16t, wt, &[i], "")? };
-                        let v = cx.b.build_load(i16t, ptr, "")?.into_int_value();
-                        if sf.is_some() {
-                            let f = cx.b.build_signed_int_to_float(v, cx.f32_t(), "")?;
-                            return cx.splat(f.into(), vl);
-                        }
-                        cx.splat(v.into(), vl)
-                    })
-                    .collect::<CgResult<_>>()?;
+                let ws: Vec<VectorValue> = match quads {
+                    // One word per kernel row, in all 16 lanes.
+                    Some(qt) => (0..p.kh)
+                        .map(|ki| {
+                            let i = cx.add_c(cx.mul_c(o, p.kh as i64)?, ki as i64)?;
+                            let word = cx.load(DType::I32, qt, i)?;
+                            let v = cx.splat(word, vl)?;
+                            Ok(cx
+                                .b
+                                .build_bit_cast(v, cx.i8_t().vec_type(4 * vl), "")?
+                                .into_vector_value())
+                        })
+                        .collect::<CgResult<_>>()?,
+                    None => (0..taps)
+                        .map(|t| {
+                            let i = cx.add_c(cx.mul_c(o, taps as i64)?, t as i64)?;
+                            let i16t = cx.ctx.i16_type();
+                            // SAFETY: `i` indexes the OC·taps weight table.
+                            let ptr = unsafe { cx.b.build_in_bounds_gep(i16t, wt, &[i], "")? };
+                            let v = cx.b.build_load(i16t, ptr, "")?.into_int_value();
+                            if sf.is_some() {
+                                let f = cx.b.build_signed_int_to_float(v, cx.f32_t(), "")?;
+                                return cx.splat(f.into(), vl);
+                            }
+                            cx.splat(v.into(), vl)
+                        })
+                        .collect::<CgResult<_>>()?,
+                };
                 let params: Vec<VectorValue> = tables
                     .iter()
                     .map(|t| cx.splat(cx.load(DType::I32, *t, o)?, vl))
@@ -285,6 +338,7 @@ impl<'ctx> Row<'_, 'ctx> {
         let base = cx.add(cx.mul_c(oy, sh * p.wps as i64)?, cx.mul_c(o0, sw)?)?;
         let acc = match self.sf {
             Some(sf) => self.float_taps(cx, sf, p.float_base(cx, oy, o0)?)?,
+            None if p.vnni => self.vnni_taps(cx, base)?,
             None => self.int_taps(cx, base)?,
         };
         let q = requantize(cx, acc, self.params, self.high)?;
@@ -306,6 +360,54 @@ impl<'ctx> Row<'_, 'ctx> {
         Ok(cx
             .b
             .build_float_to_signed_int(acc, cx.i32_t().vec_type(vl), "")?)
+    }
+
+    /// The taps as one `vpdpbusd` per kernel row (`QDwPlan::vnni`).
+    fn vnni_taps(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        base: IntValue<'ctx>,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let p = self.p;
+        let vl = p.vl as u32;
+        let (sw, dw) = (p.stride.1 as u32, p.dil.1 as u32);
+        let b64 = cx.i8_t().vec_type(64);
+        let zero = b64.const_zero();
+        // Lane l, byte t: x(l·s + t·d) for t < KW, else a zero byte.
+        let idx: Vec<u32> = (0..vl * 4)
+            .map(|i| {
+                let (l, t) = (i / 4, i % 4);
+                if (t as usize) < p.kw {
+                    l * sw + t * dw
+                } else {
+                    64
+                }
+            })
+            .collect();
+        let flip = VectorType::const_vector(&vec![cx.i8_t().const_int(0x80, false); 64]);
+        let mut acc = cx.i32_t().vec_type(vl).const_zero();
+        for ki in 0..p.kh {
+            let off = (ki * p.dil.0 * p.wps) as i64;
+            let ptr = cx.gep(DType::I8, self.s, cx.add_c(base, off)?)?;
+            let l = cx.b.build_load(b64, ptr, "")?;
+            if let Some(i) = l.as_instruction_value() {
+                i.set_alignment(1)
+                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            }
+            let mut q = cx.shuffle(l.into_vector_value(), zero, &idx)?;
+            if self.signed {
+                q = cx.b.build_xor(q, flip, "")?;
+            }
+            acc = crate::kernels::qdot::call_cast(
+                cx,
+                "llvm.x86.avx512.vpdpbusd.512",
+                &[],
+                acc.get_type().into(),
+                &[acc.into(), q.into(), self.ws[ki].into()],
+            )?
+            .into_vector_value();
+        }
+        Ok(acc)
     }
 
     /// The taps as 16-bit products summed into i32 lanes.
