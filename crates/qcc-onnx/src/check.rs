@@ -38,14 +38,12 @@ fn unsupported_ops(model: &ModelProto) -> Vec<Problem> {
         .iter()
         .enumerate()
         .filter_map(|(i, n)| {
-            if !is_default_domain(n.domain()) {
+            if !is_default_domain(n.domain()) || ops::since(n.op_type()).is_none() {
                 Some(node_problem(
                     n,
                     i,
-                    format!("unsupported op (domain '{}')", n.domain()),
+                    ops::unsupported(n.op_type(), n.domain()),
                 ))
-            } else if ops::since(n.op_type()).is_none() {
-                Some(node_problem(n, i, "unsupported op"))
             } else {
                 None
             }

@@ -89,6 +89,51 @@ fn unknown_op() {
     );
 }
 
+/// Models in the quantized formats qcc does not read yet say which format
+/// they are in and what qcc reads instead, at import and in `check`.
+#[test]
+fn quantized_formats_are_named() {
+    let cases = [
+        ("QLinearConv", "", "QOperator-format quantized op"),
+        ("MatMulInteger", "", "QOperator-format quantized op"),
+        (
+            "QLinearAdd",
+            "com.microsoft",
+            "ONNX Runtime QOperator-format quantized op",
+        ),
+        (
+            "DynamicQuantizeLinear",
+            "",
+            "dynamically quantized model (quantize_dynamic)",
+        ),
+        (
+            "MatMulNBits",
+            "com.microsoft",
+            "4-bit weight-only quantized op",
+        ),
+    ];
+    for (op, domain, kind) in cases {
+        let m = model(
+            13,
+            graph(
+                vec![node("q", op, &["x"], &["y"]).domain(domain)],
+                vec![fvi("x", &[2, 3])],
+                vec![out("y")],
+                vec![],
+            ),
+        );
+        let msg = import_err(&m);
+        assert!(
+            msg.contains(&format!("node 'q' ({op}): unsupported op")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(kind) && msg.contains("QuantFormat.QDQ"),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn custom_domain_op() {
     let m = model(

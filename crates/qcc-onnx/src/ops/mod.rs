@@ -214,8 +214,47 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Size" => misc::size(cx),
         "Cast" => misc::cast(cx),
         "CastLike" => misc::cast_like(cx),
-        _ => Err(cx.err("unsupported op")),
+        op => Err(cx.err(unsupported(op, cx.node.domain()))),
     }
+}
+
+/// Why an op qcc does not import is unsupported: `unsupported op` (with its
+/// domain when not ONNX's), and for the quantized formats qcc cannot read
+/// yet, which format it is and what it reads instead.
+pub(crate) fn unsupported(op: &str, domain: &str) -> String {
+    let qdq = "qcc reads QDQ models (QuantizeLinear/DequantizeLinear around float ops: \
+               quantize_static(..., quant_format=QuantFormat.QDQ)) or quantizes the float \
+               model itself (--quantize int8)";
+    let ms = domain == "com.microsoft";
+    let base = if crate::model::is_default_domain(domain) {
+        "unsupported op".to_string()
+    } else {
+        format!("unsupported op (domain '{domain}')")
+    };
+    let kind = match op {
+        "QLinearConv" | "QLinearMatMul" | "ConvInteger" | "MatMulInteger" => {
+            "QOperator-format quantized op"
+        }
+        "QLinearAdd"
+        | "QLinearMul"
+        | "QLinearGlobalAveragePool"
+        | "QLinearAveragePool"
+        | "QLinearConcat"
+        | "QLinearLeakyRelu"
+        | "QLinearSigmoid"
+        | "QGemm"
+            if ms =>
+        {
+            "ONNX Runtime QOperator-format quantized op"
+        }
+        "DynamicQuantizeLinear" => "dynamically quantized model (quantize_dynamic)",
+        "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
+            "dynamically quantized model (quantize_dynamic)"
+        }
+        "MatMulNBits" if ms => "4-bit weight-only quantized op",
+        _ => return base,
+    };
+    format!("{base}: a {kind}, not supported yet; {qdq}")
 }
 
 /// Largest element count of a tensor the importer materializes itself

@@ -20,12 +20,9 @@ pub(crate) fn validate(
     used: &HashSet<String>,
 ) -> Result<(), Problem> {
     let err = |msg: String| node_problem(n, index, msg);
-    if !is_default_domain(n.domain()) {
-        return Err(err(format!("unsupported op (domain '{}')", n.domain())));
-    }
     let op = n.op_type();
-    let Some(since) = super::since(op) else {
-        return Err(err("unsupported op".into()));
+    let Some(since) = super::since(op).filter(|_| is_default_domain(n.domain())) else {
+        return Err(err(super::unsupported(op, n.domain())));
     };
     if opset < since {
         return Err(err(format!(
