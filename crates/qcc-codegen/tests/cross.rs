@@ -185,6 +185,7 @@ fn float_graph() -> (Graph, Vec<Vec<u8>>) {
         UnaryOp::HardSwish,
         UnaryOp::Silu,
         UnaryOp::Gelu,
+        UnaryOp::GeluTanh,
     ]
     .into_iter()
     .enumerate()

@@ -89,6 +89,14 @@ fn unary_transcendentals() {
         |x| (x as f64 / (1.0 + (-x as f64).exp())) as f32,
         1e-6,
     );
+    check_unary(
+        UnaryOp::GeluTanh,
+        |x| {
+            let (x, k) = (x as f64, (2.0 / std::f64::consts::PI).sqrt());
+            (0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())) as f32
+        },
+        1e-6,
+    );
     check_unary_on(
         UnaryOp::Log,
         positive(&[4, 25]),

@@ -34,6 +34,7 @@ fn unary_ops_match_interpreter() {
         UnaryOp::HardSwish,
         UnaryOp::Silu,
         UnaryOp::Gelu,
+        UnaryOp::GeluTanh,
         UnaryOp::LeakyRelu { alpha: 0.2 },
         UnaryOp::HardSigmoid {
             alpha: 0.3,

@@ -59,6 +59,10 @@ pub fn unary_f32(u: UnaryOp, x: f32) -> f32 {
         UnaryOp::HardSwish => x * clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
         UnaryOp::Silu => (xd / (1.0 + (-xd).exp())) as f32,
         UnaryOp::Gelu => (0.5 * xd * (1.0 + erf(xd * std::f64::consts::FRAC_1_SQRT_2))) as f32,
+        UnaryOp::GeluTanh => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            (0.5 * xd * (1.0 + (k * (xd + 0.044715 * xd * xd * xd)).tanh())) as f32
+        }
         UnaryOp::LeakyRelu { alpha } => {
             if x < 0.0 {
                 alpha * x

@@ -28,6 +28,9 @@ pub enum UnaryOp {
     Silu,
     /// `x/2 · (1 + erf(x/√2))` (GELU, erf form).
     Gelu,
+    /// `x/2 · (1 + tanh(√(2/π) · (x + 0.044715·x³)))` (GELU, tanh form:
+    /// ONNX `Gelu` with `approximate='tanh'`, GPT-2-style exports).
+    GeluTanh,
     /// `x >= 0 ? x : alpha * x`
     LeakyRelu {
         alpha: f32,
@@ -358,6 +361,7 @@ impl Op {
                 UnaryOp::HardSwish => "hard_swish",
                 UnaryOp::Silu => "silu",
                 UnaryOp::Gelu => "gelu",
+                UnaryOp::GeluTanh => "gelu_tanh",
                 UnaryOp::LeakyRelu { .. } => "leaky_relu",
                 UnaryOp::HardSigmoid { .. } => "hard_sigmoid",
                 UnaryOp::Clip { .. } => "clip",

@@ -795,6 +795,25 @@ impl<'a> Exporter<'a> {
                 self.push("Mul", &base, vec![xp, half], y, vec![]);
                 return Ok(());
             }
+            UnaryOp::GeluTanh => {
+                // x · (tanh(√(2/π) · (x + 0.044715 · x·x·x)) + 1) · 1/2
+                let x = ins[0].clone();
+                let k = (2.0 / std::f64::consts::PI).sqrt() as f32;
+                let c = self.f32_init(&format!("{base}/c"), vec![0.044715], vec![])?;
+                let kk = self.f32_init(&format!("{base}/k"), vec![k], vec![])?;
+                let one = self.f32_init(&format!("{base}/one"), vec![1.0], vec![])?;
+                let half = self.f32_init(&format!("{base}/half"), vec![0.5], vec![])?;
+                let x2 = self.emit("Mul", &base, vec![x.clone(), x.clone()], vec![]);
+                let x3 = self.emit("Mul", &base, vec![x2, x.clone()], vec![]);
+                let cx3 = self.emit("Mul", &base, vec![x3, c], vec![]);
+                let s = self.emit("Add", &base, vec![x.clone(), cx3], vec![]);
+                let ks = self.emit("Mul", &base, vec![s, kk], vec![]);
+                let t = self.emit("Tanh", &base, vec![ks], vec![]);
+                let p = self.emit("Add", &base, vec![t, one], vec![]);
+                let xp = self.emit("Mul", &base, vec![x, p], vec![]);
+                self.push("Mul", &base, vec![xp, half], y, vec![]);
+                return Ok(());
+            }
             UnaryOp::Clip { min, max } => {
                 let mut inputs = vec![ins[0].clone()];
                 inputs.push(if min.is_finite() {

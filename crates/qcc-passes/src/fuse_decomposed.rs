@@ -9,11 +9,14 @@
 //!
 //! SiLU: `x · Sigmoid(x)`. GELU (erf form): `x · (Erf(x/√2) + 1) · ½` with
 //! the three factors associated as exporters write them (`(x·a)·½`,
-//! `x·(a·½)`, `(x·½)·a`) and `x/√2` possibly `x · (1/√2)`.
+//! `x·(a·½)`, `(x·½)·a`) and `x/√2` possibly `x · (1/√2)`. GELU (tanh
+//! form): the same with `Tanh(√(2/π) · (x + 0.044715 · x³)) + 1`, `x³`
+//! written as `Pow(x, 3)` or `x·x·x`, every operand order.
 //!
 //! Needs: a verified graph after `constant-fold` (the constants are `Const`
 //! nodes). Guarantees: no such float pattern whose intermediate values have
-//! no other use remains; each becomes one `hard_swish`, `silu` or `gelu`
+//! no other use remains; each becomes one `hard_swish`, `silu`, `gelu` or
+//! `gelu_tanh`
 //! named like the pattern's last node and read by its former users.
 
 use crate::{Changed, PassContext, PassError};
@@ -162,9 +165,69 @@ fn erf_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
     })
 }
 
-/// The x when Mul node `n` ends `x · (Erf(x/√2) + 1) · 1/2` (GELU) in any
-/// association of the three factors exporters write.
-fn gelu(g: &Graph, n: NodeId) -> Option<ValueId> {
+/// Whether `a` is `Tanh(√(2/π) · (x + 0.044715 · x³)) + 1`, every step
+/// private, operands in either order, `x³` as `Pow(x, 3)` or `x·x·x`.
+fn tanh_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
+    // The two operands of the private binary `op` producing `v`, both orders.
+    let pairs = |v: ValueId, op| -> Vec<(ValueId, ValueId)> {
+        private(g, v)
+            .and_then(|n| operands(g, n, op))
+            .map_or(vec![], |[p, q]| vec![(p, q), (q, p)])
+    };
+    let is = |v, c: f32| scalar(g, v).is_some_and(|s| near(s, c));
+    let square = |v| {
+        pairs(v, BinaryOp::Mul)
+            .iter()
+            .any(|&(p, q)| p == x && q == x)
+    };
+    let cube = |v| {
+        pairs(v, BinaryOp::Pow)
+            .first()
+            .is_some_and(|&(p, e)| p == x && scalar(g, e) == Some(3.0))
+            || pairs(v, BinaryOp::Mul)
+                .iter()
+                .any(|&(p, q)| p == x && square(q))
+    };
+    let inner = |s| {
+        pairs(s, BinaryOp::Add).iter().any(|&(p, m)| {
+            p == x
+                && pairs(m, BinaryOp::Mul)
+                    .iter()
+                    .any(|&(c, k)| is(c, 0.044715) && cube(k))
+        })
+    };
+    let arg = |v| {
+        let k = (2.0 / std::f64::consts::PI).sqrt() as f32;
+        pairs(v, BinaryOp::Mul)
+            .iter()
+            .any(|&(c, s)| is(c, k) && inner(s))
+    };
+    pairs(a, BinaryOp::Add).iter().any(|&(one, t)| {
+        scalar(g, one) == Some(1.0)
+            && private(g, t).is_some_and(|tn| {
+                let node = g.node(tn);
+                node.op == Op::Unary(UnaryOp::Tanh)
+                    && node.inputs().len() == 1
+                    && arg(node.inputs()[0])
+            })
+    })
+}
+
+/// Which GELU `a` is the gate of (`Erf(…) + 1` or `Tanh(…) + 1` of `x`).
+fn gate(g: &Graph, a: ValueId, x: ValueId) -> Option<UnaryOp> {
+    if erf_plus_one(g, a, x) {
+        Some(UnaryOp::Gelu)
+    } else if tanh_plus_one(g, a, x) {
+        Some(UnaryOp::GeluTanh)
+    } else {
+        None
+    }
+}
+
+/// The form and the x when Mul node `n` ends `x · (G(x) + 1) · 1/2` (GELU,
+/// `G` the erf or tanh gate) in any association of the three factors
+/// exporters write.
+fn gelu(g: &Graph, n: NodeId) -> Option<(UnaryOp, ValueId)> {
     let half = |v| scalar(g, v) == Some(0.5);
     // The two operands of a private Mul.
     let mul_of = |v| operands(g, private(g, v)?, BinaryOp::Mul);
@@ -173,30 +236,34 @@ fn gelu(g: &Graph, n: NodeId) -> Option<ValueId> {
         // ½ · (x · a)
         if half(u) {
             if let Some([s, t]) = mul_of(v) {
-                if let Some(x) = [(s, t), (t, s)]
+                if let Some(found) = [(s, t), (t, s)]
                     .into_iter()
-                    .find_map(|(x, a)| erf_plus_one(g, a, x).then_some(x))
+                    .find_map(|(x, a)| Some((gate(g, a, x)?, x)))
                 {
-                    return Some(x);
+                    return Some(found);
                 }
             }
         }
         // x · (a · ½)
         if let Some([s, t]) = mul_of(v) {
-            if [(s, t), (t, s)]
-                .into_iter()
-                .any(|(a, h)| half(h) && erf_plus_one(g, a, u))
+            if let Some(op) =
+                [(s, t), (t, s)]
+                    .into_iter()
+                    .find_map(|(a, h)| if half(h) { gate(g, a, u) } else { None })
             {
-                return Some(u);
+                return Some((op, u));
             }
         }
         // (x · ½) · a
         if let Some([s, t]) = mul_of(u) {
-            if let Some(x) = [(s, t), (t, s)]
-                .into_iter()
-                .find_map(|(x, h)| (half(h) && erf_plus_one(g, v, x)).then_some(x))
-            {
-                return Some(x);
+            if let Some(found) = [(s, t), (t, s)].into_iter().find_map(|(x, h)| {
+                if half(h) {
+                    Some((gate(g, v, x)?, x))
+                } else {
+                    None
+                }
+            }) {
+                return Some(found);
             }
         }
     }
@@ -211,8 +278,8 @@ fn fusion(g: &Graph, n: NodeId) -> Option<(UnaryOp, ValueId)> {
     if let Some(x) = hard_swish(g, n) {
         return Some((UnaryOp::HardSwish, x));
     }
-    if let Some(x) = gelu(g, n) {
-        return Some((UnaryOp::Gelu, x));
+    if let Some(found) = gelu(g, n) {
+        return Some(found);
     }
     silu(g, n).map(|x| (UnaryOp::Silu, x))
 }
@@ -406,6 +473,84 @@ mod tests {
             g.add_output("inner", inner);
         }
         g
+    }
+
+    /// Tanh-form GELU as exporters write it: `form` 0: `x·x·x` and
+    /// `(x·a)·½` with every operand as the importer orders it; 1: `Pow(x,3)`,
+    /// constants first and `x·(a·½)`; 2: `(x·x)·x` reversed, `(x·½)·a`.
+    /// `leak` also outputs the Tanh.
+    fn tanh_gelu_graph(form: usize, leak: bool) -> Graph {
+        let mut g = Graph::new("t");
+        let x = ValueId::of(g.add_input("x", TensorType::f32(vec![2, 5])));
+        let cube = if form == 1 {
+            let three = c(&mut g, "three", 3.0);
+            bin(&mut g, BinaryOp::Pow, "pow", x, three)
+        } else {
+            let x2 = bin(&mut g, BinaryOp::Mul, "x2", x, x);
+            if form == 0 {
+                bin(&mut g, BinaryOp::Mul, "x3", x2, x)
+            } else {
+                bin(&mut g, BinaryOp::Mul, "x3", x, x2)
+            }
+        };
+        let c0 = c(&mut g, "c0", 0.044715);
+        let k = c(&mut g, "k", (2.0 / std::f64::consts::PI).sqrt() as f32);
+        let ks = if form == 1 {
+            let m = bin(&mut g, BinaryOp::Mul, "m", c0, cube);
+            let s = bin(&mut g, BinaryOp::Add, "s", m, x);
+            bin(&mut g, BinaryOp::Mul, "ks", k, s)
+        } else {
+            let m = bin(&mut g, BinaryOp::Mul, "m", cube, c0);
+            let s = bin(&mut g, BinaryOp::Add, "s", x, m);
+            bin(&mut g, BinaryOp::Mul, "ks", s, k)
+        };
+        let t = un(&mut g, UnaryOp::Tanh, "tanh", ks);
+        let one = c(&mut g, "one", 1.0);
+        let a = bin(&mut g, BinaryOp::Add, "a", t, one);
+        let half = c(&mut g, "half", 0.5);
+        let y = match form {
+            0 => {
+                let xa = bin(&mut g, BinaryOp::Mul, "xa", x, a);
+                bin(&mut g, BinaryOp::Mul, "y", xa, half)
+            }
+            1 => {
+                let ah = bin(&mut g, BinaryOp::Mul, "ah", a, half);
+                bin(&mut g, BinaryOp::Mul, "y", x, ah)
+            }
+            _ => {
+                let hx = bin(&mut g, BinaryOp::Mul, "hx", half, x);
+                bin(&mut g, BinaryOp::Mul, "y", hx, a)
+            }
+        };
+        g.add_output("y", y);
+        if leak {
+            g.add_output("inner", t);
+        }
+        g
+    }
+
+    #[test]
+    fn decomposed_tanh_gelu_becomes_one_op() {
+        let mut cx = PassContext::default();
+        for form in 0..3 {
+            assert_fuses_into(
+                tanh_gelu_graph(form, false),
+                "gelu_tanh",
+                &format!("form {form}"),
+            );
+            let mut g = tanh_gelu_graph(form, true);
+            assert!(!run(&mut g, &mut cx).unwrap(), "form {form} leaked");
+        }
+        // 0.05 instead of 0.044715 is not GELU.
+        let mut g = tanh_gelu_graph(0, false);
+        let c0 = g
+            .node_ids()
+            .into_iter()
+            .find(|&id| g.node(id).name == "c0")
+            .unwrap();
+        let other = c(&mut g, "other", 0.05);
+        g.replace_all_uses(ValueId::of(c0), other);
+        assert!(!run(&mut g, &mut cx).unwrap());
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub fn unary<'ctx>(
             let h = cx.fmuladd(e, cx.f32(0.5), cx.f32(0.5))?;
             cx.fmul(x, h)
         }
+        UnaryOp::GeluTanh => {
+            // x · (1/2 + tanh(√(2/π)·(x + 0.044715·x³))/2)
+            let k = (2.0 / std::f64::consts::PI).sqrt() as f32;
+            let x2 = cx.fmul(x, x)?;
+            let u = cx.fmul(x, cx.fmuladd(x2, cx.f32(0.044715 * k), cx.f32(k))?)?;
+            let h = cx.fmuladd(cx.tanh(u)?, cx.f32(0.5), cx.f32(0.5))?;
+            cx.fmul(x, h)
+        }
         UnaryOp::LeakyRelu { alpha } => {
             let neg = cx.fcmp(FloatPredicate::OLT, x, zero)?;
             let scaled = cx.fmul(x, cx.f32(alpha))?;

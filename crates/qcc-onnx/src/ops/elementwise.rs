@@ -1,5 +1,5 @@
 //! Elementwise ops: unary activations, Clip, binary arithmetic, variadic
-//! Max/Min/Sum (chains of binary nodes) and Gelu (expressed with Erf/Tanh).
+//! Max/Min/Sum (chains of binary nodes) and Gelu (the IR's two GELU ops).
 
 use super::R;
 use crate::error::Problem;
@@ -169,29 +169,16 @@ pub(super) fn scalar(cx: &mut NodeCx, suffix: &str, v: f32) -> ValueId {
     cx.add_const(suffix, t)
 }
 
-/// Gelu (opset 20): `0.5·x·(1 + erf(x/√2))`, or with `approximate='tanh'`
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+/// Gelu (opset 20): the IR's `gelu` (`0.5·x·(1 + erf(x/√2))`), or with
+/// `approximate='tanh'` its `gelu_tanh` (`0.5·x·(1 + tanh(√(2/π)·(x +
+/// 0.044715·x³)))`).
 pub(super) fn gelu(cx: &mut NodeCx) -> R {
     let x = cx.input(0)?;
     let tanh = cx.attr(cx.attrs.string_or("approximate", "none"))? == "tanh";
-    let mul = Op::Binary(BinaryOp::Mul);
-    let inner = if tanh {
-        let c = scalar(cx, "c0", 0.044715);
-        let k = scalar(cx, "k", (2.0 / std::f32::consts::PI).sqrt());
-        let x2 = cx.add_aux("x2", mul.clone(), vec![x, x])?;
-        let x3 = cx.add_aux("x3", mul.clone(), vec![x2, x])?;
-        let cx3 = cx.add_aux("cx3", mul.clone(), vec![x3, c])?;
-        let s = cx.add_aux("sum", Op::Binary(BinaryOp::Add), vec![x, cx3])?;
-        let ks = cx.add_aux("scaled", mul.clone(), vec![s, k])?;
-        cx.add_aux("tanh", Op::Unary(UnaryOp::Tanh), vec![ks])?
+    let op = if tanh {
+        UnaryOp::GeluTanh
     } else {
-        let r = scalar(cx, "inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
-        let xs = cx.add_aux("scaled", mul.clone(), vec![x, r])?;
-        cx.add_aux("erf", Op::Unary(UnaryOp::Erf), vec![xs])?
+        UnaryOp::Gelu
     };
-    let one = scalar(cx, "one", 1.0);
-    let half = scalar(cx, "half", 0.5);
-    let p = cx.add_aux("plus_one", Op::Binary(BinaryOp::Add), vec![inner, one])?;
-    let hx = cx.add_aux("half_x", mul.clone(), vec![x, half])?;
-    Ok(vec![cx.add(mul, vec![hx, p])?])
+    Ok(vec![cx.add(Op::Unary(op), vec![x])?])
 }

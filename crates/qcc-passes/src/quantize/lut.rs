@@ -15,6 +15,7 @@ pub fn is_module_activation(u: &UnaryOp) -> bool {
             | UnaryOp::HardSwish
             | UnaryOp::Silu
             | UnaryOp::Gelu
+            | UnaryOp::GeluTanh
             | UnaryOp::HardSigmoid { .. }
             | UnaryOp::Sigmoid
             | UnaryOp::Tanh
