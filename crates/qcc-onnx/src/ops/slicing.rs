@@ -3,7 +3,7 @@
 
 use super::R;
 use crate::node::NodeCx;
-use qcc_ir::{Op, ValueId};
+use qcc_ir::{BinaryOp, DType, Op, Tensor, TensorType, ValueId};
 
 pub(super) fn concat(cx: &mut NodeCx) -> R {
     let ins = cx.present_inputs()?;
@@ -469,9 +469,14 @@ pub(super) fn scatter_nd(cx: &mut NodeCx) -> R {
     let data = cx.input(0)?;
     let dt = cx.ty(data);
     let red = cx.attr(cx.attrs.string_or("reduction", "none"))?;
-    if red != "none" {
-        return Err(cx.err(format!("reduction='{red}' is not supported")));
-    }
+    let reduce = match red.as_str() {
+        "none" => None,
+        "add" => Some(BinaryOp::Add),
+        "mul" => Some(BinaryOp::Mul),
+        "max" => Some(BinaryOp::Max),
+        "min" => Some(BinaryOp::Min),
+        other => return Err(cx.err(format!("reduction='{other}' is not supported"))),
+    };
     let idx = cx
         .const_input(1, "indices")?
         .ok_or_else(|| cx.err("input 'indices' is missing"))?;
@@ -504,6 +509,8 @@ pub(super) fn scatter_nd(cx: &mut NodeCx) -> R {
         .ok_or_else(|| cx.err("indices must be integers"))?;
     let strides = qcc_ir::strides_of(&dt.shape);
     let mut map: Vec<i64> = (0..numel as i64).collect();
+    // With a reduction: per element, the update elements that reach it, in order.
+    let mut hits: Vec<Vec<usize>> = vec![vec![]; if reduce.is_some() { numel } else { 0 }];
     for u in 0..n_up {
         let mut at = 0usize;
         for j in 0..k {
@@ -520,7 +527,13 @@ pub(super) fn scatter_nd(cx: &mut NodeCx) -> R {
         }
         for e in 0..slab {
             map[at + e] = (numel + u * slab + e) as i64;
+            if let Some(h) = hits.get_mut(at + e) {
+                h.push(u * slab + e);
+            }
         }
+    }
+    if let Some(op) = reduce {
+        return scatter_reduce(cx, (data, upd), &dt, n_up * slab, op, &hits);
     }
     let flat_d = cx.add_aux("data_flat", Op::Reshape { shape: vec![numel] }, vec![data])?;
     let flat_u = cx.add_aux(
@@ -541,6 +554,77 @@ pub(super) fn scatter_nd(cx: &mut NodeCx) -> R {
         vec![g],
     )?])
 }
+
+/// ScatterND with a reduction, in rounds: round `r` combines every element
+/// with the `r`-th update that reaches it (or with the reduction's
+/// identity: -0.0, 1, -inf/+inf or the integer extremes, which leave any
+/// value as it is), so duplicates apply in update order as the spec's loop
+/// does. Each round is one Gather from the flat updates and one elementwise op.
+fn scatter_reduce(
+    cx: &mut NodeCx,
+    (data, upd): (ValueId, ValueId),
+    dt: &TensorType,
+    n: usize,
+    op: BinaryOp,
+    hits: &[Vec<usize>],
+) -> R {
+    let rounds = hits.iter().map(Vec::len).max().unwrap_or(0);
+    if rounds > MAX_ROUNDS {
+        return Err(cx.err(format!(
+            "{rounds} updates reach one element (at most {MAX_ROUNDS} are supported with a reduction)"
+        )));
+    }
+    let identity = match (op, dt.dtype) {
+        (BinaryOp::Add, DType::F32) => Tensor::from_f32(vec![1], vec![-0.0]),
+        (BinaryOp::Mul, DType::F32) => Tensor::from_f32(vec![1], vec![1.0]),
+        (BinaryOp::Max, DType::F32) => Tensor::from_f32(vec![1], vec![f32::NEG_INFINITY]),
+        (BinaryOp::Min, DType::F32) => Tensor::from_f32(vec![1], vec![f32::INFINITY]),
+        (op, DType::I64) => Tensor::from_i64(
+            vec![1],
+            vec![match op {
+                BinaryOp::Add => 0,
+                BinaryOp::Mul => 1,
+                BinaryOp::Max => i64::MIN,
+                _ => i64::MAX,
+            }],
+        ),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        cx.err(format!(
+            "a reduction on {} is not supported",
+            dt.dtype.name()
+        ))
+    })?;
+    let numel = hits.len();
+    let flat_u = cx.add_aux("updates_flat", Op::Reshape { shape: vec![n] }, vec![upd])?;
+    let id = cx.add_const("identity", identity);
+    let pool = cx.add_aux("pool", Op::Concat { axis: 0 }, vec![flat_u, id])?;
+    let mut acc = cx.add_aux("data_flat", Op::Reshape { shape: vec![numel] }, vec![data])?;
+    for r in 0..rounds {
+        let map: Vec<i64> = hits
+            .iter()
+            .map(|h| h.get(r).map_or(n as i64, |&u| u as i64))
+            .collect();
+        let map = Tensor::from_i64(vec![numel], map).ok_or_else(|| cx.err("bad constant"))?;
+        let map = cx.add_const(&format!("map{r}"), map);
+        let g = cx.add_aux(
+            &format!("gather{r}"),
+            Op::Gather { axis: 0 },
+            vec![pool, map],
+        )?;
+        acc = cx.add_aux(&format!("round{r}"), Op::Binary(op), vec![acc, g])?;
+    }
+    Ok(vec![cx.add(
+        Op::Reshape {
+            shape: dt.shape.clone(),
+        },
+        vec![acc],
+    )?])
+}
+
+/// Most updates that may reach one element of a reducing ScatterND.
+const MAX_ROUNDS: usize = 64;
 
 #[cfg(test)]
 mod tests {
