@@ -190,11 +190,7 @@ pub fn emit<'ctx>(
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (BLOCK * n) as i64)?)?;
         for_blocks(cx, n, BLOCK, |cx, nb, nrv| {
             let col = cx.mul_c(nb, BLOCK as i64)?;
-            let params = [
-                cx.gep(DType::I32, tables[0], col)?,
-                cx.gep(DType::I32, tables[1], col)?,
-                cx.gep(DType::I32, tables[2], col)?,
-            ];
+            let params = super::qukernel::tables_at(cx, &tables, col)?;
             AmxCall {
                 kt: (kp / KT) as i64,
                 a: arow,

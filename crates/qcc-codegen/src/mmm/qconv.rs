@@ -185,63 +185,38 @@ pub fn emit<'ctx>(
     let pack = cx.gep_bytes(s, p.copy_bytes() as i64)?;
     let xdt = x.dtype();
     let flip = u.dot.act_shift(xdt) != 0;
-    let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
-    let c_all = (p.cg * p.groups) as i64;
-    let oc_all = (m * p.groups) as i64;
+    let ohw = (p.oh * p.ow) as i64;
     let g_params = (panels * mr) as i64;
-    cx.for_range(0, p.batch as i64, |cx, bi| {
-        cx.for_range(0, p.groups as i64, |cx, g| {
-            let xg = cx.gep(
-                DType::I8,
-                x.ptr,
-                cx.mul_c(cx.add(cx.mul_c(bi, c_all)?, cx.mul_c(g, p.cg as i64)?)?, hw)?,
-            )?;
-            let og = cx.gep(
-                DType::I8,
-                out.ptr,
-                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
-            )?;
-            let src = match p.copy {
-                Some((hp, wp)) => {
-                    pad_planes(cx, (xg, p.cg, p.h, p.w), (s, hp, wp), p.pad, zx)?;
-                    s
-                }
-                None => xg,
-            };
-            let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (panels * k4 * mr * 4) as i64)?)?;
-            let pg: Vec<PointerValue> = tables
-                .iter()
-                .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, g_params)?))
-                .collect::<CgResult<_>>()?;
-            for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
-                let r0 = cx.mul_c(t, p.rows as i64)?;
-                pack_block(cx, p, src, pack, r0, rows, flip)?;
-                let col0 = cx.mul_c(r0, p.ow as i64)?;
-                for_blocks(cx, m, mr, |cx, mb, mrv| {
-                    let a = cx.gep(DType::I8, wg, cx.mul_c(mb, (k4 * mr * 4) as i64)?)?;
-                    let ch0 = cx.mul_c(mb, mr as i64)?;
-                    let params = [
-                        cx.gep(DType::I32, pg[0], ch0)?,
-                        cx.gep(DType::I32, pg[1], ch0)?,
-                        cx.gep(DType::I32, pg[2], ch0)?,
-                    ];
-                    let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
-                    for_blocks(cx, rows * p.ow, u.nr, |cx, np, nrv| {
-                        let col = cx.mul_c(np, u.nr as i64)?;
-                        QCall {
-                            k4: k4 as i64,
-                            a,
-                            b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
-                            ldb: p.ldb as i64,
-                            c: cx.gep(DType::I8, crow, col)?,
-                            ldc: ohw,
-                            params,
-                            mr_valid: mrv,
-                            nr_valid: nrv,
-                            out: (epi.zero_point, epi.min, epi.max),
-                        }
-                        .emit(cx, f)
-                    })
+    for_images(cx, p, (x, out, s, zx), |cx, g, src, og| {
+        let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (panels * k4 * mr * 4) as i64)?)?;
+        let pg: Vec<PointerValue> = tables
+            .iter()
+            .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, g_params)?))
+            .collect::<CgResult<_>>()?;
+        for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
+            let r0 = cx.mul_c(t, p.rows as i64)?;
+            pack_block(cx, p, src, pack, r0, rows, flip)?;
+            let col0 = cx.mul_c(r0, p.ow as i64)?;
+            for_blocks(cx, m, mr, |cx, mb, mrv| {
+                let a = cx.gep(DType::I8, wg, cx.mul_c(mb, (k4 * mr * 4) as i64)?)?;
+                let ch0 = cx.mul_c(mb, mr as i64)?;
+                let params = super::qukernel::tables_at(cx, &pg, ch0)?;
+                let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
+                for_blocks(cx, rows * p.ow, u.nr, |cx, np, nrv| {
+                    let col = cx.mul_c(np, u.nr as i64)?;
+                    QCall {
+                        k4: k4 as i64,
+                        a,
+                        b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
+                        ldb: p.ldb as i64,
+                        c: cx.gep(DType::I8, crow, col)?,
+                        ldc: ohw,
+                        params,
+                        mr_valid: mrv,
+                        nr_valid: nrv,
+                        out: (epi.zero_point, epi.min, epi.max),
+                    }
+                    .emit(cx, f)
                 })
             })
         })
@@ -287,10 +262,71 @@ fn emit_amx<'ctx>(
     let pack = cx.gep_bytes(s, p.copy_bytes() as i64)?;
     let acc = cx.gep_bytes(pack, (p.k4_rows() * p.ldb) as i64)?;
     let flip = p.ukr.dot.act_shift(x.dtype()) != 0;
+    let ohw = (p.oh * p.ow) as i64;
+    amx::configure(cx)?;
+    for_images(cx, p, (x, out, s, zx), |cx, g, src, og| {
+        let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (mp * kp) as i64)?)?;
+        let pg: Vec<PointerValue> = tables
+            .iter()
+            .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, mp as i64)?))
+            .collect::<CgResult<_>>()?;
+        for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
+            let r0 = cx.mul_c(t, p.rows as i64)?;
+            pack_block(cx, p, src, pack, r0, rows, flip)?;
+            let col0 = cx.mul_c(r0, p.ow as i64)?;
+            for_blocks(cx, m, blk, |cx, mb, mrv| {
+                let ch0 = cx.mul_c(mb, blk as i64)?;
+                let a = cx.gep(DType::I8, wg, cx.mul_c(ch0, kp as i64)?)?;
+                let params = super::qukernel::tables_at(cx, &pg, ch0)?;
+                let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
+                for_blocks(cx, rows * p.ow, blk, |cx, np, nrv| {
+                    let col = cx.mul_c(np, blk as i64)?;
+                    amx::AmxCall {
+                        kt: (kp / amx::KT) as i64,
+                        a,
+                        lda: kp as i64,
+                        b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
+                        ldb: p.ldb as i64,
+                        bk: (amx::KT4 * p.ldb) as i64,
+                        bh: (blk / 2 * 4) as i64,
+                        c: cx.gep(DType::I8, crow, col)?,
+                        ldc: ohw,
+                        params,
+                        mr_valid: mrv,
+                        nr_valid: nrv,
+                        out: (epi.zero_point, epi.min, epi.max),
+                        acc,
+                    }
+                    .emit(cx, f)
+                })
+            })
+        })
+    })?;
+    amx::release(cx)
+}
+
+/// Per image and group: `body(cx, g, src, og)` with `src` the group's
+/// input planes (or their zero-point-padded copy at the start of scratch
+/// `s`) and `og` its output planes.
+fn for_images<'a, 'ctx>(
+    cx: &mut KernelCx<'a, 'ctx>,
+    p: &QConvGemm,
+    (x, out, s, zx): (
+        &Operand<'_, 'ctx>,
+        &Operand<'_, 'ctx>,
+        PointerValue<'ctx>,
+        i32,
+    ),
+    mut body: impl FnMut(
+        &mut KernelCx<'a, 'ctx>,
+        IntValue<'ctx>,
+        PointerValue<'ctx>,
+        PointerValue<'ctx>,
+    ) -> CgResult<()>,
+) -> CgResult<()> {
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let c_all = (p.cg * p.groups) as i64;
-    let oc_all = (m * p.groups) as i64;
-    amx::configure(cx)?;
+    let oc_all = (p.m * p.groups) as i64;
     cx.for_range(0, p.batch as i64, |cx, bi| {
         cx.for_range(0, p.groups as i64, |cx, g| {
             let xg = cx.gep(
@@ -301,7 +337,10 @@ fn emit_amx<'ctx>(
             let og = cx.gep(
                 DType::I8,
                 out.ptr,
-                cx.mul_c(cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, m as i64)?)?, ohw)?,
+                cx.mul_c(
+                    cx.add(cx.mul_c(bi, oc_all)?, cx.mul_c(g, p.m as i64)?)?,
+                    ohw,
+                )?,
             )?;
             let src = match p.copy {
                 Some((hp, wp)) => {
@@ -310,49 +349,9 @@ fn emit_amx<'ctx>(
                 }
                 None => xg,
             };
-            let wg = cx.gep(DType::I8, wt, cx.mul_c(g, (mp * kp) as i64)?)?;
-            let pg: Vec<PointerValue> = tables
-                .iter()
-                .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, mp as i64)?))
-                .collect::<CgResult<_>>()?;
-            for_blocks(cx, p.oh, p.rows, |cx, t, rows| {
-                let r0 = cx.mul_c(t, p.rows as i64)?;
-                pack_block(cx, p, src, pack, r0, rows, flip)?;
-                let col0 = cx.mul_c(r0, p.ow as i64)?;
-                for_blocks(cx, m, blk, |cx, mb, mrv| {
-                    let ch0 = cx.mul_c(mb, blk as i64)?;
-                    let a = cx.gep(DType::I8, wg, cx.mul_c(ch0, kp as i64)?)?;
-                    let params = [
-                        cx.gep(DType::I32, pg[0], ch0)?,
-                        cx.gep(DType::I32, pg[1], ch0)?,
-                        cx.gep(DType::I32, pg[2], ch0)?,
-                    ];
-                    let crow = cx.gep(DType::I8, og, cx.add(cx.mul_c(ch0, ohw)?, col0)?)?;
-                    for_blocks(cx, rows * p.ow, blk, |cx, np, nrv| {
-                        let col = cx.mul_c(np, blk as i64)?;
-                        amx::AmxCall {
-                            kt: (kp / amx::KT) as i64,
-                            a,
-                            lda: kp as i64,
-                            b: cx.gep(DType::I8, pack, cx.mul_c(col, 4)?)?,
-                            ldb: p.ldb as i64,
-                            bk: (amx::KT4 * p.ldb) as i64,
-                            bh: (blk / 2 * 4) as i64,
-                            c: cx.gep(DType::I8, crow, col)?,
-                            ldc: ohw,
-                            params,
-                            mr_valid: mrv,
-                            nr_valid: nrv,
-                            out: (epi.zero_point, epi.min, epi.max),
-                            acc,
-                        }
-                        .emit(cx, f)
-                    })
-                })
-            })
+            body(cx, g, src, og)
         })
-    })?;
-    amx::release(cx)
+    })
 }
 
 /// Copies `planes` input planes of `h × w` bytes at `src` into `dst` as

@@ -101,11 +101,7 @@ pub fn emit<'ctx>(
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
         for_blocks(cx, n, nr, |cx, np, nrv| {
             let col = cx.mul_c(np, nr as i64)?;
-            let params = [
-                cx.gep(DType::I32, tables[0], col)?,
-                cx.gep(DType::I32, tables[1], col)?,
-                cx.gep(DType::I32, tables[2], col)?,
-            ];
+            let params = super::qukernel::tables_at(cx, &tables, col)?;
             QCall {
                 k4: k4 as i64,
                 a: ap,

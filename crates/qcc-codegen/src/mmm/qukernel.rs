@@ -736,6 +736,19 @@ pub(crate) fn epi_tables<'ctx>(
     [0, 1, 2].map(|i| crate::kernels::quant::const_i32_table(cx, name[i], &t[i]))
 }
 
+/// The three epilogue tables (`bias`, `mult`, `shift`) at channel `at`.
+pub(crate) fn tables_at<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    tables: &[PointerValue<'ctx>],
+    at: IntValue<'ctx>,
+) -> CgResult<[PointerValue<'ctx>; 3]> {
+    Ok([
+        cx.gep(DType::I32, tables[0], at)?,
+        cx.gep(DType::I32, tables[1], at)?,
+        cx.gep(DType::I32, tables[2], at)?,
+    ])
+}
+
 /// Whether every shift of `r` is at least [`HIGH_SHIFT_MIN`] and the target
 /// is x86 with AVX2 or AVX-512, so that [`requantize`] may take its 32-bit
 /// path (`high`).

@@ -253,14 +253,7 @@ pub fn check_qparams(g: &Graph, _cx: &PassContext) {
                 assert_eq!(qp(n.inputs()[1]).zero_point, *b_zero_point, "{}", n.name);
                 assert_eq!(qp(out).zero_point, epi.zero_point, "{}", n.name);
             }
-            Op::MaxPool(_)
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Slice { .. }
-            | Op::Pad { .. }
-            | Op::Concat { .. }
-                if n.outputs[0].dtype == DType::I8 =>
-            {
+            op if op.keeps_quant() && n.outputs[0].dtype == DType::I8 => {
                 for v in n.inputs() {
                     assert_eq!(qp(*v), qp(out), "{}", n.name);
                 }
