@@ -183,7 +183,8 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
             && target::feature_on(&chosen.info.features, "amx-tile")
             && target::feature_on(&chosen.info.features, "amx-int8")
             && target::feature_on(&chosen.info.features, "avx512bw")
-            && target::feature_on(&chosen.info.features, "avx512vnni"),
+            && target::feature_on(&chosen.info.features, "avx512vnni")
+            && (!chosen.info.host_cpu || mmm::amx::host_grants_amx()),
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
         winograd: !opts.no_winograd,

@@ -518,6 +518,37 @@ fn body<'ctx>(
     Ok(())
 }
 
+/// Whether this process may use the AMX tile state: Linux grants it on
+/// request (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), and
+/// refuses it on kernels before 5.16 or where a sandbox filters the call.
+/// Compiling for the host CPU asks, so that an object meant to run here
+/// never relies on tiles this system withholds (the object asks again, and
+/// returns 3 if refused, wherever it runs).
+pub fn host_grants_amx() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let ret: i64;
+        // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM, 18) only changes which
+        // register state this process may use; it reads and writes no memory.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") 158i64 => ret,
+                in("rdi") 0x1023i64,
+                in("rsi") 18i64,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack)
+            );
+        }
+        ret == 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    {
+        false
+    }
+}
+
 /// Whether `module` holds an AMX microkernel (nodes emit them before the
 /// entry is built; they are never inlined).
 pub(crate) fn used_in(module: &Module<'_>) -> bool {
