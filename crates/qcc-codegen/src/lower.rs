@@ -198,14 +198,8 @@ impl<'a, 'ctx> Lowering<'a, 'ctx> {
         ] {
             f.add_attribute(AttributeLoc::Function, attr(self.ctx, a, 0));
         }
-        // LLVM keeps loops on 256-bit vectors unless told the core prefers
-        // 512 (the microkernels say so themselves).
         if self.facts.simd == crate::mmm::Simd::Avx512 {
-            f.add_attribute(
-                AttributeLoc::Function,
-                self.ctx
-                    .create_string_attribute("prefer-vector-width", "512"),
-            );
+            crate::mmm::prefer_512(self.ctx, f);
         }
 
         // Parameters and their attributes.

@@ -144,6 +144,42 @@ fn conv_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
     (g, feed)
 }
 
+/// Case `c`: a random QGemm `[m,k] × [k,n]` (types, zero point and epilogue
+/// drawn from `r`; data from seeds `seed + c`, `seed + 100 + c`, `seed + 200 + c`).
+fn add_gemm_case(
+    g: &mut Graph,
+    feed: &mut Vec<Tensor>,
+    r: &mut Lcg,
+    c: usize,
+    (m, k, n): (usize, usize, usize),
+    seed: u64,
+) {
+    let (adt, to) = (
+        r.pick(&[DType::I8, DType::U8]),
+        r.pick(&[DType::I8, DType::U8]),
+    );
+    let (lo, hi) = range(adt);
+    let za = r.next(0, (hi - lo) as usize) as i32 + lo;
+    let epi = draw_epi(r, n, 127.0 * 70.0 * (k as f64).sqrt(), to);
+    let a = rand_t8(adt, &[m, k], seed + c as u64);
+    let w = ints(
+        DType::I8,
+        &[k, n],
+        &rand_ints(k * n, seed + 100 + c as u64, -128, 127),
+    );
+    let b = ints(
+        DType::I32,
+        &[n],
+        &rand_ints(n, seed + 200 + c as u64, -9000, 9000),
+    );
+    let op = Op::QGemm {
+        a_zero_point: za,
+        epi,
+        to,
+    };
+    add_case(g, feed, c, op, a, [w, b]);
+}
+
 /// Random QGemm cases (K a multiple of four or not: a partial last group).
 fn gemm_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
     let mut r = Lcg(seed);
@@ -156,30 +192,7 @@ fn gemm_battery(seed: u64, cases: usize) -> (Graph, Vec<Tensor>) {
         } else {
             4 * r.next(1, 80)
         };
-        let (adt, to) = (
-            r.pick(&[DType::I8, DType::U8]),
-            r.pick(&[DType::I8, DType::U8]),
-        );
-        let (lo, hi) = range(adt);
-        let za = r.next(0, (hi - lo) as usize) as i32 + lo;
-        let epi = draw_epi(&mut r, n, 127.0 * 70.0 * (k as f64).sqrt(), to);
-        let a = rand_t8(adt, &[m, k], seed + c as u64);
-        let w = ints(
-            DType::I8,
-            &[k, n],
-            &rand_ints(k * n, seed + 100 + c as u64, -128, 127),
-        );
-        let b = ints(
-            DType::I32,
-            &[n],
-            &rand_ints(n, seed + 200 + c as u64, -9000, 9000),
-        );
-        let op = Op::QGemm {
-            a_zero_point: za,
-            epi,
-            to,
-        };
-        add_case(&mut g, &mut feed, c, op, a, [w, b]);
+        add_gemm_case(&mut g, &mut feed, &mut r, c, (m, k, n), seed);
     }
     (g, feed)
 }
@@ -395,27 +408,7 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
         (70, 190, 96),
     ];
     for (c, &(m, k, n)) in shapes.iter().enumerate() {
-        let c = CONVS + c;
-        let (adt, to) = (
-            r.pick(&[DType::I8, DType::U8]),
-            r.pick(&[DType::I8, DType::U8]),
-        );
-        let (lo, hi) = range(adt);
-        let za = r.next(0, (hi - lo) as usize) as i32 + lo;
-        let epi = draw_epi(&mut r, n, 127.0 * 70.0 * (k as f64).sqrt(), to);
-        let a = rand_t8(adt, &[m, k], 300 + c as u64);
-        let w = ints(
-            DType::I8,
-            &[k, n],
-            &rand_ints(k * n, 400 + c as u64, -128, 127),
-        );
-        let b = ints(DType::I32, &[n], &rand_ints(n, 500 + c as u64, -9000, 9000));
-        let op = Op::QGemm {
-            a_zero_point: za,
-            epi,
-            to,
-        };
-        add_case(&mut g, &mut feed, c, op, a, [w, b]);
+        add_gemm_case(&mut g, &mut feed, &mut r, CONVS + c, (m, k, n), 300);
     }
     let high = Rescale {
         multiplier: vec![i32::MAX, 1 << 30, 1_234_567_891, i32::MAX - 1, 7],

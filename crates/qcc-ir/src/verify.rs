@@ -52,7 +52,7 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                 if matches!(op, Op::QConv { .. } | Op::QGemm { .. }) {
                     for (i, what) in [(1, "weights"), (2, "bias")] {
                         let Some(v) = n.inputs().get(i) else { continue };
-                        if !matches!(g.node(v.node).op, Op::Const { .. }) {
+                        if g.const_value(*v).is_none() {
                             return Err(err(
                                 &n.name,
                                 format!("{} {what} must be a constant", op.name()),

@@ -294,12 +294,7 @@ fn pack_rows<'ctx>(
         cx.for_range(0, (k / 64) as i64, |cx, q| {
             let off = cx.mul_c(q, 64)?;
             let at = cx.gep(DType::I8, src, off)?;
-            let v = cx.b.build_load(v64, at, "")?;
-            if let Some(ins) = inkwell::values::BasicValue::as_instruction_value(&v) {
-                ins.set_alignment(1)
-                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-            }
-            let mut v = v.into_vector_value();
+            let mut v = super::qdw::tap(cx, at, v64, 64, 1)?;
             if flip {
                 v = cx.b.build_xor(v, sign, "")?;
             }

@@ -207,12 +207,11 @@ pub(crate) fn declare_microkernel<'ctx>(
         f.add_attribute(AttributeLoc::Function, attr(a));
     }
     if wide {
-        for (k, v) in [
-            ("min-legal-vector-width", "512"),
-            ("prefer-vector-width", "512"),
-        ] {
-            f.add_attribute(AttributeLoc::Function, ctx.create_string_attribute(k, v));
-        }
+        prefer_512(ctx, f);
+        f.add_attribute(
+            AttributeLoc::Function,
+            ctx.create_string_attribute("min-legal-vector-width", "512"),
+        );
     }
     for &p in noalias {
         f.add_attribute(AttributeLoc::Param(p), attr("noalias"));
@@ -221,6 +220,18 @@ pub(crate) fn declare_microkernel<'ctx>(
         f.add_attribute(AttributeLoc::Param(p), attr("readonly"));
     }
     f
+}
+
+/// Tells LLVM that `f` may use 512-bit vectors (it keeps its loops on 256
+/// bits on AVX-512 cores unless told).
+pub(crate) fn prefer_512<'ctx>(
+    ctx: &'ctx inkwell::context::Context,
+    f: inkwell::values::FunctionValue<'ctx>,
+) {
+    f.add_attribute(
+        inkwell::attributes::AttributeLoc::Function,
+        ctx.create_string_attribute("prefer-vector-width", "512"),
+    );
 }
 
 /// Prefetches (for reading, into L2) the 64-byte line `line` of `base`.

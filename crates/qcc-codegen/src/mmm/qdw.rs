@@ -389,12 +389,8 @@ impl<'ctx> Row<'_, 'ctx> {
         for ki in 0..p.kh {
             let off = (ki * p.dil.0 * p.wps) as i64;
             let ptr = cx.gep(DType::I8, self.s, cx.add_c(base, off)?)?;
-            let l = cx.b.build_load(b64, ptr, "")?;
-            if let Some(i) = l.as_instruction_value() {
-                i.set_alignment(1)
-                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-            }
-            let mut q = cx.shuffle(l.into_vector_value(), zero, &idx)?;
+            let l = tap(cx, ptr, b64, 64, 1)?;
+            let mut q = cx.shuffle(l, zero, &idx)?;
             if self.signed {
                 q = cx.b.build_xor(q, flip, "")?;
             }
