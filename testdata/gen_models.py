@@ -521,6 +521,58 @@ def mbv3_block():
     return m, inputs
 
 
+def ort_quantized(base, **options):
+    """`base`'s model as onnxruntime's `quantize_static` writes it in the QDQ
+    format with `options`, calibrated with MinMax on its input and four
+    scaled, noised copies (the output is the same bytes every time)."""
+    import logging
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name, samples):
+            self.it = iter([{name: s} for s in samples])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    def build():
+        m, inputs = base()
+        rng = np.random.default_rng(0)
+        x = inputs[0]
+        samples = [x] + [(x * (0.5 + 0.25 * k) + rng.standard_normal(x.shape) * 0.1).astype(np.float32) for k in range(4)]
+        logging.getLogger().setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "qdq.onnx")
+            onnx.save(m, src)
+            quantize_static(src, dst, Reader(m.graph.input[0].name, samples), quant_format=QuantFormat.QDQ, **options)
+            q = onnx.load(dst)
+        return q, inputs
+
+    return build
+
+
+def ort_qdq_cnn_s8s8():
+    """small_cnn by onnxruntime's quantize_static: int8 activations and
+    per-channel int8 weights (S8S8)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(small_cnn, per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qdq_cnn_u8s8():
+    """small_cnn by onnxruntime's quantize_static: uint8 activations,
+    per-tensor int8 weights with reduce_range (7-bit)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(small_cnn, per_channel=False, reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qdq_mlp_u8s8():
+    """mlp by onnxruntime's quantize_static: uint8 activations and
+    per-tensor int8 weights (U8S8; onnxruntime 1.22's per-channel Gemm
+    weights fail in its own bias-scale check)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(mlp, per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -534,6 +586,9 @@ CASES = {
     "einsum_attention": einsum_attention,
     "transformer": transformer,
     "mbv3_block": mbv3_block,
+    "ort_qdq_cnn_s8s8": ort_qdq_cnn_s8s8,
+    "ort_qdq_cnn_u8s8": ort_qdq_cnn_u8s8,
+    "ort_qdq_mlp_u8s8": ort_qdq_mlp_u8s8,
 }
 
 

@@ -7,6 +7,7 @@ pub mod calibrate;
 pub mod cancel_qdq;
 pub mod constant_fold;
 pub mod fold_batch_norm;
+pub mod fold_qdq;
 pub mod fuse_activation;
 pub mod fuse_decomposed;
 pub mod fuse_modules;
@@ -45,6 +46,11 @@ pub struct PassInfo {
 
 /// Every pass, in the default pipeline's order.
 pub static PASSES: &[PassInfo] = &[
+    PassInfo {
+        name: "fold-qdq",
+        about: "a model quantized in the QDQ form: each dequantize → conv/gemm/matmul/add/mul/mean/layout op → quantize as its integer kernel, with the model's scales",
+        run: fold_qdq::run,
+    },
     PassInfo {
         name: "constant-fold",
         about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",

@@ -208,7 +208,7 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
     let ty = cx.ty(x);
     if let Some(t) = cx.imp.const_value(x).ok().flatten() {
         // A weight or bias: int8, uint8 or int32 (biases, with a zero
-        // point of 0), computed now.
+        // point of 0).
         let p = if t.dtype() == DType::I32 {
             Params::read_i32(cx, &ty.shape)?
         } else {
@@ -217,6 +217,15 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
         let v = t
             .to_i64_vec()
             .ok_or_else(|| cx.err(format!("input must be an integer tensor, got {ty}")))?;
+        // Per tensor or per axis, the integers stay visible as
+        // `Cast(q) · scale` (`fold-qdq` reads them from there; otherwise
+        // `constant-fold` computes the floats). An int32 with a zero point,
+        // or blocked scales, are computed now.
+        let exact = p.zero.iter().all(|&z| z == 0) || t.dtype() != DType::I32;
+        let per_axis = p.block == 1 && p.scale.len() == ty.shape.get(p.axis).copied().unwrap_or(0);
+        if exact && (p.scale.len() == 1 || per_axis) {
+            return Ok(vec![scaled(cx, x, &p, ty.rank())?]);
+        }
         let f: Vec<f32> = v
             .iter()
             .enumerate()
@@ -244,21 +253,36 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
     if p.block != 1 {
         return Err(cx.err("blocked dequantization of a run-time tensor is not supported"));
     }
-    // Per axis: `(float(x) - zero_point) · scale` with both broadcast along
-    // the axis (the subtraction of two small integers is exact in f32, so
-    // this is ONNX's arithmetic to the bit).
-    let mut shape = vec![1; ty.rank()];
-    shape[p.axis] = p.scale.len();
-    let zp: Vec<f32> = p.zero.iter().map(|&z| z as f32).collect();
-    let zp = Tensor::from_f32(shape.clone(), zp).ok_or_else(|| cx.err("bad constant"))?;
-    let zp = cx.add_const("zero_point", zp);
+    Ok(vec![scaled(cx, x, &p, ty.rank())?])
+}
+
+/// `(float(x) - zero_point) · scale` with both broadcast along the axis
+/// (per tensor: scalars), the subtraction left out when every zero point is
+/// 0. Subtracting two small integers is exact in f32, so this is ONNX's
+/// arithmetic to the bit.
+fn scaled(
+    cx: &mut NodeCx,
+    x: qcc_ir::ValueId,
+    p: &Params,
+    rank: usize,
+) -> Result<qcc_ir::ValueId, crate::error::Problem> {
+    let shape = if p.scale.len() == 1 {
+        vec![]
+    } else {
+        let mut shape = vec![1; rank];
+        shape[p.axis] = p.scale.len();
+        shape
+    };
+    let mut c = cx.add_aux("float", Op::Cast { to: DType::F32 }, vec![x])?;
+    if p.zero.iter().any(|&z| z != 0) {
+        let zp: Vec<f32> = p.zero.iter().map(|&z| z as f32).collect();
+        let zp = Tensor::from_f32(shape.clone(), zp).ok_or_else(|| cx.err("bad constant"))?;
+        let zp = cx.add_const("zero_point", zp);
+        c = cx.add_aux("centered", Op::Binary(qcc_ir::BinaryOp::Sub), vec![c, zp])?;
+    }
     let scale = Tensor::from_f32(shape, p.scale.clone()).ok_or_else(|| cx.err("bad constant"))?;
     let scale = cx.add_const("scale", scale);
-    let xf = cx.add_aux("float", Op::Cast { to: DType::F32 }, vec![x])?;
-    let c = cx.add_aux("centered", Op::Binary(qcc_ir::BinaryOp::Sub), vec![xf, zp])?;
-    Ok(vec![
-        cx.add(Op::Binary(qcc_ir::BinaryOp::Mul), vec![c, scale])?
-    ])
+    cx.add(Op::Binary(qcc_ir::BinaryOp::Mul), vec![c, scale])
 }
 
 impl Params {

@@ -14,9 +14,6 @@ use qcc_ir::{
     Rescale, Tensor, TensorData, TensorType, UnaryOp, ValueId,
 };
 
-/// Exponent of the operand multipliers of `QAdd` (`2^20`: |acc| < 2^29).
-const ADD_BITS: i32 = 20;
-
 /// The output side of a kernel: its epilogue's parameters and clamp, and the
 /// table activation (with its output parameters) after it, if any.
 struct Target {
@@ -475,12 +472,8 @@ impl Rewriter<'_> {
         let (numer, muls) = match m.kind {
             ModuleKind::Mul => (sa * sb, None),
             kind => {
-                let smax = sa.max(sb);
-                let one = 2f64.powi(ADD_BITS);
-                let am = (sa / smax * one).round() as i32;
-                let bm = (sb / smax * one).round() as i32;
-                let bm = if kind == ModuleKind::Sub { -bm } else { bm };
-                (smax / one, Some((am, bm)))
+                let (am, bm, numer) = params::add_operands(sa, sb, kind == ModuleKind::Sub);
+                (numer, Some((am, bm)))
             }
         };
         let t = self.target(m, act, numer)?;

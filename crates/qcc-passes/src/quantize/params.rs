@@ -85,6 +85,20 @@ pub fn rescale_per_channel(reals: &[f64], fmt: ScaleFormat) -> Option<Rescale> {
     }
 }
 
+/// Exponent of the operand multipliers of `QAdd` (`2^20`: |acc| < 2^29).
+const ADD_BITS: i32 = 20;
+
+/// `QAdd`'s operand multipliers for operand scales `sa` and `sb` (the
+/// second negated for a subtraction) and the real factor its accumulator
+/// stands for: `round(s/s_max · 2^20)` each, factor `s_max · 2^-20`.
+pub fn add_operands(sa: f64, sb: f64, negate_b: bool) -> (i32, i32, f64) {
+    let smax = sa.max(sb);
+    let one = 2f64.powi(ADD_BITS);
+    let am = (sa / smax * one).round() as i32;
+    let bm = (sb / smax * one).round() as i32;
+    (am, if negate_b { -bm } else { bm }, smax / one)
+}
+
 /// The real value range an 8-bit value with parameters `q` can represent.
 pub fn representable(q: QParams) -> Range {
     Range {

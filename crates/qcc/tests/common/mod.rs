@@ -307,7 +307,7 @@ impl Compiled {
     }
 }
 
-/// One line of `testdata/manifest.txt`: `CASE atol=A rtol=R [QCC FLAGS…]`.
+/// One line of `testdata/manifest.txt`: `CASE atol=A rtol=R [oracle=…] [QCC FLAGS…]`.
 #[derive(Clone, Debug)]
 pub struct ManifestCase {
     pub name: String,
@@ -331,6 +331,9 @@ pub fn read_manifest() -> Result<Vec<ManifestCase>, String> {
         };
         let mut flags = vec![];
         for tok in toks {
+            if tok == "oracle=onnxruntime" {
+                continue;
+            }
             if !parse_tolerance_token(tok, &mut tol)
                 .map_err(|e| format!("manifest.txt:{}: {e}", n + 1))?
             {

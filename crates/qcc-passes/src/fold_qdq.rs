@@ -1,0 +1,492 @@
+//! `fold-qdq`: compiles a model that arrives quantized in the QDQ form
+//! (ONNX Runtime's `quantize_static`, PyTorch and NNCF exporters) to integer
+//! kernels, honouring the scales and zero points it carries.
+//!
+//! The importer leaves such a model as its float simulation: run-time
+//! `QuantizeLinear` / `DequantizeLinear` are the IR's `Quantize` /
+//! `Dequantize`, and a constant int8 weight or int32 bias behind a
+//! `DequantizeLinear` is `Cast(q) · scale` (per tensor or per axis), so its
+//! integers and scales are still visible here. This pass then rewrites each
+//! pattern `Dequantize → op [→ Relu | Clip] → Quantize` whose kernel exists:
+//! - Conv with an int8 weight → `QConv`; Gemm (`alpha`, no `trans_a`,
+//!   `beta` = 1) and MatMul with an int8 constant B → `QGemm` (a MatMul with
+//!   an A of rank > 2 reads it through i8 reshapes). The weight's zero point
+//!   must be 0; the bias, int32 behind its own scale or float, becomes i32 at
+//!   `s_x·s_w[m]`; the epilogue factor is `s_x·s_w[m]/s_y` and the
+//!   activation is the epilogue's clamp.
+//! - Add, Sub, Mul of two dequantized values → `QAdd` / `QMul` (the same
+//!   operand multipliers as `insert-qdq`'s).
+//! - ReduceMean (GlobalAveragePool) → `QMean`.
+//! - MaxPool, Reshape, Transpose, Slice whose output is quantized with the
+//!   input's own parameters → the same op on the 8-bit values (exact).
+//!
+//! A uint8 activation whose every reader is a `Dequantize` becomes int8 first
+//! (same scale, zero point − 128: the same real values), so every kernel
+//! reads and writes int8. Whatever matches no pattern, or could overflow its
+//! i32 accumulator, stays float, as the model's own float simulation;
+//! integer results differ from that simulation by at most one step of the
+//! output's scale (the fixed-point rescale rounds once, where the float
+//! simulation rounds its float sum).
+//!
+//! Needs: an imported graph (it runs first: `constant-fold` would compute
+//! the weights' floats). Guarantees: every value a new kernel produces has
+//! the `Quantize` parameters it replaces in its type; the float nodes it
+//! bypassed are removed.
+
+use crate::context::ScaleFormat;
+use crate::quantize::lut::clamp_bounds;
+use crate::quantize::params;
+use crate::quantize::weights::{check_accumulator, Layout};
+use crate::{Changed, PassContext, PassError};
+use qcc_ir::{
+    BinaryOp, DType, Epilogue, Graph, NodeId, Op, QParams, ReduceOp, Tensor, TensorData, UnaryOp,
+    ValueId,
+};
+
+const PASS: &str = "fold-qdq";
+
+fn fail(msg: String) -> PassError {
+    PassError::Failed { pass: PASS, msg }
+}
+
+pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
+    let mut changed = to_signed(g);
+    let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
+    for id in order {
+        if g.contains(id) {
+            changed |= fold(g, id)?;
+        }
+    }
+    if changed {
+        g.remove_dead_nodes();
+        g.prune_weights();
+    }
+    Ok(changed)
+}
+
+/// Turns each uint8 `Quantize` read only by `Dequantize`s into int8.
+fn to_signed(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for id in g.node_ids() {
+        let Op::Quantize { q, to: DType::U8 } = g.node(id).op else {
+            continue;
+        };
+        let v = ValueId::of(id);
+        let users = g.users(v);
+        let all_dq = users
+            .iter()
+            .all(|(u, _)| matches!(g.node(*u).op, Op::Dequantize { q: d } if d == q));
+        if users.is_empty() || !all_dq || g.is_output(v) {
+            continue;
+        }
+        let s = QParams {
+            scale: q.scale,
+            zero_point: q.zero_point - 128,
+        };
+        let n = g.node_mut(id);
+        n.op = Op::Quantize {
+            q: s,
+            to: DType::I8,
+        };
+        n.outputs[0].dtype = DType::I8;
+        g.set_quant(v, Some(s));
+        for (u, _) in users {
+            g.node_mut(u).op = Op::Dequantize { q: s };
+        }
+        changed = true;
+    }
+    changed
+}
+
+/// `v` as `Dequantize(x)` of an int8 `x`: `x` and its parameters.
+fn dequantized(g: &Graph, v: ValueId) -> Option<(ValueId, QParams)> {
+    let n = g.node(v.node);
+    match n.op {
+        Op::Dequantize { q } if g.value_type(n.inputs()[0]).dtype == DType::I8 => {
+            Some((n.inputs()[0], q))
+        }
+        _ => None,
+    }
+}
+
+/// The one node reading `v` (not a graph output).
+fn sole_user(g: &Graph, v: ValueId) -> Option<NodeId> {
+    match g.users(v).as_slice() {
+        [(u, _)] if !g.is_output(v) => Some(*u),
+        _ => None,
+    }
+}
+
+/// Where `v` is quantized to int8, possibly through a Relu or Clip: the
+/// `Quantize` node, its parameters and the activation.
+fn requantized(g: &Graph, v: ValueId) -> Option<(NodeId, QParams, Option<UnaryOp>)> {
+    let mut u = sole_user(g, v)?;
+    let mut act = None;
+    if let Op::Unary(a @ (UnaryOp::Relu | UnaryOp::Clip { .. })) = g.node(u).op {
+        act = Some(a);
+        u = sole_user(g, ValueId::of(u))?;
+    }
+    match g.node(u).op {
+        Op::Quantize { q, to: DType::I8 } => Some((u, q, act)),
+        _ => None,
+    }
+}
+
+/// An integer constant behind `Cast(q) · scale`.
+struct Scaled {
+    data: TensorData,
+    shape: Vec<usize>,
+    /// One scale, or one per index of `axis`.
+    scales: Vec<f32>,
+    axis: Option<usize>,
+}
+
+impl Scaled {
+    fn scale(&self, i: usize) -> f32 {
+        if self.scales.len() == 1 {
+            self.scales[0]
+        } else {
+            self.scales[i]
+        }
+    }
+}
+
+fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
+    let n = g.node(v.node);
+    if n.op != Op::Binary(BinaryOp::Mul) {
+        return None;
+    }
+    let (a, s) = (n.inputs()[0], n.inputs()[1]);
+    let cast = g.node(a.node);
+    if !matches!(cast.op, Op::Cast { to: DType::F32 }) {
+        return None;
+    }
+    let q = g.const_value(cast.inputs()[0])?;
+    let s = g.const_value(s)?;
+    let scales = s.as_f32()?.to_vec();
+    let axis = if scales.len() == 1 {
+        None
+    } else {
+        let big: Vec<usize> = (0..s.shape().len())
+            .filter(|&i| s.shape()[i] != 1)
+            .collect();
+        match big.as_slice() {
+            [i] if s.shape().len() == q.shape().len() && s.shape()[*i] == q.shape()[*i] => Some(*i),
+            _ => return None,
+        }
+    };
+    Some(Scaled {
+        data: q.data().clone(),
+        shape: q.shape().to_vec(),
+        scales,
+        axis,
+    })
+}
+
+/// An int8 weight whose channels run along `axis` (a per-tensor scale is
+/// repeated): its values and one scale per channel.
+fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Vec<i8>, Vec<f32>)> {
+    let w = scaled(g, v)?;
+    let TensorData::I8(data) = &w.data else {
+        return None;
+    };
+    if w.axis.is_some_and(|a| a != axis) {
+        return None;
+    }
+    let scales = (0..w.shape[axis]).map(|m| w.scale(m)).collect();
+    Some((data.clone(), scales))
+}
+
+/// The bias `v` (`channels` values, or one) as i32 at the accumulator's
+/// scales `acc[m]`: an int32 constant behind its own scale, or floats.
+fn bias(g: &Graph, v: Option<ValueId>, acc: &[f64]) -> Option<Vec<i32>> {
+    let Some(v) = v else {
+        return Some(vec![0; acc.len()]);
+    };
+    let reals: Vec<f64> = match scaled(g, v) {
+        Some(b) => {
+            let TensorData::I32(q) = &b.data else {
+                return None;
+            };
+            q.iter()
+                .enumerate()
+                .map(|(i, &q)| q as f64 * b.scale(i) as f64)
+                .collect()
+        }
+        None => g
+            .const_value(v)?
+            .as_f32()?
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
+    };
+    if reals.len() != acc.len() && reals.len() != 1 {
+        return None;
+    }
+    acc.iter()
+        .enumerate()
+        .map(|(m, &s)| {
+            let r = (reals[m.min(reals.len() - 1)] / s).round();
+            (r.abs() <= i32::MAX as f64).then_some(r as i32)
+        })
+        .collect()
+}
+
+/// The epilogue writing int8 with parameters `qy` from accumulators whose
+/// real value is `acc[m]` per unit, clamped by `act`.
+fn epilogue(acc: &[f64], qy: QParams, act: Option<UnaryOp>) -> Option<Epilogue> {
+    let reals: Vec<f64> = acc.iter().map(|a| a / qy.scale as f64).collect();
+    let rescale = params::rescale_per_channel(&reals, ScaleFormat::FixedPoint)?;
+    let (min, max) = match act {
+        Some(u) => clamp_bounds(&u, qy)?,
+        None => (-128, 127),
+    };
+    Some(Epilogue {
+        rescale,
+        zero_point: qy.zero_point,
+        min,
+        max,
+    })
+}
+
+/// Adds `op` reading `inputs` with output parameters `q`, in place of the
+/// `Quantize` node `quantize`.
+fn replace(
+    g: &mut Graph,
+    quantize: NodeId,
+    op: Op,
+    name: String,
+    inputs: Vec<ValueId>,
+    q: QParams,
+) -> Result<ValueId, PassError> {
+    let v = ValueId::of(
+        g.add_node(op, name, inputs)
+            .map_err(|e| fail(format!("internal: {e}")))?,
+    );
+    g.set_quant(v, Some(q));
+    g.replace_all_uses(ValueId::of(quantize), v);
+    Ok(v)
+}
+
+fn constant(g: &mut Graph, name: String, shape: Vec<usize>, data: TensorData) -> ValueId {
+    let t = Tensor::new(shape, data).expect("constant shape");
+    ValueId::of(g.add_const(name, t))
+}
+
+fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
+    let n = g.node(id).clone();
+    let ins = n.inputs().to_vec();
+    let out = ValueId::of(id);
+    if n.outputs.len() != 1 || ins.is_empty() {
+        return Ok(false);
+    }
+    let Some((xq, qx)) = dequantized(g, ins[0]) else {
+        return Ok(false);
+    };
+    let Some((qnode, qy, act)) = requantized(g, out) else {
+        return Ok(false);
+    };
+    let name = n.name.clone();
+    match &n.op {
+        Op::Conv(conv) => {
+            let Some((w, sw)) = weight(g, ins[1], 0) else {
+                return Ok(false);
+            };
+            let acc: Vec<f64> = sw.iter().map(|&s| qx.scale as f64 * s as f64).collect();
+            let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
+                return Ok(false);
+            };
+            let Some(epi) = epilogue(&acc, qy, act) else {
+                return Ok(false);
+            };
+            if check_accumulator(&w, &b, acc.len(), Layout::Rows).is_err() {
+                return Ok(false);
+            }
+            let w_shape = g.value_type(ins[1]).shape.clone();
+            let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w));
+            let bc = constant(
+                g,
+                format!("{name}/bias_q"),
+                vec![acc.len()],
+                TensorData::I32(b),
+            );
+            let op = Op::QConv {
+                conv: conv.clone(),
+                x_zero_point: qx.zero_point,
+                epi,
+                to: DType::I8,
+            };
+            replace(g, qnode, op, name, vec![xq, wc, bc], qy)?;
+        }
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a: false,
+            trans_b,
+        } if *beta == 1.0 || ins.len() < 3 => {
+            let bs = g.value_type(ins[1]).shape.clone();
+            let axis = if *trans_b { 0 } else { 1 };
+            let Some((w, sw)) = weight(g, ins[1], axis) else {
+                return Ok(false);
+            };
+            let (k, cols) = (bs[1 - axis], bs[axis]);
+            let w = if *trans_b {
+                (0..k * cols)
+                    .map(|i| w[(i % cols) * k + i / cols])
+                    .collect()
+            } else {
+                w
+            };
+            let s_a = qx.scale as f64 * *alpha as f64;
+            let acc: Vec<f64> = sw.iter().map(|&s| s_a * s as f64).collect();
+            if !gemm(g, &ins, qnode, (qx, qy, act), (w, k, acc), None, name)? {
+                return Ok(false);
+            }
+        }
+        Op::MatMul => {
+            let bs = g.value_type(ins[1]).shape.clone();
+            if bs.len() != 2 {
+                return Ok(false);
+            }
+            let Some((w, sw)) = weight(g, ins[1], 1) else {
+                return Ok(false);
+            };
+            let acc: Vec<f64> = sw.iter().map(|&s| qx.scale as f64 * s as f64).collect();
+            let a_shape = g.value_type(ins[0]).shape.clone();
+            let post = (a_shape.len() != 2).then(|| n.outputs[0].shape.clone());
+            let ins = vec![ins[0], ins[1]];
+            if !gemm(g, &ins, qnode, (qx, qy, act), (w, bs[0], acc), post, name)? {
+                return Ok(false);
+            }
+        }
+        Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul)) => {
+            let Some((bq, qb)) = dequantized(g, ins[1]) else {
+                return Ok(false);
+            };
+            let (sa, sb) = (qx.scale as f64, qb.scale as f64);
+            let (muls, numer) = match op {
+                BinaryOp::Mul => (None, sa * sb),
+                _ => {
+                    let (am, bm, numer) = params::add_operands(sa, sb, *op == BinaryOp::Sub);
+                    (Some((am, bm)), numer)
+                }
+            };
+            let Some(epi) = epilogue(&[numer], qy, act) else {
+                return Ok(false);
+            };
+            let op = match muls {
+                Some((a_multiplier, b_multiplier)) => Op::QAdd {
+                    a_zero_point: qx.zero_point,
+                    a_multiplier,
+                    b_zero_point: qb.zero_point,
+                    b_multiplier,
+                    epi,
+                    to: DType::I8,
+                },
+                None => Op::QMul {
+                    a_zero_point: qx.zero_point,
+                    b_zero_point: qb.zero_point,
+                    epi,
+                    to: DType::I8,
+                },
+            };
+            replace(g, qnode, op, name, vec![xq, bq], qy)?;
+        }
+        Op::Reduce {
+            op: ReduceOp::Mean,
+            axes,
+            keepdims,
+        } if act.is_none() => {
+            let x_shape = &g.value_type(ins[0]).shape;
+            let count: usize = axes.iter().map(|&a| x_shape[a]).product();
+            if count == 0 || 255 * count as u128 > i32::MAX as u128 {
+                return Ok(false);
+            }
+            let Some(epi) = epilogue(&[qx.scale as f64 / count as f64], qy, None) else {
+                return Ok(false);
+            };
+            let op = Op::QMean {
+                axes: axes.clone(),
+                keepdims: *keepdims,
+                x_zero_point: qx.zero_point,
+                epi,
+            };
+            replace(g, qnode, op, name, vec![xq], qy)?;
+        }
+        Op::MaxPool(_) | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. }
+            if act.is_none() && qy == qx =>
+        {
+            replace(g, qnode, n.op.clone(), name, vec![xq], qy)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Builds a `QGemm` from A (`ins[0]`, dequantized from int8 with `qx`),
+/// the `[k, n]` int8 weight `w` with accumulator scales `acc` and the bias
+/// `ins[2]`, written with `qy` (clamped by `act`) in place of `qnode`; an A
+/// of rank > 2 goes through i8 reshapes to 2-D and back to `post`.
+fn gemm(
+    g: &mut Graph,
+    ins: &[ValueId],
+    qnode: NodeId,
+    (qx, qy, act): (QParams, QParams, Option<UnaryOp>),
+    (w, k, acc): (Vec<i8>, usize, Vec<f64>),
+    post: Option<Vec<usize>>,
+    name: String,
+) -> Result<bool, PassError> {
+    let cols = acc.len();
+    if let Some(c) = ins.get(2) {
+        let t = g.value_type(*c);
+        if t.numel() != 1 && t.shape.last() != Some(&cols) {
+            return Ok(false);
+        }
+    }
+    let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
+        return Ok(false);
+    };
+    let Some(epi) = epilogue(&acc, qy, act) else {
+        return Ok(false);
+    };
+    if check_accumulator(&w, &b, cols, Layout::Cols).is_err() {
+        return Ok(false);
+    }
+    let Some((mut a, _)) = dequantized(g, ins[0]) else {
+        return Ok(false);
+    };
+    let wc = constant(
+        g,
+        format!("{name}/weight_q"),
+        vec![k, cols],
+        TensorData::I8(w),
+    );
+    let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b));
+    if post.is_some() {
+        let rows = g.value_type(a).numel() / k.max(1);
+        let r = Op::Reshape {
+            shape: vec![rows, k],
+        };
+        a = ValueId::of(
+            g.add_node(r, format!("{name}/input0"), vec![a])
+                .map_err(|e| fail(format!("internal: {e}")))?,
+        );
+    }
+    let op = Op::QGemm {
+        a_zero_point: qx.zero_point,
+        epi,
+        to: DType::I8,
+    };
+    let y = replace(g, qnode, op, name.clone(), vec![a, wc, bc], qy)?;
+    if let Some(shape) = post {
+        let r = ValueId::of(
+            g.add_node(Op::Reshape { shape }, format!("{name}/reshape"), vec![y])
+                .map_err(|e| fail(format!("internal: {e}")))?,
+        );
+        g.replace_all_uses(y, r);
+        // `replace_all_uses` also rewired the reshape's own input.
+        g.set_input(r.node, 0, y);
+        g.set_quant(r, Some(qy));
+    }
+    Ok(true)
+}

@@ -1,0 +1,106 @@
+//! Models that arrive quantized in the QDQ form (testdata's hand-written
+//! `qdq_cnn` and the `ort_qdq_*` cases onnxruntime's `quantize_static` wrote):
+//! `fold-qdq` must turn their layers into integer kernels with the model's
+//! own scales, and the native code must compute what qcc's interpreter
+//! computes on the same optimized graph, bit for bit, on every output that
+//! depends only on integer arithmetic, quantize/dequantize and data
+//! movement. Each model gets the inputs of its remaining float nodes
+//! (Softmax, BatchNormalization, Concat…) as extra outputs, so every case has
+//! such outputs. Closeness to onnxruntime is e2e.rs's job (same cases).
+
+mod common;
+
+use common::{exact_outputs, same_bits, with_extra_outputs, DataSet};
+use qcc_ir::{DType, Graph, Op};
+
+/// Each case and how many of its Conv/Gemm/MatMul layers must become
+/// `QConv`/`QGemm` (all of them).
+const CASES: &[(&str, usize)] = &[
+    ("qdq_cnn", 2),
+    ("ort_qdq_cnn_s8s8", 5),
+    ("ort_qdq_cnn_u8s8", 5),
+    ("ort_qdq_mlp_u8s8", 3),
+];
+
+fn weighted_int_layers(g: &Graph) -> usize {
+    g.node_ids()
+        .into_iter()
+        .filter(|&id| matches!(g.node(id).op, Op::QConv { .. } | Op::QGemm { .. }))
+        .count()
+}
+
+/// Names of the nodes that compute floats from floats (what stays float).
+fn float_nodes(g: &Graph) -> Vec<String> {
+    g.node_ids()
+        .into_iter()
+        .filter(|&id| {
+            let n = g.node(id);
+            let float_out = n.outputs.iter().any(|t| t.dtype == DType::F32);
+            float_out
+                && !matches!(
+                    n.op,
+                    Op::Input { .. }
+                        | Op::Const { .. }
+                        | Op::Dequantize { .. }
+                        | Op::Reshape { .. }
+                )
+        })
+        .map(|id| g.node(id).name.clone())
+        .collect()
+}
+
+fn optimized(model: &std::path::Path) -> Result<Graph, String> {
+    let (g, _) = qcc::optimize_file(model, &Default::default(), None)
+        .map_err(|e| format!("optimize: {e:#}"))?;
+    Ok(g)
+}
+
+fn check(name: &str, layers: usize) -> Result<String, String> {
+    let dir = common::repo_root().join("testdata").join(name);
+    let original = dir.join("model.onnx");
+    let data: DataSet = common::load_data_set(&common::data_set_dirs(&dir)?[0])?;
+    let g = optimized(&original)?;
+    let got = weighted_int_layers(&g);
+    if got != layers {
+        return Err(format!(
+            "{got} QConv/QGemm layers after fold-qdq, expected {layers}"
+        ));
+    }
+
+    let work = common::WorkDir::new(&format!("{name}-qdq"))?;
+    let model = work.path().join("augmented.onnx");
+    with_extra_outputs(&original, &model, &float_nodes(&g))?;
+    let g = optimized(&model)?;
+    let exact = exact_outputs(&g);
+    if !exact.iter().any(|&e| e) {
+        return Err("no output is computed by integer code alone".into());
+    }
+    let want = qcc_interp::run(&g, &data.inputs).map_err(|e| format!("interpreter: {e}"))?;
+    let compiled = common::compile_and_link(&format!("{name}-qdq-native"), &model, &[])?;
+    let types = want.iter().map(|t| t.ty()).collect::<Vec<_>>();
+    let native = common::run_app(&compiled.app, compiled.work.path(), &data.inputs, &types)?;
+    let mut checked = 0;
+    for (o, (e, (got, want))) in exact.iter().zip(native.iter().zip(&want)).enumerate() {
+        if *e {
+            same_bits(got, want)
+                .map_err(|m| format!("output #{o} ({}): {m}", g.outputs[o].name))?;
+            checked += 1;
+        }
+    }
+    Ok(format!(
+        "{name}: {layers} integer layers, {checked} of {} outputs bit-exact",
+        exact.len()
+    ))
+}
+
+#[test]
+fn imported_qdq_models_run_integer_kernels_bit_exact_with_the_interpreter() {
+    let mut failures = vec![];
+    for &(name, layers) in CASES {
+        match check(name, layers) {
+            Ok(line) => println!("{line}"),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
