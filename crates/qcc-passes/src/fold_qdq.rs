@@ -34,13 +34,13 @@
 //! bypassed are removed.
 
 use crate::context::ScaleFormat;
-use crate::quantize::lut::clamp_bounds;
+use crate::quantize::lut::{self, clamp_bounds};
 use crate::quantize::params;
 use crate::quantize::weights::{check_accumulator, Layout};
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{
-    BinaryOp, DType, Epilogue, Graph, NodeId, Op, QParams, ReduceOp, Tensor, TensorData, UnaryOp,
-    ValueId,
+    infer, BinaryOp, DType, Epilogue, Graph, NodeId, Op, QParams, ReduceOp, Tensor, TensorData,
+    UnaryOp, ValueId,
 };
 
 const PASS: &str = "fold-qdq";
@@ -109,6 +109,28 @@ fn dequantized(g: &Graph, v: ValueId) -> Option<(ValueId, QParams)> {
     }
 }
 
+/// `v` as the per-tensor dequantization of an 8-bit constant: the constant
+/// as int8 (uint8 shifted by −128, with its zero point) and its parameters.
+fn dequantized_const(g: &Graph, v: ValueId) -> Option<(Tensor, QParams)> {
+    let c = scaled(g, v)?;
+    if c.scales.len() != 1 || c.zero.len() != 1 {
+        return None;
+    }
+    let (data, zero_point) = match &c.data {
+        TensorData::I8(d) => (d.clone(), c.zero[0]),
+        TensorData::U8(d) => (
+            d.iter().map(|&x| (x as i32 - 128) as i8).collect(),
+            c.zero[0] - 128,
+        ),
+        _ => return None,
+    };
+    let q = QParams {
+        scale: c.scales[0],
+        zero_point,
+    };
+    Some((Tensor::new(c.shape, TensorData::I8(data))?, q))
+}
+
 /// The one node reading `v` (not a graph output).
 fn sole_user(g: &Graph, v: ValueId) -> Option<NodeId> {
     match g.users(v).as_slice() {
@@ -138,6 +160,8 @@ struct Scaled {
     shape: Vec<usize>,
     /// One scale, or one per index of `axis`.
     scales: Vec<f32>,
+    /// One zero point, or one per index of `axis`.
+    zero: Vec<i32>,
     axis: Option<usize>,
 }
 
@@ -149,6 +173,10 @@ impl Scaled {
             self.scales[i]
         }
     }
+
+    fn zero(&self, i: usize) -> i32 {
+        self.zero[i.min(self.zero.len() - 1)]
+    }
 }
 
 fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
@@ -156,7 +184,14 @@ fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
     if n.op != Op::Binary(BinaryOp::Mul) {
         return None;
     }
-    let (a, s) = (n.inputs()[0], n.inputs()[1]);
+    let (mut a, s) = (n.inputs()[0], n.inputs()[1]);
+    let mut zero = vec![0];
+    let centered = g.node(a.node);
+    if centered.op == Op::Binary(BinaryOp::Sub) {
+        let z = g.const_value(centered.inputs()[1])?.as_f32()?;
+        zero = z.iter().map(|&z| z as i32).collect();
+        a = centered.inputs()[0];
+    }
     let cast = g.node(a.node);
     if !matches!(cast.op, Op::Cast { to: DType::F32 }) {
         return None;
@@ -164,6 +199,9 @@ fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
     let q = g.const_value(cast.inputs()[0])?;
     let s = g.const_value(s)?;
     let scales = s.as_f32()?.to_vec();
+    if zero.len() != 1 && zero.len() != scales.len() {
+        return None;
+    }
     let axis = if scales.len() == 1 {
         None
     } else {
@@ -179,6 +217,7 @@ fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
         data: q.data().clone(),
         shape: q.shape().to_vec(),
         scales,
+        zero,
         axis,
     })
 }
@@ -190,7 +229,7 @@ fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Vec<i8>, Vec<f32>)> {
     let TensorData::I8(data) = &w.data else {
         return None;
     };
-    if w.axis.is_some_and(|a| a != axis) {
+    if w.axis.is_some_and(|a| a != axis) || w.zero.iter().any(|&z| z != 0) {
         return None;
     }
     let scales = (0..w.shape[axis]).map(|m| w.scale(m)).collect();
@@ -210,7 +249,7 @@ fn bias(g: &Graph, v: Option<ValueId>, acc: &[f64]) -> Option<Vec<i32>> {
             };
             q.iter()
                 .enumerate()
-                .map(|(i, &q)| q as f64 * b.scale(i) as f64)
+                .map(|(i, &q)| (q as f64 - b.zero(i) as f64) * b.scale(i) as f64)
                 .collect()
         }
         None => g
@@ -360,8 +399,12 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
             }
         }
         Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul)) => {
-            let Some((bq, qb)) = dequantized(g, ins[1]) else {
-                return Ok(false);
+            let (bq, qb) = match dequantized(g, ins[1]) {
+                Some(b) => b,
+                None => match dequantized_const(g, ins[1]) {
+                    Some((t, q)) => (ValueId::of(g.add_const(format!("{name}/b_q"), t)), q),
+                    None => return Ok(false),
+                },
             };
             let (sa, sb) = (qx.scale as f64, qb.scale as f64);
             let (muls, numer) = match op {
@@ -412,6 +455,67 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                 epi,
             };
             replace(g, qnode, op, name, vec![xq], qy)?;
+        }
+        Op::AveragePool(pool) if act.is_none() => {
+            let count: usize = pool.kernel.iter().product();
+            let Some(epi) = epilogue(&[qx.scale as f64 / count as f64], qy, None) else {
+                return Ok(false);
+            };
+            let op = Op::QAvgPool {
+                pool: pool.clone(),
+                x_zero_point: qx.zero_point,
+                epi,
+            };
+            // Windows that do not all count `count` cells have no integer kernel.
+            let x = g.value_type(xq).clone();
+            if count == 0 || 255 * count as u128 > i32::MAX as u128 || infer(&op, &[&x]).is_err() {
+                return Ok(false);
+            }
+            replace(g, qnode, op, name, vec![xq], qy)?;
+        }
+        Op::Unary(u) => {
+            let Ok(mut table) = lut::table(*u, qx, qy) else {
+                return Ok(false);
+            };
+            if let Some(a) = act {
+                let Some((lo, hi)) = clamp_bounds(&a, qy) else {
+                    return Ok(false);
+                };
+                table.iter_mut().for_each(|t| *t = (*t).clamp(lo, hi));
+            }
+            let op = Op::Lut {
+                table,
+                to: DType::I8,
+            };
+            replace(g, qnode, op, name, vec![xq], qy)?;
+        }
+        Op::Concat { axis } if act.is_none() => {
+            let parts: Option<Vec<(ValueId, QParams)>> =
+                ins.iter().map(|&v| dequantized(g, v)).collect();
+            let Some(parts) = parts else {
+                return Ok(false);
+            };
+            let mut xs = vec![];
+            for (i, (x, q)) in parts.into_iter().enumerate() {
+                if q == qy {
+                    xs.push(x);
+                    continue;
+                }
+                let Some(epi) = epilogue(&[q.scale as f64], qy, None) else {
+                    return Ok(false);
+                };
+                let r = Op::Requantize {
+                    in_zero_point: q.zero_point,
+                    epi,
+                    to: DType::I8,
+                };
+                let r = g
+                    .add_node(r, format!("{name}/input{i}"), vec![x])
+                    .map_err(|e| fail(format!("internal: {e}")))?;
+                g.set_quant(ValueId::of(r), Some(qy));
+                xs.push(ValueId::of(r));
+            }
+            replace(g, qnode, Op::Concat { axis: *axis }, name, xs, qy)?;
         }
         Op::MaxPool(_) | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. }
             if act.is_none() && qy == qx =>
