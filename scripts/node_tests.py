@@ -45,6 +45,7 @@ SUPPORTED = {
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
     "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu", "TopK", "ScatterND",
+    "QLinearConv", "QLinearMatMul",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -56,6 +57,8 @@ PARAM_INPUTS = {
     "Clip": {1: "min", 2: "max"},
     "QuantizeLinear": {1: "y_scale", 2: "y_zero_point"},
     "DequantizeLinear": {1: "x_scale", 2: "x_zero_point"},
+    "QLinearConv": {1: "x_scale", 2: "x_zero_point", 4: "w_scale", 5: "w_zero_point", 6: "y_scale", 7: "y_zero_point"},
+    "QLinearMatMul": {1: "a_scale", 2: "a_zero_point", 4: "b_scale", 5: "b_zero_point", 6: "y_scale", 7: "y_zero_point"},
     "LSTM": {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"},
     "GRU": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
     "RNN": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
@@ -86,6 +89,8 @@ TOL_BY_OP = {
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
         "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear", "If",
         "ArgMax", "ArgMin", "TopK", "ScatterND",
+        # Integer outputs: qcc's fixed-point requantization must give the exact integers.
+        "QLinearConv", "QLinearMatMul",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",

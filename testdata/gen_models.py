@@ -521,9 +521,9 @@ def mbv3_block():
     return m, inputs
 
 
-def ort_quantized(base, **options):
-    """`base`'s model as onnxruntime's `quantize_static` writes it in the QDQ
-    format with `options`, calibrated with MinMax on its input and four
+def ort_quantized(base, fmt="QDQ", **options):
+    """`base`'s model as onnxruntime's `quantize_static` writes it in format
+    `fmt` (QDQ or QOperator) with `options`, calibrated with MinMax on its input and four
     scaled, noised copies (the output is the same bytes every time)."""
     import logging
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
@@ -544,7 +544,7 @@ def ort_quantized(base, **options):
         with tempfile.TemporaryDirectory() as d:
             src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "qdq.onnx")
             onnx.save(m, src)
-            quantize_static(src, dst, Reader(m.graph.input[0].name, samples), quant_format=QuantFormat.QDQ, **options)
+            quantize_static(src, dst, Reader(m.graph.input[0].name, samples), quant_format=QuantFormat[fmt], **options)
             q = onnx.load(dst)
         return q, inputs
 
@@ -573,6 +573,22 @@ def ort_qdq_mlp_u8s8():
     return ort_quantized(mlp, per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
 
 
+def ort_qop_cnn_s8s8():
+    """small_cnn by onnxruntime's quantize_static in the QOperator format
+    (QLinearConv, QLinearAdd, QLinearConcat, QGemm…): int8 activations and
+    per-channel int8 weights."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(small_cnn, "QOperator", per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qop_mlp_u8s8():
+    """mlp by onnxruntime's quantize_static in the QOperator format: uint8
+    activations, per-tensor int8 weights (QGemm, QLinearMatMul,
+    QLinearSigmoid…)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(mlp, "QOperator", per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -589,6 +605,8 @@ CASES = {
     "ort_qdq_cnn_s8s8": ort_qdq_cnn_s8s8,
     "ort_qdq_cnn_u8s8": ort_qdq_cnn_u8s8,
     "ort_qdq_mlp_u8s8": ort_qdq_mlp_u8s8,
+    "ort_qop_cnn_s8s8": ort_qop_cnn_s8s8,
+    "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
 }
 
 

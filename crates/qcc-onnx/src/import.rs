@@ -47,6 +47,11 @@ impl Importer {
         self.values.get(name).copied()
     }
 
+    /// Names an IR value (the output of a node an op expands to).
+    pub(crate) fn bind(&mut self, name: &str, v: ValueId) {
+        self.values.insert(name.to_string(), v);
+    }
+
     /// Reports a problem: an error in strict mode, recorded in collect mode.
     pub(crate) fn report(&mut self, p: Problem) -> Result<(), Problem> {
         match &mut self.problems {

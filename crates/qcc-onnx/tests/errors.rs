@@ -94,12 +94,12 @@ fn unknown_op() {
 #[test]
 fn quantized_formats_are_named() {
     let cases = [
-        ("QLinearConv", "", "QOperator-format quantized op"),
+        ("ConvInteger", "", "QOperator-format quantized op"),
         ("MatMulInteger", "", "QOperator-format quantized op"),
         (
-            "QLinearAdd",
+            "DynamicQuantizeMatMul",
             "com.microsoft",
-            "ONNX Runtime QOperator-format quantized op",
+            "dynamically quantized model (quantize_dynamic)",
         ),
         (
             "DynamicQuantizeLinear",
@@ -128,7 +128,58 @@ fn quantized_formats_are_named() {
             "{msg}"
         );
         assert!(
-            msg.contains(kind) && msg.contains("QuantFormat.QDQ"),
+            msg.contains(kind) && msg.contains("quantize_static"),
+            "{msg}"
+        );
+    }
+}
+
+/// ONNX Runtime's contrib ops are read in their own domain only, and
+/// checked there like ONNX's (input count, attribute names).
+#[test]
+fn contrib_ops_are_checked_in_their_domain() {
+    let cases = [
+        (
+            "QLinearAdd",
+            "",
+            7,
+            "",
+            "QLinearAdd is an ONNX Runtime contrib op, read in domain 'com.microsoft'",
+        ),
+        (
+            "QLinearAdd",
+            "com.microsoft",
+            3,
+            "",
+            "3 inputs, expected 7 to 8",
+        ),
+        (
+            "QLinearSigmoid",
+            "com.microsoft",
+            5,
+            "alpha",
+            "unknown attribute 'alpha'",
+        ),
+    ];
+    for (op, domain, inputs, attr, want) in cases {
+        let names: Vec<String> = (0..inputs).map(|i| format!("i{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut n = node("q", op, &refs, &["y"]).domain(domain);
+        if !attr.is_empty() {
+            n = n.f(attr, 0.1);
+        }
+        let m = model(
+            13,
+            graph(
+                vec![n],
+                names.iter().map(|i| fvi(i, &[2, 3])).collect(),
+                vec![out("y")],
+                vec![],
+            ),
+        );
+        let msg = import_err(&m);
+        assert!(
+            msg.contains(&format!("node 'q' ({op})")) && msg.contains(want),
             "{msg}"
         );
     }

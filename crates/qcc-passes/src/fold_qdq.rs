@@ -39,8 +39,8 @@ use crate::quantize::params;
 use crate::quantize::weights::{check_accumulator, Layout};
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{
-    infer, BinaryOp, DType, Epilogue, Graph, NodeId, Op, QParams, ReduceOp, Tensor, TensorData,
-    UnaryOp, ValueId,
+    infer, BinaryOp, DType, Epilogue, Graph, NodeId, Op, QParams, ReduceOp, Rescale, Tensor,
+    TensorData, UnaryOp, ValueId,
 };
 
 const PASS: &str = "fold-qdq";
@@ -139,8 +139,9 @@ fn sole_user(g: &Graph, v: ValueId) -> Option<NodeId> {
     }
 }
 
-/// Where `v` is quantized to int8, possibly through a Relu or Clip: the
-/// `Quantize` node, its parameters and the activation.
+/// Where `v` is quantized, possibly through a Relu or Clip: the `Quantize`
+/// node, its parameters in int8 (uint8's zero point − 128) and the
+/// activation.
 fn requantized(g: &Graph, v: ValueId) -> Option<(NodeId, QParams, Option<UnaryOp>)> {
     let mut u = sole_user(g, v)?;
     let mut act = None;
@@ -150,6 +151,15 @@ fn requantized(g: &Graph, v: ValueId) -> Option<(NodeId, QParams, Option<UnaryOp
     }
     match g.node(u).op {
         Op::Quantize { q, to: DType::I8 } => Some((u, q, act)),
+        // Written as int8, then shifted (`finish`).
+        Op::Quantize { q, to: DType::U8 } => Some((
+            u,
+            QParams {
+                scale: q.scale,
+                zero_point: q.zero_point - 128,
+            },
+            act,
+        )),
         _ => None,
     }
 }
@@ -297,14 +307,48 @@ fn replace(
     name: String,
     inputs: Vec<ValueId>,
     q: QParams,
+) -> Result<(), PassError> {
+    let v = add_q(g, op, name, inputs, q)?;
+    finish(g, quantize, v)
+}
+
+/// Adds `op` reading `inputs`, its output typed with parameters `q`.
+fn add_q(
+    g: &mut Graph,
+    op: Op,
+    name: String,
+    inputs: Vec<ValueId>,
+    q: QParams,
 ) -> Result<ValueId, PassError> {
     let v = ValueId::of(
         g.add_node(op, name, inputs)
             .map_err(|e| fail(format!("internal: {e}")))?,
     );
     g.set_quant(v, Some(q));
-    g.replace_all_uses(ValueId::of(quantize), v);
     Ok(v)
+}
+
+/// Makes the readers of `Quantize` node `quantize` read the int8 `v`
+/// instead; a uint8 `Quantize` gets `v` shifted by +128 (an exact
+/// `Requantize`).
+fn finish(g: &mut Graph, quantize: NodeId, v: ValueId) -> Result<(), PassError> {
+    let mut out = v;
+    if let Op::Quantize { q, to: DType::U8 } = g.node(quantize).op {
+        let shift = Op::Requantize {
+            in_zero_point: q.zero_point - 128,
+            epi: Epilogue {
+                rescale: Rescale::uniform(1, 0),
+                zero_point: q.zero_point,
+                min: 0,
+                max: 255,
+            },
+            to: DType::U8,
+        };
+        let name = format!("{}/uint8", g.node(quantize).name);
+        out = add_q(g, shift, name, vec![v], q)?;
+    }
+    g.replace_all_uses(ValueId::of(quantize), out);
+    Ok(())
 }
 
 fn constant(g: &mut Graph, name: String, shape: Vec<usize>, data: TensorData) -> ValueId {
@@ -581,16 +625,16 @@ fn gemm(
         epi,
         to: DType::I8,
     };
-    let y = replace(g, qnode, op, name.clone(), vec![a, wc, bc], qy)?;
+    let mut y = add_q(g, op, name.clone(), vec![a, wc, bc], qy)?;
     if let Some(shape) = post {
-        let r = ValueId::of(
-            g.add_node(Op::Reshape { shape }, format!("{name}/reshape"), vec![y])
-                .map_err(|e| fail(format!("internal: {e}")))?,
-        );
-        g.replace_all_uses(y, r);
-        // `replace_all_uses` also rewired the reshape's own input.
-        g.set_input(r.node, 0, y);
-        g.set_quant(r, Some(qy));
+        y = add_q(
+            g,
+            Op::Reshape { shape },
+            format!("{name}/reshape"),
+            vec![y],
+            qy,
+        )?;
     }
+    finish(g, qnode, y)?;
     Ok(true)
 }

@@ -244,5 +244,7 @@ e2e_cases!(
     mbv3_block,
     ort_qdq_cnn_s8s8,
     ort_qdq_cnn_u8s8,
-    ort_qdq_mlp_u8s8
+    ort_qdq_mlp_u8s8,
+    ort_qop_cnn_s8s8,
+    ort_qop_mlp_u8s8
 );

@@ -1,5 +1,6 @@
-//! Models that arrive quantized in the QDQ form (testdata's hand-written
-//! `qdq_cnn` and the `ort_qdq_*` cases onnxruntime's `quantize_static` wrote):
+//! Models that arrive quantized (testdata's hand-written QDQ `qdq_cnn`, and
+//! the `ort_qdq_*` (QDQ) and `ort_qop_*` (QOperator) cases onnxruntime's
+//! `quantize_static` wrote):
 //! `fold-qdq` must turn their layers into integer kernels with the model's
 //! own scales, and the native code must compute what qcc's interpreter
 //! computes on the same optimized graph, bit for bit, on every output that
@@ -20,6 +21,8 @@ const CASES: &[(&str, usize)] = &[
     ("ort_qdq_cnn_s8s8", 5),
     ("ort_qdq_cnn_u8s8", 5),
     ("ort_qdq_mlp_u8s8", 3),
+    ("ort_qop_cnn_s8s8", 5),
+    ("ort_qop_mlp_u8s8", 3),
 ];
 
 fn weighted_int_layers(g: &Graph) -> usize {
@@ -29,7 +32,7 @@ fn weighted_int_layers(g: &Graph) -> usize {
         .count()
 }
 
-/// Names of the nodes that compute floats from floats (what stays float).
+/// Names of the ONNX nodes that compute floats from floats (what stays float).
 fn float_nodes(g: &Graph) -> Vec<String> {
     g.node_ids()
         .into_iter()
@@ -45,7 +48,8 @@ fn float_nodes(g: &Graph) -> Vec<String> {
                         | Op::Reshape { .. }
                 )
         })
-        .map(|id| g.node(id).name.clone())
+        // A QOperator node's expansion is named `<node>/<op><k>`.
+        .map(|id| g.node(id).name.split('/').next().unwrap_or("").to_string())
         .collect()
 }
 

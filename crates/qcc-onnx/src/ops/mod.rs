@@ -10,6 +10,7 @@ mod elementwise;
 mod misc;
 mod nn;
 mod pool;
+mod qlinear;
 mod quant;
 mod reduce;
 mod resize;
@@ -88,6 +89,8 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("PRelu", 1),
     ("Pad", 1),
     ("Pow", 1),
+    ("QLinearConv", 10),
+    ("QLinearMatMul", 10),
     ("QuantizeLinear", 10),
     ("RNN", 1),
     ("Range", 11),
@@ -117,6 +120,33 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Upsample", 7),
     ("Where", 9),
     ("Xor", 1),
+];
+
+/// Every supported op of ONNX Runtime's `com.microsoft` domain (the
+/// QOperator format's contrib ops): its input count range and attributes.
+pub(crate) const CONTRIB: &[(&str, usize, usize, &[&str])] = &[
+    ("QGemm", 6, 9, &["alpha", "transA", "transB"]),
+    ("QLinearAdd", 7, 8, &[]),
+    (
+        "QLinearAveragePool",
+        4,
+        5,
+        &[
+            "auto_pad",
+            "ceil_mode",
+            "channels_last",
+            "count_include_pad",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+    ),
+    ("QLinearConcat", 5, usize::MAX, &["axis"]),
+    ("QLinearGlobalAveragePool", 4, 5, &["channels_last"]),
+    ("QLinearLeakyRelu", 4, 5, &["alpha"]),
+    ("QLinearMul", 7, 8, &[]),
+    ("QLinearSigmoid", 4, 5, &[]),
+    ("QLinearSoftmax", 4, 5, &["axis", "opset"]),
 ];
 
 /// The first opset defining a supported op; `None` if qcc does not support it.
@@ -194,6 +224,17 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Resize" => resize::resize(cx),
         "Upsample" => resize::upsample(cx),
         "QuantizeLinear" => quant::quantize_linear(cx),
+        "QLinearConv" => qlinear::conv(cx),
+        "QLinearMatMul" => qlinear::matmul(cx),
+        "QGemm" => qlinear::gemm(cx),
+        "QLinearAdd" => qlinear::binary(cx, "Add"),
+        "QLinearMul" => qlinear::binary(cx, "Mul"),
+        "QLinearAveragePool" => qlinear::unary(cx, "AveragePool"),
+        "QLinearGlobalAveragePool" => qlinear::unary(cx, "GlobalAveragePool"),
+        "QLinearLeakyRelu" => qlinear::unary(cx, "LeakyRelu"),
+        "QLinearSigmoid" => qlinear::unary(cx, "Sigmoid"),
+        "QLinearConcat" => qlinear::concat(cx),
+        "QLinearSoftmax" => qlinear::softmax(cx),
         "DequantizeLinear" => quant::dequantize_linear(cx),
         "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
         "GRU" => rnn::recurrent(cx, rnn::Cell::Gru),
@@ -222,9 +263,8 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
 /// domain when not ONNX's), and for the quantized formats qcc cannot read
 /// yet, which format it is and what it reads instead.
 pub(crate) fn unsupported(op: &str, domain: &str) -> String {
-    let qdq = "qcc reads QDQ models (QuantizeLinear/DequantizeLinear around float ops: \
-               quantize_static(..., quant_format=QuantFormat.QDQ)) or quantizes the float \
-               model itself (--quantize int8)";
+    let qdq = "qcc reads statically quantized models (quantize_static, QDQ or QOperator \
+               format) or quantizes the float model itself (--quantize int8)";
     let ms = domain == "com.microsoft";
     let base = if crate::model::is_default_domain(domain) {
         "unsupported op".to_string()
@@ -232,26 +272,17 @@ pub(crate) fn unsupported(op: &str, domain: &str) -> String {
         format!("unsupported op (domain '{domain}')")
     };
     let kind = match op {
-        "QLinearConv" | "QLinearMatMul" | "ConvInteger" | "MatMulInteger" => {
-            "QOperator-format quantized op"
-        }
-        "QLinearAdd"
-        | "QLinearMul"
-        | "QLinearGlobalAveragePool"
-        | "QLinearAveragePool"
-        | "QLinearConcat"
-        | "QLinearLeakyRelu"
-        | "QLinearSigmoid"
-        | "QGemm"
-            if ms =>
-        {
-            "ONNX Runtime QOperator-format quantized op"
-        }
+        "ConvInteger" | "MatMulInteger" => "QOperator-format quantized op with an int32 output",
         "DynamicQuantizeLinear" => "dynamically quantized model (quantize_dynamic)",
         "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
             "dynamically quantized model (quantize_dynamic)"
         }
         "MatMulNBits" if ms => "4-bit weight-only quantized op",
+        _ if !ms && CONTRIB.iter().any(|c| c.0 == op) => {
+            return format!(
+                "{base}: {op} is an ONNX Runtime contrib op, read in domain 'com.microsoft'"
+            )
+        }
         _ => return base,
     };
     format!("{base}: a {kind}, not supported yet; {qdq}")

@@ -62,6 +62,8 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("PRelu", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 2, 2, 1, 1)] }),
     ("Pad", Sig { attrs: &[("mode", 1, 99), ("paddings", 1, 1), ("pads", 2, 10), ("value", 1, 10)], arity: &[(1, 1, 1, 1, 1), (11, 2, 3, 1, 1), (18, 2, 4, 1, 1)] }),
     ("Pow", Sig { attrs: &[("axis", 1, 6), ("broadcast", 1, 6)], arity: &[(1, 2, 2, 1, 1)] }),
+    ("QLinearConv", Sig { attrs: &[("auto_pad", 10, 99), ("dilations", 10, 99), ("group", 10, 99), ("kernel_shape", 10, 99), ("pads", 10, 99), ("strides", 10, 99)], arity: &[(10, 8, 9, 1, 1)] }),
+    ("QLinearMatMul", Sig { attrs: &[], arity: &[(10, 8, 8, 1, 1)] }),
     ("QuantizeLinear", Sig { attrs: &[("axis", 13, 99), ("block_size", 21, 99), ("output_dtype", 21, 99), ("precision", 23, 99), ("saturate", 19, 99)], arity: &[(10, 2, 3, 1, 1)] }),
     ("RNN", Sig { attrs: &[("activation_alpha", 1, 99), ("activation_beta", 1, 99), ("activations", 1, 99), ("clip", 1, 99), ("direction", 1, 99), ("hidden_size", 1, 99), ("layout", 14, 99), ("output_sequence", 1, 6)], arity: &[(1, 3, 6, 0, 2)] }),
     ("Range", Sig { attrs: &[], arity: &[(11, 3, 3, 1, 1)] }),

@@ -21,6 +21,9 @@ pub(crate) fn validate(
 ) -> Result<(), Problem> {
     let err = |msg: String| node_problem(n, index, msg);
     let op = n.op_type();
+    if n.domain() == "com.microsoft" {
+        return contrib(n).map_err(err);
+    }
     let Some(since) = super::since(op).filter(|_| is_default_domain(n.domain())) else {
         return Err(err(super::unsupported(op, n.domain())));
     };
@@ -190,4 +193,30 @@ pub(crate) fn validate(
         "Gelu" => one_of("approximate", "none", &["none", "tanh"]),
         _ => Ok(()),
     }
+}
+
+/// The static checks of an ONNX Runtime contrib op: known, input and output
+/// counts, attribute names.
+fn contrib(n: &NodeProto) -> Result<(), String> {
+    let op = n.op_type();
+    let Some(&(_, lo, hi, attrs)) = super::CONTRIB.iter().find(|c| c.0 == op) else {
+        return Err(super::unsupported(op, n.domain()));
+    };
+    Attrs(n).check_names()?;
+    if let Some(a) = n.attribute.iter().find(|a| !attrs.contains(&a.name())) {
+        return Err(format!("unknown attribute '{}'", a.name()));
+    }
+    let count = n.input.len();
+    if count < lo || count > hi {
+        let want = if hi == usize::MAX {
+            format!("at least {lo}")
+        } else {
+            format!("{lo} to {hi}")
+        };
+        return Err(format!("{count} inputs, expected {want}"));
+    }
+    if n.output.len() != 1 {
+        return Err(format!("{} outputs, expected 1", n.output.len()));
+    }
+    Ok(())
 }
