@@ -45,10 +45,10 @@ SUPPORTED = {
     "Not", "And", "Or", "Xor", "Where", "LayerNormalization",
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
     "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu", "TopK", "ScatterND",
-    "QLinearConv", "QLinearMatMul",
+    "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "MatMulInteger", "Round",
 }  # fmt: skip
 
-ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
+ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
 
 # Inputs (by position) that qcc needs as constants: they become IR attributes.
 PARAM_INPUTS = {
@@ -90,7 +90,7 @@ TOL_BY_OP = {
         "Not", "And", "Or", "Xor", "Where", "QuantizeLinear", "DequantizeLinear", "If",
         "ArgMax", "ArgMin", "TopK", "ScatterND",
         # Integer outputs: qcc's fixed-point requantization must give the exact integers.
-        "QLinearConv", "QLinearMatMul",
+        "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "MatMulInteger", "Round",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",

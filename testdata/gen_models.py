@@ -589,6 +589,44 @@ def ort_qop_mlp_u8s8():
     return ort_quantized(mlp, "QOperator", per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
 
 
+def ort_dynamic(base, **options):
+    """`base`'s model as onnxruntime's `quantize_dynamic` writes it with
+    `options` (DynamicQuantizeLinear on the activations, MatMulInteger on
+    int8 weights)."""
+    import logging
+    from onnxruntime.quantization import quantize_dynamic
+
+    def build():
+        m, inputs = base()
+        logging.getLogger().setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "dynamic.onnx")
+            onnx.save(m, src)
+            quantize_dynamic(src, dst, **options)
+            q = onnx.load(dst)
+        return q, inputs
+
+    return build
+
+
+def ort_dyn_transformer():
+    """transformer by onnxruntime's quantize_dynamic: every MatMul with
+    int8 weights as DynamicQuantizeLinear + MatMulInteger + the scale
+    multiply, the attention products between activations too. 7-bit weights
+    (reduce_range): with full-range int8 weights onnxruntime's own uint8 x
+    int8 kernel saturates 16-bit pair sums (vpmaddubsw) on some CPUs, so its
+    outputs are not MatMulInteger's exact ones (qcc's and tract's are)."""
+    from onnxruntime.quantization import QuantType
+    return ort_dynamic(transformer, weight_type=QuantType.QInt8, reduce_range=True)()
+
+
+def ort_dyn_mlp_u8():
+    """mlp by onnxruntime's quantize_dynamic with uint8 weights (nonzero
+    weight zero points)."""
+    from onnxruntime.quantization import QuantType
+    return ort_dynamic(mlp, weight_type=QuantType.QUInt8)()
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -607,6 +645,8 @@ CASES = {
     "ort_qdq_mlp_u8s8": ort_qdq_mlp_u8s8,
     "ort_qop_cnn_s8s8": ort_qop_cnn_s8s8,
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
+    "ort_dyn_transformer": ort_dyn_transformer,
+    "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
 }
 
 

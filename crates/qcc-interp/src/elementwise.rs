@@ -55,6 +55,7 @@ pub fn unary_f32(u: UnaryOp, x: f32) -> f32 {
         UnaryOp::Abs => x.abs(),
         UnaryOp::Reciprocal => 1.0 / x,
         UnaryOp::Erf => erf(xd) as f32,
+        UnaryOp::Round => x.round_ties_even(),
         // ONNX HardSwish: x * max(0, min(1, x/6 + 1/2)).
         UnaryOp::HardSwish => x * clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
         UnaryOp::Silu => (xd / (1.0 + (-xd).exp())) as f32,

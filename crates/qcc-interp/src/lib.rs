@@ -292,6 +292,7 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             ..
         } => quant::qmean(inputs[0], axes, *x_zero_point, epi)?,
         Op::Lut { table, to } => quant::lut(inputs[0], table, *to)?,
+        Op::MatMulInteger => quant::matmul_integer(inputs, shape)?,
     };
     if data.dtype() != out_ty.dtype {
         return Err(format!(

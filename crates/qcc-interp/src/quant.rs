@@ -121,6 +121,48 @@ pub fn requantize(
     pack(to, out)
 }
 
+/// ONNX MatMulInteger: `Σ_k (a - a_zp)·(b - b_zp[n])` in i32 (B 2-D or
+/// batched like A; `out_shape` is `[…, M, N]`).
+pub fn matmul_integer(ins: &[&Tensor], out_shape: &[usize]) -> Result<TensorData, String> {
+    let [a, b, az, bz] = ins else {
+        return Err(format!("needs 4 inputs, got {}", ins.len()));
+    };
+    let ints = |t: &Tensor, what: &str| {
+        t.to_i64_vec()
+            .ok_or(format!("{what} is not an integer tensor"))
+    };
+    let (av, bv) = (ints(a, "A")?, ints(b, "B")?);
+    let (azv, bzv) = (ints(az, "a_zero_point")?, ints(bz, "b_zero_point")?);
+    let r = out_shape.len();
+    if r < 2 || a.shape().len() != r || b.shape().len() < 2 || azv.len() != 1 || bzv.is_empty() {
+        return Err("operand shapes do not fit".into());
+    }
+    let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
+    let k = a.shape()[r - 1];
+    let batches: usize = out_shape[..r - 2].iter().product();
+    let b_batched = b.shape().len() > 2;
+    let mut out = vec![0i32; batches * m * n];
+    for t in 0..batches {
+        let ab = &av[t * m * k..(t + 1) * m * k];
+        let bb = if b_batched {
+            &bv[t * k * n..(t + 1) * k * n]
+        } else {
+            &bv[..k * n]
+        };
+        for i in 0..m {
+            for j in 0..n {
+                let zb = bzv[j.min(bzv.len() - 1)];
+                let acc: i64 = (0..k)
+                    .map(|kk| (ab[i * k + kk] - azv[0]) * (bb[kk * n + j] - zb))
+                    .sum();
+                out[(t * m + i) * n + j] =
+                    i32::try_from(acc).map_err(|_| format!("accumulator {acc} overflows i32"))?;
+            }
+        }
+    }
+    Ok(TensorData::I32(out))
+}
+
 /// Lut: `table[x - min(input dtype)]` elementwise.
 pub fn lut(x: &Tensor, table: &[i32], to: DType) -> Result<TensorData, String> {
     let (lo, _) =

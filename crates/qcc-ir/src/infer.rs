@@ -94,6 +94,9 @@ fn need_int8(t: &TensorType, what: &str) -> Result<(i32, i32), String> {
     int8_range(t.dtype).ok_or_else(|| format!("{what} must be i8 or u8, got {t}"))
 }
 
+/// Largest K of a `MatMulInteger`: `K · 255²` fits in i32.
+pub const MATMUL_INTEGER_MAX_K: usize = (i32::MAX / (255 * 255)) as usize;
+
 /// Checks that `t` is 8-bit and `zp` lies in its range.
 fn need_int8_zp(t: &TensorType, zp: i32, what: &str) -> Result<(), String> {
     let (lo, hi) = need_int8(t, what)?;
@@ -677,6 +680,42 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             )?;
             check_epilogue(epi, 1, x.dtype)?;
             one(TensorType::new(x.dtype, out[0].shape.clone()))
+        }
+        Op::MatMulInteger => {
+            let [a, b, az, bz] = ins else {
+                return Err(format!("needs 4 inputs, got {}", ins.len()));
+            };
+            need_int8(a, "A")?;
+            need_int8(b, "B")?;
+            if az.dtype != a.dtype || az.numel() != 1 || az.rank() > 1 {
+                return Err(format!("a_zero_point {az} must be one {} value", a.dtype));
+            }
+            if a.rank() < 2 || b.rank() < 2 {
+                return Err(format!("A {a} and B {b} must have rank ≥ 2"));
+            }
+            let (m, k) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+            let (k2, n) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
+            if bz.dtype != b.dtype || bz.rank() > 1 || (bz.numel() != 1 && bz.numel() != n) {
+                return Err(format!(
+                    "b_zero_point {bz} must be one {} value or one per column",
+                    b.dtype
+                ));
+            }
+            if k != k2 {
+                return Err(format!("inner dims differ: A {a} vs B {b}"));
+            }
+            let batch = &a.shape[..a.rank() - 2];
+            if b.rank() != 2 && (b.rank() != a.rank() || &b.shape[..b.rank() - 2] != batch) {
+                return Err(format!("B {b} must be 2-D or have A's batch dims ({a})"));
+            }
+            if k > MATMUL_INTEGER_MAX_K {
+                return Err(format!(
+                    "K = {k} could overflow the i32 accumulator (at most {MATMUL_INTEGER_MAX_K})"
+                ));
+            }
+            let mut shape = batch.to_vec();
+            shape.extend([m, n]);
+            one(TensorType::new(DType::I32, shape))
         }
         Op::Lut { table, to } => {
             need_int8(ins[0], "input")?;

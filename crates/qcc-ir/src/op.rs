@@ -23,6 +23,8 @@ pub enum UnaryOp {
     Abs,
     Reciprocal,
     Erf,
+    /// Round half to even (ONNX Round).
+    Round,
     HardSwish,
     /// `x · sigmoid(x)` (SiLU, Swish).
     Silu,
@@ -314,6 +316,12 @@ pub enum Op {
         x_zero_point: i32,
         epi: Epilogue,
     },
+    /// ONNX MatMulInteger. Inputs: a (I8/U8) `[…, M, K]`, b (I8/U8) `[K, N]` or
+    /// `[…, K, N]` with a's batch dims, a_zero_point (a's type, one element),
+    /// b_zero_point (b's type, one element or one per column). Output I32
+    /// `[…, M, N]`: `Σ_k (a - a_zp)·(b - b_zp[n])`, exact (K ≤ `MATMUL_INTEGER_MAX_K`).
+    /// The zero points may be run-time values (`DynamicQuantizeLinear`'s).
+    MatMulInteger,
     /// Table lookup on 8-bit values: out = `table[x - min(input dtype)]` (256 entries, within `to`'s range).
     Lut {
         table: Vec<i32>,
@@ -358,6 +366,7 @@ impl Op {
                 UnaryOp::Abs => "abs",
                 UnaryOp::Reciprocal => "reciprocal",
                 UnaryOp::Erf => "erf",
+                UnaryOp::Round => "round",
                 UnaryOp::HardSwish => "hard_swish",
                 UnaryOp::Silu => "silu",
                 UnaryOp::Gelu => "gelu",
@@ -416,6 +425,7 @@ impl Op {
             Op::QMul { .. } => "qmul",
             Op::QAvgPool { .. } => "qavg_pool",
             Op::QMean { .. } => "qmean",
+            Op::MatMulInteger => "matmul_integer",
             Op::Lut { .. } => "lut",
         }
     }
@@ -435,7 +445,7 @@ impl Op {
             Op::Where => (3, 3),
             Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
             Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
-            Op::ConvAdd { .. } => (4, 4),
+            Op::ConvAdd { .. } | Op::MatMulInteger => (4, 4),
             Op::BatchNorm { .. } => (5, 5),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
@@ -604,6 +614,7 @@ impl Op {
                 ("epi", ep(epi)),
             ],
             Op::Lut { to, .. } => vec![("to", to.to_string())],
+            Op::MatMulInteger => vec![],
         }
     }
 }

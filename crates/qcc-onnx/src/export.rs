@@ -755,6 +755,7 @@ impl<'a> Exporter<'a> {
             UnaryOp::Abs => ("Abs", vec![]),
             UnaryOp::Reciprocal => ("Reciprocal", vec![]),
             UnaryOp::Erf => ("Erf", vec![]),
+            UnaryOp::Round => ("Round", vec![]),
             UnaryOp::LeakyRelu { alpha } => ("LeakyRelu", vec![attr_f("alpha", alpha)]),
             UnaryOp::HardSigmoid { alpha, beta } => (
                 "HardSigmoid",

@@ -246,5 +246,7 @@ e2e_cases!(
     ort_qdq_cnn_u8s8,
     ort_qdq_mlp_u8s8,
     ort_qop_cnn_s8s8,
-    ort_qop_mlp_u8s8
+    ort_qop_mlp_u8s8,
+    ort_dyn_transformer,
+    ort_dyn_mlp_u8
 );

@@ -74,6 +74,14 @@ pub fn unary<'ctx>(
         UnaryOp::Abs => cx.fabs(x),
         UnaryOp::Reciprocal => cx.fdiv(cx.f32(1.0), x),
         UnaryOp::Erf => cx.erf(x),
+        UnaryOp::Round => {
+            // Adding and subtracting 1.5·2^23 rounds half to even below 2^22
+            // in magnitude; larger floats are integers already (NaN passes).
+            let magic = cx.f32(12_582_912.0);
+            let r = cx.fsub(cx.fadd(x, magic)?, magic)?;
+            let small = cx.fcmp(FloatPredicate::OLT, cx.fabs(x)?, cx.f32(4_194_304.0))?;
+            cx.select_f(small, r, x)
+        }
         UnaryOp::HardSwish => {
             let h = cx.fmuladd(x, cx.f32(1.0 / 6.0), cx.f32(0.5))?;
             let h = cx.fclamp(h, 0.0, 1.0)?;

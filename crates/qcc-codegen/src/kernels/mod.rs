@@ -24,6 +24,7 @@ pub mod qconv;
 pub(crate) mod qdot;
 pub mod qelementwise;
 pub mod qgemm;
+pub mod qmatmul;
 pub mod qpool;
 pub mod quant;
 pub mod reduce;
@@ -75,6 +76,7 @@ pub fn emit_node<'ctx>(
         Op::QGemm { .. } => qgemm::emit(cx, node, ins, out),
         Op::QAvgPool { .. } => qpool::emit_avgpool(cx, node, ins, out),
         Op::QMean { .. } => qpool::emit_mean(cx, node, ins, out),
+        Op::MatMulInteger => qmatmul::emit_matmul_integer(cx, node, ins, out),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Elementwise and reducing integer ops (Quantize, Dequantize, Requantize,
-//! QAdd, QMul, Lut, QAvgPool, QMean) against hand-computed values, and their
+//! QAdd, QMul, Lut, QAvgPool, QMean, MatMulInteger) against hand-computed values, and their
 //! errors.
 
 use super::*;
@@ -128,6 +128,20 @@ fn qmul_u8_to_i8() {
     };
     // acc = (a - 128) * 100 = -12800, -2800, 12700; / 128 → -100, -21.875, 99.22.
     assert_eq!(ints(&eval(op, &[&a, &b])), [-100, -22, 99]);
+}
+
+#[test]
+fn matmul_integer_subtracts_both_zero_points() {
+    // A [2,2] u8 with zero point 10; B [2,3] i8 with one zero point per column.
+    let a = tu8(&[2, 2], vec![10, 11, 255, 0]);
+    let b = ti8(&[2, 3], vec![1, -128, 127, 2, 0, -1]);
+    let az = tu8(&[], vec![10]);
+    let bz = ti8(&[3], vec![0, -128, 1]);
+    let out = eval(Op::MatMulInteger, &[&a, &b, &az, &bz]);
+    // Row 0: (0, 1) · columns (1-0, 2-0), (-128+128, 0+128), (127-1, -1-1).
+    // Row 1: (245, -10) · the same columns.
+    assert_eq!(ints(&out), [2, 128, -2, 245 - 20, -1280, 245 * 126 + 20]);
+    assert_eq!(out.dtype(), DType::I32);
 }
 
 #[test]

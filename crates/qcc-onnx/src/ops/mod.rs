@@ -51,6 +51,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("DequantizeLinear", 10),
     ("Div", 1),
     ("Dropout", 1),
+    ("DynamicQuantizeLinear", 11),
     ("Einsum", 12),
     ("Equal", 1),
     ("Erf", 9),
@@ -79,6 +80,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Log", 1),
     ("LogSoftmax", 1),
     ("MatMul", 1),
+    ("MatMulInteger", 10),
     ("Max", 1),
     ("MaxPool", 1),
     ("Min", 1),
@@ -101,6 +103,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Relu", 1),
     ("Reshape", 1),
     ("Resize", 10),
+    ("Round", 11),
     ("ScatterND", 11),
     ("Shape", 1),
     ("Sigmoid", 1),
@@ -160,6 +163,7 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
     match cx.node.op_type() {
         "Abs" => e::unary(cx, UnaryOp::Abs),
         "Erf" => e::unary(cx, UnaryOp::Erf),
+        "Round" => e::unary(cx, UnaryOp::Round),
         "Exp" => e::unary(cx, UnaryOp::Exp),
         "HardSwish" => e::unary(cx, UnaryOp::HardSwish),
         "Log" => e::unary(cx, UnaryOp::Log),
@@ -224,6 +228,8 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Resize" => resize::resize(cx),
         "Upsample" => resize::upsample(cx),
         "QuantizeLinear" => quant::quantize_linear(cx),
+        "DynamicQuantizeLinear" => quant::dynamic_quantize_linear(cx),
+        "MatMulInteger" => quant::matmul_integer(cx),
         "QLinearConv" => qlinear::conv(cx),
         "QLinearMatMul" => qlinear::matmul(cx),
         "QGemm" => qlinear::gemm(cx),
@@ -272,8 +278,7 @@ pub(crate) fn unsupported(op: &str, domain: &str) -> String {
         format!("unsupported op (domain '{domain}')")
     };
     let kind = match op {
-        "ConvInteger" | "MatMulInteger" => "QOperator-format quantized op with an int32 output",
-        "DynamicQuantizeLinear" => "dynamically quantized model (quantize_dynamic)",
+        "ConvInteger" => "QOperator-format quantized op with an int32 output",
         "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
             "dynamically quantized model (quantize_dynamic)"
         }

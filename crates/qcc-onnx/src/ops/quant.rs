@@ -325,3 +325,88 @@ impl Params {
         })
     }
 }
+
+/// `MatMulInteger(A, B, [a_zero_point], [b_zero_point])`: absent zero points
+/// are 0 of their operand's type; A's is one value, B's one value or one per
+/// column.
+pub(super) fn matmul_integer(cx: &mut NodeCx) -> R {
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    let mut ins = vec![a, b];
+    for (i, v, what) in [(2, a, "a_zero_point"), (3, b, "b_zero_point")] {
+        let dt = cx.ty(v).dtype;
+        if !matches!(dt, DType::I8 | DType::U8) {
+            return Err(cx.err(format!(
+                "{} must be int8 or uint8, got {}",
+                &what[..1],
+                cx.ty(v)
+            )));
+        }
+        let z = match cx.opt_input(i)? {
+            Some(z) => z,
+            None => {
+                let data = match dt {
+                    DType::I8 => TensorData::I8(vec![0]),
+                    _ => TensorData::U8(vec![0]),
+                };
+                let t = Tensor::new(vec![], data).ok_or_else(|| cx.err("bad constant"))?;
+                cx.add_const(what, t)
+            }
+        };
+        if cx.ty(z).dtype != dt {
+            return Err(cx.err(format!("{what} {} does not match {}", cx.ty(z), cx.ty(v))));
+        }
+        ins.push(z);
+    }
+    Ok(vec![cx.add(Op::MatMulInteger, ins)?])
+}
+
+/// `DynamicQuantizeLinear(x) → (y, y_scale, y_zero_point)`, ONNX's
+/// definition in IR ops: `lo = min(min(x), 0)`, `hi = max(max(x), 0)`,
+/// `y_scale = (hi - lo) / 255`, `y_zero_point = round(clamp(-lo / y_scale,
+/// 0, 255))` and `y = clamp(round(x / y_scale) + y_zero_point, 0, 255)`
+/// (rounding half to even). An all-zero `x` (scale 0) divides by the
+/// smallest normal float instead, so `y` and the zero point are 0.
+pub(super) fn dynamic_quantize_linear(cx: &mut NodeCx) -> R {
+    use qcc_ir::{BinaryOp as B, ReduceOp, UnaryOp as U};
+    let x = cx.input(0)?;
+    let ty = cx.ty(x);
+    if ty.dtype != DType::F32 {
+        return Err(cx.err(format!("input must be float, got {ty}")));
+    }
+    let all = |keepdims| Op::Reduce {
+        op: ReduceOp::Max,
+        axes: (0..ty.rank()).collect(),
+        keepdims,
+    };
+    let scalar = |cx: &mut NodeCx, name: &str, v: f32| {
+        let t = Tensor::from_f32(vec![], vec![v]).ok_or_else(|| cx.err("bad constant"));
+        t.map(|t| cx.add_const(name, t))
+    };
+    let clip = Op::Unary(U::Clip {
+        min: 0.0,
+        max: 255.0,
+    });
+    let zero = scalar(cx, "zero", 0.0)?;
+    let max = cx.add_aux("max", all(false), vec![x])?;
+    let neg = cx.add_aux("neg", Op::Unary(U::Neg), vec![x])?;
+    let neg_min = cx.add_aux("neg_min", all(false), vec![neg])?;
+    let min = cx.add_aux("min", Op::Unary(U::Neg), vec![neg_min])?;
+    let lo = cx.add_aux("lo", Op::Binary(B::Min), vec![min, zero])?;
+    let hi = cx.add_aux("hi", Op::Binary(B::Max), vec![max, zero])?;
+    let range = cx.add_aux("range", Op::Binary(B::Sub), vec![hi, lo])?;
+    let levels = scalar(cx, "levels", 255.0)?;
+    let scale = cx.add_aux("scale", Op::Binary(B::Div), vec![range, levels])?;
+    let tiny = scalar(cx, "tiny", f32::MIN_POSITIVE)?;
+    let divisor = cx.add_aux("divisor", Op::Binary(B::Max), vec![scale, tiny])?;
+    let q = cx.add_aux("lo_steps", Op::Binary(B::Div), vec![lo, divisor])?;
+    let q = cx.add_aux("zp_real", Op::Unary(U::Neg), vec![q])?;
+    let q = cx.add_aux("zp_clamped", clip.clone(), vec![q])?;
+    let zp = cx.add_aux("zp_float", Op::Unary(U::Round), vec![q])?;
+    let y = cx.add_aux("steps", Op::Binary(B::Div), vec![x, divisor])?;
+    let y = cx.add_aux("rounded", Op::Unary(U::Round), vec![y])?;
+    let y = cx.add_aux("shifted", Op::Binary(B::Add), vec![y, zp])?;
+    let y = cx.add_aux("clamped", clip, vec![y])?;
+    let y = cx.add(Op::Cast { to: DType::U8 }, vec![y])?;
+    let zp = cx.add_aux("zero_point", Op::Cast { to: DType::U8 }, vec![zp])?;
+    Ok(vec![y, scale, zp])
+}
