@@ -2,6 +2,11 @@
 //! file's structure (decoded with qcc's prost types) and, with ONNX Runtime
 //! from the repo's `.venv` (`scripts/setup.sh`), that it computes what qcc's
 //! interpreter computes on the quantized graph, within one quantization step.
+//! ONNX Runtime runs the file as written (graph optimizations off: the QDQ
+//! model's own definition); with them on it fuses the pairs into its int8
+//! kernels, whose uint8 x int8 products saturate 16-bit pair sums
+//! (`vpmaddubsw`) on CPUs without VNNI, several steps away on AVX2-only
+//! machines.
 
 use npyz::WriterBuilder;
 use prost::Message;
@@ -247,7 +252,9 @@ fn python() -> Option<PathBuf> {
 const ORT_SCRIPT: &str = r#"
 import sys, numpy as np, onnxruntime as ort
 model, inp, out = sys.argv[1:4]
-s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+so = ort.SessionOptions()
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 name = s.get_inputs()[0].name
 x = np.load(inp)
 np.save(out, np.stack([s.run(None, {name: x[i]})[0] for i in range(x.shape[0])]))
