@@ -5,8 +5,9 @@
 
 For every model of bench/models.py, side by side on one thread, rounds
 alternated: qcc f32, qcc int8 (`--quantize int8`, 16 calibration samples),
-ONNX Runtime fp32, ONNX Runtime int8 (QDQ from `quantize_static` on the
-same samples) and tract-onnx fp32 (optimized, through its Rust API:
+qcc ORT-QDQ (ONNX Runtime's own QDQ model below, compiled by qcc as it comes:
+`fold-qdq`, no `--quantize`), ONNX Runtime fp32, ONNX Runtime int8 (QDQ from
+`quantize_static` on the same samples) and tract-onnx fp32 (optimized, through its Rust API:
 crates/qcc/examples/tract_time.rs). Each round runs every variant `--per` times after warm-up;
 the table gives the median and min-max over all rounds and the ratios.
 Register-only probes (bench/probes.c) give this machine's ceilings.
@@ -15,6 +16,7 @@ Register-only probes (bench/probes.c) give this machine's ceilings.
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,11 +78,12 @@ def probes(flags):
     return {l.split()[0]: float(l.split()[1]) for l in out.splitlines()}
 
 
-def compile_qcc(name, d, int8):
-    tag = "i8" if int8 else "f32"
+def compile_qcc(name, d, int8, model="model.onnx", tag=None):
+    """qcc's build of `d/model` (float, or `--quantize int8`); `tag` names its files."""
+    tag = tag or ("i8" if int8 else "f32")
     o = os.path.join(d, f"m_{tag}.o")
-    h = os.path.join(d, "m.h")
-    cmd = [QCC, os.path.join(d, "model.onnx"), "-o", o, "--name", "m", "--header", h, "--profile"]
+    h = os.path.join(d, f"m_{tag}.h")
+    cmd = [QCC, os.path.join(d, model), "-o", o, "--name", "m", "--header", h, "--profile"]
     if int8:
         cmd += ["--quantize", "int8", "--calibration-data", os.path.join(d, "calib.npy")]
     # Peak RSS through GNU time: a child forked from this (large) Python
@@ -96,7 +99,10 @@ def compile_qcc(name, d, int8):
         print(f"bench: qcc {tag} failed on {name}: {r.stderr.strip()}", file=sys.stderr)
         return None, dt
     exe = os.path.join(d, f"h_{tag}")
-    subprocess.run(["cc", "-O2", "-I", d, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)
+    inc = os.path.join(d, f"inc_{tag}")
+    os.makedirs(inc, exist_ok=True)
+    shutil.copyfile(h, os.path.join(inc, "m.h"))
+    subprocess.run(["cc", "-O2", "-I", inc, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)
     return exe, dt
 
 
@@ -241,15 +247,19 @@ def main():
         ei, ti = compile_qcc(name, d, True)
         compile_times[name] = (tf, ti)
         sf, si, feed = ort_sessions(d)
+        # ONNX Runtime's own QDQ model, compiled by qcc as it comes (fold-qdq).
+        eq, _ = compile_qcc(name, d, False, "model_qdq.onnx", "ortqdq")
         time_ort(sf, feed, 3)
         time_ort(si, feed, 3)
-        t = {"qcc f32": [], "qcc int8": [], "ORT fp32": [], "ORT int8": [], "tract fp32": []}
+        t = {"qcc f32": [], "qcc int8": [], "qcc ORT-QDQ": [], "ORT fp32": [], "ORT int8": [], "tract fp32": []}
         model_path = os.path.join(d, "model.onnx")
         for _ in range(args.rounds):
             if ef:
                 t["qcc f32"] += time_exe(ef, args.per)
             if ei:
                 t["qcc int8"] += time_exe(ei, args.per)
+            if eq:
+                t["qcc ORT-QDQ"] += time_exe(eq, args.per)
             t["ORT fp32"] += time_ort(sf, feed, args.per)
             t["ORT int8"] += time_ort(si, feed, args.per)
             t["tract fp32"] += time_tract(model_path, args.per)
@@ -268,15 +278,15 @@ def main():
     L.append(f"Flags: `{' '.join(keep)}`.")
     L.append(f"{args.rounds} rounds × {args.per} runs per variant after warm-up, rounds alternated; times in ms, median (min-max).")
     L.append("")
-    L.append("| model | qcc f32 | qcc int8 | ORT fp32 | ORT int8 | tract fp32 | qcc f32 / ORT fp32 | qcc int8 / ORT int8 | qcc int8 / ORT fp32 | qcc f32 / tract | qcc int8 / tract |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| model | qcc f32 | qcc int8 | qcc ORT-QDQ | ORT fp32 | ORT int8 | tract fp32 | qcc f32 / ORT fp32 | qcc int8 / ORT int8 | qcc ORT-QDQ / ORT int8 | qcc int8 / ORT fp32 | qcc f32 / tract | qcc int8 / tract |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ratio = lambda a, b: f"{a / b:.2f}×" if a and b else "-"
     for r in rows:
         t = r["t"]
-        cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc f32", "qcc int8", "ORT fp32", "ORT int8", "tract fp32")]
+        cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc f32", "qcc int8", "qcc ORT-QDQ", "ORT fp32", "ORT int8", "tract fp32")]
         L.append(
             f"| {r['name']} | " + " | ".join(cells) + f" | {ratio(r['qcc f32'], r['ORT fp32'])} | "
-            f"{ratio(r['qcc int8'], r['ORT int8'])} | {ratio(r['qcc int8'], r['ORT fp32'])} | "
+            f"{ratio(r['qcc int8'], r['ORT int8'])} | {ratio(r['qcc ORT-QDQ'], r['ORT int8'])} | {ratio(r['qcc int8'], r['ORT fp32'])} | "
             f"{ratio(r['qcc f32'], r['tract fp32'])} | {ratio(r['qcc int8'], r['tract fp32'])} |"
         )
     L.append("")
