@@ -627,6 +627,61 @@ def ort_dyn_mlp_u8():
     return ort_dynamic(mlp, weight_type=QuantType.QUInt8)()
 
 
+def int4_weights():
+    """Weight-only 4-bit (opset 21): a Conv whose int4 weights are
+    dequantized per output channel, and a MatMul whose uint4 weights are
+    dequantized in blocks of 4 along K with uint4 zero points."""
+    b = Builder(seed=21)
+
+    def four(base, values, dtype):
+        n = b.name(base)
+        b.inits.append(helper.make_tensor(n, dtype, values.shape, values.flatten().tolist()))
+        return n
+
+    wq = b.rng.integers(-8, 8, (8, 3, 3, 3))
+    ws = b.const("ws", (b.rng.uniform(0.02, 0.08, 8)).astype(np.float32))
+    wz = four("wz", np.zeros(8, dtype=np.int64), TensorProto.INT4)
+    w = b.op("DequantizeLinear", [four("wq", wq, TensorProto.INT4), ws, wz], axis=0)
+    c = b.op("Relu", [b.op("Conv", ["x", w, b.uniform("b", (8,), -0.1, 0.1)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+    f = b.op("Flatten", [b.op("GlobalAveragePool", [c])], axis=1)
+    mq = b.rng.integers(0, 16, (8, 10))
+    ms = b.const("ms", b.rng.uniform(0.05, 0.2, (2, 10)).astype(np.float32))
+    mz = four("mz", b.rng.integers(6, 10, (2, 10)), TensorProto.UINT4)
+    m = b.op("DequantizeLinear", [four("mq", mq, TensorProto.UINT4), ms, mz], axis=0, block_size=4)
+    b.op("MatMul", [f, m], out="y")
+    model = b.model("int4_weights", [f32("x", [1, 3, 8, 8])], [f32("y", [1, 10])], opset=21)
+    inputs = [b.rng.standard_normal((1, 3, 8, 8)).astype(np.float32)]
+    return model, inputs
+
+
+def ort_nbits(base, **options):
+    """`base`'s model with its constant-weight MatMuls as onnxruntime's
+    MatMulNBitsQuantizer writes them (com.microsoft MatMulNBits, 4-bit
+    blocks of 32 along K)."""
+    import logging
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    def build():
+        m, inputs = base()
+        logging.getLogger().setLevel(logging.ERROR)
+        q = MatMulNBitsQuantizer(m, block_size=32, **options)
+        q.process()
+        return q.model.model, inputs
+
+    return build
+
+
+def ort_nbits_transformer():
+    """transformer with symmetric 4-bit MatMulNBits weights (no zero points)."""
+    return ort_nbits(transformer, is_symmetric=True)()
+
+
+def ort_nbits_transformer_zp():
+    """transformer with asymmetric 4-bit MatMulNBits weights (packed uint8
+    zero points)."""
+    return ort_nbits(transformer, is_symmetric=False)()
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -647,6 +702,9 @@ CASES = {
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
     "ort_dyn_transformer": ort_dyn_transformer,
     "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
+    "int4_weights": int4_weights,
+    "ort_nbits_transformer": ort_nbits_transformer,
+    "ort_nbits_transformer_zp": ort_nbits_transformer_zp,
 }
 
 

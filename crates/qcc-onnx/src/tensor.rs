@@ -73,6 +73,9 @@ pub(crate) fn shape_of(dims: &[i64]) -> Result<Vec<usize>, String> {
 pub(crate) fn to_tensor(t: &TensorProto, base_dir: &Path) -> Result<Tensor, Problem> {
     let name = t.name();
     let err = |msg: String| Problem::tensor(name, msg);
+    if let Ok(four @ (DataType::Int4 | DataType::Uint4)) = DataType::try_from(t.data_type()) {
+        return to_tensor_4bit(t, base_dir, four == DataType::Int4);
+    }
     let dtype = dtype_of(t.data_type()).map_err(err)?;
     let shape = shape_of(&t.dims).map_err(err)?;
     if t.segment.is_some() {
@@ -124,6 +127,41 @@ pub(crate) fn to_tensor(t: &TensorProto, base_dir: &Path) -> Result<Tensor, Prob
         }
     };
     Tensor::new(ty.shape.clone(), data).ok_or_else(|| err("element count mismatch".into()))
+}
+
+/// A constant int4 / uint4 tensor (two elements per byte, the first in the
+/// low nibble: `raw_data`, external data, or `int32_data` holding one byte per
+/// entry) as int8 / uint8 values. 4-bit weights then go wherever 8-bit ones
+/// do (DequantizeLinear of constants).
+fn to_tensor_4bit(t: &TensorProto, base_dir: &Path, signed: bool) -> Result<Tensor, Problem> {
+    let name = t.name();
+    let err = |msg: String| Problem::tensor(name, msg);
+    let shape = shape_of(&t.dims).map_err(err)?;
+    if t.segment.is_some() {
+        return Err(err("segmented tensors are not supported".into()));
+    }
+    let n: usize = shape.iter().product();
+    let bytes_needed = n.div_ceil(2);
+    let bytes: Vec<u8> = if t.data_location() == DataLocation::External {
+        external::read(t, base_dir, bytes_needed)?
+    } else if let Some(raw) = &t.raw_data {
+        raw.clone()
+    } else {
+        t.int32_data.iter().map(|&v| v as u8).collect()
+    };
+    if bytes.len() != bytes_needed {
+        return Err(err(format!(
+            "holds {} bytes but {n} 4-bit elements of shape {shape:?} need {bytes_needed}",
+            bytes.len()
+        )));
+    }
+    let nibble = |i: usize| (bytes[i / 2] >> (4 * (i % 2))) & 0x0f;
+    let data = if signed {
+        TensorData::I8((0..n).map(|i| ((nibble(i) << 4) as i8) >> 4).collect())
+    } else {
+        TensorData::U8((0..n).map(nibble).collect())
+    };
+    Tensor::new(shape, data).ok_or_else(|| err("element count mismatch".into()))
 }
 
 fn from_bytes(ty: &TensorType, bytes: &[u8]) -> Result<Tensor, String> {

@@ -101,9 +101,9 @@ fn quantized_formats_are_named() {
             "dynamically quantized model (quantize_dynamic)",
         ),
         (
-            "MatMulNBits",
+            "DynamicQuantizeLSTM",
             "com.microsoft",
-            "4-bit weight-only quantized op",
+            "dynamically quantized model (quantize_dynamic)",
         ),
     ];
     for (op, domain, kind) in cases {

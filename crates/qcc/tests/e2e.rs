@@ -248,5 +248,8 @@ e2e_cases!(
     ort_qop_cnn_s8s8,
     ort_qop_mlp_u8s8,
     ort_dyn_transformer,
-    ort_dyn_mlp_u8
+    ort_dyn_mlp_u8,
+    int4_weights,
+    ort_nbits_transformer,
+    ort_nbits_transformer_zp
 );

@@ -8,6 +8,7 @@ mod conv;
 mod einsum;
 mod elementwise;
 mod misc;
+mod nbits;
 mod nn;
 mod pool;
 mod qlinear;
@@ -128,6 +129,12 @@ pub(crate) const OPS: &[(&str, i64)] = &[
 /// Every supported op of ONNX Runtime's `com.microsoft` domain (the
 /// QOperator format's contrib ops): its input count range and attributes.
 pub(crate) const CONTRIB: &[(&str, usize, usize, &[&str])] = &[
+    (
+        "MatMulNBits",
+        3,
+        6,
+        &["K", "N", "accuracy_level", "bits", "block_size"],
+    ),
     ("QGemm", 6, 9, &["alpha", "transA", "transB"]),
     ("QLinearAdd", 7, 8, &[]),
     (
@@ -240,6 +247,7 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "QLinearLeakyRelu" => qlinear::unary(cx, "LeakyRelu"),
         "QLinearSigmoid" => qlinear::unary(cx, "Sigmoid"),
         "QLinearConcat" => qlinear::concat(cx),
+        "MatMulNBits" => nbits::matmul_nbits(cx),
         "QLinearSoftmax" => qlinear::softmax(cx),
         "DequantizeLinear" => quant::dequantize_linear(cx),
         "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
@@ -282,7 +290,6 @@ pub(crate) fn unsupported(op: &str, domain: &str) -> String {
         "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
             "dynamically quantized model (quantize_dynamic)"
         }
-        "MatMulNBits" if ms => "4-bit weight-only quantized op",
         _ if !ms && CONTRIB.iter().any(|c| c.0 == op) => {
             return format!(
                 "{base}: {op} is an ONNX Runtime contrib op, read in domain 'com.microsoft'"
