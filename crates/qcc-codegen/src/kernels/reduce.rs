@@ -4,7 +4,8 @@
 //! where NaN wins.
 //!
 //! The input is walked once in memory order (dims coalesced), each element
-//! combined into its output slot (stride 0 along reduced dims); the output
+//! combined into its output slot (stride 0 along reduced dims; when the
+//! innermost dim is reduced, into `LANES` accumulators first); the output
 //! layout is the same with or without keepdims. Max of nothing is -inf, Mean
 //! of nothing NaN, as in the reference interpreter.
 
@@ -42,6 +43,9 @@ pub(crate) fn fmax_nan<'ctx>(
     let nan = cx.fcmp(FloatPredicate::UNO, acc, x)?;
     cx.select_f(nan, cx.fadd(acc, x)?, m)
 }
+
+/// Independent accumulators of a reduction over the contiguous innermost dim.
+const LANES: usize = 8;
 
 /// Output strides per input dim: 0 along reduced dims, the kept layout's otherwise.
 fn out_strides(shape: &[usize], axes: &[usize]) -> Vec<i64> {
@@ -101,17 +105,52 @@ pub fn emit<'ctx>(
         0.0
     });
     cx.for_range(0, n_out as i64, |cx, i| cx.store_f32(out.ptr, i, init))?;
-    cx.for_nest(&cshape, |cx, ivs| {
-        let xi = cx.dot(ivs, &st[0], 0)?;
-        let oi = cx.dot(ivs, &st[1], 0)?;
-        let v = cx.load_f32(x.ptr, xi)?;
-        let acc = cx.load_f32(out.ptr, oi)?;
-        let r = match op {
-            ReduceOp::Max => fmax_nan(cx, acc, v)?,
-            ReduceOp::Sum | ReduceOp::Mean => fadd_reassoc(cx, acc, v)?,
-        };
-        cx.store_f32(out.ptr, oi, r)
-    })?;
+    let combine = |cx: &KernelCx<'_, 'ctx>, acc, v| match op {
+        ReduceOp::Max => fmax_nan(cx, acc, v),
+        ReduceOp::Sum | ReduceOp::Mean => fadd_reassoc(cx, acc, v),
+    };
+    let d = cshape.len();
+    if d > 0 && st[1][d - 1] == 0 && st[0][d - 1] == 1 && cshape[d - 1] >= 2 * LANES {
+        // The innermost dim is reduced and contiguous: LANES independent
+        // accumulators (registers after mem2reg), so the chain of maxima or
+        // sums does not serialize on one value.
+        let len = cshape[d - 1] as i64;
+        let main = len / LANES as i64 * LANES as i64;
+        let acc = cx.stack_array(DType::F32, LANES as u64)?;
+        cx.for_nest(&cshape[..d - 1], |cx, ivs| {
+            let xb = cx.dot(ivs, &st[0][..d - 1], 0)?;
+            let oi = cx.dot(ivs, &st[1][..d - 1], 0)?;
+            for l in 0..LANES as i64 {
+                cx.store_f32(acc, cx.i64(l), init)?;
+            }
+            cx.for_range_step(0, main, LANES as i64, |cx, j| {
+                for l in 0..LANES as i64 {
+                    let v = cx.load_f32(x.ptr, cx.add(xb, cx.add_c(j, l)?)?)?;
+                    let a = cx.load_f32(acc, cx.i64(l))?;
+                    cx.store_f32(acc, cx.i64(l), combine(cx, a, v)?)?;
+                }
+                Ok(())
+            })?;
+            cx.for_range(main, len, |cx, j| {
+                let v = cx.load_f32(x.ptr, cx.add(xb, j)?)?;
+                let a = cx.load_f32(acc, cx.i64(0))?;
+                cx.store_f32(acc, cx.i64(0), combine(cx, a, v)?)
+            })?;
+            let mut r = cx.load_f32(out.ptr, oi)?;
+            for l in 0..LANES as i64 {
+                r = combine(cx, r, cx.load_f32(acc, cx.i64(l))?)?;
+            }
+            cx.store_f32(out.ptr, oi, r)
+        })?;
+    } else {
+        cx.for_nest(&cshape, |cx, ivs| {
+            let xi = cx.dot(ivs, &st[0], 0)?;
+            let oi = cx.dot(ivs, &st[1], 0)?;
+            let v = cx.load_f32(x.ptr, xi)?;
+            let acc = cx.load_f32(out.ptr, oi)?;
+            cx.store_f32(out.ptr, oi, combine(cx, acc, v)?)
+        })?;
+    }
     if op == ReduceOp::Mean && count != 1 {
         // Exact for counts below 2^24; a count of 0 gives NaN (mean of nothing).
         let div = cx.f32(count as f32);
