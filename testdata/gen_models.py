@@ -682,6 +682,22 @@ def ort_nbits_transformer_zp():
     return ort_nbits(transformer, is_symmetric=False)()
 
 
+def matmul_integer_long_k():
+    """DynamicQuantizeLinear + MatMulInteger with K = 300 (too long for the
+    exact float path: qcc's integer kernel) and uint8 weights with one zero
+    point per column, then the float rescale."""
+    b = Builder(seed=30)
+    xq, xs, xz = b.op_multi("DynamicQuantizeLinear", ["x"], 3)
+    w = b.const("w", b.rng.integers(0, 256, (300, 8)).astype(np.uint8))
+    wz = b.const("wz", b.rng.integers(100, 156, 8).astype(np.uint8))
+    acc = b.op("Cast", [b.op("MatMulInteger", [xq, w, xz, wz])], to=TensorProto.FLOAT)
+    s = b.op("Mul", [xs, b.const("ws", np.float32(0.01))])
+    b.op("Mul", [acc, s], out="y")
+    m = b.model("matmul_integer_long_k", [f32("x", [2, 300])], [f32("y", [2, 8])], opset=13)
+    inputs = [b.rng.standard_normal((2, 300)).astype(np.float32)]
+    return m, inputs
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -705,6 +721,7 @@ CASES = {
     "int4_weights": int4_weights,
     "ort_nbits_transformer": ort_nbits_transformer,
     "ort_nbits_transformer_zp": ort_nbits_transformer_zp,
+    "matmul_integer_long_k": matmul_integer_long_k,
 }
 
 

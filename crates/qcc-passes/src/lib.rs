@@ -6,6 +6,7 @@
 pub mod calibrate;
 pub mod cancel_qdq;
 pub mod constant_fold;
+pub mod float_matmul_integer;
 pub mod fold_batch_norm;
 pub mod fold_qdq;
 pub mod fuse_activation;
@@ -95,6 +96,11 @@ pub static PASSES: &[PassInfo] = &[
         name: "fuse-activation",
         about: "fold the Relu/Clip that is a float conv's only use into the conv (one pass over memory)",
         run: fuse_activation::run,
+    },
+    PassInfo {
+        name: "float-matmul-integer",
+        about: "run each MatMulInteger whose K keeps f32 sums exact (K ≤ 258) on the float GEMM, converting back to the same i32",
+        run: float_matmul_integer::run,
     },
 ];
 

@@ -251,5 +251,6 @@ e2e_cases!(
     ort_dyn_mlp_u8,
     int4_weights,
     ort_nbits_transformer,
-    ort_nbits_transformer_zp
+    ort_nbits_transformer_zp,
+    matmul_integer_long_k
 );

@@ -37,12 +37,21 @@ pub fn convert<'ctx>(
         if to == DType::I64 {
             return Ok(cx.f32_to_i64_sat(x)?.into());
         }
-        let name = if to == DType::U8 {
-            "llvm.fptoui.sat"
-        } else {
-            "llvm.fptosi.sat"
+        // Saturation as a clamp in f32 (NaN → 0) and a plain conversion of
+        // an in-range value: the same numbers as `llvm.fptosi.sat`, but it
+        // vectorizes on every target. The upper bound of i32 is the largest
+        // f32 below 2^31.
+        let (lo, hi) = match to {
+            DType::U8 => (0.0, 255.0),
+            DType::I8 => (-128.0, 127.0),
+            _ => (-2_147_483_648.0, 2_147_483_520.0),
         };
-        return cx.call_intrinsic(name, &[to_ty, cx.f32_t().into()], &[x.into()]);
+        let nan = cx.fcmp(FloatPredicate::UNO, x, x)?;
+        let c = cx.fclamp(x, lo, hi)?;
+        let c = cx.select_f(nan, cx.f32(0.0), c)?;
+        let i = cx.b.build_float_to_signed_int(c, cx.i32_t(), "")?;
+        let t = to_ty.into_int_type();
+        return Ok(cx.b.build_int_cast_sign_flag(i, t, true, "")?.into());
     }
     // Integer or bool source; normalize bool to 0/1 first.
     let mut x = v.into_int_value();
