@@ -457,3 +457,84 @@ fn float_model_exports_too() {
     );
     assert!(dir.path().join("f.h").exists());
 }
+
+/// Models that arrive quantized round-trip: `--emit onnx` of the compiled
+/// graph (integer kernels from `fold-qdq`, QOperator nodes read as QDQ,
+/// dynamic MatMulInteger on the float GEMM) runs in ONNX Runtime and gives
+/// the stored outputs within the case's tolerance in `testdata/manifest.txt`.
+#[test]
+fn imported_models_round_trip_through_onnxruntime() {
+    let Some(py) = python() else { return };
+    let manifest = std::fs::read_to_string(root().join("testdata/manifest.txt")).expect("manifest");
+    let tolerance = |case: &str| -> (f64, f64) {
+        let line = manifest
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(case))
+            .unwrap_or_else(|| panic!("{case} is not in the manifest"));
+        let get = |key: &str| -> f64 {
+            line.split_whitespace()
+                .find_map(|t| t.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{case}: no {key}"))
+        };
+        (get("atol="), get("rtol="))
+    };
+    for case in [
+        "qdq_cnn",
+        "ort_qdq_cnn_s8s8",
+        "ort_qop_cnn_s8s8",
+        "ort_qdq_mlp_u8s8",
+        "ort_dyn_transformer",
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = root().join("testdata").join(case).join("test_data_set_0");
+        let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
+            .arg(root().join("testdata").join(case).join("model.onnx"))
+            .args(["--emit", "onnx", "-o"])
+            .arg(dir.path().join("m.o"))
+            .output()
+            .expect("run qcc");
+        assert!(
+            o.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (_, x) = qcc_onnx::read_tensor_pb(&data.join("input_0.pb")).expect("input");
+        let (_, want) = qcc_onnx::read_tensor_pb(&data.join("output_0.pb")).expect("output");
+        let mut shape = vec![1];
+        shape.extend_from_slice(x.shape());
+        let inp = dir.path().join("x.npy");
+        match x.data() {
+            TensorData::F32(v) => write_npy(&inp, &shape, v),
+            TensorData::I64(v) => write_npy(&inp, &shape, v),
+            other => panic!("{case}: input type {:?} not handled", other.dtype()),
+        }
+        let (script, out) = (dir.path().join("run.py"), dir.path().join("y.npy"));
+        std::fs::write(&script, ORT_SCRIPT).expect("script");
+        let r = Command::new(&py)
+            .arg(&script)
+            .arg(dir.path().join("m.onnx"))
+            .args([&inp, &out])
+            .output()
+            .expect("run python");
+        assert!(
+            r.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let got: Vec<f32> = npyz::NpyFile::new(&std::fs::read(&out).expect("y.npy")[..])
+            .expect("npy")
+            .into_vec()
+            .expect("f32");
+        let (atol, rtol) = tolerance(case);
+        let want = want.to_f32_vec();
+        assert_eq!(got.len(), want.len(), "{case}: output size");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let d = (*g as f64 - *w as f64).abs();
+            assert!(
+                d <= atol + rtol * (*w as f64).abs(),
+                "{case}: exported model's output [{i}] {g} vs {w}"
+            );
+        }
+    }
+}
