@@ -188,6 +188,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         simd: mmm::Simd::of_target(&chosen.triple, &chosen.info),
         bare_metal: chosen.info.bare_metal,
         winograd: !opts.no_winograd,
+        small_weights: false,
     };
     check_sizes(g, &chosen.triple, facts.ptr_bits)?;
     let plan = plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))

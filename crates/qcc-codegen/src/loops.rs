@@ -233,6 +233,7 @@ mod tests {
                 simd: crate::mmm::Simd::Scalar,
                 bare_metal: false,
                 winograd: false,
+                small_weights: false,
             },
             scratch: None,
         };

@@ -31,9 +31,26 @@ pub struct TargetFacts {
     pub bare_metal: bool,
     /// 3×3 stride-1 float convolutions may run as Winograd F(2×2, 3×3).
     pub winograd: bool,
+    /// The node at hand has int8 weights that all lie in [-64, 64]
+    /// ([`TargetFacts::for_weights`]): with u8 activations no pair of
+    /// products reaches 2^15, so AVX2 `vpmaddubsw` is exact on them.
+    pub small_weights: bool,
 }
 
 impl TargetFacts {
+    /// Largest |weight| for which AVX2 `vpmaddubsw` never saturates:
+    /// `2 · 255 · 64 < 2^15`.
+    pub const SMALL_WEIGHT: i64 = 64;
+
+    /// These facts for a node whose int8 weights are `w` (what the kernel and
+    /// the memory plan both ask, so they agree on the microkernel).
+    pub fn for_weights(&self, w: &[i64]) -> TargetFacts {
+        TargetFacts {
+            small_weights: !w.is_empty() && w.iter().all(|v| v.abs() <= Self::SMALL_WEIGHT),
+            ..*self
+        }
+    }
+
     pub fn native_int_div(&self) -> bool {
         !self.arm32
     }

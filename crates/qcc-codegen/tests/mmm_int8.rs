@@ -3,7 +3,8 @@
 //! four, N blocks with a tail, asymmetric padding, strides, dilations,
 //! groups, depthwise, batches, 1-D), i8 and u8 activations and outputs, per-channel
 //! and power-of-two epilogues, and the worst-case extremes, compiled for
-//! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AArch64 `sdot` and
+//! every dot instruction (`vpdpbusd`, AVX2 `vpmaddwd`, AVX2 `vpmaddubsw` on
+//! the same batteries with weights clamped to ±64, AArch64 `sdot` and
 //! `smull`/`sadalp`, the portable widening kernel on x86-64 baseline and
 //! ARMv7) and
 //! checked bit for bit against the interpreter, natively or under qemu.
@@ -325,13 +326,23 @@ fn assert_uses(g: &Graph, opts: &Options, dot: &str) {
     // take the 32-bit requantization, on ARM never.
     let x86 = dots
         .iter()
-        .any(|k| matches!(*k, "vnni512" | "maddwd" | "amx"));
+        .any(|k| matches!(*k, "vnni512" | "maddwd" | "maddubs" | "amx"));
     let high = defs.iter().any(|d| d.contains(".h("));
     assert_eq!(high, x86, "32-bit requantization microkernels for {dot}");
 }
 
 fn check(tc: &Toolchain, opts: Options, runner_args: &[&str], dot: &str) {
-    for (g, feed) in batteries() {
+    check_graphs(batteries(), tc, opts, runner_args, dot)
+}
+
+fn check_graphs(
+    graphs: Vec<(Graph, Vec<Tensor>)>,
+    tc: &Toolchain,
+    opts: Options,
+    runner_args: &[&str],
+    dot: &str,
+) {
+    for (g, feed) in graphs {
         if !dot.is_empty() {
             let opts = Options {
                 target: tc.triple.map(str::to_string),
@@ -346,6 +357,50 @@ fn check(tc: &Toolchain, opts: Options, runner_args: &[&str], dot: &str) {
             assert_same(a, b, &format!("{dot} {} output {j}", g.name));
         }
     }
+}
+
+/// The batteries with every QConv/QGemm weight clamped to ±64, the range on
+/// which AVX2 `vpmaddubsw` cannot saturate (the extremes stay extreme: u8
+/// 255 against ±64 is the largest pair sum it may see).
+fn small_weight_batteries() -> Vec<(Graph, Vec<Tensor>)> {
+    batteries()
+        .into_iter()
+        .map(|(mut g, feed)| {
+            for id in g.node_ids() {
+                let n = g.node(id);
+                if !matches!(n.op, Op::QConv { .. } | Op::QGemm { .. }) {
+                    continue;
+                }
+                let w = n.inputs()[1];
+                let t = g.const_value(w).expect("constant weight").clone();
+                let v: Vec<i64> = t
+                    .to_i64_vec()
+                    .expect("int8")
+                    .iter()
+                    .map(|&x| x.clamp(-64, 64))
+                    .collect();
+                let c = g.add_const(format!("{}/small", n.name), ints(DType::I8, t.shape(), &v));
+                g.set_input(id, 1, ValueId::of(c));
+            }
+            g.remove_dead_nodes();
+            (g, feed)
+        })
+        .collect()
+}
+
+#[test]
+fn avx2_maddubs_on_small_weights_matches_interpreter() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    assert!(host_has("avx2"), "the x86 test machines have AVX2");
+    check_graphs(
+        small_weight_batteries(),
+        &HOST,
+        x86("+avx2,+fma"),
+        &[],
+        "maddubs",
+    );
 }
 
 fn host_has(flag: &str) -> bool {

@@ -169,7 +169,8 @@ pub fn emit<'ctx>(
     let k_len = plan.k_len();
     // Weights and bias are constants here: the int8 microkernels, when the
     // plan applies and the memory plan gave the scratch it needs.
-    let mp = crate::mmm::qconv_plan(node, &x.ty, &w.ty, &out.ty, (true, true), &cx.target);
+    let facts = cx.target.for_weights(&wv);
+    let mp = crate::mmm::qconv_plan(node, &x.ty, &w.ty, &out.ty, (true, true), &facts);
     if let Some(mp) = mp.filter(|_| cx.scratch.is_some()) {
         let shift = mp.ukr.dot.act_shift(x.dtype());
         let folded = fold_bias(cx, &wv, &bv, k_len, rx, *x_zero_point, shift)?;

@@ -162,7 +162,7 @@ pub fn emit<'ctx>(
         }
     }
     let e = EpiEmit::new(cx, epi, *to, n)?;
-    let plan = crate::mmm::qgemm::QGemmPlan::new(&cx.target, m, k, n);
+    let plan = crate::mmm::qgemm::QGemmPlan::new(&cx.target.for_weights(&bv), m, k, n);
     if let Some(p) = plan.filter(|_| cx.scratch.is_some()) {
         let shift = p.dot().act_shift(a.dtype());
         let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;

@@ -453,6 +453,18 @@ pub fn node_scratch(
     if let Some(p) = dw_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }
+    // The int8 microkernel depends on the weights' range (`for_weights`),
+    // as the kernels ask it.
+    let int8 = matches!(node.op, qcc_ir::Op::QConv { .. } | qcc_ir::Op::QGemm { .. });
+    let wfacts = match g
+        .const_value(ins[1])
+        .filter(|_| int8)
+        .and_then(|t| t.to_i64_vec())
+    {
+        Some(wv) => facts.for_weights(&wv),
+        None => *facts,
+    };
+    let facts = &wfacts;
     if let Some(p) = qconv_plan(node, x, w, out, consts, facts) {
         return p.scratch_bytes();
     }

@@ -48,6 +48,11 @@ use qcc_ir::DType;
 pub enum Dot {
     /// AVX-512 VNNI `vpdpbusd` on zmm: u8 × s8, 16 columns per register.
     Vnni512,
+    /// AVX2 `vpmaddubsw` (u8 × s8, adjacent products summed in i16) then
+    /// `vpmaddwd` by ones (pairs of those into i32): `vpdpbusd`'s result on
+    /// ymm, 8 columns per register. Only for weights within ±64
+    /// ([`TargetFacts::small_weights`]), where the i16 sums cannot saturate.
+    Maddubs,
     /// AVX2 `vpmaddwd` on bytes widened to i16: never saturates (the i16
     /// products of two bytes, and the sum of two, fit with room to spare);
     /// each column keeps two partial sums, added in the epilogue.
@@ -69,6 +74,8 @@ impl Dot {
     pub fn of(f: &TargetFacts) -> Dot {
         if f.avx512vnni {
             Dot::Vnni512
+        } else if f.small_weights && matches!(f.simd, Simd::Avx2 | Simd::Avx512) {
+            Dot::Maddubs
         } else if f.dotprod {
             Dot::Sdot
         } else if f.simd == Simd::Neon64 {
@@ -83,6 +90,7 @@ impl Dot {
     pub fn name(self) -> &'static str {
         match self {
             Dot::Vnni512 => "vnni512",
+            Dot::Maddubs => "maddubs",
             Dot::MaddWd => "maddwd",
             Dot::Sdot => "sdot",
             Dot::Sadalp => "sadalp",
@@ -94,7 +102,7 @@ impl Dot {
     /// turns i8 into u8 and back): +128 for i8 on `vpdpbusd`, -128 for u8
     /// on the signed instructions, else 0.
     pub fn act_shift(self, xdt: DType) -> i32 {
-        match (self == Dot::Vnni512, xdt) {
+        match (matches!(self, Dot::Vnni512 | Dot::Maddubs), xdt) {
             (true, DType::I8) => 128,
             (false, DType::U8) => -128,
             _ => 0,
@@ -105,6 +113,7 @@ impl Dot {
     fn cols_per_acc(self) -> usize {
         match self {
             Dot::Vnni512 => 16,
+            Dot::Maddubs => 8,
             _ => 4,
         }
     }
@@ -112,7 +121,7 @@ impl Dot {
     /// i32 lanes (partial sums) per column.
     fn lanes_per_col(self) -> usize {
         match self {
-            Dot::Vnni512 | Dot::Sdot => 1,
+            Dot::Vnni512 | Dot::Maddubs | Dot::Sdot => 1,
             Dot::MaddWd | Dot::Sadalp => 2,
             Dot::Widen => 4,
         }
@@ -122,6 +131,7 @@ impl Dot {
     pub fn tile(self, simd: Simd) -> (usize, usize) {
         match (self, simd) {
             (Dot::Vnni512, _) => (8, 32),
+            (Dot::Maddubs, _) => (4, 16),
             (Dot::MaddWd, _) => (6, 8),
             (Dot::Sdot, _) => (8, 12),
             (Dot::Sadalp, _) => (4, 8),
@@ -348,7 +358,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         let d = self.u.dot;
         let i8t = cx.i8_t();
         match d {
-            Dot::Vnni512 | Dot::Sdot | Dot::Sadalp => {
+            Dot::Vnni512 | Dot::Maddubs | Dot::Sdot | Dot::Sadalp => {
                 let lanes = d.cols_per_acc();
                 let v = cx.splat(w.into(), lanes as u32)?;
                 Ok(b.build_bit_cast(v, self.vec(i8t, lanes * 4), "")?
@@ -379,7 +389,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
             .load(self.vec(cx.i8_t(), n).into(), p)?
             .into_vector_value();
         Ok(match d {
-            Dot::Vnni512 | Dot::Sdot | Dot::Sadalp => v,
+            Dot::Vnni512 | Dot::Maddubs | Dot::Sdot | Dot::Sadalp => v,
             Dot::MaddWd => {
                 cx.b.build_int_s_extend(v, self.vec(cx.ctx.i16_type(), n), "")?
             }
@@ -408,6 +418,28 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                     &[acc.into(), u8s.into(), s8s.into()],
                 )?
                 .into_vector_value())
+            }
+            Dot::Maddubs => {
+                // vpmaddubsw: the first source is read as u8, the second as s8.
+                let (u8s, s8s) = if self.u.acts_in_a { (a, bv) } else { (bv, a) };
+                let i16t = self.vec(cx.ctx.i16_type(), 16);
+                let pairs = call_cast(
+                    cx,
+                    "llvm.x86.avx2.pmadd.ub.sw",
+                    &[],
+                    i16t.into(),
+                    &[u8s.into(), s8s.into()],
+                )?;
+                let ones = cx.splat(cx.ctx.i16_type().const_int(1, false).into(), 16)?;
+                let p = call_cast(
+                    cx,
+                    "llvm.x86.avx2.pmadd.wd",
+                    &[],
+                    acc_t,
+                    &[pairs, ones.into()],
+                )?
+                .into_vector_value();
+                Ok(cx.b.build_int_add(acc, p, "")?)
             }
             Dot::Sdot => {
                 let byte_t: BasicTypeEnum = a.get_type().into();
