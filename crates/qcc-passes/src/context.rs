@@ -53,6 +53,10 @@ pub struct QuantConfig {
     pub keep_float: Vec<String>,
     /// Expose 8-bit inputs/outputs instead of float32 (`--io int8`).
     pub io_int8: bool,
+    /// Bits of the symmetric weight range, 2 to 8 (`--weight-bits`): weights
+    /// in `±(2^(bits-1) - 1)`, stored in int8. 7 lets AVX2 cores use their
+    /// `vpmaddubsw` kernels, which are exact only on weights within ±64.
+    pub weight_bits: u32,
 }
 
 impl Default for QuantConfig {
@@ -63,6 +67,7 @@ impl Default for QuantConfig {
             per_channel: true,
             keep_float: vec![],
             io_int8: false,
+            weight_bits: 8,
         }
     }
 }

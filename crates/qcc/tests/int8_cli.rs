@@ -367,3 +367,44 @@ fn io_int8_header_states_scales_and_zero_points() {
     let h = fs::read_to_string(data.path().join("m.h")).unwrap();
     assert!(!h.contains("_SCALE"), "{h}");
 }
+
+/// `--weight-bits 7` keeps every weight within ±63, so an AVX2 build takes
+/// the `vpmaddubsw` microkernels (8-bit weights keep `vpmaddwd`), and the
+/// stats give the width; widths outside 2-8 are usage errors.
+#[test]
+fn seven_bit_weights_take_the_maddubs_kernels() {
+    let data = tempfile::tempdir().unwrap();
+    let calib = data.path().join("calib.npy");
+    fs::write(&calib, npy(&[2, 3, 16, 16], &samples(2))).unwrap();
+    for (bits, maddubs) in [("7", true), ("8", false)] {
+        let asm = data.path().join(format!("w{bits}.s"));
+        let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
+            .arg(model())
+            .args(["--quantize", "int8", "--calibration-data"])
+            .arg(&calib)
+            .args(["--weight-bits", bits, "--stats", "--emit", "asm"])
+            .args(["--target", "x86_64-unknown-linux-gnu", "--cpu", "x86-64"])
+            .args(["--features", "+avx2,+fma", "-o"])
+            .arg(&asm)
+            .output()
+            .expect("run qcc");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(stdout.contains(&format!(" {bits}/8 ")), "{stdout}");
+        let text = fs::read_to_string(&asm).unwrap();
+        assert_eq!(text.contains("vpmaddubsw"), maddubs, "--weight-bits {bits}");
+    }
+    for bad in ["1", "9"] {
+        usage_error(
+            &[
+                "--quantize",
+                "int8",
+                "--calibration-data",
+                "c.npy",
+                "--weight-bits",
+                bad,
+            ],
+            "--weight-bits",
+        );
+    }
+}

@@ -66,6 +66,8 @@ struct Variant {
     scales: &'static str,
     /// `--io int8`: 8-bit graph inputs and outputs.
     io_int8: bool,
+    /// `--weight-bits`.
+    weight_bits: u32,
 }
 
 impl Variant {
@@ -83,6 +85,9 @@ impl Variant {
         if self.io_int8 {
             f.extend(["--io".to_string(), "int8".to_string()]);
         }
+        if self.weight_bits != 8 {
+            f.extend(["--weight-bits".to_string(), self.weight_bits.to_string()]);
+        }
         f.push("--calibration-data".into());
         f.push(calib.display().to_string());
         f
@@ -96,6 +101,7 @@ impl Variant {
                 _ => qcc::ScaleFormat::FixedPoint,
             },
             io_int8: self.io_int8,
+            weight_bits: self.weight_bits,
             ..QuantConfig::default()
         })
     }
@@ -148,7 +154,11 @@ fn check(case: &common::ManifestCase, v: Variant) -> Result<(), String> {
         v.method.replace('=', ""),
         v.scales,
         if v.io_int8 { "-io-int8" } else { "" }
-    );
+    ) + &if v.weight_bits == 8 {
+        String::new()
+    } else {
+        format!("-w{}", v.weight_bits)
+    };
     let work = common::WorkDir::new(&label)?;
     let original = dir.join("model.onnx");
 
@@ -305,6 +315,7 @@ const fn variant(method: &'static str, scales: &'static str, io_int8: bool) -> V
         method,
         scales,
         io_int8,
+        weight_bits: 8,
     }
 }
 
@@ -316,6 +327,17 @@ const VARIANTS: [Variant; 5] = [
     variant("mse", "pow2", false),
     variant("minmax", "fixed-point", true),
 ];
+
+/// 7-bit weights (`--weight-bits 7`): on an AVX2 core without VNNI the
+/// layers run on the `vpmaddubsw` microkernels; bit-exact like the others.
+#[test]
+fn seven_bit_weights() {
+    let v = Variant {
+        weight_bits: 7,
+        ..variant("minmax", "fixed-point", false)
+    };
+    run(&["small_cnn", "mlp"], &[v]);
+}
 
 #[test]
 fn small_cnn() {

@@ -380,10 +380,12 @@ impl Rewriter<'_> {
     ) -> Result<Outcome, PassError> {
         let fmt = self.fmt();
         let px = self.params(s.x)?;
-        let qw = match weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt) {
-            Ok(q) => q,
-            Err(e) => return float(e),
-        };
+        let bits = self.cfg.weight_bits;
+        let qw =
+            match weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits) {
+                Ok(q) => q,
+                Err(e) => return float(e),
+            };
         let numer: Vec<f64> = qw
             .scales
             .iter()
@@ -447,7 +449,7 @@ impl Rewriter<'_> {
         let kind = format!("{}{}", s.kind, act_suffix(&t, act));
         let (q, out_node) = self.finish(m, y, t.q, table)?;
         let mut l = self.layer(&name, kind, m.output(), q, &out_node);
-        l.weight_bits = 8;
+        l.weight_bits = bits;
         let lo = qw.scales.iter().cloned().fold(f32::INFINITY, f32::min);
         let hi = qw.scales.iter().cloned().fold(0.0, f32::max);
         l.weight_scale = Some((lo, hi));

@@ -32,15 +32,21 @@ pub struct QuantWeights {
     pub sqnr_db: f64,
 }
 
-/// Quantizes `w` symmetrically to `[-127, 127]`. Errors (a reason to keep the
-/// layer in float) on non-finite weights.
+/// Quantizes `w` symmetrically to `[-q, q]`, `q = 2^(bits-1) - 1` (127 for
+/// 8 bits). Errors (a reason to keep the layer in float) on non-finite
+/// weights.
 pub fn quantize(
     w: &[f32],
     channels: usize,
     layout: Layout,
     per_channel: bool,
     fmt: ScaleFormat,
+    bits: u32,
 ) -> Result<QuantWeights, String> {
+    if !(2..=8).contains(&bits) {
+        return Err(format!("internal: {bits}-bit weights"));
+    }
+    let qmax = ((1i32 << (bits - 1)) - 1) as f64;
     if channels == 0 || !w.len().is_multiple_of(channels) {
         return Err(format!(
             "internal: {} weights for {channels} channels",
@@ -65,7 +71,7 @@ pub fn quantize(
             if a == 0.0 {
                 return 1.0;
             }
-            let s = a / 127.0;
+            let s = a / qmax;
             (match fmt {
                 ScaleFormat::FixedPoint => s,
                 ScaleFormat::Pow2 => pow2_ceil(s),
@@ -78,7 +84,7 @@ pub fn quantize(
         .enumerate()
         .map(|(i, &x)| {
             let s = scales[channel_of(i, w.len(), channels, layout)] as f64;
-            let q = (x as f64 / s).round().clamp(-127.0, 127.0);
+            let q = (x as f64 / s).round().clamp(-qmax, qmax);
             signal += (x as f64).powi(2);
             noise += (x as f64 - q * s).powi(2);
             q as i8
@@ -145,14 +151,18 @@ mod tests {
     #[test]
     fn per_channel_scales_use_the_full_range() {
         let w = [0.5, -1.0, 0.1, 0.2];
-        let q = quantize(&w, 2, Layout::Rows, true, ScaleFormat::FixedPoint).unwrap();
+        let q = quantize(&w, 2, Layout::Rows, true, ScaleFormat::FixedPoint, 8).unwrap();
         assert_eq!(q.data, vec![64, -127, 64, 127]);
         assert!(q.sqnr_db > 40.0);
-        let q = quantize(&w, 2, Layout::Rows, false, ScaleFormat::FixedPoint).unwrap();
+        let q = quantize(&w, 2, Layout::Rows, true, ScaleFormat::FixedPoint, 7).unwrap();
+        assert_eq!(q.data, vec![31, -63, 32, 63]);
+        let q = quantize(&w, 2, Layout::Rows, true, ScaleFormat::FixedPoint, 2).unwrap();
+        assert_eq!(q.data, vec![1, -1, 1, 1]);
+        let q = quantize(&w, 2, Layout::Rows, false, ScaleFormat::FixedPoint, 8).unwrap();
         assert_eq!(q.data, vec![64, -127, 13, 25]);
-        let q = quantize(&w, 2, Layout::Cols, true, ScaleFormat::Pow2).unwrap();
+        let q = quantize(&w, 2, Layout::Cols, true, ScaleFormat::Pow2, 8).unwrap();
         assert_eq!(q.scales, vec![1.0 / 128.0, 1.0 / 64.0]);
-        assert!(quantize(&[f32::NAN], 1, Layout::Rows, true, ScaleFormat::Pow2).is_err());
+        assert!(quantize(&[f32::NAN], 1, Layout::Rows, true, ScaleFormat::Pow2, 8).is_err());
     }
 
     #[test]
