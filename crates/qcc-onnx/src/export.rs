@@ -89,7 +89,7 @@ fn sanitize(s: &str) -> String {
     }
 }
 
-fn attr_i(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Int as i32),
@@ -98,7 +98,7 @@ fn attr_i(name: &str, v: i64) -> AttributeProto {
     }
 }
 
-fn attr_f(name: &str, v: f32) -> AttributeProto {
+pub(crate) fn attr_f(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Float as i32),

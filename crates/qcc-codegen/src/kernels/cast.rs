@@ -39,8 +39,8 @@ pub fn convert<'ctx>(
         }
         // Saturation as a clamp in f32 (NaN → 0) and a plain conversion of
         // an in-range value: the same numbers as `llvm.fptosi.sat`, but it
-        // vectorizes on every target. The upper bound of i32 is the largest
-        // f32 below 2^31.
+        // vectorizes on every target. i32's upper bound is no f32: clamp to
+        // the largest f32 below 2^31, then give values from 2^31 on i32::MAX.
         let (lo, hi) = match to {
             DType::U8 => (0.0, 255.0),
             DType::I8 => (-128.0, 127.0),
@@ -49,7 +49,13 @@ pub fn convert<'ctx>(
         let nan = cx.fcmp(FloatPredicate::UNO, x, x)?;
         let c = cx.fclamp(x, lo, hi)?;
         let c = cx.select_f(nan, cx.f32(0.0), c)?;
-        let i = cx.b.build_float_to_signed_int(c, cx.i32_t(), "")?;
+        let mut i = cx.b.build_float_to_signed_int(c, cx.i32_t(), "")?;
+        if to == DType::I32 {
+            let big = cx.fcmp(FloatPredicate::OGE, x, cx.f32(2_147_483_648.0))?;
+            i =
+                cx.b.build_select(big, cx.i32(i32::MAX), i, "")?
+                    .into_int_value();
+        }
         let t = to_ty.into_int_type();
         return Ok(cx.b.build_int_cast_sign_flag(i, t, true, "")?.into());
     }

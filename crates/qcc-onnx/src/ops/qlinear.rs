@@ -12,8 +12,8 @@
 use super::R;
 use crate::attrs::Attrs;
 use crate::error::Problem;
+use crate::export::{attr_f, attr_i};
 use crate::node::NodeCx;
-use crate::proto::attribute_proto::AttributeType;
 use crate::proto::{AttributeProto, NodeProto};
 
 /// The nodes one QOperator node expands to, built one after the other.
@@ -59,7 +59,7 @@ impl<'c> Expansion<'c> {
 
     /// `DequantizeLinear(x, scale, zero_point)`, along `axis` when given.
     fn dq(&mut self, x: String, scale: String, zp: String, axis: Option<i64>) -> String {
-        let attrs = axis.map(|a| vec![int_attr("axis", a)]).unwrap_or_default();
+        let attrs = axis.map(|a| vec![attr_i("axis", a)]).unwrap_or_default();
         self.add("DequantizeLinear", vec![x, scale, zp], attrs)
     }
 
@@ -105,15 +105,6 @@ impl<'c> Expansion<'c> {
             }
         }
         Ok(outs)
-    }
-}
-
-fn int_attr(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(v),
-        ..Default::default()
     }
 }
 
@@ -179,13 +170,7 @@ pub(super) fn gemm(cx: &mut NodeCx) -> R {
         let mut cs = e.add("Mul", vec![e.input(1), e.input(4)], vec![]);
         let alpha = cx.attr(cx.attrs.float_or("alpha", 1.0))?;
         if alpha != 1.0 {
-            let value = AttributeProto {
-                name: Some("value_float".into()),
-                r#type: Some(AttributeType::Float as i32),
-                f: Some(alpha),
-                ..Default::default()
-            };
-            let a = e.add("Constant", vec![], vec![value]);
+            let a = e.add("Constant", vec![], vec![attr_f("value_float", alpha)]);
             cs = e.add("Mul", vec![cs, a], vec![]);
         }
         ins.push(e.dq(e.input(6), cs, String::new(), Some(0)));
