@@ -179,6 +179,32 @@ fn contrib_ops_are_checked_in_their_domain() {
     }
 }
 
+/// MatMulNBits' attributes come from the model: absurd ones are errors
+/// naming the node, not overflows.
+#[test]
+fn matmul_nbits_with_absurd_block_size() {
+    let n = node("q", "MatMulNBits", &["x", "b", "s"], &["y"])
+        .domain("com.microsoft")
+        .i("K", 4)
+        .i("N", 2)
+        .i("bits", 4)
+        .i("block_size", i64::MAX);
+    let m = model(
+        13,
+        graph(
+            vec![n],
+            vec![fvi("x", &[1, 4]), fvi("b", &[2, 1, 1]), fvi("s", &[2])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("node 'q' (MatMulNBits)") && msg.contains("too large"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn custom_domain_op() {
     let m = model(

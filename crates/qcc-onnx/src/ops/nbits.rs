@@ -37,12 +37,20 @@ pub(super) fn matmul_nbits(cx: &mut NodeCx) -> R {
         return Err(cx.err("g_idx (act-order) is not supported"));
     }
     let blocks = k.div_ceil(block);
-    let blob = (block * bits).div_ceil(8);
+    // Checked: the attributes are the model's and may be absurd.
+    let blob = block
+        .checked_mul(bits)
+        .map(|b| b.div_ceil(8))
+        .ok_or_else(|| cx.err(format!("block_size {block} is too large")))?;
+    let b_len = n
+        .checked_mul(blocks)
+        .and_then(|v| v.checked_mul(blob))
+        .ok_or_else(|| cx.err(format!("N = {n} blocks of {blob} bytes are too many")))?;
     let b = cx
         .const_input(1, "B")?
         .ok_or_else(|| cx.err("input B is missing"))?;
     let q = match b.data() {
-        qcc_ir::TensorData::U8(q) if q.len() == n * blocks * blob => q.clone(),
+        qcc_ir::TensorData::U8(q) if q.len() == b_len => q.clone(),
         _ => {
             return Err(cx.err(format!(
                 "B {} must be uint8 [{n}, {blocks}, {blob}] (N, blocks of {block} along K = {k}, bytes per block)",
