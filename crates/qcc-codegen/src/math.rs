@@ -15,7 +15,7 @@ use inkwell::values::{FloatValue, IntValue};
 use inkwell::{FloatPredicate, IntPredicate};
 
 /// 1.5 * 2^23: adding it rounds an f32 of magnitude < 2^22 to an integer.
-const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in a high part with trailing zero bits and a low correction.
 const LN2_HI: f32 = 0.693_145_75;

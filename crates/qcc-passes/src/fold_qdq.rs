@@ -351,9 +351,14 @@ fn finish(g: &mut Graph, quantize: NodeId, v: ValueId) -> Result<(), PassError> 
     Ok(())
 }
 
-fn constant(g: &mut Graph, name: String, shape: Vec<usize>, data: TensorData) -> ValueId {
-    let t = Tensor::new(shape, data).expect("constant shape");
-    ValueId::of(g.add_const(name, t))
+fn constant(
+    g: &mut Graph,
+    name: String,
+    shape: Vec<usize>,
+    data: TensorData,
+) -> Result<ValueId, PassError> {
+    let t = Tensor::new(shape, data).ok_or_else(|| fail(format!("internal: shape of {name}")))?;
+    Ok(ValueId::of(g.add_const(name, t)))
 }
 
 fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
@@ -386,13 +391,13 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                 return Ok(false);
             }
             let w_shape = g.value_type(ins[1]).shape.clone();
-            let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w));
+            let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w))?;
             let bc = constant(
                 g,
                 format!("{name}/bias_q"),
                 vec![acc.len()],
                 TensorData::I32(b),
-            );
+            )?;
             let op = Op::QConv {
                 conv: conv.clone(),
                 x_zero_point: qx.zero_point,
@@ -422,7 +427,7 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
             };
             let s_a = qx.scale as f64 * *alpha as f64;
             let acc: Vec<f64> = sw.iter().map(|&s| s_a * s as f64).collect();
-            if !gemm(g, &ins, qnode, (qx, qy, act), (w, k, acc), None, name)? {
+            if !gemm(g, &ins, qnode, (xq, qx, qy, act), (w, k, acc), None, name)? {
                 return Ok(false);
             }
         }
@@ -438,7 +443,15 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
             let a_shape = g.value_type(ins[0]).shape.clone();
             let post = (a_shape.len() != 2).then(|| n.outputs[0].shape.clone());
             let ins = vec![ins[0], ins[1]];
-            if !gemm(g, &ins, qnode, (qx, qy, act), (w, bs[0], acc), post, name)? {
+            if !gemm(
+                g,
+                &ins,
+                qnode,
+                (xq, qx, qy, act),
+                (w, bs[0], acc),
+                post,
+                name,
+            )? {
                 return Ok(false);
             }
         }
@@ -579,7 +592,7 @@ fn gemm(
     g: &mut Graph,
     ins: &[ValueId],
     qnode: NodeId,
-    (qx, qy, act): (QParams, QParams, Option<UnaryOp>),
+    (xq, qx, qy, act): (ValueId, QParams, QParams, Option<UnaryOp>),
     (w, k, acc): (Vec<i8>, usize, Vec<f64>),
     post: Option<Vec<usize>>,
     name: String,
@@ -600,16 +613,14 @@ fn gemm(
     if check_accumulator(&w, &b, cols, Layout::Cols).is_err() {
         return Ok(false);
     }
-    let Some((mut a, _)) = dequantized(g, ins[0]) else {
-        return Ok(false);
-    };
+    let mut a = xq;
     let wc = constant(
         g,
         format!("{name}/weight_q"),
         vec![k, cols],
         TensorData::I8(w),
-    );
-    let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b));
+    )?;
+    let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b))?;
     if post.is_some() {
         let rows = g.value_type(a).numel() / k.max(1);
         let r = Op::Reshape {

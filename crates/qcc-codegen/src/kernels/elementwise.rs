@@ -77,7 +77,7 @@ pub fn unary<'ctx>(
         UnaryOp::Round => {
             // Adding and subtracting 1.5·2^23 rounds half to even below 2^22
             // in magnitude; larger floats are integers already (NaN passes).
-            let magic = cx.f32(12_582_912.0);
+            let magic = cx.f32(crate::math::ROUND_MAGIC);
             let r = cx.fsub(cx.fadd(x, magic)?, magic)?;
             let small = cx.fcmp(FloatPredicate::OLT, cx.fabs(x)?, cx.f32(4_194_304.0))?;
             cx.select_f(small, r, x)

@@ -21,14 +21,11 @@ use super::quant::{
 };
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::loops::coalesce;
+use crate::math::ROUND_MAGIC;
 use crate::mmm::Simd;
 use inkwell::values::IntValue;
 use inkwell::FloatPredicate;
 use qcc_ir::{broadcast_strides, strides_of, DType, Node, Op};
-
-/// `1.5 * 2^23`: adding and subtracting it rounds an f32 of magnitude below
-/// 2^22 to an integer, ties to even.
-const ROUND_MAGIC: f32 = 12_582_912.0;
 
 fn same_count(cx: &KernelCx<'_, '_>, x: &Operand, out: &Operand) -> CgResult<()> {
     if x.numel() != out.numel() {
