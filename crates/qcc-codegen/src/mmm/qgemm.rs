@@ -54,7 +54,7 @@ impl QGemmPlan {
         if let Some(p) = &self.amx {
             return p.scratch_bytes();
         }
-        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4
+        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4 * self.ukr.act_bytes()
     }
 
     /// The dot instruction whose operand signedness the packing follows
@@ -96,8 +96,9 @@ pub fn emit<'ctx>(
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
     pack_acts(cx, p, a, s)?;
+    let panel_bytes = k4 * mr * 4 * u.act_bytes();
     for_blocks(cx, m, mr, |cx, mb, mrv| {
-        let ap = cx.gep(DType::I8, s, cx.mul_c(mb, (k4 * mr * 4) as i64)?)?;
+        let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
         for_blocks(cx, n, nr, |cx, np, nrv| {
             let col = cx.mul_c(np, nr as i64)?;
@@ -120,7 +121,8 @@ pub fn emit<'ctx>(
 }
 
 /// Packs A (`[M][K]` bytes) into `dst` as `[M/MR][K/4][MR][4]`, flipping
-/// every byte when the dot instruction reads the other signedness. Rows
+/// every byte when the dot instruction reads the other signedness, and
+/// sign-extended to i16 where it reads them wide (`I8Ukr::act_bytes`). Rows
 /// past M and bytes past K are left as they are: the microkernel's results
 /// for those rows are not stored, and B is zero past K.
 fn pack_acts<'ctx>(
@@ -131,6 +133,7 @@ fn pack_acts<'ctx>(
 ) -> CgResult<()> {
     let (mr, k, k4) = (p.ukr.mr as i64, p.k as i64, p.k4() as i64);
     let flip = p.dot().act_shift(a.dtype()) != 0;
+    let wide = p.amx.is_none() && p.ukr.act_bytes() == 2;
     let full = k / 4;
     cx.for_range(0, p.m as i64, |cx, i| {
         let panel = cx.b.build_int_unsigned_div(i, cx.i64(mr), "")?;
@@ -149,7 +152,18 @@ fn pack_acts<'ctx>(
             if flip {
                 w = cx.b.build_xor(w, cx.i32(0x8080_8080u32 as i32), "")?;
             }
-            cx.store(DType::I32, dst, cx.add(base, cx.mul_c(q, mr)?)?, w.into())
+            let at = cx.add(base, cx.mul_c(q, mr)?)?;
+            if wide {
+                let bytes = cx.b.build_bit_cast(w, cx.i8_t().vec_type(4), "")?;
+                let halves = cx.b.build_int_s_extend(
+                    bytes.into_vector_value(),
+                    cx.ctx.i16_type().vec_type(4),
+                    "",
+                )?;
+                let v = cx.b.build_bit_cast(halves, cx.i64_t(), "")?;
+                return cx.store(DType::I64, dst, at, v);
+            }
+            cx.store(DType::I32, dst, at, w.into())
         })?;
         // The last, partial group, byte by byte.
         let at = cx.mul_c(cx.add(base, cx.i64(full * mr))?, 4)?;
@@ -160,7 +174,13 @@ fn pack_acts<'ctx>(
             if flip {
                 b = cx.b.build_xor(b, cx.i8_t().const_int(0x80, false), "")?;
             }
-            cx.store(DType::I8, dst, cx.add_c(at, t)?, b.into())?;
+            if wide {
+                let h = cx.b.build_int_s_extend(b, cx.ctx.i16_type(), "")?;
+                let byte = cx.add_c(cx.mul_c(at, 2)?, 2 * t)?;
+                cx.b.build_store(cx.gep(DType::I8, dst, byte)?, h)?;
+            } else {
+                cx.store(DType::I8, dst, cx.add_c(at, t)?, b.into())?;
+            }
         }
         Ok(())
     })
