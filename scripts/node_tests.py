@@ -46,6 +46,7 @@ SUPPORTED = {
     "QuantizeLinear", "DequantizeLinear", "LSTM", "GRU", "RNN", "If",
     "InstanceNormalization", "LRN", "Tile", "CumSum", "ArgMax", "ArgMin", "Gelu", "TopK", "ScatterND",
     "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "MatMulInteger", "Round",
+    "ConvInteger",
 }  # fmt: skip
 
 ALLOWED_TYPES = {TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL, TensorProto.INT8, TensorProto.UINT8}
@@ -58,6 +59,7 @@ PARAM_INPUTS = {
     "QuantizeLinear": {1: "y_scale", 2: "y_zero_point"},
     "DequantizeLinear": {1: "x_scale", 2: "x_zero_point"},
     "QLinearConv": {1: "x_scale", 2: "x_zero_point", 4: "w_scale", 5: "w_zero_point", 6: "y_scale", 7: "y_zero_point"},
+    "ConvInteger": {1: "w", 2: "x_zero_point", 3: "w_zero_point"},
     "QLinearMatMul": {1: "a_scale", 2: "a_zero_point", 4: "b_scale", 5: "b_zero_point", 6: "y_scale", 7: "y_zero_point"},
     "LSTM": {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"},
     "GRU": {1: "W", 2: "R", 3: "B", 4: "sequence_lens"},
@@ -91,6 +93,7 @@ TOL_BY_OP = {
         "ArgMax", "ArgMin", "TopK", "ScatterND",
         # Integer outputs: qcc's fixed-point requantization must give the exact integers.
         "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "MatMulInteger", "Round",
+        "ConvInteger",
     ]},
     **{op: ARITH for op in [
         "Add", "Sub", "Mul", "Div", "Reciprocal", "Sqrt", "LeakyRelu", "PRelu",

@@ -112,6 +112,16 @@ def main():
         helper.make_node("FancyOp", ["h"], ["y"], name="mystery"),
     ]), "two_unsupported.onnx")
 
+    # ConvInteger whose int32 sums can pass 2^24 (17x17 taps of 255 x 255):
+    # qcc's exact float evaluation cannot hold them, so it refuses.
+    xu = helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, 17, 17])
+    yi = helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1, 1, 1])
+    wu = numpy_helper.from_array(np.full((1, 1, 17, 17), 255, np.uint8), "w")
+    g = helper.make_graph([helper.make_node("ConvInteger", ["x", "w"], ["y"], name="wide")],
+                          "g", [xu], [yi], [wu])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+         "conv_integer_overflow.onnx")
+
     fuzz_seeds()
 
 

@@ -627,6 +627,16 @@ def ort_dyn_mlp_u8():
     return ort_dynamic(mlp, weight_type=QuantType.QUInt8)()
 
 
+def ort_dyn_cnn():
+    """small_cnn by onnxruntime's quantize_dynamic: each Conv as
+    DynamicQuantizeLinear + ConvInteger (uint8 activations with a run-time
+    zero point, uint8 weights with per-tensor zero points: onnxruntime's
+    ConvInteger reads only uint8) + Cast + the scale multiply, the Gemm as
+    MatMulInteger."""
+    from onnxruntime.quantization import QuantType
+    return ort_dynamic(small_cnn, weight_type=QuantType.QUInt8)()
+
+
 def int4_weights():
     """Weight-only 4-bit (opset 21): a Conv whose int4 weights are
     dequantized per output channel, and a MatMul whose uint4 weights are
@@ -718,6 +728,7 @@ CASES = {
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
     "ort_dyn_transformer": ort_dyn_transformer,
     "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
+    "ort_dyn_cnn": ort_dyn_cnn,
     "int4_weights": int4_weights,
     "ort_nbits_transformer": ort_nbits_transformer,
     "ort_nbits_transformer_zp": ort_nbits_transformer_zp,

@@ -51,6 +51,17 @@ impl TargetFacts {
         }
     }
 
+    /// These facts for a float convolution whose weights are `w`: no
+    /// Winograd when every weight is a whole number (a `ConvInteger` read as
+    /// a float Conv relies on exact integer sums, which Winograd's fractional
+    /// transforms would round).
+    pub fn for_float_weights(&self, w: &[f32]) -> TargetFacts {
+        TargetFacts {
+            winograd: self.winograd && !w.iter().all(|v| v.fract() == 0.0),
+            ..*self
+        }
+    }
+
     pub fn native_int_div(&self) -> bool {
         !self.arm32
     }

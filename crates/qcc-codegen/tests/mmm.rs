@@ -562,6 +562,47 @@ fn winograd_convolutions_match_interpreter() {
     check_avx2(&g, &feed);
 }
 
+/// A 3×3 float convolution whose weights are whole numbers (a ConvInteger
+/// read as a float Conv) keeps the direct GEMM, whose sums of whole numbers
+/// below 2^24 are exact: equal to the interpreter's bit for bit, no
+/// Winograd (whose fractional transforms would round them).
+#[test]
+fn whole_number_weights_skip_winograd_and_stay_exact() {
+    let mut g = Graph::new("wholes");
+    let (cin, cout, h) = (64, 64, 28);
+    let ints = |n: usize, seed: u64, span: i64| -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as i64 % (2 * span + 1) - span) as f32
+            })
+            .collect()
+    };
+    let xt = Tensor::from_f32(vec![1, cin, h, h], ints(cin * h * h, 1, 255)).unwrap();
+    let x = g.add_input("x", xt.ty());
+    let wt = Tensor::from_f32(vec![cout, cin, 3, 3], ints(cout * cin * 9, 2, 127)).unwrap();
+    let w = g.add_const("w", wt);
+    let a = ConvAttrs {
+        strides: vec![1; 2],
+        pads: vec![1; 4],
+        dilations: vec![1; 2],
+        group: 1,
+        output_padding: vec![0; 2],
+    };
+    let y = g
+        .add_node(Op::Conv(a), "conv", vec![ValueId::of(x), ValueId::of(w)])
+        .expect("valid conv");
+    g.add_output("y", ValueId::of(y));
+    assert!(
+        !host_ir(&g).contains("wino.u"),
+        "whole-number weights ran as Winograd"
+    );
+    check_interp(&g, &[xt], 0.0);
+}
+
 #[test]
 fn gemm_battery_matches_interpreter() {
     for seed in [4, 5] {

@@ -64,6 +64,17 @@ fn missing_initializer() {
     expect_error("missing_initializer.onnx", &[], &["conv1", "'W'"]);
 }
 
+/// ConvInteger runs as an exact float Conv only while its sums stay below
+/// 2^24; past that it is refused, not rounded.
+#[test]
+fn conv_integer_past_2_24_is_refused() {
+    expect_error(
+        "conv_integer_overflow.onnx",
+        &[],
+        &["'wide'", "ConvInteger", "2^24", "not supported"],
+    );
+}
+
 #[test]
 fn symbolic_dims_need_input_shape() {
     expect_error(

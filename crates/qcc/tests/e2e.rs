@@ -249,6 +249,7 @@ e2e_cases!(
     ort_qop_mlp_u8s8,
     ort_dyn_transformer,
     ort_dyn_mlp_u8,
+    ort_dyn_cnn,
     int4_weights,
     ort_nbits_transformer,
     ort_nbits_transformer_zp,

@@ -967,7 +967,8 @@ pub fn emit<'ctx>(
     let bk = bias.map(|b| b.konst.and_then(|t| t.as_f32()));
     if let (Some(wv), false) = (wk, matches!(bk, Some(None))) {
         let consts = (true, true);
-        if let Some(p) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &cx.target) {
+        let facts = cx.target.for_float_weights(wv);
+        if let Some(p) = crate::mmm::conv_plan(node, &x.ty, &w.ty, &out.ty, consts, &facts) {
             if p.scratch_bytes() == 0 || cx.scratch.is_some() {
                 // The residual and the clamp happen in the epilogue.
                 let lohi = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));

@@ -447,7 +447,11 @@ pub fn node_scratch(
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
     let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
     let consts = (w_const, b_const);
-    if let Some(p) = conv_plan(node, x, w, out, consts, facts) {
+    let ffacts = match g.const_value(ins[1]).and_then(|t| t.as_f32()) {
+        Some(wv) => facts.for_float_weights(wv),
+        None => *facts,
+    };
+    if let Some(p) = conv_plan(node, x, w, out, consts, &ffacts) {
         return p.scratch_bytes();
     }
     if let Some(p) = dw_plan(node, x, w, out, consts, facts) {

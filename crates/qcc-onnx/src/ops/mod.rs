@@ -47,6 +47,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("Constant", 1),
     ("ConstantOfShape", 9),
     ("Conv", 1),
+    ("ConvInteger", 10),
     ("ConvTranspose", 1),
     ("CumSum", 11),
     ("DequantizeLinear", 10),
@@ -238,6 +239,7 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "DynamicQuantizeLinear" => quant::dynamic_quantize_linear(cx),
         "MatMulInteger" => quant::matmul_integer(cx),
         "QLinearConv" => qlinear::conv(cx),
+        "ConvInteger" => qlinear::conv_integer(cx),
         "QLinearMatMul" => qlinear::matmul(cx),
         "QGemm" => qlinear::gemm(cx),
         "QLinearAdd" => qlinear::binary(cx, "Add"),
@@ -286,7 +288,6 @@ pub(crate) fn unsupported(op: &str, domain: &str) -> String {
         format!("unsupported op (domain '{domain}')")
     };
     let kind = match op {
-        "ConvInteger" => "QOperator-format quantized op with an int32 output",
         "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
             "dynamically quantized model (quantize_dynamic)"
         }

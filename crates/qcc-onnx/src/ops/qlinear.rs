@@ -1,4 +1,5 @@
-//! The QOperator format (ONNX's `QLinearConv`, `QLinearMatMul` and ONNX
+//! The QOperator format (ONNX's `QLinearConv`, `QLinearMatMul`,
+//! `ConvInteger` and ONNX
 //! Runtime's `com.microsoft` `QLinearAdd`, `QLinearMul`,
 //! `QLinearGlobalAveragePool`, `QLinearAveragePool`, `QLinearConcat`,
 //! `QLinearLeakyRelu`, `QLinearSigmoid`, `QGemm`): each node is read as the
@@ -123,6 +124,109 @@ fn channels_first(cx: &NodeCx) -> Result<(), Problem> {
         return Err(cx.err("channels_last=1 is not supported"));
     }
     Ok(())
+}
+
+/// `ConvInteger(x, w, [x_zero_point], [w_zero_point])` → int32, read as
+/// `Cast<int32>(Conv(float(x) - float(x_zp), w - w_zp))`: the weights (a
+/// constant) minus their zero point (one, or one per output channel) become
+/// a float constant; `x_zp` may be computed at run time (`quantize_dynamic`
+/// writes DynamicQuantizeLinear's). The float Conv is exact because every
+/// partial sum is a whole number below 2^24 (checked here from the weights
+/// and the activation range, the widest one when `x_zp` is not a constant;
+/// a convolution whose sums could reach 2^24 is refused, never rounded). Float convolutions with whole-number weights
+/// never run as Winograd (`TargetFacts::for_float_weights`).
+pub(super) fn conv_integer(cx: &mut NodeCx) -> R {
+    use qcc_ir::{DType, Tensor};
+    let x = cx.input(0)?;
+    let xdt = cx.ty(x).dtype;
+    let w = cx
+        .const_input(1, "w")?
+        .ok_or_else(|| cx.err("input #1 (w) is missing"))?;
+    for (dt, what) in [(xdt, "x"), (w.dtype(), "w")] {
+        if !matches!(dt, DType::I8 | DType::U8) {
+            return Err(cx.err(format!("{what} must be int8 or uint8, got {}", dt.name())));
+        }
+    }
+    let scalar = |cx: &NodeCx, t: Option<Tensor>, what: &str, dt: DType| {
+        let Some(t) = t else { return Ok(vec![0]) };
+        if t.dtype() != dt {
+            return Err(cx.err(format!(
+                "{what} {} does not match its operand's type",
+                t.ty()
+            )));
+        }
+        t.to_i64_vec()
+            .ok_or_else(|| cx.err(format!("{what} is not an integer tensor")))
+    };
+    let (lo, hi) = if xdt == DType::U8 {
+        (0, 255)
+    } else {
+        (-128, 127)
+    };
+    let xmax = match cx.opt_input(2)? {
+        None => hi.max(-lo),
+        Some(z) => {
+            let zt = cx.ty(z);
+            if zt.dtype != xdt || zt.numel() != 1 {
+                return Err(cx.err(format!("x_zero_point {zt} must be one {}", xdt.name())));
+            }
+            match cx
+                .imp
+                .const_value(z)
+                .ok()
+                .flatten()
+                .and_then(|t| t.to_i64_vec())
+            {
+                Some(zx) => (zx[0] - lo).max(hi - zx[0]),
+                None => hi - lo,
+            }
+        }
+    };
+    let t = cx.const_input(3, "w_zero_point")?;
+    let zw = scalar(cx, t, "w_zero_point", w.dtype())?;
+    let oc = w.shape().first().copied().unwrap_or(0);
+    if oc == 0 || (zw.len() != 1 && zw.len() != oc) {
+        return Err(cx.err(format!(
+            "w_zero_point holds {} values; expected 1 or {oc} (one per output channel)",
+            zw.len()
+        )));
+    }
+    let wv = w
+        .to_i64_vec()
+        .ok_or_else(|| cx.err("w is not an integer tensor"))?;
+    let per = wv.len() / oc;
+    let mut wf = Vec::with_capacity(wv.len());
+    let mut worst = 0i64;
+    for (o, row) in wv.chunks(per.max(1)).enumerate() {
+        let z = zw[if zw.len() == 1 { 0 } else { o }];
+        let sum: i64 = row.iter().map(|&v| (v - z).abs()).sum();
+        worst = worst.max(sum * xmax);
+        wf.extend(row.iter().map(|&v| (v - z) as f32));
+    }
+    if worst >= 1 << 24 {
+        return Err(cx.err(format!(
+            "its int32 sums reach up to {worst}, past 2^24, where qcc's exact float \
+             evaluation of ConvInteger stops; not supported"
+        )));
+    }
+    let wt = Tensor::from_f32(w.shape().to_vec(), wf).ok_or_else(|| cx.err("bad weights"))?;
+    let wname = format!("qcc::{}/w", cx.name);
+    let wvid = cx.add_const("w", wt);
+    cx.imp.bind(&wname, wvid);
+    let mut e = Expansion::new(cx);
+    let to_f32 = |e: &mut Expansion, i: usize| {
+        let v = e.input(i);
+        e.add("Cast", vec![v], vec![attr_i("to", 1)])
+    };
+    let mut xf = to_f32(&mut e, 0);
+    if cx.has_input(2) {
+        let zf = to_f32(&mut e, 2);
+        xf = e.add("Sub", vec![xf, zf], vec![]);
+    }
+    let y = e.add("Conv", vec![xf, wname], e.attrs_except(&[]));
+    e.add("Cast", vec![y], vec![attr_i("to", 6)]);
+    e.nodes.last_mut().expect("cast").output = cx.node.output.clone();
+    e.build(cx)
 }
 
 /// `QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [B])`.

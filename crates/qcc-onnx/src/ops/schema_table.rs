@@ -19,6 +19,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("Constant", Sig { attrs: &[("sparse_value", 11, 99), ("value", 1, 99), ("value_float", 12, 99), ("value_floats", 12, 99), ("value_int", 12, 99), ("value_ints", 12, 99), ("value_string", 12, 99), ("value_strings", 12, 99)], arity: &[(1, 0, 0, 1, 1)] }),
     ("ConstantOfShape", Sig { attrs: &[("value", 9, 99)], arity: &[(9, 1, 1, 1, 1)] }),
     ("Conv", Sig { attrs: &[("auto_pad", 1, 99), ("dilations", 1, 99), ("group", 1, 99), ("kernel_shape", 1, 99), ("pads", 1, 99), ("strides", 1, 99)], arity: &[(1, 2, 3, 1, 1)] }),
+    ("ConvInteger", Sig { attrs: &[("auto_pad", 10, 99), ("dilations", 10, 99), ("group", 10, 99), ("kernel_shape", 10, 99), ("pads", 10, 99), ("strides", 10, 99)], arity: &[(10, 2, 4, 1, 1)] }),
     ("ConvTranspose", Sig { attrs: &[("auto_pad", 1, 99), ("dilations", 1, 99), ("group", 1, 99), ("kernel_shape", 1, 99), ("output_padding", 1, 99), ("output_shape", 1, 99), ("pads", 1, 99), ("strides", 1, 99)], arity: &[(1, 2, 3, 1, 1)] }),
     ("CumSum", Sig { attrs: &[("exclusive", 11, 99), ("reverse", 11, 99)], arity: &[(11, 2, 2, 1, 1)] }),
     ("DequantizeLinear", Sig { attrs: &[("axis", 13, 99), ("block_size", 21, 99), ("output_dtype", 23, 99)], arity: &[(10, 2, 3, 1, 1)] }),
