@@ -94,7 +94,6 @@ fn unknown_op() {
 #[test]
 fn quantized_formats_are_named() {
     let cases = [
-        ("ConvInteger", "", "QOperator-format quantized op"),
         (
             "DynamicQuantizeMatMul",
             "com.microsoft",
