@@ -54,7 +54,7 @@ impl QGemmPlan {
         if let Some(p) = &self.amx {
             return p.scratch_bytes();
         }
-        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4 * self.ukr.act_bytes()
+        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4 * self.ukr.a_bytes()
     }
 
     /// The dot instruction whose operand signedness the packing follows
@@ -96,7 +96,7 @@ pub fn emit<'ctx>(
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
     pack_acts(cx, p, a, s)?;
-    let panel_bytes = k4 * mr * 4 * u.act_bytes();
+    let panel_bytes = k4 * mr * 4 * u.a_bytes();
     for_blocks(cx, m, mr, |cx, mb, mrv| {
         let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
@@ -122,7 +122,7 @@ pub fn emit<'ctx>(
 
 /// Packs A (`[M][K]` bytes) into `dst` as `[M/MR][K/4][MR][4]`, flipping
 /// every byte when the dot instruction reads the other signedness, and
-/// sign-extended to i16 where it reads them wide (`I8Ukr::act_bytes`). Rows
+/// sign-extended to i16 where it reads them wide (`I8Ukr::a_bytes`). Rows
 /// past M and bytes past K are left as they are: the microkernel's results
 /// for those rows are not stored, and B is zero past K.
 fn pack_acts<'ctx>(
@@ -133,7 +133,7 @@ fn pack_acts<'ctx>(
 ) -> CgResult<()> {
     let (mr, k, k4) = (p.ukr.mr as i64, p.k as i64, p.k4() as i64);
     let flip = p.dot().act_shift(a.dtype()) != 0;
-    let wide = p.amx.is_none() && p.ukr.act_bytes() == 2;
+    let wide = p.amx.is_none() && p.ukr.a_bytes() == 2;
     let full = k / 4;
     cx.for_range(0, p.m as i64, |cx, i| {
         let panel = cx.b.build_int_unsigned_div(i, cx.i64(mr), "")?;

@@ -29,8 +29,8 @@
 //! [`Dot`] reads both as s8. The drivers flip activations of the other
 //! signedness while packing them (`x ^ 0x80`, which adds
 //! [`Dot::act_shift`]) and fold `-shift · Σw` into the bias. Where
-//! [`I8Ukr::act_bytes`] is 2 the packed activations are i16 (the same layout
-//! with two bytes an element; `ldb` counts bytes).
+//! [`I8Ukr::a_bytes`] is 2, A is packed as i16 (the same layout with two
+//! bytes an element).
 
 use super::Simd;
 use crate::cx::{CgResult, KernelCx};
@@ -57,8 +57,8 @@ pub enum Dot {
     Maddubs,
     /// AVX2 `vpmaddwd` on bytes widened to i16: never saturates (the i16
     /// products of two bytes, and the sum of two, fit with room to spare);
-    /// each column keeps two partial sums, added in the epilogue. QGemm's
-    /// activations arrive already widened ([`I8Ukr::act_bytes`]).
+    /// each column keeps two partial sums, added in the epilogue. A arrives
+    /// already widened ([`I8Ukr::a_bytes`]).
     MaddWd,
     /// AArch64 `sdot` (+dotprod): s8 × s8, 4 columns per register.
     Sdot,
@@ -179,13 +179,14 @@ impl I8Ukr {
         }
     }
 
-    /// Bytes per activation in the packed operand the driver writes: 2
-    /// where the kernel reads i16 activations (`MaddWd` with the
-    /// activations in A: widened once while packing instead of once per
-    /// column panel), else 1. (Convolutions keep bytes: an i16 block read
-    /// with twice the row stride measured 1.85× slower on Zen 3.)
-    pub fn act_bytes(&self) -> usize {
-        if self.dot == Dot::MaddWd && self.acts_in_a {
+    /// Bytes per element of the packed A operand (the one broadcast per
+    /// row): 2 for `MaddWd`, whose A arrives widened to i16 (QGemm's
+    /// activations while packing them, QConv's weights at compile time), so
+    /// the loop spends no shuffle on it; else 1. (B stays bytes: QConv's
+    /// activation block as i16, read with twice the row stride, measured
+    /// 1.85× slower on Zen 3.)
+    pub fn a_bytes(&self) -> usize {
+        if self.dot == Dot::MaddWd {
             2
         } else {
             1
@@ -359,9 +360,9 @@ impl<'ctx> Body<'_, '_, 'ctx> {
         Ok(v)
     }
 
-    /// Whether A holds i16 activations (see [`I8Ukr::act_bytes`]).
+    /// Whether A holds i16s (see [`I8Ukr::a_bytes`]).
     fn wide_a(&self) -> bool {
-        self.u.acts_in_a && self.u.act_bytes() == 2
+        self.u.a_bytes() == 2
     }
 
     /// The four elements `A(i, 4q..4q+4)` as one integer: an i32 of bytes,
