@@ -382,6 +382,8 @@ def main():
     configs = [(m, s, []) for m in METHODS for s in SCALES] + [
         ("minmax", "fixed-point", ["--per-tensor"]),
         ("minmax", "fixed-point", ["--weight-bits", "7"]),
+        ("minmax", "fixed-point", ["--weight-bits", "4"]),
+        ("minmax", "fixed-point", ["--weight-bits", "3"]),
     ]
     for method, scales, extra in configs:
         tag = f"int8-{method}-{scales}{''.join(extra)}".replace("=", "").replace("--", "-")
@@ -392,7 +394,7 @@ def main():
         ops = "?" if c is None else f"{c['total']} ({c['q']} Q + {c['dq']} DQ + {c['rq']} R)"
         what = "int8, qcc native" + (", per-tensor" if "--per-tensor" in extra else ", per-channel")
         if "--weight-bits" in extra:
-            what += ", 7-bit weights"
+            what += f", {extra[extra.index('--weight-bits') + 1]}-bit weights"
         rows.append(dict(what=what, method=method, scales=scales, logits=lg, ops=ops, qcc=True))
 
     samples = [{"x": calib[i : i + 1]} for i in range(len(calib))]

@@ -140,6 +140,15 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let want = wanted(g, cx);
     let mut running: HashMap<ValueId, Running> =
         want.iter().map(|v| (*v, Running::default())).collect();
+    // Per-channel sums (axis 1) and the element count per channel.
+    let mut chan: HashMap<ValueId, (Vec<f64>, usize, u64)> = want
+        .iter()
+        .filter_map(|v| {
+            let sh = &g.value_type(*v).shape;
+            let inner = sh.get(2..)?.iter().product::<usize>();
+            (sh[1] > 0 && inner > 0).then(|| (*v, (vec![0.0; sh[1]], inner, 0)))
+        })
+        .collect();
     let sweeps = if method == CalibrationMethod::MinMax {
         1
     } else {
@@ -152,6 +161,15 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         &mut |v, x| {
             if let Some(r) = running.get_mut(&v) {
                 r.add(x)
+            }
+            if let Some((sums, inner, n)) = chan.get_mut(&v) {
+                let c = sums.len();
+                for (i, &e) in x.iter().enumerate() {
+                    if e.is_finite() {
+                        sums[(i / *inner) % c] += e as f64;
+                    }
+                }
+                *n += (x.len() / (c * *inner).max(1)) as u64 * *inner as u64;
             }
         },
     )?;
@@ -208,6 +226,9 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
                 non_finite: r.non_finite,
                 clip_noise,
                 in_range,
+                channel_means: chan.get(&v).map_or(vec![], |(sums, _, n)| {
+                    sums.iter().map(|s| s / (*n).max(1) as f64).collect()
+                }),
             },
         );
     }

@@ -57,6 +57,20 @@ pub struct QuantConfig {
     /// in `±(2^(bits-1) - 1)`, stored in int8. 7 lets AVX2 cores use their
     /// `vpmaddubsw` kernels, which are exact only on weights within ±64.
     pub weight_bits: u32,
+    /// Per-layer weight bits (`--bits NAME=BITS,...`), overriding
+    /// `weight_bits` for the Conv/Gemm/MatMul nodes named.
+    pub layer_bits: Vec<(String, u32)>,
+}
+
+impl QuantConfig {
+    /// The weight bits of the layer anchored at node `name`.
+    pub fn bits_of(&self, name: &str) -> u32 {
+        self.layer_bits
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or(self.weight_bits, |&(_, b)| b)
+    }
 }
 
 impl Default for QuantConfig {
@@ -68,6 +82,7 @@ impl Default for QuantConfig {
             keep_float: vec![],
             io_int8: false,
             weight_bits: 8,
+            layer_bits: vec![],
         }
     }
 }
@@ -147,6 +162,9 @@ pub struct ValueStats {
     pub clip_noise: f64,
     /// Fraction of elements inside the chosen range.
     pub in_range: f64,
+    /// Mean of each channel (axis 1) over every sample and position; empty
+    /// below rank 2. Sub-8-bit layers correct their bias with it.
+    pub channel_means: Vec<f64>,
 }
 
 impl ValueStats {

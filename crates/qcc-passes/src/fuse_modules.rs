@@ -16,7 +16,8 @@
 //! Needs: `cx.quant` (does nothing and returns `Ok(false)` without it).
 //! Guarantees: `cx.modules` lists every module, anchors in topological order;
 //! an anchor or activation named in `keep_float` is not part of a module;
-//! every `keep_float` name names a node (an unknown name is an error).
+//! every `keep_float` name names a node (an unknown name is an error);
+//! every `layer_bits` name names a Conv, Gemm or MatMul anchor.
 
 use crate::context::{Module, ModuleKind};
 use crate::quantize::lut::is_module_activation;
@@ -72,6 +73,23 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             return Err(PassError::Failed {
                 pass: PASS,
                 msg: format!("--keep-float: no node named '{name}'"),
+            });
+        }
+    }
+    for (name, _) in &cfg.layer_bits {
+        let weighted = ids.iter().any(|&id| {
+            g.node(id).name == *name
+                && matches!(
+                    anchor_kind(g, id),
+                    Some(ModuleKind::Conv | ModuleKind::Gemm | ModuleKind::MatMul)
+                )
+        });
+        if !weighted {
+            return Err(PassError::Failed {
+                pass: PASS,
+                msg: format!(
+                    "--bits: no Conv, Gemm or MatMul with constant weights is named '{name}'"
+                ),
             });
         }
     }

@@ -87,6 +87,12 @@ impl<'a> Rewriter<'a> {
         self.cfg.scales
     }
 
+    /// Per-channel means calibration saw of float value `v` (empty when
+    /// unknown or below rank 2).
+    pub fn channel_means(&self, v: ValueId) -> &[f64] {
+        self.vstats.get(&v).map_or(&[], |s| &s.channel_means)
+    }
+
     pub fn keep_float(&self, id: NodeId) -> bool {
         self.cfg.keep_float.contains(&self.g.node(id).name)
     }

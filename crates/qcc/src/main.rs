@@ -135,6 +135,30 @@ struct QuantArgs {
         requires = "quantize"
     )]
     weight_bits: u32,
+    /// Weight bits of named layers (Conv, Gemm or MatMul node names, as
+    /// `--stats` lists them), overriding --weight-bits: `conv3=4,fc=2`.
+    #[arg(
+        long,
+        value_name = "NODE=BITS,...",
+        value_delimiter = ',',
+        value_parser = parse_layer_bits,
+        requires = "quantize"
+    )]
+    bits: Vec<(String, u32)>,
+}
+
+/// One `NODE=BITS` of `--bits` (BITS 2-8).
+fn parse_layer_bits(s: &str) -> Result<(String, u32), String> {
+    let (name, bits) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NODE=BITS"))?;
+    let b: u32 = bits
+        .parse()
+        .map_err(|_| format!("'{bits}' in '{s}' is not a number of bits"))?;
+    if name.is_empty() || !(2..=8).contains(&b) {
+        return Err(format!("'{s}': want a node name and 2 to 8 bits"));
+    }
+    Ok((name.to_string(), b))
 }
 
 impl QuantArgs {
@@ -151,6 +175,7 @@ impl QuantArgs {
                 keep_float: self.keep_float.clone(),
                 io_int8: self.io == IoType::Int8,
                 weight_bits: self.weight_bits,
+                layer_bits: self.bits.clone(),
             },
             data: CalibrationData::Path(self.calibration_data.clone()?),
             progress: {

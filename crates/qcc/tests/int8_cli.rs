@@ -408,3 +408,61 @@ fn seven_bit_weights_take_the_maddubs_kernels() {
         );
     }
 }
+
+/// `--bits NODE=BITS` sets the weight bits of the named layers only (the
+/// stats show each layer's width); a name that is no weighted layer is a
+/// one-line error naming it, a malformed entry a usage error.
+#[test]
+fn bits_set_named_layers_only() {
+    let calib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/small_cnn");
+    let calib = calib.to_str().unwrap();
+    let o = qcc(&[
+        "--quantize",
+        "int8",
+        "--calibration-data",
+        calib,
+        "--bits",
+        "Conv_10=4,Gemm_42=2",
+        "--stats",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let bits_of = |layer: &str| {
+        let row = o
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(layer))
+            .unwrap_or_else(|| panic!("no row {layer} in:\n{}", o.stdout));
+        row.split_whitespace().nth(2).unwrap().to_string()
+    };
+    assert_eq!(bits_of("Conv_10"), "4/8");
+    assert_eq!(bits_of("Gemm_42"), "2/8");
+    assert_eq!(bits_of("Conv_4"), "8/8");
+    assert_eq!(bits_of("Conv_24"), "8/8");
+    for name in ["Relu_12", "nope"] {
+        let o = qcc(&[
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            calib,
+            "--bits",
+            &format!("{name}=4"),
+        ]);
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        assert!(o.stderr.contains(&format!("'{name}'")), "{}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert!(o.leftovers.is_empty(), "{:?}", o.leftovers);
+    }
+    for bad in ["Conv_10", "Conv_10=9", "Conv_10=x", "=4"] {
+        usage_error(
+            &[
+                "--quantize",
+                "int8",
+                "--calibration-data",
+                calib,
+                "--bits",
+                bad,
+            ],
+            "--bits",
+        );
+    }
+}

@@ -380,7 +380,7 @@ impl Rewriter<'_> {
     ) -> Result<Outcome, PassError> {
         let fmt = self.fmt();
         let px = self.params(s.x)?;
-        let bits = self.cfg.weight_bits;
+        let bits = self.cfg.bits_of(&n.name);
         let qw =
             match weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits) {
                 Ok(q) => q,
@@ -398,7 +398,19 @@ impl Rewriter<'_> {
                 "the epilogue factors {reals:?} cannot be represented"
             ));
         };
-        let bq = match weights::bias(&s.bias, px.scale, &qw.scales) {
+        // Below 8 bits, the bias absorbs the mean error the rounded weights
+        // make on calibration's input means: `Σ_k (w - ŵ)[m,k] · E[x_k]`.
+        let mut bias_f = s.bias.clone();
+        if bits < 8 {
+            let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
+            weights::correct_bias(
+                &mut bias_f,
+                (&s.w, &qw),
+                (s.channels, s.layout, groups),
+                self.channel_means(s.x),
+            );
+        }
+        let bq = match weights::bias(&bias_f, px.scale, &qw.scales) {
             Ok(b) => b,
             Err(e) => return float(e),
         };

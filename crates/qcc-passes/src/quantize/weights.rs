@@ -22,6 +22,10 @@ fn channel_of(i: usize, len: usize, channels: usize, layout: Layout) -> usize {
     }
 }
 
+/// The clipping ratios tried below 8 bits, from min-max (1) down to half
+/// the largest |w|.
+const CLIP_RATIOS: &[f64] = &[1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5];
+
 /// Quantized weights of one kernel.
 #[derive(Clone, Debug)]
 pub struct QuantWeights {
@@ -33,8 +37,11 @@ pub struct QuantWeights {
 }
 
 /// Quantizes `w` symmetrically to `[-q, q]`, `q = 2^(bits-1) - 1` (127 for
-/// 8 bits). Errors (a reason to keep the layer in float) on non-finite
-/// weights.
+/// 8 bits). 8-bit scales cover each channel's largest |w| (min-max); below
+/// 8 bits each channel's range is clipped where that lowers the squared
+/// error ([`CLIP_RATIOS`] of the largest |w|: at 4 bits and fewer, min-max
+/// spends most levels on a few outliers). Errors (a reason to keep the
+/// layer in float) on non-finite weights.
 pub fn quantize(
     w: &[f32],
     channels: usize,
@@ -65,19 +72,47 @@ pub fn quantize(
         let m = amax.iter().cloned().fold(0.0, f64::max);
         amax.iter_mut().for_each(|a| *a = m);
     }
-    let scales: Vec<f32> = amax
-        .iter()
-        .map(|&a| {
-            if a == 0.0 {
-                return 1.0;
+    let scale_at = |ratio: f64| -> Vec<f32> {
+        amax.iter()
+            .map(|&a| {
+                if a == 0.0 {
+                    return 1.0;
+                }
+                let s = ratio * a / qmax;
+                (match fmt {
+                    ScaleFormat::FixedPoint => s,
+                    ScaleFormat::Pow2 => pow2_ceil(s),
+                }) as f32
+            })
+            .collect()
+    };
+    let mut scales = scale_at(1.0);
+    if bits < 8 {
+        // Per channel (or for the whole tensor) the ratio of least error.
+        let group = |c: usize| if per_channel { c } else { 0 };
+        let mut best = vec![f64::INFINITY; channels];
+        let mut chosen = scales.clone();
+        for &ratio in CLIP_RATIOS {
+            let s = scale_at(ratio);
+            let mut err = vec![0f64; channels];
+            for (i, &x) in w.iter().enumerate() {
+                let c = channel_of(i, w.len(), channels, layout);
+                let sc = s[c] as f64;
+                let q = (x as f64 / sc).round().clamp(-qmax, qmax);
+                err[group(c)] += (x as f64 - q * sc).powi(2);
             }
-            let s = a / qmax;
-            (match fmt {
-                ScaleFormat::FixedPoint => s,
-                ScaleFormat::Pow2 => pow2_ceil(s),
-            }) as f32
-        })
-        .collect();
+            for c in 0..channels {
+                let g = group(c);
+                if err[g] < best[g] {
+                    chosen[c] = s[c];
+                }
+            }
+            for (b, e) in best.iter_mut().zip(&err) {
+                *b = b.min(*e);
+            }
+        }
+        scales = chosen;
+    }
     let (mut signal, mut noise) = (0f64, 0f64);
     let data = w
         .iter()
@@ -100,6 +135,66 @@ pub fn quantize(
         scales,
         sqnr_db,
     })
+}
+
+/// Analytic bias correction: adds to `bias[m]` the expected error the
+/// quantized weights `q` make, `Σ_k (w[m,k] - s_w[m]·q[m,k]) · E[x_k]`, with
+/// `E[x_k]` the mean of the input channel `k` reads (`means`, by axis 1 of
+/// the input; a convolution's `k` runs over its group's channels × taps, a
+/// GEMM's over `K = C · rest`). Nothing changes when the means do not fit
+/// the weights' shape.
+pub fn correct_bias(
+    bias: &mut [f32],
+    (w, q): (&[f32], &QuantWeights),
+    (channels, layout, groups): (usize, Layout, usize),
+    means: &[f64],
+) {
+    let c = means.len();
+    if c == 0 || channels == 0 || bias.len() != channels || groups == 0 {
+        return;
+    }
+    let k = w.len() / channels;
+    let mut delta = vec![0f64; channels];
+    match layout {
+        // [M][C/g · taps]: k's channel is (group of m) · C/g + k / taps.
+        Layout::Rows => {
+            let cg = c / groups;
+            if cg == 0
+                || !c.is_multiple_of(groups)
+                || !k.is_multiple_of(cg)
+                || !channels.is_multiple_of(groups)
+            {
+                return;
+            }
+            let taps = k / cg;
+            let per_group = channels / groups;
+            for (m, d) in delta.iter_mut().enumerate() {
+                let base = m / per_group * cg;
+                for j in 0..k {
+                    let i = m * k + j;
+                    let err = w[i] as f64 - q.scales[m] as f64 * q.data[i] as f64;
+                    *d += err * means[base + j / taps];
+                }
+            }
+        }
+        // [K][M], K = C · rest: k's channel is k / rest.
+        Layout::Cols => {
+            if !k.is_multiple_of(c) {
+                return;
+            }
+            let rest = k / c;
+            for j in 0..k {
+                let e = means[j / rest];
+                for (m, d) in delta.iter_mut().enumerate() {
+                    let i = j * channels + m;
+                    *d += (w[i] as f64 - q.scales[m] as f64 * q.data[i] as f64) * e;
+                }
+            }
+        }
+    }
+    for (b, d) in bias.iter_mut().zip(&delta) {
+        *b += *d as f32;
+    }
 }
 
 /// The i32 bias `round(b[m] / (s_x · s_w[m]))`; errors when it does not fit.
@@ -163,6 +258,99 @@ mod tests {
         let q = quantize(&w, 2, Layout::Cols, true, ScaleFormat::Pow2, 8).unwrap();
         assert_eq!(q.scales, vec![1.0 / 128.0, 1.0 / 64.0]);
         assert!(quantize(&[f32::NAN], 1, Layout::Rows, true, ScaleFormat::Pow2, 8).is_err());
+    }
+
+    /// Below 8 bits the range is clipped where that lowers the error: on
+    /// heavy-tailed (Laplace) weights, 4-bit min-max spends most levels on
+    /// the few largest; the clipped scale keeps more signal.
+    #[test]
+    fn sub_8_bit_scales_clip_outliers() {
+        let mut state = 12345u64;
+        let w: Vec<f32> = (0..512)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                let (sign, u) = if u < 0.5 {
+                    (-1.0, 2.0 * u)
+                } else {
+                    (1.0, 2.0 * u - 1.0)
+                };
+                (sign * -u.max(1e-12).ln() * 0.1) as f32
+            })
+            .collect();
+        let amax = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let minmax_sqnr = |bits: u32| {
+            let qmax = ((1 << (bits - 1)) - 1) as f32;
+            let s = amax / qmax;
+            let (mut sig, mut noise) = (0f64, 0f64);
+            for &x in &w {
+                let q = (x / s).round().clamp(-qmax, qmax) * s;
+                sig += (x as f64).powi(2);
+                noise += ((x - q) as f64).powi(2);
+            }
+            10.0 * (sig / noise).log10()
+        };
+        let q4 = quantize(&w, 1, Layout::Rows, true, ScaleFormat::FixedPoint, 4).unwrap();
+        assert!(q4.scales[0] < amax / 7.0, "{:?}", q4.scales);
+        assert!(
+            q4.sqnr_db > minmax_sqnr(4) + 1.0,
+            "{} vs {}",
+            q4.sqnr_db,
+            minmax_sqnr(4)
+        );
+        // 8 bits stay min-max.
+        let q8 = quantize(&w, 1, Layout::Rows, true, ScaleFormat::FixedPoint, 8).unwrap();
+        assert_eq!(q8.scales[0], amax / 127.0);
+        // Per tensor: one ratio for all channels.
+        let q = quantize(&w, 2, Layout::Rows, false, ScaleFormat::FixedPoint, 3).unwrap();
+        assert_eq!(q.scales[0], q.scales[1]);
+    }
+
+    /// After bias correction, the quantized layer's output on an input
+    /// that is constant at calibration's channel means equals the float
+    /// layer's: grouped convolution rows and GEMM columns alike.
+    #[test]
+    fn bias_correction_cancels_the_error_at_the_means() {
+        let w: Vec<f32> = (0..48)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.031)
+            .collect();
+        // Conv [M=4][C/g=2][taps=6], 2 groups over C=4 input channels.
+        let means = [0.5, -1.25, 2.0, 0.75];
+        let q = quantize(&w, 4, Layout::Rows, true, ScaleFormat::FixedPoint, 3).unwrap();
+        let mut bias = vec![0.1f32; 4];
+        correct_bias(&mut bias, (&w, &q), (4, Layout::Rows, 2), &means);
+        for (m, &b) in bias.iter().enumerate() {
+            let (g, mut fl, mut qu) = (m / 2, 0.1f64, b as f64);
+            for ci in 0..2 {
+                for t in 0..6 {
+                    let i = m * 12 + ci * 6 + t;
+                    let x = means[g * 2 + ci];
+                    fl += w[i] as f64 * x;
+                    qu += q.scales[m] as f64 * q.data[i] as f64 * x;
+                }
+            }
+            assert!((fl - qu).abs() < 1e-5, "row {m}: {fl} vs {qu}");
+        }
+        // GEMM B [K=12][M=4], K = C=3 channels x 4 positions (a Flatten).
+        let means = [1.0, -0.5, 3.0];
+        let q = quantize(&w, 4, Layout::Cols, true, ScaleFormat::FixedPoint, 4).unwrap();
+        let mut bias = vec![0.0f32; 4];
+        correct_bias(&mut bias, (&w, &q), (4, Layout::Cols, 1), &means);
+        for (m, &b) in bias.iter().enumerate() {
+            let (mut fl, mut qu) = (0f64, b as f64);
+            for k in 0..12 {
+                let x = means[k / 4];
+                fl += w[k * 4 + m] as f64 * x;
+                qu += q.scales[m] as f64 * q.data[k * 4 + m] as f64 * x;
+            }
+            assert!((fl - qu).abs() < 1e-5, "column {m}: {fl} vs {qu}");
+        }
+        // Means that do not fit the weights change nothing.
+        let mut bias = vec![0.0f32; 4];
+        correct_bias(&mut bias, (&w, &q), (4, Layout::Cols, 1), &[1.0; 5]);
+        assert_eq!(bias, vec![0.0; 4]);
     }
 
     #[test]
