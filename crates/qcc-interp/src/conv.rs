@@ -57,6 +57,84 @@ fn bias_of(b: Option<&Tensor>, m: usize) -> Result<Vec<f64>, String> {
     }
 }
 
+/// The im2col matrix of a convolution's input: for one batch item and one
+/// group, `[C/group · taps][output positions]`, rows ordered as the weight's
+/// `[C/group, k…]` (padding taps read 0). `conv` multiplies by it; weight
+/// quantization takes the input's second moments from it.
+pub struct Im2Col {
+    taps: Vec<Tap>,
+    ci: usize,
+    cg: usize,
+    ni: usize,
+    nk: usize,
+    no: usize,
+}
+
+impl Im2Col {
+    /// Geometry of `Conv(c)` on an input `[N,C,…]` with weight `[M,C/group,k…]`
+    /// and output `[N,M,o…]`.
+    pub fn new(
+        c: &ConvAttrs,
+        x_shape: &[usize],
+        w_shape: &[usize],
+        out_shape: &[usize],
+    ) -> Result<Self, String> {
+        let r = x_shape.len();
+        if r < 3 || w_shape.len() != r || out_shape.len() != r {
+            return Err(format!(
+                "input {x_shape:?} and weight {w_shape:?} must both be [N,C,spatial…]"
+            ));
+        }
+        let taps = Window {
+            input: &x_shape[2..],
+            output: &out_shape[2..],
+            kernel: &w_shape[2..],
+            strides: &c.strides,
+            dilations: &c.dilations,
+            pads: &c.pads,
+        }
+        .taps()?;
+        Ok(Self {
+            taps,
+            ci: x_shape[1],
+            cg: w_shape[1],
+            ni: numel(&x_shape[2..]),
+            nk: numel(&w_shape[2..]),
+            no: numel(&out_shape[2..]),
+        })
+    }
+
+    /// Rows of a column: `C/group · taps`.
+    pub fn rows(&self) -> usize {
+        self.cg * self.nk
+    }
+
+    /// Output positions: the columns.
+    pub fn positions(&self) -> usize {
+        self.no
+    }
+
+    /// The matrix of batch item `bn`, group `gi` of input `x`, row-major.
+    pub fn column(&self, x: &[f32], bn: usize, gi: usize) -> Result<Vec<f32>, String> {
+        let (nk, no, ni) = (self.nk, self.no, self.ni);
+        let mut col = vec![0.0f32; self.rows() * no];
+        for ch in 0..self.cg {
+            let base = (bn * self.ci + gi * self.cg + ch) * ni;
+            let plane = x
+                .get(base..base + ni)
+                .ok_or("internal: input plane out of range")?;
+            for o in 0..no {
+                for k in 0..nk {
+                    if let Tap::Input(off) = self.taps[o * nk + k] {
+                        col[(ch * nk + k) * no + o] = plane[off];
+                    }
+                }
+            }
+        }
+        Ok(col)
+    }
+}
+
 /// ONNX Conv. `x [N,C,…]`, `w [M,C/group,k…]`, optional `bias [M]`; `out_shape` is `[N,M,o…]`.
 pub fn conv(
     c: &ConvAttrs,
@@ -76,35 +154,14 @@ pub fn conv(
         ));
     }
     let mg = mo / g;
-    let (ni, nk, no) = (numel(d.x_sp), numel(d.k_sp), numel(d.o_sp));
+    let no = numel(d.o_sp);
     let bias = bias_of(b, mo)?;
-    let taps = Window {
-        input: d.x_sp,
-        output: d.o_sp,
-        kernel: d.k_sp,
-        strides: &c.strides,
-        dilations: &c.dilations,
-        pads: &c.pads,
-    }
-    .taps()?;
+    let cols = Im2Col::new(c, x.shape(), w.shape(), out_shape)?;
     let mut out = vec![0.0f32; d.batch * mo * no];
-    let ck = cg * nk;
+    let ck = cols.rows();
     for bn in 0..d.batch {
         for gi in 0..g {
-            let mut col = vec![0.0f32; ck * no];
-            for ch in 0..cg {
-                let base = (bn * ci + gi * cg + ch) * ni;
-                let plane = xv
-                    .get(base..base + ni)
-                    .ok_or("internal: input plane out of range")?;
-                for o in 0..no {
-                    for k in 0..nk {
-                        if let Tap::Input(off) = taps[o * nk + k] {
-                            col[(ch * nk + k) * no + o] = plane[off];
-                        }
-                    }
-                }
-            }
+            let col = cols.column(xv, bn, gi)?;
             let wg = wv
                 .get(gi * mg * ck..(gi + 1) * mg * ck)
                 .ok_or("internal: weight group out of range")?;

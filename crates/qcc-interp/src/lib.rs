@@ -23,6 +23,7 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+pub use conv::Im2Col;
 pub use elementwise::erf;
 
 use crate::elem::for_dtype;

@@ -30,6 +30,7 @@
 //! for every recorded value; every range contains 0. The graph is unchanged.
 
 use crate::context::{CalibrationMethod, Range, ValueStats};
+use crate::quantize::moments::{self, Gatherer};
 use crate::quantize::ranges::{self, Histogram, Running};
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{Graph, Op, Tensor, UnaryOp, ValueId};
@@ -140,15 +141,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let want = wanted(g, cx);
     let mut running: HashMap<ValueId, Running> =
         want.iter().map(|v| (*v, Running::default())).collect();
-    // Per-channel sums (axis 1) and the element count per channel.
-    let mut chan: HashMap<ValueId, (Vec<f64>, usize, u64)> = want
-        .iter()
-        .filter_map(|v| {
-            let sh = &g.value_type(*v).shape;
-            let inner = sh.get(2..)?.iter().product::<usize>();
-            (sh[1] > 0 && inner > 0).then(|| (*v, (vec![0.0; sh[1]], inner, 0)))
-        })
-        .collect();
+    let mut gather = Gatherer::new(moments::plan(g, &cx.modules, |n| cfg.bits_of(n)));
     let sweeps = if method == CalibrationMethod::MinMax {
         1
     } else {
@@ -162,14 +155,8 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             if let Some(r) = running.get_mut(&v) {
                 r.add(x)
             }
-            if let Some((sums, inner, n)) = chan.get_mut(&v) {
-                let c = sums.len();
-                for (i, &e) in x.iter().enumerate() {
-                    if e.is_finite() {
-                        sums[(i / *inner) % c] += e as f64;
-                    }
-                }
-                *n += (x.len() / (c * *inner).max(1)) as u64 * *inner as u64;
+            if gather.wants(v) {
+                gather.add(v, x);
             }
         },
     )?;
@@ -226,11 +213,9 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
                 non_finite: r.non_finite,
                 clip_noise,
                 in_range,
-                channel_means: chan.get(&v).map_or(vec![], |(sums, _, n)| {
-                    sums.iter().map(|s| s / (*n).max(1) as f64).collect()
-                }),
             },
         );
     }
+    cx.layer_inputs = gather.finish();
     Ok(false)
 }

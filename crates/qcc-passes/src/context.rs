@@ -13,6 +13,7 @@
 //! The quantization parameters of 8-bit values are not here: they are part
 //! of the values' types (`TensorType::quant`).
 
+use crate::quantize::moments::InputMoments;
 use qcc_ir::{NodeId, Tensor, ValueId};
 use std::collections::HashMap;
 
@@ -162,9 +163,6 @@ pub struct ValueStats {
     pub clip_noise: f64,
     /// Fraction of elements inside the chosen range.
     pub in_range: f64,
-    /// Mean of each channel (axis 1) over every sample and position; empty
-    /// below rank 2. Sub-8-bit layers correct their bias with it.
-    pub channel_means: Vec<f64>,
 }
 
 impl ValueStats {
@@ -221,6 +219,9 @@ pub struct PassContext {
     pub value_stats: HashMap<ValueId, ValueStats>,
     /// Per-layer report and quantize/dequantize/requantize counts (`--stats`).
     pub quant_stats: QuantStats,
+    /// Moments of the input vectors of each layer quantized below 8 bits,
+    /// by anchor node (`calibrate`; bias correction and GPTQ rounding).
+    pub layer_inputs: HashMap<NodeId, InputMoments>,
 }
 
 impl PassContext {

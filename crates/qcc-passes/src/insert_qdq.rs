@@ -46,6 +46,7 @@
 //! naive counts; `cx.modules` is cleared (its nodes are gone).
 
 use crate::context::{LayerStat, Module, QuantConfig, QuantStats, Range, ScaleFormat, ValueStats};
+use crate::quantize::moments::InputMoments;
 use crate::quantize::params;
 use crate::quantize::stats::QdqCounts;
 use crate::{Changed, PassContext, PassError};
@@ -73,6 +74,8 @@ pub(crate) struct Rewriter<'a> {
     pub cfg: QuantConfig,
     ranges: &'a HashMap<ValueId, Range>,
     vstats: &'a HashMap<ValueId, ValueStats>,
+    /// Input moments of the layers quantized below 8 bits, by anchor.
+    pub layer_inputs: &'a HashMap<NodeId, InputMoments>,
     /// Dequantize outputs created here, with the parameters of their input.
     pub int_src: HashMap<ValueId, QParams>,
     /// Parameters chosen for float values of the original graph.
@@ -85,12 +88,6 @@ pub(crate) struct Rewriter<'a> {
 impl<'a> Rewriter<'a> {
     pub fn fmt(&self) -> ScaleFormat {
         self.cfg.scales
-    }
-
-    /// Per-channel means calibration saw of float value `v` (empty when
-    /// unknown or below rank 2).
-    pub fn channel_means(&self, v: ValueId) -> &[f64] {
-        self.vstats.get(&v).map_or(&[], |s| &s.channel_means)
     }
 
     pub fn keep_float(&self, id: NodeId) -> bool {
@@ -331,6 +328,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         cfg,
         ranges: &cx.ranges,
         vstats: &cx.value_stats,
+        layer_inputs: &cx.layer_inputs,
         int_src: HashMap::new(),
         memo: HashMap::new(),
         qmemo: HashMap::new(),

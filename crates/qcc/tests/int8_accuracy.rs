@@ -125,13 +125,20 @@ struct Measured {
 }
 
 fn measure(d: &Digits, method: CalibrationMethod, scales: ScaleFormat) -> Measured {
-    let mut quant = d.imported.clone();
-    let mut cx = PassContext {
-        quant: Some(QuantConfig {
+    measure_with(
+        d,
+        QuantConfig {
             method,
             scales,
             ..QuantConfig::default()
-        }),
+        },
+    )
+}
+
+fn measure_with(d: &Digits, cfg: QuantConfig) -> Measured {
+    let mut quant = d.imported.clone();
+    let mut cx = PassContext {
+        quant: Some(cfg),
         calibration: d.calibration.clone(),
         ..Default::default()
     };
@@ -155,6 +162,10 @@ fn measure(d: &Digits, method: CalibrationMethod, scales: ScaleFormat) -> Measur
 
 /// Checks the project's targets; returns a one-line summary.
 fn check(name: &str, m: &Measured) -> Result<String, String> {
+    check_within(name, m, TARGET_POINTS)
+}
+
+fn check_within(name: &str, m: &Measured, target_points: f64) -> Result<String, String> {
     let pct = |c: usize| 100.0 * c as f64 / m.n as f64;
     let drop = pct(m.float_correct) - pct(m.int8_correct);
     let line = format!(
@@ -175,9 +186,9 @@ fn check(name: &str, m: &Measured) -> Result<String, String> {
     if pct(m.float_correct) < 97.0 {
         return Err(format!("{line}: float accuracy below 97%: wrong data?"));
     }
-    if drop > TARGET_POINTS + 1e-9 {
+    if drop > target_points + 1e-9 {
         return Err(format!(
-            "{line}: int8 drops more than {TARGET_POINTS} points"
+            "{line}: int8 drops more than {target_points} points"
         ));
     }
     if 2 * m.counts.total() > ORT_ACTIVATION_QDQ {
@@ -222,4 +233,25 @@ fn int8_every_method_and_scale_format_keeps_float_accuracy() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// W4A8 (4-bit weights, 8-bit activations) within 1 point of float, the
+/// sub-8-bit target: MSE-clipped scales, GPTQ rounding against each layer's
+/// input Hessian and bias correction (min-max rounding alone measured 8.6 dB
+/// logits SQNR; with all three, 98.05% top-1 and 19.9 dB).
+#[test]
+fn w4a8_keeps_float_accuracy_within_a_point() {
+    let d = load();
+    let m = measure_with(
+        &d,
+        QuantConfig {
+            weight_bits: 4,
+            ..QuantConfig::default()
+        },
+    );
+    match check_within("W4A8, minmax, fixed-point", &m, 1.0) {
+        Ok(line) => eprintln!("{line}"),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(m.sqnr > 17.0, "logits SQNR {:.1} dB < 17 dB", m.sqnr);
 }

@@ -4,6 +4,7 @@
 
 use crate::context::{Module, ModuleKind, ScaleFormat};
 use crate::insert_qdq::{fail, Outcome, Rewriter};
+use crate::quantize::gptq;
 use crate::quantize::lut;
 use crate::quantize::params;
 use crate::quantize::weights::{self, Layout};
@@ -381,11 +382,18 @@ impl Rewriter<'_> {
         let fmt = self.fmt();
         let px = self.params(s.x)?;
         let bits = self.cfg.bits_of(&n.name);
-        let qw =
+        let mut qw =
             match weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits) {
                 Ok(q) => q,
                 Err(e) => return float(e),
             };
+        let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
+        let moments = self.layer_inputs.get(&m.anchor).filter(|_| bits < 8);
+        if let Some(mom) = moments {
+            // Below 8 bits, round against the layer's input Hessian.
+            let qmax = ((1i32 << (bits - 1)) - 1) as f64;
+            gptq::refine(&s.w, &mut qw, (s.channels, s.layout, groups), qmax, mom);
+        }
         let numer: Vec<f64> = qw
             .scales
             .iter()
@@ -401,13 +409,12 @@ impl Rewriter<'_> {
         // Below 8 bits, the bias absorbs the mean error the rounded weights
         // make on calibration's input means: `Σ_k (w - ŵ)[m,k] · E[x_k]`.
         let mut bias_f = s.bias.clone();
-        if bits < 8 {
-            let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
+        if let Some(mom) = moments {
             weights::correct_bias(
                 &mut bias_f,
                 (&s.w, &qw),
                 (s.channels, s.layout, groups),
-                self.channel_means(s.x),
+                &mom.means(),
             );
         }
         let bq = match weights::bias(&bias_f, px.scale, &qw.scales) {

@@ -4,8 +4,10 @@
 //! `qcc_ir::quant`; nothing here evaluates integer kernels.
 
 pub mod epilogue;
+pub mod gptq;
 pub(crate) mod kernels;
 pub mod lut;
+pub mod moments;
 pub mod params;
 pub mod ranges;
 pub mod stats;

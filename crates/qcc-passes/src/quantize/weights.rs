@@ -139,61 +139,41 @@ pub fn quantize(
 
 /// Analytic bias correction: adds to `bias[m]` the expected error the
 /// quantized weights `q` make, `Σ_k (w[m,k] - s_w[m]·q[m,k]) · E[x_k]`, with
-/// `E[x_k]` the mean of the input channel `k` reads (`means`, by axis 1 of
-/// the input; a convolution's `k` runs over its group's channels × taps, a
-/// GEMM's over `K = C · rest`). Nothing changes when the means do not fit
-/// the weights' shape.
+/// `means` the `[groups][k]` means of the vectors the weights multiply
+/// (`InputMoments::means`: a convolution's im2col rows, a GEMM's A rows).
+/// Weights are `[M][k]` (`Rows`, `M / groups` channels per group) or
+/// `[k][M]` (`Cols`, one group). Nothing changes when the means do not fit.
 pub fn correct_bias(
     bias: &mut [f32],
     (w, q): (&[f32], &QuantWeights),
     (channels, layout, groups): (usize, Layout, usize),
     means: &[f64],
 ) {
-    let c = means.len();
-    if c == 0 || channels == 0 || bias.len() != channels || groups == 0 {
+    if channels == 0
+        || groups == 0
+        || bias.len() != channels
+        || !channels.is_multiple_of(groups)
+        || (layout == Layout::Cols && groups != 1)
+    {
         return;
     }
     let k = w.len() / channels;
-    let mut delta = vec![0f64; channels];
-    match layout {
-        // [M][C/g · taps]: k's channel is (group of m) · C/g + k / taps.
-        Layout::Rows => {
-            let cg = c / groups;
-            if cg == 0
-                || !c.is_multiple_of(groups)
-                || !k.is_multiple_of(cg)
-                || !channels.is_multiple_of(groups)
-            {
-                return;
-            }
-            let taps = k / cg;
-            let per_group = channels / groups;
-            for (m, d) in delta.iter_mut().enumerate() {
-                let base = m / per_group * cg;
-                for j in 0..k {
-                    let i = m * k + j;
-                    let err = w[i] as f64 - q.scales[m] as f64 * q.data[i] as f64;
-                    *d += err * means[base + j / taps];
-                }
-            }
-        }
-        // [K][M], K = C · rest: k's channel is k / rest.
-        Layout::Cols => {
-            if !k.is_multiple_of(c) {
-                return;
-            }
-            let rest = k / c;
-            for j in 0..k {
-                let e = means[j / rest];
-                for (m, d) in delta.iter_mut().enumerate() {
-                    let i = j * channels + m;
-                    *d += (w[i] as f64 - q.scales[m] as f64 * q.data[i] as f64) * e;
-                }
-            }
-        }
+    if means.len() != groups * k || w.len() != channels * k {
+        return;
     }
-    for (b, d) in bias.iter_mut().zip(&delta) {
-        *b += *d as f32;
+    let per_group = channels / groups;
+    for (m, b) in bias.iter_mut().enumerate() {
+        let mean = &means[m / per_group * k..][..k];
+        let delta: f64 = (0..k)
+            .map(|j| {
+                let i = match layout {
+                    Layout::Rows => m * k + j,
+                    Layout::Cols => j * channels + m,
+                };
+                (w[i] as f64 - q.scales[m] as f64 * q.data[i] as f64) * mean[j]
+            })
+            .sum();
+        *b += delta as f32;
     }
 }
 
@@ -308,40 +288,35 @@ mod tests {
         assert_eq!(q.scales[0], q.scales[1]);
     }
 
-    /// After bias correction, the quantized layer's output on an input
-    /// that is constant at calibration's channel means equals the float
-    /// layer's: grouped convolution rows and GEMM columns alike.
+    /// After bias correction, the quantized layer's output on an input at
+    /// the means equals the float layer's: grouped rows and GEMM columns.
     #[test]
     fn bias_correction_cancels_the_error_at_the_means() {
         let w: Vec<f32> = (0..48)
             .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.031)
             .collect();
-        // Conv [M=4][C/g=2][taps=6], 2 groups over C=4 input channels.
-        let means = [0.5, -1.25, 2.0, 0.75];
+        // Conv [M=4][k=12], 2 groups of 2 channels: means [2][12].
+        let means: Vec<f64> = (0..24).map(|i| (i % 7) as f64 * 0.4 - 1.0).collect();
         let q = quantize(&w, 4, Layout::Rows, true, ScaleFormat::FixedPoint, 3).unwrap();
         let mut bias = vec![0.1f32; 4];
         correct_bias(&mut bias, (&w, &q), (4, Layout::Rows, 2), &means);
         for (m, &b) in bias.iter().enumerate() {
-            let (g, mut fl, mut qu) = (m / 2, 0.1f64, b as f64);
-            for ci in 0..2 {
-                for t in 0..6 {
-                    let i = m * 12 + ci * 6 + t;
-                    let x = means[g * 2 + ci];
-                    fl += w[i] as f64 * x;
-                    qu += q.scales[m] as f64 * q.data[i] as f64 * x;
-                }
+            let (mut fl, mut qu) = (0.1f64, b as f64);
+            for j in 0..12 {
+                let (i, x) = (m * 12 + j, means[m / 2 * 12 + j]);
+                fl += w[i] as f64 * x;
+                qu += q.scales[m] as f64 * q.data[i] as f64 * x;
             }
             assert!((fl - qu).abs() < 1e-5, "row {m}: {fl} vs {qu}");
         }
-        // GEMM B [K=12][M=4], K = C=3 channels x 4 positions (a Flatten).
-        let means = [1.0, -0.5, 3.0];
+        // GEMM B [k=12][M=4].
+        let means: Vec<f64> = (0..12).map(|i| (i % 5) as f64 - 2.0).collect();
         let q = quantize(&w, 4, Layout::Cols, true, ScaleFormat::FixedPoint, 4).unwrap();
         let mut bias = vec![0.0f32; 4];
         correct_bias(&mut bias, (&w, &q), (4, Layout::Cols, 1), &means);
         for (m, &b) in bias.iter().enumerate() {
             let (mut fl, mut qu) = (0f64, b as f64);
-            for k in 0..12 {
-                let x = means[k / 4];
+            for (k, x) in means.iter().enumerate() {
                 fl += w[k * 4 + m] as f64 * x;
                 qu += q.scales[m] as f64 * q.data[k * 4 + m] as f64 * x;
             }
