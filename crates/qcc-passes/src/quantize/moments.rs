@@ -327,7 +327,7 @@ mod tests {
         // on the first row and column.
         assert_eq!(three.k, 27);
         let tap00: f64 = (0..3)
-            .flat_map(|y| (0..3).map(move |xx| (y * hw + xx)))
+            .flat_map(|y| (0..3).map(move |xx| y * hw + xx))
             .map(|p| px(0, p))
             .sum();
         assert!(
