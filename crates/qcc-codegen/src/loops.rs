@@ -234,6 +234,7 @@ mod tests {
                 bare_metal: false,
                 winograd: false,
                 small_weights: false,
+                nibble_weights: false,
             },
             scratch: None,
         };

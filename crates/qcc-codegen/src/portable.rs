@@ -35,6 +35,10 @@ pub struct TargetFacts {
     /// ([`TargetFacts::for_weights`]): with u8 activations no pair of
     /// products reaches 2^15, so AVX2 `vpmaddubsw` is exact on them.
     pub small_weights: bool,
+    /// The node at hand has int8 weights that all lie in [-8, 7]
+    /// ([`TargetFacts::for_weights`]: 4-bit and smaller weights): kernels
+    /// that can store them two per byte and unpack them at run time do.
+    pub nibble_weights: bool,
 }
 
 impl TargetFacts {
@@ -47,6 +51,7 @@ impl TargetFacts {
     pub fn for_weights(&self, w: &[i64]) -> TargetFacts {
         TargetFacts {
             small_weights: !w.is_empty() && w.iter().all(|v| v.abs() <= Self::SMALL_WEIGHT),
+            nibble_weights: !w.is_empty() && w.iter().all(|v| (-8..=7).contains(v)),
             ..*self
         }
     }

@@ -363,6 +363,11 @@ fn check_graphs(
 /// which AVX2 `vpmaddubsw` cannot saturate (the extremes stay extreme: u8
 /// 255 against ±64 is the largest pair sum it may see).
 fn small_weight_batteries() -> Vec<(Graph, Vec<Tensor>)> {
+    clamped_batteries(-64, 64)
+}
+
+/// The batteries with every QConv/QGemm weight clamped to `[lo, hi]`.
+fn clamped_batteries(lo: i64, hi: i64) -> Vec<(Graph, Vec<Tensor>)> {
     batteries()
         .into_iter()
         .map(|(mut g, feed)| {
@@ -377,7 +382,7 @@ fn small_weight_batteries() -> Vec<(Graph, Vec<Tensor>)> {
                     .to_i64_vec()
                     .expect("int8")
                     .iter()
-                    .map(|&x| x.clamp(-64, 64))
+                    .map(|&x| x.clamp(lo, hi))
                     .collect();
                 let c = g.add_const(format!("{}/small", n.name), ints(DType::I8, t.shape(), &v));
                 g.set_input(id, 1, ValueId::of(c));
@@ -401,6 +406,44 @@ fn avx2_maddubs_on_small_weights_matches_interpreter() {
         &[],
         "maddubs",
     );
+}
+
+/// Weights within [-8, 7] (4-bit and below) are stored two per byte and
+/// unpacked per panel at run time: the same results as the interpreter on
+/// AVX2 (`vpmaddubsw`), baseline x86, and AArch64 with and without `sdot`
+/// under qemu; the object's QConv weight tables are the nibble ones.
+#[test]
+fn nibble_weights_match_interpreter() {
+    let nibbles = || clamped_batteries(-8, 7);
+    let opts = Options {
+        emit_llvm_ir: true,
+        prefix: "m".into(),
+        ..x86("+avx2,+fma")
+    };
+    let ir: String = nibbles()
+        .iter()
+        .map(|(g, _)| compile(g, &opts).expect("compiles").llvm_ir.expect("ir"))
+        .collect();
+    // QConv's (`qw`) and QGemm's (`qb`) weight panels, all nibbles.
+    for t in ["qw", "qb"] {
+        assert!(ir.contains(&format!("@mmm.{t}4")), "no {t} nibble table");
+        assert!(
+            !ir.contains(&format!("@mmm.{t} ")) && !ir.contains(&format!("@mmm.{t}.")),
+            "{t} byte tables left"
+        );
+    }
+    if cfg!(target_arch = "x86_64") {
+        check_graphs(nibbles(), &HOST, x86("+avx2,+fma"), &[], "maddubs");
+        check_graphs(nibbles(), &HOST, x86(""), &[], "widen");
+    }
+    if let Some(tc) = cross("aarch64-unknown-linux-gnu") {
+        check_graphs(nibbles(), &tc, Options::default(), &[], "sadalp");
+        let dotprod = Options {
+            features: Some("+dotprod".into()),
+            ..Default::default()
+        };
+        check_graphs(nibbles(), &tc, dotprod, &["-cpu", "max"], "sdot");
+    }
 }
 
 fn host_has(flag: &str) -> bool {

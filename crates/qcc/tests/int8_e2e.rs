@@ -339,6 +339,17 @@ fn seven_bit_weights() {
     run(&["small_cnn", "mlp"], &[v]);
 }
 
+/// 4-bit weights (`--weight-bits 4`): GPTQ-rounded, stored two per byte
+/// by the QConv/QGemm microkernels; bit-exact like the others.
+#[test]
+fn four_bit_weights() {
+    let v = Variant {
+        weight_bits: 4,
+        ..variant("minmax", "fixed-point", false)
+    };
+    run(&["small_cnn", "mlp"], &[v]);
+}
+
 #[test]
 fn small_cnn() {
     run(&["small_cnn"], &VARIANTS);

@@ -54,6 +54,19 @@ pub fn pack_k4(src: &[i64], m: usize, k: usize, rs: usize, cs: usize, mr: usize)
     out
 }
 
+/// Packed int8 values that all lie in [-8, 7], two per byte: element `2j`
+/// in the low nibble of byte `j`, `2j + 1` in the high one (a trailing odd
+/// element pairs with 0). [`crate::mmm::qconv`] unpacks them at run time.
+pub fn pack_nibbles(v: &[i8]) -> Vec<i8> {
+    v.chunks(2)
+        .map(|p| {
+            let lo = p[0] as u8 & 0xf;
+            let hi = p.get(1).map_or(0, |&h| h as u8 & 0xf);
+            (lo | hi << 4) as i8
+        })
+        .collect()
+}
+
 /// `v` padded with `fill` to a multiple of `mr` (at least `mr`).
 pub fn pad_to<T: Copy>(v: &[T], mr: usize, fill: T) -> Vec<T> {
     let mut out = v.to_vec();
@@ -64,6 +77,12 @@ pub fn pad_to<T: Copy>(v: &[T], mr: usize, fill: T) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nibbles_pair_low_then_high() {
+        let v = [-8i8, 7, -1, 0, 3];
+        assert_eq!(pack_nibbles(&v), vec![0x78u8 as i8, 0x0f, 0x03]);
+    }
 
     #[test]
     fn panels_are_zero_padded() {

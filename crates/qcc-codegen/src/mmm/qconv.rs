@@ -17,7 +17,7 @@
 //! a border of the input zero point, so the packing never tests bounds.
 
 use super::amx;
-use super::pack::pack_k4;
+use super::pack::{pack_k4, pack_nibbles};
 use super::qukernel::{epi_tables, I8Ukr, QCall};
 use super::{div_ceil, for_blocks, Conv2d};
 use crate::cx::{CgResult, KernelCx, Operand};
@@ -51,6 +51,9 @@ pub struct QConvGemm {
     /// padded to 64 (the packed block's extra k-groups are read against
     /// zero weights).
     pub amx: bool,
+    /// Weights stored two per byte ([`TargetFacts::nibble_weights`], not on
+    /// AMX): each panel is unpacked into scratch once per block.
+    pub nibbles: bool,
 }
 
 impl std::ops::Deref for QConvGemm {
@@ -117,6 +120,7 @@ impl QConvGemm {
             ldb,
             ukr,
             amx,
+            nibbles: facts.nibble_weights && !amx,
         })
     }
 
@@ -144,13 +148,15 @@ impl QConvGemm {
     }
 
     /// Workspace scratch the node needs, in bytes: the padded copy, the
-    /// packed block, and AMX's accumulator block or the widened weight
-    /// panel (`I8Ukr::a_bytes`).
+    /// packed block, and AMX's accumulator block or the widened
+    /// (`I8Ukr::a_bytes`) or unpacked (`nibbles`) weight panel.
     pub fn scratch_bytes(&self) -> usize {
         let extra = if self.amx {
             amx::ACC_BYTES
         } else if self.ukr.a_bytes() == 2 {
             self.k4() * self.ukr.mr * 8
+        } else if self.nibbles {
+            self.k4() * self.ukr.mr * 4
         } else {
             0
         };
@@ -186,8 +192,16 @@ pub fn emit<'ctx>(
     for g in 0..p.groups {
         wp.extend(pack_k4(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
     }
-    let wt = const_i8_table(cx, "mmm.qw", &wp);
     let panel_bytes = (k4 * mr * 4) as i64;
+    // Stored panels: bytes, or two weights per byte.
+    let (wt, stored) = if p.nibbles {
+        (
+            const_i8_table(cx, "mmm.qw4", &pack_nibbles(&wp)),
+            panel_bytes / 2,
+        )
+    } else {
+        (const_i8_table(cx, "mmm.qw", &wp), panel_bytes)
+    };
     let tables = epi_tables(cx, bias, &epi.rescale, (p.groups, m, mr));
     let f = u.function(cx)?;
     let s = cx
@@ -197,7 +211,9 @@ pub fn emit<'ctx>(
     // Where the microkernel reads A as i16 (`I8Ukr::a_bytes`), each weight
     // panel is widened into scratch once per block, before the block's
     // column tiles all read it: the weights stay bytes in the object.
-    let wide = (u.a_bytes() == 2)
+    // Nibble panels are unpacked there too (to i16 or bytes).
+    let wide = u.a_bytes() == 2;
+    let panel_buf = (wide || p.nibbles)
         .then(|| cx.gep_bytes(pack, (p.k4_rows() * p.ldb) as i64))
         .transpose()?;
     let xdt = x.dtype();
@@ -205,7 +221,7 @@ pub fn emit<'ctx>(
     let ohw = (p.oh * p.ow) as i64;
     let g_params = (panels * mr) as i64;
     for_images(cx, p, (x, out, s, zx), |cx, g, src, og| {
-        let wg = cx.gep(DType::I8, wt, cx.mul_c(g, panels as i64 * panel_bytes)?)?;
+        let wg = cx.gep(DType::I8, wt, cx.mul_c(g, panels as i64 * stored)?)?;
         let pg: Vec<PointerValue> = tables
             .iter()
             .map(|t| cx.gep(DType::I32, *t, cx.mul_c(g, g_params)?))
@@ -215,10 +231,14 @@ pub fn emit<'ctx>(
             pack_block(cx, p, src, pack, r0, rows, flip)?;
             let col0 = cx.mul_c(r0, p.ow as i64)?;
             for_blocks(cx, m, mr, |cx, mb, mrv| {
-                let mut a = cx.gep(DType::I8, wg, cx.mul_c(mb, panel_bytes)?)?;
-                if let Some(wide) = wide {
-                    widen_panel(cx, a, wide, (k4 * mr * 4) as i64)?;
-                    a = wide;
+                let mut a = cx.gep(DType::I8, wg, cx.mul_c(mb, stored)?)?;
+                if let Some(buf) = panel_buf {
+                    if p.nibbles {
+                        unpack_nibbles(cx, a, buf, stored, wide)?;
+                    } else {
+                        widen_panel(cx, a, buf, panel_bytes)?;
+                    }
+                    a = buf;
                 }
                 let ch0 = cx.mul_c(mb, mr as i64)?;
                 let params = super::qukernel::tables_at(cx, &pg, ch0)?;
@@ -352,6 +372,65 @@ fn widen_panel<'ctx>(
     cx.for_range(0, bytes / 8, |cx, i| widen(cx, cx.mul_c(i, 8)?, 8))?;
     if bytes % 8 != 0 {
         widen(cx, cx.i64(bytes / 8 * 8), 4)?;
+    }
+    Ok(())
+}
+
+/// Unpacks the `bytes` bytes at `src` (an even number), two signed 4-bit
+/// weights each (`pack::pack_nibbles`: low nibble first), to `dst` as bytes,
+/// or as i16 when `wide`: 32 weights at a time, then 16, 8 and 4.
+pub(crate) fn unpack_nibbles<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    src: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    bytes: i64,
+    wide: bool,
+) -> CgResult<()> {
+    let step = |cx: &mut KernelCx<'_, 'ctx>, at: IntValue<'ctx>, n: u32| -> CgResult<()> {
+        let from = cx.gep(DType::I8, src, at)?;
+        let vt = cx.i8_t().vec_type(n);
+        let l = cx.b.build_load(vt, from, "")?;
+        if let Some(ins) = inkwell::values::BasicValue::as_instruction_value(&l) {
+            ins.set_alignment(1)
+                .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+        }
+        let v = l.into_vector_value();
+        let i8t = cx.i8_t();
+        let splat = |c: u64| VectorType::const_vector(&vec![i8t.const_int(c, false); n as usize]);
+        // A nibble t sign-extends as ((t & 15) ^ 8) - 8: byte-wide and, xor
+        // and sub exist on every SIMD ISA (x86 has no byte shifts).
+        let b = cx.b;
+        let sext = |t| -> CgResult<_> {
+            let t = b.build_and(t, splat(15), "")?;
+            let t = b.build_xor(t, splat(8), "")?;
+            Ok(b.build_int_sub(t, splat(8), "")?)
+        };
+        let lo = sext(v)?;
+        let hi = sext(cx.b.build_right_shift(v, splat(4), false, "")?)?;
+        let order: Vec<_> = (0..n)
+            .flat_map(|i| [i, i + n])
+            .map(|i| cx.ctx.i32_type().const_int(i as u64, false))
+            .collect();
+        let mut w =
+            cx.b.build_shuffle_vector(lo, hi, VectorType::const_vector(&order), "")?;
+        let mut out_at = cx.mul_c(at, 2)?;
+        if wide {
+            w =
+                cx.b.build_int_s_extend(w, cx.ctx.i16_type().vec_type(2 * n), "")?;
+            out_at = cx.mul_c(out_at, 2)?;
+        }
+        let st = cx.b.build_store(cx.gep(DType::I8, dst, out_at)?, w)?;
+        st.set_alignment(1)
+            .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    };
+    cx.for_range(0, bytes / 16, |cx, i| step(cx, cx.mul_c(i, 16)?, 16))?;
+    let mut at = bytes / 16 * 16;
+    for n in [8, 4, 2] {
+        if (bytes - at) >= n {
+            step(cx, cx.i64(at), n as u32)?;
+            at += n;
+        }
     }
     Ok(())
 }

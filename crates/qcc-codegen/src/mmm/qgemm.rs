@@ -8,7 +8,7 @@
 //! many column panels then read it. The epilogue parameters are per column.
 
 use super::amx::{self, AmxPlan};
-use super::pack::pack_k4;
+use super::pack::{pack_k4, pack_nibbles};
 use super::qukernel::{epi_tables, Dot, I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
@@ -27,6 +27,10 @@ pub struct QGemmPlan {
     /// On AMX tiles instead of `ukr` (Linux x86-64 with `amx-int8`, when
     /// [`amx::worth`] it).
     pub amx: Option<AmxPlan>,
+    /// B stored two weights per byte ([`TargetFacts::nibble_weights`], not
+    /// on AMX): each column panel is unpacked into scratch once, then every
+    /// row panel reads it.
+    pub nibbles: bool,
 }
 
 impl QGemmPlan {
@@ -36,12 +40,14 @@ impl QGemmPlan {
         if facts.bare_metal || m == 0 || k == 0 || n == 0 {
             return None;
         }
+        let amx = (facts.amx && amx::worth(m, k)).then_some(AmxPlan { m, k, n });
         Some(QGemmPlan {
             m,
             k,
             n,
             ukr: I8Ukr::for_target(facts, true, m),
-            amx: (facts.amx && amx::worth(m, k)).then_some(AmxPlan { m, k, n }),
+            nibbles: facts.nibble_weights && amx.is_none(),
+            amx,
         })
     }
 
@@ -49,12 +55,23 @@ impl QGemmPlan {
         div_ceil(self.k, 4)
     }
 
-    /// Workspace scratch the node needs (the packed A), in bytes.
+    /// Bytes of the packed A.
+    fn a_bytes(&self) -> usize {
+        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4 * self.ukr.a_bytes()
+    }
+
+    /// Workspace scratch the node needs (the packed A, and one unpacked B
+    /// panel with `nibbles`), in bytes.
     pub fn scratch_bytes(&self) -> usize {
         if let Some(p) = &self.amx {
             return p.scratch_bytes();
         }
-        div_ceil(self.m, self.ukr.mr) * self.k4() * self.ukr.mr * 4 * self.ukr.a_bytes()
+        let panel = if self.nibbles {
+            self.k4() * self.ukr.nr * 4
+        } else {
+            0
+        };
+        self.a_bytes() + panel
     }
 
     /// The dot instruction whose operand signedness the packing follows
@@ -89,7 +106,8 @@ pub fn emit<'ctx>(
     };
     let (m, k, n) = (p.m, p.k, p.n);
     let (mr, nr, k4) = (u.mr, u.nr, p.k4());
-    let wt = const_i8_table(cx, "mmm.qb", &pack_k4(bt, n, k, k, 1, nr));
+    let bp = pack_k4(bt, n, k, k, 1, nr);
+    let b_panel = (k4 * nr * 4) as i64;
     let tables = epi_tables(cx, bias, &epi.rescale, (1, n, nr));
     let f = u.function(cx)?;
     let s = cx
@@ -97,6 +115,35 @@ pub fn emit<'ctx>(
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
     pack_acts(cx, p, a, s)?;
     let panel_bytes = k4 * mr * 4 * u.a_bytes();
+    if p.nibbles {
+        // Column panels outside: each is unpacked once for every row panel.
+        let wt = const_i8_table(cx, "mmm.qb4", &pack_nibbles(&bp));
+        let buf = cx.gep_bytes(s, p.a_bytes() as i64)?;
+        return for_blocks(cx, n, nr, |cx, np, nrv| {
+            let packed = cx.gep(DType::I8, wt, cx.mul_c(np, b_panel / 2)?)?;
+            super::qconv::unpack_nibbles(cx, packed, buf, b_panel / 2, false)?;
+            let col = cx.mul_c(np, nr as i64)?;
+            let params = super::qukernel::tables_at(cx, &tables, col)?;
+            for_blocks(cx, m, mr, |cx, mb, mrv| {
+                let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
+                let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
+                QCall {
+                    k4: k4 as i64,
+                    a: ap,
+                    b: buf,
+                    ldb: (nr * 4) as i64,
+                    c: cx.gep(DType::I8, crow, col)?,
+                    ldc: n as i64,
+                    params,
+                    mr_valid: mrv,
+                    nr_valid: nrv,
+                    out: (epi.zero_point, epi.min, epi.max),
+                }
+                .emit(cx, f)
+            })
+        });
+    }
+    let wt = const_i8_table(cx, "mmm.qb", &bp);
     for_blocks(cx, m, mr, |cx, mb, mrv| {
         let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
         let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
@@ -106,7 +153,7 @@ pub fn emit<'ctx>(
             QCall {
                 k4: k4 as i64,
                 a: ap,
-                b: cx.gep(DType::I8, wt, cx.mul_c(np, (k4 * nr * 4) as i64)?)?,
+                b: cx.gep(DType::I8, wt, cx.mul_c(np, b_panel)?)?,
                 ldb: (nr * 4) as i64,
                 c: cx.gep(DType::I8, crow, col)?,
                 ldc: n as i64,
