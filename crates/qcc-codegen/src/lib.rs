@@ -189,7 +189,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Artifacts, CodegenError> {
         bare_metal: chosen.info.bare_metal,
         winograd: !opts.no_winograd,
         small_weights: false,
-        nibble_weights: false,
+        stored_bits: 8,
     };
     check_sizes(g, &chosen.triple, facts.ptr_bits)?;
     let plan = plan_memory::plan_with_scratch(g, &|id| mmm::node_scratch(g, id, &facts))

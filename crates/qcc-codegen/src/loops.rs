@@ -234,7 +234,7 @@ mod tests {
                 bare_metal: false,
                 winograd: false,
                 small_weights: false,
-                nibble_weights: false,
+                stored_bits: 8,
             },
             scratch: None,
         };

@@ -35,10 +35,11 @@ pub struct TargetFacts {
     /// ([`TargetFacts::for_weights`]): with u8 activations no pair of
     /// products reaches 2^15, so AVX2 `vpmaddubsw` is exact on them.
     pub small_weights: bool,
-    /// The node at hand has int8 weights that all lie in [-8, 7]
-    /// ([`TargetFacts::for_weights`]: 4-bit and smaller weights): kernels
-    /// that can store them two per byte and unpack them at run time do.
-    pub nibble_weights: bool,
+    /// Bits per weight the node at hand's int8 weights fit in
+    /// ([`TargetFacts::for_weights`]): 2 when all lie in [-2, 1], 4 in
+    /// [-8, 7], else 8. Kernels that can store them four or two per byte
+    /// and unpack them at run time do.
+    pub stored_bits: u32,
 }
 
 impl TargetFacts {
@@ -51,7 +52,15 @@ impl TargetFacts {
     pub fn for_weights(&self, w: &[i64]) -> TargetFacts {
         TargetFacts {
             small_weights: !w.is_empty() && w.iter().all(|v| v.abs() <= Self::SMALL_WEIGHT),
-            nibble_weights: !w.is_empty() && w.iter().all(|v| (-8..=7).contains(v)),
+            stored_bits: if w.is_empty() {
+                8
+            } else if w.iter().all(|v| (-2..=1).contains(v)) {
+                2
+            } else if w.iter().all(|v| (-8..=7).contains(v)) {
+                4
+            } else {
+                8
+            },
             ..*self
         }
     }

@@ -408,41 +408,46 @@ fn avx2_maddubs_on_small_weights_matches_interpreter() {
     );
 }
 
-/// Weights within [-8, 7] (4-bit and below) are stored two per byte and
-/// unpacked per panel at run time: the same results as the interpreter on
-/// AVX2 (`vpmaddubsw`), baseline x86, and AArch64 with and without `sdot`
-/// under qemu; the object's QConv weight tables are the nibble ones.
+/// Weights within [-8, 7] (4-bit) are stored two per byte, within [-2, 1]
+/// (2-bit, ternary) four per byte, and unpacked per panel at run time: the
+/// same results as the interpreter on AVX2 (`vpmaddubsw`), baseline x86, and
+/// AArch64 with and without `sdot` under qemu; the object's QConv (`qw`) and
+/// QGemm (`qb`) weight tables are the packed ones.
 #[test]
-fn nibble_weights_match_interpreter() {
-    let nibbles = || clamped_batteries(-8, 7);
-    let opts = Options {
-        emit_llvm_ir: true,
-        prefix: "m".into(),
-        ..x86("+avx2,+fma")
-    };
-    let ir: String = nibbles()
-        .iter()
-        .map(|(g, _)| compile(g, &opts).expect("compiles").llvm_ir.expect("ir"))
-        .collect();
-    // QConv's (`qw`) and QGemm's (`qb`) weight panels, all nibbles.
-    for t in ["qw", "qb"] {
-        assert!(ir.contains(&format!("@mmm.{t}4")), "no {t} nibble table");
-        assert!(
-            !ir.contains(&format!("@mmm.{t} ")) && !ir.contains(&format!("@mmm.{t}.")),
-            "{t} byte tables left"
-        );
-    }
-    if cfg!(target_arch = "x86_64") {
-        check_graphs(nibbles(), &HOST, x86("+avx2,+fma"), &[], "maddubs");
-        check_graphs(nibbles(), &HOST, x86(""), &[], "widen");
-    }
-    if let Some(tc) = cross("aarch64-unknown-linux-gnu") {
-        check_graphs(nibbles(), &tc, Options::default(), &[], "sadalp");
-        let dotprod = Options {
-            features: Some("+dotprod".into()),
-            ..Default::default()
+fn packed_weights_match_interpreter() {
+    for (bits, lo, hi) in [(4, -8, 7), (2, -2, 1)] {
+        let packed = || clamped_batteries(lo, hi);
+        let opts = Options {
+            emit_llvm_ir: true,
+            prefix: "m".into(),
+            ..x86("+avx2,+fma")
         };
-        check_graphs(nibbles(), &tc, dotprod, &["-cpu", "max"], "sdot");
+        let ir: String = packed()
+            .iter()
+            .map(|(g, _)| compile(g, &opts).expect("compiles").llvm_ir.expect("ir"))
+            .collect();
+        for t in ["qw", "qb"] {
+            assert!(
+                ir.contains(&format!("@mmm.{t}{bits}")),
+                "no {bits}-bit {t} table"
+            );
+            assert!(
+                !ir.contains(&format!("@mmm.{t} ")) && !ir.contains(&format!("@mmm.{t}.")),
+                "{t} byte tables left at {bits} bits"
+            );
+        }
+        if cfg!(target_arch = "x86_64") {
+            check_graphs(packed(), &HOST, x86("+avx2,+fma"), &[], "maddubs");
+            check_graphs(packed(), &HOST, x86(""), &[], "widen");
+        }
+        if let Some(tc) = cross("aarch64-unknown-linux-gnu") {
+            check_graphs(packed(), &tc, Options::default(), &[], "sadalp");
+            let dotprod = Options {
+                features: Some("+dotprod".into()),
+                ..Default::default()
+            };
+            check_graphs(packed(), &tc, dotprod, &["-cpu", "max"], "sdot");
+        }
     }
 }
 

@@ -61,16 +61,27 @@ pub struct QuantConfig {
     /// Per-layer weight bits (`--bits NAME=BITS,...`), overriding
     /// `weight_bits` for the Conv/Gemm/MatMul nodes named.
     pub layer_bits: Vec<(String, u32)>,
+    /// Layers whose weights become ternary (`--ternary NAME,...`): TNT's
+    /// {-α, 0, +α} per output channel, stored in 2 bits.
+    pub ternary: Vec<String>,
 }
 
 impl QuantConfig {
-    /// The weight bits of the layer anchored at node `name`.
+    /// The weight bits of the layer anchored at node `name` (2 when ternary).
     pub fn bits_of(&self, name: &str) -> u32 {
+        if self.is_ternary(name) {
+            return 2;
+        }
         self.layer_bits
             .iter()
             .rev()
             .find(|(n, _)| n == name)
             .map_or(self.weight_bits, |&(_, b)| b)
+    }
+
+    /// Whether the layer anchored at node `name` is ternary.
+    pub fn is_ternary(&self, name: &str) -> bool {
+        self.ternary.iter().any(|n| n == name)
     }
 }
 
@@ -84,6 +95,7 @@ impl Default for QuantConfig {
             io_int8: false,
             weight_bits: 8,
             layer_bits: vec![],
+            ternary: vec![],
         }
     }
 }

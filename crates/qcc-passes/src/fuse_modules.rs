@@ -17,7 +17,7 @@
 //! Guarantees: `cx.modules` lists every module, anchors in topological order;
 //! an anchor or activation named in `keep_float` is not part of a module;
 //! every `keep_float` name names a node (an unknown name is an error);
-//! every `layer_bits` name names a Conv, Gemm or MatMul anchor.
+//! every `layer_bits` and `ternary` name names a Conv, Gemm or MatMul anchor.
 
 use crate::context::{Module, ModuleKind};
 use crate::quantize::lut::is_module_activation;
@@ -76,7 +76,12 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             });
         }
     }
-    for (name, _) in &cfg.layer_bits {
+    let named = cfg
+        .layer_bits
+        .iter()
+        .map(|(n, _)| ("--bits", n))
+        .chain(cfg.ternary.iter().map(|n| ("--ternary", n)));
+    for (flag, name) in named {
         let weighted = ids.iter().any(|&id| {
             g.node(id).name == *name
                 && matches!(
@@ -88,7 +93,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             return Err(PassError::Failed {
                 pass: PASS,
                 msg: format!(
-                    "--bits: no Conv, Gemm or MatMul with constant weights is named '{name}'"
+                    "{flag}: no Conv, Gemm or MatMul with constant weights is named '{name}'"
                 ),
             });
         }

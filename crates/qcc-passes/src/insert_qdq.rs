@@ -233,6 +233,7 @@ impl<'a> Rewriter<'a> {
             output_node: output_node.to_string(),
             weight_bits: 0,
             act_bits: 8,
+            ternary: false,
             weight_scale: None,
             weight_sqnr_db: None,
             output: out,

@@ -145,6 +145,15 @@ struct QuantArgs {
         requires = "quantize"
     )]
     bits: Vec<(String, u32)>,
+    /// Layers whose weights become ternary, {-α, 0, +α} per output channel
+    /// (TNT's cosine-similarity search, no retraining), stored in 2 bits.
+    #[arg(
+        long,
+        value_name = "NODE,...",
+        value_delimiter = ',',
+        requires = "quantize"
+    )]
+    ternary: Vec<String>,
 }
 
 /// One `NODE=BITS` of `--bits` (BITS 2-8).
@@ -176,6 +185,7 @@ impl QuantArgs {
                 io_int8: self.io == IoType::Int8,
                 weight_bits: self.weight_bits,
                 layer_bits: self.bits.clone(),
+                ternary: self.ternary.clone(),
             },
             data: CalibrationData::Path(self.calibration_data.clone()?),
             progress: {

@@ -416,6 +416,7 @@ mod tests {
                     kind: "qconv+relu".into(),
                     weight_bits: 8,
                     act_bits: 8,
+                    ternary: false,
                     weight_scale: Some((0.01, 0.02)),
                     weight_sqnr_db: Some(40.0),
                     output: QParams {

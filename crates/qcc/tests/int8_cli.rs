@@ -410,8 +410,9 @@ fn seven_bit_weights_take_the_maddubs_kernels() {
 }
 
 /// `--bits NODE=BITS` sets the weight bits of the named layers only (the
-/// stats show each layer's width); a name that is no weighted layer is a
-/// one-line error naming it, a malformed entry a usage error.
+/// stats show each layer's width) and `--ternary NODE` makes one ternary
+/// (`t`); a name that is no weighted layer is a one-line error naming it and
+/// the flag, a malformed entry a usage error.
 #[test]
 fn bits_set_named_layers_only() {
     let calib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/small_cnn");
@@ -438,17 +439,43 @@ fn bits_set_named_layers_only() {
     assert_eq!(bits_of("Gemm_42"), "2/8");
     assert_eq!(bits_of("Conv_4"), "8/8");
     assert_eq!(bits_of("Conv_24"), "8/8");
-    for name in ["Relu_12", "nope"] {
+    let o = qcc(&[
+        "--quantize",
+        "int8",
+        "--calibration-data",
+        calib,
+        "--ternary",
+        "Conv_24",
+        "--stats",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Conv_24 "))
+        .unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("t/8"), "{row}");
+    for (flag, name) in [
+        ("--bits", "Relu_12"),
+        ("--bits", "nope"),
+        ("--ternary", "nope"),
+    ] {
+        let value = if flag == "--bits" {
+            format!("{name}=4")
+        } else {
+            name.to_string()
+        };
         let o = qcc(&[
             "--quantize",
             "int8",
             "--calibration-data",
             calib,
-            "--bits",
-            &format!("{name}=4"),
+            flag,
+            &value,
         ]);
         assert_eq!(o.code, 1, "{}", o.stderr);
         assert!(o.stderr.contains(&format!("'{name}'")), "{}", o.stderr);
+        assert!(o.stderr.contains(flag), "{}", o.stderr);
         assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
         assert!(o.leftovers.is_empty(), "{:?}", o.leftovers);
     }

@@ -54,15 +54,17 @@ pub fn pack_k4(src: &[i64], m: usize, k: usize, rs: usize, cs: usize, mr: usize)
     out
 }
 
-/// Packed int8 values that all lie in [-8, 7], two per byte: element `2j`
-/// in the low nibble of byte `j`, `2j + 1` in the high one (a trailing odd
-/// element pairs with 0). [`crate::mmm::qconv`] unpacks them at run time.
-pub fn pack_nibbles(v: &[i8]) -> Vec<i8> {
-    v.chunks(2)
+/// Packed int8 values that all fit `bits` (4: [-8, 7], two per byte; 2:
+/// [-2, 1], four per byte): element `per·j + i` in bits `i·bits ..` of byte
+/// `j`, low bits first (a short last byte pads with 0).
+/// [`crate::mmm::qconv::unpack_bits`] unpacks them at run time.
+pub fn pack_bits(v: &[i8], bits: u32) -> Vec<i8> {
+    let (per, mask) = ((8 / bits) as usize, (1u8 << bits) - 1);
+    v.chunks(per)
         .map(|p| {
-            let lo = p[0] as u8 & 0xf;
-            let hi = p.get(1).map_or(0, |&h| h as u8 & 0xf);
-            (lo | hi << 4) as i8
+            p.iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &x)| b | (x as u8 & mask) << (i as u32 * bits)) as i8
         })
         .collect()
 }
@@ -79,9 +81,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nibbles_pair_low_then_high() {
+    fn packed_bits_fill_low_bits_first() {
         let v = [-8i8, 7, -1, 0, 3];
-        assert_eq!(pack_nibbles(&v), vec![0x78u8 as i8, 0x0f, 0x03]);
+        assert_eq!(pack_bits(&v, 4), vec![0x78u8 as i8, 0x0f, 0x03]);
+        let v = [-2i8, 1, -1, 0, 1];
+        assert_eq!(pack_bits(&v, 2), vec![0b0011_0110u8 as i8, 0b01]);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! a border of the input zero point, so the packing never tests bounds.
 
 use super::amx;
-use super::pack::{pack_k4, pack_nibbles};
+use super::pack::{pack_bits, pack_k4};
 use super::qukernel::{epi_tables, I8Ukr, QCall};
 use super::{div_ceil, for_blocks, Conv2d};
 use crate::cx::{CgResult, KernelCx, Operand};
@@ -51,9 +51,9 @@ pub struct QConvGemm {
     /// padded to 64 (the packed block's extra k-groups are read against
     /// zero weights).
     pub amx: bool,
-    /// Weights stored two per byte ([`TargetFacts::nibble_weights`], not on
-    /// AMX): each panel is unpacked into scratch once per block.
-    pub nibbles: bool,
+    /// Bits per stored weight: 8, or 4 or 2 ([`TargetFacts::stored_bits`],
+    /// not on AMX): then each panel is unpacked into scratch once per block.
+    pub stored_bits: u32,
 }
 
 impl std::ops::Deref for QConvGemm {
@@ -120,7 +120,7 @@ impl QConvGemm {
             ldb,
             ukr,
             amx,
-            nibbles: facts.nibble_weights && !amx,
+            stored_bits: if amx { 8 } else { facts.stored_bits },
         })
     }
 
@@ -149,13 +149,13 @@ impl QConvGemm {
 
     /// Workspace scratch the node needs, in bytes: the padded copy, the
     /// packed block, and AMX's accumulator block or the widened
-    /// (`I8Ukr::a_bytes`) or unpacked (`nibbles`) weight panel.
+    /// (`I8Ukr::a_bytes`) or unpacked (`stored_bits`) weight panel.
     pub fn scratch_bytes(&self) -> usize {
         let extra = if self.amx {
             amx::ACC_BYTES
         } else if self.ukr.a_bytes() == 2 {
             self.k4() * self.ukr.mr * 8
-        } else if self.nibbles {
+        } else if self.stored_bits < 8 {
             self.k4() * self.ukr.mr * 4
         } else {
             0
@@ -193,11 +193,12 @@ pub fn emit<'ctx>(
         wp.extend(pack_k4(&w[g * m * k..(g + 1) * m * k], m, k, k, 1, mr));
     }
     let panel_bytes = (k4 * mr * 4) as i64;
-    // Stored panels: bytes, or two weights per byte.
-    let (wt, stored) = if p.nibbles {
+    // Stored panels: bytes, or two or four weights per byte.
+    let bits = p.stored_bits;
+    let (wt, stored) = if bits < 8 {
         (
-            const_i8_table(cx, "mmm.qw4", &pack_nibbles(&wp)),
-            panel_bytes / 2,
+            const_i8_table(cx, &format!("mmm.qw{bits}"), &pack_bits(&wp, bits)),
+            panel_bytes * bits as i64 / 8,
         )
     } else {
         (const_i8_table(cx, "mmm.qw", &wp), panel_bytes)
@@ -213,7 +214,7 @@ pub fn emit<'ctx>(
     // column tiles all read it: the weights stay bytes in the object.
     // Nibble panels are unpacked there too (to i16 or bytes).
     let wide = u.a_bytes() == 2;
-    let panel_buf = (wide || p.nibbles)
+    let panel_buf = (wide || bits < 8)
         .then(|| cx.gep_bytes(pack, (p.k4_rows() * p.ldb) as i64))
         .transpose()?;
     let xdt = x.dtype();
@@ -233,8 +234,8 @@ pub fn emit<'ctx>(
             for_blocks(cx, m, mr, |cx, mb, mrv| {
                 let mut a = cx.gep(DType::I8, wg, cx.mul_c(mb, stored)?)?;
                 if let Some(buf) = panel_buf {
-                    if p.nibbles {
-                        unpack_nibbles(cx, a, buf, stored, wide)?;
+                    if bits < 8 {
+                        unpack_bits(cx, a, buf, stored, bits, wide)?;
                     } else {
                         widen_panel(cx, a, buf, panel_bytes)?;
                     }
@@ -376,16 +377,19 @@ fn widen_panel<'ctx>(
     Ok(())
 }
 
-/// Unpacks the `bytes` bytes at `src` (an even number), two signed 4-bit
-/// weights each (`pack::pack_nibbles`: low nibble first), to `dst` as bytes,
-/// or as i16 when `wide`: 32 weights at a time, then 16, 8 and 4.
-pub(crate) fn unpack_nibbles<'ctx>(
+/// Unpacks the `bytes` bytes at `src`, each holding `8 / bits` signed
+/// `bits`-bit weights (`pack::pack_bits`: low bits first; `bits` 4 or 2), to
+/// `dst` as bytes, or as i16 when `wide`: 16 bytes at a time, then 8, 4, 2
+/// and 1.
+pub(crate) fn unpack_bits<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     src: PointerValue<'ctx>,
     dst: PointerValue<'ctx>,
     bytes: i64,
+    bits: u32,
     wide: bool,
 ) -> CgResult<()> {
+    let per = 8 / bits;
     let step = |cx: &mut KernelCx<'_, 'ctx>, at: IntValue<'ctx>, n: u32| -> CgResult<()> {
         let from = cx.gep(DType::I8, src, at)?;
         let vt = cx.i8_t().vec_type(n);
@@ -397,36 +401,52 @@ pub(crate) fn unpack_nibbles<'ctx>(
         let v = l.into_vector_value();
         let i8t = cx.i8_t();
         let splat = |c: u64| VectorType::const_vector(&vec![i8t.const_int(c, false); n as usize]);
-        // A nibble t sign-extends as ((t & 15) ^ 8) - 8: byte-wide and, xor
-        // and sub exist on every SIMD ISA (x86 has no byte shifts).
-        let b = cx.b;
-        let sext = |t| -> CgResult<_> {
-            let t = b.build_and(t, splat(15), "")?;
-            let t = b.build_xor(t, splat(8), "")?;
-            Ok(b.build_int_sub(t, splat(8), "")?)
+        let idx = |ix: &mut dyn Iterator<Item = u32>| {
+            let c: Vec<_> = ix
+                .map(|i| cx.ctx.i32_type().const_int(i as u64, false))
+                .collect();
+            VectorType::const_vector(&c)
         };
-        let lo = sext(v)?;
-        let hi = sext(cx.b.build_right_shift(v, splat(4), false, "")?)?;
-        let order: Vec<_> = (0..n)
-            .flat_map(|i| [i, i + n])
-            .map(|i| cx.ctx.i32_type().const_int(i as u64, false))
-            .collect();
-        let mut w =
-            cx.b.build_shuffle_vector(lo, hi, VectorType::const_vector(&order), "")?;
-        let mut out_at = cx.mul_c(at, 2)?;
+        // A field t sign-extends as ((t & mask) ^ half) - half: byte-wide
+        // and, xor and sub exist on every SIMD ISA (x86 has no byte shifts).
+        let (mask, half) = ((1u64 << bits) - 1, 1u64 << (bits - 1));
+        let b = cx.b;
+        let mut fields = Vec::with_capacity(per as usize);
+        for i in 0..per {
+            let t = if i == 0 {
+                v
+            } else {
+                b.build_right_shift(v, splat((i * bits) as u64), false, "")?
+            };
+            let t = b.build_and(t, splat(mask), "")?;
+            let t = b.build_xor(t, splat(half), "")?;
+            fields.push(b.build_int_sub(t, splat(half), "")?);
+        }
+        // Concatenated in pairs ([f0, f1], [f2, f3]), then interleaved:
+        // weight `per·j + i` is field i's element j, at `i·n + j`.
+        let (x, y) = if per == 2 {
+            (fields[0], fields[1])
+        } else {
+            let cat = |p: usize| {
+                b.build_shuffle_vector(fields[p], fields[p + 1], idx(&mut (0..2 * n)), "")
+            };
+            (cat(0)?, cat(2)?)
+        };
+        let order = idx(&mut (0..n * per).map(|e| (e % per) * n + e / per));
+        let mut w = b.build_shuffle_vector(x, y, order, "")?;
+        let mut out_at = cx.mul_c(at, per as i64)?;
         if wide {
-            w =
-                cx.b.build_int_s_extend(w, cx.ctx.i16_type().vec_type(2 * n), "")?;
+            w = b.build_int_s_extend(w, cx.ctx.i16_type().vec_type(per * n), "")?;
             out_at = cx.mul_c(out_at, 2)?;
         }
-        let st = cx.b.build_store(cx.gep(DType::I8, dst, out_at)?, w)?;
+        let st = b.build_store(cx.gep(DType::I8, dst, out_at)?, w)?;
         st.set_alignment(1)
             .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
         Ok(())
     };
     cx.for_range(0, bytes / 16, |cx, i| step(cx, cx.mul_c(i, 16)?, 16))?;
     let mut at = bytes / 16 * 16;
-    for n in [8, 4, 2] {
+    for n in [8, 4, 2, 1] {
         if (bytes - at) >= n {
             step(cx, cx.i64(at), n as u32)?;
             at += n;

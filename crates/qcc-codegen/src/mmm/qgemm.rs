@@ -8,7 +8,7 @@
 //! many column panels then read it. The epilogue parameters are per column.
 
 use super::amx::{self, AmxPlan};
-use super::pack::{pack_k4, pack_nibbles};
+use super::pack::{pack_bits, pack_k4};
 use super::qukernel::{epi_tables, Dot, I8Ukr, QCall};
 use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
@@ -27,10 +27,10 @@ pub struct QGemmPlan {
     /// On AMX tiles instead of `ukr` (Linux x86-64 with `amx-int8`, when
     /// [`amx::worth`] it).
     pub amx: Option<AmxPlan>,
-    /// B stored two weights per byte ([`TargetFacts::nibble_weights`], not
-    /// on AMX): each column panel is unpacked into scratch once, then every
-    /// row panel reads it.
-    pub nibbles: bool,
+    /// Bits per stored weight of B: 8, or 4 or 2
+    /// ([`TargetFacts::stored_bits`], not on AMX): then each column panel is
+    /// unpacked into scratch once, and every row panel reads it.
+    pub stored_bits: u32,
 }
 
 impl QGemmPlan {
@@ -46,7 +46,7 @@ impl QGemmPlan {
             k,
             n,
             ukr: I8Ukr::for_target(facts, true, m),
-            nibbles: facts.nibble_weights && amx.is_none(),
+            stored_bits: if amx.is_some() { 8 } else { facts.stored_bits },
             amx,
         })
     }
@@ -61,12 +61,12 @@ impl QGemmPlan {
     }
 
     /// Workspace scratch the node needs (the packed A, and one unpacked B
-    /// panel with `nibbles`), in bytes.
+    /// panel below 8 stored bits), in bytes.
     pub fn scratch_bytes(&self) -> usize {
         if let Some(p) = &self.amx {
             return p.scratch_bytes();
         }
-        let panel = if self.nibbles {
+        let panel = if self.stored_bits < 8 {
             self.k4() * self.ukr.nr * 4
         } else {
             0
@@ -115,13 +115,15 @@ pub fn emit<'ctx>(
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
     pack_acts(cx, p, a, s)?;
     let panel_bytes = k4 * mr * 4 * u.a_bytes();
-    if p.nibbles {
+    let bits = p.stored_bits;
+    if bits < 8 {
         // Column panels outside: each is unpacked once for every row panel.
-        let wt = const_i8_table(cx, "mmm.qb4", &pack_nibbles(&bp));
+        let wt = const_i8_table(cx, &format!("mmm.qb{bits}"), &pack_bits(&bp, bits));
         let buf = cx.gep_bytes(s, p.a_bytes() as i64)?;
+        let stored = b_panel * bits as i64 / 8;
         return for_blocks(cx, n, nr, |cx, np, nrv| {
-            let packed = cx.gep(DType::I8, wt, cx.mul_c(np, b_panel / 2)?)?;
-            super::qconv::unpack_nibbles(cx, packed, buf, b_panel / 2, false)?;
+            let packed = cx.gep(DType::I8, wt, cx.mul_c(np, stored)?)?;
+            super::qconv::unpack_bits(cx, packed, buf, stored, bits, false)?;
             let col = cx.mul_c(np, nr as i64)?;
             let params = super::qukernel::tables_at(cx, &tables, col)?;
             for_blocks(cx, m, mr, |cx, mb, mrv| {

@@ -382,11 +382,16 @@ impl Rewriter<'_> {
         let fmt = self.fmt();
         let px = self.params(s.x)?;
         let bits = self.cfg.bits_of(&n.name);
-        let mut qw =
-            match weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits) {
-                Ok(q) => q,
-                Err(e) => return float(e),
-            };
+        let ternary = self.cfg.is_ternary(&n.name);
+        let quantized = if ternary {
+            weights::ternarize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt)
+        } else {
+            weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits)
+        };
+        let mut qw = match quantized {
+            Ok(q) => q,
+            Err(e) => return float(e),
+        };
         let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
         let moments = self.layer_inputs.get(&m.anchor).filter(|_| bits < 8);
         if let Some(mom) = moments {
@@ -469,6 +474,7 @@ impl Rewriter<'_> {
         let (q, out_node) = self.finish(m, y, t.q, table)?;
         let mut l = self.layer(&name, kind, m.output(), q, &out_node);
         l.weight_bits = bits;
+        l.ternary = ternary;
         let lo = qw.scales.iter().cloned().fold(f32::INFINITY, f32::min);
         let hi = qw.scales.iter().cloned().fold(0.0, f32::max);
         l.weight_scale = Some((lo, hi));

@@ -47,6 +47,8 @@ pub struct LayerStat {
     /// Bits of weights (0 when the layer has none) and of activations.
     pub weight_bits: u32,
     pub act_bits: u32,
+    /// Ternary weights (TNT, `--ternary`): shown as `t` bits.
+    pub ternary: bool,
     /// Smallest and largest weight scale (over output channels).
     pub weight_scale: Option<(f32, f32)>,
     /// SQNR of the quantized weights against the float ones, in dB.
@@ -106,7 +108,9 @@ impl QuantStats {
             "SQNR est"
         );
         for l in &self.layers {
-            let bits = if l.weight_bits > 0 {
+            let bits = if l.ternary {
+                format!("t/{}", l.act_bits)
+            } else if l.weight_bits > 0 {
                 format!("{}/{}", l.weight_bits, l.act_bits)
             } else {
                 format!("-/{}", l.act_bits)

@@ -137,6 +137,82 @@ pub fn quantize(
     })
 }
 
+/// Ternary weights by TNT's cosine-similarity search (Zhang et al., 2020):
+/// per output channel (or for the whole tensor), the `k` largest |w| become
+/// `sign(w)` and the rest 0, with `k` maximizing the cosine similarity
+/// `Σ_{top k} |w| / (√k · ‖w‖)` between `w` and the ternary vector (one
+/// sort, O(N log N)); the scale `α` is their mean |w|, the least-squares
+/// fit. Data in {-1, 0, 1}. Errors on non-finite weights.
+pub fn ternarize(
+    w: &[f32],
+    channels: usize,
+    layout: Layout,
+    per_channel: bool,
+    fmt: ScaleFormat,
+) -> Result<QuantWeights, String> {
+    if w.iter().any(|x| !x.is_finite()) {
+        return Err("non-finite weight".into());
+    }
+    let groups = if per_channel { channels } else { 1 };
+    let group_of = |i: usize| {
+        if per_channel {
+            channel_of(i, w.len(), channels, layout)
+        } else {
+            0
+        }
+    };
+    let mut members: Vec<Vec<usize>> = vec![vec![]; groups];
+    for i in 0..w.len() {
+        members[group_of(i)].push(i);
+    }
+    let mut data = vec![0i8; w.len()];
+    let mut alpha = vec![1.0f32; groups];
+    for (g, idx) in members.iter_mut().enumerate() {
+        idx.sort_by(|&a, &b| w[b].abs().total_cmp(&w[a].abs()));
+        let (mut sum, mut best, mut k_best) = (0f64, 0f64, 0usize);
+        for (k, &i) in idx.iter().enumerate() {
+            sum += w[i].abs() as f64;
+            let cos = sum / ((k + 1) as f64).sqrt();
+            if cos > best {
+                (best, k_best) = (cos, k + 1);
+            }
+        }
+        if k_best == 0 {
+            continue;
+        }
+        let a = idx[..k_best]
+            .iter()
+            .map(|&i| w[i].abs() as f64)
+            .sum::<f64>()
+            / k_best as f64;
+        alpha[g] = match fmt {
+            ScaleFormat::FixedPoint => a,
+            ScaleFormat::Pow2 => super::params::pow2_ceil(a),
+        } as f32;
+        for &i in &idx[..k_best] {
+            data[i] = if w[i] < 0.0 { -1 } else { 1 };
+        }
+    }
+    let scales: Vec<f32> = (0..channels)
+        .map(|c| alpha[if per_channel { c } else { 0 }])
+        .collect();
+    let (mut signal, mut noise) = (0f64, 0f64);
+    for (i, &x) in w.iter().enumerate() {
+        let s = scales[channel_of(i, w.len(), channels, layout)] as f64;
+        signal += (x as f64).powi(2);
+        noise += (x as f64 - data[i] as f64 * s).powi(2);
+    }
+    Ok(QuantWeights {
+        data,
+        scales,
+        sqnr_db: if noise == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (signal / noise).log10()
+        },
+    })
+}
+
 /// Analytic bias correction: adds to `bias[m]` the expected error the
 /// quantized weights `q` make, `Σ_k (w[m,k] - s_w[m]·q[m,k]) · E[x_k]`, with
 /// `means` the `[groups][k]` means of the vectors the weights multiply
@@ -326,6 +402,24 @@ mod tests {
         let mut bias = vec![0.0f32; 4];
         correct_bias(&mut bias, (&w, &q), (4, Layout::Cols, 1), &[1.0; 5]);
         assert_eq!(bias, vec![0.0; 4]);
+    }
+
+    /// TNT keeps the k largest magnitudes that maximize the cosine
+    /// similarity: two large weights and many small ones keep only the two,
+    /// with α their mean; equal magnitudes all stay.
+    #[test]
+    fn ternary_keeps_the_cosine_best_support() {
+        let w = [1.0f32, -0.9, 0.1, -0.05, 0.08, 0.02, 0.0, 0.01];
+        let q = ternarize(&w, 1, Layout::Rows, true, ScaleFormat::FixedPoint).unwrap();
+        assert_eq!(q.data, vec![1, -1, 0, 0, 0, 0, 0, 0]);
+        assert!((q.scales[0] - 0.95).abs() < 1e-6, "{:?}", q.scales);
+        // Two channels as columns of [k=3][m=2]: the second is flat.
+        let w = [0.5f32, -0.2, -0.01, 0.2, 0.02, -0.2];
+        let q = ternarize(&w, 2, Layout::Cols, true, ScaleFormat::FixedPoint).unwrap();
+        assert_eq!(q.data, vec![1, -1, 0, 1, 0, -1]);
+        assert!((q.scales[1] - 0.2).abs() < 1e-6, "{:?}", q.scales);
+        assert!(q.data.iter().all(|d| (-1..=1).contains(d)));
+        assert!(ternarize(&[f32::NAN], 1, Layout::Rows, true, ScaleFormat::Pow2).is_err());
     }
 
     #[test]
