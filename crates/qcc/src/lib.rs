@@ -2,6 +2,7 @@
 //! scripts and tests. `compile_file` = import → passes → codegen;
 //! [`CompileOptions::quantize`] turns on int8 quantization.
 
+pub mod auto;
 pub mod calibration;
 pub mod stats;
 

@@ -72,6 +72,9 @@ impl ShapeArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum QuantType {
     Int8,
+    /// Per-layer weight bits (8, 4, 2) chosen against --weight-budget or
+    /// --min-sqnr from each layer's measured sensitivity.
+    Auto,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,6 +157,19 @@ struct QuantArgs {
         requires = "quantize"
     )]
     ternary: Vec<String>,
+    /// With --quantize auto: most bytes of weights, e.g. 40KB, 1.5MB, or a
+    /// percentage of the 8-bit weights (55%).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = qcc::auto::parse_budget,
+        conflicts_with = "min_sqnr"
+    )]
+    weight_budget: Option<qcc::auto::Goal>,
+    /// With --quantize auto: least SQNR at the outputs, in dB (against the
+    /// float model on the calibration samples).
+    #[arg(long, value_name = "DB")]
+    min_sqnr: Option<f64>,
 }
 
 /// One `NODE=BITS` of `--bits` (BITS 2-8).
@@ -171,6 +187,36 @@ fn parse_layer_bits(s: &str) -> Result<(String, u32), String> {
 }
 
 impl QuantArgs {
+    /// The goal of `--quantize auto` (a usage error without one, or with one
+    /// and another `--quantize`).
+    fn auto_goal(&self) -> Result<Option<qcc::auto::Goal>, UsageError> {
+        let goal = match (self.weight_budget, self.min_sqnr) {
+            (Some(g), _) => Some(g),
+            (None, Some(db)) if db.is_finite() => Some(qcc::auto::Goal::MinSqnr(db)),
+            (None, Some(db)) => {
+                return Err(UsageError(format!("--min-sqnr {db} is not a number of dB")))
+            }
+            (None, None) => None,
+        };
+        match (self.quantize, goal) {
+            (Some(QuantType::Auto), None) => Err(UsageError(
+                "--quantize auto needs --weight-budget or --min-sqnr".into(),
+            )),
+            (Some(QuantType::Auto), Some(g)) => {
+                if !self.bits.is_empty() || !self.ternary.is_empty() || self.weight_bits != 8 {
+                    return Err(UsageError(
+                        "--quantize auto chooses the bits itself: drop --bits, --ternary and --weight-bits".into(),
+                    ));
+                }
+                Ok(Some(g))
+            }
+            (_, Some(_)) => Err(UsageError(
+                "--weight-budget and --min-sqnr go with --quantize auto".into(),
+            )),
+            (_, None) => Ok(None),
+        }
+    }
+
     fn options(&self) -> Option<QuantizeOptions> {
         self.quantize?;
         Some(QuantizeOptions {
@@ -330,6 +376,12 @@ fn check(model: &Path, shapes: &ShapeArgs) -> Result<ExitCode> {
 }
 
 fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs, q: &QuantArgs) -> Result<ExitCode> {
+    if q.auto_goal()?.is_some() {
+        return Err(UsageError(
+            "qcc dump takes no --quantize auto: compile with it, then dump with the --bits it chose".into(),
+        )
+        .into());
+    }
     let opts = CompileOptions {
         input_shapes: shapes.map(),
         const_inputs: shapes.consts(),
@@ -377,7 +429,8 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
         None => c_identifier(&stem),
     };
     let emit = |e| a.emit.contains(&e);
-    let opts = CompileOptions {
+    let auto_goal = a.quant.auto_goal()?;
+    let mut opts = CompileOptions {
         input_shapes: a.shapes.map(),
         const_inputs: a.shapes.consts(),
         codegen: qcc::CodegenOptions {
@@ -394,6 +447,16 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
     };
     // Unknown targets, CPUs and features fail before the model is read.
     qcc_codegen::resolve_target(&opts.codegen)?;
+    let auto = match auto_goal {
+        Some(goal) => {
+            let c = qcc::auto::choose(model, &opts, goal, &mut progress("choosing bits"))?;
+            if let Some(q) = opts.quantize.as_mut() {
+                q.config.layer_bits = c.layer_bits();
+            }
+            Some(c)
+        }
+        None => None,
+    };
     let (graph, cx) = qcc::optimize_file(model, &opts, None)?;
     let art = qcc::codegen(&graph, &opts.codegen)?;
     let quant_stats = match (a.stats, &opts.quantize) {
@@ -435,8 +498,17 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
         let onnx = qcc_onnx::export_model_bytes(&graph)?;
         files.push((path, onnx));
     }
+    if let Some(c) = &auto {
+        files.push((
+            output.with_extension("pareto.svg"),
+            qcc::auto::svg(c).into_bytes(),
+        ));
+    }
     check_output_paths(model, &files)?;
     write_all_or_nothing(&files)?;
+    if let Some(c) = &auto {
+        print!("{}", qcc::auto::render(c));
+    }
     if a.stats {
         print!("{}", qcc_codegen::stats::render(&art.stats, &art.target));
     }

@@ -250,7 +250,11 @@ fn measure(
 
 /// A sample as the quantized graph takes it: 8-bit inputs quantized with
 /// their parameters, float ones as they are.
-fn quantize_inputs(g: &Graph, inputs: &[Tensor], q: &[Option<QParams>]) -> Result<Vec<Tensor>> {
+pub(crate) fn quantize_inputs(
+    g: &Graph,
+    inputs: &[Tensor],
+    q: &[Option<QParams>],
+) -> Result<Vec<Tensor>> {
     inputs
         .iter()
         .zip(q)
@@ -278,7 +282,7 @@ fn quantize_inputs(g: &Graph, inputs: &[Tensor], q: &[Option<QParams>]) -> Resul
 }
 
 /// Real values of a tensor: f32 as is, 8-bit and i32 dequantized with `q`.
-fn dequantized(t: &Tensor, q: QParams) -> Option<Vec<f32>> {
+pub(crate) fn dequantized(t: &Tensor, q: QParams) -> Option<Vec<f32>> {
     Some(match t.data() {
         TensorData::F32(v) => v.clone(),
         TensorData::I8(v) => v.iter().map(|&x| dequantize(x as i32, q)).collect(),

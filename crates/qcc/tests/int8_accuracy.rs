@@ -255,3 +255,56 @@ fn w4a8_keeps_float_accuracy_within_a_point() {
     }
     assert!(m.sqnr > 17.0, "logits SQNR {:.1} dB < 17 dB", m.sqnr);
 }
+
+/// `--quantize auto` at 55% of the 8-bit weight bytes: within 1 point of
+/// float top-1, and better logits than uniform 4-bit weights (50%).
+#[test]
+fn auto_at_55_percent_beats_uniform_w4() {
+    let d = load();
+    let opts = qcc::CompileOptions {
+        quantize: Some(qcc::QuantizeOptions {
+            config: QuantConfig::default(),
+            data: qcc::CalibrationData::Path(digits_dir().join("calib.npy")),
+            progress: Default::default(),
+        }),
+        ..Default::default()
+    };
+    let c = qcc::auto::choose(
+        &digits_dir().join("model.onnx"),
+        &opts,
+        qcc::auto::Goal::BudgetPercent(55.0),
+        &mut |_, _| {},
+    )
+    .expect("auto");
+    let p = &c.points[c.chosen];
+    assert!(
+        p.weight_bytes as f64 <= 0.55 * c.int8_bytes as f64,
+        "{} of {}",
+        p.weight_bytes,
+        c.int8_bytes
+    );
+    let auto = measure_with(
+        &d,
+        QuantConfig {
+            layer_bits: c.layer_bits(),
+            ..QuantConfig::default()
+        },
+    );
+    let w4 = measure_with(
+        &d,
+        QuantConfig {
+            weight_bits: 4,
+            ..QuantConfig::default()
+        },
+    );
+    match check_within("auto 55%", &auto, 1.0) {
+        Ok(line) => eprintln!("{line} ({:?})", c.layer_bits()),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(
+        auto.sqnr > w4.sqnr + 1.0,
+        "auto {:.1} dB vs uniform 4-bit {:.1} dB",
+        auto.sqnr,
+        w4.sqnr
+    );
+}

@@ -493,3 +493,71 @@ fn bits_set_named_layers_only() {
         );
     }
 }
+
+/// `--quantize auto --weight-budget`: prints the measured frontier, marks a
+/// choice within the budget, writes the plot beside the object; an
+/// unreachable goal is a one-line error, a missing or misplaced goal a usage
+/// error.
+#[test]
+fn auto_meets_the_weight_budget() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits");
+    let (model, calib) = (root.join("model.onnx"), root.join("calib.npy"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qcc"))
+            .arg(&model)
+            .arg("-o")
+            .arg(dir.path().join("d.o"))
+            .arg("--calibration-data")
+            .arg(&calib)
+            .args(extra)
+            .output()
+            .expect("run qcc")
+    };
+    let o = run(&["--quantize", "auto", "--weight-budget", "55%", "--stats"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chosen = out
+        .lines()
+        .find(|l| l.starts_with('*'))
+        .unwrap_or_else(|| panic!("no chosen row:\n{out}"));
+    let pct: f64 = chosen
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(pct <= 55.0 && pct > 40.0, "{chosen}");
+    // The stats agree: some layer below 8 bits, the rest at 8.
+    assert!(out.contains(" 4/8 ") && out.contains(" 8/8 "), "{out}");
+    let svg = std::fs::read_to_string(dir.path().join("d.pareto.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    let o = run(&["--quantize", "auto", "--min-sqnr", "1000"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--min-sqnr") && err.lines().count() == 1,
+        "{err}"
+    );
+    for args in [
+        &["--quantize", "auto"][..],
+        &["--quantize", "int8", "--weight-budget", "40KB"],
+        &[
+            "--quantize",
+            "auto",
+            "--weight-budget",
+            "40KB",
+            "--bits",
+            "conv1=4",
+        ],
+        &["--quantize", "auto", "--weight-budget", "40 parsecs"],
+    ] {
+        let o = run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    }
+}
