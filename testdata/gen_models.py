@@ -664,6 +664,54 @@ def int4_weights():
     return model, inputs
 
 
+def qdq_int4_cnn():
+    """qdq_cnn's shape with ONNX's own 4-bit weights (opset 21): int4
+    weights behind DequantizeLinear, per output channel for the two Convs
+    (weights within ±7), per tensor for the Gemm head (within [-8, 7]),
+    int32 biases, int8 activations. qcc folds each pattern into an integer
+    kernel whose weights it stores two per byte."""
+    b = Builder(seed=22)
+
+    def four(base, values):
+        n = b.name(base)
+        b.inits.append(helper.make_tensor(n, TensorProto.INT4, values.shape, values.flatten().tolist()))
+        return n
+
+    def qdq(x, scale, zp):
+        s = b.const("s", np.array(scale, dtype=np.float32))
+        z = b.const("zp", np.array(zp, dtype=np.int8))
+        return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, z]), s, z])
+
+    def qconv(x, x_scale, cin, cout):
+        w = b.rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))
+        ws = (np.abs(w).reshape(cout, -1).max(axis=1) / 7).astype(np.float32)
+        wq = np.clip(np.round(w / ws[:, None, None, None]), -7, 7).astype(np.int64)
+        wz = four("wz", np.zeros(cout, np.int64))
+        wdq = b.op("DequantizeLinear", [four("wq", wq), b.const("ws", ws), wz], axis=0)
+        bs = (ws * x_scale).astype(np.float32)
+        bq = np.round(b.rng.uniform(-0.1, 0.1, cout) / bs).astype(np.int32)
+        bdq = b.op("DequantizeLinear", [b.const("bq", bq), b.const("bs", bs), b.const("bz", np.zeros(cout, np.int32))], axis=0)
+        return b.op("Conv", [x, wdq, bdq], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+    xs = 4.0 / 127
+    x = qdq("x", xs, 0)
+    a1 = qdq(b.op("Relu", [qconv(x, xs, 3, 16)]), 6.0 / 255, -128)
+    a2 = qdq(b.op("Relu", [qconv(a1, 6.0 / 255, 16, 16)]), 6.0 / 255, -128)
+    gap = qdq(b.op("GlobalAveragePool", [a2]), 0.02, -128)
+    fl = b.op("Flatten", [gap], axis=1)
+    w = b.rng.standard_normal((10, 16)) * 0.5
+    ws = np.float32(np.abs(w).max() / 7)
+    wq = np.clip(np.round(w / ws), -8, 7).astype(np.int64)
+    wdq = b.op("DequantizeLinear", [four("fq", wq), b.const("fs", ws), four("fz", np.zeros((), np.int64))])
+    fc = b.op("Gemm", [fl, wdq, b.uniform("fb", (10,), -0.1, 0.1)], transB=1)
+    s = b.const("s", np.float32(0.08))
+    z = b.const("zp", np.int8(0))
+    b.op("DequantizeLinear", [b.op("QuantizeLinear", [fc, s, z]), s, z], out="y")
+    m = b.model("qdq_int4_cnn", [f32("x", [1, 3, 12, 12])], [f32("y", [1, 10])], opset=21)
+    inputs = [b.rng.standard_normal((1, 3, 12, 12)).astype(np.float32)]
+    return m, inputs
+
+
 def ort_nbits(base, **options):
     """`base`'s model with its constant-weight MatMuls as onnxruntime's
     MatMulNBitsQuantizer writes them (com.microsoft MatMulNBits, 4-bit
@@ -730,6 +778,7 @@ CASES = {
     "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
     "ort_dyn_cnn": ort_dyn_cnn,
     "int4_weights": int4_weights,
+    "qdq_int4_cnn": qdq_int4_cnn,
     "ort_nbits_transformer": ort_nbits_transformer,
     "ort_nbits_transformer_zp": ort_nbits_transformer_zp,
     "matmul_integer_long_k": matmul_integer_long_k,

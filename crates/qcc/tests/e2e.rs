@@ -251,6 +251,7 @@ e2e_cases!(
     ort_dyn_mlp_u8,
     ort_dyn_cnn,
     int4_weights,
+    qdq_int4_cnn,
     ort_nbits_transformer,
     ort_nbits_transformer_zp,
     matmul_integer_long_k
