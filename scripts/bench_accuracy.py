@@ -14,7 +14,9 @@ What it does:
    - the float model under ONNX Runtime, and compiled by qcc without
      quantization;
    - qcc int8 for every `--calibration` method x `--scales` format (and
-     minmax with `--per-tensor`). Each configuration is compiled by the qcc
+     minmax with `--per-tensor`, and 7-bit weights); below 8 bits, uniform
+     4-, 3- and 2-bit weights, ternary layers (`--ternary`) and
+     `--quantize auto` at 55%, 50%, 35% and 25% of the 8-bit weight bytes. Each configuration is compiled by the qcc
      binary to an object file, linked with a small C program that runs every
      held-out image through it (the model has batch 1) and prints the argmax:
      the native code users get, not a simulation;
@@ -32,7 +34,8 @@ What it does:
 Prints markdown tables (top-1, agreement with the float model's top-1,
 SQNR of the logits against float on the held-out images, op counts) and
 whether the targets hold: each qcc int8 configuration within 0.3 points of
-float top-1 and no worse than the best ONNX Runtime configuration; qcc's
+float top-1 and no worse than the best ONNX Runtime configuration; W4A8 and
+auto at 55% within 1 point, auto at 55% above W4A8's logits SQNR; qcc's
 quantization ops at most half of ONNX Runtime's QDQ count on activations on
 every model (half of its total, which adds weight DequantizeLinear nodes,
 follows). `--check` exits 1 when a target is missed. Takes ~20 s once qcc
@@ -382,8 +385,6 @@ def main():
     configs = [(m, s, []) for m in METHODS for s in SCALES] + [
         ("minmax", "fixed-point", ["--per-tensor"]),
         ("minmax", "fixed-point", ["--weight-bits", "7"]),
-        ("minmax", "fixed-point", ["--weight-bits", "4"]),
-        ("minmax", "fixed-point", ["--weight-bits", "3"]),
     ]
     for method, scales, extra in configs:
         tag = f"int8-{method}-{scales}{''.join(extra)}".replace("=", "").replace("--", "-")
@@ -396,6 +397,29 @@ def main():
         if "--weight-bits" in extra:
             what += f", {extra[extra.index('--weight-bits') + 1]}-bit weights"
         rows.append(dict(what=what, method=method, scales=scales, logits=lg, ops=ops, qcc=True))
+
+    # Below 8 bits (minmax activations, fixed-point scales): (label, flags,
+    # target points from float or None, whether it must beat uniform 4-bit's
+    # logits SQNR).
+    low = [
+        ("uniform 4-bit weights (W4A8)", ["--quantize", "int8", "--weight-bits", "4"], 1.0, False),
+        ("uniform 3-bit weights", ["--quantize", "int8", "--weight-bits", "3"], None, False),
+        ("uniform 2-bit weights", ["--quantize", "int8", "--weight-bits", "2"], None, False),
+        ("conv2 ternary (TNT)", ["--quantize", "int8", "--ternary", "conv2"], None, False),
+        ("conv1, conv2 ternary (TNT)", ["--quantize", "int8", "--ternary", "conv1,conv2"], None, False),
+        ("auto, --weight-budget 55%", ["--quantize", "auto", "--weight-budget", "55%"], 1.0, True),
+        ("auto, --weight-budget 50%", ["--quantize", "auto", "--weight-budget", "50%"], None, False),
+        ("auto, --weight-budget 35%", ["--quantize", "auto", "--weight-budget", "35%"], None, False),
+        ("auto, --weight-budget 25%", ["--quantize", "auto", "--weight-budget", "25%"], None, False),
+    ]
+    low_rows = []
+    for label, flags, target, beat_w4 in low:
+        tag = "low-" + "".join(ch for ch in label if ch.isalnum())
+        log(tag)
+        lg, stats = qcc_logits(qcc, cc, work, tag, images, n, flags + ["--calibration-data", calib_path])
+        m = re.search(r"^chosen: (.*), (\d+) bytes of weights", stats, re.M)
+        wb = int(m.group(2)) if m else None
+        low_rows.append(dict(what=label, logits=lg, target=target, beat_w4=beat_w4, bytes=wb, chosen=m.group(1) if m else "-"))
 
     samples = [{"x": calib[i : i + 1]} for i in range(len(calib))]
     imported = []
@@ -423,6 +447,12 @@ def main():
         r["agree"] = int((pred == ref_pred).sum())
         r["sqnr"] = sqnr_db(ref, r["logits"])
     ort_best = max(r["correct"] for r in rows if r["what"].startswith("int8, ONNX Runtime QDQ"))
+    for r in low_rows:
+        pred = r["logits"].argmax(1)
+        r["correct"] = int((pred == y).sum())
+        r["agree"] = int((pred == ref_pred).sum())
+        r["sqnr"] = sqnr_db(ref, r["logits"])
+    w4_sqnr = low_rows[0]["sqnr"]
 
     print(f"## Top-1 on the digits held-out split ({n} images; calibration: 100 images of the training split)\n")
     print("| model | calibration | scales | top-1 | vs float (points) | same top-1 as float | logits SQNR vs float (dB) | quantization ops |")
@@ -433,6 +463,17 @@ def main():
         print(
             f"| {r['what']} | {r['method']} | {r['scales']} | {fmt_acc(r['correct'], n)} | {delta:+.2f} "
             f"| {r['agree']}/{n} | {sq} | {r['ops']} |"
+        )
+
+    print("\n## Below 8 bits (qcc native; 8-bit activations, minmax, fixed-point)\n")
+    print("| weights | top-1 | vs float (points) | same top-1 as float | logits SQNR vs float (dB) | auto's choice |")
+    print("|---|---|---|---|---|---|")
+    for r in low_rows:
+        delta = 100.0 * (r["correct"] - float_ok) / n
+        chosen = r["chosen"] if r["bytes"] is None else f"{r['chosen']} ({r['bytes']} B)"
+        print(
+            f"| {r['what']} | {fmt_acc(r['correct'], n)} | {delta:+.2f} | {r['agree']}/{n} "
+            f"| {r['sqnr']:.1f} | {chosen} |"
         )
 
     print("\n## ONNX Runtime's quantized digits models: compiled by qcc vs run by ONNX Runtime\n")
@@ -473,6 +514,17 @@ def main():
             f"- {r['what']}, {r['method']}, {r['scales']}: {'ok' if within and not_worse else 'MISSED'} "
             f"(within {TARGET_POINTS} points of float: {'yes' if within else 'no'}; "
             f"no worse than ONNX Runtime's best, {fmt_acc(ort_best, n)}: {'yes' if not_worse else 'no'})"
+        )
+    for r in low_rows:
+        if r["target"] is None:
+            continue
+        within = 100.0 * (float_ok - r["correct"]) / n <= r["target"] + 1e-9
+        beats = not r["beat_w4"] or r["sqnr"] > w4_sqnr
+        ok &= within and beats
+        extra = f"; logits SQNR above uniform 4-bit's {w4_sqnr:.1f} dB: {'yes' if beats else 'no'}" if r["beat_w4"] else ""
+        print(
+            f"- {r['what']}: {'ok' if within and beats else 'MISSED'} "
+            f"(within {r['target']} point of float: {'yes' if within else 'no'}{extra})"
         )
     print(f"- quantization ops at most half of ONNX Runtime's activation QDQ count on every model: {'ok' if ops_ok else 'MISSED'}")
     print(f"\nbench took {elapsed:.0f} s ({'release' if args.release else 'debug'} qcc, {cc})")
