@@ -410,8 +410,8 @@ fn avx2_maddubs_on_small_weights_matches_interpreter() {
 
 /// Weights within [-8, 7] (4-bit) are stored two per byte, within [-2, 1]
 /// (2-bit, ternary) four per byte, and unpacked per panel at run time: the
-/// same results as the interpreter on AVX2 (`vpmaddubsw`), baseline x86, and
-/// AArch64 with and without `sdot` under qemu; the object's QConv (`qw`) and
+/// same results as the interpreter on AVX2 (`vpmaddubsw`), baseline x86,
+/// AArch64 with and without `sdot` and ARMv7 under qemu; the object's QConv (`qw`) and
 /// QGemm (`qb`) weight tables are the packed ones.
 #[test]
 fn packed_weights_match_interpreter() {
@@ -447,6 +447,9 @@ fn packed_weights_match_interpreter() {
                 ..Default::default()
             };
             check_graphs(packed(), &tc, dotprod, &["-cpu", "max"], "sdot");
+        }
+        if let Some(tc) = cross("armv7-unknown-linux-gnueabihf") {
+            check_graphs(packed(), &tc, Options::default(), &[], "widen");
         }
     }
 }
