@@ -14,6 +14,7 @@ use super::{div_ceil, for_blocks};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::quant::const_i8_table;
 use crate::portable::TargetFacts;
+use inkwell::values::{IntValue, PointerValue};
 use qcc_ir::quant::Epilogue;
 use qcc_ir::DType;
 
@@ -115,6 +116,30 @@ pub fn emit<'ctx>(
         .ok_or_else(|| cx.unsupported("no scratch for the packed activations"))?;
     pack_acts(cx, p, a, s)?;
     let panel_bytes = k4 * mr * 4 * u.a_bytes();
+    // One microkernel call: row panel `mb` of the packed A against the
+    // column panel `np` of B, read at `b`.
+    let call = |cx: &mut KernelCx<'_, 'ctx>,
+                (mb, mrv): (IntValue<'ctx>, usize),
+                (np, nrv): (IntValue<'ctx>, usize),
+                b: PointerValue<'ctx>| {
+        let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
+        let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
+        let col = cx.mul_c(np, nr as i64)?;
+        let params = super::qukernel::tables_at(cx, &tables, col)?;
+        QCall {
+            k4: k4 as i64,
+            a: ap,
+            b,
+            ldb: (nr * 4) as i64,
+            c: cx.gep(DType::I8, crow, col)?,
+            ldc: n as i64,
+            params,
+            mr_valid: mrv,
+            nr_valid: nrv,
+            out: (epi.zero_point, epi.min, epi.max),
+        }
+        .emit(cx, f)
+    };
     let bits = p.stored_bits;
     if bits < 8 {
         // Column panels outside: each is unpacked once for every row panel.
@@ -124,47 +149,14 @@ pub fn emit<'ctx>(
         return for_blocks(cx, n, nr, |cx, np, nrv| {
             let packed = cx.gep(DType::I8, wt, cx.mul_c(np, stored)?)?;
             super::qconv::unpack_bits(cx, packed, buf, stored, bits, false)?;
-            let col = cx.mul_c(np, nr as i64)?;
-            let params = super::qukernel::tables_at(cx, &tables, col)?;
-            for_blocks(cx, m, mr, |cx, mb, mrv| {
-                let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
-                let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
-                QCall {
-                    k4: k4 as i64,
-                    a: ap,
-                    b: buf,
-                    ldb: (nr * 4) as i64,
-                    c: cx.gep(DType::I8, crow, col)?,
-                    ldc: n as i64,
-                    params,
-                    mr_valid: mrv,
-                    nr_valid: nrv,
-                    out: (epi.zero_point, epi.min, epi.max),
-                }
-                .emit(cx, f)
-            })
+            for_blocks(cx, m, mr, |cx, mb, mrv| call(cx, (mb, mrv), (np, nrv), buf))
         });
     }
     let wt = const_i8_table(cx, "mmm.qb", &bp);
     for_blocks(cx, m, mr, |cx, mb, mrv| {
-        let ap = cx.gep(DType::I8, s, cx.mul_c(mb, panel_bytes as i64)?)?;
-        let crow = cx.gep(DType::I8, out.ptr, cx.mul_c(mb, (mr * n) as i64)?)?;
         for_blocks(cx, n, nr, |cx, np, nrv| {
-            let col = cx.mul_c(np, nr as i64)?;
-            let params = super::qukernel::tables_at(cx, &tables, col)?;
-            QCall {
-                k4: k4 as i64,
-                a: ap,
-                b: cx.gep(DType::I8, wt, cx.mul_c(np, b_panel)?)?,
-                ldb: (nr * 4) as i64,
-                c: cx.gep(DType::I8, crow, col)?,
-                ldc: n as i64,
-                params,
-                mr_valid: mrv,
-                nr_valid: nrv,
-                out: (epi.zero_point, epi.min, epi.max),
-            }
-            .emit(cx, f)
+            let b = cx.gep(DType::I8, wt, cx.mul_c(np, b_panel)?)?;
+            call(cx, (mb, mrv), (np, nrv), b)
         })
     })
 }
