@@ -24,13 +24,15 @@
 
 use super::conv::{for_bounds, Walk, Window};
 use super::expect_inputs;
-use super::qgemm::{const_of, dot_rows, dot_shift, fold_bias, Row, DOT_BLOCK};
+use super::qgemm::{
+    const_of, dot_rows, dot_shift, fold_bias, pack_rows, packed_rows, Row, DOT_BLOCK,
+};
 use super::quant::{
-    chunk_width, const_i32_table, for_chunks, i32_wrapping, iadd, if_else, imul, isub, load_ext,
-    load_i16, max_centered, mul_i16, need_int8, Chan, EpiEmit, EpiParams,
+    chunk_width, const_i32_table, const_i8_table, for_chunks, i32_wrapping, iadd, if_else, imul,
+    isub, load_ext, load_i16, max_centered, mul_i16, need_int8, Chan, EpiEmit, EpiParams,
 };
 use crate::cx::{CgResult, KernelCx, Operand};
-use inkwell::values::IntValue;
+use inkwell::values::{IntValue, PointerValue};
 use inkwell::IntPredicate;
 use qcc_ir::infer::int8_range;
 use qcc_ir::{strides_of, DType, Node, Op};
@@ -191,7 +193,14 @@ pub fn emit<'ctx>(
     };
     let folded = fold_bias(cx, &wv, &bv, k_len, rx, zx, shift)?;
     if dot {
-        emit_dot(cx, &plan, x, w, &folded, zx, &e, out)
+        // Weights within [-8, 7] on bare metal: two per byte.
+        let wrows = if pack_rows(cx, &wv, x.dtype(), k_len as i64) {
+            let t = const_i8_table(cx, "qconv.w4", &packed_rows(&wv, k_len));
+            (t, k_len.div_ceil(2) as i64, true)
+        } else {
+            (w.ptr, k_len as i64, false)
+        };
+        emit_dot(cx, &plan, x, wrows, &folded, zx, &e, out)
     } else {
         // The rows schedule skips padded cells and subtracts zx per element:
         // the unfolded bias.
@@ -207,7 +216,7 @@ fn emit_dot<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     p: &Plan,
     x: &Operand<'_, 'ctx>,
-    w: &Operand<'_, 'ctx>,
+    (w_ptr, w_row, packed): (PointerValue<'ctx>, i64, bool),
     folded: &[i32],
     zx: i32,
     e: &EpiEmit<'ctx>,
@@ -308,6 +317,7 @@ fn emit_dot<'ctx>(
                     ptr: patch,
                     off: cx.i64(0),
                     dt: xdt,
+                    packed: false,
                 };
                 let block = |cx: &mut KernelCx<'_, 'ctx>, m0: IntValue<'ctx>, mb: usize| {
                     let gm0 = cx.add(cx.mul_c(g, p.mg as i64)?, m0)?;
@@ -318,9 +328,10 @@ fn emit_dot<'ctx>(
                         .iter()
                         .map(|&m| {
                             Ok(Row {
-                                ptr: w.ptr,
-                                off: cx.mul_c(m, k_len)?,
+                                ptr: w_ptr,
+                                off: cx.mul_c(m, w_row)?,
                                 dt: DType::I8,
+                                packed,
                             })
                         })
                         .collect::<CgResult<_>>()?;

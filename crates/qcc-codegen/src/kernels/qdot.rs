@@ -60,6 +60,12 @@ fn pick(cx: &KernelCx<'_, '_>, xdt: DType, len: i64) -> Option<Isa> {
 /// What `dot_rows` adds to every activation (`x ^ 0x80` flips i8 ↔ u8):
 /// +128 for i8 on VNNI, -128 for u8 on `sdot`, else 0. Callers fold
 /// `-shift * Σw` into the bias, i.e. fold with zero point `zx + shift`.
+/// Whether rows of `len` elements against `xdt` inputs take a dot-product
+/// instruction for their whole chunks ([`isa_chunks`]).
+pub(crate) fn has_isa(cx: &KernelCx<'_, '_>, xdt: DType, len: i64) -> bool {
+    pick(cx, xdt, len).is_some()
+}
+
 pub(crate) fn dot_shift(cx: &KernelCx<'_, '_>, xdt: DType, len: i64) -> i32 {
     match pick(cx, xdt, len) {
         Some(isa) if isa.native_x() != xdt => {

@@ -23,12 +23,85 @@ use qcc_ir::{DType, Node, Op};
 /// of the shared row feeds this many multiply-adds.
 pub(crate) const DOT_BLOCK: usize = 4;
 
-/// A contiguous row of 8-bit elements: `ptr[off..off + len]`.
+/// A contiguous row of 8-bit elements: `ptr[off..off + len]`; or, when
+/// `packed`, of signed 4-bit weights two per byte (`pack::pack_bits`) from
+/// byte `off` on.
 #[derive(Clone, Copy)]
 pub(crate) struct Row<'ctx> {
     pub ptr: PointerValue<'ctx>,
     pub off: IntValue<'ctx>,
     pub dt: DType,
+    pub packed: bool,
+}
+
+/// Whether a node whose int8 weights are `w` (rows of `len`) stores them two
+/// per byte on the direct loops: on bare-metal targets (where flash is what
+/// 4-bit weights are for and no microkernel packs them), weights within
+/// [-8, 7], rows without a dot-product instruction.
+pub(crate) fn pack_rows(cx: &KernelCx<'_, '_>, w: &[i64], xdt: DType, len: i64) -> bool {
+    cx.target.bare_metal
+        && cx.target.for_weights(w).stored_bits <= 4
+        && !super::qdot::has_isa(cx, xdt, len)
+}
+
+/// `rows` rows of `len` weights, each packed two per byte from a byte
+/// boundary (`ceil(len / 2)` bytes a row).
+pub(crate) fn packed_rows(w: &[i64], len: usize) -> Vec<i8> {
+    w.chunks(len.max(1))
+        .flat_map(|r| {
+            let bytes: Vec<i8> = r.iter().map(|&v| v as i8).collect();
+            crate::mmm::pack::pack_bits(&bytes, 4)
+        })
+        .collect()
+}
+
+/// [`dot_rows`] on packed weight rows: two k steps per byte, the low
+/// nibble first, sign-extended by shifts; an odd last k alone.
+fn dot_packed<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    x: Row<'ctx>,
+    ws: &[Row<'ctx>],
+    len: i64,
+    slot: &dyn Fn(&KernelCx<'_, 'ctx>, usize) -> CgResult<PointerValue<'ctx>>,
+) -> CgResult<()> {
+    let four = cx.i8_t().const_int(4, false);
+    let mac = |cx: &mut KernelCx<'_, 'ctx>, j: usize, xv: IntValue<'ctx>, w: IntValue<'ctx>| {
+        let w = cx.b.build_int_s_extend(w, cx.ctx.i16_type(), "")?;
+        let prod = mul_i16(cx, xv, w)?;
+        let p = slot(cx, j)?;
+        let a = cx.b.build_load(cx.i32_t(), p, "")?.into_int_value();
+        cx.b.build_store(p, iadd(cx, a, prod)?)?;
+        CgResult::Ok(())
+    };
+    let pairs = len / 2;
+    cx.for_range(0, pairs, |cx, q| {
+        let k = cx.mul_c(q, 2)?;
+        let x0 = load_i16(cx, x.dt, x.ptr, cx.add(x.off, k)?)?;
+        let x1 = load_i16(cx, x.dt, x.ptr, cx.add_c(cx.add(x.off, k)?, 1)?)?;
+        for (j, w) in ws.iter().enumerate() {
+            let b = cx
+                .load(DType::I8, w.ptr, cx.add(w.off, q)?)?
+                .into_int_value();
+            let lo = cx.b.build_left_shift(b, four, "")?;
+            let lo = cx.b.build_right_shift(lo, four, true, "")?;
+            let hi = cx.b.build_right_shift(b, four, true, "")?;
+            mac(cx, j, x0, lo)?;
+            mac(cx, j, x1, hi)?;
+        }
+        Ok(())
+    })?;
+    if len % 2 == 1 {
+        let x0 = load_i16(cx, x.dt, x.ptr, cx.add_c(x.off, len - 1)?)?;
+        for (j, w) in ws.iter().enumerate() {
+            let b = cx
+                .load(DType::I8, w.ptr, cx.add_c(w.off, pairs)?)?
+                .into_int_value();
+            let lo = cx.b.build_left_shift(b, four, "")?;
+            let lo = cx.b.build_right_shift(lo, four, true, "")?;
+            mac(cx, j, x0, lo)?;
+        }
+    }
+    Ok(())
 }
 
 /// `acc[j] = init[j] + Σ_{k < len} x[k] * w[j][k]` for every row `w[j]`
@@ -51,6 +124,21 @@ pub(crate) fn dot_rows<'ctx>(
     slots: PointerValue<'ctx>,
 ) -> CgResult<Vec<IntValue<'ctx>>> {
     let slot = |cx: &KernelCx<'_, 'ctx>, j: usize| cx.gep(DType::I32, slots, cx.i64(j as i64));
+    if ws.iter().any(|w| w.packed) {
+        if !ws.iter().all(|w| w.packed) || super::qdot::has_isa(cx, x.dt, len) {
+            return Err(cx.unsupported("internal: packed weight rows mixed with others"));
+        }
+        for (j, v) in init.iter().enumerate().take(ws.len()) {
+            cx.b.build_store(slot(cx, j)?, *v)?;
+        }
+        dot_packed(cx, x, ws, len, &slot)?;
+        return (0..ws.len())
+            .map(|j| {
+                let p = slot(cx, j)?;
+                Ok(cx.b.build_load(cx.i32_t(), p, "")?.into_int_value())
+            })
+            .collect();
+    }
     let shift = dot_shift(cx, x.dt, len);
     let (init, start) = isa_chunks(cx, x, ws, len, init)?;
     for (j, v) in init.iter().enumerate().take(ws.len()) {
@@ -170,8 +258,16 @@ pub fn emit<'ctx>(
     }
     let shift = dot_shift(cx, a.dtype(), k as i64);
     let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
-    let bt8: Vec<i8> = bt.iter().map(|&v| v as i8).collect();
-    let bt_ptr = const_i8_table(cx, "qgemm.bt", &bt8);
+    let packed = pack_rows(cx, &bt, a.dtype(), k as i64);
+    let (bt_ptr, row_bytes) = if packed {
+        (
+            const_i8_table(cx, "qgemm.bt4", &packed_rows(&bt, k)),
+            k.div_ceil(2) as i64,
+        )
+    } else {
+        let bt8: Vec<i8> = bt.iter().map(|&v| v as i8).collect();
+        (const_i8_table(cx, "qgemm.bt", &bt8), k as i64)
+    };
     let bias_ptr = const_i32_table(cx, "qgemm.bias", &folded);
     let slots = cx.stack_array(DType::I32, DOT_BLOCK as u64)?;
     let (ki, ni) = (k as i64, n as i64);
@@ -182,6 +278,7 @@ pub fn emit<'ctx>(
             ptr: a.ptr,
             off: cx.mul_c(i, ki)?,
             dt: adt,
+            packed: false,
         };
         let orow = cx.mul_c(i, ni)?;
         let block = |cx: &mut KernelCx<'_, 'ctx>, j0: IntValue<'ctx>, cols: usize| {
@@ -193,8 +290,9 @@ pub fn emit<'ctx>(
                 .map(|&j| {
                     Ok(Row {
                         ptr: bt_ptr,
-                        off: cx.mul_c(j, ki)?,
+                        off: cx.mul_c(j, row_bytes)?,
                         dt: DType::I8,
+                        packed,
                     })
                 })
                 .collect::<CgResult<_>>()?;

@@ -820,6 +820,8 @@ pub struct Int8Model {
     pub case: ManifestCase,
     /// `--scales`: `fixed-point` or `pow2`.
     pub scales: &'static str,
+    /// `--weight-bits` (8 by default).
+    pub weight_bits: u32,
     /// Graph input names, in order (for the calibration files).
     input_names: Vec<String>,
     samples: Vec<Vec<Tensor>>,
@@ -844,6 +846,16 @@ impl Int8Model {
         scales: &'static str,
         work: &Path,
     ) -> Result<(Int8Model, PathBuf, Vec<String>), String> {
+        Self::prepare_bits(case, scales, 8, work)
+    }
+
+    /// [`Self::prepare`] with `--weight-bits weight_bits`.
+    pub fn prepare_bits(
+        case: &ManifestCase,
+        scales: &'static str,
+        weight_bits: u32,
+        work: &Path,
+    ) -> Result<(Int8Model, PathBuf, Vec<String>), String> {
         let dir = repo_root().join("testdata").join(&case.name);
         let data = load_data_set(&data_set_dirs(&dir)?[0])?;
         let shapes = input_shapes_of(&case.flags)?;
@@ -861,6 +873,7 @@ impl Int8Model {
             label: format!("{}-int8-{scales}", case.name),
             case: case.clone(),
             scales,
+            weight_bits,
             input_names,
             samples,
             float_nodes: vec![],
@@ -879,6 +892,7 @@ impl Int8Model {
                         "pow2" => qcc::ScaleFormat::Pow2,
                         _ => qcc::ScaleFormat::FixedPoint,
                     },
+                    weight_bits,
                     ..qcc::QuantConfig::default()
                 },
                 data: qcc::CalibrationData::Path(calib.clone()),
@@ -956,6 +970,9 @@ impl Int8Model {
             .map(String::from),
         );
         flags.push(calib.display().to_string());
+        if self.weight_bits != 8 {
+            flags.extend(["--weight-bits".to_string(), self.weight_bits.to_string()]);
+        }
         Ok((model, flags))
     }
 
