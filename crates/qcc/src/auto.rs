@@ -3,7 +3,8 @@
 //!
 //! 1. The graph is calibrated once, with every layer's input moments (so
 //!    any layer may later drop below 8 bits), and the float graph's outputs
-//!    are taken on up to [`SAMPLES`] calibration samples.
+//!    are taken on up to [`SAMPLES`] calibration samples (fewer on large
+//!    models, down to [`MIN_SAMPLES`], by a multiply-accumulate budget).
 //! 2. Sensitivity: for each Conv/Gemm/MatMul layer and each lower width
 //!    ([`WIDTHS`]), the rest of the pipeline runs with only that layer
 //!    lowered and the interpreter measures the outputs' SQNR against float;
@@ -30,8 +31,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Calibration samples the outputs' SQNR is measured on.
+/// Calibration samples the outputs' SQNR is measured on, at most.
 pub const SAMPLES: usize = 32;
+/// ... and at least (when the calibration set has them).
+pub const MIN_SAMPLES: usize = 2;
+/// Interpreter multiply-accumulates all measurements together may take
+/// before the samples are cut below [`SAMPLES`].
+const MAC_BUDGET: f64 = 2e10;
 /// Frontier points measured for the table and plot (besides the chosen).
 pub const SPREAD: usize = 10;
 /// Resolution of the weight bytes in the frontier search.
@@ -72,6 +78,8 @@ pub struct Choice {
     pub int8_bytes: usize,
     /// Layers the choice covers.
     pub layers: usize,
+    /// Calibration samples each point was measured on.
+    pub samples: usize,
 }
 
 impl Choice {
@@ -131,6 +139,8 @@ struct Layer {
     name: String,
     weights: usize,
     depthwise: bool,
+    /// Multiply-accumulates per sample.
+    macs: usize,
 }
 
 impl Layer {
@@ -158,17 +168,8 @@ fn setup(model: &Path, opts: &CompileOptions) -> Result<Setup> {
         .context("--quantize auto needs calibration data")?;
     let g0 = crate::import_with(model, &opts.import_options())?;
     let mut cx = pass_context(&g0, Some(q))?;
-    let samples: Vec<Vec<Tensor>> = cx.calibration.iter().take(SAMPLES).cloned().collect();
     let mut float = g0.clone();
     crate::optimize(&mut float, None)?;
-    let reference = samples
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            qcc_interp::run(&float, s)
-                .with_context(|| format!("--quantize auto: float graph on calibration sample #{i}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
     // Calibrate once with every layer's moments: all of them "below 8".
     if let Some(c) = cx.quant.as_mut() {
         c.weight_bits = WIDTHS[WIDTHS.len() - 1];
@@ -202,16 +203,42 @@ fn setup(model: &Path, opts: &CompileOptions) -> Result<Setup> {
                 Op::Conv(a) => a.group > 1 && g.value_type(w).shape.get(1) == Some(&1),
                 _ => false,
             };
+            // Multiply-accumulates: each output reads weights / channels.
+            let wn = g.value_type(w).numel();
+            let out = &n.outputs[0];
+            let channels = match &n.op {
+                Op::Conv(_) => g.value_type(w).shape.first().copied(),
+                _ => out.shape.last().copied(),
+            }
+            .unwrap_or(1)
+            .max(1);
             Some(Layer {
                 name: n.name.clone(),
-                weights: g.value_type(w).numel(),
+                weights: wn,
                 depthwise,
+                macs: out.numel() * (wn / channels),
             })
         })
         .collect::<Vec<_>>();
     if layers.is_empty() {
         bail!("--quantize auto: the model has no Conv, Gemm or MatMul with constant weights");
     }
+    // Samples per measurement: up to SAMPLES, fewer on large models so the
+    // interpreter's work over every trial stays near MAC_BUDGET (at least
+    // MIN_SAMPLES); the same count on every machine.
+    let macs: f64 = layers.iter().map(|l| l.macs as f64).sum::<f64>().max(1.0);
+    let trials = (2 + layers.len() * (WIDTHS.len() - 1) + SPREAD) as f64;
+    let fit = (MAC_BUDGET / (trials * macs)).floor() as usize;
+    let count = fit.clamp(MIN_SAMPLES, SAMPLES).min(cx.calibration.len());
+    let samples: Vec<Vec<Tensor>> = cx.calibration.iter().take(count).cloned().collect();
+    let reference = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            qcc_interp::run(&float, s)
+                .with_context(|| format!("--quantize auto: float graph on calibration sample #{i}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Setup {
         g,
         cx,
@@ -411,6 +438,7 @@ pub fn choose(
         goal,
         int8_bytes: int8,
         layers: n,
+        samples: s.samples.len(),
     })
 }
 
@@ -471,7 +499,8 @@ pub fn render(c: &Choice) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "--quantize auto: measured points of the frontier (outputs' SQNR against float on up to {SAMPLES} calibration samples)"
+        "--quantize auto: measured points of the frontier (outputs' SQNR against float on {} calibration samples)",
+        c.samples
     );
     let _ = writeln!(
         out,
@@ -615,6 +644,7 @@ mod tests {
             name: n.into(),
             weights: w,
             depthwise: false,
+            macs: 0,
         });
         let cost = [
             HashMap::from([(8, 0.0), (4, 0.001), (2, 0.1)]),
@@ -652,6 +682,7 @@ mod tests {
             name: "c".into(),
             weights: 9,
             depthwise: false,
+            macs: 0,
         };
         assert_eq!(
             (l.bytes(8), l.bytes(4), l.bytes(3), l.bytes(2)),
