@@ -27,7 +27,9 @@
 //! `cx.modules` from `fuse-modules`, and at least one sample in
 //! `cx.calibration`, each one finite f32 tensor per graph input (errors
 //! otherwise). Guarantees: `cx.ranges` and `cx.value_stats` have an entry
-//! for every recorded value; every range contains 0. The graph is unchanged.
+//! for every recorded value; every range contains 0; `cx.layer_inputs` has
+//! the input moments (`quantize::moments`) of every module whose weights go
+//! below 8 bits, gathered in the first sweep. The graph is unchanged.
 
 use crate::context::{CalibrationMethod, Range, ValueStats};
 use crate::quantize::moments::{self, Gatherer};
