@@ -73,33 +73,32 @@ fn dot_packed<'ctx>(
         cx.b.build_store(p, iadd(cx, a, prod)?)?;
         CgResult::Ok(())
     };
-    let pairs = len / 2;
-    cx.for_range(0, pairs, |cx, q| {
-        let k = cx.mul_c(q, 2)?;
-        let x0 = load_i16(cx, x.dt, x.ptr, cx.add(x.off, k)?)?;
-        let x1 = load_i16(cx, x.dt, x.ptr, cx.add_c(cx.add(x.off, k)?, 1)?)?;
+    // Byte `q` of every row against x[2q] (low nibble) and, when `both`,
+    // x[2q + 1] (high nibble).
+    let step = |cx: &mut KernelCx<'_, 'ctx>, q: IntValue<'ctx>, both: bool| {
+        let k = cx.add(x.off, cx.mul_c(q, 2)?)?;
+        let x0 = load_i16(cx, x.dt, x.ptr, k)?;
+        let x1 = if both {
+            Some(load_i16(cx, x.dt, x.ptr, cx.add_c(k, 1)?)?)
+        } else {
+            None
+        };
         for (j, w) in ws.iter().enumerate() {
             let b = cx
                 .load(DType::I8, w.ptr, cx.add(w.off, q)?)?
                 .into_int_value();
             let lo = cx.b.build_left_shift(b, four, "")?;
-            let lo = cx.b.build_right_shift(lo, four, true, "")?;
-            let hi = cx.b.build_right_shift(b, four, true, "")?;
-            mac(cx, j, x0, lo)?;
-            mac(cx, j, x1, hi)?;
+            mac(cx, j, x0, cx.b.build_right_shift(lo, four, true, "")?)?;
+            if let Some(x1) = x1 {
+                mac(cx, j, x1, cx.b.build_right_shift(b, four, true, "")?)?;
+            }
         }
-        Ok(())
-    })?;
+        CgResult::Ok(())
+    };
+    let pairs = len / 2;
+    cx.for_range(0, pairs, |cx, q| step(cx, q, true))?;
     if len % 2 == 1 {
-        let x0 = load_i16(cx, x.dt, x.ptr, cx.add_c(x.off, len - 1)?)?;
-        for (j, w) in ws.iter().enumerate() {
-            let b = cx
-                .load(DType::I8, w.ptr, cx.add_c(w.off, pairs)?)?
-                .into_int_value();
-            let lo = cx.b.build_left_shift(b, four, "")?;
-            let lo = cx.b.build_right_shift(lo, four, true, "")?;
-            mac(cx, j, x0, lo)?;
-        }
+        step(cx, cx.i64(pairs), false)?;
     }
     Ok(())
 }
