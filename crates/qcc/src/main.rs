@@ -128,8 +128,8 @@ struct QuantArgs {
     /// Element type of the model's inputs and outputs; int8 exposes quantized I/O.
     #[arg(long, value_enum, default_value = "f32", requires = "quantize")]
     io: IoType,
-    /// Bits of the symmetric weight range (2-8; stored in int8). 7 runs
-    /// exactly on AVX2's faster `vpmaddubsw` kernels.
+    /// Bits of the symmetric weight range (2-8; 3-4 bits are stored two per
+    /// byte, 2 bits four). 7 runs exactly on AVX2's faster `vpmaddubsw` kernels.
     #[arg(
         long,
         value_name = "BITS",
