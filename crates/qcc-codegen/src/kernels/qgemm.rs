@@ -37,15 +37,17 @@ pub(crate) struct Row<'ctx> {
 /// Whether a node whose int8 weights are `w` (rows of `len`) stores them two
 /// per byte on the direct loops: on bare-metal targets (where flash is what
 /// 4-bit weights are for and no microkernel packs them), weights within
-/// [-8, 7], rows without a dot-product instruction.
+/// [-8, 7], rows of an even length (every byte holds two k steps) without a
+/// dot-product instruction.
 pub(crate) fn pack_rows(cx: &KernelCx<'_, '_>, w: &[i64], xdt: DType, len: i64) -> bool {
     cx.target.bare_metal
+        && len % 2 == 0
         && cx.target.for_weights(w).stored_bits <= 4
         && !super::qdot::has_isa(cx, xdt, len)
 }
 
-/// `rows` rows of `len` weights, each packed two per byte from a byte
-/// boundary (`ceil(len / 2)` bytes a row).
+/// Rows of `len` weights, each packed two per byte from a byte boundary
+/// (`ceil(len / 2)` bytes a row).
 pub(crate) fn packed_rows(w: &[i64], len: usize) -> Vec<i8> {
     w.chunks(len.max(1))
         .flat_map(|r| {
@@ -55,8 +57,8 @@ pub(crate) fn packed_rows(w: &[i64], len: usize) -> Vec<i8> {
         .collect()
 }
 
-/// [`dot_rows`] on packed weight rows: two k steps per byte, the low
-/// nibble first, sign-extended by shifts; an odd last k alone.
+/// [`dot_rows`] on packed weight rows of an even `len` ([`pack_rows`]): two
+/// k steps per byte, the low nibble first, sign-extended by shifts.
 fn dot_packed<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     x: Row<'ctx>,
@@ -64,6 +66,9 @@ fn dot_packed<'ctx>(
     len: i64,
     slot: &dyn Fn(&KernelCx<'_, 'ctx>, usize) -> CgResult<PointerValue<'ctx>>,
 ) -> CgResult<()> {
+    if len % 2 != 0 {
+        return Err(cx.unsupported("internal: packed weight rows of an odd length"));
+    }
     let four = cx.i8_t().const_int(4, false);
     let mac = |cx: &mut KernelCx<'_, 'ctx>, j: usize, xv: IntValue<'ctx>, w: IntValue<'ctx>| {
         let w = cx.b.build_int_s_extend(w, cx.ctx.i16_type(), "")?;
@@ -73,34 +78,21 @@ fn dot_packed<'ctx>(
         cx.b.build_store(p, iadd(cx, a, prod)?)?;
         CgResult::Ok(())
     };
-    // Byte `q` of every row against x[2q] (low nibble) and, when `both`,
-    // x[2q + 1] (high nibble).
-    let step = |cx: &mut KernelCx<'_, 'ctx>, q: IntValue<'ctx>, both: bool| {
+    // Byte `q` of every row against x[2q] (low nibble) and x[2q + 1] (high).
+    cx.for_range(0, len / 2, |cx, q| {
         let k = cx.add(x.off, cx.mul_c(q, 2)?)?;
         let x0 = load_i16(cx, x.dt, x.ptr, k)?;
-        let x1 = if both {
-            Some(load_i16(cx, x.dt, x.ptr, cx.add_c(k, 1)?)?)
-        } else {
-            None
-        };
+        let x1 = load_i16(cx, x.dt, x.ptr, cx.add_c(k, 1)?)?;
         for (j, w) in ws.iter().enumerate() {
             let b = cx
                 .load(DType::I8, w.ptr, cx.add(w.off, q)?)?
                 .into_int_value();
             let lo = cx.b.build_left_shift(b, four, "")?;
             mac(cx, j, x0, cx.b.build_right_shift(lo, four, true, "")?)?;
-            if let Some(x1) = x1 {
-                mac(cx, j, x1, cx.b.build_right_shift(b, four, true, "")?)?;
-            }
+            mac(cx, j, x1, cx.b.build_right_shift(b, four, true, "")?)?;
         }
-        CgResult::Ok(())
-    };
-    let pairs = len / 2;
-    cx.for_range(0, pairs, |cx, q| step(cx, q, true))?;
-    if len % 2 == 1 {
-        step(cx, cx.i64(pairs), false)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// `acc[j] = init[j] + Σ_{k < len} x[k] * w[j][k]` for every row `w[j]`
