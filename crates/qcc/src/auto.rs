@@ -73,7 +73,6 @@ pub struct Choice {
     /// The measured points, from the most bytes.
     pub points: Vec<Point>,
     pub chosen: usize,
-    pub goal: Goal,
     /// Weight bytes with every layer at 8 bits.
     pub int8_bytes: usize,
     /// Layers the choice covers.
@@ -353,10 +352,11 @@ pub fn choose(
         .map(|(bits, added)| point(&bits, added))
         .collect();
     let int8 = s.layers.iter().map(|l| l.bytes(8)).sum::<usize>();
-    let budget = match goal {
-        Goal::Budget(b) => Some(b),
-        Goal::BudgetPercent(p) => Some((int8 as f64 * p / 100.0) as usize),
-        Goal::MinSqnr(_) => None,
+    // A byte budget, or the least SQNR.
+    let target = match goal {
+        Goal::Budget(b) => Ok(b),
+        Goal::BudgetPercent(p) => Ok((int8 as f64 * p / 100.0) as usize),
+        Goal::MinSqnr(t) => Err(t),
     };
     // Points to measure: an even spread for the table, then the goal's.
     let mut measured: Vec<Point> = vec![];
@@ -383,8 +383,8 @@ pub fn choose(
         measure(&frontier[i], &mut measured)?;
         tick(progress);
     }
-    let chosen = match (budget, goal) {
-        (Some(b), _) => {
+    let chosen = match target {
+        Ok(b) => {
             // The predicted best within the budget, then the best measured.
             let fits: Vec<&Point> = frontier.iter().filter(|p| p.weight_bytes <= b).collect();
             let Some(best) = fits
@@ -402,7 +402,7 @@ pub fn choose(
                 .max_by(|&x, &y| measured[x].measured_db.total_cmp(&measured[y].measured_db))
                 .context("internal: nothing measured within the budget")?
         }
-        (None, Goal::MinSqnr(t)) => {
+        Err(t) => {
             // The smallest predicted to reach it, then larger ones until
             // one measures it.
             let mut found = None;
@@ -423,7 +423,6 @@ pub fn choose(
                 ),
             }
         }
-        (None, _) => unreachable!("a goal without a budget is a minimum SQNR"),
     };
     progress(total, total);
     let chosen_bits = measured[chosen].layer_bits.clone();
@@ -435,7 +434,6 @@ pub fn choose(
     Ok(Choice {
         points: measured,
         chosen,
-        goal,
         int8_bytes: int8,
         layers: n,
         samples: s.samples.len(),
