@@ -260,9 +260,11 @@ fn transposed_battery() -> (Graph, Vec<Tensor>) {
 }
 
 /// Float depthwise convolutions (the f32 depthwise kernel, `mmm/dw.rs`):
-/// strides 1 to 3, dilation, asymmetric padding, channel multipliers, 1-D,
-/// a batch of two, rows with a vector tail and rows shorter than a vector,
-/// plain, clamped and with a residual.
+/// strides 1 to 3 (column stride 2 on the two-phase copy: plain, dilated,
+/// with a multiplier, 1-D, rows a vector and more wide), dilation,
+/// asymmetric padding, channel multipliers, 1-D, a batch of two, rows with
+/// a vector tail and rows shorter than a vector, plain, clamped and with a
+/// residual.
 fn depthwise_battery() -> (Graph, Vec<Tensor>) {
     // (channels, multiplier, kernel, stride, dilation, pads (begin, end), size, rank, batch)
     type Case = (
@@ -276,8 +278,11 @@ fn depthwise_battery() -> (Graph, Vec<Tensor>) {
         usize,
         usize,
     );
-    let cases: [Case; 8] = [
+    let cases: [Case; 11] = [
         (8, 1, 3, 1, 1, (1, 1), 19, 2, 1),
+        (5, 1, 3, 2, 2, (2, 2), 30, 2, 1),
+        (4, 2, 5, 2, 1, (2, 1), 24, 2, 1),
+        (3, 1, 3, 2, 1, (1, 1), 70, 1, 1),
         (6, 1, 3, 2, 1, (1, 1), 37, 2, 2),
         (5, 2, 5, 1, 1, (2, 2), 12, 2, 1),
         (4, 1, 3, 3, 2, (2, 1), 40, 2, 1),

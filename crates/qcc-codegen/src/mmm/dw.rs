@@ -10,11 +10,13 @@
 //! stride `s`, `s·VL` floats and a shuffle keeping every `s`-th) and one
 //! fused multiply-add; the residual (ConvAdd) and the clamp end each vector,
 //! and the last vector of a row loads and stores under a constant mask.
-//! (`mmm::dw_plan` sends only unit-stride convolutions here; the others stay
-//! on the direct loops of `kernels::conv`.)
+//! A column stride of 2 splits the padded plane once more into its even
+//! and odd columns (`QDwPlan::phases`), so that every tap is one contiguous
+//! load again. (`mmm::dw_plan` sends column strides 1 and 2 here; the
+//! others stay on the direct loops of `kernels::conv`.)
 
 use super::qconv::pad_planes_of;
-use super::qdw::{lane_mask, store_lanes, tap, QDwPlan};
+use super::qdw::{lane_mask, store_lanes, tap, to_f32_phased, QDwPlan};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::const_f32_table;
 use crate::CodegenError;
@@ -44,6 +46,12 @@ pub fn emit<'ctx>(
     let s = cx
         .scratch
         .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;
+    // Column stride 2: the taps read the two-phase copy, after the plane.
+    let phased = if p.phases > 1 {
+        Some(cx.gep_bytes(s, p.plane_bytes() as i64)?)
+    } else {
+        None
+    };
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let vl = p.vl as u32;
     let clamp = [
@@ -55,6 +63,9 @@ pub fn emit<'ctx>(
             let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
             let xc = cx.gep_f32(x.ptr, cx.mul_c(plane, hw)?)?;
             pad_planes_of(cx, 4, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, 0)?;
+            if let Some(sf) = phased {
+                to_f32_phased(cx, p, s, sf, true)?;
+            }
             cx.for_range(0, p.mult as i64, |cx, j| {
                 let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
                 let oplane = cx.add(cx.mul_c(bi, oc as i64)?, o)?;
@@ -67,7 +78,7 @@ pub fn emit<'ctx>(
                     .collect::<CgResult<_>>()?;
                 let row = Row {
                     p,
-                    s,
+                    s: phased.unwrap_or(s),
                     ws: &ws,
                     bias: cx.splat(cx.load_f32(bt, o)?.into(), vl)?,
                     clamp,

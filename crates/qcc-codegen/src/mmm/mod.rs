@@ -411,9 +411,11 @@ pub fn qdw_plan(
 /// The plan of a float depthwise convolution `node` (Conv, ConvClamp or
 /// ConvAdd with one input channel per group, constant weights and bias)
 /// when it runs on the f32 depthwise kernel (`dw.rs`; not on bare metal,
-/// which has no scratch to spare). Unit strides only: with stride 2 the
-/// padded copy moves four times the output and measured slower than the
-/// direct loops. The kernel and the memory plan both ask this function.
+/// which has no scratch to spare). Strides 1 and 2: a column stride of 2
+/// reads a two-phase copy of the padded plane (3×3 stride 2, 96 channels
+/// at 112², side by side on Zen 3: 632 µs on the direct loops, 411 µs;
+/// ONNX Runtime 566 µs). The kernel and the memory plan both ask this
+/// function.
 pub fn dw_plan(
     node: &qcc_ir::Node,
     x: &qcc_ir::TensorType,
@@ -426,7 +428,7 @@ pub fn dw_plan(
     if facts.bare_metal || facts.simd == Simd::Scalar {
         return None;
     }
-    if a.strides.iter().any(|&s| s != 1) {
+    if a.strides.iter().any(|&s| s > 2) {
         return None;
     }
     qdw::QDwPlan::new(a, &x.shape, &w.shape, &out.shape, facts, 4)

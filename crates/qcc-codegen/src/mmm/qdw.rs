@@ -109,7 +109,11 @@ impl QDwPlan {
             && !vnni
             && matches!(facts.simd, Simd::Avx2 | Simd::Avx512)
             && kh * kw * 255 * 128 < 1 << 24;
-        let phases = if f32_taps && stride.1 == 2 { 2 } else { 1 };
+        let phases = if (f32_taps || elem == 4) && stride.1 == 2 {
+            2
+        } else {
+            1
+        };
         // Each phase row holds whole vectors of 16 (`to_f32_phased`) and
         // reaches `div_ceil(ow, vl) · vl + (kw-1)·dw / 2` like `wps` does.
         let frs = match phases {
@@ -131,17 +135,21 @@ impl QDwPlan {
     }
 
     /// Bytes of the padded plane (a whole number of cache lines; with two
-    /// phases, or the 64-byte loads of `vnni`, one line more, which the
-    /// last row's conversion or loads may read).
-    fn plane_bytes(&self) -> usize {
-        let slack = if self.phases > 1 || self.vnni { 64 } else { 0 };
+    /// phases, or the 64-byte loads of `vnni`, more lines, which the last
+    /// row's phase split, 32 elements at a time, or loads may read).
+    pub(super) fn plane_bytes(&self) -> usize {
+        let slack = if self.phases > 1 || self.vnni {
+            (36 * self.elem).next_multiple_of(64)
+        } else {
+            0
+        };
         (self.hp * self.wps * self.elem + slack).next_multiple_of(64)
     }
 
     /// Workspace scratch the node needs (the padded plane, and its float
-    /// copy with `f32_taps`), in bytes.
+    /// copy with `f32_taps` or its two-phase copy), in bytes.
     pub fn scratch_bytes(&self) -> usize {
-        let float = if self.f32_taps {
+        let float = if self.f32_taps || self.phases > 1 {
             (self.phases * self.hp * self.frs).next_multiple_of(16) * 4
         } else {
             0
@@ -476,12 +484,12 @@ fn to_f32<'ctx>(
     })
 }
 
-/// The padded int8 plane (`hp` rows of `wps`) as the two-phase float plane
-/// of `p` (`phases == 2`): row `r`'s even columns at `r · frs`, its odd
-/// ones at `(hp + r) · frs`, 32 bytes (16 of each) at a time. The last
-/// chunk of a row reads past it (into the next row, or the plane's slack):
-/// those columns are never a valid output's tap.
-fn to_f32_phased<'ctx>(
+/// The padded int8 (or, `p.elem == 4`, f32) plane (`hp` rows of `wps`) as
+/// the two-phase float plane of `p` (`phases == 2`): row `r`'s even columns
+/// at `r · frs`, its odd ones at `(hp + r) · frs`, 32 elements (16 of each)
+/// at a time. The last chunk of a row reads past it (into the next row, or
+/// the plane's slack): those columns are never a valid output's tap.
+pub(super) fn to_f32_phased<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     p: &QDwPlan,
     src: PointerValue<'ctx>,
@@ -489,21 +497,27 @@ fn to_f32_phased<'ctx>(
     signed: bool,
 ) -> CgResult<()> {
     const V: u32 = 16;
+    let float = p.elem == 4;
     let (bt, it, ft) = (
-        cx.i8_t().vec_type(2 * V),
+        if float {
+            cx.f32_t().vec_type(2 * V)
+        } else {
+            cx.i8_t().vec_type(2 * V)
+        },
         cx.i32_t().vec_type(V),
         cx.f32_t().vec_type(V),
     );
+    let elem = if float { DType::F32 } else { DType::I8 };
     let even: Vec<u32> = (0..V).map(|j| 2 * j).collect();
     let odd: Vec<u32> = (0..V).map(|j| 2 * j + 1).collect();
     let odd_at = (p.hp * p.frs) as i64;
     cx.for_range(0, p.hp as i64, |cx, r| {
-        let srow = cx.gep(DType::I8, src, cx.mul_c(r, p.wps as i64)?)?;
+        let srow = cx.gep(elem, src, cx.mul_c(r, p.wps as i64)?)?;
         let drow = cx.gep_f32(dst, cx.mul_c(r, p.frs as i64)?)?;
         cx.for_range(0, (p.frs / V as usize) as i64, |cx, k| {
             let at = cx.mul_c(k, V as i64)?;
             let l =
-                cx.b.build_load(bt, cx.gep(DType::I8, srow, cx.mul_c(at, 2)?)?, "")?;
+                cx.b.build_load(bt, cx.gep(elem, srow, cx.mul_c(at, 2)?)?, "")?;
             if let Some(i) = l.as_instruction_value() {
                 i.set_alignment(1)
                     .map_err(|e| CodegenError::Llvm(e.to_string()))?;
@@ -511,12 +525,16 @@ fn to_f32_phased<'ctx>(
             let b = l.into_vector_value();
             for (idx, off) in [(&even, 0), (&odd, odd_at)] {
                 let half = cx.shuffle(b, bt.get_undef(), idx)?;
-                let w = if signed {
-                    cx.b.build_int_s_extend(half, it, "")?
+                let f = if float {
+                    half
                 } else {
-                    cx.b.build_int_z_extend(half, it, "")?
+                    let w = if signed {
+                        cx.b.build_int_s_extend(half, it, "")?
+                    } else {
+                        cx.b.build_int_z_extend(half, it, "")?
+                    };
+                    cx.b.build_signed_int_to_float(w, ft, "")?
                 };
-                let f = cx.b.build_signed_int_to_float(w, ft, "")?;
                 let st = cx.b.build_store(cx.gep_f32(drow, cx.add_c(at, off)?)?, f)?;
                 st.set_alignment(4)
                     .map_err(|e| CodegenError::Llvm(e.to_string()))?;
