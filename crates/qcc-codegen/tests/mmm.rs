@@ -192,14 +192,15 @@ fn clamp_applies_after_the_last_k_block() {
 /// Convolutions with few output positions and many output channels, the
 /// shapes that run the GEMM transposed (positions as microkernel rows, the
 /// `.c` microkernels, `Cᵀ` in scratch): 7×7 and 5×5 maps, a 1-D one, the
-/// 1×1 direct case (with enough output channels, positions packed into
-/// panels per K block: one block, and three with a partial last position
-/// panel), a channel count past the tile, groups, a clamp, and K split into
-/// blocks.
+/// 1×1 direct case, a channel count past the tile, groups, a clamp, and K
+/// split into blocks. With at least four weight panels the positions are
+/// packed into panels per K block (one block, and three with a partial
+/// last position panel); with fewer (the last two cases, direct and not)
+/// the microkernel reads them in place.
 fn transposed_battery() -> (Graph, Vec<Tensor>) {
     // (cin, cout, group, kernel, stride, pad, input size, rank)
     type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
-    let cases: [Case; 9] = [
+    let cases: [Case; 11] = [
         (64, 64, 1, 3, 1, 1, 7, 2),
         (48, 100, 1, 3, 2, 1, 13, 2),
         (160, 96, 1, 1, 1, 0, 7, 2),
@@ -209,6 +210,8 @@ fn transposed_battery() -> (Graph, Vec<Tensor>) {
         (130, 64, 1, 3, 1, 1, 7, 2),
         (128, 64, 1, 1, 1, 0, 14, 2),
         (600, 80, 1, 1, 1, 0, 7, 2),
+        (64, 48, 1, 3, 1, 0, 7, 2),
+        (160, 32, 1, 1, 1, 0, 7, 2),
     ];
     let mut g = Graph::new("transposed");
     let mut feed = vec![];

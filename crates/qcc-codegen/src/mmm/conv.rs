@@ -32,12 +32,14 @@
 //! rows (X̂ read in place column-major, [`ALayout::Cols`]) and output
 //! channels as its vector columns (weights packed as `[M/NR][K][NR]`, bias
 //! per column). `Cᵀ` lands in scratch and is transposed into the NCHW
-//! output once per N block, after its last K block. A direct (1×1)
-//! transposed GEMM with at least four weight panels first copies each K
-//! block of positions into packed-A panels (`[N/MR][KC][MR]`, `KC` ≤ 256 so
-//! a weight panel stays in L1) and runs the packed-A microkernel: reading
-//! the planes in place costs a cache line per k step per call (1×1
-//! 960→320 at 7², side by side on Zen 3: 612 → 467 µs, ONNX Runtime 481).
+//! output once per N block, after its last K block. A transposed GEMM with
+//! at least four weight panels first copies each K block of positions (the
+//! input planes of a 1×1, the phase copies' rows otherwise) into packed-A
+//! panels (`[N/MR][KC][MR]`, `KC` ≤ 256 so a weight panel stays in L1) and
+//! runs the packed-A microkernel: reading them in place costs a cache line
+//! per k step per call. Side by side on Zen 3 (µs, before → after, ONNX
+//! Runtime): 1×1 960→320 at 7² 612 → 467 (481); 3×3 stride 2 256→256 at
+//! 28² 3485 → 2685 (3072); 1×1 stride 2 512→1024 at 28² 3905 → 2903 (2881).
 
 use super::pack::{pack_a, pad_bias};
 use super::ukernel::{ALayout, Call, F32Ukr, ACCUMULATE, BIAS_COLS, RESIDUAL};
@@ -80,10 +82,10 @@ pub struct ConvGemm {
     pub ldct: usize,
     /// Direct, not transposed, with scratch: see [`ConvGemm::packs_b`].
     pub pack_b: bool,
-    /// Direct and transposed: each K block of the input is copied into
-    /// `MR`-position panels (`[N/MR][K][MR]`, the packed-A layout) and the
-    /// GEMM runs on the packed-A microkernel instead of reading the NCHW
-    /// planes column-major in place.
+    /// Transposed: each K block of positions is copied into `MR`-position
+    /// panels (`[N/MR][K][MR]`, the packed-A layout) and the GEMM runs on
+    /// the packed-A microkernel instead of reading the NCHW planes (or the
+    /// phase copies) column-major in place.
     pub pack_cols: bool,
 }
 
@@ -145,7 +147,7 @@ impl ConvGemm {
         // (Only where at least 4 weight panels read each packed copy: with
         // fewer the copy costs more than the strided reads it saves, 1.2×
         // slower on a 1×1 192→32 layer at 28².)
-        let pack_cols = direct && ukr.a == ALayout::Cols && !bare_metal && m >= 4 * ukr.nr;
+        let pack_cols = ukr.a == ALayout::Cols && !bare_metal && m >= 4 * ukr.nr;
         let kb = if pack_cols { 256 } else { 1024 };
         let blocks = div_ceil(cg * taps, kb);
         let c_block = div_ceil(cg, blocks);
@@ -221,16 +223,32 @@ impl ConvGemm {
         self.im2col_bytes() + self.ct_bytes()
     }
 
-    /// Bytes of the phase copies of one K block, or (direct, not
-    /// transposed) of its input block packed in `NR`-column panels.
+    /// Bytes of the phase copies of one K block and its packed position
+    /// panels, or (direct, not transposed) of its input block packed in
+    /// `NR`-column panels.
     fn im2col_bytes(&self) -> usize {
         if self.packs_b() {
             return self.c_block * self.n_block.next_multiple_of(self.ukr.nr) * 4;
         }
-        if self.pack_cols {
-            return self.c_block * self.n_block.next_multiple_of(self.ukr.mr) * 4;
-        }
+        self.copies_bytes() + self.packed_cols_bytes()
+    }
+
+    /// Bytes of the phase copies of one K block.
+    fn copies_bytes(&self) -> usize {
         self.copies() * self.c_block * self.cs * 4
+    }
+
+    /// Bytes of one K block of positions in packed-A panels (`pack_cols`).
+    fn packed_cols_bytes(&self) -> usize {
+        if !self.pack_cols {
+            return 0;
+        }
+        let positions = if self.direct {
+            self.n_block
+        } else {
+            self.n_block * self.ow
+        };
+        self.c_block * self.kh * self.kw * positions.next_multiple_of(self.ukr.mr) * 4
     }
 
     /// A direct GEMM that copies each block of input rows into `[N/NR][K][NR]`
@@ -329,6 +347,7 @@ pub fn emit<'ctx>(
     let f = if p.pack_cols {
         F32Ukr {
             a: ALayout::Packed,
+            offsets: false,
             ..u
         }
         .function(cx)?
@@ -485,7 +504,7 @@ impl<'ctx> Group<'_, 'ctx> {
                 bstep = cw as i64;
                 (s, u.nr as i64, len, n0)
             }
-            Some(s) if p.pack_cols => {
+            Some(s) if p.pack_cols && p.direct => {
                 // Positions as packed-A panels: `[len/MR][cw][MR]`.
                 let src = cx.gep_f32(self.xg, cx.add(cx.mul_c(c0, hw)?, n0)?)?;
                 let mr = u.mr;
@@ -503,8 +522,27 @@ impl<'ctx> Group<'_, 'ctx> {
             }
             Some(s) => {
                 self.phase_copies(cx, s, n0, len, c0, cw)?;
-                // (The row stride of an im2col; offsets kernels ignore it.)
-                (s, p.cs as i64, len * p.ow, cx.mul_c(n0, p.ow as i64)?)
+                let (positions, col0) = (len * p.ow, cx.mul_c(n0, p.ow as i64)?);
+                if p.pack_cols {
+                    // The copies' rows (`off`) as packed-A position panels.
+                    let packed = cx.gep_f32(s, cx.i64((p.copies_bytes() / 4) as i64))?;
+                    let (mr, kc) = (u.mr, (cw * taps) as i64);
+                    for_blocks(cx, positions, mr, |cx, pp, mrv| {
+                        let pos = cx.mul_c(pp, mr as i64)?;
+                        let panel = cx.gep_f32(packed, cx.mul_c(pos, kc)?)?;
+                        let from = cx.gep_f32(s, pos)?;
+                        cx.for_range(0, kc, |cx, kk| {
+                            let d = cx.gep_f32(panel, cx.mul_c(kk, mr as i64)?)?;
+                            let at = cx.load(DType::I32, self.off, kk)?.into_int_value();
+                            let at = cx.b.build_int_s_extend(at, cx.i64_t(), "")?;
+                            cx.memcpy(d, 4, cx.gep_f32(from, at)?, 4, (mrv * 4) as u64)
+                        })
+                    })?;
+                    (packed, 0, positions, col0)
+                } else {
+                    // (The row stride of an im2col; offsets kernels ignore it.)
+                    (s, p.cs as i64, positions, col0)
+                }
             }
         };
         // flags: accumulate into C after the first K block.
@@ -605,7 +643,7 @@ impl<'ctx> Group<'_, 'ctx> {
                     )?;
                     let c = cx.gep_f32(ct, cx.add(cx.mul_c(pos, ldct)?, ch)?)?;
                     let a = if p.pack_cols {
-                        cx.gep_f32(bptr, cx.mul_c(pos, cw as i64)?)?
+                        cx.gep_f32(bptr, cx.mul_c(pos, kc)?)?
                     } else {
                         cx.gep_f32(bptr, pos)?
                     };
