@@ -895,11 +895,16 @@ fn rescale_high<'ctx>(
         Ok(b.build_right_shift(b.build_left_shift(v, c32, "")?, c32, true, "")?)
     };
     let pe = b.build_int_mul(low(aq)?, low(mq)?, "")?;
-    let po = b.build_int_mul(
-        b.build_right_shift(aq, c32, true, "")?,
-        b.build_right_shift(mq, c32, true, "")?,
-        "",
-    )?;
+    // The odd lanes moved to the even ones (a shuffle), so that both
+    // products are the same sign-extend-in-register pattern LLVM selects
+    // `vpmuldq` for (an arithmetic shift of the i64 lanes by 32 measured
+    // as three `vpmuludq` and sign fixes).
+    let odd: Vec<u32> = (0..n).map(|l| l | 1).collect();
+    let to_even = |v: VectorValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
+        let v = b.build_bit_cast(v, i32v, "")?.into_vector_value();
+        as_q(cx.shuffle(v, i32v.get_undef(), &odd)?)
+    };
+    let po = b.build_int_mul(low(to_even(aq)?)?, low(to_even(mq)?)?, "")?;
     // High halves of the even products moved to the even lanes; the odd
     // products' high halves already sit in the odd lanes.
     let he = b.build_bit_cast(b.build_right_shift(pe, c32, false, "")?, i32v, "")?;
