@@ -138,15 +138,15 @@ fn what_is_not_exact_is_refused_by_name() {
     };
     let cases = [
         (
-            pair(tf32("s", &[3], &[1.0, 2.0, 3.0]), tint("z", INT8, &[3], &[0, 0, 0]), Some(1)),
-            "node 'q' (QuantizeLinear): per-axis or blocked quantization of a run-time tensor is not supported",
-        ),
-        (
             pair(tf32("s", &[], &[0.0]), tint("z", INT8, &[], &[0]), None),
             "node 'q' (QuantizeLinear): scale 0 is not a positive finite number",
         ),
         (
-            pair(tf32("s", &[2], &[1.0, 2.0]), tint("z", INT8, &[2], &[0, 0]), Some(1)),
+            pair(
+                tf32("s", &[2], &[1.0, 2.0]),
+                tint("z", INT8, &[2], &[0, 0]),
+                Some(1),
+            ),
             "node 'q' (QuantizeLinear): per-axis scale f32[2] does not match axis 1 of length 3",
         ),
         (
@@ -185,4 +185,64 @@ fn a_gathered_int8_embedding_is_dequantized_per_axis() {
     let y = qcc_interp::run(&g, &[ids]).expect("interpreter")[0].to_f32_vec();
     // Row 2: (-128 - 0)·0.5, (127 - 4)·0.25; row 0: 10·0.5, (-20 - 4)·0.25.
     assert_eq!(y, [-64.0, 30.75, 5.0, -6.0]);
+}
+
+/// A run-time tensor quantized per axis (float ops computing ONNX's
+/// `saturate(round_half_even(x / scale) + zero_point)` element by element)
+/// and in blocks along an axis, then dequantized in blocks.
+#[test]
+fn run_time_tensors_quantize_per_axis_and_in_blocks() {
+    let x = Tensor::from_f32(
+        vec![2, 4],
+        vec![1.0, 2.5, -300.0, 7.0, -3.5, 0.75, 1000.0, f32::MIN],
+    )
+    .unwrap();
+    let per_axis = model(
+        13,
+        graph(
+            vec![node("q", "QuantizeLinear", &["x", "s", "z"], &["y"]).i("axis", 1)],
+            vec![fvi("x", &[2, 4])],
+            vec![out("y")],
+            vec![
+                tf32("s", &[4], &[1.0, 0.5, 2.0, 0.25]),
+                tint("z", INT8, &[4], &[0, -3, 5, 100]),
+            ],
+        ),
+    );
+    let g = import(&per_axis).expect("imports");
+    let y = qcc_interp::run(&g, std::slice::from_ref(&x)).expect("interpreter");
+    // 1/1 = 1; 2.5/0.5 = 5 - 3 = 2; -300/2 = -150 + 5 = -145; 7/0.25 = 28
+    // + 100 = 128 → 127; -3.5 → -4 (ties to even); 0.75/0.5 = 1.5 → 2 - 3
+    // = -1; 1000/2 + 5 → 127; MIN / 0.25 → -128.
+    assert_eq!(
+        y[0].data(),
+        &TensorData::I8(vec![1, 2, -128, 127, -4, -1, 127, -128])
+    );
+    let blocked = model(
+        21,
+        graph(
+            vec![
+                node("q", "QuantizeLinear", &["x", "s", "z"], &["q8"])
+                    .i("axis", 1)
+                    .i("block_size", 3),
+                node("dq", "DequantizeLinear", &["q8", "s", "z"], &["y"])
+                    .i("axis", 1)
+                    .i("block_size", 3),
+            ],
+            vec![fvi("x", &[2, 4])],
+            vec![out("y")],
+            vec![
+                tf32("s", &[2, 2], &[2.0, 0.5, 4.0, 1.0]),
+                tint("z", UINT8, &[2, 2], &[10, 0, 128, 255]),
+            ],
+        ),
+    );
+    let g = import(&blocked).expect("imports");
+    let y = qcc_interp::run(&g, &[x]).expect("interpreter")[0].to_f32_vec();
+    // Row 0, block (s 2, z 10) for columns 0-2: 1/2 → 0 (tie to even) + 10,
+    // back to 0; 2.5/2 → 1; -300/2 → 0 after the clamp, back to -20;
+    // column 3 (s 0.5, z 0): 14 → 7. Row 1 (s 4, z 128): -3.5/4 → -1, 0.75
+    // /4 → 0, 1000/4 → 250 + 128 → 255 = 127·4; column 3 (s 1, z 255):
+    // MIN → 0 = -255.
+    assert_eq!(y, [0.0, 2.0, -20.0, 7.0, -4.0, 0.0, 508.0, -255.0]);
 }

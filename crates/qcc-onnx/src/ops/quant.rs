@@ -11,9 +11,13 @@
 //! floats ONNX defines (`(q - zero_point) · scale` in f32). What is left is
 //! the float simulation of the quantized model, which ONNX Runtime runs
 //! with its graph optimizations off. A run-time tensor dequantized per axis
-//! (an int8 embedding row gathered at run time) is `(x - zero_point) · scale`
-//! with broadcast constants; per-axis or blocked *quantization* of a
-//! run-time tensor, and blocked dequantization of one, are refused by name.
+//! or in blocks (an int8 embedding row gathered at run time) is
+//! `(x - zero_point) · scale` with broadcast constants, and quantized per
+//! axis or in blocks, `Cast(clamp(round(clamp(x / scale, ±2^16)) +
+//! zero_point, lo, hi))`: float ops that compute [`qcc_ir::quant::quantize`]
+//! element by element (every intermediate is a whole number below 2^24
+//! after the rounding, so the f32 additions are exact). Blocked parameters
+//! are expanded to the tensor's shape.
 
 use super::R;
 use crate::node::NodeCx;
@@ -119,6 +123,28 @@ impl Params {
         })
     }
 
+    /// The scales and zero points as constants that broadcast against a
+    /// tensor of shape `shape`: scalars per tensor, `[1, …, len, …, 1]`
+    /// per axis, the tensor's own shape (every element's parameters) when
+    /// blocked.
+    fn broadcast(&self, shape: &[usize]) -> (Vec<usize>, Vec<f32>, Vec<i32>) {
+        if self.scale.len() == 1 {
+            return (vec![], self.scale.clone(), self.zero.clone());
+        }
+        if self.block == 1 && self.scale.len() == shape[self.axis] {
+            let mut b = vec![1; shape.len()];
+            b[self.axis] = self.scale.len();
+            return (b, self.scale.clone(), self.zero.clone());
+        }
+        let n: usize = shape.iter().product();
+        let all: Vec<QParams> = (0..n).map(|i| self.of(shape, i)).collect();
+        (
+            shape.to_vec(),
+            all.iter().map(|q| q.scale).collect(),
+            all.iter().map(|q| q.zero_point).collect(),
+        )
+    }
+
     fn per_tensor(&self) -> Option<QParams> {
         (self.scale.len() == 1).then(|| QParams {
             scale: self.scale[0],
@@ -197,10 +223,38 @@ pub(super) fn quantize_linear(cx: &mut NodeCx) -> R {
         let t = Tensor::new(ty.shape.clone(), data).ok_or_else(|| cx.err("bad constant"))?;
         return Ok(vec![cx.add_const("", t)]);
     }
-    let q = p.per_tensor().ok_or_else(|| {
-        cx.err("per-axis or blocked quantization of a run-time tensor is not supported")
-    })?;
-    Ok(vec![cx.add(Op::Quantize { q, to: p.qtype }, vec![x])?])
+    if let Some(q) = p.per_tensor() {
+        return Ok(vec![cx.add(Op::Quantize { q, to: p.qtype }, vec![x])?]);
+    }
+    use qcc_ir::{BinaryOp as B, UnaryOp as U};
+    let (shape, scale, zero) = p.broadcast(&ty.shape);
+    let scale = Tensor::from_f32(shape.clone(), scale).ok_or_else(|| cx.err("bad constant"))?;
+    let scale = cx.add_const("scale", scale);
+    let y = cx.add_aux("steps", Op::Binary(B::Div), vec![x, scale])?;
+    let y = cx.add_aux(
+        "bounded",
+        Op::Unary(U::Clip {
+            min: -65536.0,
+            max: 65536.0,
+        }),
+        vec![y],
+    )?;
+    let mut y = cx.add_aux("rounded", Op::Unary(U::Round), vec![y])?;
+    if zero.iter().any(|&z| z != 0) {
+        let zp: Vec<f32> = zero.iter().map(|&z| z as f32).collect();
+        let zp = Tensor::from_f32(shape, zp).ok_or_else(|| cx.err("bad constant"))?;
+        let zp = cx.add_const("zero_point", zp);
+        y = cx.add_aux("shifted", Op::Binary(B::Add), vec![y, zp])?;
+    }
+    let y = cx.add_aux(
+        "clamped",
+        Op::Unary(U::Clip {
+            min: lo as f32,
+            max: hi as f32,
+        }),
+        vec![y],
+    )?;
+    Ok(vec![cx.add(Op::Cast { to: p.qtype }, vec![y])?])
 }
 
 pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
@@ -224,7 +278,7 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
         let exact = p.zero.iter().all(|&z| z == 0) || t.dtype() != DType::I32;
         let per_axis = p.block == 1 && p.scale.len() == ty.shape.get(p.axis).copied().unwrap_or(0);
         if exact && (p.scale.len() == 1 || per_axis) {
-            return Ok(vec![scaled(cx, x, &p, ty.rank())?]);
+            return Ok(vec![scaled(cx, x, &p, &ty.shape)?]);
         }
         let f: Vec<f32> = v
             .iter()
@@ -250,37 +304,28 @@ pub(super) fn dequantize_linear(cx: &mut NodeCx) -> R {
     if let Some(q) = p.per_tensor() {
         return Ok(vec![cx.add(Op::Dequantize { q }, vec![x])?]);
     }
-    if p.block != 1 {
-        return Err(cx.err("blocked dequantization of a run-time tensor is not supported"));
-    }
-    Ok(vec![scaled(cx, x, &p, ty.rank())?])
+    Ok(vec![scaled(cx, x, &p, &ty.shape)?])
 }
 
 /// `(float(x) - zero_point) · scale` with both broadcast along the axis
-/// (per tensor: scalars), the subtraction left out when every zero point is
-/// 0. Subtracting two small integers is exact in f32, so this is ONNX's
-/// arithmetic to the bit.
+/// (per tensor: scalars; blocked: expanded to `shape`), the subtraction
+/// left out when every zero point is 0. Subtracting two small integers is
+/// exact in f32, so this is ONNX's arithmetic to the bit.
 fn scaled(
     cx: &mut NodeCx,
     x: qcc_ir::ValueId,
     p: &Params,
-    rank: usize,
+    shape: &[usize],
 ) -> Result<qcc_ir::ValueId, crate::error::Problem> {
-    let shape = if p.scale.len() == 1 {
-        vec![]
-    } else {
-        let mut shape = vec![1; rank];
-        shape[p.axis] = p.scale.len();
-        shape
-    };
+    let (shape, scale, zero) = p.broadcast(shape);
     let mut c = cx.add_aux("float", Op::Cast { to: DType::F32 }, vec![x])?;
-    if p.zero.iter().any(|&z| z != 0) {
-        let zp: Vec<f32> = p.zero.iter().map(|&z| z as f32).collect();
+    if zero.iter().any(|&z| z != 0) {
+        let zp: Vec<f32> = zero.iter().map(|&z| z as f32).collect();
         let zp = Tensor::from_f32(shape.clone(), zp).ok_or_else(|| cx.err("bad constant"))?;
         let zp = cx.add_const("zero_point", zp);
         c = cx.add_aux("centered", Op::Binary(qcc_ir::BinaryOp::Sub), vec![c, zp])?;
     }
-    let scale = Tensor::from_f32(shape, p.scale.clone()).ok_or_else(|| cx.err("bad constant"))?;
+    let scale = Tensor::from_f32(shape, scale).ok_or_else(|| cx.err("bad constant"))?;
     let scale = cx.add_const("scale", scale);
     cx.add(Op::Binary(qcc_ir::BinaryOp::Mul), vec![c, scale])
 }
