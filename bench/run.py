@@ -330,9 +330,12 @@ def main():
     for n, (a, b) in compile_times.items():
         L.append(f"| {n} | {a[0]:.2f} | {a[1]:.0f} | {b[0]:.2f} | {b[1]:.0f} |")
     L.append("")
-    L.append("![latency relative to ONNX Runtime fp32](results.svg)")
+    # The chart sits beside the table, named after it (RESULTS.md → results.svg,
+    # RESULTS-avx2.md → results-avx2.svg), so runs on other machines keep theirs.
+    chart = os.path.splitext(os.path.basename(args.out))[0].lower() + ".svg"
+    L.append(f"![latency relative to ONNX Runtime fp32]({chart})")
     open(args.out, "w").write("\n".join(L) + "\n")
-    svg(rows, os.path.join(os.path.dirname(args.out), "results.svg"))
+    svg(rows, os.path.join(os.path.dirname(args.out), chart))
     print("\n".join(L))
 
 
