@@ -488,37 +488,18 @@ impl<'ctx> Group<'_, 'ctx> {
                 len,
                 n0,
             ),
-            Some(s) if p.packs_b() => {
+            Some(s) if p.direct && (p.packs_b() || p.pack_cols) => {
+                // The input rows as `NR`-column panels of B, or (transposed)
+                // `MR`-position panels of A.
                 let src = cx.gep_f32(self.xg, cx.add(cx.mul_c(c0, hw)?, n0)?)?;
-                let nr = u.nr;
-                for_blocks(cx, len, nr, |cx, np, nrv| {
-                    let col = cx.mul_c(np, nr as i64)?;
-                    let panel = cx.gep_f32(s, cx.mul_c(col, cw as i64)?)?;
-                    let from = cx.gep_f32(src, col)?;
-                    cx.for_range(0, cw as i64, |cx, kk| {
-                        let d = cx.gep_f32(panel, cx.mul_c(kk, nr as i64)?)?;
-                        let f = cx.gep_f32(from, cx.mul_c(kk, hw)?)?;
-                        cx.memcpy(d, 4, f, 4, (nrv * 4) as u64)
-                    })
-                })?;
-                bstep = cw as i64;
-                (s, u.nr as i64, len, n0)
-            }
-            Some(s) if p.pack_cols && p.direct => {
-                // Positions as packed-A panels: `[len/MR][cw][MR]`.
-                let src = cx.gep_f32(self.xg, cx.add(cx.mul_c(c0, hw)?, n0)?)?;
-                let mr = u.mr;
-                for_blocks(cx, len, mr, |cx, pp, mrv| {
-                    let pos = cx.mul_c(pp, mr as i64)?;
-                    let panel = cx.gep_f32(s, cx.mul_c(pos, cw as i64)?)?;
-                    let from = cx.gep_f32(src, pos)?;
-                    cx.for_range(0, cw as i64, |cx, kk| {
-                        let d = cx.gep_f32(panel, cx.mul_c(kk, mr as i64)?)?;
-                        let f = cx.gep_f32(from, cx.mul_c(kk, hw)?)?;
-                        cx.memcpy(d, 4, f, 4, (mrv * 4) as u64)
-                    })
-                })?;
-                (s, 0, len, n0)
+                let width = if p.pack_cols { u.mr } else { u.nr };
+                copy_panels(cx, (s, width), (src, len, cw), |cx, kk| cx.mul_c(kk, hw))?;
+                if p.pack_cols {
+                    (s, 0, len, n0)
+                } else {
+                    bstep = cw as i64;
+                    (s, u.nr as i64, len, n0)
+                }
             }
             Some(s) => {
                 self.phase_copies(cx, s, n0, len, c0, cw)?;
@@ -526,17 +507,10 @@ impl<'ctx> Group<'_, 'ctx> {
                 if p.pack_cols {
                     // The copies' rows (`off`) as packed-A position panels.
                     let packed = cx.gep_f32(s, cx.i64((p.copies_bytes() / 4) as i64))?;
-                    let (mr, kc) = (u.mr, (cw * taps) as i64);
-                    for_blocks(cx, positions, mr, |cx, pp, mrv| {
-                        let pos = cx.mul_c(pp, mr as i64)?;
-                        let panel = cx.gep_f32(packed, cx.mul_c(pos, kc)?)?;
-                        let from = cx.gep_f32(s, pos)?;
-                        cx.for_range(0, kc, |cx, kk| {
-                            let d = cx.gep_f32(panel, cx.mul_c(kk, mr as i64)?)?;
-                            let at = cx.load(DType::I32, self.off, kk)?.into_int_value();
-                            let at = cx.b.build_int_s_extend(at, cx.i64_t(), "")?;
-                            cx.memcpy(d, 4, cx.gep_f32(from, at)?, 4, (mrv * 4) as u64)
-                        })
+                    let off = self.off;
+                    copy_panels(cx, (packed, u.mr), (s, positions, cw * taps), |cx, kk| {
+                        let at = cx.load(DType::I32, off, kk)?.into_int_value();
+                        Ok(cx.b.build_int_s_extend(at, cx.i64_t(), "")?)
                     })?;
                     (packed, 0, positions, col0)
                 } else {
@@ -770,6 +744,28 @@ fn cols_tile(simd: Simd, m: usize, n: usize, k: usize, normal: F32Ukr) -> Option
         nr,
         a: ALayout::Cols,
         offsets: false,
+    })
+}
+
+/// Copies `rows` rows of `len` positions (row `kk` at `src + row_at(kk)`)
+/// into panels of `width` positions, `[len/width][rows][width]` from
+/// `dst` on: the packed layout a microkernel streams (a partial last
+/// panel keeps the full `width` row stride).
+fn copy_panels<'a, 'ctx>(
+    cx: &mut KernelCx<'a, 'ctx>,
+    (dst, width): (PointerValue<'ctx>, usize),
+    (src, len, rows): (PointerValue<'ctx>, usize, usize),
+    row_at: impl Fn(&KernelCx<'a, 'ctx>, IntValue<'ctx>) -> CgResult<IntValue<'ctx>>,
+) -> CgResult<()> {
+    for_blocks(cx, len, width, |cx, t, valid| {
+        let pos = cx.mul_c(t, width as i64)?;
+        let panel = cx.gep_f32(dst, cx.mul_c(pos, rows as i64)?)?;
+        let from = cx.gep_f32(src, pos)?;
+        cx.for_range(0, rows as i64, |cx, kk| {
+            let d = cx.gep_f32(panel, cx.mul_c(kk, width as i64)?)?;
+            let f = cx.gep_f32(from, row_at(cx, kk)?)?;
+            cx.memcpy(d, 4, f, 4, (valid * 4) as u64)
+        })
     })
 }
 
