@@ -39,6 +39,10 @@ pub(crate) struct Importer {
     /// Bytes of the constants the importer generated itself so far
     /// (ConstantOfShape, Range, Expand): bounded by `MAX_GENERATED_BYTES`.
     pub(crate) generated: u128,
+    /// Names of the initializers stored as int4 / uint4 and of the graph
+    /// inputs declared so (all held as int8 / uint8): a zero point among
+    /// them makes its QuantizeLinear 4-bit; CastLike to one is refused.
+    pub(crate) four_bit: HashSet<String>,
 }
 
 impl Importer {
@@ -119,6 +123,7 @@ pub(crate) fn import(
         used: used_names(graph),
         evaluated: HashMap::new(),
         generated: 0,
+        four_bit: HashSet::new(),
         notes: vec![],
         problems: collect.then(Vec::new),
         dir: dir.clone(),
@@ -171,6 +176,9 @@ fn add_initializers(
             imp.report(Problem::tensor(&name, "is defined by two initializers"))?;
             continue;
         }
+        if tensor::is_four_bit(t.data_type()) {
+            imp.four_bit.insert(name.clone());
+        }
         match tensor::to_tensor(t, dir) {
             Ok(value) => {
                 let id = imp.g.add_const(name.clone(), value);
@@ -192,6 +200,15 @@ fn add_initializers(
         names.insert(name.to_string());
     }
     Ok(names)
+}
+
+/// Whether a graph input is declared int4 or uint4 (held as int8 / uint8).
+fn vi_is_four_bit(vi: &crate::proto::ValueInfoProto) -> bool {
+    use crate::proto::type_proto::Value;
+    match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Value::TensorType(t)) => tensor::is_four_bit(t.elem_type()),
+        _ => false,
+    }
 }
 
 /// Adds the graph inputs that are not initializers, with static shapes.
@@ -233,6 +250,9 @@ fn add_inputs(
                 }
             }
             Ok(ty) => {
+                if vi_is_four_bit(vi) {
+                    imp.four_bit.insert(name.to_string());
+                }
                 imp.notes
                     .extend(leading_batch_note(vi, opts.input_shapes.get(name)));
                 let id = imp.g.add_input(name, ty);

@@ -34,6 +34,12 @@ impl NodeCx<'_, '_> {
         r.map_err(|m| self.err(m))
     }
 
+    /// Whether input `i` is an initializer stored as int4 or uint4.
+    pub fn input_is_four_bit(&self, i: usize) -> bool {
+        self.input_name(i)
+            .is_some_and(|n| self.imp.four_bit.contains(n))
+    }
+
     /// The ONNX name of input `i`, if present and not the empty "absent" name.
     pub fn input_name(&self, i: usize) -> Option<&str> {
         self.node

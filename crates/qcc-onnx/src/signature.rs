@@ -20,7 +20,7 @@ enum Dim {
 /// and unknown dims, and an input with no declared type, agree with anything.
 pub(crate) fn input_contradicts(vi: &ValueInfoProto, init: &TensorType) -> Option<String> {
     let (code, dims) = declared(vi).ok()?;
-    let dtype_differs = tensor::dtype_of(code).is_ok_and(|d| d != init.dtype);
+    let dtype_differs = tensor::io_dtype_of(code).is_ok_and(|d| d != init.dtype);
     let dims_differ = dims.is_some_and(|ds| {
         ds.len() != init.shape.len()
             || ds
@@ -73,7 +73,7 @@ pub(crate) fn input_type(
     let fail = |msg: String| Problem::Graph(format!("input '{name}' {msg}"));
     let (code, dims) = declared(vi).map_err(fail)?;
     let dtype =
-        tensor::dtype_of(code).map_err(|m| Problem::Graph(format!("input '{name}': {m}")))?;
+        tensor::io_dtype_of(code).map_err(|m| Problem::Graph(format!("input '{name}': {m}")))?;
     if let Some(given) = given {
         if let Some(dims) = &dims {
             if dims.len() != given.len() {
@@ -189,7 +189,7 @@ pub(crate) fn output_mismatch(
         Err(m) => return Some(Err(m)),
     };
     if code != 0 {
-        match tensor::dtype_of(code) {
+        match tensor::io_dtype_of(code) {
             Err(m) => return Some(Err(format!("is declared with an unsupported type: {m}"))),
             Ok(dt) if dt != actual.dtype => {
                 return Some(Err(format!(

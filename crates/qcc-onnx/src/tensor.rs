@@ -34,6 +34,26 @@ pub(crate) fn dtype_of(code: i32) -> Result<DType, String> {
     }
 }
 
+/// Whether an ONNX data type code is int4 or uint4.
+pub(crate) fn is_four_bit(code: i32) -> bool {
+    matches!(
+        DataType::try_from(code),
+        Ok(DataType::Int4 | DataType::Uint4)
+    )
+}
+
+/// The element type of a graph input or output: [`dtype_of`], and int4 /
+/// uint4 as int8 / uint8 — one value per byte at the C boundary (the
+/// header declares them `int8_t` / `uint8_t`), the way qcc holds 4-bit
+/// constants too.
+pub(crate) fn io_dtype_of(code: i32) -> Result<DType, String> {
+    match DataType::try_from(code) {
+        Ok(DataType::Int4) => Ok(DType::I8),
+        Ok(DataType::Uint4) => Ok(DType::U8),
+        _ => dtype_of(code),
+    }
+}
+
 /// The ONNX data type code of a qcc element type.
 pub fn data_type_code(dtype: DType) -> i32 {
     let t = match dtype {

@@ -246,3 +246,23 @@ fn run_time_tensors_quantize_per_axis_and_in_blocks() {
     // MIN → 0 = -255.
     assert_eq!(y, [0.0, 2.0, -20.0, 7.0, -4.0, 0.0, 508.0, -255.0]);
 }
+
+/// QuantizeLinear to int4 (opset 21 `output_dtype`) saturates to [-8, 7];
+/// the result is held one value per byte as int8.
+#[test]
+fn quantizing_to_int4_saturates_to_four_bits() {
+    let m = model(
+        21,
+        graph(
+            vec![node("q", "QuantizeLinear", &["x", "s"], &["y"]).i("output_dtype", 22)],
+            vec![fvi("x", &[5])],
+            vec![out("y")],
+            vec![tf32("s", &[], &[0.5])],
+        ),
+    );
+    let g = import(&m).expect("imports");
+    let x = Tensor::from_f32(vec![5], vec![-100.0, -4.25, 1.25, 3.5, 9.0]).unwrap();
+    let y = qcc_interp::run(&g, &[x]).expect("interpreter");
+    // -200 → -8; -8.5 → -8 (ties to even); 2.5 → 2; 7; 18 → 7.
+    assert_eq!(y[0].data(), &TensorData::I8(vec![-8, -8, 2, 7, 7]));
+}

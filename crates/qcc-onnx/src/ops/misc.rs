@@ -183,6 +183,11 @@ pub(super) fn cast(cx: &mut NodeCx) -> R {
 
 pub(super) fn cast_like(cx: &mut NodeCx) -> R {
     let x = cx.input(0)?;
+    if cx.input_is_four_bit(1) {
+        // Held as int8 / uint8, but a cast to it would have to saturate to
+        // four bits.
+        return Err(cx.err("a cast to int4 or uint4 is not supported"));
+    }
     let to = cx.ty(cx.input(1)?).dtype;
     Ok(vec![cx.add(Op::Cast { to }, vec![x])?])
 }

@@ -17,7 +17,9 @@
 //! zero_point, lo, hi))`: float ops that compute [`qcc_ir::quant::quantize`]
 //! element by element (every intermediate is a whole number below 2^24
 //! after the rounding, so the f32 additions are exact). Blocked parameters
-//! are expanded to the tensor's shape.
+//! are expanded to the tensor's shape. int4 and uint4 (opset 21) are held
+//! one value per byte as int8 and uint8, quantized by the same float ops
+//! to their 4-bit range.
 
 use super::R;
 use crate::node::NodeCx;
@@ -62,7 +64,10 @@ impl Params {
             )));
         }
         let zero = zero_points(cx, zp.as_ref(), scale.numel())?;
-        if zp.as_ref().is_some_and(|z| z.shape() != scale.shape()) {
+        // (One value each is one value, whatever the ranks: ONNX's own
+        // 4-bit tests give a scalar scale with a `[1]` zero point.)
+        let one_each = scale.numel() == 1 && zp.as_ref().is_some_and(|z| z.numel() == 1);
+        if !one_each && zp.as_ref().is_some_and(|z| z.shape() != scale.shape()) {
             return Err(cx.err(format!(
                 "zero_point {} does not match scale {}",
                 zp.as_ref().map(|z| z.ty().to_string()).unwrap_or_default(),
@@ -202,13 +207,21 @@ pub(super) fn quantize_linear(cx: &mut NodeCx) -> R {
     if ty.dtype != DType::F32 {
         return Err(cx.err(format!("input must be float, got {ty}")));
     }
-    let out_dtype = match cx.attr(cx.attrs.int_or("output_dtype", 0))? {
+    let code = cx.attr(cx.attrs.int_or("output_dtype", 0))? as i32;
+    let out_dtype = match code {
         0 => DType::U8,
-        code => crate::tensor::dtype_of(code as i32)
+        code => crate::tensor::io_dtype_of(code)
             .map_err(|m| cx.err(format!("attribute 'output_dtype': {m}")))?,
     };
+    // int4 / uint4 (a 4-bit zero point, or the output type): held one value
+    // per byte like the 8-bit types, saturated to the 4-bit range.
+    let four = cx.input_is_four_bit(2) || crate::tensor::is_four_bit(code);
     let p = Params::read(cx, &ty.shape, out_dtype)?;
-    let (lo, hi) = qcc_ir::infer::int8_range(p.qtype).unwrap_or((-128, 127));
+    let (lo, hi) = match (four, p.qtype) {
+        (true, DType::I8) => (-8, 7),
+        (true, _) => (0, 15),
+        _ => qcc_ir::infer::int8_range(p.qtype).unwrap_or((-128, 127)),
+    };
     if let Some(t) = cx.imp.const_value(x).ok().flatten() {
         let v = t.to_f32_vec();
         let q: Vec<i32> = v
@@ -223,7 +236,7 @@ pub(super) fn quantize_linear(cx: &mut NodeCx) -> R {
         let t = Tensor::new(ty.shape.clone(), data).ok_or_else(|| cx.err("bad constant"))?;
         return Ok(vec![cx.add_const("", t)]);
     }
-    if let Some(q) = p.per_tensor() {
+    if let Some(q) = p.per_tensor().filter(|_| !four) {
         return Ok(vec![cx.add(Op::Quantize { q, to: p.qtype }, vec![x])?]);
     }
     use qcc_ir::{BinaryOp as B, UnaryOp as U};
