@@ -266,3 +266,23 @@ fn quantizing_to_int4_saturates_to_four_bits() {
     // -200 → -8; -8.5 → -8 (ties to even); 2.5 → 2; 7; 18 → 7.
     assert_eq!(y[0].data(), &TensorData::I8(vec![-8, -8, 2, 7, 7]));
 }
+
+/// A cast to a 4-bit type (CastLike to an int4 graph input, held as int8)
+/// would have to saturate to four bits: refused by name, not run as int8.
+#[test]
+fn a_cast_to_int4_is_refused() {
+    let m = model(
+        21,
+        graph(
+            vec![node("c", "CastLike", &["x", "like"], &["y"])],
+            vec![fvi("x", &[3]), vi("like", 22, &["1"])],
+            vec![out("y")],
+            vec![],
+        ),
+    );
+    let msg = import_err(&m);
+    assert!(
+        msg.contains("node 'c' (CastLike): a cast to int4 or uint4 is not supported"),
+        "{msg}"
+    );
+}
