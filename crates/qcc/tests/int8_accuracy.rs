@@ -308,3 +308,51 @@ fn auto_at_55_percent_beats_uniform_w4() {
         w4.sqnr
     );
 }
+
+/// The per-layer trials of `--quantize auto` run in parallel; each one is
+/// deterministic, so one thread and the default pool choose the same
+/// layers and measure the same SQNRs, bit for bit.
+#[test]
+fn auto_chooses_the_same_on_one_thread() {
+    let opts = qcc::CompileOptions {
+        quantize: Some(qcc::QuantizeOptions {
+            config: QuantConfig::default(),
+            data: qcc::CalibrationData::Path(digits_dir().join("calib.npy")),
+            progress: Default::default(),
+        }),
+        ..Default::default()
+    };
+    let run = || {
+        qcc::auto::choose(
+            &digits_dir().join("model.onnx"),
+            &opts,
+            qcc::auto::Goal::BudgetPercent(40.0),
+            &mut |_, _| {},
+        )
+        .expect("auto")
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool")
+        .install(run);
+    let many = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("a pool")
+        .install(run);
+    let key = |c: &qcc::auto::Choice| -> Vec<(Vec<(String, u32)>, u64, u64)> {
+        c.points
+            .iter()
+            .map(|p| {
+                (
+                    p.layer_bits.clone(),
+                    p.predicted_db.to_bits(),
+                    p.measured_db.to_bits(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(key(&one), key(&many));
+    assert_eq!(one.chosen, many.chosen);
+}
