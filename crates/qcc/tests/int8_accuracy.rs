@@ -341,7 +341,9 @@ fn auto_chooses_the_same_on_one_thread() {
         .build()
         .expect("a pool")
         .install(run);
-    let key = |c: &qcc::auto::Choice| -> Vec<(Vec<(String, u32)>, u64, u64)> {
+    // Per point: the layers below 8 bits, the predicted and measured SQNR bits.
+    type Key = (Vec<(String, u32)>, u64, u64);
+    let key = |c: &qcc::auto::Choice| -> Vec<Key> {
         c.points
             .iter()
             .map(|p| {
