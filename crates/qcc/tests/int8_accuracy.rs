@@ -256,11 +256,8 @@ fn w4a8_keeps_float_accuracy_within_a_point() {
     assert!(m.sqnr > 17.0, "logits SQNR {:.1} dB < 17 dB", m.sqnr);
 }
 
-/// `--quantize auto` at 55% of the 8-bit weight bytes: within 1 point of
-/// float top-1, and better logits than uniform 4-bit weights (50%).
-#[test]
-fn auto_at_55_percent_beats_uniform_w4() {
-    let d = load();
+/// `--quantize auto` on the digits CNN at `percent` of its 8-bit weight bytes.
+fn auto_digits(percent: f64) -> qcc::auto::Choice {
     let opts = qcc::CompileOptions {
         quantize: Some(qcc::QuantizeOptions {
             config: QuantConfig::default(),
@@ -269,13 +266,21 @@ fn auto_at_55_percent_beats_uniform_w4() {
         }),
         ..Default::default()
     };
-    let c = qcc::auto::choose(
+    qcc::auto::choose(
         &digits_dir().join("model.onnx"),
         &opts,
-        qcc::auto::Goal::BudgetPercent(55.0),
+        qcc::auto::Goal::BudgetPercent(percent),
         &mut |_, _| {},
     )
-    .expect("auto");
+    .expect("auto")
+}
+
+/// `--quantize auto` at 55% of the 8-bit weight bytes: within 1 point of
+/// float top-1, and better logits than uniform 4-bit weights (50%).
+#[test]
+fn auto_at_55_percent_beats_uniform_w4() {
+    let d = load();
+    let c = auto_digits(55.0);
     let p = &c.points[c.chosen];
     assert!(
         p.weight_bytes as f64 <= 0.55 * c.int8_bytes as f64,
@@ -314,23 +319,7 @@ fn auto_at_55_percent_beats_uniform_w4() {
 /// layers and measure the same SQNRs, bit for bit.
 #[test]
 fn auto_chooses_the_same_on_one_thread() {
-    let opts = qcc::CompileOptions {
-        quantize: Some(qcc::QuantizeOptions {
-            config: QuantConfig::default(),
-            data: qcc::CalibrationData::Path(digits_dir().join("calib.npy")),
-            progress: Default::default(),
-        }),
-        ..Default::default()
-    };
-    let run = || {
-        qcc::auto::choose(
-            &digits_dir().join("model.onnx"),
-            &opts,
-            qcc::auto::Goal::BudgetPercent(40.0),
-            &mut |_, _| {},
-        )
-        .expect("auto")
-    };
+    let run = || auto_digits(40.0);
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
