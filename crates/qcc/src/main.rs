@@ -232,6 +232,7 @@ impl QuantArgs {
                 weight_bits: self.weight_bits,
                 layer_bits: self.bits.clone(),
                 ternary: self.ternary.clone(),
+                memo: Default::default(),
             },
             data: CalibrationData::Path(self.calibration_data.clone()?),
             progress: {

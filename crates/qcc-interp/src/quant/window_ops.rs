@@ -64,18 +64,38 @@ pub fn qconv(
         return Err("internal: conv operand sizes do not match their shapes".into());
     }
     check_i64_sum(ck, max_centered(x_zero_point) * 128)?;
+    // When no partial sum of a window's products can leave i32, they are
+    // summed in i32 (8 lanes a vector) and the bias added after, in i64:
+    // the same integers as summing in i64 throughout.
+    let narrow = (ck as i64) * max_centered(x_zero_point) * 128 <= i32::MAX as i64;
     let mut out = vec![0i32; batch * mo * no];
     // One input channel's taps, `col[k * no + o]`, then their products with
     // every output channel of the group, `acc[m * no + o]`.
-    let mut col = vec![0i64; nk * no];
+    let mut col = vec![0i64; if narrow { 0 } else { nk * no }];
     let mut acc = vec![0i64; mg * no];
+    let mut col32 = vec![0i32; if narrow { nk * no } else { 0 }];
+    let mut acc32 = vec![0i32; if narrow { mg * no } else { 0 }];
     for bn in 0..batch {
         for gi in 0..g {
             for m in 0..mg {
                 acc[m * no..(m + 1) * no].fill(bv[gi * mg + m] as i64);
             }
+            acc32.fill(0);
             for ch in 0..cg {
                 let plane = &xv[(bn * ci + gi * cg + ch) * ni..][..ni];
+                let wch = |m: usize| &wv[((gi * mg + m) * cg + ch) * nk..][..nk];
+                if narrow {
+                    for o in 0..no {
+                        for k in 0..nk {
+                            col32[k * no + o] = match taps[o * nk + k] {
+                                Tap::Input(off) => plane[off] as i32,
+                                Tap::Pad | Tap::Beyond => 0,
+                            };
+                        }
+                    }
+                    mac_i32(&mut acc32, &col32, no, mg, wch);
+                    continue;
+                }
                 for o in 0..no {
                     for k in 0..nk {
                         col[k * no + o] = match taps[o * nk + k] {
@@ -85,7 +105,7 @@ pub fn qconv(
                     }
                 }
                 for m in 0..mg {
-                    let wrow = &wv[((gi * mg + m) * cg + ch) * nk..][..nk];
+                    let wrow = wch(m);
                     let dst = &mut acc[m * no..(m + 1) * no];
                     for (k, &wk) in wrow.iter().enumerate() {
                         let wk = wk as i64;
@@ -98,6 +118,9 @@ pub fn qconv(
                     }
                 }
             }
+            for (s, &p) in acc.iter_mut().zip(&acc32) {
+                *s += p as i64;
+            }
             for m in 0..mg {
                 let oc = gi * mg + m;
                 let dst = &mut out[(bn * mo + oc) * no..][..no];
@@ -108,6 +131,53 @@ pub fn qconv(
         }
     }
     pack(to, out)
+}
+
+/// `acc[m·no + o] += Σ_k w(m)[k] · col[k·no + o]` for the `mg` output
+/// channels, in wrapping i32 (the caller bounds every partial sum).
+fn mac_i32<'w>(acc: &mut [i32], col: &[i32], no: usize, mg: usize, w: impl Fn(usize) -> &'w [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has the features `mac_i32_avx2` is compiled for.
+        unsafe { mac_i32_avx2(acc, col, no, mg, w) };
+        return;
+    }
+    mac_i32_body(acc, col, no, mg, w)
+}
+
+/// [`mac_i32_body`] compiled for AVX2 (8 i32 lanes a vector).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn mac_i32_avx2<'w>(
+    acc: &mut [i32],
+    col: &[i32],
+    no: usize,
+    mg: usize,
+    w: impl Fn(usize) -> &'w [i8],
+) {
+    mac_i32_body(acc, col, no, mg, w)
+}
+
+#[inline(always)]
+fn mac_i32_body<'w>(
+    acc: &mut [i32],
+    col: &[i32],
+    no: usize,
+    mg: usize,
+    w: impl Fn(usize) -> &'w [i8],
+) {
+    for m in 0..mg {
+        let dst = &mut acc[m * no..(m + 1) * no];
+        for (k, &wk) in w(m).iter().enumerate() {
+            let wk = wk as i32;
+            if wk == 0 {
+                continue;
+            }
+            for (s, &v) in dst.iter_mut().zip(&col[k * no..(k + 1) * no]) {
+                *s = s.wrapping_add(wk.wrapping_mul(v));
+            }
+        }
+    }
 }
 
 /// Integer average pool: `acc = Σ (x - x_zp)` over the window (padding

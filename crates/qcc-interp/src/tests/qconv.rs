@@ -402,3 +402,81 @@ fn wrong_dtypes_and_shapes_are_errors() {
     assert!(!err(gemm.clone(), &[&a, &bm, &ti32(&[2], vec![0, 0])]).is_empty());
     assert!(!err(gemm, &[&a, &ti8(&[1, 2], vec![0, 0]), &b]).is_empty());
 }
+
+/// QConv sums a window's products in i32 when no partial sum can leave it
+/// (`C·KH·KW · max|x - zp| · 128 < 2^31`) and in i64 past that bound. On
+/// both sides of it, with the largest products there are running the
+/// partial sums near ±2^29 and back (the second half of the channels
+/// repeats the first's inputs against negated weights), every output equals
+/// a plain i64 sum, exposed by an identity epilogue.
+#[test]
+fn qconv_sums_on_both_sides_of_the_i32_bound_match_a_direct_sum() {
+    let zp = 127; // |x - zp| up to 255 + 127 = 382
+    let bound = (i32::MAX as usize) / (382 * 128);
+    for c in [bound - 1, bound + 1] {
+        let (m, pos, half) = (2, 3, c / 2);
+        let r = rand_ints(c * pos + m * c, -127, 127, 7);
+        let mut xs = vec![0i8; c * pos];
+        let mut ws = vec![0i8; m * c];
+        for ch in 0..half {
+            for p in 0..pos {
+                // Mostly -128 (x - zp = -255), else anything.
+                let v = r[ch * pos + p];
+                let x = if v % 4 == 0 { v as i8 } else { -128 };
+                xs[ch * pos + p] = x;
+                xs[(ch + half) * pos + p] = x;
+            }
+            for oc in 0..m {
+                let v = r[c * pos + oc * c + ch];
+                let w = if v % 4 == 0 { v as i8 } else { -127 };
+                ws[oc * c + ch] = w;
+                ws[oc * c + ch + half] = -w;
+            }
+        }
+        // An odd channel out: small terms that make the outputs differ.
+        for ch in 2 * half..c {
+            for p in 0..pos {
+                xs[ch * pos + p] = (zp as i32 + (r[p] % 5)) as i8;
+            }
+            for oc in 0..m {
+                ws[oc * c + ch] = (r[pos + oc] % 7) as i8;
+            }
+        }
+        let bias = vec![17, -23];
+        let e = Epilogue {
+            rescale: Rescale::uniform(1, 0),
+            zero_point: 0,
+            min: -128,
+            max: 127,
+        };
+        let op = Op::QConv {
+            conv: attrs(&[1], &[0, 0], &[1], 1),
+            x_zero_point: zp,
+            epi: e,
+            to: DType::I8,
+        };
+        let y = eval(
+            op,
+            &[
+                &ti8(&[1, c, pos], xs.clone()),
+                &ti8(&[m, c, 1], ws.clone()),
+                &ti32(&[m], bias.clone()),
+            ],
+        );
+        let mut want = vec![];
+        let mut widest = 0i64;
+        for oc in 0..m {
+            for p in 0..pos {
+                let mut acc = bias[oc] as i64;
+                for ch in 0..c {
+                    acc += (xs[ch * pos + p] as i64 - zp as i64) * ws[oc * c + ch] as i64;
+                    widest = widest.max(acc.abs());
+                }
+                assert!(acc.abs() < 100, "C = {c}: {acc} is not exposed");
+                want.push(acc);
+            }
+        }
+        assert_eq!(ints(&y), want, "C = {c}");
+        assert!(widest > 1 << 28, "C = {c}: the sums stay small ({widest})");
+    }
+}

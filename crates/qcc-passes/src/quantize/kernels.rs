@@ -383,22 +383,33 @@ impl Rewriter<'_> {
         let px = self.params(s.x)?;
         let bits = self.cfg.bits_of(&n.name);
         let ternary = self.cfg.is_ternary(&n.name);
-        let quantized = if ternary {
-            weights::ternarize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt)
-        } else {
-            weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits)
+        let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
+        let moments = self.layer_inputs.get(&m.anchor).filter(|_| bits < 8);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.w.iter().for_each(|v| v.to_bits().hash(&mut h));
+            let what = format!("{fmt:?} {:?} {}", s.layout, self.cfg.per_channel);
+            (s.channels, groups, what).hash(&mut h);
+            (n.name.clone(), bits, ternary, h.finish())
         };
-        let mut qw = match quantized {
+        let quantized: Result<_, String> = self.cfg.memo.get_or(key, || {
+            let mut qw = if ternary {
+                weights::ternarize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt)
+            } else {
+                weights::quantize(&s.w, s.channels, s.layout, self.cfg.per_channel, fmt, bits)
+            }?;
+            if let Some(mom) = moments {
+                // Below 8 bits, round against the layer's input Hessian.
+                let qmax = ((1i32 << (bits - 1)) - 1) as f64;
+                gptq::refine(&s.w, &mut qw, (s.channels, s.layout, groups), qmax, mom);
+            }
+            Ok(qw)
+        });
+        let qw = match quantized {
             Ok(q) => q,
             Err(e) => return float(e),
         };
-        let groups = s.conv.as_ref().map_or(1, |c| c.group.max(1));
-        let moments = self.layer_inputs.get(&m.anchor).filter(|_| bits < 8);
-        if let Some(mom) = moments {
-            // Below 8 bits, round against the layer's input Hessian.
-            let qmax = ((1i32 << (bits - 1)) - 1) as f64;
-            gptq::refine(&s.w, &mut qw, (s.channels, s.layout, groups), qmax, mom);
-        }
         let numer: Vec<f64> = qw
             .scales
             .iter()
