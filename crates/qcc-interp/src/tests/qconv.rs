@@ -436,7 +436,7 @@ fn qconv_sums_on_both_sides_of_the_i32_bound_match_a_direct_sum() {
         // An odd channel out: small terms that make the outputs differ.
         for ch in 2 * half..c {
             for p in 0..pos {
-                xs[ch * pos + p] = (zp as i32 + (r[p] % 5)) as i8;
+                xs[ch * pos + p] = (zp + (r[p] % 5)) as i8;
             }
             for oc in 0..m {
                 ws[oc * c + ch] = (r[pos + oc] % 7) as i8;
