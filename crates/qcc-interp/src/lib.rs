@@ -322,6 +322,19 @@ pub fn run_observed(
     inputs: &[Tensor],
     observe: &mut dyn FnMut(ValueId, &Tensor),
 ) -> Result<Vec<Tensor>, InterpError> {
+    run_seeded(g, inputs, &|_| None, observe)
+}
+
+/// Like [`run_observed`], but a node whose every output `known` gives is
+/// not evaluated: those tensors stand for its outputs (checked against the
+/// types it declares). `--quantize auto` seeds each trial with the values
+/// of the nodes it shares with the all-8-bit graph.
+pub fn run_seeded<'a>(
+    g: &'a Graph,
+    inputs: &'a [Tensor],
+    known: &dyn Fn(ValueId) -> Option<&'a Tensor>,
+    observe: &mut dyn FnMut(ValueId, &Tensor),
+) -> Result<Vec<Tensor>, InterpError> {
     let order = g
         .topo_order()
         .map_err(|e| InterpError::Graph(e.to_string()))?;
@@ -340,10 +353,16 @@ pub fn run_observed(
         }
     }
     let graph_outputs: HashSet<ValueId> = g.outputs.iter().map(|o| o.value).collect();
-    let mut values: HashMap<ValueId, Cow<'_, Tensor>> = HashMap::new();
+    let mut values: HashMap<ValueId, Cow<'a, Tensor>> = HashMap::new();
     for (pos, &id) in order.iter().enumerate() {
         let n = g.node(id);
-        let outs: Vec<Cow<'_, Tensor>> = match &n.op {
+        let seeded: Option<Vec<&Tensor>> = (0..n.outputs.len())
+            .map(|slot| known(ValueId { node: id, slot }))
+            .collect();
+        let outs: Vec<Cow<'a, Tensor>> = match &n.op {
+            _ if seeded.as_ref().is_some_and(|s| !s.is_empty()) => {
+                seeded.into_iter().flatten().map(Cow::Borrowed).collect()
+            }
             Op::Input { index } => vec![Cow::Borrowed(graph_input(n, *index, inputs)?)],
             Op::Const { weight } => {
                 let t = g.weights().get(weight.0 as usize).ok_or_else(|| {

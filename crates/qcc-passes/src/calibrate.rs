@@ -218,6 +218,6 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
             },
         );
     }
-    cx.layer_inputs = gather.finish();
+    cx.layer_inputs = std::sync::Arc::new(gather.finish());
     Ok(false)
 }

@@ -267,7 +267,9 @@ pub struct PassContext {
     pub quant_stats: QuantStats,
     /// Moments of the input vectors of each layer quantized below 8 bits,
     /// by anchor node (`calibrate`; bias correction and GPTQ rounding).
-    pub layer_inputs: HashMap<NodeId, InputMoments>,
+    /// Shared by clones: a layer's input Hessian is `k × k` f64 (170 MB at
+    /// k = 4608), and `--quantize auto` clones the context for every trial.
+    pub layer_inputs: std::sync::Arc<HashMap<NodeId, InputMoments>>,
 }
 
 impl PassContext {

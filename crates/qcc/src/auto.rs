@@ -27,11 +27,11 @@
 
 use crate::{pass_context, CompileOptions};
 use anyhow::{bail, Context, Result};
-use qcc_ir::{DType, Graph, Op, Tensor};
+use qcc_ir::{DType, Graph, NodeId, Op, Tensor, ValueId};
 use qcc_passes::context::ModuleKind;
 use qcc_passes::{PassContext, Pipeline, PASSES};
 use rayon::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -252,10 +252,43 @@ fn setup(model: &Path, opts: &CompileOptions) -> Result<Setup> {
     })
 }
 
+/// The all-8-bit graph and what it computes on each sample: a trial's
+/// interpreter runs take the values of the nodes it shares with it (every
+/// node upstream of the one layer a sensitivity trial lowers), so they
+/// evaluate only what the change reaches.
+struct Base {
+    g: Graph,
+    values: Vec<HashMap<ValueId, Tensor>>,
+}
+
+/// The nodes of `g` that compute what `base`'s node of the same id does:
+/// the same op, name, output types and inputs, constants with the same
+/// tensor, and every input from such a node.
+fn shared_nodes(g: &Graph, base: &Graph) -> Result<HashSet<NodeId>> {
+    let mut shared = HashSet::new();
+    for id in g.topo_order()? {
+        if !base.contains(id) {
+            continue;
+        }
+        let (n, b) = (g.node(id), base.node(id));
+        let same = n == b
+            && n.inputs().iter().all(|v| shared.contains(&v.node))
+            && match (&n.op, &b.op) {
+                (Op::Const { weight: x }, Op::Const { weight: y }) => {
+                    g.weights().get(x.0 as usize) == base.weights().get(y.0 as usize)
+                }
+                _ => true,
+            };
+        if same {
+            shared.insert(id);
+        }
+    }
+    Ok(shared)
+}
+
 impl Setup {
-    /// The rest of the pipeline at `layer_bits` (others 8), then the
-    /// outputs' SQNR against float over the samples, in dB.
-    fn measure(&self, layer_bits: &[(String, u32)]) -> Result<f64> {
+    /// The rest of the pipeline at `layer_bits` (others 8).
+    fn graph(&self, layer_bits: &[(String, u32)]) -> Result<Graph> {
         let (mut g, mut cx) = (self.g.clone(), self.cx.clone());
         if let Some(c) = cx.quant.as_mut() {
             c.weight_bits = 8;
@@ -265,12 +298,57 @@ impl Setup {
             passes: PASSES[self.rest..].iter().collect(),
         }
         .run(&mut g, &mut cx, None)?;
+        Ok(g)
+    }
+
+    /// The all-8-bit graph, its values and its SQNR.
+    fn base(&self) -> Result<(Base, f64)> {
+        let g = self.graph(&[])?;
+        let mut values = vec![];
+        let db = self.sqnr(&g, None, Some(&mut values))?;
+        Ok((Base { g, values }, db))
+    }
+
+    /// [`Setup::graph`] at `layer_bits`, then the outputs' SQNR against
+    /// float over the samples, in dB.
+    fn measure(&self, layer_bits: &[(String, u32)], base: &Base) -> Result<f64> {
+        let g = self.graph(layer_bits)?;
+        self.sqnr(&g, Some(base), None)
+    }
+
+    /// The outputs' SQNR of `g` against float over the samples, in dB;
+    /// what the nodes it shares with `base` compute taken from there; with
+    /// `keep`, every value computed (constants and inputs aside), per sample.
+    fn sqnr(
+        &self,
+        g: &Graph,
+        base: Option<&Base>,
+        mut keep: Option<&mut Vec<HashMap<ValueId, Tensor>>>,
+    ) -> Result<f64> {
+        let shared = match base {
+            Some(b) => shared_nodes(g, &b.g)?,
+            None => HashSet::new(),
+        };
         let in_q: Vec<_> = (0..g.inputs().len()).map(|i| g.input_quant(i)).collect();
         let (mut signal, mut noise) = (0f64, 0f64);
         for (s, (inputs, want)) in self.samples.iter().zip(&self.reference).enumerate() {
-            let feed = crate::stats::quantize_inputs(&g, inputs, &in_q)?;
-            let got = qcc_interp::run(&g, &feed)
-                .with_context(|| format!("--quantize auto: calibration sample #{s}"))?;
+            let feed = crate::stats::quantize_inputs(g, inputs, &in_q)?;
+            let known = |v: ValueId| {
+                base.filter(|_| shared.contains(&v.node))
+                    .and_then(|b| b.values.get(s)?.get(&v))
+            };
+            let mut seen = HashMap::new();
+            let got = qcc_interp::run_seeded(g, &feed, &known, &mut |v, t| {
+                if keep.is_some()
+                    && !matches!(g.node(v.node).op, Op::Const { .. } | Op::Input { .. })
+                {
+                    seen.insert(v, t.clone());
+                }
+            })
+            .with_context(|| format!("--quantize auto: calibration sample #{s}"))?;
+            if let Some(k) = keep.as_mut() {
+                k.push(seen);
+            }
             for (o, (w, t)) in want.iter().zip(&got).enumerate() {
                 let q = match g.value_type(g.outputs[o].value).dtype {
                     DType::F32 => qcc_ir::QParams {
@@ -325,7 +403,7 @@ pub fn choose(
         done += 1;
         progress(done, total);
     };
-    let base = s.measure(&[])?;
+    let (all8, base) = s.base()?;
     tick(progress);
     // Added noise of each layer at each lower width: independent trials,
     // as many at a time as there are threads (each one deterministic, so
@@ -337,7 +415,7 @@ pub fn choose(
     for batch in trials.chunks(rayon::current_num_threads().max(1)) {
         let sqnr: Vec<Result<f64>> = batch
             .par_iter()
-            .map(|&(i, b)| s.measure(&[(s.layers[i].name.clone(), b)]))
+            .map(|&(i, b)| s.measure(&[(s.layers[i].name.clone(), b)], &all8))
             .collect();
         for (&(i, b), d) in batch.iter().zip(sqnr) {
             cost[i].insert(b, (noise(d?) - noise(base)).max(0.0));
@@ -379,7 +457,7 @@ pub fn choose(
         p.measured_db = if p.layer_bits.is_empty() {
             base
         } else {
-            s.measure(&p.layer_bits)?
+            s.measure(&p.layer_bits, &all8)?
         };
         measured.push(p);
         Ok(measured.len() - 1)
@@ -633,6 +711,47 @@ pub fn svg(c: &Choice) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trial seeded with the all-8-bit graph's values measures exactly
+    /// what a full interpreter run of its graph does, for every layer and
+    /// width of the digits CNN; and the seeding skips work: a lowered layer
+    /// shares every node upstream of it with the base, the last layer most.
+    #[test]
+    fn seeded_trials_measure_what_full_runs_do() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/digits");
+        let opts = CompileOptions {
+            quantize: Some(crate::QuantizeOptions {
+                config: Default::default(),
+                data: crate::CalibrationData::Path(dir.join("calib.npy")),
+                progress: Default::default(),
+            }),
+            ..Default::default()
+        };
+        let s = setup(&dir.join("model.onnx"), &opts).expect("setup");
+        let (base, db) = s.base().expect("base");
+        assert_eq!(db.to_bits(), s.sqnr(&base.g, None, None).unwrap().to_bits());
+        let mut most = 0;
+        for l in &s.layers {
+            for b in [4, 2] {
+                let bits = [(l.name.clone(), b)];
+                let g = s.graph(&bits).unwrap();
+                let shared = shared_nodes(&g, &base.g).unwrap().len();
+                assert!(
+                    shared < g.node_count(),
+                    "{} at {b}: nothing changed",
+                    l.name
+                );
+                most = most.max(shared);
+                let seeded = s.measure(&bits, &base).unwrap();
+                let full = s.sqnr(&g, None, None).unwrap();
+                assert_eq!(seeded.to_bits(), full.to_bits(), "{} at {b}", l.name);
+            }
+        }
+        assert!(
+            most > base.g.node_count() / 2,
+            "at most {most} nodes shared"
+        );
+    }
 
     #[test]
     fn budgets_parse() {
