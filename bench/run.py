@@ -8,7 +8,8 @@ alternated: qcc f32, qcc int8 (`--quantize int8`, 16 calibration samples),
 qcc ORT-QDQ (ONNX Runtime's own QDQ model below, compiled by qcc as it comes:
 `fold-qdq`, no `--quantize`), ONNX Runtime fp32, ONNX Runtime int8 (QDQ from
 `quantize_static` on the same samples) and tract-onnx fp32 (optimized, through its Rust API:
-crates/qcc/examples/tract_time.rs). Each round runs every variant `--per` times after warm-up;
+crates/qcc/examples/tract_time.rs). On an x86 core without VNNI also qcc int8 with
+`--weight-bits 7` and ONNX Runtime int8 with `reduce_range` (see `seven_bit`). Each round runs every variant `--per` times after warm-up;
 the table gives the median and min-max over all rounds and the ratios.
 Register-only probes (bench/probes.c) give this machine's ceilings.
 """
@@ -78,14 +79,16 @@ def probes(flags):
     return {l.split()[0]: float(l.split()[1]) for l in out.splitlines()}
 
 
-def compile_qcc(name, d, int8, model="model.onnx", tag=None):
-    """qcc's build of `d/model` (float, or `--quantize int8`); `tag` names its files."""
+def compile_qcc(name, d, int8, model="model.onnx", tag=None, extra=()):
+    """qcc's build of `d/model` (float, or `--quantize int8`, plus `extra`
+    flags); `tag` names its files."""
     tag = tag or ("i8" if int8 else "f32")
     o = os.path.join(d, f"m_{tag}.o")
     h = os.path.join(d, f"m_{tag}.h")
     cmd = [QCC, os.path.join(d, model), "-o", o, "--name", "m", "--header", h, "--profile"]
     if int8:
         cmd += ["--quantize", "int8", "--calibration-data", os.path.join(d, "calib.npy")]
+    cmd += list(extra)
     # Peak RSS through GNU time: a child forked from this (large) Python
     # process would report the parent's high-water mark as its own.
     gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
@@ -104,6 +107,44 @@ def compile_qcc(name, d, int8, model="model.onnx", tag=None):
     shutil.copyfile(h, os.path.join(inc, "m.h"))
     subprocess.run(["cc", "-O2", "-I", inc, os.path.join(HERE, "harness.c"), o, "-o", exe], check=True)
     return exe, dt
+
+
+def seven_bit(flags):
+    """Whether this is an x86 core whose best int8 instruction is AVX2's
+    `vpmaddubsw` (no VNNI): there it sums two u8 × s8 products into a
+    saturating i16, which only 7-bit weights keep exact. Such a run adds qcc
+    with `--weight-bits 7` and ONNX Runtime's `reduce_range` (7-bit weights)
+    QDQ model: the two exact int8 builds of the same kind."""
+    return "avx2" in flags and not ("avx512_vnni" in flags or "avx_vnni" in flags)
+
+
+def ort_rr_session(d):
+    """ONNX Runtime on its `quantize_static(..., reduce_range=True)` QDQ model."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    calib = np.load(os.path.join(d, "calib.npy"))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": c} for c in calib])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q = os.path.join(d, "model_qdq_rr.onnx")
+    if not os.path.exists(q):
+        quantize_static(
+            os.path.join(d, "model.onnx"), q, Reader(), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            reduce_range=True,
+        )
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(q, so, providers=["CPUExecutionProvider"])
 
 
 def ort_sessions(d):
@@ -239,6 +280,7 @@ def main():
     names = [n for n in models.MODELS if not args.only or n in args.only.split(",")]
     model, flags = cpu_info()
     ceil = probes(flags)
+    w7 = seven_bit(flags)
     rows, compile_times = [], {}
     for name in names:
         d = os.path.join(mdir, name)
@@ -249,9 +291,15 @@ def main():
         sf, si, feed = ort_sessions(d)
         # ONNX Runtime's own QDQ model, compiled by qcc as it comes (fold-qdq).
         eq, _ = compile_qcc(name, d, False, "model_qdq.onnx", "ortqdq")
+        e7, srr = None, None
+        if w7:
+            e7, _ = compile_qcc(name, d, True, tag="i8w7", extra=("--weight-bits", "7"))
+            srr = ort_rr_session(d)
+            time_ort(srr, feed, 3)
         time_ort(sf, feed, 3)
         time_ort(si, feed, 3)
-        t = {"qcc f32": [], "qcc int8": [], "qcc ORT-QDQ": [], "ORT fp32": [], "ORT int8": [], "tract fp32": []}
+        t = {"qcc f32": [], "qcc int8": [], "qcc ORT-QDQ": [], "ORT fp32": [], "ORT int8": [], "tract fp32": [],
+             "qcc int8 w7": [], "ORT int8 rr": []}
         model_path = os.path.join(d, "model.onnx")
         for _ in range(args.rounds):
             if ef:
@@ -263,6 +311,10 @@ def main():
             t["ORT fp32"] += time_ort(sf, feed, args.per)
             t["ORT int8"] += time_ort(si, feed, args.per)
             t["tract fp32"] += time_tract(model_path, args.per)
+            if e7:
+                t["qcc int8 w7"] += time_exe(e7, args.per)
+            if srr:
+                t["ORT int8 rr"] += time_ort(srr, feed, args.per)
         row = {"name": name, "t": t, "profile": {}}
         if name in PROFILED:
             for tag, exe in (("f32", ef), ("int8", ei)):
@@ -290,6 +342,25 @@ def main():
             f"{ratio(r['qcc f32'], r['tract fp32'])} | {ratio(r['qcc int8'], r['tract fp32'])} |"
         )
     L.append("")
+    if w7:
+        L.append("## Exact int8 on this core (no VNNI)")
+        L.append("")
+        L.append("AVX2's `vpmaddubsw` sums two u8 × s8 products into a saturating i16. ONNX Runtime's int8")
+        L.append("above uses it on full-range weights (results may saturate); qcc's default int8 stays exact")
+        L.append("with `vpmaddwd` on widened bytes. The exact fast pair: qcc `--weight-bits 7` (weights within")
+        L.append("±63, `vpmaddubsw` kernels) and ONNX Runtime on its `reduce_range=True` model (7-bit weights).")
+        L.append("")
+        L.append("| model | qcc int8 w7 | ORT int8 rr | qcc int8 w7 / ORT int8 rr | qcc int8 w7 / ORT int8 | qcc int8 w7 / ORT fp32 | qcc int8 w7 / qcc int8 |")
+        L.append("|---|---|---|---|---|---|---|")
+        for r in rows:
+            t = r["t"]
+            cells = [fmt(t[k]) if t[k] else "failed" for k in ("qcc int8 w7", "ORT int8 rr")]
+            L.append(
+                f"| {r['name']} | " + " | ".join(cells) + f" | {ratio(r['qcc int8 w7'], r['ORT int8 rr'])} | "
+                f"{ratio(r['qcc int8 w7'], r['ORT int8'])} | {ratio(r['qcc int8 w7'], r['ORT fp32'])} | "
+                f"{ratio(r['qcc int8 w7'], r['qcc int8'])} |"
+            )
+        L.append("")
     L.append("## Throughput of the single layers (GMAC/s, from the medians)")
     L.append("")
     L.append("| layer | qcc f32 | ORT fp32 | qcc int8 | ORT int8 |")
