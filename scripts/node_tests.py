@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUPPORTED = {
     "Conv", "ConvTranspose", "Gemm", "MatMul",
     "Add", "Sub", "Mul", "Div", "Max", "Min", "Pow",
-    "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Erf",
+    "Sqrt", "Exp", "Log", "Neg", "Abs", "Sign", "Reciprocal", "Erf",
     "Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
     "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
     "BatchNormalization", "ReduceMean", "ReduceMax", "ReduceSum",
@@ -87,7 +87,7 @@ ACCUM = (1e-5, 1e-4)  # dot products and long sums: the summation order differs
 TRANSC = (1e-6, 1e-4)  # exp, erf, tanh…: qcc's own polynomial approximations (no libm)
 TOL_BY_OP = {
     **{op: EXACT for op in [
-        "Relu", "Clip", "Neg", "Abs", "Max", "Min", "MaxPool", "GlobalMaxPool", "ReduceMax",
+        "Relu", "Clip", "Neg", "Abs", "Sign", "Max", "Min", "MaxPool", "GlobalMaxPool", "ReduceMax",
         "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
         "Pad", "Identity", "Constant", "Cast", "Gather",
         "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",

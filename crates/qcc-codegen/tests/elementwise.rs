@@ -33,6 +33,22 @@ fn unary_simple_ops_are_exact() {
     check_unary(UnaryOp::Relu, |x| x.max(0.0), 0.0);
     check_unary(UnaryOp::Neg, |x| -x, 0.0);
     check_unary(UnaryOp::Abs, f32::abs, 0.0);
+    let sign = |x: f32| {
+        if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            x
+        }
+    };
+    check_unary(UnaryOp::Sign, sign, 0.0);
+    check_unary_on(
+        UnaryOp::Sign,
+        f32_tensor(&[5], vec![0.0, -0.0, 1e-38, -3e38, f32::INFINITY]),
+        sign,
+        0.0,
+    );
     check_unary(UnaryOp::Reciprocal, |x| 1.0 / x, 0.0);
     check_unary_on(UnaryOp::Sqrt, positive(&[3, 50]), f32::sqrt, 0.0);
     check_unary(

@@ -234,14 +234,14 @@ fn where_selects_across_three_broadcast_operands() {
 /// Neg and Abs on signed integers wrap like the interpreter (`-MIN = MIN`),
 /// as the integer shape arithmetic of exported graphs needs.
 #[test]
-fn integer_neg_and_abs_wrap() {
+fn integer_neg_abs_and_sign() {
     use qcc_ir::UnaryOp;
     for (dt, v) in [
         (DType::I64, vec![i64::MIN, -7, -1, 0, 1, 9, i64::MAX]),
         (DType::I32, vec![i32::MIN as i64, -7, 0, 5, i32::MAX as i64]),
         (DType::I8, vec![-128, -1, 0, 3, 127]),
     ] {
-        for op in [UnaryOp::Neg, UnaryOp::Abs] {
+        for op in [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign] {
             let n = v.len();
             let (g, inputs) = op_graph(Op::Unary(op), vec![Arg::In(ints(dt, &[n], &v))]);
             let want: Vec<i64> = v
@@ -249,6 +249,7 @@ fn integer_neg_and_abs_wrap() {
                 .map(|&x| {
                     let r = match op {
                         UnaryOp::Neg => x.wrapping_neg(),
+                        UnaryOp::Sign => x.signum(),
                         _ => x.wrapping_abs(),
                     };
                     // Wrap to the type's width.

@@ -6,7 +6,7 @@ use crate::elem::{f32s, Elem};
 use crate::index::Offsets;
 use qcc_ir::{BinaryOp, Tensor, TensorData, UnaryOp};
 
-/// Applies a unary op to an f32 tensor (Neg and Abs also to signed
+/// Applies a unary op to an f32 tensor (Neg, Abs and Sign also to signed
 /// integers, wrapping like the compiled code: `-MIN = MIN`).
 pub fn unary(u: UnaryOp, x: &Tensor) -> Result<TensorData, String> {
     macro_rules! int {
@@ -15,13 +15,14 @@ pub fn unary(u: UnaryOp, x: &Tensor) -> Result<TensorData, String> {
                 $v.iter()
                     .map(|a| match u {
                         UnaryOp::Neg => a.wrapping_neg(),
+                        UnaryOp::Sign => a.signum(),
                         _ => a.wrapping_abs(),
                     })
                     .collect(),
             ))
         };
     }
-    if matches!(u, UnaryOp::Neg | UnaryOp::Abs) {
+    if matches!(u, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign) {
         match x.data() {
             TensorData::I64(v) => return int!(v, I64),
             TensorData::I32(v) => return int!(v, I32),
@@ -53,6 +54,15 @@ pub fn unary_f32(u: UnaryOp, x: f32) -> f32 {
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Neg => -x,
         UnaryOp::Abs => x.abs(),
+        UnaryOp::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x // ±0 and NaN
+            }
+        }
         UnaryOp::Reciprocal => 1.0 / x,
         UnaryOp::Erf => erf(xd) as f32,
         UnaryOp::Round => x.round_ties_even(),

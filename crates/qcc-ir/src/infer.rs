@@ -346,8 +346,9 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::f32(shape))
         }
-        // Neg and Abs also take signed integers (wrapping); the rest are float.
-        Op::Unary(UnaryOp::Neg | UnaryOp::Abs)
+        // Neg, Abs and Sign also take signed integers (Neg and Abs
+        // wrapping); the rest are float.
+        Op::Unary(UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign)
             if matches!(ins[0].dtype, DType::I64 | DType::I32 | DType::I8) =>
         {
             one(ins[0].clone())

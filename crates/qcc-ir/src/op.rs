@@ -21,6 +21,8 @@ pub enum UnaryOp {
     Sqrt,
     Neg,
     Abs,
+    /// -1, 0 or +1 by the sign of x (ONNX Sign; NaN stays NaN, -0 stays -0).
+    Sign,
     Reciprocal,
     Erf,
     /// Round half to even (ONNX Round).
@@ -364,6 +366,7 @@ impl Op {
                 UnaryOp::Sqrt => "sqrt",
                 UnaryOp::Neg => "neg",
                 UnaryOp::Abs => "abs",
+                UnaryOp::Sign => "sign",
                 UnaryOp::Reciprocal => "reciprocal",
                 UnaryOp::Erf => "erf",
                 UnaryOp::Round => "round",

@@ -753,6 +753,7 @@ impl<'a> Exporter<'a> {
             UnaryOp::Sqrt => ("Sqrt", vec![]),
             UnaryOp::Neg => ("Neg", vec![]),
             UnaryOp::Abs => ("Abs", vec![]),
+            UnaryOp::Sign => ("Sign", vec![]),
             UnaryOp::Reciprocal => ("Reciprocal", vec![]),
             UnaryOp::Erf => ("Erf", vec![]),
             UnaryOp::Round => ("Round", vec![]),

@@ -27,13 +27,21 @@ pub fn emit_unary<'ctx>(
     }
     let dt = x.dtype();
     let int = matches!(dt, DType::I64 | DType::I32 | DType::I8);
-    if int && matches!(op, UnaryOp::Neg | UnaryOp::Abs) && out.dtype() == dt {
+    if int && matches!(op, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign) && out.dtype() == dt {
         // Wrapping, like the interpreter: -MIN = MIN, |MIN| = MIN.
         return cx.for_range(0, out.numel() as i64, |cx, i| {
             let v = cx.load(dt, x.ptr, i)?.into_int_value();
             let n = cx.b.build_int_neg(v, "")?;
             let y = if op == UnaryOp::Neg {
                 n
+            } else if op == UnaryOp::Sign {
+                // clamp(x, -1, 1)
+                let t = v.get_type();
+                let (one, m1) = (t.const_int(1, false), t.const_int(u64::MAX, true));
+                let hi = cx.icmp(IntPredicate::SGT, v, one)?;
+                let v = cx.b.build_select(hi, one, v, "")?.into_int_value();
+                let lo = cx.icmp(IntPredicate::SLT, v, m1)?;
+                cx.b.build_select(lo, m1, v, "")?.into_int_value()
             } else {
                 let neg = cx.icmp(IntPredicate::SLT, v, v.get_type().const_zero())?;
                 cx.b.build_select(neg, n, v, "")?.into_int_value()
@@ -43,7 +51,7 @@ pub fn emit_unary<'ctx>(
     }
     if dt != DType::F32 || out.dtype() != DType::F32 {
         return Err(cx.unsupported(format!(
-            "{dt} input (only f32, and signed integers for Neg and Abs)"
+            "{dt} input (only f32, and signed integers for Neg, Abs and Sign)"
         )));
     }
     cx.for_range(0, out.numel() as i64, |cx, i| {
@@ -72,6 +80,13 @@ pub fn unary<'ctx>(
         UnaryOp::Sqrt => cx.sqrt(x),
         UnaryOp::Neg => cx.fneg(x),
         UnaryOp::Abs => cx.fabs(x),
+        UnaryOp::Sign => {
+            // +1 above zero, -1 below, else x itself (±0, NaN).
+            let pos = cx.fcmp(FloatPredicate::OGT, x, zero)?;
+            let neg = cx.fcmp(FloatPredicate::OLT, x, zero)?;
+            let y = cx.select_f(neg, cx.f32(-1.0), x)?;
+            cx.select_f(pos, cx.f32(1.0), y)
+        }
         UnaryOp::Reciprocal => cx.fdiv(cx.f32(1.0), x),
         UnaryOp::Erf => cx.erf(x),
         UnaryOp::Round => {

@@ -38,6 +38,10 @@ fn unary_ops() {
     assert_eq!(un(UnaryOp::Relu, &x), [0.0, 0.0, 0.0, 0.5, 3.0]);
     assert_eq!(un(UnaryOp::Neg, &x), [2.0, 0.5, -0.0, -0.5, -3.0]);
     assert_eq!(un(UnaryOp::Abs, &x), [2.0, 0.5, 0.0, 0.5, 3.0]);
+    assert_eq!(un(UnaryOp::Sign, &x), [-1.0, -1.0, 0.0, 1.0, 1.0]);
+    let s = un(UnaryOp::Sign, &[-0.0, f32::NAN, f32::INFINITY, -1e-30]);
+    assert!(s[0] == 0.0 && s[0].is_sign_negative() && s[1].is_nan());
+    assert_eq!(s[2..], [1.0, -1.0]);
     assert_eq!(
         un(UnaryOp::LeakyRelu { alpha: 0.1 }, &x),
         [-0.2, -0.05, 0.0, 0.5, 3.0]

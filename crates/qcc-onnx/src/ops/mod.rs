@@ -109,6 +109,7 @@ pub(crate) const OPS: &[(&str, i64)] = &[
     ("ScatterND", 11),
     ("Shape", 1),
     ("Sigmoid", 1),
+    ("Sign", 9),
     ("Size", 1),
     ("Slice", 1),
     ("Softmax", 1),
@@ -170,6 +171,7 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
     use elementwise as e;
     match cx.node.op_type() {
         "Abs" => e::unary(cx, UnaryOp::Abs),
+        "Sign" => e::unary(cx, UnaryOp::Sign),
         "Erf" => e::unary(cx, UnaryOp::Erf),
         "Round" => e::unary(cx, UnaryOp::Round),
         "Exp" => e::unary(cx, UnaryOp::Exp),

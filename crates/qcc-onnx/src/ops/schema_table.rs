@@ -81,6 +81,7 @@ pub(super) const SIGS: &[(&str, Sig)] = &[
     ("ScatterND", Sig { attrs: &[("reduction", 16, 99)], arity: &[(11, 3, 3, 1, 1)] }),
     ("Shape", Sig { attrs: &[("end", 15, 99), ("start", 15, 99)], arity: &[(1, 1, 1, 1, 1)] }),
     ("Sigmoid", Sig { attrs: &[("consumed_inputs", 1, 5)], arity: &[(1, 1, 1, 1, 1)] }),
+    ("Sign", Sig { attrs: &[], arity: &[(9, 1, 1, 1, 1)] }),
     ("Size", Sig { attrs: &[], arity: &[(1, 1, 1, 1, 1)] }),
     ("Slice", Sig { attrs: &[("axes", 1, 9), ("ends", 1, 9), ("starts", 1, 9)], arity: &[(1, 1, 1, 1, 1), (10, 3, 5, 1, 1)] }),
     ("Softmax", Sig { attrs: &[("axis", 1, 99)], arity: &[(1, 1, 1, 1, 1)] }),
