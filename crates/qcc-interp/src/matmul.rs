@@ -186,3 +186,44 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<TensorData, String> {
     }
     Ok(TensorData::F32(out))
 }
+
+/// `Sign(u) · w` for u `[…, K]` and w `[K, N]` of ±1 (`Op::SignMatMul`):
+/// integer sums, exact; a NaN in a row of u makes that row NaN.
+pub fn sign_matmul(u: &Tensor, w: &Tensor) -> Result<TensorData, String> {
+    let (uv, wv) = (f32s(u, "U")?, f32s(w, "W")?);
+    let (us, ws) = (u.shape(), w.shape());
+    let (Some(&k), &[kw, n]) = (us.last(), ws) else {
+        return Err(format!(
+            "U {} and W {} must be [..., K] and [K, N]",
+            u.ty(),
+            w.ty()
+        ));
+    };
+    if k != kw {
+        return Err(format!("U {} and W {} differ in K", u.ty(), w.ty()));
+    }
+    if let Some(v) = wv.iter().find(|&&v| v != 1.0 && v != -1.0) {
+        return Err(format!("W holds {v}, not only -1 and +1"));
+    }
+    let rows = uv.len().checked_div(k).unwrap_or(0);
+    let mut out = vec![0f32; rows * n];
+    for r in 0..rows {
+        let row = &uv[r * k..(r + 1) * k];
+        let nan = row.iter().any(|v| v.is_nan());
+        for j in 0..n {
+            let mut s = 0i64;
+            for (kk, &x) in row.iter().enumerate() {
+                let sg = if x > 0.0 {
+                    1
+                } else if x < 0.0 {
+                    -1
+                } else {
+                    0
+                };
+                s += sg * wv[kk * n + j] as i64;
+            }
+            out[r * n + j] = if nan { f32::NAN } else { s as f32 };
+        }
+    }
+    Ok(TensorData::F32(out))
+}

@@ -313,6 +313,19 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::f32(vec![m, n]))
         }
+        Op::SignMatMul => {
+            let (u, w) = (ins[0], ins[1]);
+            need_float(u, "U")?;
+            need_float(w, "W")?;
+            match (u.shape.last(), w.shape.as_slice()) {
+                (Some(&k), &[kw, n]) if k == kw => {
+                    let mut shape = u.shape[..u.rank() - 1].to_vec();
+                    shape.push(n);
+                    one(TensorType::f32(shape))
+                }
+                _ => Err(format!("U {u} and W {w} must be [..., K] and [K, N]")),
+            }
+        }
         Op::MatMul => {
             let (a, b) = (ins[0], ins[1]);
             need_float(a, "A")?;

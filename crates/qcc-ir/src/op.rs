@@ -329,6 +329,12 @@ pub enum Op {
         table: Vec<i32>,
         to: DType,
     },
+    /// A binary layer: `Sign(u) · w`. Inputs: u (F32) `[…, K]`, w (F32,
+    /// constant, every element -1 or +1) `[K, N]`. Output F32 `[…, N]`:
+    /// `Σ_k sign(u[…, k]) · w[k, n]`, an integer of magnitude at most K,
+    /// exact (NaN in a row of u makes the row NaN). The kernel keeps w as
+    /// bits and counts with popcount (`binarize`).
+    SignMatMul,
 }
 
 impl Op {
@@ -429,6 +435,7 @@ impl Op {
             Op::QAvgPool { .. } => "qavg_pool",
             Op::QMean { .. } => "qmean",
             Op::MatMulInteger => "matmul_integer",
+            Op::SignMatMul => "sign_matmul",
             Op::Lut { .. } => "lut",
         }
     }
@@ -443,7 +450,7 @@ impl Op {
         match self {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
             Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
-            Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::SignMatMul => (2, 2),
             Op::Compare(_) | Op::Logic(_) => (2, 2),
             Op::Where => (3, 3),
             Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
@@ -617,7 +624,7 @@ impl Op {
                 ("epi", ep(epi)),
             ],
             Op::Lut { to, .. } => vec![("to", to.to_string())],
-            Op::MatMulInteger => vec![],
+            Op::MatMulInteger | Op::SignMatMul => vec![],
         }
     }
 }

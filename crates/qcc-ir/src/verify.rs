@@ -13,6 +13,7 @@ use crate::op::Op;
 ///   inference decides them (`Quantize`, the layout ops that keep them);
 ///   elsewhere they are whatever the quantization passes recorded;
 /// - integer kernels (`QConv`, `QGemm`) read constant weights and bias;
+///   a `SignMatMul` reads constant weights that are all -1 or +1;
 /// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
 /// - every graph output names an existing value.
 pub fn verify(g: &Graph) -> Result<(), IrError> {
@@ -58,6 +59,22 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                                 format!("{} {what} must be a constant", op.name()),
                             ));
                         }
+                    }
+                }
+                if *op == Op::SignMatMul {
+                    let ok = n
+                        .inputs()
+                        .get(1)
+                        .and_then(|v| g.const_value(*v))
+                        .is_some_and(|t| {
+                            t.as_f32()
+                                .is_some_and(|w| w.iter().all(|&x| x == 1.0 || x == -1.0))
+                        });
+                    if !ok {
+                        return Err(err(
+                            &n.name,
+                            "sign_matmul weights must be a constant of -1 and +1".into(),
+                        ));
                     }
                 }
                 let tys: Vec<_> = n.inputs().iter().map(|v| g.value_type(*v)).collect();

@@ -215,3 +215,39 @@ fn verifier_rejects_run_time_integer_weights() {
         "{e}"
     );
 }
+
+/// A binary layer's kernel keeps its weights as bits: the verifier accepts
+/// a `SignMatMul` only on constant weights of -1 and +1.
+#[test]
+fn sign_matmul_needs_constant_plus_minus_one_weights() {
+    let mut g = Graph::new("t");
+    let u = g.add_input("u", TensorType::f32([2, 3]));
+    let w_in = g.add_input("w", TensorType::f32([3, 2]));
+    let w = |v: f32| {
+        Tensor::new(
+            vec![3, 2],
+            TensorData::F32(vec![1.0, -1.0, 1.0, 1.0, -1.0, v]),
+        )
+        .unwrap()
+    };
+    let good = g.add_const("good", w(-1.0));
+    let half = g.add_const("half", w(0.5));
+    let ok = g
+        .add_node(
+            Op::SignMatMul,
+            "ok",
+            vec![ValueId::of(u), ValueId::of(good)],
+        )
+        .unwrap();
+    g.add_output("y", ValueId::of(ok));
+    verify(&g).unwrap();
+    for (name, wv) in [("run_time", w_in), ("not_binary", half)] {
+        let mut h = g.clone();
+        let bad = h
+            .add_node(Op::SignMatMul, name, vec![ValueId::of(u), ValueId::of(wv)])
+            .unwrap();
+        h.add_output("z", ValueId::of(bad));
+        let e = verify(&h).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains("-1 and +1"), "{e}");
+    }
+}

@@ -563,6 +563,12 @@ impl<'a> Exporter<'a> {
                 ],
             ),
             Op::MatMul => simple("MatMul", vec![]),
+            Op::SignMatMul => {
+                // Back to what it came from: Sign, then MatMul by the ±1 weights.
+                let s = self.emit("Sign", &base, vec![ins[0].clone()], vec![]);
+                self.push("MatMul", &base, vec![s, ins[1].clone()], y, vec![]);
+                return Ok(());
+            }
             Op::Unary(u) => return self.unary(n, *u, ins, y),
             Op::Binary(b) => simple(
                 match b {

@@ -3,6 +3,7 @@
 //! what it needs and what it guarantees. Every pass leaves the graph
 //! verifier-clean; [`Pipeline::run`] checks that after each one.
 
+pub mod binarize;
 pub mod calibrate;
 pub mod cancel_qdq;
 pub mod constant_fold;
@@ -56,6 +57,11 @@ pub static PASSES: &[PassInfo] = &[
         name: "constant-fold",
         about: "evaluate nodes whose inputs are all constant; drop dead nodes and weights",
         run: constant_fold::run,
+    },
+    PassInfo {
+        name: "binarize",
+        about: "a binary layer (MatMul of a Sign by ±1 constant weights) as one SignMatMul: weights kept as bits, products counted with popcount",
+        run: binarize::run,
     },
     PassInfo {
         name: "fuse-decomposed",

@@ -66,3 +66,32 @@ fn binary_mlp_logits_equal_the_training_scripts() {
     eprintln!("binary MLP: {:.2}% of {n} held-out images", acc * 100.0);
     assert!(acc > 0.9, "accuracy {acc}");
 }
+
+/// `binarize` makes the two layers that read a Sign binary (`SignMatMul`,
+/// weights as bits); the first, on raw pixels, stays a float MatMul.
+#[test]
+fn binary_mlp_hidden_and_last_layers_are_binary() {
+    let mut g = qcc::import(&dir().join("model.onnx"), &Default::default()).expect("import");
+    qcc::optimize(&mut g, None).expect("pipeline");
+    let ops: Vec<(&str, &str)> = g
+        .node_ids()
+        .into_iter()
+        .map(|id| g.node(id))
+        .filter(|n| {
+            matches!(
+                n.op,
+                qcc_ir::Op::SignMatMul | qcc_ir::Op::MatMul | qcc_ir::Op::Gemm { .. }
+            )
+        })
+        .map(|n| (n.name.as_str(), n.op.name()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("fc1", "matmul"),
+            ("fc2", "sign_matmul"),
+            ("fc3", "sign_matmul")
+        ],
+        "{ops:?}"
+    );
+}

@@ -11,6 +11,7 @@
 //! `ins` are the node's inputs in IR order, `out` its single output; the
 //! kernel writes every element of `out`. See `KERNEL_API.md`.
 
+pub mod binary;
 pub mod cast;
 pub mod conv;
 pub mod elementwise;
@@ -77,6 +78,7 @@ pub fn emit_node<'ctx>(
         Op::QAvgPool { .. } => qpool::emit_avgpool(cx, node, ins, out),
         Op::QMean { .. } => qpool::emit_mean(cx, node, ins, out),
         Op::MatMulInteger => qmatmul::emit_matmul_integer(cx, node, ins, out),
+        Op::SignMatMul => binary::emit(cx, node, ins, out),
     }
 }
 
