@@ -217,6 +217,21 @@ fn float_graph() -> (Graph, Vec<Vec<u8>>) {
         .add_node(Op::Unary(UnaryOp::Log), "lg", vec![ValueId::of(ab)])
         .expect("valid");
     outs.push(lg);
+    // Sign, and a binary layer (weights as bits, popcount: NEON `cnt` on
+    // ARM).
+    let sg = g
+        .add_node(Op::Unary(UnaryOp::Sign), "sg", vec![ValueId::of(x)])
+        .expect("valid");
+    outs.push(sg);
+    let pm: Vec<f32> = rand_f32(40 * 5, 6, -1.0, 1.0)
+        .iter()
+        .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+        .collect();
+    let w = g.add_const("pm", Tensor::from_f32(vec![40, 5], pm).expect("shape"));
+    let bm = g
+        .add_node(Op::SignMatMul, "bm", vec![ValueId::of(x), ValueId::of(w)])
+        .expect("valid");
+    outs.push(bm);
     for (k, o) in outs.iter().enumerate() {
         g.add_output(format!("y{k}"), ValueId::of(*o));
     }

@@ -64,22 +64,26 @@ pub fn emit<'ctx>(
     let rows = u.ty.numel() / k;
     let pos = cx.stack_array(DType::I64, words as u64)?;
     let neg = cx.stack_array(DType::I64, words as u64)?;
-    // [P, Q, any NaN, |pos ∧ wp|, |neg ∧ wp|]
-    let acc = cx.stack_array(DType::I64, 5)?;
+    // [P, Q, any NaN, |pos ∧ wp|, |neg ∧ wp|], i32: every count is at most
+    // K, so the sum converts to f32 inline everywhere (an i64 conversion is
+    // a libcall on 32-bit ARM).
+    let acc = cx.stack_array(DType::I32, 5)?;
+    let i32t = cx.i32_t();
+    let zero32 = i32t.const_zero();
     let i64t = cx.i64_t();
     let zero = cx.i64(0);
     let popcount = |cx: &KernelCx<'_, 'ctx>, v: inkwell::values::IntValue<'ctx>| {
-        Ok::<_, crate::CodegenError>(
-            cx.call_intrinsic("llvm.ctpop", &[i64t.into()], &[v.into()])?
-                .into_int_value(),
-        )
+        let c = cx
+            .call_intrinsic("llvm.ctpop", &[i64t.into()], &[v.into()])?
+            .into_int_value();
+        Ok::<_, crate::CodegenError>(cx.b.build_int_truncate(c, i32t, "")?)
     };
     cx.for_range(0, rows as i64, |cx, r| {
         cx.for_range(0, words as i64, |cx, wd| {
             cx.store(DType::I64, pos, wd, zero.into())?;
             cx.store(DType::I64, neg, wd, zero.into())
         })?;
-        cx.store(DType::I64, acc, cx.i64(2), zero.into())?;
+        cx.store(DType::I32, acc, cx.i64(2), zero32.into())?;
         let base = cx.mul_c(r, k as i64)?;
         cx.for_range(0, k as i64, |cx, kk| {
             let x = cx.load_f32(u.ptr, cx.add(base, kk)?)?;
@@ -94,48 +98,44 @@ pub fn emit<'ctx>(
                 cx.store(DType::I64, mask, wd, cx.b.build_or(m, b, "")?.into())?;
             }
             let nan = cx.fcmp(FloatPredicate::UNO, x, x)?;
-            let nan = cx.b.build_int_z_extend(nan, i64t, "")?;
-            let f = cx.load(DType::I64, acc, cx.i64(2))?.into_int_value();
-            cx.store(
-                DType::I64,
-                acc,
-                cx.i64(2),
-                cx.b.build_or(f, nan, "")?.into(),
-            )
+            let nan = cx.b.build_int_z_extend(nan, i32t, "")?;
+            let f = cx.load(DType::I32, acc, cx.i64(2))?.into_int_value();
+            let f = cx.b.build_or(f, nan, "")?;
+            cx.store(DType::I32, acc, cx.i64(2), f.into())
         })?;
-        cx.store(DType::I64, acc, cx.i64(0), zero.into())?;
-        cx.store(DType::I64, acc, cx.i64(1), zero.into())?;
+        cx.store(DType::I32, acc, cx.i64(0), zero32.into())?;
+        cx.store(DType::I32, acc, cx.i64(1), zero32.into())?;
         cx.for_range(0, words as i64, |cx, wd| {
             for (slot, mask) in [(0, pos), (1, neg)] {
                 let m = cx.load(DType::I64, mask, wd)?.into_int_value();
-                let c = cx.load(DType::I64, acc, cx.i64(slot))?.into_int_value();
+                let c = cx.load(DType::I32, acc, cx.i64(slot))?.into_int_value();
                 let c = cx.add(c, popcount(cx, m)?)?;
-                cx.store(DType::I64, acc, cx.i64(slot), c.into())?;
+                cx.store(DType::I32, acc, cx.i64(slot), c.into())?;
             }
             Ok(())
         })?;
         let orow = cx.mul_c(r, n as i64)?;
         cx.for_range(0, n as i64, |cx, j| {
-            cx.store(DType::I64, acc, cx.i64(3), zero.into())?;
-            cx.store(DType::I64, acc, cx.i64(4), zero.into())?;
+            cx.store(DType::I32, acc, cx.i64(3), zero32.into())?;
+            cx.store(DType::I32, acc, cx.i64(4), zero32.into())?;
             let col = cx.mul_c(j, words as i64)?;
             cx.for_range(0, words as i64, |cx, wd| {
                 let wp = cx.load(DType::I64, wb, cx.add(col, wd)?)?.into_int_value();
                 for (slot, mask) in [(3, pos), (4, neg)] {
                     let m = cx.load(DType::I64, mask, wd)?.into_int_value();
                     let hit = popcount(cx, cx.b.build_and(m, wp, "")?)?;
-                    let c = cx.load(DType::I64, acc, cx.i64(slot))?.into_int_value();
-                    cx.store(DType::I64, acc, cx.i64(slot), cx.add(c, hit)?.into())?;
+                    let c = cx.load(DType::I32, acc, cx.i64(slot))?.into_int_value();
+                    cx.store(DType::I32, acc, cx.i64(slot), cx.add(c, hit)?.into())?;
                 }
                 Ok(())
             })?;
             let get = |cx: &KernelCx<'_, 'ctx>, s: i64| {
-                Ok::<_, crate::CodegenError>(cx.load(DType::I64, acc, cx.i64(s))?.into_int_value())
+                Ok::<_, crate::CodegenError>(cx.load(DType::I32, acc, cx.i64(s))?.into_int_value())
             };
             let (p, q, a, b) = (get(cx, 0)?, get(cx, 1)?, get(cx, 3)?, get(cx, 4)?);
             let sum = cx.sub(cx.add(cx.sub(cx.mul_c(a, 2)?, p)?, q)?, cx.mul_c(b, 2)?)?;
             let y = cx.b.build_signed_int_to_float(sum, cx.f32_t(), "")?;
-            let nan = cx.icmp(IntPredicate::NE, get(cx, 2)?, zero)?;
+            let nan = cx.icmp(IntPredicate::NE, get(cx, 2)?, zero32)?;
             let y = cx.select_f(nan, cx.f32(f32::NAN), y)?;
             cx.store_f32(out.ptr, cx.add(orow, j)?, y)
         })
