@@ -118,61 +118,51 @@ def seven_bit(flags):
     return "avx2" in flags and not ("avx512_vnni" in flags or "avx_vnni" in flags)
 
 
-def ort_rr_session(d):
-    """ONNX Runtime on its `quantize_static(..., reduce_range=True)` QDQ model."""
-    import onnxruntime as ort
+def qdq_model(d, name, **extra):
+    """ONNX Runtime's `quantize_static` QDQ model of `d/model.onnx` (int8
+    activations and weights, per channel, calibrated on `d/calib.npy`, plus
+    `extra` options), written once to `d/name`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    calib = np.load(os.path.join(d, "calib.npy"))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": c} for c in calib])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    q = os.path.join(d, "model_qdq_rr.onnx")
+    q = os.path.join(d, name)
     if not os.path.exists(q):
+        calib = np.load(os.path.join(d, "calib.npy"))
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter([{"x": c} for c in calib])
+
+            def get_next(self):
+                return next(self.it, None)
+
         quantize_static(
             os.path.join(d, "model.onnx"), q, Reader(), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-            reduce_range=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True, **extra,
         )
+    return q
+
+
+def ort_session(path):
+    """A one-thread, sequential, fully optimized ONNX Runtime CPU session."""
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(q, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_rr_session(d):
+    """ONNX Runtime on its `quantize_static(..., reduce_range=True)` QDQ model."""
+    return ort_session(qdq_model(d, "model_qdq_rr.onnx", reduce_range=True))
 
 
 def ort_sessions(d):
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     calib = np.load(os.path.join(d, "calib.npy"))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": c} for c in calib])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    q = os.path.join(d, "model_qdq.onnx")
-    if not os.path.exists(q):
-        quantize_static(
-            os.path.join(d, "model.onnx"), q, Reader(), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-        )
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    f32 = ort.InferenceSession(os.path.join(d, "model.onnx"), so, providers=["CPUExecutionProvider"])
-    i8 = ort.InferenceSession(q, so, providers=["CPUExecutionProvider"])
+    f32 = ort_session(os.path.join(d, "model.onnx"))
+    i8 = ort_session(qdq_model(d, "model_qdq.onnx"))
     return f32, i8, {"x": calib[0]}
 
 

@@ -23,10 +23,7 @@ const PASS: &str = "binarize";
 pub const MAX_K: usize = 1 << 16;
 
 fn fail(e: impl std::fmt::Display) -> PassError {
-    PassError::Failed {
-        pass: PASS,
-        msg: format!("internal: {e}"),
-    }
+    PassError::internal(PASS, e)
 }
 
 pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {

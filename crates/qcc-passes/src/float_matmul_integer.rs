@@ -23,10 +23,7 @@ const PASS: &str = "float-matmul-integer";
 pub const MAX_EXACT_K: usize = ((1 << 24) - 1) / (255 * 255);
 
 fn fail(e: impl std::fmt::Display) -> PassError {
-    PassError::Failed {
-        pass: PASS,
-        msg: format!("internal: {e}"),
-    }
+    PassError::internal(PASS, e)
 }
 
 pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {

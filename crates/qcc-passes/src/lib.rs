@@ -39,6 +39,16 @@ pub enum PassError {
 /// Whether a pass changed the graph.
 pub type Changed = bool;
 
+impl PassError {
+    /// A pass's internal error (a qcc bug, not the user's): `internal: {e}`.
+    pub fn internal(pass: &'static str, e: impl std::fmt::Display) -> PassError {
+        PassError::Failed {
+            pass,
+            msg: format!("internal: {e}"),
+        }
+    }
+}
+
 /// A pass: its CLI name, what it does, and the function that runs it.
 pub struct PassInfo {
     pub name: &'static str,
