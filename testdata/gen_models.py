@@ -521,6 +521,35 @@ def mbv3_block():
     return m, inputs
 
 
+def qdq_u8_weights():
+    """A QDQ 1x1 Conv and a Gemm whose weights are uint8 with zero points
+    (per output channel for the Conv, 120 to 135; one, 128, for the Gemm),
+    all scales 1 and integer inputs: every output is an exact integer sum,
+    so a weight off by one step changes it by at least 1."""
+    b = Builder(seed=31)
+
+    def qdq(x, zp):
+        s = b.const("s", np.float32(1.0))
+        z = b.const("zp", np.uint8(zp))
+        return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, z]), s, z])
+
+    x = qdq("x", 128)
+    zc = b.rng.integers(120, 136, 5).astype(np.uint8)
+    wc = (zc[:, None, None, None] + b.rng.integers(-6, 7, (5, 6, 1, 1))).astype(np.uint8)
+    wd = b.op("DequantizeLinear", [b.const("wq", wc), b.const("ws", np.ones(5, np.float32)), b.const("wz", zc)], axis=0)
+    c = qdq(b.op("Conv", [x, wd], kernel_shape=[1, 1]), 128)
+    fl = qdq(b.op("Flatten", [c], axis=1), 128)
+    wg = (128 + b.rng.integers(-2, 3, (3, 20))).astype(np.uint8)
+    gd = b.op("DequantizeLinear", [b.const("gq", wg), b.const("gs", np.float32(1.0)), b.const("gz", np.uint8(128))])
+    g = b.op("Gemm", [fl, gd], transB=1)
+    s = b.const("s", np.float32(1.0))
+    z = b.const("zp", np.uint8(128))
+    b.op("DequantizeLinear", [b.op("QuantizeLinear", [g, s, z]), s, z], out="y")
+    m = b.model("qdq_u8_weights", [f32("x", [1, 6, 2, 2])], [f32("y", [1, 3])], opset=13)
+    inputs = [b.rng.integers(-2, 3, (1, 6, 2, 2)).astype(np.float32)]
+    return m, inputs
+
+
 def ort_quantized(base, fmt="QDQ", **options):
     """`base`'s model as onnxruntime's `quantize_static` writes it in format
     `fmt` (QDQ or QOperator) with `options`, calibrated with MinMax on its input and four
@@ -563,6 +592,13 @@ def ort_qdq_cnn_u8s8():
     per-tensor int8 weights with reduce_range (7-bit)."""
     from onnxruntime.quantization import QuantType
     return ort_quantized(small_cnn, per_channel=False, reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qdq_cnn_u8u8():
+    """small_cnn by onnxruntime's quantize_static: uint8 activations and
+    per-channel uint8 weights with their zero points (U8U8)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(small_cnn, per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)()
 
 
 def ort_qdq_mlp_u8s8():
@@ -771,6 +807,8 @@ CASES = {
     "mbv3_block": mbv3_block,
     "ort_qdq_cnn_s8s8": ort_qdq_cnn_s8s8,
     "ort_qdq_cnn_u8s8": ort_qdq_cnn_u8s8,
+    "ort_qdq_cnn_u8u8": ort_qdq_cnn_u8u8,
+    "qdq_u8_weights": qdq_u8_weights,
     "ort_qdq_mlp_u8s8": ort_qdq_mlp_u8s8,
     "ort_qop_cnn_s8s8": ort_qop_cnn_s8s8,
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,

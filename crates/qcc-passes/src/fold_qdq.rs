@@ -10,8 +10,9 @@
 //! pattern `Dequantize → op [→ Relu | Clip] → Quantize` whose kernel exists:
 //! - Conv with an int8 weight → `QConv`; Gemm (`alpha`, no `trans_a`,
 //!   `beta` = 1) and MatMul with an int8 constant B → `QGemm` (a MatMul with
-//!   an A of rank > 2 reads it through i8 reshapes). The weight's zero point
-//!   must be 0; the bias, int32 behind its own scale or float, becomes i32 at
+//!   an A of rank > 2 reads it through i8 reshapes). A weight with zero
+//!   points (uint8, as ONNX Runtime's U8U8 writes it) folds to int8 `q − zp`
+//!   when every such value fits (else the layer stays float); the bias, int32 behind its own scale or float, becomes i32 at
 //!   `s_x·s_w[m]`; the epilogue factor is `s_x·s_w[m]/s_y` and the
 //!   activation is the epilogue's clamp.
 //! - Add, Sub, Mul of two dequantized values → `QAdd` / `QMul` (the same
@@ -232,18 +233,30 @@ fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
     })
 }
 
-/// An int8 weight whose channels run along `axis` (a per-tensor scale is
-/// repeated): its values and one scale per channel.
+/// An 8-bit weight whose channels run along `axis` (a per-tensor scale is
+/// repeated): its values less their zero points, as int8, and one scale per
+/// channel. The real weight is `scale · (q - zero_point)`, so a uint8 weight
+/// (ONNX Runtime's U8U8: zero point 127 or 128 per channel) or an int8 one
+/// with a zero point is exact as the int8 `q - zero_point` when every such
+/// value fits; when one does not, `None` (the layer stays float).
 fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Vec<i8>, Vec<f32>)> {
     let w = scaled(g, v)?;
-    let TensorData::I8(data) = &w.data else {
-        return None;
-    };
-    if w.axis.is_some_and(|a| a != axis) || w.zero.iter().any(|&z| z != 0) {
+    if w.axis.is_some_and(|a| a != axis) || axis >= w.shape.len() {
         return None;
     }
-    let scales = (0..w.shape[axis]).map(|m| w.scale(m)).collect();
-    Some((data.clone(), scales))
+    let q: Vec<i32> = match &w.data {
+        TensorData::I8(d) => d.iter().map(|&x| x as i32).collect(),
+        TensorData::U8(d) => d.iter().map(|&x| x as i32).collect(),
+        _ => return None,
+    };
+    let (dim, inner) = (w.shape[axis], w.shape[axis + 1..].iter().product::<usize>());
+    let data = q
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| i8::try_from(x - w.zero(i / inner.max(1) % dim.max(1))).ok())
+        .collect::<Option<Vec<i8>>>()?;
+    let scales = (0..dim).map(|m| w.scale(m)).collect();
+    Some((data, scales))
 }
 
 /// The bias `v` (`channels` values, or one) as i32 at the accumulator's

@@ -244,6 +244,8 @@ e2e_cases!(
     mbv3_block,
     ort_qdq_cnn_s8s8,
     ort_qdq_cnn_u8s8,
+    ort_qdq_cnn_u8u8,
+    qdq_u8_weights,
     ort_qdq_mlp_u8s8,
     ort_qop_cnn_s8s8,
     ort_qop_mlp_u8s8,

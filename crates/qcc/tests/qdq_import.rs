@@ -20,6 +20,8 @@ const CASES: &[(&str, usize)] = &[
     ("qdq_cnn", 2),
     ("ort_qdq_cnn_s8s8", 5),
     ("ort_qdq_cnn_u8s8", 5),
+    ("ort_qdq_cnn_u8u8", 5),
+    ("qdq_u8_weights", 2),
     ("ort_qdq_mlp_u8s8", 3),
     ("ort_qop_cnn_s8s8", 5),
     ("ort_qop_mlp_u8s8", 3),
