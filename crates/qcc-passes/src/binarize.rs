@@ -15,7 +15,7 @@
 //! with ±1 constant weights; the graph computes the same values.
 
 use crate::{Changed, PassContext, PassError};
-use qcc_ir::{DType, Graph, NodeId, Op, Tensor, UnaryOp};
+use qcc_ir::{DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
 
 const PASS: &str = "binarize";
 
@@ -30,14 +30,16 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = false;
     for id in g.topo_order().map_err(fail)? {
         if let Some((u, w)) = matches(g, id) {
-            let wv = g.add_const(format!("{}/bits", g.node(id).name), w);
+            // The weights as `[K, N]`: the constant itself, or its transpose.
+            let w = match w {
+                Weights::AsIs(v) => v,
+                Weights::Transposed(t) => {
+                    ValueId::of(g.add_const(format!("{}/w", g.node(id).name), t))
+                }
+            };
             g.node_mut(id).op = Op::SignMatMul;
-            let keep = g.node(id).inputs().len();
             g.set_input(id, 0, u);
-            g.set_input(id, 1, qcc_ir::ValueId::of(wv));
-            if keep > 2 {
-                return Err(fail("a Gemm with a bias matched"));
-            }
+            g.set_input(id, 1, w);
             changed = true;
         }
     }
@@ -48,8 +50,16 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     Ok(changed)
 }
 
-/// `(u, w [K, N])` when node `id` is a binary layer.
-fn matches(g: &Graph, id: NodeId) -> Option<(qcc_ir::ValueId, Tensor)> {
+/// A binary layer's ±1 weights as `[K, N]`.
+enum Weights {
+    /// The layer's constant, already `[K, N]`.
+    AsIs(ValueId),
+    /// A `[N, K]` constant (Gemm's `trans_b`), transposed.
+    Transposed(Tensor),
+}
+
+/// `(u, w)` when node `id` is a binary layer: `Sign(u)` times `w`.
+fn matches(g: &Graph, id: NodeId) -> Option<(ValueId, Weights)> {
     let n = g.node(id);
     let trans_b = match n.op {
         Op::MatMul => false,
@@ -79,10 +89,9 @@ fn matches(g: &Graph, id: NodeId) -> Option<(qcc_ir::ValueId, Tensor)> {
     if v.iter().any(|&x| x != 1.0 && x != -1.0) {
         return None;
     }
-    let data: Vec<f32> = if trans_b {
-        (0..k * nn).map(|i| v[(i % nn) * k + i / nn]).collect()
-    } else {
-        v.to_vec()
-    };
-    Some((u, Tensor::from_f32(vec![k, nn], data)?))
+    if !trans_b {
+        return Some((u, Weights::AsIs(b)));
+    }
+    let t: Vec<f32> = (0..k * nn).map(|i| v[(i % nn) * k + i / nn]).collect();
+    Some((u, Weights::Transposed(Tensor::from_f32(vec![k, nn], t)?)))
 }

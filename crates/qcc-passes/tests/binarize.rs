@@ -1,0 +1,95 @@
+//! binarize: a MatMul, or a Gemm with `trans_b` and no bias, of a Sign by
+//! ±1 constant weights becomes a SignMatMul with the same results; what is
+//! not a binary layer is left alone.
+
+use qcc_ir::{Graph, Op, Tensor, TensorType, UnaryOp, ValueId};
+use qcc_passes::{binarize, PassContext};
+
+/// `y = op(Sign(x), w)` with x `[2, 5]`, w of `wshape` from `w`.
+fn layer(op: Op, wshape: Vec<usize>, w: Vec<f32>, bias: bool) -> Graph {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::f32([2, 5]));
+    let s = g
+        .add_node(Op::Unary(UnaryOp::Sign), "sign", vec![ValueId::of(x)])
+        .unwrap();
+    let wc = g.add_const("w", Tensor::from_f32(wshape, w).unwrap());
+    let mut ins = vec![ValueId::of(s), ValueId::of(wc)];
+    if bias {
+        let b = g.add_const("b", Tensor::from_f32(vec![3], vec![0.5; 3]).unwrap());
+        ins.push(ValueId::of(b));
+    }
+    let y = g.add_node(op, "fc", ins).unwrap();
+    g.add_output("y", ValueId::of(y));
+    g
+}
+
+fn pm(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| if (i * 7) % 3 == 0 { -1.0 } else { 1.0 })
+        .collect()
+}
+
+fn run(g: &Graph) -> Vec<f32> {
+    let x = Tensor::from_f32(
+        vec![2, 5],
+        vec![0.3, -2.0, 0.0, 1.5, -0.0, -0.1, 4.0, 0.2, -3.0, 0.0],
+    )
+    .unwrap();
+    qcc_interp::run(g, &[x]).unwrap()[0].to_f32_vec()
+}
+
+fn binarized(mut g: Graph) -> (bool, Graph) {
+    let changed = binarize::run(&mut g, &mut PassContext::default()).unwrap();
+    qcc_ir::verify(&g).unwrap();
+    (changed, g)
+}
+
+fn ops(g: &Graph) -> Vec<&'static str> {
+    g.node_ids()
+        .into_iter()
+        .map(|id| g.node(id).op.name())
+        .filter(|n| *n != "const" && *n != "input")
+        .collect()
+}
+
+#[test]
+fn matmul_and_transposed_gemm_become_sign_matmul() {
+    let gemm = Op::Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+    };
+    for (op, wshape) in [(Op::MatMul, vec![5, 3]), (gemm, vec![3, 5])] {
+        let g = layer(op.clone(), wshape, pm(15), false);
+        let want = run(&g);
+        let (changed, b) = binarized(g);
+        assert!(changed, "{op:?}");
+        assert_eq!(ops(&b), ["sign_matmul"], "{op:?}");
+        assert_eq!(run(&b), want, "{op:?}");
+    }
+}
+
+#[test]
+fn other_layers_stay() {
+    let gemm = |alpha| Op::Gemm {
+        alpha,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: false,
+    };
+    let mut half = pm(15);
+    half[4] = 0.5;
+    for (what, g) in [
+        (
+            "a weight of 0.5",
+            layer(Op::MatMul, vec![5, 3], half, false),
+        ),
+        ("a bias", layer(gemm(1.0), vec![5, 3], pm(15), true)),
+        ("alpha 2", layer(gemm(2.0), vec![5, 3], pm(15), false)),
+    ] {
+        let (changed, b) = binarized(g);
+        assert!(!changed, "{what}");
+        assert!(ops(&b).contains(&"sign"), "{what}");
+    }
+}
