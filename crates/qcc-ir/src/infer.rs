@@ -318,6 +318,10 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             need_float(u, "U")?;
             need_float(w, "W")?;
             match (u.shape.last(), w.shape.as_slice()) {
+                (Some(&k), _) if k == 0 || k > crate::SIGN_MATMUL_MAX_K => Err(format!(
+                    "K = {k} is outside 1..={}",
+                    crate::SIGN_MATMUL_MAX_K
+                )),
                 (Some(&k), &[kw, n]) if k == kw => {
                     let mut shape = u.shape[..u.rank() - 1].to_vec();
                     shape.push(n);

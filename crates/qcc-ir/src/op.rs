@@ -333,9 +333,13 @@ pub enum Op {
     /// constant, every element -1 or +1) `[K, N]`. Output F32 `[…, N]`:
     /// `Σ_k sign(u[…, k]) · w[k, n]`, an integer of magnitude at most K,
     /// exact (NaN in a row of u makes the row NaN). The kernel keeps w as
-    /// bits and counts with popcount (`binarize`).
+    /// bits and counts with popcount (`binarize`); K ≤ [`SIGN_MATMUL_MAX_K`].
     SignMatMul,
 }
+
+/// Largest K of a [`Op::SignMatMul`]: its kernel keeps one row's two sign
+/// masks (K bits each) on the stack.
+pub const SIGN_MATMUL_MAX_K: usize = 1 << 16;
 
 impl Op {
     /// The op's name as printed in IR dumps.

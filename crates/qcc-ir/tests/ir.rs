@@ -251,3 +251,22 @@ fn sign_matmul_needs_constant_plus_minus_one_weights() {
         assert!(e.contains(name) && e.contains("-1 and +1"), "{e}");
     }
 }
+
+/// ... and only up to `SIGN_MATMUL_MAX_K` (its kernel's sign masks).
+#[test]
+fn sign_matmul_k_is_bounded() {
+    let k = SIGN_MATMUL_MAX_K + 1;
+    let mut g = Graph::new("t");
+    let u = g.add_input("u", TensorType::f32([1, k]));
+    let w = g.add_const(
+        "w",
+        Tensor::new(vec![k, 1], TensorData::F32(vec![1.0; k])).unwrap(),
+    );
+    let e = g
+        .add_node(Op::SignMatMul, "wide", vec![ValueId::of(u), ValueId::of(w)])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+        .and_then(|()| verify(&g).map_err(|e| e.to_string()))
+        .unwrap_err();
+    assert!(e.contains(&format!("K = {k}")), "{e}");
+}

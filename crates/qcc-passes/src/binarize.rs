@@ -7,7 +7,7 @@
 //!
 //! The pattern: `MatMul(Sign(u), w)`, or `Gemm` with alpha 1, no bias and
 //! no transposed A, with w a constant f32 `[K, N]` (a transposed B is
-//! transposed here) holding only ±1 and `K ≤` [`MAX_K`]. The `Sign` stays
+//! transposed here) holding only ±1 and `K ≤` [`qcc_ir::SIGN_MATMUL_MAX_K`]. The `Sign` stays
 //! for its other readers (and goes when it has none).
 //!
 //! Needs: `constant-fold` first (weights stored as int8 behind a Cast are
@@ -18,9 +18,6 @@ use crate::{Changed, PassContext, PassError};
 use qcc_ir::{DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
 
 const PASS: &str = "binarize";
-
-/// Largest K the binary kernel takes (its two masks of a row are on the stack).
-pub const MAX_K: usize = 1 << 16;
 
 fn fail(e: impl std::fmt::Display) -> PassError {
     PassError::internal(PASS, e)
@@ -83,7 +80,11 @@ fn matches(g: &Graph, id: NodeId) -> Option<(ValueId, Weights)> {
     let (k, nn) = if trans_b { (c, r) } else { (r, c) };
     let u = s.inputs()[0];
     let urank = g.value_type(u).rank();
-    if k == 0 || k > MAX_K || urank < 1 || (urank == 1 && !matches!(n.op, Op::MatMul)) {
+    if k == 0
+        || k > qcc_ir::SIGN_MATMUL_MAX_K
+        || urank < 1
+        || (urank == 1 && !matches!(n.op, Op::MatMul))
+    {
         return None;
     }
     if v.iter().any(|&x| x != 1.0 && x != -1.0) {

@@ -22,9 +22,6 @@ use crate::cx::{CgResult, KernelCx, Operand};
 use inkwell::{FloatPredicate, IntPredicate};
 use qcc_ir::{DType, Node};
 
-/// Largest K: the two masks of one row live on the stack.
-const MAX_K: usize = 1 << 16;
-
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     _node: &Node,
@@ -40,8 +37,8 @@ pub fn emit<'ctx>(
     if u.dtype() != DType::F32 || out.dtype() != DType::F32 {
         return Err(cx.unsupported("binary layer on non-f32 values"));
     }
-    if k == 0 || k > MAX_K {
-        return Err(cx.unsupported(format!("K = {k} (1 to {MAX_K})")));
+    if k == 0 || k > qcc_ir::SIGN_MATMUL_MAX_K {
+        return Err(cx.unsupported(format!("K = {k} past the verifier's bound")));
     }
     let wv = w
         .konst
