@@ -23,7 +23,8 @@
 //!
 //! A uint8 activation whose every reader is a `Dequantize` becomes int8 first
 //! (same scale, zero point − 128: the same real values), so every kernel
-//! reads and writes int8. Whatever matches no pattern, or could overflow its
+//! reads and writes int8; a Reshape (Flatten) between a `Dequantize` and the
+//! Gemms or MatMuls it feeds moves before it, onto the int8 values. Whatever matches no pattern, or could overflow its
 //! i32 accumulator, stays float, as the model's own float simulation;
 //! integer results differ from that simulation by at most one step of the
 //! output's scale (the fixed-point rescale rounds once, where the float
@@ -52,6 +53,7 @@ fn fail(msg: String) -> PassError {
 
 pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = to_signed(g);
+    changed |= sink_dequantize(g).map_err(|e| fail(e.to_string()))?;
     let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
     for id in order {
         if g.contains(id) {
@@ -97,6 +99,39 @@ fn to_signed(g: &mut Graph) -> bool {
         changed = true;
     }
     changed
+}
+
+/// `Reshape(Dequantize(x))` read only as the A of Gemms and MatMuls (a
+/// Flatten between a quantized activation and the classifier) becomes
+/// `Dequantize(Reshape(x))`: the same values (a reshape moves them, and the
+/// parameters are per tensor), and then the Gemm's pattern matches.
+fn sink_dequantize(g: &mut Graph) -> Result<bool, qcc_ir::IrError> {
+    let mut changed = false;
+    for id in g.node_ids() {
+        let n = g.node(id);
+        let Op::Reshape { .. } = n.op else { continue };
+        let Some((x, q)) = dequantized(g, n.inputs()[0]) else {
+            continue;
+        };
+        let v = ValueId::of(id);
+        let users = g.users(v);
+        let gemms = users
+            .iter()
+            .all(|&(u, slot)| slot == 0 && matches!(g.node(u).op, Op::Gemm { .. } | Op::MatMul));
+        if users.is_empty() || !gemms || g.is_output(v) {
+            continue;
+        }
+        let (op, name) = (n.op.clone(), n.name.clone());
+        let r = g.add_node(op, format!("{name}/int8"), vec![x])?;
+        let dq = g.add_node(
+            Op::Dequantize { q },
+            format!("{name}/dequantize"),
+            vec![ValueId::of(r)],
+        )?;
+        g.replace_all_uses(v, ValueId::of(dq));
+        changed = true;
+    }
+    Ok(changed)
 }
 
 /// `v` as `Dequantize(x)` of an int8 `x`: `x` and its parameters.

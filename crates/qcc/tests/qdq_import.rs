@@ -17,7 +17,7 @@ use qcc_ir::{DType, Graph, Op};
 /// Each case and how many of its Conv/Gemm/MatMul layers must become
 /// `QConv`/`QGemm` (all of them).
 const CASES: &[(&str, usize)] = &[
-    ("qdq_cnn", 2),
+    ("qdq_cnn", 3),
     ("ort_qdq_cnn_s8s8", 5),
     ("ort_qdq_cnn_u8s8", 5),
     ("ort_qdq_cnn_u8u8", 5),
