@@ -625,6 +625,66 @@ def ort_qop_mlp_u8s8():
     return ort_quantized(mlp, "QOperator", per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
 
 
+def ort_qop_requant():
+    """QOperator nodes whose requantization ONNX Runtime computes in float,
+    with scales that put many results exactly or nearly on a half step:
+    QLinearConv (per-channel factors 1/16 and 3/32: exact ties) and a
+    depthwise one with arbitrary per-channel scales, QLinearMatMul on uint8
+    (factor 1/128), ONNX Runtime's QLinearMul (zero point added before
+    rounding) and QLinearConcat (a table per input). Its integer kernels
+    are the reference: qcc's default float requantization must give the
+    same bytes; the fixed-point one differs on the ties."""
+    from onnx import TensorProto as T
+    b = Builder(seed=41)
+    r = b.rng
+    c = lambda n, a: b.const(n, a)
+    xs, xz = c("xs", np.float32(0.5)), c("xz", np.int8(3))
+    xq = b.op("QuantizeLinear", ["x", xs, xz])
+    # Conv: acc · (0.5 · 0.25) / 2 = acc / 16 (and 3/32 for the 0.375 channels).
+    ws = np.where(np.arange(8) % 3 == 2, 0.375, 0.25).astype(np.float32)
+    w0 = r.integers(-3, 4, (8, 8, 3, 3)).astype(np.int8)
+    y0s, y0z = c("y0s", np.float32(2.0)), c("y0z", np.int8(-5))
+    y0 = b.op("QLinearConv", [xq, xs, xz, c("w0", w0), c("w0s", ws), c("w0z", np.zeros(8, np.int8)), y0s, y0z,
+                              c("b0", r.integers(-40, 40, 8).astype(np.int32))], pads=[1, 1, 1, 1])
+    b.op("DequantizeLinear", [y0, y0s, y0z], out="conv")
+    w1 = r.integers(-127, 128, (8, 1, 3, 3)).astype(np.int8)
+    w1s = r.uniform(0.002, 0.02, 8).astype(np.float32)
+    y1s, y1z = c("y1s", np.float32(0.9)), c("y1z", np.int8(7))
+    y1 = b.op("QLinearConv", [xq, xs, xz, c("w1", w1), c("w1s", w1s), c("w1z", np.zeros(8, np.int8)), y1s, y1z],
+              pads=[1, 1, 1, 1], group=8)
+    b.op("DequantizeLinear", [y1, y1s, y1z], out="depthwise")
+    # MatMul on uint8 behind a Reshape, factor 1/128 (weights within ±20:
+    # no AVX2 vpmaddubsw saturation).
+    us, uz = c("us", np.float32(0.5)), c("uz", np.uint8(130))
+    uq = b.op("QuantizeLinear", ["x", us, uz])
+    u2 = b.op("Reshape", [uq, c("shape", np.array([80, 10], np.int64))])
+    w2 = r.integers(-20, 21, (10, 16)).astype(np.int8)
+    y2s, y2z = c("y2s", np.float32(0.5 * 0.25 * 128)), c("y2z", np.uint8(120))
+    y2 = b.op("QLinearMatMul", [u2, us, uz, c("w2", w2), c("w2s", np.float32(0.25)), c("w2z", np.int8(0)), y2s, y2z])
+    b.op("DequantizeLinear", [y2, y2s, y2z], out="matmul")
+    # Whole and half multiples of the input scale: quantization ties too.
+    x = (r.integers(-240, 241, (1, 8, 10, 10)) * 0.25).astype(np.float32)
+    # QLinearMul with the factor (0.5 · 0.125) / next_after(1) just below
+    # 1/16: products on a half step land just below it, and adding the zero
+    # point (100) before rounding, as onnxruntime does, brings them back
+    # onto it (ties to even) where rounding first goes down.
+    bq = r.integers(-3, 4, 10).astype(np.int8)
+    y3s, y3z = c("y3s", np.nextafter(np.float32(1), np.float32(2))), c("y3z", np.int8(100))
+    y3 = b.op("QLinearMul", [xq, xs, xz, c("bq", bq), c("bqs", np.float32(0.125)), c("bqz", np.int8(1)), y3s, y3z],
+              domain="com.microsoft")
+    b.op("DequantizeLinear", [y3, y3s, y3z], out="mul")
+    y4s, y4z = c("y4s", np.float32(0.7)), c("y4z", np.int8(-1))
+    y4 = b.op("QLinearConcat", [y4s, y4z, xq, xs, xz, y0, y0s, y0z], axis=1, domain="com.microsoft")
+    b.op("DequantizeLinear", [y4, y4s, y4z], out="concat")
+    outs = [f32("conv", [1, 8, 10, 10]), f32("depthwise", [1, 8, 10, 10]), f32("matmul", [80, 16]),
+            f32("mul", [1, 8, 10, 10]), f32("concat", [1, 16, 10, 10])]
+    graph = helper.make_graph(b.nodes, "ort_qop_requant", [f32("x", [1, 8, 10, 10])], outs, b.inits)
+    m = helper.make_model(graph, producer_name="qcc-gen_models", ir_version=IR_VERSION,
+                          opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    onnx.checker.check_model(m)
+    return m, [x]
+
+
 def ort_dynamic(base, **options):
     """`base`'s model as onnxruntime's `quantize_dynamic` writes it with
     `options` (DynamicQuantizeLinear on the activations, MatMulInteger on
@@ -812,6 +872,7 @@ CASES = {
     "ort_qdq_mlp_u8s8": ort_qdq_mlp_u8s8,
     "ort_qop_cnn_s8s8": ort_qop_cnn_s8s8,
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
+    "ort_qop_requant": ort_qop_requant,
     "ort_dyn_transformer": ort_dyn_transformer,
     "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
     "ort_dyn_cnn": ort_dyn_cnn,

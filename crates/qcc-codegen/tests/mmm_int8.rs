@@ -31,13 +31,14 @@ impl Lcg {
 }
 
 /// An epilogue onto `to` for accumulators of about `±span`, per channel
-/// (fixed point or power of two), with a random zero point and sometimes
-/// a fused Relu-like clamp.
+/// (fixed point, power of two or float), with a random zero point and
+/// sometimes a fused Relu-like clamp.
 fn draw_epi(r: &mut Lcg, m: usize, span: f64, to: DType) -> Epilogue {
     let factor = 100.0 / span.max(1.0);
-    let rescale = match r.next(0, 2) {
+    let rescale = match r.next(0, 3) {
         0 => per_channel_fixed(m, factor),
         1 => per_channel_pow2(m, (-factor.log2()).round().max(0.0) as u32),
+        2 => per_channel_float(m, factor),
         _ => Rescale::fixed_point(factor).expect("factor"),
     };
     let (lo, hi) = range(to);
@@ -213,6 +214,7 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             .map(|c| [i32::MAX, 1 << 30, 1_234_567_891, i32::MAX - 1][c % 4])
             .collect(),
         shift: (0..n).map(|c| [51, 33, 62, 52][c % 4]).collect(),
+        float: None,
     };
     // Each case once per rescale: a pure shift, then the high shifts.
     let mut add =
@@ -275,6 +277,7 @@ fn worst_cases() -> (Graph, Vec<Tensor>) {
             let dw_high = Rescale {
                 multiplier: vec![i32::MAX, 1 << 30, 1_500_000_001],
                 shift: vec![44, 33, 62],
+                float: None,
             };
             add(
                 &dw,
@@ -519,6 +522,7 @@ fn amx_battery() -> (Graph, Vec<Tensor>) {
     let high = Rescale {
         multiplier: vec![i32::MAX, 1 << 30, 1_234_567_891, i32::MAX - 1, 7],
         shift: vec![51, 33, 62, 52, 40],
+        float: None,
     };
     let k = 4096;
     let mut c = CONVS + shapes.len();

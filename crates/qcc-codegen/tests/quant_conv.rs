@@ -55,6 +55,8 @@ fn conv_epi(c: &Case, m: usize, span: f64) -> Epilogue {
     let factor = 100.0 / span;
     let r = match (c.per_channel, c.pow2) {
         (true, true) => per_channel_pow2(m, (-factor.log2()).round().max(0.0) as u32),
+        // Odd channel counts take the float form (ONNX Runtime's requantization).
+        (true, false) if m % 2 == 1 => per_channel_float(m, factor),
         (true, false) => per_channel_fixed(m, factor),
         (false, true) => Rescale::pow2(factor).unwrap(),
         (false, false) => Rescale::fixed_point(factor).unwrap(),

@@ -82,10 +82,12 @@ fn rescale_ties_round_up_in_every_path() {
     let per_channel = Rescale {
         multiplier: vec![3 << 29, 3, 1, 1, 5, 1, 3 << 28],
         shift: vec![31, 2, 1, 4, 3, 0, 33],
+        float: None,
     };
     let pow2 = Rescale {
         multiplier: vec![1; n],
         shift: vec![1, 2, 3, 1, 2, 35, 0],
+        float: None,
     };
     for r in [
         per_channel,
@@ -113,6 +115,56 @@ fn rescale_ties_round_up_in_every_path() {
         });
         assert!(ties || r.shift.iter().all(|&s| s > 31), "no ties for {r:?}");
         run(op, &a, &b, &bias, &format!("ties {r:?}"));
+    }
+}
+
+/// The float form (ONNX Runtime's requantization): factors where
+/// `f32(acc) · s` often lands exactly on a half must round half to even in
+/// the static, the per-channel and the vector paths; a factor like 0.1
+/// checks the f32 product's own rounding. The expected values are computed
+/// here from the formula, not from `Epilogue::apply`.
+#[test]
+fn float_rescale_rounds_half_to_even_in_every_path() {
+    let (m, k, n) = (6, 5, 7);
+    let a = rand_t8(DType::I8, &[m, k], 3);
+    let b = ints(DType::I8, &[k, n], &rand_ints(k * n, 4, -3, 3));
+    let bias = ints(DType::I32, &[n], &rand_ints(n, 5, -9, 9));
+    for (scales, zp, (lo, hi)) in [
+        (vec![0.5, 0.25, 1.5, 0.125, 0.75, 2.5, 0.1], 3, (-128, 127)),
+        (vec![0.5], -2, (-2, 127)),
+        (vec![0.1f32], 0, (-128, 127)),
+        (vec![3.5; 7], 1, (-20, 40)),
+    ] {
+        let r = Rescale::float(&scales).expect("valid factors");
+        let e = Epilogue {
+            rescale: r.clone(),
+            zero_point: zp,
+            min: lo,
+            max: hi,
+        };
+        let op = Op::QGemm {
+            a_zero_point: 0,
+            epi: e,
+            to: DType::I8,
+        };
+        let mut ties = 0;
+        let mut want = vec![];
+        for i in 0..m * n {
+            let j = i % n;
+            let acc: i64 = vals(&bias)[j]
+                + (0..k)
+                    .map(|kk| vals(&a)[i / n * k + kk] * vals(&b)[kk * n + j])
+                    .sum::<i64>();
+            let p = acc as f32 * scales[j.min(scales.len() - 1)];
+            ties += (p.fract().abs() == 0.5) as usize;
+            let q = p.round_ties_even() as i64 + zp as i64;
+            want.push(q.clamp(lo as i64, hi as i64));
+        }
+        let got = run(op, &a, &b, &bias, &format!("float {scales:?}"));
+        assert_eq!(vals(&got), want, "float {scales:?}");
+        if scales[0] != 0.1 {
+            assert!(ties > 0, "no ties for {scales:?}");
+        }
     }
 }
 

@@ -126,6 +126,23 @@ fn check_epilogue(e: &Epilogue, channels: usize, to: DType) -> Result<(), String
     if r.multiplier.iter().any(|&m| m < 1) || r.shift.iter().any(|&s| s > MAX_SHIFT) {
         return Err("epilogue multipliers must be positive and shifts at most 62".into());
     }
+    if let Some(f) = &r.float {
+        if f.scales.len() != n {
+            return Err(format!(
+                "epilogue has {} float scales for {n} multipliers",
+                f.scales.len()
+            ));
+        }
+        if let Some(s) = f
+            .scales
+            .iter()
+            .find(|&&s| !crate::quant::valid_float_scale(s))
+        {
+            return Err(format!(
+                "epilogue float scale {s} is not a normal positive f32 below 2^31"
+            ));
+        }
+    }
     if !(lo..=hi).contains(&e.zero_point) || e.min > e.max || e.min < lo || e.max > hi {
         return Err(format!(
             "epilogue zero point {} / clamp [{}, {}] outside {to}'s range",

@@ -637,13 +637,15 @@ fn qp(q: &QParams) -> String {
     format!("(s={},z={})", q.scale, q.zero_point)
 }
 
-/// An epilogue in one token: `m*2^-s+zp[min,max]`; per-channel rescales print their count.
+/// An epilogue in one token: `m>>s` (fixed point) or `f32*s` (float form),
+/// zero point and clamp; per-channel rescales print their count.
 fn ep(e: &Epilogue) -> String {
     let r = &e.rescale;
-    let scale = if r.channels() == 1 {
-        format!("{}>>{}", r.multiplier[0], r.shift[0])
-    } else {
-        format!("per_channel({})", r.channels())
+    let scale = match (r.channels(), r.float_at(0)) {
+        (1, Some(s)) => format!("f32*{s:e}"),
+        (1, None) => format!("{}>>{}", r.multiplier[0], r.shift[0]),
+        (n, Some(_)) => format!("f32_per_channel({n})"),
+        (n, None) => format!("per_channel({n})"),
     };
     format!("({scale},zp={},[{},{}])", e.zero_point, e.min, e.max)
 }

@@ -26,15 +26,82 @@ impl std::hash::Hash for QParams {
     }
 }
 
-/// A fixed-point scale factor: `x ↦ round_shift(x * multiplier, shift)`.
-/// One entry, or one per output channel.
+/// A scale factor applied to an i32 accumulator. One entry, or one per
+/// output channel. Two forms:
+///
+/// - fixed point (`float: None`): `x ↦ round_shift(x * multiplier, shift)`,
+///   integer-only (qcc's own quantization, `--requantize fixed-point`);
+/// - float (`float: Some(s)`): `x ↦ round_half_even(f32(x) · s)` in f32
+///   ([`requantize_float`]), ONNX Runtime's requantization of its integer
+///   kernels, so that a model quantized by it gives its results bit for bit.
+///   `multiplier`/`shift` then hold the fixed-point approximation of `s`
+///   (for reports and for composing factors); kernels compute the float form.
 ///
 /// **Invariant:** `multiplier.len() == shift.len() >= 1`, every multiplier is
-/// in `1..=i32::MAX`, every shift in `0..=MAX_SHIFT`.
+/// in `1..=i32::MAX`, every shift in `0..=MAX_SHIFT`; a float form has as
+/// many entries, each a normal positive f32 below 2^31.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rescale {
     pub multiplier: Vec<i32>,
     pub shift: Vec<u32>,
+    pub float: Option<FloatScales>,
+}
+
+/// The factors of a float [`Rescale`] (compared and hashed by their bits).
+#[derive(Clone, Debug)]
+pub struct FloatScales {
+    pub scales: Vec<f32>,
+    /// The zero point is added in f32 before rounding,
+    /// `round_half_even(f32(acc) · s + zp)` (ONNX Runtime's QLinearMul),
+    /// instead of after it ([`requantize_float`]).
+    pub zero_point_first: bool,
+}
+
+impl PartialEq for FloatScales {
+    fn eq(&self, o: &Self) -> bool {
+        self.zero_point_first == o.zero_point_first
+            && self.scales.len() == o.scales.len()
+            && self
+                .scales
+                .iter()
+                .zip(&o.scales)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for FloatScales {}
+
+impl std::hash::Hash for FloatScales {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.zero_point_first.hash(h);
+        for s in &self.scales {
+            s.to_bits().hash(h);
+        }
+    }
+}
+
+/// Whether `s` may be a float rescale factor: a normal positive f32 below
+/// 2^31 (kernels convert `f32(acc) · s`, clamped, back to integers).
+pub fn valid_float_scale(s: f32) -> bool {
+    s.is_normal() && s > 0.0 && s < 2147483648.0
+}
+
+/// The float requantization ONNX Runtime's integer kernels use
+/// (`MlasRequantizeOutput`): `acc` converted to f32 (rounded to nearest
+/// even), multiplied by `scale` in f32, clamped to `[min - zp, max - zp]`,
+/// rounded half to even, plus `zp`. (Clamping before rounding equals
+/// rounding before clamping: the bounds are integers.)
+pub fn requantize_float(acc: i32, scale: f32, zp: i32, min: i32, max: i32) -> i32 {
+    let v = (acc as f32 * scale).clamp((min - zp) as f32, (max - zp) as f32);
+    v.round_ties_even() as i32 + zp
+}
+
+/// [`requantize_float`] with the zero point added in f32 before rounding,
+/// as ONNX Runtime's QLinearMul does: `f32(acc) · scale + f32(zp)` (each
+/// step rounded to f32), clamped to `[min, max]`, rounded half to even.
+pub fn requantize_float_zp_first(acc: i32, scale: f32, zp: i32, min: i32, max: i32) -> i32 {
+    let v = (acc as f32 * scale + zp as f32).clamp(min as f32, max as f32);
+    v.round_ties_even() as i32
 }
 
 /// The end of every integer kernel: rescale the i32 accumulator, add the
@@ -66,7 +133,43 @@ impl Rescale {
         Rescale {
             multiplier: vec![multiplier],
             shift: vec![shift],
+            float: None,
         }
+    }
+
+    /// The float form of the factors `scales` (one, or one per channel;
+    /// collapsed to one when all are equal); `None` when one is not a
+    /// [`valid_float_scale`].
+    pub fn float(scales: &[f32]) -> Option<Rescale> {
+        if scales.is_empty() || !scales.iter().all(|&s| valid_float_scale(s)) {
+            return None;
+        }
+        let scales = if scales.iter().all(|s| s.to_bits() == scales[0].to_bits()) {
+            &scales[..1]
+        } else {
+            scales
+        };
+        let parts: Option<Vec<Rescale>> = scales
+            .iter()
+            .map(|&s| Rescale::fixed_point(s as f64))
+            .collect();
+        let mut r = Rescale::per_channel(&parts?);
+        r.float = Some(FloatScales {
+            scales: scales.to_vec(),
+            zero_point_first: false,
+        });
+        Some(r)
+    }
+
+    /// Whether this is the float form.
+    pub fn is_float(&self) -> bool {
+        self.float.is_some()
+    }
+
+    /// The float factor of `channel` (or the only one), if this is the float form.
+    pub fn float_at(&self, channel: usize) -> Option<f32> {
+        let f = &self.float.as_ref()?.scales;
+        Some(if f.len() == 1 { f[0] } else { f[channel] })
     }
 
     /// Number of channels (1 = per tensor).
@@ -74,14 +177,20 @@ impl Rescale {
         self.multiplier.len()
     }
 
-    /// Whether every multiplier is 1 (a pure rounding shift: power-of-two scales).
+    /// Whether every multiplier is 1 (a pure rounding shift: power-of-two
+    /// scales; never for the float form).
     pub fn is_pow2(&self) -> bool {
-        self.multiplier.iter().all(|&m| m == 1)
+        !self.is_float() && self.multiplier.iter().all(|&m| m == 1)
     }
 
     /// Applies the rescale of `channel` (or the only one) to `acc`.
-    /// Exact for |acc| < 2^31 (the product then fits in i64).
+    /// Exact for |acc| < 2^31 (the product then fits in i64). The float
+    /// form rounds `f32(acc) · s` half to even (saturating to i64).
     pub fn apply(&self, acc: i64, channel: usize) -> i64 {
+        if let Some(s) = self.float_at(channel) {
+            let bound = 2f32.powi(62);
+            return (acc as f32 * s).clamp(-bound, bound).round_ties_even() as i64;
+        }
         let c = if self.multiplier.len() == 1 {
             0
         } else {
@@ -135,16 +244,30 @@ impl Rescale {
         Some(Rescale::uniform(1, (shift as u32).min(MAX_SHIFT)))
     }
 
-    /// Concatenates per-channel rescales (each of one entry) into one.
+    /// Concatenates per-channel rescales (each of one entry) into one; the
+    /// float form when every part is (a mix keeps the fixed-point form).
     pub fn per_channel(parts: &[Rescale]) -> Rescale {
+        let float = parts
+            .iter()
+            .map(|r| r.float.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|f| FloatScales {
+                scales: f.iter().flat_map(|f| f.scales.clone()).collect(),
+                zero_point_first: f.iter().any(|f| f.zero_point_first),
+            });
         Rescale {
             multiplier: parts.iter().flat_map(|r| r.multiplier.clone()).collect(),
             shift: parts.iter().flat_map(|r| r.shift.clone()).collect(),
+            float,
         }
     }
 
-    /// The real factor this rescale stands for, for reports.
+    /// The real factor this rescale stands for (the float factor itself
+    /// for the float form).
     pub fn real(&self, channel: usize) -> f64 {
+        if let Some(s) = self.float_at(channel) {
+            return s as f64;
+        }
         let c = if self.multiplier.len() == 1 {
             0
         } else {
@@ -155,8 +278,16 @@ impl Rescale {
 }
 
 impl Epilogue {
-    /// `clamp(zero_point + rescale(acc), min, max)`.
+    /// `clamp(zero_point + rescale(acc), min, max)` (for the float form
+    /// [`requantize_float`], `acc` within i32).
     pub fn apply(&self, acc: i64, channel: usize) -> i32 {
+        if let (Some(s), Some(f)) = (self.rescale.float_at(channel), &self.rescale.float) {
+            let (zp, lo, hi) = (self.zero_point, self.min, self.max);
+            return match f.zero_point_first {
+                true => requantize_float_zp_first(acc as i32, s, zp, lo, hi),
+                false => requantize_float(acc as i32, s, zp, lo, hi),
+            };
+        }
         let v = self.zero_point as i64 + self.rescale.apply(acc, channel);
         v.clamp(self.min as i64, self.max as i64) as i32
     }

@@ -44,6 +44,20 @@ pub enum ScaleFormat {
     Pow2,
 }
 
+/// How the integer kernels of a model that arrives quantized requantize
+/// (`fold-qdq`, `--requantize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Requantize {
+    /// ONNX Runtime's float requantization (`f32(acc) · s`, rounded half to
+    /// even, with `s = (s_x · s_w) / s_y` computed in f32), so that the
+    /// integer layers give its CPU kernels' results bit for bit.
+    #[default]
+    Float,
+    /// qcc's fixed-point multipliers and shifts: integer-only code, for
+    /// cores without an FPU; within one step of the float form.
+    FixedPoint,
+}
+
 /// Options of `--quantize int8`.
 #[derive(Clone, Debug)]
 pub struct QuantConfig {
@@ -270,6 +284,8 @@ pub struct PassContext {
     /// Shared by clones: a layer's input Hessian is `k × k` f64 (170 MB at
     /// k = 4608), and `--quantize auto` clones the context for every trial.
     pub layer_inputs: std::sync::Arc<HashMap<NodeId, InputMoments>>,
+    /// How `fold-qdq`'s integer kernels requantize (`--requantize`).
+    pub requantize: Requantize,
 }
 
 impl PassContext {

@@ -35,6 +35,7 @@
 //! the `Quantize` parameters it replaces in its type; the float nodes it
 //! bypassed are removed.
 
+use crate::context::Requantize;
 use crate::context::ScaleFormat;
 use crate::quantize::lut::{self, clamp_bounds};
 use crate::quantize::params;
@@ -51,13 +52,13 @@ fn fail(msg: String) -> PassError {
     PassError::Failed { pass: PASS, msg }
 }
 
-pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
+pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = to_signed(g);
     changed |= sink_dequantize(g).map_err(|e| fail(e.to_string()))?;
     let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
     for id in order {
         if g.contains(id) {
-            changed |= fold(g, id)?;
+            changed |= fold(g, id, cx.requantize)?;
         }
     }
     if changed {
@@ -67,21 +68,18 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     Ok(changed)
 }
 
-/// Turns each uint8 `Quantize` read only by `Dequantize`s into int8.
+/// Turns each uint8 `Quantize` read only by `Dequantize`s into int8, also
+/// through ops that only move values (Reshape, Transpose, Slice, MaxPool:
+/// they commute with the −128 shift) between them.
 fn to_signed(g: &mut Graph) -> bool {
     let mut changed = false;
     for id in g.node_ids() {
         let Op::Quantize { q, to: DType::U8 } = g.node(id).op else {
             continue;
         };
-        let v = ValueId::of(id);
-        let users = g.users(v);
-        let all_dq = users
-            .iter()
-            .all(|(u, _)| matches!(g.node(*u).op, Op::Dequantize { q: d } if d == q));
-        if users.is_empty() || !all_dq || g.is_output(v) {
+        let Some((movers, dqs)) = only_dequantized(g, ValueId::of(id), q) else {
             continue;
-        }
+        };
         let s = QParams {
             scale: q.scale,
             zero_point: q.zero_point - 128,
@@ -91,14 +89,41 @@ fn to_signed(g: &mut Graph) -> bool {
             q: s,
             to: DType::I8,
         };
-        n.outputs[0].dtype = DType::I8;
-        g.set_quant(v, Some(s));
-        for (u, _) in users {
+        for m in std::iter::once(id).chain(movers) {
+            g.node_mut(m).outputs[0].dtype = DType::I8;
+            g.set_quant(ValueId::of(m), Some(s));
+        }
+        for u in dqs {
             g.node_mut(u).op = Op::Dequantize { q: s };
         }
         changed = true;
     }
     changed
+}
+
+/// The value-moving nodes between uint8 `v` and the `Dequantize`s (with
+/// `q`) that read it, and those; `None` when anything else reads it, or a
+/// graph output is among them.
+fn only_dequantized(g: &Graph, v: ValueId, q: QParams) -> Option<(Vec<NodeId>, Vec<NodeId>)> {
+    let (mut movers, mut dqs, mut todo) = (vec![], vec![], vec![v]);
+    while let Some(v) = todo.pop() {
+        let users = g.users(v);
+        if users.is_empty() || g.is_output(v) {
+            return None;
+        }
+        for (u, _) in users {
+            match &g.node(u).op {
+                Op::Dequantize { q: d } if *d == q => dqs.push(u),
+                Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::MaxPool(_) => {
+                    movers.push(u);
+                    todo.push(ValueId::of(u));
+                }
+                _ => return None,
+            }
+        }
+    }
+    dqs.dedup();
+    Some((movers, dqs))
 }
 
 /// `Reshape(Dequantize(x))` read only as the A of Gemms and MatMuls (a
@@ -346,6 +371,38 @@ fn epilogue(acc: &[f64], qy: QParams, act: Option<UnaryOp>) -> Option<Epilogue> 
     })
 }
 
+/// The epilogue of a Conv/Gemm/MatMul with input scale `s_x` (times the
+/// Gemm's `alpha`) and weight scales `s_w` writing `qy`, clamped by `act`:
+/// the float form with ONNX Runtime's factors `(s_x · s_w[m]) / s_y`
+/// computed in f32 (as its QLinearConv, QLinearMatMul and QGemm do), or the
+/// fixed-point one.
+fn layer_epilogue(
+    mode: Requantize,
+    (s_x, s_w): (f32, &[f32]),
+    qy: QParams,
+    act: Option<UnaryOp>,
+) -> Option<Epilogue> {
+    match mode {
+        Requantize::FixedPoint => {
+            let acc: Vec<f64> = s_w.iter().map(|&s| s_x as f64 * s as f64).collect();
+            epilogue(&acc, qy, act)
+        }
+        Requantize::Float => {
+            let scales: Vec<f32> = s_w.iter().map(|&s| (s_x * s) / qy.scale).collect();
+            let (min, max) = match act {
+                Some(u) => clamp_bounds(&u, qy)?,
+                None => (-128, 127),
+            };
+            Some(Epilogue {
+                rescale: Rescale::float(&scales)?,
+                zero_point: qy.zero_point,
+                min,
+                max,
+            })
+        }
+    }
+}
+
 /// Adds `op` reading `inputs` with output parameters `q`, in place of the
 /// `Quantize` node `quantize`.
 fn replace(
@@ -409,7 +466,7 @@ fn constant(
     Ok(ValueId::of(g.add_const(name, t)))
 }
 
-fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
+fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> {
     let n = g.node(id).clone();
     let ins = n.inputs().to_vec();
     let out = ValueId::of(id);
@@ -432,7 +489,7 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
             let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
                 return Ok(false);
             };
-            let Some(epi) = epilogue(&acc, qy, act) else {
+            let Some(epi) = layer_epilogue(mode, (qx.scale, &sw), qy, act) else {
                 return Ok(false);
             };
             if check_accumulator(&w, &b, acc.len(), Layout::Rows).is_err() {
@@ -475,7 +532,10 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
             };
             let s_a = qx.scale as f64 * *alpha as f64;
             let acc: Vec<f64> = sw.iter().map(|&s| s_a * s as f64).collect();
-            if !gemm(g, &ins, qnode, (xq, qx, qy, act), (w, k, acc), None, name)? {
+            let Some(epi) = layer_epilogue(mode, (*alpha * qx.scale, &sw), qy, act) else {
+                return Ok(false);
+            };
+            if !gemm(g, &ins, qnode, (xq, qx, qy, epi), (w, k, acc), None, name)? {
                 return Ok(false);
             }
         }
@@ -488,6 +548,9 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                 return Ok(false);
             };
             let acc: Vec<f64> = sw.iter().map(|&s| qx.scale as f64 * s as f64).collect();
+            let Some(epi) = layer_epilogue(mode, (qx.scale, &sw), qy, act) else {
+                return Ok(false);
+            };
             let a_shape = g.value_type(ins[0]).shape.clone();
             let post = (a_shape.len() != 2).then(|| n.outputs[0].shape.clone());
             let ins = vec![ins[0], ins[1]];
@@ -495,7 +558,7 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                 g,
                 &ins,
                 qnode,
-                (xq, qx, qy, act),
+                (xq, qx, qy, epi),
                 (w, bs[0], acc),
                 post,
                 name,
@@ -519,7 +582,19 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                     (Some((am, bm)), numer)
                 }
             };
-            let Some(epi) = epilogue(&[numer], qy, act) else {
+            let epi = match (muls, mode) {
+                // ONNX Runtime's QLinearMul: `f32(acc) · ((s_a · s_b) / s_y)`
+                // plus the zero point, then rounded.
+                (None, Requantize::Float) => layer_epilogue(mode, (qx.scale, &[qb.scale]), qy, act)
+                    .map(|mut e| {
+                        if let Some(f) = e.rescale.float.as_mut() {
+                            f.zero_point_first = true;
+                        }
+                        e
+                    }),
+                _ => epilogue(&[numer], qy, act),
+            };
+            let Some(epi) = epi else {
                 return Ok(false);
             };
             let op = match muls {
@@ -606,13 +681,22 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
                     xs.push(x);
                     continue;
                 }
-                let Some(epi) = epilogue(&[q.scale as f64], qy, None) else {
-                    return Ok(false);
-                };
-                let r = Op::Requantize {
-                    in_zero_point: q.zero_point,
-                    epi,
-                    to: DType::I8,
+                let r = match mode {
+                    // ONNX Runtime's QLinearConcat: a table of Q(DQ(i)).
+                    Requantize::Float => Op::Lut {
+                        table: lut::requantize_table(q, qy),
+                        to: DType::I8,
+                    },
+                    Requantize::FixedPoint => {
+                        let Some(epi) = epilogue(&[q.scale as f64], qy, None) else {
+                            return Ok(false);
+                        };
+                        Op::Requantize {
+                            in_zero_point: q.zero_point,
+                            epi,
+                            to: DType::I8,
+                        }
+                    }
                 };
                 let r = g
                     .add_node(r, format!("{name}/input{i}"), vec![x])
@@ -634,13 +718,13 @@ fn fold(g: &mut Graph, id: NodeId) -> Result<bool, PassError> {
 
 /// Builds a `QGemm` from A (`ins[0]`, dequantized from int8 with `qx`),
 /// the `[k, n]` int8 weight `w` with accumulator scales `acc` and the bias
-/// `ins[2]`, written with `qy` (clamped by `act`) in place of `qnode`; an A
-/// of rank > 2 goes through i8 reshapes to 2-D and back to `post`.
+/// `ins[2]`, written with `qy` by the epilogue `epi` in place of `qnode`; an
+/// A of rank > 2 goes through i8 reshapes to 2-D and back to `post`.
 fn gemm(
     g: &mut Graph,
     ins: &[ValueId],
     qnode: NodeId,
-    (xq, qx, qy, act): (ValueId, QParams, QParams, Option<UnaryOp>),
+    (xq, qx, qy, epi): (ValueId, QParams, QParams, Epilogue),
     (w, k, acc): (Vec<i8>, usize, Vec<f64>),
     post: Option<Vec<usize>>,
     name: String,
@@ -653,9 +737,6 @@ fn gemm(
         }
     }
     let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
-        return Ok(false);
-    };
-    let Some(epi) = epilogue(&acc, qy, act) else {
         return Ok(false);
     };
     if check_accumulator(&w, &b, cols, Layout::Cols).is_err() {

@@ -21,7 +21,7 @@ pub mod context;
 
 pub use context::{
     CalibrationMethod, LayerStat, Module, ModuleKind, PassContext, Progress, QdqCounts,
-    QuantConfig, QuantStats, Range, ScaleFormat, ValueStats,
+    QuantConfig, QuantStats, Range, Requantize, ScaleFormat, ValueStats,
 };
 use qcc_ir::{verify, Graph, IrError};
 use thiserror::Error;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use qcc_codegen::{Artifacts, Options as CodegenOptions};
 pub use qcc_ir::Graph;
-pub use qcc_passes::{CalibrationMethod, PassContext, QuantConfig, ScaleFormat};
+pub use qcc_passes::{CalibrationMethod, PassContext, QuantConfig, Requantize, ScaleFormat};
 
 /// Where calibration samples come from.
 #[derive(Clone, Debug)]
@@ -43,6 +43,9 @@ pub struct CompileOptions {
     pub codegen: CodegenOptions,
     /// Quantize to int8 (`--quantize int8`); `None` compiles in float.
     pub quantize: Option<QuantizeOptions>,
+    /// How the integer layers of a model that arrives quantized requantize
+    /// (`--requantize`).
+    pub requantize: Requantize,
 }
 
 impl CompileOptions {
@@ -164,6 +167,7 @@ pub fn optimize_file(
 ) -> Result<(Graph, PassContext)> {
     let mut g = import_with(model, &opts.import_options())?;
     let mut cx = pass_context(&g, opts.quantize.as_ref())?;
+    cx.requantize = opts.requantize;
     optimize_with(&mut g, &mut cx, stop_after)?;
     Ok((g, cx))
 }

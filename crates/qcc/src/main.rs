@@ -85,6 +85,16 @@ enum Scales {
     Pow2,
 }
 
+/// How the integer layers of a model that arrives quantized requantize.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RequantizeArg {
+    /// ONNX Runtime's float requantization: its CPU int8 results, bit for bit.
+    Float,
+    /// Integer-only fixed-point multipliers and shifts (cores without an FPU);
+    /// within one output step of the float form.
+    FixedPoint,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum IoType {
     F32,
@@ -170,6 +180,10 @@ struct QuantArgs {
     /// float model on the calibration samples).
     #[arg(long, value_name = "DB")]
     min_sqnr: Option<f64>,
+    /// For a model that arrives quantized (QDQ, QLinearConv…): how its
+    /// Conv/Gemm/MatMul layers requantize.
+    #[arg(long, value_enum, default_value = "float", conflicts_with = "quantize")]
+    requantize: RequantizeArg,
 }
 
 /// One `NODE=BITS` of `--bits` (BITS 2-8).
@@ -214,6 +228,13 @@ impl QuantArgs {
                 "--weight-budget and --min-sqnr go with --quantize auto".into(),
             )),
             (_, None) => Ok(None),
+        }
+    }
+
+    fn requantize(&self) -> qcc::Requantize {
+        match self.requantize {
+            RequantizeArg::Float => qcc::Requantize::Float,
+            RequantizeArg::FixedPoint => qcc::Requantize::FixedPoint,
         }
     }
 
@@ -387,6 +408,7 @@ fn dump(model: &Path, after: Option<&str>, shapes: &ShapeArgs, q: &QuantArgs) ->
         input_shapes: shapes.map(),
         const_inputs: shapes.consts(),
         quantize: q.options(),
+        requantize: q.requantize(),
         ..Default::default()
     };
     let (g, _) = qcc::optimize_file(model, &opts, after)?;
@@ -445,6 +467,7 @@ fn compile(a: &CompileArgs) -> Result<ExitCode> {
             no_winograd: a.no_winograd,
         },
         quantize: a.quant.options(),
+        requantize: a.quant.requantize(),
     };
     // Unknown targets, CPUs and features fail before the model is read.
     qcc_codegen::resolve_target(&opts.codegen)?;

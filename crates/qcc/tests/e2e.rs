@@ -249,6 +249,7 @@ e2e_cases!(
     ort_qdq_mlp_u8s8,
     ort_qop_cnn_s8s8,
     ort_qop_mlp_u8s8,
+    ort_qop_requant,
     ort_dyn_transformer,
     ort_dyn_mlp_u8,
     ort_dyn_cnn,

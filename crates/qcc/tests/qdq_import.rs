@@ -25,6 +25,7 @@ const CASES: &[(&str, usize)] = &[
     ("ort_qdq_mlp_u8s8", 3),
     ("ort_qop_cnn_s8s8", 5),
     ("ort_qop_mlp_u8s8", 3),
+    ("ort_qop_requant", 3),
 ];
 
 fn weighted_int_layers(g: &Graph) -> usize {
@@ -109,4 +110,58 @@ fn imported_qdq_models_run_integer_kernels_bit_exact_with_the_interpreter() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `ort_qop_requant`'s scales put many results exactly on a half step
+/// (and its QLinearMul next to one): the default float requantization gives
+/// onnxruntime's integer kernels' outputs bit for bit, on every output; the
+/// fixed-point form (`--requantize fixed-point`) rounds those ties upward
+/// and differs from them on the Conv, the MatMul and the Mul (whose zero
+/// point onnxruntime adds before rounding), by one step at most.
+#[test]
+fn float_requantization_matches_onnxruntime_and_fixed_point_differs_on_ties() {
+    let dir = common::repo_root().join("testdata/ort_qop_requant");
+    let data = common::load_data_set(&common::data_set_dirs(&dir).expect("data")[0]).expect("data");
+    let run = |mode| {
+        let opts = qcc::CompileOptions {
+            requantize: mode,
+            ..Default::default()
+        };
+        let (g, _) = qcc::optimize_file(&dir.join("model.onnx"), &opts, None).expect("optimize");
+        qcc_interp::run(&g, &data.inputs).expect("interpreter")
+    };
+    let float = run(qcc::Requantize::Float);
+    for ((name, want), got) in data.outputs.iter().zip(&float) {
+        same_bits(got, want).unwrap_or_else(|e| panic!("float requantization, {name}: {e}"));
+    }
+    let fixed = run(qcc::Requantize::FixedPoint);
+    for ((name, want), got) in data.outputs.iter().zip(&fixed) {
+        let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
+        let differ = g.iter().zip(&w).filter(|(a, b)| a != b).count();
+        let worst = g
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "fixed point, {name}: {differ} of {} differ, by at most {worst}",
+            w.len()
+        );
+        if ["conv", "matmul", "mul"].contains(&name.as_str()) {
+            assert!(differ > 0, "{name}: the ties did not show");
+        }
+        // One step of the output's scale at most (the concat also carries
+        // the conv's step: it concatenates the conv's output).
+        let step = match name.as_str() {
+            "conv" => 2.0,
+            "depthwise" => 0.9,
+            "matmul" => 16.0,
+            "mul" => 1.0,
+            _ => 2.0 + 0.7,
+        };
+        assert!(
+            worst <= step * 1.001,
+            "{name}: off by {worst}, one step is {step}"
+        );
+    }
 }

@@ -265,7 +265,11 @@ pub fn emit_binary<'ctx>(
     // the microkernels' 32-bit requantization, the rest below.
     let n = out.numel();
     let same = a.shape() == shape.as_slice() && b.shape() == shape.as_slice();
-    let done = if !mul && same && crate::mmm::qukernel::high_shift(&cx.target, &epi.rescale) {
+    let done = if !mul
+        && same
+        && crate::mmm::qukernel::requant_mode(&cx.target, &epi.rescale)
+            == crate::mmm::qukernel::Requant::High
+    {
         let lanes = 16;
         let full = n / lanes * lanes;
         add_vectors(cx, (a, za, ma), (b, zb, mb), epi, out, full / lanes)?;
@@ -352,7 +356,8 @@ fn add_vectors<'ctx>(
         };
         let acc =
             cx.b.build_int_add(side(cx, a, cza, cma)?, side(cx, b, czb, cmb)?, "")?;
-        let r = crate::mmm::qukernel::requantize(cx, acc, params, true)?;
+        let r =
+            crate::mmm::qukernel::requantize(cx, acc, params, crate::mmm::qukernel::Requant::High)?;
         let st = cx.b.build_store(cx.gep(DType::I8, out.ptr, at)?, r)?;
         st.set_alignment(1)
             .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;

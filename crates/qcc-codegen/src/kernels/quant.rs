@@ -16,7 +16,7 @@
 
 use super::conv::{const_data, Bounds};
 use crate::cx::{CgResult, KernelCx, Operand};
-use inkwell::values::{IntValue, PointerValue};
+use inkwell::values::{FloatValue, IntValue, PointerValue};
 use qcc_ir::infer::int8_range;
 use qcc_ir::{DType, Epilogue, Tensor};
 
@@ -175,7 +175,14 @@ pub(crate) enum EpiParams<'ctx> {
         s: IntValue<'ctx>,
         half: IntValue<'ctx>,
     },
+    /// The float form's factor (a constant or a loaded f32).
+    Float(FloatValue<'ctx>),
 }
+
+/// `1.5 · 2^23`: `(x + ROUND_MAGIC)`'s bits minus its own are `x` rounded
+/// half to even, for `|x| < 2^22` (the float epilogue's clamped values),
+/// on every target's f32 adder (no rounding instruction needed).
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// An [`Epilogue`] ready to be emitted: validated, with per-channel tables.
 pub(crate) struct EpiEmit<'ctx> {
@@ -220,14 +227,21 @@ impl<'ctx> EpiEmit<'ctx> {
         }
         let uniform = r.multiplier.iter().all(|&m| m == r.multiplier[0])
             && r.shift.iter().all(|&s| s == r.shift[0]);
-        let tables = if uniform {
-            None
-        } else {
-            let shifts: Vec<i64> = r.shift.iter().map(|&s| s as i64).collect();
-            Some((
-                const_i32_table(cx, "epi.mul", &r.multiplier),
-                super::conv::const_i64_table(cx, "epi.shift", &shifts),
-            ))
+        let tables = match &r.float {
+            Some(f) if f.scales.len() > 1 => {
+                let bits: Vec<i32> = f.scales.iter().map(|s| s.to_bits() as i32).collect();
+                let t = const_i32_table(cx, "epi.fscale", &bits);
+                Some((t, t))
+            }
+            Some(_) => None,
+            None if uniform => None,
+            None => {
+                let shifts: Vec<i64> = r.shift.iter().map(|&s| s as i64).collect();
+                Some((
+                    const_i32_table(cx, "epi.mul", &r.multiplier),
+                    super::conv::const_i64_table(cx, "epi.shift", &shifts),
+                ))
+            }
         };
         Ok(EpiEmit {
             epi: epi.clone(),
@@ -240,6 +254,14 @@ impl<'ctx> EpiEmit<'ctx> {
     /// from the tables (emit this outside the loops that share the channel).
     pub fn params(&self, cx: &KernelCx<'_, 'ctx>, ch: Chan<'ctx>) -> CgResult<EpiParams<'ctx>> {
         let r = &self.epi.rescale;
+        if r.is_float() {
+            let s = match (self.tables, ch) {
+                (Some((t, _)), Chan::Dyn(c)) => cx.load(DType::F32, t, c)?.into_float_value(),
+                (_, Chan::Static(c)) => cx.f32(r.float_at(c.min(r.channels() - 1)).unwrap_or(1.0)),
+                (None, Chan::Dyn(_)) => cx.f32(r.float_at(0).unwrap_or(1.0)),
+            };
+            return Ok(EpiParams::Float(s));
+        }
         let (mt, st) = match (self.tables, ch) {
             (None, _) => {
                 return Ok(EpiParams::Static {
@@ -318,6 +340,30 @@ impl<'ctx> EpiEmit<'ctx> {
                 };
                 let p = iadd(cx, p, half)?;
                 cx.b.build_right_shift(p, s, true, "")?
+            }
+            EpiParams::Float(s) => {
+                let a = cx.b.build_signed_int_to_float(acc, cx.f32_t(), "")?;
+                let first = self
+                    .epi
+                    .rescale
+                    .float
+                    .as_ref()
+                    .is_some_and(|f| f.zero_point_first);
+                // ONNX Runtime's QLinearMul adds the zero point in f32
+                // before rounding (taken back off in i32 for `finish`).
+                let (v, back) = if first {
+                    let v = cx.fadd(cx.fmul(a, s)?, cx.f32(zp as f32))?;
+                    let (min, max) = (self.epi.min as f32, self.epi.max as f32);
+                    (cx.fclamp(v, min, max)?, zp as i32)
+                } else {
+                    (cx.fclamp(cx.fmul(a, s)?, lo as f32, hi as f32)?, 0)
+                };
+                // Rounds half to even: below 2^22 in magnitude, adding
+                // 1.5·2^23 leaves the rounded integer in the low bits.
+                let v = cx.fadd(v, cx.f32(ROUND_MAGIC))?;
+                let bias = ROUND_MAGIC.to_bits() as i32 + back;
+                let r = cx.b.build_int_sub(cx.f32_bits(v)?, cx.i32(bias), "")?;
+                return self.finish(cx, r, lo, hi);
             }
         };
         self.finish(cx, r, lo, hi)

@@ -176,7 +176,7 @@ pub fn emit<'ctx>(
     let wt = const_i8_table(cx, "mmm.amx.b", &pack_k4(&padded, np, kp, kp, 1, ROWS));
     let panel = (kp / 4 * ROWS * 4) as i64;
     let tables = epi_tables(cx, bias, &epi.rescale, (1, n, BLOCK));
-    let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
+    let high = super::qukernel::requant_mode(&cx.target, &epi.rescale);
     let f = function(cx, true, high)?;
     let s = cx
         .scratch
@@ -319,12 +319,12 @@ fn pack_rows<'ctx>(
 pub fn function<'ctx>(
     outer: &KernelCx<'_, 'ctx>,
     acts_in_a: bool,
-    high: bool,
+    high: super::qukernel::Requant,
 ) -> CgResult<FunctionValue<'ctx>> {
     let name = format!(
         "{PREFIX}{BLOCK}x{BLOCK}.{}{}",
         if acts_in_a { "x" } else { "w" },
-        if high { ".h" } else { "" }
+        high.suffix()
     );
     if let Some(f) = outer.module.get_function(&name) {
         return Ok(f);
@@ -379,7 +379,7 @@ fn body<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     f: FunctionValue<'ctx>,
     acts_in_a: bool,
-    high: bool,
+    high: super::qukernel::Requant,
 ) -> CgResult<()> {
     let p = |i: u32| {
         f.get_nth_param(i)

@@ -183,7 +183,7 @@ pub fn emit<'ctx>(
         return emit_amx(cx, p, x, w, bias, zx, epi, out);
     }
     let u = I8Ukr {
-        high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
+        requant: super::qukernel::requant_mode(&cx.target, &epi.rescale),
         ..p.ukr
     };
     let (m, k, k4, mr) = (p.m, p.k(), p.k4(), u.mr);
@@ -296,7 +296,7 @@ fn emit_amx<'ctx>(
     let f = amx::function(
         cx,
         false,
-        super::qukernel::high_shift(&cx.target, &epi.rescale),
+        super::qukernel::requant_mode(&cx.target, &epi.rescale),
     )?;
     let s = cx
         .scratch

@@ -232,7 +232,7 @@ pub fn emit<'ctx>(
         .ok_or_else(|| cx.unsupported("no scratch for the padded plane"))?;
     let (hw, ohw) = ((p.h * p.w) as i64, (p.oh * p.ow) as i64);
     let vl = p.vl as u32;
-    let high = super::qukernel::high_shift(&cx.target, &epi.rescale);
+    let high = super::qukernel::requant_mode(&cx.target, &epi.rescale);
     // The float copy of the padded plane, after it in scratch.
     let sf = if p.f32_taps {
         Some(cx.gep_bytes(s, p.plane_bytes() as i64)?)
@@ -328,7 +328,7 @@ struct Row<'r, 'ctx> {
     params: [VectorValue<'ctx>; 6],
     signed: bool,
     /// The 32-bit requantization (`qukernel::high_shift`).
-    high: bool,
+    high: super::qukernel::Requant,
 }
 
 impl<'ctx> Row<'_, 'ctx> {

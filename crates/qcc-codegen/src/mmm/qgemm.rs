@@ -102,7 +102,7 @@ pub fn emit<'ctx>(
         return amx::emit(cx, ap, a, flip, bt, bias, epi, out);
     }
     let u = I8Ukr {
-        high_shift: super::qukernel::high_shift(&cx.target, &epi.rescale),
+        requant: super::qukernel::requant_mode(&cx.target, &epi.rescale),
         ..p.ukr
     };
     let (m, k, n) = (p.m, p.k, p.n);

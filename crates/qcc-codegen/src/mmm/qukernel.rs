@@ -156,9 +156,8 @@ pub struct I8Ukr {
     pub nr: usize,
     /// A holds the activations (and the epilogue parameters are per column).
     pub acts_in_a: bool,
-    /// Every shift the kernel is called with is at least
-    /// [`HIGH_SHIFT_MIN`]: the 32-bit requantization (`requantize`).
-    pub high_shift: bool,
+    /// How the kernel requantizes ([`requantize`]).
+    pub requant: Requant,
 }
 
 impl I8Ukr {
@@ -175,7 +174,7 @@ impl I8Ukr {
             mr: m,
             nr: nr * widen,
             acts_in_a,
-            high_shift: false,
+            requant: Requant::Wide,
         }
     }
 
@@ -195,7 +194,7 @@ impl I8Ukr {
 
     pub fn name(&self) -> String {
         let a = if self.acts_in_a { "x" } else { "w" };
-        let h = if self.high_shift { ".h" } else { "" };
+        let h = self.requant.suffix();
         format!(
             "qcc.mmm.i8.{}.{}x{}.{a}{h}",
             self.dot.name(),
@@ -708,7 +707,7 @@ impl<'ctx> Body<'_, '_, 'ctx> {
                 cx,
                 acc,
                 [bias, mult, shift, zp, lo, hi],
-                u.high_shift,
+                u.requant,
             )?);
         }
 
@@ -782,7 +781,9 @@ impl<'ctx> Body<'_, '_, 'ctx> {
 /// The per-channel tables the int8 kernels read: `[bias, multiplier,
 /// shift]` (i32 each) of channels `groups × chans`, each group of `chans`
 /// padded to a multiple of `pad` with a neutral channel (0, 1, 0). A
-/// per-tensor rescale is repeated for every channel.
+/// per-tensor rescale is repeated for every channel. For the float form the
+/// multiplier table holds the factors' f32 bits (padding 1.0) and the
+/// shifts are 0.
 pub(crate) fn epi_tables<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     bias: &[i32],
@@ -791,13 +792,23 @@ pub(crate) fn epi_tables<'ctx>(
 ) -> [PointerValue<'ctx>; 3] {
     use super::pack::pad_to;
     let at = |v: &[i32], c: usize| if v.len() == 1 { v[0] } else { v[c] };
-    let shifts: Vec<i32> = r.shift.iter().map(|&s| s as i32).collect();
+    let (mults, shifts, one): (Vec<i32>, Vec<i32>, i32) = match &r.float {
+        Some(f) => {
+            let bits = f.scales.iter().map(|s| s.to_bits() as i32).collect();
+            (bits, vec![0], 1f32.to_bits() as i32)
+        }
+        None => (
+            r.multiplier.clone(),
+            r.shift.iter().map(|&s| s as i32).collect(),
+            1,
+        ),
+    };
     let mut t: [Vec<i32>; 3] = Default::default();
     for g in 0..groups {
         let ch = g * chans..(g + 1) * chans;
         let of = |v: &[i32]| ch.clone().map(|c| at(v, c)).collect::<Vec<_>>();
         t[0].extend(pad_to(&bias[ch.clone()], pad, 0));
-        t[1].extend(pad_to(&of(&r.multiplier), pad, 1));
+        t[1].extend(pad_to(&of(&mults), pad, one));
         t[2].extend(pad_to(&of(&shifts), pad, 0));
     }
     let name = ["mmm.qbias", "mmm.qmul", "mmm.qshift"];
@@ -817,11 +828,47 @@ pub(crate) fn tables_at<'ctx>(
     ])
 }
 
-/// Whether every shift of `r` is at least [`HIGH_SHIFT_MIN`] and the target
-/// is x86 with AVX2 or AVX-512, so that [`requantize`] may take its 32-bit
-/// path (`high`).
-pub(crate) fn high_shift(facts: &TargetFacts, r: &qcc_ir::Rescale) -> bool {
-    matches!(facts.simd, Simd::Avx2 | Simd::Avx512) && r.shift.iter().all(|&s| s >= HIGH_SHIFT_MIN)
+/// How an int8 kernel requantizes its i32 accumulators ([`requantize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Requant {
+    /// Fixed point, every lane widened to i64 (what ARM's `smull` does well).
+    Wide,
+    /// Fixed point on 32-bit lanes: x86 with AVX2 or AVX-512, every shift at
+    /// least [`HIGH_SHIFT_MIN`].
+    High,
+    /// The float form (`qcc_ir::quant::requantize_float`).
+    Float,
+    /// The float form with the zero point added before rounding
+    /// (`qcc_ir::quant::requantize_float_zp_first`).
+    FloatZpFirst,
+}
+
+impl Requant {
+    /// The suffix of a kernel's name that requantizes so.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Requant::Wide => "",
+            Requant::High => ".h",
+            Requant::Float => ".f",
+            Requant::FloatZpFirst => ".fz",
+        }
+    }
+}
+
+/// How a kernel with rescale `r` requantizes on this target.
+pub(crate) fn requant_mode(facts: &TargetFacts, r: &qcc_ir::Rescale) -> Requant {
+    if let Some(f) = &r.float {
+        match f.zero_point_first {
+            true => Requant::FloatZpFirst,
+            false => Requant::Float,
+        }
+    } else if matches!(facts.simd, Simd::Avx2 | Simd::Avx512)
+        && r.shift.iter().all(|&s| s >= HIGH_SHIFT_MIN)
+    {
+        Requant::High
+    } else {
+        Requant::Wide
+    }
 }
 
 /// The smallest shift of the 32-bit requantization path (see [`requantize`]).
@@ -832,7 +879,12 @@ pub(crate) const HIGH_SHIFT_MIN: u32 = 33;
 /// accumulators (`acc + bias` wraps in i32 like the reference accumulator).
 /// `acc` and the parameters `[bias, mult, shift, zp, lo, hi]` are `<N x i32>`.
 ///
-/// With `high` (x86 only, every shift `s >= 33`, see [`high_shift`]) the
+/// With [`Requant::Float`], `mult` holds f32 bits and `shift` is unused:
+/// `f32(acc + bias) · mult`, clamped to `[lo - zp, hi - zp]`, rounded half
+/// to even by the `ROUND_MAGIC` addition, plus `zp`
+/// (`qcc_ir::quant::requantize_float`).
+///
+/// With [`Requant::High`] (x86 only, every shift `s >= 33`, see [`high_shift`]) the
 /// product stays in 32-bit lanes but one step: `vpmuldq` forms the i64
 /// products of the even lanes and, after a 32-bit shift, of the odd ones;
 /// only their high halves `h = floor(p / 2^32)` are kept (one blend), and
@@ -844,13 +896,43 @@ pub(crate) fn requantize<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     acc: VectorValue<'ctx>,
     [bias, mult, shift, zp, lo, hi]: [VectorValue<'ctx>; 6],
-    high: bool,
+    mode: Requant,
 ) -> CgResult<VectorValue<'ctx>> {
     let b = cx.b;
     let n = acc.get_type().get_size();
     let acc = b.build_int_add(acc, bias, "")?;
     let out_t = cx.i8_t().vec_type(n);
-    if high {
+    if matches!(mode, Requant::Float | Requant::FloatZpFirst) {
+        let first = mode == Requant::FloatZpFirst;
+        let ft = cx.f32_t().vec_type(n);
+        let to_f = |v: VectorValue<'ctx>| b.build_signed_int_to_float(v, ft, "");
+        let scale = b.build_bit_cast(mult, ft, "")?.into_vector_value();
+        let mut v = b.build_float_mul(to_f(acc)?, scale, "")?;
+        let (flo, fhi) = if first {
+            v = b.build_float_add(v, to_f(zp)?, "")?;
+            (to_f(lo)?, to_f(hi)?)
+        } else {
+            (
+                to_f(b.build_int_sub(lo, zp, "")?)?,
+                to_f(b.build_int_sub(hi, zp, "")?)?,
+            )
+        };
+        let below = b.build_float_compare(inkwell::FloatPredicate::OLT, v, flo, "")?;
+        let v = b.build_select(below, flo, v, "")?.into_vector_value();
+        let above = b.build_float_compare(inkwell::FloatPredicate::OGT, v, fhi, "")?;
+        let v = b.build_select(above, fhi, v, "")?.into_vector_value();
+        let magic = crate::kernels::quant::ROUND_MAGIC;
+        let fm = VectorType::const_vector(&vec![cx.f32(magic); n as usize]);
+        let v = b.build_float_add(v, fm, "")?;
+        let bits = b.build_bit_cast(v, acc.get_type(), "")?.into_vector_value();
+        let im = VectorType::const_vector(&vec![cx.i32(magic.to_bits() as i32); n as usize]);
+        let mut v = b.build_int_sub(bits, im, "")?;
+        if !first {
+            v = b.build_int_add(v, zp, "")?;
+        }
+        return Ok(b.build_int_truncate(v, out_t, "")?);
+    }
+    if mode == Requant::High {
         let v = rescale_high(cx, acc, mult, shift)?;
         let v = b.build_int_add(v, zp, "")?;
         let v = vsmin(cx, vsmax(cx, v, lo)?, hi)?;

@@ -81,11 +81,28 @@ pub fn per_channel_fixed(n: usize, base: f64) -> Rescale {
     Rescale::per_channel(&parts)
 }
 
+/// Per-channel float rescales around `base`: every other channel a power of
+/// two times 1, 1.5 or 1.25 (so that `acc · s` often ends on a half: ties
+/// round to even), the others arbitrary f32 factors.
+pub fn per_channel_float(n: usize, base: f64) -> Rescale {
+    let p2 = 2f64.powi(base.log2().round() as i32);
+    let scales: Vec<f32> = (0..n)
+        .map(|c| match c % 4 {
+            0 => p2 as f32,
+            1 => (base * (0.55 + 0.9 * c as f64 / n.max(1) as f64)) as f32,
+            2 => (p2 * 1.5) as f32,
+            _ => (p2 * 1.25 * (1.0 + c as f64 * 1e-3)) as f32,
+        })
+        .collect();
+    Rescale::float(&scales).expect("valid float factors")
+}
+
 /// Per-channel power-of-two rescales (shifts `base`, `base+1`, …).
 pub fn per_channel_pow2(n: usize, base: u32) -> Rescale {
     Rescale {
         multiplier: vec![1; n],
         shift: (0..n).map(|c| base + (c % 3) as u32).collect(),
+        float: None,
     }
 }
 

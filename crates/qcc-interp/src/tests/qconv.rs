@@ -33,6 +33,7 @@ fn qconv_3x3_padded_per_channel() {
         rescale: Rescale {
             multiplier: vec![3, 1],
             shift: vec![2, 1],
+            float: None,
         },
         zero_point: 5,
         min: 4,
@@ -261,6 +262,7 @@ fn qgemm_hand_computed_per_channel() {
         rescale: Rescale {
             multiplier: vec![1, 1],
             shift: vec![1, 3],
+            float: None,
         },
         zero_point: 0,
         min: -128,
@@ -372,6 +374,7 @@ fn wrong_dtypes_and_shapes_are_errors() {
     bad.rescale = Rescale {
         multiplier: vec![1, 1],
         shift: vec![0, 0],
+        float: None,
     };
     let op = Op::QConv {
         conv: attrs(&[1, 1], &[0; 4], &[1, 1], 1),

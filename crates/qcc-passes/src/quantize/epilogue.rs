@@ -27,13 +27,20 @@ pub fn is_identity(in_zp: i32, r: &Epilogue, lo: i32, hi: i32) -> bool {
 }
 
 /// `rescale(a) ∘ rescale(b)` per channel of `a` (b is per tensor); exact when
-/// either is the identity.
+/// either is the identity. A float `a` gives the float form.
 fn compose_rescale(a: &Rescale, b: &Rescale, fmt: ScaleFormat) -> Option<Rescale> {
     if *b == identity() {
         return Some(a.clone());
     }
     if *a == identity() {
         return Some(b.clone());
+    }
+    if a.is_float() {
+        // A float kernel stays float (one rounding of the product).
+        let f: Vec<f32> = (0..a.channels())
+            .map(|c| (a.real(c) * b.real(0)) as f32)
+            .collect();
+        return Rescale::float(&f);
     }
     let parts: Option<Vec<Rescale>> = (0..a.channels())
         .map(|c| rescale(a.real(c) * b.real(0), fmt))

@@ -57,6 +57,15 @@ pub fn table(u: UnaryOp, input: QParams, output: QParams) -> Result<Vec<i32>, St
     Ok(ys.iter().map(|&y| quantize(y, output, -128, 127)).collect())
 }
 
+/// The table of `Quantize(Dequantize(i))` from `input`'s parameters to
+/// `output`'s: the float simulation of a change of parameters, as ONNX
+/// Runtime's QLinearConcat computes it for each input.
+pub fn requantize_table(input: QParams, output: QParams) -> Vec<i32> {
+    (-128..128)
+        .map(|q| quantize(dequantize(q, input), output, -128, 127))
+        .collect()
+}
+
 /// A table followed by a requantize (`in_zp`, `epi`): one table.
 pub fn then_requantize(t: &[i32], in_zp: i32, epi: &qcc_ir::Epilogue) -> Vec<i32> {
     t.iter()
