@@ -1,10 +1,11 @@
 //! Resize (ONNX opset ≥ 11 semantics, no antialiasing): nearest with every
-//! rounding mode, or n-linear interpolation, under every coordinate transform.
+//! rounding mode, n-linear or cubic interpolation, under every coordinate
+//! transform.
 //! Coordinates are computed in f32 as the ONNX formulas read; interpolation sums in f64.
 
 use crate::elem::f32s;
 use crate::index::unravel;
-use qcc_ir::resize::{round_nearest, source_coord};
+use qcc_ir::resize::{cubic_is_identity, cubic_taps, round_nearest, source_coord, CubicTaps};
 use qcc_ir::{numel, strides_of, ResizeAttrs, ResizeMode, Tensor, TensorData};
 
 /// Clamps a coordinate into `[0, len-1]` and converts it to an index (NaN gives 0).
@@ -40,7 +41,8 @@ fn axis_table(r: &ResizeAttrs, d: usize, len_in: usize, len_out: usize) -> Axis 
                 a.hi.push(i);
                 a.w_hi.push(0.0);
             }
-            ResizeMode::Linear => {
+            // Cubic dims take `cubic` below; this table is not read for them.
+            ResizeMode::Linear | ResizeMode::Cubic { .. } => {
                 let top = len_in.saturating_sub(1) as f32;
                 let xc = if xo.is_nan() { 0.0 } else { xo.clamp(0.0, top) };
                 let i0 = xc.floor();
@@ -72,6 +74,9 @@ pub fn resize(r: &ResizeAttrs, x: &Tensor, out_shape: &[usize]) -> Result<Tensor
             out_shape[d]
         ));
     }
+    if let ResizeMode::Cubic { .. } = r.mode {
+        return cubic(r, v, xs, out_shape);
+    }
     let axes: Vec<Axis> = (0..rank)
         .map(|d| axis_table(r, d, xs[d], out_shape[d]))
         .collect();
@@ -99,6 +104,52 @@ pub fn resize(r: &ResizeAttrs, x: &Tensor, out_shape: &[usize]) -> Result<Tensor
                 } else {
                     w *= 1.0 - wh;
                 }
+            }
+            if w != 0.0 {
+                acc += w * *v.get(off).ok_or("internal: resize offset out of range")? as f64;
+            }
+        }
+        out.push(acc as f32);
+    }
+    Ok(TensorData::F32(out))
+}
+
+/// Cubic Resize: per output element, the sum over the four taps of every
+/// resized dim (`qcc_ir::resize::cubic_taps`) of the product of their
+/// weights times the input there, in f64.
+fn cubic(
+    r: &ResizeAttrs,
+    v: &[f32],
+    xs: &[usize],
+    out_shape: &[usize],
+) -> Result<TensorData, String> {
+    let rank = xs.len();
+    let st = strides_of(xs);
+    let mut dims: Vec<(usize, Vec<CubicTaps>)> = vec![];
+    for d in 0..rank {
+        let taps = cubic_taps(r, d, xs[d], out_shape[d]).ok_or("internal: cubic taps")?;
+        if !cubic_is_identity(&taps, xs[d]) {
+            dims.push((d, taps));
+        }
+    }
+    let n = numel(out_shape);
+    let mut out = Vec::with_capacity(n);
+    let mut oc = vec![0usize; rank];
+    for flat in 0..n {
+        unravel(flat, out_shape, &mut oc);
+        // Identity dims read their own coordinate.
+        let base: usize = (0..rank)
+            .filter(|d| !dims.iter().any(|(k, _)| k == d))
+            .map(|d| oc[d] * st[d])
+            .sum();
+        let mut acc = 0.0f64;
+        for combo in 0..4usize.pow(dims.len() as u32) {
+            let (mut off, mut w, mut c) = (base, 1.0f64, combo);
+            for (d, taps) in &dims {
+                let (idx, wt) = &taps[oc[*d]];
+                off += idx[c % 4] * st[*d];
+                w *= wt[c % 4] as f64;
+                c /= 4;
             }
             if w != 0.0 {
                 acc += w * *v.get(off).ok_or("internal: resize offset out of range")? as f64;

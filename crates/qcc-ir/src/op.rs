@@ -117,10 +117,18 @@ pub struct PoolAttrs {
     pub count_include_pad: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ResizeMode {
     Nearest,
     Linear,
+    /// Keys' cubic convolution with coefficient `a` (ONNX `cubic_coeff_a`,
+    /// -0.75 by default) over four taps per dim; `exclude_outside` drops the
+    /// taps that fall outside the input and renormalizes the others
+    /// ([`crate::resize::cubic_taps`]).
+    Cubic {
+        a: f32,
+        exclude_outside: bool,
+    },
 }
 
 /// How Resize maps an output coordinate to an input coordinate (ONNX names).
@@ -537,7 +545,16 @@ impl Op {
             Op::Slice { starts, steps, .. } => vec![("starts", l(starts)), ("steps", l(steps))],
             Op::Pad { pads, value } => vec![("pads", l(pads)), ("value", value.to_string())],
             Op::Resize(r) => vec![
-                ("mode", format!("{:?}", r.mode).to_lowercase()),
+                (
+                    "mode",
+                    match r.mode {
+                        ResizeMode::Nearest => "nearest".into(),
+                        ResizeMode::Linear => "linear".into(),
+                        ResizeMode::Cubic { a, exclude_outside } => {
+                            format!("cubic(a={a},exclude_outside={exclude_outside})")
+                        }
+                    },
+                ),
                 ("coord", format!("{:?}", r.coord)),
                 ("nearest", format!("{:?}", r.nearest)),
                 ("scales", l(&r.scales)),

@@ -1,7 +1,7 @@
 //! Resize's coordinate rules, shared by the interpreter and the backend so
 //! both map output coordinates to the same input coordinates, bit for bit.
 
-use crate::op::{CoordTransform, NearestMode};
+use crate::op::{CoordTransform, NearestMode, ResizeAttrs, ResizeMode};
 
 /// The resized length `length_resized` that the coordinate transforms divide
 /// by: `len_in * scale`, which is fractional when the model gave scales that
@@ -80,6 +80,76 @@ pub fn round_nearest(mode: NearestMode, x: f32) -> f32 {
         NearestMode::Floor => x.floor(),
         NearestMode::Ceil => x.ceil(),
     }
+}
+
+/// One output coordinate's cubic taps along a dim: four source indices (in
+/// the input) and their weights.
+pub type CubicTaps = ([usize; 4], [f32; 4]);
+
+/// Cubic interpolation along dim `d` of a Resize from `len_in` to
+/// `len_out` (mode [`ResizeMode::Cubic`]; `None` for other modes or an
+/// empty input): for output coordinate `x` at source coordinate `s`
+/// ([`source_coord`]), the taps `⌊s⌋-1 … ⌊s⌋+2` with Keys' weights for the
+/// distances `1+t, t, 1-t, 2-t` (`t = s - ⌊s⌋`, in f64). Taps outside the
+/// input read its edge (ONNX pads with the edge values), or with
+/// `exclude_outside` weigh 0 and the rest are divided by their sum.
+pub fn cubic_taps(
+    r: &ResizeAttrs,
+    d: usize,
+    len_in: usize,
+    len_out: usize,
+) -> Option<Vec<CubicTaps>> {
+    let ResizeMode::Cubic { a, exclude_outside } = r.mode else {
+        return None;
+    };
+    if len_in == 0 {
+        return None;
+    }
+    let a = a as f64;
+    // Keys' kernel at distance `u` in [0, 2].
+    let near = |u: f64| ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0;
+    let far = |u: f64| ((a * u - 5.0 * a) * u + 8.0 * a) * u - 4.0 * a;
+    let taps = (0..len_out)
+        .map(|x| {
+            let s = source_coord(r.coord, x, r.scales[d], len_in, len_out) as f64;
+            let s = if s.is_nan() { 0.0 } else { s };
+            let f = s.floor();
+            let t = s - f;
+            let mut w = [far(1.0 + t), near(t), near(1.0 - t), far(2.0 - t)];
+            let mut idx = [0usize; 4];
+            for (k, i) in idx.iter_mut().enumerate() {
+                let j = f + k as f64 - 1.0;
+                let inside = j >= 0.0 && j < len_in as f64;
+                if exclude_outside && !inside {
+                    w[k] = 0.0;
+                }
+                *i = j.clamp(0.0, (len_in - 1) as f64) as usize;
+            }
+            if exclude_outside {
+                let sum: f64 = w.iter().sum();
+                if sum != 0.0 {
+                    w.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            (idx, w.map(|v| v as f32))
+        })
+        .collect();
+    Some(taps)
+}
+
+/// Whether cubic taps map every output coordinate to its own input
+/// coordinate with weight 1 (a dim that is not resized).
+pub fn cubic_is_identity(taps: &[CubicTaps], len_in: usize) -> bool {
+    taps.len() == len_in
+        && taps.iter().enumerate().all(|(x, (idx, w))| {
+            (0..4).all(|k| {
+                if w[k] == 0.0 {
+                    true
+                } else {
+                    idx[k] == x && w[k] == 1.0
+                }
+            })
+        })
 }
 
 #[cfg(test)]

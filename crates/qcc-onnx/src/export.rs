@@ -701,13 +701,22 @@ impl<'a> Exporter<'a> {
                 let mode = match r.mode {
                     ResizeMode::Nearest => "nearest",
                     ResizeMode::Linear => "linear",
+                    ResizeMode::Cubic { .. } => "cubic",
                 };
                 let s = self.i64_init(&format!("{base}/sizes"), i64s(&r.sizes));
-                let a = vec![
+                let mut a = vec![
                     attr_s("mode", mode),
                     attr_s("coordinate_transformation_mode", coord),
                     attr_s("nearest_mode", nearest),
                 ];
+                if let ResizeMode::Cubic {
+                    a: ca,
+                    exclude_outside,
+                } = r.mode
+                {
+                    a.push(attr_f("cubic_coeff_a", ca));
+                    a.push(attr_i("exclude_outside", exclude_outside as i64));
+                }
                 self.push(
                     "Resize",
                     &base,

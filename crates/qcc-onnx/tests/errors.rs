@@ -420,9 +420,14 @@ fn unsupported_attributes_and_outputs() {
         msg.contains("node 'd' (Dropout): the mask output is not supported"),
         "{msg}"
     );
-    let msg = one(node("rs", "Resize", &["x"], &["y"]).s("mode", "cubic"), 13);
+    let msg = one(
+        node("rs", "Resize", &["x"], &["y"])
+            .s("mode", "cubic")
+            .i("antialias", 1),
+        18,
+    );
     assert!(
-        msg.contains("node 'rs' (Resize): unsupported attribute mode='cubic'"),
+        msg.contains("node 'rs' (Resize): unsupported attribute antialias=1"),
         "{msg}"
     );
     let msg = one(

@@ -1,5 +1,5 @@
-//! Resize: nearest (every rounding mode) and n-linear interpolation under
-//! every coordinate transform of the ONNX spec, without antialiasing.
+//! Resize: nearest (every rounding mode), n-linear and cubic interpolation
+//! under every coordinate transform of the ONNX spec, without antialiasing.
 //!
 //! Shapes are static, so per dim and output coordinate the source indices
 //! and interpolation weight are computed here in Rust (coordinates in f32
@@ -51,7 +51,8 @@ impl AxisMap {
                     m.hi.push(i);
                     m.w.push(0.0);
                 }
-                ResizeMode::Linear => {
+                // Cubic resizes take `emit_cubic`; this map is not read for them.
+                ResizeMode::Linear | ResizeMode::Cubic { .. } => {
                     let xc = clamp_coord(xo, len_in);
                     let i0 = xc.floor();
                     let lo = i0 as usize;
@@ -104,6 +105,9 @@ pub fn emit<'ctx>(
     }
     if x.numel() == 0 {
         return Err(cx.unsupported(format!("cannot resize the empty {}", x.ty)));
+    }
+    if let ResizeMode::Cubic { .. } = r.mode {
+        return emit_cubic(cx, r, x, out);
     }
     let st = x.strides();
     let mut axes = Vec::with_capacity(rank);
@@ -161,6 +165,78 @@ fn interp<'ctx>(
     let a = interp(cx, x, at, rest)?;
     let b = interp(cx, x, cx.add(at, *delta)?, rest)?;
     cx.fmuladd(*w, cx.fsub(b, a)?, a)
+}
+
+/// Cubic Resize: per resized dim, tables of four source offsets and four
+/// weights per output coordinate (`qcc_ir::resize::cubic_taps`); each output
+/// is the weighted sum over every combination of taps (16 for a 2-D resize),
+/// unrolled. At most three dims may be resized.
+fn emit_cubic<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    r: &ResizeAttrs,
+    x: &Operand<'_, 'ctx>,
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    use qcc_ir::resize::{cubic_is_identity, cubic_taps};
+    let st = x.strides();
+    // Per dim: `None` for a dim read at its own coordinate, else the tables.
+    let mut dims: Vec<Option<(PointerValue<'ctx>, PointerValue<'ctx>)>> = vec![];
+    for (d, &stride) in st.iter().enumerate() {
+        let (len_in, len_out) = (x.shape()[d], out.shape()[d]);
+        let taps = cubic_taps(r, d, len_in, len_out)
+            .ok_or_else(|| cx.unsupported("internal: cubic taps"))?;
+        if cubic_is_identity(&taps, len_in) {
+            dims.push(None);
+            continue;
+        }
+        let offs: Vec<i64> = taps
+            .iter()
+            .flat_map(|(i, _)| i.map(|i| i as i64 * stride))
+            .collect();
+        let ws: Vec<f32> = taps.iter().flat_map(|(_, w)| *w).collect();
+        dims.push(Some((
+            const_i64_table(cx, "resize.cubic.idx", &offs),
+            const_f32_table(cx, "resize.cubic.w", &ws),
+        )));
+    }
+    if dims.iter().flatten().count() > 3 {
+        return Err(cx.unsupported("cubic interpolation along more than 3 dims"));
+    }
+    let shape = out.shape().to_vec();
+    let ost = out.strides();
+    cx.for_nest(&shape, |cx, ivs| {
+        let mut base = cx.i64(0);
+        let mut taps = vec![];
+        for ((t, &o), &stride) in dims.iter().zip(ivs).zip(&st) {
+            match t {
+                None => base = cx.add(base, cx.mul_c(o, stride)?)?,
+                Some((offs, ws)) => taps.push((*offs, *ws, cx.mul_c(o, 4)?)),
+            }
+        }
+        let v = cubic_sum(cx, x.ptr, base, &taps)?;
+        cx.store_f32(out.ptr, cx.dot(ivs, &ost, 0)?, v)
+    })
+}
+
+/// `Σ_k w[k] · (the rest of the dims' sum at offset + off[k])` over the four
+/// taps of the first dim in `taps` (`(offsets, weights, 4 · coordinate)`).
+fn cubic_sum<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    x: PointerValue<'ctx>,
+    at: IntValue<'ctx>,
+    taps: &[(PointerValue<'ctx>, PointerValue<'ctx>, IntValue<'ctx>)],
+) -> CgResult<FloatValue<'ctx>> {
+    let Some(((offs, ws, row), rest)) = taps.split_first() else {
+        return cx.load_f32(x, at);
+    };
+    let mut acc = cx.f32(0.0);
+    for k in 0..4 {
+        let i = cx.add_c(*row, k)?;
+        let off = cx.load_index(DType::I64, *offs, i)?;
+        let v = cubic_sum(cx, x, cx.add(at, off)?, rest)?;
+        acc = cx.fmuladd(cx.load_f32(*ws, i)?, v, acc)?;
+    }
+    Ok(acc)
 }
 
 #[cfg(test)]

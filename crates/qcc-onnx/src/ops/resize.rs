@@ -1,17 +1,22 @@
 //! Resize (opset 10+) and Upsample (opsets 7–9): output sizes from
-//! constant scales or sizes; nearest and linear modes only (validation
-//! refuses the rest).
+//! constant scales or sizes; nearest, linear and cubic modes, without
+//! antialiasing (validation refuses the rest).
 
 use super::R;
 use crate::node::NodeCx;
 use qcc_ir::{CoordTransform, NearestMode, Op, ResizeAttrs, ResizeMode, Tensor};
 
-fn mode(s: &str) -> ResizeMode {
-    if s == "nearest" {
-        ResizeMode::Nearest
-    } else {
-        ResizeMode::Linear
-    }
+/// The mode (validation admits only nearest, linear and cubic); cubic reads
+/// `cubic_coeff_a` and `exclude_outside`.
+fn mode(cx: &NodeCx, s: &str) -> Result<ResizeMode, crate::error::Problem> {
+    Ok(match s {
+        "nearest" => ResizeMode::Nearest,
+        "cubic" => ResizeMode::Cubic {
+            a: cx.attr(cx.attrs.float_or("cubic_coeff_a", -0.75))?,
+            exclude_outside: cx.attr(cx.attrs.flag("exclude_outside", false))?,
+        },
+        _ => ResizeMode::Linear,
+    })
 }
 
 fn coord(cx: &NodeCx, s: &str) -> Result<CoordTransform, crate::error::Problem> {
@@ -151,7 +156,7 @@ pub(super) fn resize(cx: &mut NodeCx) -> R {
         Some(a) if cx.opset >= 18 => cx.axes(&a, shape.len(), "attribute 'axes'")?,
         _ => (0..shape.len()).collect(),
     };
-    let m = mode(&cx.attr(cx.attrs.string_or("mode", "nearest"))?);
+    let m = mode(cx, &cx.attr(cx.attrs.string_or("mode", "nearest"))?)?;
     let (c, n) = if cx.opset < 11 {
         (CoordTransform::Asymmetric, NearestMode::Floor)
     } else {
@@ -195,7 +200,7 @@ pub(super) fn upsample(cx: &mut NodeCx) -> R {
         nonempty(cx, 1, "scales")?
     };
     let axes: Vec<usize> = (0..shape.len()).collect();
-    let m = mode(&cx.attr(cx.attrs.string_or("mode", "nearest"))?);
+    let m = mode(cx, &cx.attr(cx.attrs.string_or("mode", "nearest"))?)?;
     let (scales, sizes) = scales_and_sizes(cx, &shape, &axes, scales, None, Policy::Stretch)?;
     let attrs = ResizeAttrs {
         mode: m,

@@ -109,7 +109,7 @@ pub(crate) fn validate(
         }
         "Pad" => one_of("mode", "constant", &["constant", "reflect", "edge", "wrap"]),
         "Resize" => {
-            one_of("mode", "nearest", &["nearest", "linear"])?;
+            one_of("mode", "nearest", &["nearest", "linear", "cubic"])?;
             one_of(
                 "coordinate_transformation_mode",
                 "half_pixel",
@@ -131,7 +131,12 @@ pub(crate) fn validate(
                 "stretch",
                 &["stretch", "not_larger", "not_smaller"],
             )?;
-            int_is("exclude_outside", 0, 0)?;
+            let exclude = a.int_or("exclude_outside", 0).map_err(err)?;
+            if exclude != 0 && exclude != 1 {
+                return Err(err(format!(
+                    "attribute exclude_outside={exclude} must be 0 or 1"
+                )));
+            }
             int_is("antialias", 0, 0)
         }
         "Upsample" => one_of("mode", "nearest", &["nearest", "linear"]),
