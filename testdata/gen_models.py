@@ -568,7 +568,10 @@ def ort_quantized(base, fmt="QDQ", **options):
         m, inputs = base()
         rng = np.random.default_rng(0)
         x = inputs[0]
-        samples = [x] + [(x * (0.5 + 0.25 * k) + rng.standard_normal(x.shape) * 0.1).astype(np.float32) for k in range(4)]
+        if np.issubdtype(x.dtype, np.integer):  # token ids: other ids
+            samples = [x] + [rng.integers(0, x.max() + 1, x.shape).astype(x.dtype) for _ in range(4)]
+        else:
+            samples = [x] + [(x * (0.5 + 0.25 * k) + rng.standard_normal(x.shape) * 0.1).astype(np.float32) for k in range(4)]
         logging.getLogger().setLevel(logging.ERROR)
         with tempfile.TemporaryDirectory() as d:
             src, dst = os.path.join(d, "float.onnx"), os.path.join(d, "qdq.onnx")
@@ -623,6 +626,22 @@ def ort_qop_mlp_u8s8():
     QLinearSigmoid…)."""
     from onnxruntime.quantization import QuantType
     return ort_quantized(mlp, "QOperator", per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qdq_transformer():
+    """transformer by onnxruntime's quantize_static (QDQ, S8S8, per-tensor):
+    besides the weighted MatMuls, the attention products Q·Kᵀ and P·V are
+    MatMuls of two quantized run-time tensors (fold-qdq: QMatMul)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(transformer, per_channel=False, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)()
+
+
+def ort_qop_transformer():
+    """The same in the QOperator format: QLinearMatMul with two run-time
+    inputs for the attention products, uint8 activations (U8S8)."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(transformer, "QOperator", per_channel=False, reduce_range=True,
+                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)()
 
 
 def ort_qop_requant():
@@ -873,6 +892,8 @@ CASES = {
     "ort_qop_cnn_s8s8": ort_qop_cnn_s8s8,
     "ort_qop_mlp_u8s8": ort_qop_mlp_u8s8,
     "ort_qop_requant": ort_qop_requant,
+    "ort_qdq_transformer": ort_qdq_transformer,
+    "ort_qop_transformer": ort_qop_transformer,
     "ort_dyn_transformer": ort_dyn_transformer,
     "ort_dyn_mlp_u8": ort_dyn_mlp_u8,
     "ort_dyn_cnn": ort_dyn_cnn,

@@ -246,6 +246,19 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             epi,
             to,
         } => quant::qgemm(inputs[0], *a_zero_point, inputs[1], inputs[2], epi, *to)?,
+        Op::QMatMul {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+        } => quant::qmatmul(
+            inputs[0],
+            inputs[1],
+            (*a_zero_point, *b_zero_point),
+            epi,
+            *to,
+            shape,
+        )?,
         Op::QAdd {
             a_zero_point,
             a_multiplier,

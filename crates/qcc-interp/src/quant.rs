@@ -129,14 +129,50 @@ pub fn matmul_integer(ins: &[&Tensor], out_shape: &[usize]) -> Result<TensorData
     let [a, b, az, bz] = ins else {
         return Err(format!("needs 4 inputs, got {}", ins.len()));
     };
-    let ints = |t: &Tensor, what: &str| {
-        t.to_i64_vec()
-            .ok_or(format!("{what} is not an integer tensor"))
-    };
-    let (av, bv) = (ints(a, "A")?, ints(b, "B")?);
     let (azv, bzv) = (ints(az, "a_zero_point")?, ints(bz, "b_zero_point")?);
+    if azv.len() != 1 || bzv.is_empty() {
+        return Err("zero points do not fit".into());
+    }
+    Ok(TensorData::I32(integer_matmul(
+        a, b, azv[0], &bzv, out_shape,
+    )?))
+}
+
+/// QMatMul: MatMulInteger's sums of two run-time i8 operands, then
+/// `epi.apply(acc, 0)` as `to`.
+pub fn qmatmul(
+    a: &Tensor,
+    b: &Tensor,
+    (a_zp, b_zp): (i32, i32),
+    epi: &Epilogue,
+    to: DType,
+    out_shape: &[usize],
+) -> Result<TensorData, String> {
+    let acc = integer_matmul(a, b, a_zp as i64, &[b_zp as i64], out_shape)?;
+    let v = acc
+        .into_iter()
+        .map(|s| finish(epi, s as i64, 0))
+        .collect::<Result<Vec<i32>, String>>()?;
+    pack(to, v)
+}
+
+fn ints(t: &Tensor, what: &str) -> Result<Vec<i64>, String> {
+    t.to_i64_vec()
+        .ok_or(format!("{what} is not an integer tensor"))
+}
+
+/// `Σ_k (a - a_zp)·(b - b_zp[n])` in i32 for A `[…, M, K]` and B `[K, N]`
+/// or `[…, K, N]` (b_zp: one, or one per column); an overflow is an error.
+fn integer_matmul(
+    a: &Tensor,
+    b: &Tensor,
+    azp: i64,
+    bzv: &[i64],
+    out_shape: &[usize],
+) -> Result<Vec<i32>, String> {
+    let (av, bv) = (ints(a, "A")?, ints(b, "B")?);
     let r = out_shape.len();
-    if r < 2 || a.shape().len() != r || b.shape().len() < 2 || azv.len() != 1 || bzv.is_empty() {
+    if r < 2 || a.shape().len() != r || b.shape().len() < 2 || bzv.is_empty() {
         return Err("operand shapes do not fit".into());
     }
     let (m, n) = (out_shape[r - 2], out_shape[r - 1]);
@@ -155,14 +191,14 @@ pub fn matmul_integer(ins: &[&Tensor], out_shape: &[usize]) -> Result<TensorData
             for j in 0..n {
                 let zb = bzv[j.min(bzv.len() - 1)];
                 let acc: i64 = (0..k)
-                    .map(|kk| (ab[i * k + kk] - azv[0]) * (bb[kk * n + j] - zb))
+                    .map(|kk| (ab[i * k + kk] - azp) * (bb[kk * n + j] - zb))
                     .sum();
                 out[(t * m + i) * n + j] =
                     i32::try_from(acc).map_err(|_| format!("accumulator {acc} overflows i32"))?;
             }
         }
     }
-    Ok(TensorData::I32(out))
+    Ok(out)
 }
 
 /// Lut: `table[x - min(input dtype)]` elementwise.

@@ -725,32 +725,34 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             if az.dtype != a.dtype || az.numel() != 1 || az.rank() > 1 {
                 return Err(format!("a_zero_point {az} must be one {} value", a.dtype));
             }
-            if a.rank() < 2 || b.rank() < 2 {
-                return Err(format!("A {a} and B {b} must have rank ≥ 2"));
-            }
-            let (m, k) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
-            let (k2, n) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
+            let shape = integer_matmul_shape(a, b)?;
+            let n = shape[shape.len() - 1];
             if bz.dtype != b.dtype || bz.rank() > 1 || (bz.numel() != 1 && bz.numel() != n) {
                 return Err(format!(
                     "b_zero_point {bz} must be one {} value or one per column",
                     b.dtype
                 ));
             }
-            if k != k2 {
-                return Err(format!("inner dims differ: A {a} vs B {b}"));
-            }
-            let batch = &a.shape[..a.rank() - 2];
-            if b.rank() != 2 && (b.rank() != a.rank() || &b.shape[..b.rank() - 2] != batch) {
-                return Err(format!("B {b} must be 2-D or have A's batch dims ({a})"));
-            }
-            if k > MATMUL_INTEGER_MAX_K {
-                return Err(format!(
-                    "K = {k} could overflow the i32 accumulator (at most {MATMUL_INTEGER_MAX_K})"
-                ));
-            }
-            let mut shape = batch.to_vec();
-            shape.extend([m, n]);
             one(TensorType::new(DType::I32, shape))
+        }
+        Op::QMatMul {
+            a_zero_point,
+            b_zero_point,
+            epi,
+            to,
+        } => {
+            let (a, b) = (ins[0], ins[1]);
+            if a.dtype != DType::I8 || b.dtype != DType::I8 {
+                return Err(format!("A {a} and B {b} must be i8"));
+            }
+            need_int8_zp(a, *a_zero_point, "A")?;
+            need_int8_zp(b, *b_zero_point, "B")?;
+            let shape = integer_matmul_shape(a, b)?;
+            check_epilogue(epi, 1, *to)?;
+            if epi.rescale.channels() != 1 {
+                return Err("the epilogue must be per tensor".into());
+            }
+            one(TensorType::new(*to, shape))
         }
         Op::Lut { table, to } => {
             need_int8(ins[0], "input")?;
@@ -762,6 +764,32 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             one(TensorType::new(*to, ins[0].shape.clone()))
         }
     }
+}
+
+/// The output shape `[…, M, N]` of an integer matrix product of A
+/// `[…, M, K]` and B `[K, N]` or `[…, K, N]` (A's batch dims), whose i32
+/// sums of 8-bit differences cannot overflow (K ≤ [`MATMUL_INTEGER_MAX_K`]).
+fn integer_matmul_shape(a: &TensorType, b: &TensorType) -> Result<Vec<usize>, String> {
+    if a.rank() < 2 || b.rank() < 2 {
+        return Err(format!("A {a} and B {b} must have rank ≥ 2"));
+    }
+    let (m, k) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+    let (k2, n) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
+    if k != k2 {
+        return Err(format!("inner dims differ: A {a} vs B {b}"));
+    }
+    let batch = &a.shape[..a.rank() - 2];
+    if b.rank() != 2 && (b.rank() != a.rank() || &b.shape[..b.rank() - 2] != batch) {
+        return Err(format!("B {b} must be 2-D or have A's batch dims ({a})"));
+    }
+    if k > MATMUL_INTEGER_MAX_K {
+        return Err(format!(
+            "K = {k} could overflow the i32 accumulator (at most {MATMUL_INTEGER_MAX_K})"
+        ));
+    }
+    let mut shape = batch.to_vec();
+    shape.extend([m, n]);
+    Ok(shape)
 }
 
 /// The output shape of a convolution, checked as for f32 operands.

@@ -302,6 +302,16 @@ pub enum Op {
         epi: Epilogue,
         to: DType,
     },
+    /// Integer matrix product of two run-time operands (attention's Q·Kᵀ
+    /// and P·V). Inputs: a (I8) `[…, M, K]`, b (I8) `[K, N]` or `[…, K, N]`
+    /// with a's batch dims. `acc = Σ_k (a - a_zp)·(b - b_zp)` (exact i32,
+    /// K ≤ `MATMUL_INTEGER_MAX_K`), out = `epi.apply(acc, 0)` (per tensor).
+    QMatMul {
+        a_zero_point: i32,
+        b_zero_point: i32,
+        epi: Epilogue,
+        to: DType,
+    },
     /// Integer multiply with broadcasting. `acc = (a - a_zp) * (b - b_zp)`, out = `epi.apply(acc, 0)`.
     QMul {
         a_zero_point: i32,
@@ -444,6 +454,7 @@ impl Op {
             Op::QGemm { .. } => "qgemm",
             Op::QAdd { .. } => "qadd",
             Op::QMul { .. } => "qmul",
+            Op::QMatMul { .. } => "qmatmul",
             Op::QAvgPool { .. } => "qavg_pool",
             Op::QMean { .. } => "qmean",
             Op::MatMulInteger => "matmul_integer",
@@ -465,7 +476,7 @@ impl Op {
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::SignMatMul => (2, 2),
             Op::Compare(_) | Op::Logic(_) => (2, 2),
             Op::Where => (3, 3),
-            Op::QAdd { .. } | Op::QMul { .. } => (2, 2),
+            Op::QAdd { .. } | Op::QMul { .. } | Op::QMatMul { .. } => (2, 2),
             Op::QConv { .. } | Op::QGemm { .. } => (3, 3),
             Op::ConvAdd { .. } | Op::MatMulInteger => (4, 4),
             Op::BatchNorm { .. } => (5, 5),
@@ -613,6 +624,12 @@ impl Op {
                 ("to", to.to_string()),
             ],
             Op::QMul {
+                a_zero_point,
+                b_zero_point,
+                epi,
+                to,
+            }
+            | Op::QMatMul {
                 a_zero_point,
                 b_zero_point,
                 epi,

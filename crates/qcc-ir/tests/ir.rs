@@ -270,3 +270,46 @@ fn sign_matmul_k_is_bounded() {
         .unwrap_err();
     assert!(e.contains(&format!("K = {k}")), "{e}");
 }
+
+/// QMatMul's operands: i8 only, A `[…, M, K]` with B 2-D or with A's batch
+/// dims, K within the i32 bound, a per-tensor epilogue; a float-form
+/// epilogue is accepted, an invalid float factor is not.
+#[test]
+fn qmatmul_shapes_and_parameters() {
+    let i8t = |s: &[usize]| TensorType::new(DType::I8, s.to_vec());
+    let op = |epi: Epilogue| Op::QMatMul {
+        a_zero_point: 3,
+        b_zero_point: -4,
+        epi,
+        to: DType::I8,
+    };
+    let epi = |rescale: Rescale| Epilogue {
+        rescale,
+        zero_point: 0,
+        min: -128,
+        max: 127,
+    };
+    let fixed = op(epi(Rescale::fixed_point(0.01).unwrap()));
+    let out = infer(&fixed, &[&i8t(&[2, 4, 5, 16]), &i8t(&[2, 4, 16, 7])]).unwrap();
+    assert_eq!(out[0].shape, vec![2, 4, 5, 7]);
+    assert_eq!(
+        infer(&fixed, &[&i8t(&[3, 16]), &i8t(&[16, 7])]).unwrap()[0].shape,
+        vec![3, 7]
+    );
+    // Inner dims, batch dims, types, the K bound.
+    assert!(infer(&fixed, &[&i8t(&[3, 16]), &i8t(&[15, 7])]).is_err());
+    assert!(infer(&fixed, &[&i8t(&[2, 3, 16]), &i8t(&[3, 16, 7])]).is_err());
+    let u8t = TensorType::new(DType::U8, vec![16, 7]);
+    assert!(infer(&fixed, &[&i8t(&[3, 16]), &u8t]).is_err());
+    let k = infer::MATMUL_INTEGER_MAX_K + 1;
+    assert!(infer(&fixed, &[&i8t(&[1, k]), &i8t(&[k, 1])]).is_err());
+    // Float form: valid factors only; one factor (per tensor).
+    let float = op(epi(Rescale::float(&[0.25]).unwrap()));
+    assert!(infer(&float, &[&i8t(&[3, 16]), &i8t(&[16, 7])]).is_ok());
+    assert!(Rescale::float(&[f32::NAN]).is_none() && Rescale::float(&[0.0]).is_none());
+    let mut bad = Rescale::float(&[0.25]).unwrap();
+    bad.float.as_mut().unwrap().scales[0] = -1.0;
+    assert!(infer(&op(epi(bad)), &[&i8t(&[3, 16]), &i8t(&[16, 7])]).is_err());
+    let per_channel = op(epi(Rescale::float(&[0.25, 0.5]).unwrap()));
+    assert!(infer(&per_channel, &[&i8t(&[3, 16]), &i8t(&[16, 2])]).is_err());
+}

@@ -946,7 +946,18 @@ impl<'a> Exporter<'a> {
                 b_zero_point,
                 epi,
                 to,
+            }
+            | Op::QMatMul {
+                a_zero_point,
+                b_zero_point,
+                epi,
+                to,
             } => {
+                let name = if matches!(n.op, Op::QMul { .. }) {
+                    "Mul"
+                } else {
+                    "MatMul"
+                };
                 let s_y = self.qparams(n, out, "output")?.scale;
                 let prod = (epi.rescale.real(0) * s_y as f64) as f32;
                 let (s_a, s_b) = match (self.quant(vin(0)), self.quant(vin(1))) {
@@ -958,7 +969,7 @@ impl<'a> Exporter<'a> {
                 };
                 let a = self.dq(n, vin(0), s_a, *a_zero_point)?;
                 let b = self.dq(n, vin(1), s_b, *b_zero_point)?;
-                let acc = self.emit("Mul", &base, vec![a, b], vec![]);
+                let acc = self.emit(name, &base, vec![a, b], vec![]);
                 self.clamp_and_quantize(n, acc, epi, s_y, *to, y)
             }
             Op::QAvgPool {

@@ -61,6 +61,7 @@ fn is_kernel(op: &Op) -> bool {
             | Op::QGemm { .. }
             | Op::QAdd { .. }
             | Op::QMul { .. }
+            | Op::QMatMul { .. }
             | Op::QAvgPool { .. }
             | Op::QMean { .. }
     )
@@ -77,7 +78,8 @@ fn with_epilogue(op: &Op, e: Epilogue, out: DType) -> Option<Op> {
         Op::QConv { epi, to, .. }
         | Op::QGemm { epi, to, .. }
         | Op::QAdd { epi, to, .. }
-        | Op::QMul { epi, to, .. } => {
+        | Op::QMul { epi, to, .. }
+        | Op::QMatMul { epi, to, .. } => {
             *epi = e;
             *to = out;
         }
@@ -93,6 +95,7 @@ fn epilogue(op: &Op) -> Option<&Epilogue> {
         | Op::QGemm { epi, .. }
         | Op::QAdd { epi, .. }
         | Op::QMul { epi, .. }
+        | Op::QMatMul { epi, .. }
         | Op::QAvgPool { epi, .. }
         | Op::QMean { epi, .. } => Some(epi),
         _ => None,

@@ -15,6 +15,8 @@
 //!   when every such value fits (else the layer stays float); the bias, int32 behind its own scale or float, becomes i32 at
 //!   `s_x·s_w[m]`; the epilogue factor is `s_x·s_w[m]/s_y` and the
 //!   activation is the epilogue's clamp.
+//! - MatMul of two dequantized run-time values (attention's products) →
+//!   `QMatMul`.
 //! - Add, Sub, Mul of two dequantized values → `QAdd` / `QMul` (the same
 //!   operand multipliers as `insert-qdq`'s).
 //! - ReduceMean (GlobalAveragePool) → `QMean`.
@@ -538,6 +540,26 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             if !gemm(g, &ins, qnode, (xq, qx, qy, epi), (w, k, acc), None, name)? {
                 return Ok(false);
             }
+        }
+        Op::MatMul if dequantized(g, ins[1]).is_some() => {
+            // Two run-time operands (attention's Q·Kᵀ, P·V): QMatMul.
+            let Some((bq, qb)) = dequantized(g, ins[1]) else {
+                return Ok(false);
+            };
+            let Some(epi) = layer_epilogue(mode, (qx.scale, &[qb.scale]), qy, act) else {
+                return Ok(false);
+            };
+            let op = Op::QMatMul {
+                a_zero_point: qx.zero_point,
+                b_zero_point: qb.zero_point,
+                epi,
+                to: DType::I8,
+            };
+            let (a, b) = (g.value_type(xq).clone(), g.value_type(bq).clone());
+            if infer(&op, &[&a, &b]).is_err() {
+                return Ok(false);
+            }
+            replace(g, qnode, op, name, vec![xq, bq], qy)?;
         }
         Op::MatMul => {
             let bs = g.value_type(ins[1]).shape.clone();

@@ -15,7 +15,8 @@ use common::{exact_outputs, same_bits, with_extra_outputs, DataSet};
 use qcc_ir::{DType, Graph, Op};
 
 /// Each case and how many of its Conv/Gemm/MatMul layers must become
-/// `QConv`/`QGemm` (all of them).
+/// `QConv`/`QGemm`/`QMatMul` (all of them; the transformers' attention
+/// products are MatMuls of two run-time tensors).
 const CASES: &[(&str, usize)] = &[
     ("qdq_cnn", 3),
     ("ort_qdq_cnn_s8s8", 5),
@@ -26,12 +27,19 @@ const CASES: &[(&str, usize)] = &[
     ("ort_qop_cnn_s8s8", 5),
     ("ort_qop_mlp_u8s8", 3),
     ("ort_qop_requant", 3),
+    ("ort_qdq_transformer", 16),
+    ("ort_qop_transformer", 16),
 ];
 
 fn weighted_int_layers(g: &Graph) -> usize {
     g.node_ids()
         .into_iter()
-        .filter(|&id| matches!(g.node(id).op, Op::QConv { .. } | Op::QGemm { .. }))
+        .filter(|&id| {
+            matches!(
+                g.node(id).op,
+                Op::QConv { .. } | Op::QGemm { .. } | Op::QMatMul { .. }
+            )
+        })
         .count()
 }
 
@@ -76,7 +84,9 @@ fn check(name: &str, layers: usize) -> Result<String, String> {
 
     let work = common::WorkDir::new(&format!("{name}-qdq"))?;
     let model = work.path().join("augmented.onnx");
-    with_extra_outputs(&original, &model, &float_nodes(&g))?;
+    // The C harness takes at most 16 outputs: the model's own and 15 more.
+    let extra: Vec<String> = float_nodes(&g).into_iter().take(15).collect();
+    with_extra_outputs(&original, &model, &extra)?;
     let g = optimized(&model)?;
     let exact = exact_outputs(&g);
     if !exact.iter().any(|&e| e) {

@@ -4,12 +4,15 @@
 //! each k `out[i, ·] += (a[i, k] - a_zp) · (b[k, ·] - b_zp[·])`, an inner
 //! loop over B's row and the output row, both contiguous, which LLVM
 //! vectorizes. (The i8 GEMM microkernels take compile-time zero points;
-//! this kernel is the general, exact path.)
+//! this kernel is the general, exact path.) QMatMul (two run-time i8
+//! operands, attention's products) uses the same loops on a stack row and
+//! requantizes it.
 
+use super::conv::for_bounds;
 use super::expect_inputs;
-use super::quant::{iadd, imul, isub, load_ext, need_int8};
+use super::quant::{chunk_width, for_chunks, iadd, imul, isub, load_ext, need_int8, Chan, EpiEmit};
 use crate::cx::{CgResult, KernelCx, Operand};
-use qcc_ir::{DType, Node};
+use qcc_ir::{DType, Node, Op};
 
 pub fn emit_matmul_integer<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
@@ -60,6 +63,74 @@ pub fn emit_matmul_integer<'ctx>(
                 let o = cx.add(orow, j)?;
                 let acc = cx.load(DType::I32, out.ptr, o)?.into_int_value();
                 cx.store(DType::I32, out.ptr, o, iadd(cx, acc, p)?.into())
+            })
+        })
+    })
+}
+
+/// QMatMul: the same exact sums of two run-time i8 operands with
+/// compile-time zero points, accumulated per output row in an i32 stack row
+/// (chunks of at most `CHUNK` columns), then requantized by the epilogue
+/// into `to`.
+pub fn emit_qmatmul<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    let Op::QMatMul {
+        a_zero_point,
+        b_zero_point,
+        epi,
+        to,
+    } = &node.op
+    else {
+        return Err(cx.unsupported("not a qmatmul"));
+    };
+    expect_inputs(cx, ins, 2)?;
+    let (a, b) = (&ins[0], &ins[1]);
+    if a.dtype() != DType::I8 || b.dtype() != DType::I8 || out.dtype() != *to {
+        return Err(cx.unsupported(format!(
+            "A {}, B {} and output {}: want i8, i8 and {to}",
+            a.ty, b.ty, out.ty
+        )));
+    }
+    let e = EpiEmit::new(cx, epi, *to, 1)?;
+    let p = e.params(cx, Chan::Static(0))?;
+    let r = out.rank();
+    let (m, n) = (out.shape()[r - 2], out.shape()[r - 1]);
+    let k = a.shape()[a.rank() - 1];
+    let batches: usize = out.shape()[..r - 2].iter().product();
+    let b_batched = b.rank() > 2;
+    let (mk, mn, kn) = ((m * k) as i64, (m * n) as i64, (k * n) as i64);
+    let (za, zb) = (cx.i32(*a_zero_point), cx.i32(*b_zero_point));
+    let acc = cx.stack_array(DType::I32, chunk_width(n as i64) as u64)?;
+    cx.for_nest(&[batches, m], |cx, iv| {
+        let (t, i) = (iv[0], iv[1]);
+        let orow = cx.dot(&[t, i], &[mn, n as i64], 0)?;
+        let arow = cx.dot(&[t, i], &[mk, k as i64], 0)?;
+        let bbase = cx.dot(&[t], &[if b_batched { kn } else { 0 }], 0)?;
+        for_chunks(cx, n as i64, |cx, ch| {
+            let c0 = ch.start(cx);
+            for_bounds(cx, ch.range(), |cx, j| {
+                cx.store(DType::I32, acc, cx.sub(j, c0)?, cx.i32(0).into())
+            })?;
+            cx.for_range(0, k as i64, |cx, kk| {
+                let av = load_ext(cx, DType::I8, a.ptr, cx.add(arow, kk)?)?;
+                let av = isub(cx, av, za)?;
+                let brow = cx.add(bbase, cx.mul_c(kk, n as i64)?)?;
+                for_bounds(cx, ch.range(), |cx, j| {
+                    let bv = load_ext(cx, DType::I8, b.ptr, cx.add(brow, j)?)?;
+                    let s = cx.sub(j, c0)?;
+                    let old = cx.load(DType::I32, acc, s)?.into_int_value();
+                    let v = iadd(cx, old, imul(cx, av, isub(cx, bv, zb)?)?)?;
+                    cx.store(DType::I32, acc, s, v.into())
+                })
+            })?;
+            for_bounds(cx, ch.range(), |cx, j| {
+                let s = cx.load(DType::I32, acc, cx.sub(j, c0)?)?.into_int_value();
+                let q = e.apply(cx, s, &p)?;
+                cx.store(*to, out.ptr, cx.add(orow, j)?, q.into())
             })
         })
     })
