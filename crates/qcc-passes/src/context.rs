@@ -170,6 +170,8 @@ pub enum ModuleKind {
     Add,
     Sub,
     Mul,
+    /// `MatMul` of two computed tensors (attention's Q·Kᵀ and P·V).
+    ActMatMul,
 }
 
 impl ModuleKind {

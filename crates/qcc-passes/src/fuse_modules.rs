@@ -8,7 +8,8 @@
 //! `Gemm` with a constant 2-D B (and constant C, if any); `MatMul` with a
 //! constant 2-D B; `BatchNorm` (rank ≥ 3, constant parameters) left over by
 //! `fold-batch-norm`, which becomes a depthwise 1×1 convolution; `Add`,
-//! `Sub`, `Mul` of two f32 tensors (at most one constant).
+//! `Sub`, `Mul` of two f32 tensors (at most one constant); `MatMul` of two
+//! computed f32 tensors (attention's products).
 //!
 //! The graph is left unchanged (the modules are a side table, so `--after
 //! fuse-modules` dumps stay float graphs and other passes see plain IR).
@@ -48,6 +49,12 @@ fn anchor_kind(g: &Graph, id: NodeId) -> Option<ModuleKind> {
         }
         Op::BatchNorm { .. } if consts_after_first() && g.value_type(ins[0]).rank() >= 3 => {
             Some(ModuleKind::BatchNorm)
+        }
+        Op::MatMul
+            if ins.iter().all(|v| g.const_value(*v).is_none())
+                && ins.iter().all(|v| g.value_type(*v).dtype.is_float()) =>
+        {
+            Some(ModuleKind::ActMatMul)
         }
         Op::Binary(b @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul))
             if !(is_const_f32(g, ins[0]) && is_const_f32(g, ins[1]))

@@ -27,7 +27,9 @@
 //! - Standalone Relu/Clip stay float here (`cancel-qdq` turns them into
 //!   integer clamps); with pow2 scales their output parameters are their
 //!   input's, with fixed-point ones they come from their own range.
-//! - Everything else stays float, as do nodes named in `keep_float`, layers
+//! - Everything else stays float, as do nodes named in `keep_float`, a
+//!   normalization's statistics (mean, centering, variance, the division:
+//!   `quantize::norm`; LayerNormalization's scale and bias follow them), layers
 //!   whose worst-case i32 accumulator (checked with the actual weights and
 //!   bias) could overflow, and (with pow2 scales) pools whose cell count is
 //!   not a power of two. Each such node is listed in the stats with a reason.
@@ -82,6 +84,8 @@ pub(crate) struct Rewriter<'a> {
     memo: HashMap<ValueId, QParams>,
     /// The 8-bit form of a float value under given parameters.
     qmemo: HashMap<(ValueId, u32, i32), ValueId>,
+    /// Normalization statistics, kept float (`quantize::norm`).
+    norm: HashSet<NodeId>,
     pub stats: QuantStats,
 }
 
@@ -300,6 +304,9 @@ impl<'a> Rewriter<'a> {
         if self.keep_float(id) {
             return Ok(Some(Outcome::Float("--keep-float".into())));
         }
+        if self.norm.contains(&id) {
+            return Ok(Some(Outcome::Float("normalization statistics".into())));
+        }
         if let Some(m) = modules.get(&id) {
             if let Some(a) = m.act {
                 handled.insert(a);
@@ -324,6 +331,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let modules: HashMap<NodeId, Module> =
         cx.modules.iter().map(|m| (m.anchor, m.clone())).collect();
     let order = g.topo_order().map_err(|e| fail(e.to_string()))?;
+    let norm = crate::quantize::norm::statistics(g);
     let mut rw = Rewriter {
         g,
         cfg,
@@ -333,6 +341,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         int_src: HashMap::new(),
         memo: HashMap::new(),
         qmemo: HashMap::new(),
+        norm,
         stats: QuantStats::default(),
     };
     if rw.cfg.io_int8 {

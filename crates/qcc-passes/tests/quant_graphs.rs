@@ -489,7 +489,7 @@ fn fuse_modules_records_modules_without_touching_the_graph() {
     let d = node(&mut g, Op::Binary(BinaryOp::Add), "add", vec![b, c]);
     let d = unary(&mut g, UnaryOp::Tanh, "tanh", d); // fused into the add
     let e = node(&mut g, Op::Binary(BinaryOp::Mul), "mul", vec![d, d]);
-    let f = node(&mut g, Op::MatMul, "mm", vec![e, e]); // both operands computed: no module
+    let f = node(&mut g, Op::MatMul, "mm", vec![e, e]); // both operands computed: a QMatMul module
     let h = conv(&mut g, &mut rng, "conv3", f, 4, 1, 1);
     let h = relu(&mut g, "relu3", h); // kept float: conv3 is a module without it
     g.add_output("y", h);
@@ -515,6 +515,7 @@ fn fuse_modules_records_modules_without_touching_the_graph() {
         ("conv2", None),
         ("add", Some("tanh")),
         ("mul", None),
+        ("mm", None),
         ("conv3", None),
     ];
     let want: Vec<(String, Option<String>)> = want

@@ -175,7 +175,9 @@ impl Rewriter<'_> {
             ModuleKind::Gemm => self.gemm(m, act, &n),
             ModuleKind::MatMul => self.matmul(m, act, &n),
             ModuleKind::BatchNorm => self.batch_norm(m, act, &n),
-            ModuleKind::Add | ModuleKind::Sub | ModuleKind::Mul => self.elementwise(m, act, &n),
+            ModuleKind::Add | ModuleKind::Sub | ModuleKind::Mul | ModuleKind::ActMatMul => {
+                self.elementwise(m, act, &n)
+            }
         }
     }
 
@@ -509,11 +511,28 @@ impl Rewriter<'_> {
         if !self.any_int(&[a, b]) {
             return float("no operand comes from integer code");
         }
+        if m.kind == ModuleKind::ActMatMul {
+            let i8t = |v: ValueId| TensorType::new(DType::I8, self.g.value_type(v).shape.clone());
+            let probe = Op::QMatMul {
+                a_zero_point: 0,
+                b_zero_point: 0,
+                epi: Epilogue {
+                    rescale: qcc_ir::Rescale::uniform(1, 0),
+                    zero_point: 0,
+                    min: -128,
+                    max: 127,
+                },
+                to: DType::I8,
+            };
+            if infer(&probe, &[&i8t(a), &i8t(b)]).is_err() {
+                return float("the matrix product could overflow i32 or its shapes do not fit");
+            }
+        }
         let fmt = self.fmt();
         let (pa, pb) = (self.params(a)?, self.params(b)?);
         let (sa, sb) = (pa.scale as f64, pb.scale as f64);
         let (numer, muls) = match m.kind {
-            ModuleKind::Mul => (sa * sb, None),
+            ModuleKind::Mul | ModuleKind::ActMatMul => (sa * sb, None),
             kind => {
                 let (am, bm, numer) = params::add_operands(sa, sb, kind == ModuleKind::Sub);
                 (numer, Some((am, bm)))
@@ -544,6 +563,12 @@ impl Rewriter<'_> {
                 epi,
                 to: DType::I8,
             },
+            None if m.kind == ModuleKind::ActMatMul => Op::QMatMul {
+                a_zero_point: pa.zero_point,
+                b_zero_point: pb.zero_point,
+                epi,
+                to: DType::I8,
+            },
             None => Op::QMul {
                 a_zero_point: pa.zero_point,
                 b_zero_point: pb.zero_point,
@@ -554,7 +579,10 @@ impl Rewriter<'_> {
         let y = self.add_q(op, n.name.clone(), vec![ai, bi], t.q)?;
         let kind = format!(
             "{}{}",
-            Op::Binary(binary(m.kind)).name(),
+            match m.kind {
+                ModuleKind::ActMatMul => "matmul",
+                k => Op::Binary(binary(k)).name(),
+            },
             act_suffix(&t, act)
         );
         let (q, out_node) = self.finish(m, y, t.q, table)?;

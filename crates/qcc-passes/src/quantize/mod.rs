@@ -8,6 +8,7 @@ pub mod gptq;
 pub(crate) mod kernels;
 pub mod lut;
 pub mod moments;
+pub mod norm;
 pub mod params;
 pub mod ranges;
 pub mod stats;
