@@ -145,7 +145,8 @@ fn conv_model() -> (Graph, Vec<Tensor>) {
 
 /// f32 input → Quantize (u8) → QGemm (per-channel) → QAdd (broadcast
 /// constant) → QMul (by itself) → Lut → Requantize (u8) → QMean → Dequantize;
-/// the QGemm and the QMean requantize in float.
+/// the QGemm and the QMean requantize in float; the QAdd's output also goes
+/// through a QSoftmax.
 fn gemm_model() -> (Graph, Vec<Tensor>) {
     let mut g = Graph::new("qgemm_model");
     let (m, k, n) = (5, 50, 13);
@@ -249,9 +250,21 @@ fn gemm_model() -> (Graph, Vec<Tensor>) {
         "dq",
         &[mean],
     );
+    let sm = node(
+        &mut g,
+        Op::QSoftmax {
+            table: qcc_ir::quant::softmax_table(0.05),
+            scale_inv: 256,
+            zero_point: -128,
+            to: DType::I8,
+        },
+        "softmax",
+        &[add],
+    );
     g.add_output("gemm", mm);
     g.add_output("lut", rq);
     g.add_output("y", y);
+    g.add_output("softmax", sm);
     let input = f32_tensor(&[m, k], rand_f32(m * k, 10, -6.0, 6.0));
     (g, vec![input])
 }

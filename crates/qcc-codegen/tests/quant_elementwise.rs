@@ -365,3 +365,58 @@ fn qadd_whose_sum_could_overflow_i32_is_rejected() {
     let want = expect(&g, &want);
     check_exact(&g, &inputs, &want, "qadd at the i32 limit");
 }
+
+/// QSoftmax on rows of several lengths (1, a vector width, past it), with
+/// repeated maxima, the whole i8 range and i8/u8 outputs: native code and
+/// the interpreter against the definition computed here, and the result
+/// within one output step (plus the table's rounding) of the float softmax.
+#[test]
+fn qsoftmax_rows() {
+    let s_x = 0.05f32;
+    let table = qcc_ir::quant::softmax_table(s_x);
+    for (shape, to, zp, inv) in [
+        (vec![3usize, 7], DType::I8, -128, 256),
+        (vec![2, 2, 33], DType::U8, 0, 255),
+        (vec![5, 1], DType::I8, -128, 256),
+        (vec![1, 300], DType::I8, -100, 1000),
+    ] {
+        let n: usize = shape.iter().product();
+        let mut x = rand_ints(n, n as u64, -128, 127);
+        x[0] = 127;
+        if n > 2 {
+            x[1] = 127; // a repeated maximum
+        }
+        let xt = ints(DType::I8, &shape, &x);
+        let op = Op::QSoftmax {
+            table: table.clone(),
+            scale_inv: inv,
+            zero_point: zp,
+            to,
+        };
+        let (g, inputs) = op_graph(op, vec![Arg::In(xt)]);
+        let (lo, hi) = range(to);
+        let row = *shape.last().unwrap();
+        let mut want = vec![];
+        for r in x.chunks(row) {
+            let m = *r.iter().max().unwrap();
+            let e: Vec<i64> = r.iter().map(|&v| table[(m - v) as usize] as i64).collect();
+            let s: i64 = e.iter().sum();
+            let rf = inv as f32 / s as f32;
+            for (k, &ek) in e.iter().enumerate() {
+                let q = (ek as f32 * rf).round_ties_even() as i64;
+                want.push((zp as i64 + q).clamp(lo as i64, hi as i64));
+                // Against the float softmax: one step and the table's error.
+                let fx: Vec<f64> = r.iter().map(|&v| (v - m) as f64 * s_x as f64).collect();
+                let fs: f64 = fx.iter().map(|v| v.exp()).sum();
+                let p = fx[k].exp() / fs;
+                let err = ((q as f64) / inv as f64 - p).abs();
+                assert!(
+                    err <= 0.5 / inv as f64 + 2e-4 || q + zp as i64 == hi as i64,
+                    "{err}"
+                );
+            }
+        }
+        let want = expect(&g, &want);
+        check_exact(&g, &inputs, &want, &format!("qsoftmax {shape:?} {to}"));
+    }
+}

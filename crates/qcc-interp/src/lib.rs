@@ -246,6 +246,12 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             epi,
             to,
         } => quant::qgemm(inputs[0], *a_zero_point, inputs[1], inputs[2], epi, *to)?,
+        Op::QSoftmax {
+            table,
+            scale_inv,
+            zero_point,
+            to,
+        } => quant::qsoftmax(inputs[0], table, *scale_inv, *zero_point, *to)?,
         Op::QMatMul {
             a_zero_point,
             b_zero_point,

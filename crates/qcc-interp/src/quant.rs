@@ -201,6 +201,29 @@ fn integer_matmul(
     Ok(out)
 }
 
+/// QSoftmax: `qcc_ir::quant::softmax_row` on each row of the last axis.
+pub fn qsoftmax(
+    x: &Tensor,
+    table: &[i32],
+    scale_inv: i32,
+    zero_point: i32,
+    to: DType,
+) -> Result<TensorData, String> {
+    let (lo, hi) =
+        int8_range(to).ok_or_else(|| format!("output type must be i8 or u8, got {to}"))?;
+    let v = ints(x, "input")?;
+    let n = *x.shape().last().ok_or("input has rank 0")?;
+    if table.len() != 256 || table[0] <= 0 || v.iter().any(|&q| !(-128..=127).contains(&q)) {
+        return Err("input must be i8 and the table 256 entries with a positive first".into());
+    }
+    let v: Vec<i32> = v.iter().map(|&q| q as i32).collect();
+    let out = v
+        .chunks(n.max(1))
+        .flat_map(|row| qcc_ir::quant::softmax_row(row, table, scale_inv, zero_point, lo, hi))
+        .collect();
+    pack(to, out)
+}
+
 /// Lut: `table[x - min(input dtype)]` elementwise.
 pub fn lut(x: &Tensor, table: &[i32], to: DType) -> Result<TensorData, String> {
     let (lo, _) =

@@ -754,6 +754,38 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::new(*to, shape))
         }
+        Op::QSoftmax {
+            table,
+            scale_inv,
+            zero_point,
+            to,
+        } => {
+            let x = ins[0];
+            if x.dtype != DType::I8 || x.rank() == 0 {
+                return Err(format!("input must be an i8 tensor of rank ≥ 1, got {x}"));
+            }
+            let (lo, hi) =
+                int8_range(*to).ok_or_else(|| format!("output type must be i8 or u8, got {to}"))?;
+            let top = crate::quant::SOFTMAX_ONE;
+            if table.len() != 256 || table[0] <= 0 || table.iter().any(|&t| !(0..=top).contains(&t))
+            {
+                return Err(format!(
+                    "table must have 256 entries in 0..={top}, the first > 0"
+                ));
+            }
+            if x.shape[x.rank() - 1] > crate::quant::SOFTMAX_MAX_ROW {
+                return Err(format!(
+                    "rows longer than {} elements",
+                    crate::quant::SOFTMAX_MAX_ROW
+                ));
+            }
+            if !(1..=32768).contains(scale_inv) || !(lo..=hi).contains(zero_point) {
+                return Err(format!(
+                    "step 1/{scale_inv} and zero point {zero_point} must be 1/1..1/32768 and within {to}"
+                ));
+            }
+            one(TensorType::new(*to, x.shape.clone()))
+        }
         Op::Lut { table, to } => {
             need_int8(ins[0], "input")?;
             let (lo, hi) =

@@ -342,6 +342,17 @@ pub enum Op {
     /// `[…, M, N]`: `Σ_k (a - a_zp)·(b - b_zp[n])`, exact (K ≤ `MATMUL_INTEGER_MAX_K`).
     /// The zero points may be run-time values (`DynamicQuantizeLinear`'s).
     MatMulInteger,
+    /// Integer softmax along the last axis of an i8 tensor
+    /// (`quant::softmax_row` per row): `e = table[max(row) - x]`, out =
+    /// `clamp(zero_point + round(e · scale_inv / Σ e))` as `to`, i.e. the
+    /// probabilities in steps of `1 / scale_inv`. `table` has 256 entries in
+    /// `0..=SOFTMAX_ONE` (`table[0] > 0`), `scale_inv` in `1..=32768`.
+    QSoftmax {
+        table: Vec<i32>,
+        scale_inv: i32,
+        zero_point: i32,
+        to: DType,
+    },
     /// Table lookup on 8-bit values: out = `table[x - min(input dtype)]` (256 entries, within `to`'s range).
     Lut {
         table: Vec<i32>,
@@ -460,6 +471,7 @@ impl Op {
             Op::MatMulInteger => "matmul_integer",
             Op::SignMatMul => "sign_matmul",
             Op::Lut { .. } => "lut",
+            Op::QSoftmax { .. } => "qsoftmax",
         }
     }
 
@@ -662,6 +674,16 @@ impl Op {
                 ("epi", ep(epi)),
             ],
             Op::Lut { to, .. } => vec![("to", to.to_string())],
+            Op::QSoftmax {
+                scale_inv,
+                zero_point,
+                to,
+                ..
+            } => vec![
+                ("step", format!("1/{scale_inv}")),
+                ("zp", zero_point.to_string()),
+                ("to", to.to_string()),
+            ],
             Op::MatMulInteger | Op::SignMatMul => vec![],
         }
     }

@@ -293,6 +293,45 @@ impl Epilogue {
     }
 }
 
+/// `QSoftmax`'s table value for a difference of 0 (the table is
+/// `round(SOFTMAX_ONE · exp(-d · s_x))`). With rows of at most
+/// [`SOFTMAX_MAX_ROW`] every sum `S` of [`softmax_row`] stays below 2^30.
+pub const SOFTMAX_ONE: i32 = 1 << 14;
+
+/// The longest `QSoftmax` row.
+pub const SOFTMAX_MAX_ROW: usize = 1 << 16;
+
+/// `QSoftmax` on one row of i8 values `x`: `e_i = table[max(x) - x_i]`, `S =
+/// Σ e_i` (an integer below 2^30), `r = f32(N) / f32(S)` (once per row, in
+/// f32), `out_i = clamp(zp + round_half_even(f32(e_i) · r), lo, hi)`: the
+/// probability `e_i / S` in steps of `1/N`. One f32 division per row and no
+/// integer division (ARMv7-A cores have no divide instruction); `table[0] >
+/// 0`, so `S > 0`.
+pub fn softmax_row(
+    x: &[i32],
+    table: &[i32],
+    scale_inv: i32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+) -> Vec<i32> {
+    let m = x.iter().copied().max().unwrap_or(0);
+    let e: Vec<i32> = x.iter().map(|&v| table[(m - v) as usize]).collect();
+    let s: i32 = e.iter().sum();
+    let r = scale_inv as f32 / s as f32;
+    e.iter()
+        .map(|&e| ((e as f32 * r).round_ties_even() as i32 + zp).clamp(lo, hi))
+        .collect()
+}
+
+/// The `QSoftmax` table for inputs of scale `s_x`: `round(SOFTMAX_ONE ·
+/// exp(-d · s_x))` for d = 0..=255.
+pub fn softmax_table(s_x: f32) -> Vec<i32> {
+    (0..256)
+        .map(|d| (SOFTMAX_ONE as f64 * (-(d as f64) * s_x as f64).exp()).round() as i32)
+        .collect()
+}
+
 /// A divisor's reciprocal as two floats `(hi, lo)` such that
 /// [`quantize_fused`] equals [`quantize`] for every f32 `x`, or `None` when
 /// no such pair was found for `d`; kernels then keep the division. The

@@ -1040,6 +1040,19 @@ impl<'a> Exporter<'a> {
                 );
                 Ok(())
             }
+            // The float softmax the table computes (within one output step).
+            Op::QSoftmax {
+                scale_inv,
+                zero_point,
+                to,
+                ..
+            } => {
+                let qx = self.qparams(n, vin(0), "input")?;
+                let x = self.dq(n, vin(0), qx.scale, qx.zero_point)?;
+                let rank = g.value_type(vin(0)).rank() as i64;
+                let p = self.emit("Softmax", &base, vec![x], vec![attr_i("axis", rank - 1)]);
+                self.quantize(n, p, 1.0 / *scale_inv as f32, *zero_point, *to, y)
+            }
             other => Err(err(n, format!("op '{}' cannot be exported", other.name()))),
         }
     }

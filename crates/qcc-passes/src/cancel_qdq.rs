@@ -285,7 +285,11 @@ impl Canceller<'_> {
         let Some((lo, hi)) = int8_range(self.dtype(x)) else {
             return Ok(false);
         };
-        if self.dtype(x) == to && is_identity(in_zp, epi, lo, hi) {
+        // (An identity on the integers that relabels their scale stays.)
+        if self.dtype(x) == to
+            && is_identity(in_zp, epi, lo, hi)
+            && self.quant(x) == self.quant(out)
+        {
             self.g.replace_all_uses(out, x);
             return Ok(true);
         }

@@ -16,8 +16,8 @@
 
 use super::expect_inputs;
 use super::quant::{
-    check_i32, const_i8_table, ext_i32, iadd, imul, isub, load_ext, max_centered, need_int8, Chan,
-    EpiEmit,
+    check_i32, const_i32_table, const_i8_table, ext_i32, iadd, imul, isub, load_ext, max_centered,
+    need_int8, Chan, EpiEmit,
 };
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::loops::coalesce;
@@ -194,6 +194,88 @@ pub fn emit_lut<'ctx>(
         let k = cx.add_c(v, -(xlo as i64))?;
         let r = cx.load(DType::I8, t, k)?;
         cx.store(*to, out.ptr, i, r)
+    })
+}
+
+/// QSoftmax (`qcc_ir::quant::softmax_row`) on each row of the last axis:
+/// the row's maximum, `S = Σ table[max - x]` (i32), `r = N / S` in f32,
+/// then each output `clamp(zp + round_half_even(e · r))` (rounded by the
+/// `ROUND_MAGIC` addition: `e · r ≤ N ≤ 32768`).
+pub fn emit_qsoftmax<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    node: &Node,
+    ins: &[Operand<'_, 'ctx>],
+    out: &Operand<'_, 'ctx>,
+) -> CgResult<()> {
+    expect_inputs(cx, ins, 1)?;
+    let Op::QSoftmax {
+        table,
+        scale_inv,
+        zero_point,
+        to,
+    } = &node.op
+    else {
+        return Err(cx.unsupported("not a qsoftmax"));
+    };
+    let x = &ins[0];
+    let one = qcc_ir::quant::SOFTMAX_ONE;
+    let n = x.shape().last().copied().unwrap_or(0);
+    if x.dtype() != DType::I8
+        || x.rank() == 0
+        || table.len() != 256
+        || table[0] <= 0
+        || table.iter().any(|&t| !(0..=one).contains(&t))
+        || n > qcc_ir::quant::SOFTMAX_MAX_ROW
+        || !(1..=32768).contains(scale_inv)
+    {
+        return Err(cx.unsupported(format!(
+            "input {}: want i8 rows of at most {} and a 256-entry table within 0..={one}",
+            x.ty,
+            qcc_ir::quant::SOFTMAX_MAX_ROW
+        )));
+    }
+    let (lo, hi) = need_out(cx, out, *to)?;
+    same_count(cx, x, out)?;
+    let n = n as i64;
+    let rows = x.numel() as i64 / n.max(1);
+    let t = const_i32_table(cx, "qsoftmax.exp", table);
+    let m_slot = cx.stack_array(DType::I32, 1)?;
+    let s_slot = cx.stack_array(DType::I32, 1)?;
+    let zero = cx.i64(0);
+    cx.for_range(0, rows, |cx, r| {
+        let base = cx.mul_c(r, n)?;
+        cx.store(DType::I32, m_slot, zero, cx.i32(-128).into())?;
+        cx.for_range(0, n, |cx, j| {
+            let v = load_ext(cx, DType::I8, x.ptr, cx.add(base, j)?)?;
+            let m = cx.load(DType::I32, m_slot, zero)?.into_int_value();
+            cx.store(DType::I32, m_slot, zero, cx.smax(m, v)?.into())
+        })?;
+        let m = cx.load(DType::I32, m_slot, zero)?.into_int_value();
+        // e_j = table[m - x_j], an i32 in 0..=SOFTMAX_ONE.
+        let e_at = |cx: &KernelCx<'_, 'ctx>, j: IntValue<'ctx>| -> CgResult<IntValue<'ctx>> {
+            let v = load_ext(cx, DType::I8, x.ptr, cx.add(base, j)?)?;
+            let d = cx.b.build_int_s_extend(isub(cx, m, v)?, cx.i64_t(), "")?;
+            Ok(cx.load(DType::I32, t, d)?.into_int_value())
+        };
+        cx.store(DType::I32, s_slot, zero, cx.i32(0).into())?;
+        cx.for_range(0, n, |cx, j| {
+            let e = e_at(cx, j)?;
+            let s = cx.load(DType::I32, s_slot, zero)?.into_int_value();
+            cx.store(DType::I32, s_slot, zero, iadd(cx, s, e)?.into())
+        })?;
+        let s = cx.load(DType::I32, s_slot, zero)?.into_int_value();
+        let sf = cx.b.build_signed_int_to_float(s, cx.f32_t(), "")?;
+        let r = cx.fdiv(cx.f32(*scale_inv as f32), sf)?;
+        cx.for_range(0, n, |cx, j| {
+            let e =
+                cx.b.build_signed_int_to_float(e_at(cx, j)?, cx.f32_t(), "")?;
+            let v = cx.fadd(cx.fmul(e, r)?, cx.f32(ROUND_MAGIC))?;
+            let q = isub(cx, cx.f32_bits(v)?, cx.i32(ROUND_MAGIC.to_bits() as i32))?;
+            let q = iadd(cx, q, cx.i32(*zero_point))?;
+            let q = cx.smin(cx.smax(q, cx.i32(lo))?, cx.i32(hi))?;
+            let q = cx.b.build_int_truncate(q, cx.i8_t(), "")?;
+            cx.store(*to, out.ptr, cx.add(base, j)?, q.into())
+        })
     })
 }
 

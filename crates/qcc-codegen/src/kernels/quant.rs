@@ -16,6 +16,7 @@
 
 use super::conv::{const_data, Bounds};
 use crate::cx::{CgResult, KernelCx, Operand};
+use crate::math::ROUND_MAGIC;
 use inkwell::values::{FloatValue, IntValue, PointerValue};
 use qcc_ir::infer::int8_range;
 use qcc_ir::{DType, Epilogue, Tensor};
@@ -178,11 +179,6 @@ pub(crate) enum EpiParams<'ctx> {
     /// The float form's factor (a constant or a loaded f32).
     Float(FloatValue<'ctx>),
 }
-
-/// `1.5 · 2^23`: `(x + ROUND_MAGIC)`'s bits minus its own are `x` rounded
-/// half to even, for `|x| < 2^22` (the float epilogue's clamped values),
-/// on every target's f32 adder (no rounding instruction needed).
-pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// An [`Epilogue`] ready to be emitted: validated, with per-channel tables.
 pub(crate) struct EpiEmit<'ctx> {

@@ -921,7 +921,7 @@ pub(crate) fn requantize<'ctx>(
         let v = b.build_select(below, flo, v, "")?.into_vector_value();
         let above = b.build_float_compare(inkwell::FloatPredicate::OGT, v, fhi, "")?;
         let v = b.build_select(above, fhi, v, "")?.into_vector_value();
-        let magic = crate::kernels::quant::ROUND_MAGIC;
+        let magic = crate::math::ROUND_MAGIC;
         let fm = VectorType::const_vector(&vec![cx.f32(magic); n as usize]);
         let v = b.build_float_add(v, fm, "")?;
         let bits = b.build_bit_cast(v, acc.get_type(), "")?.into_vector_value();
