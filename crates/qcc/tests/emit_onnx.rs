@@ -460,8 +460,11 @@ fn float_model_exports_too() {
 
 /// Models that arrive quantized round-trip: `--emit onnx` of the compiled
 /// graph (integer kernels from `fold-qdq`, QOperator nodes read as QDQ,
-/// dynamic MatMulInteger on the float GEMM) runs in ONNX Runtime and gives
-/// the stored outputs within the case's tolerance in `testdata/manifest.txt`.
+/// dynamic MatMulInteger on the float GEMM, the transformer's QMatMul
+/// attention products) runs in ONNX Runtime and gives the stored outputs
+/// within the case's tolerance in `testdata/manifest.txt` (0 for
+/// `ort_qop_requant`: the exported float requantization, QLinearMul's
+/// rounding and the concat tables reproduce ONNX Runtime's bytes).
 #[test]
 fn imported_models_round_trip_through_onnxruntime() {
     let Some(py) = python() else { return };
@@ -485,6 +488,8 @@ fn imported_models_round_trip_through_onnxruntime() {
         "ort_qop_cnn_s8s8",
         "ort_qdq_mlp_u8s8",
         "ort_dyn_transformer",
+        "ort_qop_requant",
+        "ort_qdq_transformer",
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = root().join("testdata").join(case).join("test_data_set_0");
