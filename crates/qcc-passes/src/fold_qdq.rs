@@ -647,7 +647,20 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             if count == 0 || 255 * count as u128 > i32::MAX as u128 {
                 return Ok(false);
             }
-            let Some(epi) = epilogue(&[qx.scale as f64 / count as f64], qy, None) else {
+            // ONNX Runtime's QLinearGlobalAveragePool (x86):
+            // `f32(acc) · (s_x / (s_y · f32(count)))`.
+            let epi =
+                match mode {
+                    Requantize::Float => Rescale::float(&[qx.scale / (qy.scale * count as f32)])
+                        .map(|rescale| Epilogue {
+                            rescale,
+                            zero_point: qy.zero_point,
+                            min: -128,
+                            max: 127,
+                        }),
+                    Requantize::FixedPoint => epilogue(&[qx.scale as f64 / count as f64], qy, None),
+                };
+            let Some(epi) = epi else {
                 return Ok(false);
             };
             let op = Op::QMean {
