@@ -230,6 +230,19 @@ fn usage_errors_exit_2() {
         "int4",
     );
     usage_error(&["--per-tensor"], "--quantize");
+    // --requantize is for models that arrive quantized.
+    usage_error(
+        &[
+            "--quantize",
+            "int8",
+            "--calibration-data",
+            "c.npy",
+            "--requantize",
+            "fixed-point",
+        ],
+        "--requantize",
+    );
+    usage_error(&["--requantize", "float32"], "float32");
 }
 
 /// `--stats` with `--quantize`: the passes' table, measured SQNR per layer
@@ -328,6 +341,35 @@ fn dump_quantized_graph() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("qconv"), "{text}");
+}
+
+/// `--requantize` reaches `fold-qdq`: a model that arrives quantized gets
+/// float-form epilogues by default (`f32*…`) and fixed-point ones (`m>>s`)
+/// with `--requantize fixed-point`.
+#[test]
+fn requantize_flag_chooses_the_epilogue_form() {
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/ort_qop_requant/model.onnx");
+    let dump = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
+            .arg("dump")
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let float = dump(&[]);
+    assert!(
+        float.contains("epi=(f32_per_channel(8)") && !float.contains(">>"),
+        "{float}"
+    );
+    let fixed = dump(&["--requantize", "fixed-point"]);
+    assert!(
+        fixed.contains("epi=(per_channel(8)") && !fixed.contains("epi=(f32"),
+        "{fixed}"
+    );
 }
 
 #[test]
