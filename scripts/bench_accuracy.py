@@ -279,6 +279,10 @@ def ort_qdq_counts(path):
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "QLinearConv", "QLinearMatMul"}
 
 
+# Domains of models that arrive quantized (ONNX Runtime's contrib ops, QONNX).
+FOREIGN_DOMAINS = {"com.microsoft", "qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas"}
+
+
 def manifest_cases():
     """(name, qcc flags) of the float e2e cases in testdata/manifest.txt (the
     models that arrive quantized are left out: qcc does not quantize them)."""
@@ -289,7 +293,7 @@ def manifest_cases():
             if not toks:
                 continue
             g = onnx.load(os.path.join(ROOT, "testdata", toks[0], "model.onnx")).graph
-            if any(n.op_type in QUANTIZED_OPS or n.domain == "com.microsoft" for n in g.node):
+            if any(n.op_type in QUANTIZED_OPS or n.domain in FOREIGN_DOMAINS for n in g.node):
                 continue
             flags = [t for t in toks[1:] if not re.match(r"^(atol|rtol|oracle)=", t)]
             cases.append((toks[0], flags))

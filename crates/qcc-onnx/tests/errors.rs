@@ -1155,3 +1155,36 @@ fn a_two_dimensional_axes_tensor_is_rejected() {
         "{msg}"
     );
 }
+
+/// QONNX's Quant: a rounding mode qcc does not compute, a bit width that is
+/// not a constant whole number, and an unknown QONNX op are errors naming
+/// the node.
+#[test]
+fn qonnx_quant_errors_name_the_node() {
+    let dom = "qonnx.custom_op.general";
+    let case = |n: N, bits: &[f32]| {
+        let inits = vec![
+            tf32("s", &[], &[0.1]),
+            tf32("z", &[], &[0.0]),
+            tf32("b", &[], bits),
+        ];
+        let m = model(
+            13,
+            graph(vec![n], vec![fvi("x", &[2, 3])], vec![out("y")], inits),
+        );
+        import_err(&m)
+    };
+    let q = || node("q", "Quant", &["x", "s", "z", "b"], &["y"]).domain(dom);
+    let msg = case(q().s("rounding_mode", "FLOOR"), &[8.0]);
+    assert!(
+        msg.contains("node 'q' (Quant): unsupported attribute rounding_mode='FLOOR'"),
+        "{msg}"
+    );
+    let msg = case(q(), &[2.5]);
+    assert!(msg.contains("node 'q' (Quant): bitwidth 2.5"), "{msg}");
+    let msg = case(node("q", "TruncQuant", &["x"], &["y"]).domain(dom), &[8.0]);
+    assert!(
+        msg.contains("node 'q' (TruncQuant): unsupported op (domain 'qonnx.custom_op.general')"),
+        "{msg}"
+    );
+}

@@ -250,6 +250,7 @@ e2e_cases!(
     ort_qop_cnn_s8s8,
     ort_qop_mlp_u8s8,
     ort_qop_requant,
+    qonnx_mlp,
     ort_qdq_transformer,
     ort_qop_transformer,
     ort_dyn_transformer,

@@ -12,6 +12,7 @@ mod nbits;
 mod nn;
 mod pool;
 mod qlinear;
+mod qonnx;
 mod quant;
 mod reduce;
 mod resize;
@@ -253,6 +254,8 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "QLinearConcat" => qlinear::concat(cx),
         "MatMulNBits" => nbits::matmul_nbits(cx),
         "QLinearSoftmax" => qlinear::softmax(cx),
+        "Quant" if qonnx::is_qonnx_domain(cx.node.domain()) => qonnx::quant(cx),
+        "BipolarQuant" if qonnx::is_qonnx_domain(cx.node.domain()) => qonnx::bipolar(cx),
         "DequantizeLinear" => quant::dequantize_linear(cx),
         "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
         "GRU" => rnn::recurrent(cx, rnn::Cell::Gru),

@@ -22,7 +22,10 @@ pub(crate) fn validate(
     let err = |msg: String| node_problem(n, index, msg);
     let op = n.op_type();
     if n.domain() == "com.microsoft" {
-        return contrib(n).map_err(err);
+        return contrib(n, super::CONTRIB).map_err(err);
+    }
+    if super::qonnx::is_qonnx_domain(n.domain()) {
+        return contrib(n, super::qonnx::QONNX).map_err(err);
     }
     let Some(since) = super::since(op).filter(|_| is_default_domain(n.domain())) else {
         return Err(err(super::unsupported(op, n.domain())));
@@ -202,9 +205,11 @@ pub(crate) fn validate(
 
 /// The static checks of an ONNX Runtime contrib op: known, input and output
 /// counts, attribute names.
-fn contrib(n: &NodeProto) -> Result<(), String> {
+/// Checks a node of a non-ONNX domain against its table (`CONTRIB`,
+/// `QONNX`): known op, attributes, input and output counts.
+fn contrib(n: &NodeProto, table: &[(&str, usize, usize, &[&str])]) -> Result<(), String> {
     let op = n.op_type();
-    let Some(&(_, lo, hi, attrs)) = super::CONTRIB.iter().find(|c| c.0 == op) else {
+    let Some(&(_, lo, hi, attrs)) = table.iter().find(|c| c.0 == op) else {
         return Err(super::unsupported(op, n.domain()));
     };
     Attrs(n).check_names()?;
