@@ -2,13 +2,13 @@
 //! weights as bits, popcount), run natively on random shapes (K across and
 //! off the 64-bit word boundary, batched rows), inputs holding zeros of both
 //! signs and a NaN row, against a direct sum computed here and the
-//! interpreter: exact.
+//! interpreter: exact; and QONNX's bipolar form (zeros +1, NaN -1).
 
 mod common;
 use common::*;
 use qcc_ir::{Op, Tensor, ValueId};
 
-fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64) {
+fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64, bipolar: bool) {
     let k = *ushape.last().unwrap();
     let rows: usize = ushape.iter().product::<usize>() / k;
     let mut u = rand_f32(rows * k, seed, -1.0, 1.0);
@@ -30,7 +30,11 @@ fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64) {
     let (mut g, x) = graph_with_input(ushape);
     let wc = g.add_const("w", f32_tensor(&[k, n], w.clone()));
     let y = g
-        .add_node(Op::SignMatMul, "b", vec![ValueId::of(x), ValueId::of(wc)])
+        .add_node(
+            Op::SignMatMul { bipolar },
+            "b",
+            vec![ValueId::of(x), ValueId::of(wc)],
+        )
         .expect("valid");
     g.add_output("y", ValueId::of(y));
     let mut want = vec![0f32; rows * n];
@@ -41,7 +45,14 @@ fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64) {
                 .iter()
                 .enumerate()
                 .map(|(kk, &v)| {
-                    let sg = if v > 0.0 {
+                    // Bipolar: zeros count +1, NaN -1.
+                    let sg = if bipolar {
+                        if v >= 0.0 {
+                            1
+                        } else {
+                            -1
+                        }
+                    } else if v > 0.0 {
                         1
                     } else if v < 0.0 {
                         -1
@@ -51,7 +62,7 @@ fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64) {
                     sg * w[kk * n + j] as i64
                 })
                 .sum();
-            want[r * n + j] = if row.iter().any(|v| v.is_nan()) {
+            want[r * n + j] = if !bipolar && row.iter().any(|v| v.is_nan()) {
                 f32::NAN
             } else {
                 s as f32
@@ -85,6 +96,7 @@ fn sign_matmul_counts_exactly() {
     .into_iter()
     .enumerate()
     {
-        sign_matmul_case(shape, n, 11 + i as u64);
+        sign_matmul_case(shape, n, 11 + i as u64, false);
+        sign_matmul_case(shape, n, 31 + i as u64, true);
     }
 }

@@ -229,7 +229,11 @@ fn float_graph() -> (Graph, Vec<Vec<u8>>) {
         .collect();
     let w = g.add_const("pm", Tensor::from_f32(vec![40, 5], pm).expect("shape"));
     let bm = g
-        .add_node(Op::SignMatMul, "bm", vec![ValueId::of(x), ValueId::of(w)])
+        .add_node(
+            Op::SignMatMul { bipolar: false },
+            "bm",
+            vec![ValueId::of(x), ValueId::of(w)],
+        )
         .expect("valid");
     outs.push(bm);
     for (k, o) in outs.iter().enumerate() {

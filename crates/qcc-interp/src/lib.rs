@@ -195,7 +195,7 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             inputs.get(2).copied(),
         )?,
         Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
-        Op::SignMatMul => matmul::sign_matmul(inputs[0], inputs[1])?,
+        Op::SignMatMul { bipolar } => matmul::sign_matmul(inputs[0], inputs[1], *bipolar)?,
         Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
         Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,
         Op::Compare(c) => logic::compare(*c, inputs[0], inputs[1], shape)?,

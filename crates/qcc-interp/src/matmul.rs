@@ -188,8 +188,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<TensorData, String> {
 }
 
 /// `Sign(u) · w` for u `[…, K]` and w `[K, N]` of ±1 (`Op::SignMatMul`):
-/// integer sums, exact; a NaN in a row of u makes that row NaN.
-pub fn sign_matmul(u: &Tensor, w: &Tensor) -> Result<TensorData, String> {
+/// integer sums, exact; a NaN in a row of u makes that row NaN. With
+/// `bipolar` the sign is `u ≥ 0 ? 1 : -1` (a NaN counts -1).
+pub fn sign_matmul(u: &Tensor, w: &Tensor, bipolar: bool) -> Result<TensorData, String> {
     let (uv, wv) = (f32s(u, "U")?, f32s(w, "W")?);
     let (us, ws) = (u.shape(), w.shape());
     let (Some(&k), &[kw, n]) = (us.last(), ws) else {
@@ -209,11 +210,17 @@ pub fn sign_matmul(u: &Tensor, w: &Tensor) -> Result<TensorData, String> {
     let mut out = vec![0f32; rows * n];
     for r in 0..rows {
         let row = &uv[r * k..(r + 1) * k];
-        let nan = row.iter().any(|v| v.is_nan());
+        let nan = !bipolar && row.iter().any(|v| v.is_nan());
         for j in 0..n {
             let mut s = 0i64;
             for (kk, &x) in row.iter().enumerate() {
-                let sg = if x > 0.0 {
+                let sg = if bipolar {
+                    if x >= 0.0 {
+                        1
+                    } else {
+                        -1
+                    }
+                } else if x > 0.0 {
                     1
                 } else if x < 0.0 {
                     -1

@@ -330,7 +330,7 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::f32(vec![m, n]))
         }
-        Op::SignMatMul => {
+        Op::SignMatMul { .. } => {
             let (u, w) = (ins[0], ins[1]);
             need_float(u, "U")?;
             need_float(w, "W")?;

@@ -361,9 +361,13 @@ pub enum Op {
     /// A binary layer: `Sign(u) · w`. Inputs: u (F32) `[…, K]`, w (F32,
     /// constant, every element -1 or +1) `[K, N]`. Output F32 `[…, N]`:
     /// `Σ_k sign(u[…, k]) · w[k, n]`, an integer of magnitude at most K,
-    /// exact (NaN in a row of u makes the row NaN). The kernel keeps w as
-    /// bits and counts with popcount (`binarize`); K ≤ [`SIGN_MATMUL_MAX_K`].
-    SignMatMul,
+    /// exact (NaN in a row of u makes the row NaN). With `bipolar`, sign is
+    /// QONNX's bipolar one instead: `u ≥ 0 ? 1 : -1` (zeros count +1, NaN
+    /// counts -1, no NaN out). The kernel keeps w as bits and counts with
+    /// popcount (`binarize`); K ≤ [`SIGN_MATMUL_MAX_K`].
+    SignMatMul {
+        bipolar: bool,
+    },
 }
 
 /// Largest K of a [`Op::SignMatMul`]: its kernel keeps one row's two sign
@@ -469,7 +473,7 @@ impl Op {
             Op::QAvgPool { .. } => "qavg_pool",
             Op::QMean { .. } => "qmean",
             Op::MatMulInteger => "matmul_integer",
-            Op::SignMatMul => "sign_matmul",
+            Op::SignMatMul { .. } => "sign_matmul",
             Op::Lut { .. } => "lut",
             Op::QSoftmax { .. } => "qsoftmax",
         }
@@ -485,7 +489,7 @@ impl Op {
         match self {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
             Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
-            Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::SignMatMul => (2, 2),
+            Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::SignMatMul { .. } => (2, 2),
             Op::Compare(_) | Op::Logic(_) => (2, 2),
             Op::Where => (3, 3),
             Op::QAdd { .. } | Op::QMul { .. } | Op::QMatMul { .. } => (2, 2),
@@ -684,7 +688,8 @@ impl Op {
                 ("zp", zero_point.to_string()),
                 ("to", to.to_string()),
             ],
-            Op::MatMulInteger | Op::SignMatMul => vec![],
+            Op::SignMatMul { bipolar: true } => vec![("bipolar", "true".into())],
+            Op::MatMulInteger | Op::SignMatMul { .. } => vec![],
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                         }
                     }
                 }
-                if *op == Op::SignMatMul {
+                if matches!(op, Op::SignMatMul { .. }) {
                     let ok = n
                         .inputs()
                         .get(1)

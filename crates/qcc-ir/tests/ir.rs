@@ -234,7 +234,7 @@ fn sign_matmul_needs_constant_plus_minus_one_weights() {
     let half = g.add_const("half", w(0.5));
     let ok = g
         .add_node(
-            Op::SignMatMul,
+            Op::SignMatMul { bipolar: false },
             "ok",
             vec![ValueId::of(u), ValueId::of(good)],
         )
@@ -244,7 +244,11 @@ fn sign_matmul_needs_constant_plus_minus_one_weights() {
     for (name, wv) in [("run_time", w_in), ("not_binary", half)] {
         let mut h = g.clone();
         let bad = h
-            .add_node(Op::SignMatMul, name, vec![ValueId::of(u), ValueId::of(wv)])
+            .add_node(
+                Op::SignMatMul { bipolar: false },
+                name,
+                vec![ValueId::of(u), ValueId::of(wv)],
+            )
             .unwrap();
         h.add_output("z", ValueId::of(bad));
         let e = verify(&h).unwrap_err().to_string();
@@ -263,7 +267,11 @@ fn sign_matmul_k_is_bounded() {
         Tensor::new(vec![k, 1], TensorData::F32(vec![1.0; k])).unwrap(),
     );
     let e = g
-        .add_node(Op::SignMatMul, "wide", vec![ValueId::of(u), ValueId::of(w)])
+        .add_node(
+            Op::SignMatMul { bipolar: false },
+            "wide",
+            vec![ValueId::of(u), ValueId::of(w)],
+        )
         .map(|_| ())
         .map_err(|e| e.to_string())
         .and_then(|()| verify(&g).map_err(|e| e.to_string()))

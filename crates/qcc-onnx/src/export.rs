@@ -563,9 +563,18 @@ impl<'a> Exporter<'a> {
                 ],
             ),
             Op::MatMul => simple("MatMul", vec![]),
-            Op::SignMatMul => {
-                // Back to what it came from: Sign, then MatMul by the ±1 weights.
-                let s = self.emit("Sign", &base, vec![ins[0].clone()], vec![]);
+            Op::SignMatMul { bipolar } => {
+                // Back to what it came from: Sign (or the bipolar sign), then
+                // MatMul by the ±1 weights.
+                let s = if *bipolar {
+                    let zero = self.f32_init(&format!("{base}/zero"), vec![0.0], vec![])?;
+                    let one = self.f32_init(&format!("{base}/one"), vec![1.0], vec![])?;
+                    let minus = self.f32_init(&format!("{base}/minus_one"), vec![-1.0], vec![])?;
+                    let ge = self.emit("GreaterOrEqual", &base, vec![ins[0].clone(), zero], vec![]);
+                    self.emit("Where", &base, vec![ge, one, minus], vec![])
+                } else {
+                    self.emit("Sign", &base, vec![ins[0].clone()], vec![])
+                };
                 self.push("MatMul", &base, vec![s, ins[1].clone()], y, vec![]);
                 return Ok(());
             }

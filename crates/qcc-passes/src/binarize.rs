@@ -8,14 +8,17 @@
 //! The pattern: `MatMul(Sign(u), w)`, or `Gemm` with alpha 1, no bias and
 //! no transposed A, with w a constant f32 `[K, N]` (a transposed B is
 //! transposed here) holding only ±1 and `K ≤` [`qcc_ir::SIGN_MATMUL_MAX_K`]. The `Sign` stays
-//! for its other readers (and goes when it has none).
+//! for its other readers (and goes when it has none). QONNX's bipolar form
+//! is read too: `Where(u ≥ 0, 1, -1)` (times a scale s) by weights ±α
+//! (`BipolarQuant` of weights, folded), with s and α powers of two so the
+//! float product is exact: a bipolar `SignMatMul` by w/α, then `· s·α`.
 //!
 //! Needs: `constant-fold` first (weights stored as int8 behind a Cast are
 //! float constants then). Guarantees: no MatMul or such Gemm reads a Sign
 //! with ±1 constant weights; the graph computes the same values.
 
 use crate::{Changed, PassContext, PassError};
-use qcc_ir::{DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
+use qcc_ir::{BinaryOp, CompareOp, DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
 
 const PASS: &str = "binarize";
 
@@ -26,17 +29,37 @@ fn fail(e: impl std::fmt::Display) -> PassError {
 pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
     let mut changed = false;
     for id in g.topo_order().map_err(fail)? {
-        if let Some((u, w)) = matches(g, id) {
-            // The weights as `[K, N]`: the constant itself, or its transpose.
+        if let Some(Layer {
+            u,
+            bipolar,
+            w,
+            factor,
+        }) = matches(g, id)
+        {
+            let name = g.node(id).name.clone();
+            // The weights as `[K, N]` of ±1: the constant itself, or a new one.
             let w = match w {
                 Weights::AsIs(v) => v,
-                Weights::Transposed(t) => {
-                    ValueId::of(g.add_const(format!("{}/w", g.node(id).name), t))
-                }
+                Weights::New(t) => ValueId::of(g.add_const(format!("{name}/w"), t)),
             };
-            g.node_mut(id).op = Op::SignMatMul;
+            g.node_mut(id).op = Op::SignMatMul { bipolar };
             g.set_input(id, 0, u);
             g.set_input(id, 1, w);
+            if factor != 1.0 {
+                // ±s·(±α) products: the count times s·α.
+                let out = ValueId::of(id);
+                let f = Tensor::from_f32(vec![], vec![factor]).ok_or_else(|| fail("scalar"))?;
+                let fc = ValueId::of(g.add_const(format!("{name}/factor"), f));
+                let m = g
+                    .add_node(
+                        Op::Binary(BinaryOp::Mul),
+                        format!("{name}/scaled"),
+                        vec![out, fc],
+                    )
+                    .map_err(fail)?;
+                g.replace_all_uses(out, ValueId::of(m));
+                g.set_input(m, 0, out); // the scaling reads the count itself
+            }
             changed = true;
         }
     }
@@ -49,14 +72,56 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
 
 /// A binary layer's ±1 weights as `[K, N]`.
 enum Weights {
-    /// The layer's constant, already `[K, N]`.
+    /// The layer's constant, already `[K, N]` of ±1.
     AsIs(ValueId),
-    /// A `[N, K]` constant (Gemm's `trans_b`), transposed.
-    Transposed(Tensor),
+    /// A new `[K, N]` constant: a transposed one (Gemm's `trans_b`), or ±α
+    /// weights divided by α.
+    New(Tensor),
 }
 
-/// `(u, w)` when node `id` is a binary layer: `Sign(u)` times `w`.
-fn matches(g: &Graph, id: NodeId) -> Option<(ValueId, Weights)> {
+/// What node `id` computes when it is a binary layer: `sign(u) · w ·
+/// factor`, with the ONNX Sign or QONNX's bipolar one.
+struct Layer {
+    u: ValueId,
+    bipolar: bool,
+    w: Weights,
+    factor: f32,
+}
+
+/// A scalar f32 constant's value.
+fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
+    let t = g.const_value(v)?;
+    match t.as_f32()? {
+        [x] => Some(*x),
+        _ => None,
+    }
+}
+
+/// `(u, bipolar, s)` when `a` is a sign of `u`: `Sign(u)` (s = 1), or QONNX's
+/// bipolar `Where(u ≥ 0, 1, -1)`, possibly times a positive scalar s.
+fn sign_of(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
+    let n = g.node(a.node);
+    match &n.op {
+        Op::Unary(UnaryOp::Sign) => Some((n.inputs()[0], false, 1.0)),
+        Op::Where => {
+            let [c, p, m] = [n.inputs()[0], n.inputs()[1], n.inputs()[2]];
+            let ge = g.node(c.node);
+            let at_zero = ge.op == Op::Compare(CompareOp::GreaterOrEqual)
+                && scalar(g, ge.inputs()[1]) == Some(0.0);
+            (at_zero && scalar(g, p) == Some(1.0) && scalar(g, m) == Some(-1.0))
+                .then(|| (ge.inputs()[0], true, 1.0))
+        }
+        Op::Binary(BinaryOp::Mul) => {
+            let (x, s) = (n.inputs()[0], scalar(g, n.inputs()[1])?);
+            let (u, bipolar, t) = sign_of(g, x)?;
+            (s.is_finite() && s > 0.0 && t == 1.0).then_some((u, bipolar, s))
+        }
+        _ => None,
+    }
+}
+
+/// Node `id` as a binary layer, if it is one.
+fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     let n = g.node(id);
     let trans_b = match n.op {
         Op::MatMul => false,
@@ -69,16 +134,15 @@ fn matches(g: &Graph, id: NodeId) -> Option<(ValueId, Weights)> {
         _ => return None,
     };
     let (a, b) = (n.inputs()[0], n.inputs()[1]);
-    let s = g.node(a.node);
-    if s.op != Op::Unary(UnaryOp::Sign) || n.outputs[0].dtype != DType::F32 {
+    if n.outputs[0].dtype != DType::F32 {
         return None;
     }
+    let (u, bipolar, s) = sign_of(g, a)?;
     let w = g.const_value(b)?;
     let (&[r, c], Some(v)) = (w.shape(), w.as_f32()) else {
         return None;
     };
     let (k, nn) = if trans_b { (c, r) } else { (r, c) };
-    let u = s.inputs()[0];
     let urank = g.value_type(u).rank();
     if k == 0
         || k > qcc_ir::SIGN_MATMUL_MAX_K
@@ -87,12 +151,31 @@ fn matches(g: &Graph, id: NodeId) -> Option<(ValueId, Weights)> {
     {
         return None;
     }
-    if v.iter().any(|&x| x != 1.0 && x != -1.0) {
+    // Weights ±α (α = 1 for ONNX Sign layers; a power of two keeps the
+    // product exact: the float MatMul's sums of ±s·α are then exact too).
+    let alpha = v.first()?.abs();
+    let pow2 = |x: f32| x > 0.0 && x.is_normal() && x.log2().fract() == 0.0;
+    let scaled = alpha != 1.0 || s != 1.0;
+    if v.iter().any(|&x| x != alpha && x != -alpha) || (scaled && !(pow2(alpha) && pow2(s))) {
         return None;
     }
-    if !trans_b {
-        return Some((u, Weights::AsIs(b)));
+    let factor = s * alpha;
+    if !trans_b && alpha == 1.0 {
+        return Some(Layer {
+            u,
+            bipolar,
+            w: Weights::AsIs(b),
+            factor,
+        });
     }
-    let t: Vec<f32> = (0..k * nn).map(|i| v[(i % nn) * k + i / nn]).collect();
-    Some((u, Weights::Transposed(Tensor::from_f32(vec![k, nn], t)?)))
+    let t: Vec<f32> = (0..k * nn)
+        .map(|i| if trans_b { v[(i % nn) * k + i / nn] } else { v[i] } / alpha)
+        .collect();
+    let w = Weights::New(Tensor::from_f32(vec![k, nn], t)?);
+    Some(Layer {
+        u,
+        bipolar,
+        w,
+        factor,
+    })
 }

@@ -93,3 +93,65 @@ fn other_layers_stay() {
         assert!(ops(&b).contains(&"sign"), "{what}");
     }
 }
+
+/// `y = Where(x ≥ 0, 1, -1) · s` times weights ±α (QONNX's BipolarQuant
+/// of the activations and of the weights, folded).
+fn bipolar_layer(s: f32, alpha: f32) -> Graph {
+    use qcc_ir::{BinaryOp, CompareOp};
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::f32([2, 5]));
+    let scalar = |g: &mut Graph, name: &str, v: f32| {
+        ValueId::of(g.add_const(name, Tensor::from_f32(vec![], vec![v]).unwrap()))
+    };
+    let (zero, one, minus) = (
+        scalar(&mut g, "zero", 0.0),
+        scalar(&mut g, "one", 1.0),
+        scalar(&mut g, "minus", -1.0),
+    );
+    let ge = g
+        .add_node(
+            Op::Compare(CompareOp::GreaterOrEqual),
+            "ge",
+            vec![ValueId::of(x), zero],
+        )
+        .unwrap();
+    let w = g
+        .add_node(Op::Where, "where", vec![ValueId::of(ge), one, minus])
+        .unwrap();
+    let sc = scalar(&mut g, "s", s);
+    let a = g
+        .add_node(
+            Op::Binary(BinaryOp::Mul),
+            "scaled",
+            vec![ValueId::of(w), sc],
+        )
+        .unwrap();
+    let wv: Vec<f32> = pm(15).iter().map(|v| v * alpha).collect();
+    let wc = g.add_const("w", Tensor::from_f32(vec![5, 3], wv).unwrap());
+    let y = g
+        .add_node(Op::MatMul, "fc", vec![ValueId::of(a), ValueId::of(wc)])
+        .unwrap();
+    g.add_output("y", ValueId::of(y));
+    g
+}
+
+/// QONNX's bipolar layer (zeros count +1) with power-of-two scales becomes a
+/// bipolar SignMatMul times s·α, with the same results (the inputs hold
+/// zeros of both signs); other scales keep the float MatMul.
+#[test]
+fn bipolar_layers_become_bipolar_sign_matmul() {
+    let g = bipolar_layer(0.5, 0.25);
+    let want = run(&g);
+    let (changed, b) = binarized(g);
+    assert!(changed);
+    assert!(ops(&b).contains(&"sign_matmul"), "{:?}", ops(&b));
+    let bipolar = b
+        .node_ids()
+        .into_iter()
+        .any(|id| b.node(id).op == Op::SignMatMul { bipolar: true });
+    assert!(bipolar);
+    assert_eq!(run(&b), want);
+    let g = bipolar_layer(0.3, 0.25);
+    let (changed, b) = binarized(g);
+    assert!(!changed && ops(&b).contains(&"matmul"));
+}

@@ -80,7 +80,7 @@ fn binary_mlp_hidden_and_last_layers_are_binary() {
         .filter(|n| {
             matches!(
                 n.op,
-                qcc_ir::Op::SignMatMul | qcc_ir::Op::MatMul | qcc_ir::Op::Gemm { .. }
+                qcc_ir::Op::SignMatMul { .. } | qcc_ir::Op::MatMul | qcc_ir::Op::Gemm { .. }
             )
         })
         .map(|n| (n.name.as_str(), n.op.name()))

@@ -15,20 +15,31 @@
 //! (the XNOR-popcount identity of BNNs, extended to the zeros ONNX's Sign
 //! gives). Bits past K are 0 in both masks. `llvm.ctpop` lowers to each
 //! target's population count (`popcnt`, NEON `cnt`, a bit-trick sequence on
-//! Cortex-M). A row holding NaN gives NaN, like the float product.
+//! Cortex-M). A row holding NaN gives NaN, like the float product. The
+//! bipolar form (QONNX) puts u ≥ 0 in `pos` and everything else (NaN too)
+//! in `neg`.
 
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
 use inkwell::{FloatPredicate, IntPredicate};
-use qcc_ir::{DType, Node};
+use qcc_ir::{DType, Node, Op};
 
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
-    _node: &Node,
+    node: &Node,
     ins: &[Operand<'_, 'ctx>],
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
     expect_inputs(cx, ins, 2)?;
+    let Op::SignMatMul { bipolar } = node.op else {
+        return Err(cx.unsupported("not a sign_matmul"));
+    };
+    // Bipolar: u ≥ 0 counts +1, anything else (NaN too) -1.
+    let (ppos, pneg) = if bipolar {
+        (FloatPredicate::OGE, FloatPredicate::ULT)
+    } else {
+        (FloatPredicate::OGT, FloatPredicate::OLT)
+    };
     let (u, w) = (&ins[0], &ins[1]);
     let (k, n) = match (u.shape().last(), w.shape()) {
         (Some(&k), &[kw, n]) if k == kw => (k, n),
@@ -88,7 +99,7 @@ pub fn emit<'ctx>(
             let wd = cx.b.build_right_shift(kk, cx.i64(6), false, "")?;
             let bit =
                 cx.b.build_left_shift(cx.i64(1), cx.b.build_and(kk, cx.i64(63), "")?, "")?;
-            for (mask, pred) in [(pos, FloatPredicate::OGT), (neg, FloatPredicate::OLT)] {
+            for (mask, pred) in [(pos, ppos), (neg, pneg)] {
                 let on = cx.fcmp(pred, x, zf)?;
                 let b = cx.b.build_select(on, bit, zero, "")?.into_int_value();
                 let m = cx.load(DType::I64, mask, wd)?.into_int_value();
@@ -132,8 +143,12 @@ pub fn emit<'ctx>(
             let (p, q, a, b) = (get(cx, 0)?, get(cx, 1)?, get(cx, 3)?, get(cx, 4)?);
             let sum = cx.sub(cx.add(cx.sub(cx.mul_c(a, 2)?, p)?, q)?, cx.mul_c(b, 2)?)?;
             let y = cx.b.build_signed_int_to_float(sum, cx.f32_t(), "")?;
-            let nan = cx.icmp(IntPredicate::NE, get(cx, 2)?, zero32)?;
-            let y = cx.select_f(nan, cx.f32(f32::NAN), y)?;
+            let y = if bipolar {
+                y
+            } else {
+                let nan = cx.icmp(IntPredicate::NE, get(cx, 2)?, zero32)?;
+                cx.select_f(nan, cx.f32(f32::NAN), y)?
+            };
             cx.store_f32(out.ptr, cx.add(orow, j)?, y)
         })
     })
