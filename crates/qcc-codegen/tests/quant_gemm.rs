@@ -282,11 +282,16 @@ fn transposed_weights_replace_the_original() {
 
 /// QMatMul: two run-time i8 operands (B 2-D, or batched with A's batch
 /// dims), zero points at both ends of the range, rows longer than one
-/// 256-column chunk, fixed-point and float epilogues; native code and the
-/// interpreter against sums computed here.
+/// 256-column chunk, register-blocked shapes, fixed-point and float
+/// epilogues; native code and the interpreter against sums computed here.
 #[test]
 fn qmatmul_of_two_run_time_operands() {
-    let cases: [(&[usize], &[usize]); 4] = [
+    // The first three take the register-blocked path (K ≤ 64, N a multiple
+    // of 8), the others the row-accumulator one.
+    let cases: [(&[usize], &[usize]); 7] = [
+        (&[2, 4, 32, 16], &[2, 4, 16, 32]),
+        (&[3, 64], &[64, 24]),
+        (&[5, 1], &[1, 8]),
         (&[5, 37], &[37, 11]),
         (&[2, 3, 7, 16], &[2, 3, 16, 300]),
         (&[4, 1, 9], &[9, 3]),

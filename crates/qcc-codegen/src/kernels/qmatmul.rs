@@ -104,6 +104,15 @@ pub fn emit_qmatmul<'ctx>(
     let b_batched = b.rank() > 2;
     let (mk, mn, kn) = ((m * k) as i64, (m * n) as i64, (k * n) as i64);
     let (za, zb) = (cx.i32(*a_zero_point), cx.i32(*b_zero_point));
+    if (1..=MAX_UNROLLED_K).contains(&k) && n >= 8 && n.is_multiple_of(8) {
+        return qmatmul_blocks(
+            cx,
+            (a, b, out),
+            (batches, m, k, n),
+            (*a_zero_point, *b_zero_point),
+            epi,
+        );
+    }
     let acc = cx.stack_array(DType::I32, chunk_width(n as i64) as u64)?;
     cx.for_nest(&[batches, m], |cx, iv| {
         let (t, i) = (iv[0], iv[1]);
@@ -133,5 +142,71 @@ pub fn emit_qmatmul<'ctx>(
                 cx.store(*to, out.ptr, cx.add(orow, j)?, q.into())
             })
         })
+    })
+}
+
+/// The largest K whose QMatMul sums are unrolled in registers.
+const MAX_UNROLLED_K: usize = 64;
+
+/// QMatMul with K ≤ [`MAX_UNROLLED_K`] and N a multiple of 8 (attention's
+/// products): per output row and block of 8 columns, the K products are
+/// summed in one `<8 x i32>` register (unrolled: `splat(a - za) · (b - zb)`
+/// over 8 bytes of B's row), then requantized by the microkernels'
+/// vector epilogue and stored as 8 bytes.
+fn qmatmul_blocks<'ctx>(
+    cx: &mut KernelCx<'_, 'ctx>,
+    (a, b, out): (&Operand<'_, 'ctx>, &Operand<'_, 'ctx>, &Operand<'_, 'ctx>),
+    (batches, m, k, n): (usize, usize, usize, usize),
+    (za, zb): (i32, i32),
+    epi: &qcc_ir::Epilogue,
+) -> CgResult<()> {
+    use crate::mmm::qukernel::{requant_mode, requantize};
+    const L: u32 = 8;
+    let r = &epi.rescale;
+    let mult = match r.float_at(0) {
+        Some(s) => s.to_bits() as i32,
+        None => r.multiplier[0],
+    };
+    let shift = if r.is_float() { 0 } else { r.shift[0] as i32 };
+    let splat = |cx: &KernelCx<'_, 'ctx>, v: i32| cx.splat(cx.i32(v).into(), L);
+    let params = [
+        splat(cx, 0)?,
+        splat(cx, mult)?,
+        splat(cx, shift)?,
+        splat(cx, epi.zero_point)?,
+        splat(cx, epi.min)?,
+        splat(cx, epi.max)?,
+    ];
+    let mode = requant_mode(&cx.target, r);
+    let (v8, v32) = (cx.i8_t().vec_type(L), cx.i32_t().vec_type(L));
+    let vzb = splat(cx, zb)?;
+    let b_batched = b.rank() > 2;
+    let (mk, mn, kn) = ((m * k) as i64, (m * n) as i64, (k * n) as i64);
+    cx.for_nest(&[batches, m, n / 8], |cx, iv| {
+        let (t, i, jb) = (iv[0], iv[1], iv[2]);
+        let arow = cx.dot(&[t, i], &[mk, k as i64], 0)?;
+        let col = cx.mul_c(jb, L as i64)?;
+        let bcol = cx.add(cx.dot(&[t], &[if b_batched { kn } else { 0 }], 0)?, col)?;
+        let mut acc = v32.const_zero();
+        for kk in 0..k as i64 {
+            let av = load_ext(cx, DType::I8, a.ptr, cx.add_c(arow, kk)?)?;
+            let av = cx.splat(isub(cx, av, cx.i32(za))?.into(), L)?;
+            let p = cx.gep(DType::I8, b.ptr, cx.add_c(bcol, kk * n as i64)?)?;
+            let bv = cx.b.build_load(v8, p, "")?;
+            if let Some(ins) = inkwell::values::BasicValue::as_instruction_value(&bv) {
+                ins.set_alignment(1)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+            }
+            let bv = cx.b.build_int_s_extend(bv.into_vector_value(), v32, "")?;
+            let bv = cx.b.build_int_sub(bv, vzb, "")?;
+            acc =
+                cx.b.build_int_add(acc, cx.b.build_int_mul(av, bv, "")?, "")?;
+        }
+        let y = requantize(cx, acc, params, mode)?;
+        let o = cx.add(cx.dot(&[t, i], &[mn, n as i64], 0)?, col)?;
+        let st = cx.b.build_store(cx.gep(DType::I8, out.ptr, o)?, y)?;
+        st.set_alignment(1)
+            .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+        Ok(())
     })
 }
