@@ -192,20 +192,24 @@ pub struct Module {
     pub kind: ModuleKind,
     /// The Conv/Gemm/MatMul/BatchNorm/Add/Sub/Mul node.
     pub anchor: NodeId,
+    /// A MatMul's bias: the `Add` of a constant `[N]` vector that is the
+    /// anchor's only user (PyTorch's Linear exports as MatMul + Add); it
+    /// becomes the integer kernel's bias.
+    pub bias: Option<NodeId>,
     /// The activation (Relu, Clip, LeakyRelu, HardSwish, HardSigmoid, Sigmoid,
-    /// Tanh) reading the anchor's output, its only user.
+    /// Tanh) reading the anchor's (or the bias's) output, its only user.
     pub act: Option<NodeId>,
 }
 
 impl Module {
     /// The anchor's output: the module's pre-activation value.
     pub fn pre_act(&self) -> ValueId {
-        ValueId::of(self.anchor)
+        ValueId::of(self.bias.unwrap_or(self.anchor))
     }
 
-    /// The module's result: the activation's output, or the anchor's.
+    /// The module's result: the activation's output, or the pre-activation.
     pub fn output(&self) -> ValueId {
-        ValueId::of(self.act.unwrap_or(self.anchor))
+        ValueId::of(self.act.unwrap_or(self.pre_act().node))
     }
 }
 
@@ -295,6 +299,6 @@ impl PassContext {
     pub fn module_of(&self, node: NodeId) -> Option<&Module> {
         self.modules
             .iter()
-            .find(|m| m.anchor == node || m.act == Some(node))
+            .find(|m| m.anchor == node || m.act == Some(node) || m.bias == Some(node))
     }
 }

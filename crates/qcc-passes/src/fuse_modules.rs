@@ -70,6 +70,27 @@ fn anchor_kind(g: &Graph, id: NodeId) -> Option<ModuleKind> {
     }
 }
 
+/// The `Add(y, c)` (or `Add(c, y)`) of a constant f32 vector of MatMul `id`'s
+/// N columns (shape `[N]` or ones then N) that is its output's only user.
+fn matmul_bias(g: &Graph, id: NodeId) -> Option<NodeId> {
+    let out = ValueId::of(id);
+    let n_cols = *g.node(id).outputs[0].shape.last()?;
+    let users = g.users(out);
+    let [(user, _)] = users.as_slice() else {
+        return None;
+    };
+    if g.is_output(out) || g.node(*user).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let ins = g.node(*user).inputs();
+    let c = if ins[0] == out { ins[1] } else { ins[0] };
+    let t = g.const_value(c).filter(|t| t.dtype() == DType::F32)?;
+    let s = t.shape();
+    let vector = s.last() == Some(&n_cols) && s.iter().rev().skip(1).all(|&d| d == 1);
+    let same = g.node(*user).outputs[0].shape == g.node(id).outputs[0].shape;
+    (vector && same).then_some(*user)
+}
+
 pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
     let Some(cfg) = &cx.quant else {
         return Ok(false);
@@ -118,7 +139,11 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         if keep(id) {
             continue;
         }
-        let out = ValueId::of(id);
+        let bias = (kind == ModuleKind::MatMul)
+            .then(|| matmul_bias(g, id))
+            .flatten()
+            .filter(|&b| !keep(b));
+        let out = ValueId::of(bias.unwrap_or(id));
         let users = g.users(out);
         let act = match users.as_slice() {
             [(user, 0)] if !g.is_output(out) && !keep(*user) => match &g.node(*user).op {
@@ -130,6 +155,7 @@ pub fn run(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
         modules.push(Module {
             kind,
             anchor: id,
+            bias,
             act,
         });
     }

@@ -311,6 +311,9 @@ impl<'a> Rewriter<'a> {
             if let Some(a) = m.act {
                 handled.insert(a);
             }
+            if let Some(b) = m.bias {
+                handled.insert(b);
+            }
             return self.module(m).map(Some);
         }
         self.single(id, &op)

@@ -293,6 +293,22 @@ impl Rewriter<'_> {
         let Some(w) = const_f32(self, ins[1]) else {
             return float("B is not a constant");
         };
+        // The bias Add's constant (fuse-modules checked its shape).
+        let bias = match m.bias {
+            Some(b) => {
+                let bi = self.g.node(b).inputs();
+                let c = if bi[0] == ValueId::of(m.anchor) {
+                    bi[1]
+                } else {
+                    bi[0]
+                };
+                match const_f32(self, c) {
+                    Some(v) => Some(v),
+                    None => return float("the bias is not a constant"),
+                }
+            }
+            None => None,
+        };
         let bs = self.g.value_type(ins[1]).shape.clone();
         let (k, cols) = (bs[0], bs[1]);
         let a = self.g.value_type(ins[0]).clone();
@@ -318,7 +334,7 @@ impl Rewriter<'_> {
                 w_shape: vec![k, cols],
                 layout: Layout::Cols,
                 channels: cols,
-                bias: vec![0.0; cols],
+                bias: bias.unwrap_or_else(|| vec![0.0; cols]),
                 conv: None,
                 post_shape,
                 kind: "qgemm",
