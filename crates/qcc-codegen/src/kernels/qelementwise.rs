@@ -404,14 +404,7 @@ fn add_vectors<'ctx>(
     let v8 = cx.i8_t().vec_type(L);
     let v32 = cx.i32_t().vec_type(L);
     let splat = |cx: &KernelCx<'_, 'ctx>, v: i32| cx.splat(cx.i32(v).into(), L);
-    let params = [
-        splat(cx, 0)?,
-        splat(cx, epi.rescale.multiplier[0])?,
-        splat(cx, epi.rescale.shift[0] as i32)?,
-        splat(cx, epi.zero_point)?,
-        splat(cx, epi.min)?,
-        splat(cx, epi.max)?,
-    ];
+    let params = crate::mmm::qukernel::splat_params(cx, epi, L)?;
     let (cza, czb, cma, cmb) = (
         splat(cx, za)?,
         splat(cx, zb)?,

@@ -160,26 +160,12 @@ fn qmatmul_blocks<'ctx>(
     (za, zb): (i32, i32),
     epi: &qcc_ir::Epilogue,
 ) -> CgResult<()> {
-    use crate::mmm::qukernel::{requant_mode, requantize};
+    use crate::mmm::qukernel::{requant_mode, requantize, splat_params};
     const L: u32 = 8;
-    let r = &epi.rescale;
-    let mult = match r.float_at(0) {
-        Some(s) => s.to_bits() as i32,
-        None => r.multiplier[0],
-    };
-    let shift = if r.is_float() { 0 } else { r.shift[0] as i32 };
-    let splat = |cx: &KernelCx<'_, 'ctx>, v: i32| cx.splat(cx.i32(v).into(), L);
-    let params = [
-        splat(cx, 0)?,
-        splat(cx, mult)?,
-        splat(cx, shift)?,
-        splat(cx, epi.zero_point)?,
-        splat(cx, epi.min)?,
-        splat(cx, epi.max)?,
-    ];
-    let mode = requant_mode(&cx.target, r);
+    let params = splat_params(cx, epi, L)?;
+    let mode = requant_mode(&cx.target, &epi.rescale);
     let (v8, v32) = (cx.i8_t().vec_type(L), cx.i32_t().vec_type(L));
-    let vzb = splat(cx, zb)?;
+    let vzb = cx.splat(cx.i32(zb).into(), L)?;
     let b_batched = b.rank() > 2;
     let (mk, mn, kn) = ((m * k) as i64, (m * n) as i64, (k * n) as i64);
     cx.for_nest(&[batches, m, n / 8], |cx, iv| {

@@ -815,6 +815,28 @@ pub(crate) fn epi_tables<'ctx>(
     [0, 1, 2].map(|i| crate::kernels::quant::const_i32_table(cx, name[i], &t[i]))
 }
 
+/// [`requantize`]'s parameters `[bias, mult, shift, zp, lo, hi]` for a
+/// per-tensor epilogue (bias 0) over `lanes` lanes; `mult` holds the f32
+/// factor's bits for the float form.
+pub(crate) fn splat_params<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    epi: &qcc_ir::Epilogue,
+    lanes: u32,
+) -> CgResult<[VectorValue<'ctx>; 6]> {
+    let r = &epi.rescale;
+    let (mult, shift) = match r.float_at(0) {
+        Some(s) => (s.to_bits() as i32, 0),
+        None => (r.multiplier[0], r.shift[0] as i32),
+    };
+    let vals = [0, mult, shift, epi.zero_point, epi.min, epi.max];
+    let mut out = vec![];
+    for v in vals {
+        out.push(cx.splat(cx.i32(v).into(), lanes)?);
+    }
+    out.try_into()
+        .map_err(|_| crate::CodegenError::Llvm("six parameters".into()))
+}
+
 /// The three epilogue tables (`bias`, `mult`, `shift`) at channel `at`.
 pub(crate) fn tables_at<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
