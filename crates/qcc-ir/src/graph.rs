@@ -245,6 +245,14 @@ impl Graph {
         }
     }
 
+    /// The value of a one-element f32 constant.
+    pub fn const_scalar(&self, v: ValueId) -> Option<f32> {
+        match self.const_value(v)?.as_f32()? {
+            [x] => Some(*x),
+            _ => None,
+        }
+    }
+
     /// Consumers of a value as `(node, input index)`, sorted.
     pub fn users(&self, v: ValueId) -> Vec<(NodeId, usize)> {
         let mut u: Vec<(NodeId, usize)> = self

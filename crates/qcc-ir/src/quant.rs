@@ -80,6 +80,11 @@ impl std::hash::Hash for FloatScales {
     }
 }
 
+/// Whether `x` is a positive power of two (a scale that rescales by a shift).
+pub fn is_power_of_two(x: f32) -> bool {
+    x.is_normal() && x > 0.0 && x.log2().fract() == 0.0
+}
+
 /// Whether `s` may be a float rescale factor: a normal positive f32 below
 /// 2^31 (kernels convert `f32(acc) · s`, clamped, back to integers).
 pub fn valid_float_scale(s: f32) -> bool {

@@ -88,15 +88,6 @@ struct Layer {
     factor: f32,
 }
 
-/// A scalar f32 constant's value.
-fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
-    let t = g.const_value(v)?;
-    match t.as_f32()? {
-        [x] => Some(*x),
-        _ => None,
-    }
-}
-
 /// `(u, bipolar, s)` when `a` is a sign of `u`: `Sign(u)` (s = 1), or QONNX's
 /// bipolar `Where(u ≥ 0, 1, -1)`, possibly times a positive scalar s.
 fn sign_of(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
@@ -107,12 +98,12 @@ fn sign_of(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
             let [c, p, m] = [n.inputs()[0], n.inputs()[1], n.inputs()[2]];
             let ge = g.node(c.node);
             let at_zero = ge.op == Op::Compare(CompareOp::GreaterOrEqual)
-                && scalar(g, ge.inputs()[1]) == Some(0.0);
-            (at_zero && scalar(g, p) == Some(1.0) && scalar(g, m) == Some(-1.0))
+                && g.const_scalar(ge.inputs()[1]) == Some(0.0);
+            (at_zero && g.const_scalar(p) == Some(1.0) && g.const_scalar(m) == Some(-1.0))
                 .then(|| (ge.inputs()[0], true, 1.0))
         }
         Op::Binary(BinaryOp::Mul) => {
-            let (x, s) = (n.inputs()[0], scalar(g, n.inputs()[1])?);
+            let (x, s) = (n.inputs()[0], g.const_scalar(n.inputs()[1])?);
             let (u, bipolar, t) = sign_of(g, x)?;
             (s.is_finite() && s > 0.0 && t == 1.0).then_some((u, bipolar, s))
         }
@@ -154,7 +145,7 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     // Weights ±α (α = 1 for ONNX Sign layers; a power of two keeps the
     // product exact: the float MatMul's sums of ±s·α are then exact too).
     let alpha = v.first()?.abs();
-    let pow2 = |x: f32| x > 0.0 && x.is_normal() && x.log2().fract() == 0.0;
+    let pow2 = qcc_ir::quant::is_power_of_two;
     let scaled = alpha != 1.0 || s != 1.0;
     if v.iter().any(|&x| x != alpha && x != -alpha) || (scaled && !(pow2(alpha) && pow2(s))) {
         return None;

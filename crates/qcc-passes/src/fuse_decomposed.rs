@@ -24,15 +24,6 @@ use qcc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp, ValueId};
 
 const PASS: &str = "fuse-decomposed";
 
-/// The value of a one-element f32 constant.
-fn scalar(g: &Graph, v: ValueId) -> Option<f32> {
-    let t = g.const_value(v)?;
-    match t.as_f32()? {
-        [x] => Some(*x),
-        _ => None,
-    }
-}
-
 fn near(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-6 * b.abs().max(1.0)
 }
@@ -79,7 +70,7 @@ fn product(g: &Graph, m: NodeId) -> Option<(ValueId, Gate)> {
                 let Some([p, q]) = operands(g, add, BinaryOp::Add) else {
                     continue;
                 };
-                let three = |v| scalar(g, v).is_some_and(|c| c == 3.0);
+                let three = |v| g.const_scalar(v).is_some_and(|c| c == 3.0);
                 if (p == x && three(q)) || (q == x && three(p)) {
                     return Some((x, Gate::Clip6));
                 }
@@ -103,9 +94,9 @@ fn hard_swish(g: &Graph, n: NodeId) -> Option<ValueId> {
     };
     match node.op {
         // (x · Clip(x + 3, 0, 6)) / 6
-        Op::Binary(BinaryOp::Div) if scalar(g, b).is_some_and(|c| c == 6.0) => clip6(a),
+        Op::Binary(BinaryOp::Div) if g.const_scalar(b).is_some_and(|c| c == 6.0) => clip6(a),
         Op::Binary(BinaryOp::Mul) => {
-            let sixth = |v| scalar(g, v).is_some_and(|c| near(c, 1.0 / 6.0));
+            let sixth = |v| g.const_scalar(v).is_some_and(|c| near(c, 1.0 / 6.0));
             if sixth(b) {
                 clip6(a)
             } else if sixth(a) {
@@ -140,12 +131,17 @@ fn erf_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
             return false;
         };
         if let Some([p, q]) = operands(g, un, BinaryOp::Div) {
-            return p == x && scalar(g, q).is_some_and(|c| near(c, std::f32::consts::SQRT_2));
+            return p == x
+                && g.const_scalar(q)
+                    .is_some_and(|c| near(c, std::f32::consts::SQRT_2));
         }
         let Some([p, q]) = operands(g, un, BinaryOp::Mul) else {
             return false;
         };
-        let r = |v| scalar(g, v).is_some_and(|c| near(c, std::f32::consts::FRAC_1_SQRT_2));
+        let r = |v| {
+            g.const_scalar(v)
+                .is_some_and(|c| near(c, std::f32::consts::FRAC_1_SQRT_2))
+        };
         (p == x && r(q)) || (q == x && r(p))
     };
     let Some(an) = private(g, a) else {
@@ -155,7 +151,7 @@ fn erf_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
         return false;
     };
     [(p, q), (q, p)].into_iter().any(|(e, one)| {
-        scalar(g, one) == Some(1.0)
+        g.const_scalar(one) == Some(1.0)
             && private(g, e).is_some_and(|en| {
                 let node = g.node(en);
                 node.op == Op::Unary(UnaryOp::Erf)
@@ -174,7 +170,7 @@ fn tanh_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
             .and_then(|n| operands(g, n, op))
             .map_or(vec![], |[p, q]| vec![(p, q), (q, p)])
     };
-    let is = |v, c: f32| scalar(g, v).is_some_and(|s| near(s, c));
+    let is = |v, c: f32| g.const_scalar(v).is_some_and(|s| near(s, c));
     let square = |v| {
         pairs(v, BinaryOp::Mul)
             .iter()
@@ -183,7 +179,7 @@ fn tanh_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
     let cube = |v| {
         pairs(v, BinaryOp::Pow)
             .first()
-            .is_some_and(|&(p, e)| p == x && scalar(g, e) == Some(3.0))
+            .is_some_and(|&(p, e)| p == x && g.const_scalar(e) == Some(3.0))
             || pairs(v, BinaryOp::Mul)
                 .iter()
                 .any(|&(p, q)| p == x && square(q))
@@ -203,7 +199,7 @@ fn tanh_plus_one(g: &Graph, a: ValueId, x: ValueId) -> bool {
             .any(|&(c, s)| is(c, k) && inner(s))
     };
     pairs(a, BinaryOp::Add).iter().any(|&(one, t)| {
-        scalar(g, one) == Some(1.0)
+        g.const_scalar(one) == Some(1.0)
             && private(g, t).is_some_and(|tn| {
                 let node = g.node(tn);
                 node.op == Op::Unary(UnaryOp::Tanh)
@@ -228,7 +224,7 @@ fn gate(g: &Graph, a: ValueId, x: ValueId) -> Option<UnaryOp> {
 /// `G` the erf or tanh gate) in any association of the three factors
 /// exporters write.
 fn gelu(g: &Graph, n: NodeId) -> Option<(UnaryOp, ValueId)> {
-    let half = |v| scalar(g, v) == Some(0.5);
+    let half = |v| g.const_scalar(v) == Some(0.5);
     // The two operands of a private Mul.
     let mul_of = |v| operands(g, private(g, v)?, BinaryOp::Mul);
     let [p, q] = operands(g, n, BinaryOp::Mul)?;

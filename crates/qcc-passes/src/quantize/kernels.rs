@@ -809,17 +809,13 @@ impl Rewriter<'_> {
     /// scales only when `c` is one).
     fn relabel(&mut self, id: NodeId, n: &Node) -> Result<Outcome, PassError> {
         let (x, c) = (n.inputs()[0], n.inputs()[1]);
-        let c = match self
-            .g
-            .const_value(c)
-            .and_then(|t| t.as_f32().map(|v| v.to_vec()))
-        {
-            Some(v) if v.len() == 1 && v[0].is_finite() && v[0] > 0.0 => v[0],
+        let c = match self.g.const_scalar(c) {
+            Some(c) if c.is_finite() && c > 0.0 => c,
             _ => return float("no integer kernel"),
         };
         let px = self.params(x)?;
         let scale = px.scale / c;
-        let pow2 = |s: f32| s.log2().fract() == 0.0;
+        let pow2 = qcc_ir::quant::is_power_of_two;
         if !(scale.is_normal()) || (self.fmt() == ScaleFormat::Pow2 && !pow2(c)) {
             return float("the scale divided by the constant is not representable");
         }
