@@ -916,6 +916,45 @@ def matmul_integer_long_k():
     return m, inputs
 
 
+def binary_cnn():
+    """Binary convolutions as a binary CNN exports them in float ONNX: Conv by
+    weights that are all ±1 reading a Sign (zeros in the input give Sign 0),
+    a MaxPool of Signs, a 2-word channel count (70 > 64), asymmetric pads
+    with stride 2, dilation with QONNX's bipolar sign `Where(u ≥ 0, 1, -1)`,
+    and a Flatten of pooled Signs into a MatMul by ±1 weights. Every output
+    is an integer sum, exact in float32: tolerance 0."""
+    b = Builder(seed=61)
+    r = b.rng
+
+    def pm1(shape):
+        # Stored as int8 behind a Cast, as binary networks ship them.
+        w = b.const("pm", np.where(r.random(shape) < 0.5, -1, 1).astype(np.int8))
+        return b.op("Cast", [w], to=TensorProto.FLOAT)
+
+    def bias(c):
+        return b.uniform("t", (1, c, 1, 1), -2.0, 2.0)
+
+    s_in = b.op("Sign", ["x"])
+    b.op("Conv", [s_in, pm1((8, 3, 3, 3))], out="y0", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    c0 = conv(b, "x", 3, 70, 3)
+    s0 = b.op("Sign", [b.op("Add", [c0, bias(70)])])
+    c1 = b.op("Conv", [s0, pm1((40, 70, 3, 3))], out="y1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    s1 = b.op("Sign", [b.op("Add", [c1, b.uniform("t", (1, 40, 1, 1), -8.0, 8.0)])])
+    p1 = b.op("MaxPool", [s1], kernel_shape=[2, 2], strides=[2, 2])
+    c2 = b.op("Conv", [p1, pm1((24, 40, 3, 3))], out="y2", kernel_shape=[3, 3], pads=[1, 0, 0, 1], strides=[2, 2])
+    ge = b.op("GreaterOrEqual", [c2, b.const("zero", np.float32(0))])
+    q = b.op("Where", [ge, b.const("one", np.float32(1)), b.const("minus_one", np.float32(-1))])
+    b.op("Conv", [q, pm1((10, 24, 2, 2))], out="y3", kernel_shape=[2, 2], dilations=[2, 2])
+    f = b.op("Flatten", [p1], axis=1)
+    b.op("MatMul", [f, pm1((40 * 6 * 6, 10))], out="y4")
+    outs = [f32("y0", [2, 8, 12, 12]), f32("y1", [2, 40, 12, 12]), f32("y2", [2, 24, 3, 3]),
+            f32("y3", [2, 10, 1, 1]), f32("y4", [2, 10])]
+    m = b.model("binary_cnn", [f32("x", [2, 3, 12, 12])], outs, 13)
+    x = r.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    x[r.random(x.shape) < 0.2] = 0.0
+    return m, [x]
+
+
 CASES = {
     "small_cnn": small_cnn,
     "mlp": mlp,
@@ -948,6 +987,7 @@ CASES = {
     "ort_nbits_transformer": ort_nbits_transformer,
     "ort_nbits_transformer_zp": ort_nbits_transformer_zp,
     "matmul_integer_long_k": matmul_integer_long_k,
+    "binary_cnn": binary_cnn,
 }
 
 

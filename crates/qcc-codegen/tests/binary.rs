@@ -2,7 +2,9 @@
 //! weights as bits, popcount), run natively on random shapes (K across and
 //! off the 64-bit word boundary, batched rows), inputs holding zeros of both
 //! signs and a NaN row, against a direct sum computed here and the
-//! interpreter: exact; and QONNX's bipolar form (zeros +1, NaN -1).
+//! interpreter: exact; and QONNX's bipolar form (zeros +1, NaN -1). The same
+//! for the binary convolution (`SignConv`: windows across the border,
+//! strides, dilations, channels across the word boundary, a NaN).
 
 mod common;
 use common::*;
@@ -98,5 +100,123 @@ fn sign_matmul_counts_exactly() {
     {
         sign_matmul_case(shape, n, 11 + i as u64, false);
         sign_matmul_case(shape, n, 31 + i as u64, true);
+    }
+}
+
+/// `SignConv` on `x` `[n, c, h, w]` by ±1 weights `[oc, c, kh, kw]`: the
+/// native kernel and the interpreter against a direct sum over each window
+/// (padding counts 0) computed here.
+#[allow(clippy::too_many_arguments)]
+fn sign_conv_case(
+    x_shape: [usize; 4],
+    (oc, kh, kw): (usize, usize, usize),
+    strides: [usize; 2],
+    pads: [usize; 4],
+    dil: [usize; 2],
+    seed: u64,
+    bipolar: bool,
+) {
+    let [n, c, h, w] = x_shape;
+    let mut x = rand_f32(n * c * h * w, seed, -1.0, 1.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        match i % 7 {
+            3 => *v = 0.0,
+            5 => *v = -0.0,
+            _ => {}
+        }
+    }
+    // One NaN: the windows that hold it give NaN (bipolar: it counts -1).
+    if n > 1 {
+        x[c * h * w + (c / 2) * h * w + (h / 2) * w + w / 2] = f32::NAN;
+    }
+    let wv: Vec<f32> = rand_f32(oc * c * kh * kw, seed + 1, -1.0, 1.0)
+        .iter()
+        .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+        .collect();
+    let conv = qcc_ir::ConvAttrs {
+        strides: strides.to_vec(),
+        pads: pads.to_vec(),
+        dilations: dil.to_vec(),
+        group: 1,
+        output_padding: vec![0, 0],
+    };
+    let (mut g, xi) = graph_with_input(&x_shape);
+    let wc = g.add_const("w", f32_tensor(&[oc, c, kh, kw], wv.clone()));
+    let y = g
+        .add_node(
+            Op::SignConv { conv, bipolar },
+            "b",
+            vec![ValueId::of(xi), ValueId::of(wc)],
+        )
+        .expect("valid");
+    g.add_output("y", ValueId::of(y));
+    let oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) / strides[0] + 1;
+    let ow = (w + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) / strides[1] + 1;
+    let sign = |v: f32| -> Option<i64> {
+        if bipolar {
+            Some(if v >= 0.0 { 1 } else { -1 })
+        } else if v.is_nan() {
+            None
+        } else {
+            Some((v > 0.0) as i64 - (v < 0.0) as i64)
+        }
+    };
+    let mut want = vec![0f32; n * oc * oh * ow];
+    for b in 0..n {
+        for o in 0..oc {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = Some(0i64);
+                    for ci in 0..c {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let iy =
+                                    (oy * strides[0] + ki * dil[0]) as isize - pads[0] as isize;
+                                let ix =
+                                    (ox * strides[1] + kj * dil[1]) as isize - pads[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let v = x[((b * c + ci) * h + iy as usize) * w + ix as usize];
+                                let wt = wv[((o * c + ci) * kh + ki) * kw + kj] as i64;
+                                s = s.zip(sign(v)).map(|(s, sg)| s + sg * wt);
+                            }
+                        }
+                    }
+                    want[((b * oc + o) * oh + oy) * ow + ox] = s.map_or(f32::NAN, |s| s as f32);
+                }
+            }
+        }
+    }
+    let input = f32_tensor(&x_shape, x);
+    let want = f32_tensor(&[n, oc, oh, ow], want);
+    let what = format!("sign_conv {x_shape:?} oc {oc} k {kh}x{kw} bipolar {bipolar}");
+    let interp = qcc_interp::run(&g, std::slice::from_ref(&input)).expect("interpreter");
+    assert_close(&interp[0], &want, 0.0, &format!("interpreter {what}"));
+    check(&g, &[input], &[want], 0.0);
+}
+
+/// `(input, (oc, kh, kw), strides, pads, dilations)`.
+type ConvCase = (
+    [usize; 4],
+    (usize, usize, usize),
+    [usize; 2],
+    [usize; 4],
+    [usize; 2],
+);
+
+#[test]
+fn sign_conv_counts_exactly() {
+    let cases: [ConvCase; 6] = [
+        ([1, 1, 1, 1], (1, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),
+        ([2, 3, 7, 6], (5, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),
+        ([2, 64, 5, 5], (8, 3, 3), [2, 2], [1, 0, 0, 1], [1, 1]),
+        ([2, 70, 6, 4], (17, 3, 2), [1, 2], [2, 1, 0, 1], [2, 1]),
+        ([1, 130, 4, 4], (9, 1, 1), [1, 1], [0, 0, 0, 0], [1, 1]),
+        ([2, 16, 9, 9], (16, 5, 5), [3, 2], [2, 2, 2, 2], [1, 2]),
+    ];
+    for (i, (x, k, s, p, d)) in cases.into_iter().enumerate() {
+        sign_conv_case(x, k, s, p, d, 51 + i as u64, false);
+        sign_conv_case(x, k, s, p, d, 71 + i as u64, true);
     }
 }

@@ -76,6 +76,7 @@ fn precheck(op: &Op, inputs: &[&Tensor]) -> Result<(), String> {
         | Op::ConvClamp { conv: c, .. }
         | Op::ConvAdd { conv: c, .. }
         | Op::ConvTranspose(c)
+        | Op::SignConv { conv: c, .. }
         | Op::QConv { conv: c, .. } => {
             big(&c.strides, "strides")?;
             big(&c.pads, "pads")?;
@@ -196,6 +197,10 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         )?,
         Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
         Op::SignMatMul { bipolar } => matmul::sign_matmul(inputs[0], inputs[1], *bipolar)?,
+        Op::SignConv { conv: c, bipolar } => {
+            let signs = matmul::signs(inputs[0], *bipolar)?;
+            conv::conv(c, &signs, inputs[1], None, shape)?
+        }
         Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
         Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,
         Op::Compare(c) => logic::compare(*c, inputs[0], inputs[1], shape)?,

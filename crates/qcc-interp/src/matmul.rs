@@ -187,6 +187,22 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<TensorData, String> {
     Ok(TensorData::F32(out))
 }
 
+/// The signs a binary layer reads (`Op::SignConv`): ONNX's Sign (NaN stays
+/// NaN), or with `bipolar` `u ≥ 0 ? 1 : -1` (a NaN counts -1).
+pub fn signs(u: &Tensor, bipolar: bool) -> Result<Tensor, String> {
+    let v = f32s(u, "X")?
+        .iter()
+        .map(|&x| match (bipolar, x >= 0.0) {
+            (true, true) => 1.0,
+            (true, false) => -1.0,
+            (false, _) if x > 0.0 => 1.0,
+            (false, _) if x < 0.0 => -1.0,
+            (false, _) => x * 0.0, // ±0 → 0, NaN stays NaN
+        })
+        .collect();
+    Tensor::from_f32(u.shape().to_vec(), v).ok_or_else(|| "X: bad shape".to_string())
+}
+
 /// `Sign(u) · w` for u `[…, K]` and w `[K, N]` of ±1 (`Op::SignMatMul`):
 /// integer sums, exact; a NaN in a row of u makes that row NaN. With
 /// `bipolar` the sign is `u ≥ 0 ? 1 : -1` (a NaN counts -1).

@@ -330,6 +330,26 @@ fn infer_layout(op: &Op, ins: &[&TensorType]) -> R {
             }
             one(TensorType::f32(vec![m, n]))
         }
+        Op::SignConv { conv, .. } => {
+            let (x, w) = (ins[0], ins[1]);
+            if x.rank() != 4 || conv.group != 1 {
+                return Err(format!(
+                    "input {x} must be [N,C,H,W] and the convolution one group (group {})",
+                    conv.group
+                ));
+            }
+            let y = infer(&Op::Conv(conv.clone()), &ins[..2])?;
+            let taps = w.shape[2] * w.shape[3];
+            let k = w.shape[1] * taps;
+            if k == 0 || k > crate::SIGN_MATMUL_MAX_K || taps > crate::SIGN_CONV_MAX_TAPS {
+                return Err(format!(
+                    "window of {k} values ({taps} taps) is outside 1..={} ({} taps)",
+                    crate::SIGN_MATMUL_MAX_K,
+                    crate::SIGN_CONV_MAX_TAPS
+                ));
+            }
+            Ok(y)
+        }
         Op::SignMatMul { .. } => {
             let (u, w) = (ins[0], ins[1]);
             need_float(u, "U")?;

@@ -368,7 +368,23 @@ pub enum Op {
     SignMatMul {
         bipolar: bool,
     },
+    /// A binary convolution: `Conv(Sign(x), w)`, 2-D, one group, no bias.
+    /// Inputs: x (F32) `[N, C, H, W]`, w (F32, constant, every element -1
+    /// or +1) `[OC, C, KH, KW]`. Output F32 `[N, OC, OH, OW]` (the window
+    /// geometry of `Conv`): `Σ sign(x)·w` over each window, padding counting
+    /// 0, an integer of magnitude at most `C·KH·KW`, exact (a NaN in a window
+    /// makes its outputs NaN). `bipolar` as for [`Op::SignMatMul`]. The
+    /// kernel keeps w and the input's signs as bits (`binarize`);
+    /// `C·KH·KW ≤` [`SIGN_MATMUL_MAX_K`] and `KH·KW ≤` [`SIGN_CONV_MAX_TAPS`].
+    SignConv {
+        conv: ConvAttrs,
+        bipolar: bool,
+    },
 }
+
+/// Most taps (`KH·KW`) of a [`Op::SignConv`] window: its kernel's per-window
+/// NaN count must stay inside an i32.
+pub const SIGN_CONV_MAX_TAPS: usize = 1024;
 
 /// Largest K of a [`Op::SignMatMul`]: its kernel keeps one row's two sign
 /// masks (K bits each) on the stack.
@@ -474,6 +490,7 @@ impl Op {
             Op::QMean { .. } => "qmean",
             Op::MatMulInteger => "matmul_integer",
             Op::SignMatMul { .. } => "sign_matmul",
+            Op::SignConv { .. } => "sign_conv",
             Op::Lut { .. } => "lut",
             Op::QSoftmax { .. } => "qsoftmax",
         }
@@ -490,6 +507,7 @@ impl Op {
             Op::Input { .. } | Op::Const { .. } => (0, 0),
             Op::Conv(_) | Op::ConvClamp { .. } | Op::ConvTranspose(_) | Op::Gemm { .. } => (2, 3),
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::SignMatMul { .. } => (2, 2),
+            Op::SignConv { .. } => (2, 2),
             Op::Compare(_) | Op::Logic(_) => (2, 2),
             Op::Where => (3, 3),
             Op::QAdd { .. } | Op::QMul { .. } | Op::QMatMul { .. } => (2, 2),
@@ -689,6 +707,13 @@ impl Op {
                 ("to", to.to_string()),
             ],
             Op::SignMatMul { bipolar: true } => vec![("bipolar", "true".into())],
+            Op::SignConv { conv, bipolar } => {
+                let mut v = Op::Conv(conv.clone()).attrs();
+                if *bipolar {
+                    v.push(("bipolar", "true".into()));
+                }
+                v
+            }
             Op::MatMulInteger | Op::SignMatMul { .. } => vec![],
         }
     }

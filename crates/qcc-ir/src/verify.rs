@@ -13,7 +13,7 @@ use crate::op::Op;
 ///   inference decides them (`Quantize`, the layout ops that keep them);
 ///   elsewhere they are whatever the quantization passes recorded;
 /// - integer kernels (`QConv`, `QGemm`) read constant weights and bias;
-///   a `SignMatMul` reads constant weights that are all -1 or +1;
+///   a `SignMatMul` or `SignConv` reads constant weights that are all -1 or +1;
 /// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
 /// - every graph output names an existing value.
 pub fn verify(g: &Graph) -> Result<(), IrError> {
@@ -61,7 +61,7 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                         }
                     }
                 }
-                if matches!(op, Op::SignMatMul { .. }) {
+                if matches!(op, Op::SignMatMul { .. } | Op::SignConv { .. }) {
                     let ok = n
                         .inputs()
                         .get(1)
@@ -73,7 +73,7 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                     if !ok {
                         return Err(err(
                             &n.name,
-                            "sign_matmul weights must be a constant of -1 and +1".into(),
+                            format!("{} weights must be a constant of -1 and +1", op.name()),
                         ));
                     }
                 }

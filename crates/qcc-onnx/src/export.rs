@@ -563,9 +563,9 @@ impl<'a> Exporter<'a> {
                 ],
             ),
             Op::MatMul => simple("MatMul", vec![]),
-            Op::SignMatMul { bipolar } => {
+            Op::SignMatMul { bipolar } | Op::SignConv { bipolar, .. } => {
                 // Back to what it came from: Sign (or the bipolar sign), then
-                // MatMul by the ±1 weights.
+                // MatMul or Conv by the ±1 weights.
                 let s = if *bipolar {
                     let zero = self.f32_init(&format!("{base}/zero"), vec![0.0], vec![])?;
                     let one = self.f32_init(&format!("{base}/one"), vec![1.0], vec![])?;
@@ -575,7 +575,18 @@ impl<'a> Exporter<'a> {
                 } else {
                     self.emit("Sign", &base, vec![ins[0].clone()], vec![])
                 };
-                self.push("MatMul", &base, vec![s, ins[1].clone()], y, vec![]);
+                let Op::SignConv { conv: c, .. } = &n.op else {
+                    self.push("MatMul", &base, vec![s, ins[1].clone()], y, vec![]);
+                    return Ok(());
+                };
+                let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
+                let a = vec![
+                    attr_ints("kernel_shape", &k),
+                    attr_ints("strides", &c.strides),
+                    attr_ints("pads", &c.pads),
+                    attr_ints("dilations", &c.dilations),
+                ];
+                self.push("Conv", &base, vec![s, ins[1].clone()], y, a);
                 return Ok(());
             }
             Op::Unary(u) => return self.unary(n, *u, ins, y),

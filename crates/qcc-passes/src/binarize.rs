@@ -18,7 +18,7 @@
 //! with ±1 constant weights; the graph computes the same values.
 
 use crate::{Changed, PassContext, PassError};
-use qcc_ir::{BinaryOp, CompareOp, DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
+use qcc_ir::{BinaryOp, CompareOp, ConvAttrs, DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
 
 const PASS: &str = "binarize";
 
@@ -34,6 +34,7 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
             bipolar,
             w,
             factor,
+            conv,
         }) = matches(g, id)
         {
             let name = g.node(id).name.clone();
@@ -42,7 +43,10 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
                 Weights::AsIs(v) => v,
                 Weights::New(t) => ValueId::of(g.add_const(format!("{name}/w"), t)),
             };
-            g.node_mut(id).op = Op::SignMatMul { bipolar };
+            g.node_mut(id).op = match conv {
+                Some(conv) => Op::SignConv { conv, bipolar },
+                None => Op::SignMatMul { bipolar },
+            };
             g.set_input(id, 0, u);
             g.set_input(id, 1, w);
             if factor != 1.0 {
@@ -86,6 +90,21 @@ struct Layer {
     bipolar: bool,
     w: Weights,
     factor: f32,
+    /// A convolution's attributes (`SignConv`), or `None` (`SignMatMul`).
+    conv: Option<ConvAttrs>,
+}
+
+/// Whether every value of `v` is its own sign (-1, 0, +1 or NaN): a
+/// `Sign`, the bipolar `Where(u ≥ 0, 1, -1)`, or such values moved by a
+/// MaxPool (a binary CNN pools its signs), Reshape or Transpose.
+fn sign_valued(g: &Graph, v: ValueId) -> bool {
+    let n = g.node(v.node);
+    match &n.op {
+        Op::Unary(UnaryOp::Sign) => true,
+        Op::Where => matches!(sign_of(g, v), Some((_, true, s)) if s == 1.0),
+        Op::MaxPool(_) | Op::Reshape { .. } | Op::Transpose { .. } => sign_valued(g, n.inputs()[0]),
+        _ => false,
+    }
 }
 
 /// `(u, bipolar, s)` when `a` is a sign of `u`: `Sign(u)` (s = 1), or QONNX's
@@ -114,6 +133,9 @@ fn sign_of(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
 /// Node `id` as a binary layer, if it is one.
 fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     let n = g.node(id);
+    if let Op::Conv(c) = &n.op {
+        return conv_layer(g, id, c);
+    }
     let trans_b = match n.op {
         Op::MatMul => false,
         Op::Gemm {
@@ -128,7 +150,7 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     if n.outputs[0].dtype != DType::F32 {
         return None;
     }
-    let (u, bipolar, s) = sign_of(g, a)?;
+    let (u, bipolar, s) = sign_input(g, a)?;
     let w = g.const_value(b)?;
     let (&[r, c], Some(v)) = (w.shape(), w.as_f32()) else {
         return None;
@@ -144,12 +166,7 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     }
     // Weights ±α (α = 1 for ONNX Sign layers; a power of two keeps the
     // product exact: the float MatMul's sums of ±s·α are then exact too).
-    let alpha = v.first()?.abs();
-    let pow2 = qcc_ir::quant::is_power_of_two;
-    let scaled = alpha != 1.0 || s != 1.0;
-    if v.iter().any(|&x| x != alpha && x != -alpha) || (scaled && !(pow2(alpha) && pow2(s))) {
-        return None;
-    }
+    let alpha = plus_minus(v, s)?;
     let factor = s * alpha;
     if !trans_b && alpha == 1.0 {
         return Some(Layer {
@@ -157,6 +174,7 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
             bipolar,
             w: Weights::AsIs(b),
             factor,
+            conv: None,
         });
     }
     let t: Vec<f32> = (0..k * nn)
@@ -168,5 +186,60 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
         bipolar,
         w,
         factor,
+        conv: None,
+    })
+}
+
+/// The sign a binary layer reads at `a`: [`sign_of`], or `a` itself when its
+/// values are their own signs ([`sign_valued`]).
+fn sign_input(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
+    sign_of(g, a).or_else(|| sign_valued(g, a).then_some((a, false, 1.0)))
+}
+
+/// α when the weights `v` are all ±α (α = 1 for ONNX Sign layers; α and the
+/// input's scale `s` powers of two otherwise, so the float sums of ±s·α
+/// products are exact too).
+fn plus_minus(v: &[f32], s: f32) -> Option<f32> {
+    let alpha = v.first()?.abs();
+    let pow2 = qcc_ir::quant::is_power_of_two;
+    let scaled = alpha != 1.0 || s != 1.0;
+    (!v.iter().any(|&x| x != alpha && x != -alpha) && (!scaled || (pow2(alpha) && pow2(s))))
+        .then_some(alpha)
+}
+
+/// A Conv (2-D, one group, no bias) reading a sign by ±α weights: the
+/// [`Op::SignConv`] layer.
+fn conv_layer(g: &Graph, id: NodeId, c: &ConvAttrs) -> Option<Layer> {
+    let n = g.node(id);
+    if n.inputs().len() != 2 || c.group != 1 || n.outputs[0].dtype != DType::F32 {
+        return None;
+    }
+    let (a, b) = (n.inputs()[0], n.inputs()[1]);
+    let (u, bipolar, s) = sign_input(g, a)?;
+    let w = g.const_value(b)?;
+    let (&[_, ci, kh, kw], Some(v)) = (w.shape(), w.as_f32()) else {
+        return None;
+    };
+    let taps = kh * kw;
+    if g.value_type(u).rank() != 4
+        || ci * taps == 0
+        || ci * taps > qcc_ir::SIGN_MATMUL_MAX_K
+        || taps > qcc_ir::SIGN_CONV_MAX_TAPS
+    {
+        return None;
+    }
+    let alpha = plus_minus(v, s)?;
+    let w = if alpha == 1.0 {
+        Weights::AsIs(b)
+    } else {
+        let t = v.iter().map(|x| x / alpha).collect();
+        Weights::New(Tensor::from_f32(w.shape().to_vec(), t)?)
+    };
+    Some(Layer {
+        u,
+        bipolar,
+        w,
+        factor: s * alpha,
+        conv: Some(c.clone()),
     })
 }

@@ -155,3 +155,82 @@ fn bipolar_layers_become_bipolar_sign_matmul() {
     let (changed, b) = binarized(g);
     assert!(!changed && ops(&b).contains(&"matmul"));
 }
+
+/// `y = Conv(pool(Sign(x)), w)` with x `[1, 3, 6, 6]` and a 2×2 MaxPool
+/// between the Sign and the Conv when `pooled`; w `[3, 3/group, 3, 3]` from `w`.
+fn conv_layer(w: Vec<f32>, pooled: bool, bias: bool, group: usize) -> Graph {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::f32([1, 3, 6, 6]));
+    let mut s = g
+        .add_node(Op::Unary(UnaryOp::Sign), "sign", vec![ValueId::of(x)])
+        .unwrap();
+    if pooled {
+        let pool = qcc_ir::PoolAttrs {
+            kernel: vec![2, 2],
+            strides: vec![2, 2],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            ceil_mode: false,
+            count_include_pad: false,
+        };
+        s = g
+            .add_node(Op::MaxPool(pool), "pool", vec![ValueId::of(s)])
+            .unwrap();
+    }
+    let wc = g.add_const("w", Tensor::from_f32(vec![3, 3 / group, 3, 3], w).unwrap());
+    let mut ins = vec![ValueId::of(s), ValueId::of(wc)];
+    if bias {
+        let b = g.add_const("b", Tensor::from_f32(vec![3], vec![0.5; 3]).unwrap());
+        ins.push(ValueId::of(b));
+    }
+    let conv = qcc_ir::ConvAttrs {
+        strides: vec![1, 1],
+        pads: vec![1, 1, 1, 1],
+        dilations: vec![1, 1],
+        group,
+        output_padding: vec![0, 0],
+    };
+    let y = g.add_node(Op::Conv(conv), "conv", ins).unwrap();
+    g.add_output("y", ValueId::of(y));
+    g
+}
+
+fn run_conv(g: &Graph) -> Vec<f32> {
+    let v: Vec<f32> = (0..108)
+        .map(|i| match i % 5 {
+            0 => 0.0,
+            k => (k as f32 - 2.5) * (1.0 + (i % 3) as f32),
+        })
+        .collect();
+    let x = Tensor::from_f32(vec![1, 3, 6, 6], v).unwrap();
+    qcc_interp::run(g, &[x]).unwrap()[0].to_f32_vec()
+}
+
+#[test]
+fn conv_of_signs_becomes_sign_conv() {
+    for pooled in [false, true] {
+        let g = conv_layer(pm(81), pooled, false, 1);
+        let want = run_conv(&g);
+        let (changed, b) = binarized(g);
+        assert!(changed, "pooled {pooled}");
+        let want_ops: &[&str] = if pooled {
+            &["sign", "max_pool", "sign_conv"]
+        } else {
+            &["sign_conv"]
+        };
+        assert_eq!(ops(&b), want_ops, "pooled {pooled}");
+        assert_eq!(run_conv(&b), want, "pooled {pooled}");
+    }
+    // A bias, several groups or weights other than ±1: not binary layers.
+    let mut w = pm(81);
+    w[4] = 0.5;
+    for g in [
+        conv_layer(pm(81), false, true, 1),
+        conv_layer(pm(27), false, false, 3),
+        conv_layer(w, false, false, 1),
+    ] {
+        let (changed, b) = binarized(g);
+        assert!(!changed);
+        assert!(ops(&b).contains(&"conv"));
+    }
+}

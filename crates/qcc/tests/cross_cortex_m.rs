@@ -32,7 +32,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Manifest cases run on the Cortex-M4 in float.
-const MANIFEST_CASES: &[&str] = &["small_cnn", "mlp", "qdq_int4_cnn"];
+const MANIFEST_CASES: &[&str] = &["small_cnn", "mlp", "qdq_int4_cnn", "binary_cnn"];
 
 /// The manifest case also run quantized to int8.
 const INT8_CASE: &str = "small_cnn";

@@ -260,5 +260,6 @@ e2e_cases!(
     qdq_int4_cnn,
     ort_nbits_transformer,
     ort_nbits_transformer_zp,
+    binary_cnn,
     matmul_integer_long_k
 );

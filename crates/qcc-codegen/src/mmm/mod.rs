@@ -445,9 +445,12 @@ pub fn node_scratch(
     if ins.len() < 2 || node.outputs.len() != 1 {
         return 0;
     }
+    let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
+    if let qcc_ir::Op::SignConv { conv, .. } = &node.op {
+        return crate::kernels::binary::sign_conv_scratch(conv, &x.shape, &w.shape, &out.shape);
+    }
     let w_const = g.const_value(ins[1]).is_some();
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
-    let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
     let consts = (w_const, b_const);
     let ffacts = match g.const_value(ins[1]).and_then(|t| t.as_f32()) {
         Some(wv) => facts.for_float_weights(wv),

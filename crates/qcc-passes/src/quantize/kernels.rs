@@ -672,7 +672,7 @@ impl Rewriter<'_> {
             Op::Conv(_) | Op::Gemm { .. } | Op::MatMul | Op::BatchNorm { .. } => {
                 Outcome::Float("weights or parameters are not constants".into())
             }
-            Op::SignMatMul { .. } => Outcome::Float(
+            Op::SignMatMul { .. } | Op::SignConv { .. } => Outcome::Float(
                 "a binary layer (1-bit weights and activations, popcount; f32 sums)".into(),
             ),
             _ => Outcome::Float("no integer kernel".into()),
