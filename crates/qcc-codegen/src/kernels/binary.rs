@@ -1,29 +1,165 @@
-//! Binary layers: `SignMatMul`, `Sign(u) · w` with w ∈ {-1, +1}, counted
-//! with popcount.
+//! Binary layers, counted with popcount: `SignMatMul` (`Sign(u) · w`) and
+//! `SignConv` (`Conv(Sign(x), w)`), w ∈ {-1, +1}. One kernel does both: a
+//! MatMul is a 1×1 convolution over its rows.
 //!
-//! The weights are stored as bits, one 64-bit word per 64 rows of K and
-//! output column (`wb[n][K/64]`, bit set for +1): 32× smaller than f32. Per
-//! row of u the kernel builds two masks, `pos` (u > 0) and `neg` (u < 0);
-//! zeros are in neither. With `P = |pos|`, `Q = |neg|` and `wp` the +1 bits
-//! of a column,
+//! **Signs as bits.** Per image, the input's signs are packed into the
+//! node's scratch, per position two words per 32 or 64 channels (32 when
+//! they fit one, so no half-empty word): `nz` (x ≠ 0) and `neg` (x < 0),
+//! eight channels a step (one vector compare, its mask moved into the
+//! word). The plane has a zero border of the convolution's padding, so
+//! padding counts 0 with no bounds test. Beside it, one i32 per position:
+//! `-|nz|`, or 2^20 when a channel is NaN.
+//!
+//! **Counting.** The weights are bits too (`[tap][word][output channel]`,
+//! bit set for +1: 32× smaller than f32). With `wp` a weight word, the
+//! channels whose sign agrees with the weight are `m = (nz ∧ wp) ⊕ neg`, and
 //!
 //! ```text
-//! Σ_k sign(u_k)·w_k = (|pos ∧ wp| - |pos ∧ ¬wp|) - (|neg ∧ wp| - |neg ∧ ¬wp|)
-//!                   = 2·|pos ∧ wp| - P - 2·|neg ∧ wp| + Q
+//! Σ sign(x)·w = |m| - (|nz| - |m|) = 2·|m| - |nz|
 //! ```
 //!
 //! (the XNOR-popcount identity of BNNs, extended to the zeros ONNX's Sign
-//! gives). Bits past K are 0 in both masks. `llvm.ctpop` lowers to each
-//! target's population count (`popcnt`, NEON `cnt`, a bit-trick sequence on
-//! Cortex-M). A row holding NaN gives NaN, like the float product. The
-//! bipolar form (QONNX) puts u ≥ 0 in `pos` and everything else (NaN too)
-//! in `neg`.
+//! gives). So each output is `2·Σ|m|` over the window's words plus the
+//! window's sum of counts: one AND, one XOR and one population count per
+//! word, tap and output channel, eight output channels a vector
+//! (`llvm.ctpop` on `<8 x i64>` or `<8 x i32>`: AVX2's nibble-table
+//! `vpshufb` sequence, AVX-512 `vpopcntq`/`vpopcntd` where the CPU has
+//! VPOPCNTDQ, NEON `cnt`, a bit-trick sequence on Cortex-M; LLVM picks from
+//! the target's features). A window whose sum of counts reaches 2^19 holds a
+//! NaN and gives NaN, like the float product (at most 1024 taps of 2^20 and
+//! `C·KH·KW ≤ 2^16`: no overflow). The bipolar form (QONNX) puts every
+//! channel of a real position in `nz` and those not ≥ 0 (NaN too) in `neg`.
 
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
-use inkwell::values::{BasicValue, PointerValue, VectorValue};
+use crate::mmm::{for_blocks, Conv2d};
+use inkwell::values::{BasicValue, IntValue, PointerValue, VectorValue};
 use inkwell::{FloatPredicate, IntPredicate};
-use qcc_ir::{DType, Node, Op};
+use qcc_ir::{ConvAttrs, DType, Node, Op};
+
+/// Output channels one counting step produces (one vector of weight words:
+/// one or two ymm on AVX2, one zmm on AVX-512).
+const LANES: usize = 8;
+/// Input channels one packing step reads.
+const GROUP: usize = 8;
+/// A position's count when one of its channels is NaN, and the window sum
+/// from which on an output is NaN.
+const NAN_MARK: i32 = 1 << 20;
+const NAN_AT: i32 = 1 << 19;
+
+/// A binary layer as a 2-D convolution over a grid of positions.
+#[derive(Clone, Debug)]
+struct Layer {
+    batch: usize,
+    /// Input channels, and the strides (in floats) of channel, row and
+    /// column in the input, and of one image.
+    c: usize,
+    x_strides: [i64; 4],
+    h: usize,
+    w: usize,
+    oc: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    stride: (usize, usize),
+    dil: (usize, usize),
+    /// Leading padding (top, left) and the padded plane's extents.
+    pad: (usize, usize),
+    hp: usize,
+    wp: usize,
+    /// Output strides (in floats) of output channel, position `oy·OW + ox`
+    /// and image.
+    y_strides: [i64; 3],
+    /// Bits per word and words per position.
+    wbits: usize,
+    words: usize,
+}
+
+impl Layer {
+    fn new(g: Conv2d, (hp, wp): (usize, usize), x_strides: [i64; 4], y_strides: [i64; 3]) -> Layer {
+        let wbits = if g.c <= 32 { 32 } else { 64 };
+        Layer {
+            batch: g.batch,
+            c: g.c,
+            x_strides,
+            h: g.h,
+            w: g.w,
+            oc: g.oc,
+            oh: g.oh,
+            ow: g.ow,
+            kh: g.kh,
+            kw: g.kw,
+            stride: g.stride,
+            dil: g.dil,
+            pad: g.pad,
+            hp,
+            wp,
+            y_strides,
+            wbits,
+            words: g.c.div_ceil(wbits),
+        }
+    }
+
+    /// A `SignConv` (2-D NCHW, one group).
+    fn conv(a: &ConvAttrs, x: &[usize], wsh: &[usize], out: &[usize]) -> Option<Layer> {
+        let g = Conv2d::of(a, x, wsh, out)?;
+        if x.len() != 4 || a.group != 1 {
+            return None;
+        }
+        let hp =
+            (g.h + a.pads[0] + a.pads[2]).max((g.oh - 1) * g.stride.0 + (g.kh - 1) * g.dil.0 + 1);
+        let wp =
+            (g.w + a.pads[1] + a.pads[3]).max((g.ow - 1) * g.stride.1 + (g.kw - 1) * g.dil.1 + 1);
+        let (hw, ohw) = ((g.h * g.w) as i64, (g.oh * g.ow) as i64);
+        Some(Layer::new(
+            g,
+            (hp, wp),
+            [hw, g.w as i64, 1, g.c as i64 * hw],
+            [ohw, 1, g.oc as i64 * ohw],
+        ))
+    }
+
+    /// A `SignMatMul` of u `[…, K]` by `[K, N]`: its rows as positions.
+    fn matmul(u: &[usize], n: usize) -> Option<Layer> {
+        let k = *u.last()?;
+        let rows = u.iter().product::<usize>().checked_div(k)?;
+        let g = Conv2d {
+            batch: 1,
+            c: k,
+            oc: n,
+            h: rows,
+            w: 1,
+            oh: rows,
+            ow: 1,
+            kh: 1,
+            kw: 1,
+            stride: (1, 1),
+            dil: (1, 1),
+            pad: (0, 0),
+        };
+        (rows > 0).then(|| Layer::new(g, (rows, 1), [1, k as i64, 0, 0], [1, n as i64, 0]))
+    }
+
+    fn wbytes(&self) -> usize {
+        self.wbits / 8
+    }
+
+    /// Scratch bytes: the sign plane (two words per position) and the counts.
+    fn scratch_bytes(&self) -> usize {
+        self.hp * self.wp * (2 * self.words * self.wbytes() + 4)
+    }
+}
+
+/// Workspace scratch a binary layer needs (bytes), for the memory plan.
+pub fn scratch_bytes(op: &Op, x: &[usize], w: &[usize], out: &[usize]) -> usize {
+    let layer = match op {
+        Op::SignConv { conv, .. } => Layer::conv(conv, x, w, out),
+        Op::SignMatMul { .. } => w.get(1).and_then(|&n| Layer::matmul(x, n)),
+        _ => None,
+    };
+    layer.map_or(0, |l| l.scratch_bytes())
+}
 
 pub fn emit<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
@@ -32,385 +168,350 @@ pub fn emit<'ctx>(
     out: &Operand<'_, 'ctx>,
 ) -> CgResult<()> {
     expect_inputs(cx, ins, 2)?;
-    let Op::SignMatMul { bipolar } = node.op else {
-        return Err(cx.unsupported("not a sign_matmul"));
-    };
-    // Bipolar: u ≥ 0 counts +1, anything else (NaN too) -1.
-    let (ppos, pneg) = if bipolar {
-        (FloatPredicate::OGE, FloatPredicate::ULT)
-    } else {
-        (FloatPredicate::OGT, FloatPredicate::OLT)
-    };
-    let (u, w) = (&ins[0], &ins[1]);
-    let (k, n) = match (u.shape().last(), w.shape()) {
-        (Some(&k), &[kw, n]) if k == kw => (k, n),
-        _ => return Err(cx.unsupported("operands must be [..., K] and [K, N]")),
-    };
-    if u.dtype() != DType::F32 || out.dtype() != DType::F32 {
-        return Err(cx.unsupported("binary layer on non-f32 values"));
-    }
-    if k == 0 || k > qcc_ir::SIGN_MATMUL_MAX_K {
-        return Err(cx.unsupported(format!("K = {k} past the verifier's bound")));
-    }
-    let wv = w
-        .konst
-        .and_then(|t| t.as_f32())
-        .ok_or_else(|| cx.unsupported("weights computed at run time"))?;
-    if wv.iter().any(|&v| v != 1.0 && v != -1.0) {
-        return Err(cx.unsupported("weights other than -1 and +1"));
-    }
-    let words = k.div_ceil(64);
-    let mut bits = vec![0u64; n * words];
-    for kk in 0..k {
-        for j in 0..n {
-            if wv[kk * n + j] > 0.0 {
-                bits[j * words + kk / 64] |= 1 << (kk % 64);
-            }
-        }
-    }
-    let bytes: Vec<u8> = bits.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let wb = super::conv::const_data(cx, "binary.w", &bytes);
-    let rows = u.ty.numel() / k;
-    let pos = cx.stack_array(DType::I64, words as u64)?;
-    let neg = cx.stack_array(DType::I64, words as u64)?;
-    // [P, Q, any NaN, |pos ∧ wp|, |neg ∧ wp|], i32: every count is at most
-    // K, so the sum converts to f32 inline everywhere (an i64 conversion is
-    // a libcall on 32-bit ARM).
-    let acc = cx.stack_array(DType::I32, 5)?;
-    let i32t = cx.i32_t();
-    let zero32 = i32t.const_zero();
-    let i64t = cx.i64_t();
-    let zero = cx.i64(0);
-    let popcount = |cx: &KernelCx<'_, 'ctx>, v: inkwell::values::IntValue<'ctx>| {
-        let c = cx
-            .call_intrinsic("llvm.ctpop", &[i64t.into()], &[v.into()])?
-            .into_int_value();
-        Ok::<_, crate::CodegenError>(cx.b.build_int_truncate(c, i32t, "")?)
-    };
-    cx.for_range(0, rows as i64, |cx, r| {
-        cx.for_range(0, words as i64, |cx, wd| {
-            cx.store(DType::I64, pos, wd, zero.into())?;
-            cx.store(DType::I64, neg, wd, zero.into())
-        })?;
-        cx.store(DType::I32, acc, cx.i64(2), zero32.into())?;
-        let base = cx.mul_c(r, k as i64)?;
-        cx.for_range(0, k as i64, |cx, kk| {
-            let x = cx.load_f32(u.ptr, cx.add(base, kk)?)?;
-            let zf = cx.f32(0.0);
-            let wd = cx.b.build_right_shift(kk, cx.i64(6), false, "")?;
-            let bit =
-                cx.b.build_left_shift(cx.i64(1), cx.b.build_and(kk, cx.i64(63), "")?, "")?;
-            for (mask, pred) in [(pos, ppos), (neg, pneg)] {
-                let on = cx.fcmp(pred, x, zf)?;
-                let b = cx.b.build_select(on, bit, zero, "")?.into_int_value();
-                let m = cx.load(DType::I64, mask, wd)?.into_int_value();
-                cx.store(DType::I64, mask, wd, cx.b.build_or(m, b, "")?.into())?;
-            }
-            let nan = cx.fcmp(FloatPredicate::UNO, x, x)?;
-            let nan = cx.b.build_int_z_extend(nan, i32t, "")?;
-            let f = cx.load(DType::I32, acc, cx.i64(2))?.into_int_value();
-            let f = cx.b.build_or(f, nan, "")?;
-            cx.store(DType::I32, acc, cx.i64(2), f.into())
-        })?;
-        cx.store(DType::I32, acc, cx.i64(0), zero32.into())?;
-        cx.store(DType::I32, acc, cx.i64(1), zero32.into())?;
-        cx.for_range(0, words as i64, |cx, wd| {
-            for (slot, mask) in [(0, pos), (1, neg)] {
-                let m = cx.load(DType::I64, mask, wd)?.into_int_value();
-                let c = cx.load(DType::I32, acc, cx.i64(slot))?.into_int_value();
-                let c = cx.add(c, popcount(cx, m)?)?;
-                cx.store(DType::I32, acc, cx.i64(slot), c.into())?;
-            }
-            Ok(())
-        })?;
-        let orow = cx.mul_c(r, n as i64)?;
-        cx.for_range(0, n as i64, |cx, j| {
-            cx.store(DType::I32, acc, cx.i64(3), zero32.into())?;
-            cx.store(DType::I32, acc, cx.i64(4), zero32.into())?;
-            let col = cx.mul_c(j, words as i64)?;
-            cx.for_range(0, words as i64, |cx, wd| {
-                let wp = cx.load(DType::I64, wb, cx.add(col, wd)?)?.into_int_value();
-                for (slot, mask) in [(3, pos), (4, neg)] {
-                    let m = cx.load(DType::I64, mask, wd)?.into_int_value();
-                    let hit = popcount(cx, cx.b.build_and(m, wp, "")?)?;
-                    let c = cx.load(DType::I32, acc, cx.i64(slot))?.into_int_value();
-                    cx.store(DType::I32, acc, cx.i64(slot), cx.add(c, hit)?.into())?;
-                }
-                Ok(())
-            })?;
-            let get = |cx: &KernelCx<'_, 'ctx>, s: i64| {
-                Ok::<_, crate::CodegenError>(cx.load(DType::I32, acc, cx.i64(s))?.into_int_value())
-            };
-            let (p, q, a, b) = (get(cx, 0)?, get(cx, 1)?, get(cx, 3)?, get(cx, 4)?);
-            let sum = cx.sub(cx.add(cx.sub(cx.mul_c(a, 2)?, p)?, q)?, cx.mul_c(b, 2)?)?;
-            let y = cx.b.build_signed_int_to_float(sum, cx.f32_t(), "")?;
-            let y = if bipolar {
-                y
-            } else {
-                let nan = cx.icmp(IntPredicate::NE, get(cx, 2)?, zero32)?;
-                cx.select_f(nan, cx.f32(f32::NAN), y)?
-            };
-            cx.store_f32(out.ptr, cx.add(orow, j)?, y)
-        })
-    })
-}
-
-/// Output channels one step of the binary convolution counts at once (one
-/// vector of 64-bit weight words: two ymm on AVX2, one zmm on AVX-512).
-const CONV_LANES: usize = 8;
-
-/// Added to a position's count for each NaN channel (non-bipolar): any NaN
-/// in a window lifts its sum of counts past [`CONV_NAN_AT`], real counts
-/// stay at or below 0 (`C·KH·KW ≤ 2^16`, at most 1024 taps: no overflow).
-const CONV_NAN: i32 = 1 << 20;
-const CONV_NAN_AT: i32 = 1 << 19;
-
-/// The binary convolution's geometry: `(conv, words per position, padded
-/// extents hp × wp)`.
-fn sign_conv_geometry(
-    a: &qcc_ir::ConvAttrs,
-    x: &[usize],
-    wsh: &[usize],
-    out: &[usize],
-) -> Option<(crate::mmm::Conv2d, usize, usize, usize)> {
-    let g = crate::mmm::Conv2d::of(a, x, wsh, out)?;
-    if x.len() != 4 {
-        return None;
-    }
-    let n = a.pads.len() / 2;
-    let hp = (g.h + a.pads[0] + a.pads[n]).max((g.oh - 1) * g.stride.0 + (g.kh - 1) * g.dil.0 + 1);
-    let wp =
-        (g.w + a.pads[1] + a.pads[1 + n]).max((g.ow - 1) * g.stride.1 + (g.kw - 1) * g.dil.1 + 1);
-    Some((g, g.c.div_ceil(64), hp, wp))
-}
-
-/// Workspace scratch a `SignConv` needs (bytes): the zero-bordered sign
-/// planes of one image, two words per 64 channels and position, and one
-/// i32 count per position.
-pub fn sign_conv_scratch(
-    a: &qcc_ir::ConvAttrs,
-    x: &[usize],
-    wsh: &[usize],
-    out: &[usize],
-) -> usize {
-    sign_conv_geometry(a, x, wsh, out).map_or(0, |(_, words, hp, wp)| hp * wp * (16 * words + 4))
-}
-
-/// `SignConv`: per image, the input's signs are packed into the node's
-/// scratch as bits over channels, per position `nz` (x ≠ 0: x > 0 or
-/// x < 0) and `neg` (x < 0), 64 channels a word, in a plane with a zero
-/// border of the padding (pads then count 0, with no bounds test), and one
-/// count per position, `-|nz|` (+ 2^20 per NaN channel). With `wp` the +1
-/// bits of a weight, the agreeing channels are `m = (nz ∧ wp) ⊕ neg` and
-///
-/// ```text
-/// Σ sign(x)·w = |m| - (|nz| - |m|) = 2·|m| - |nz|
-/// ```
-///
-/// so each output is `2·Σ|m|` over the window's words plus the window's sum
-/// of counts: one AND, one XOR and one population count per 64 channels,
-/// tap and output channel, `CONV_LANES` output channels a vector
-/// (`llvm.ctpop` on `<8 x i64>`: AVX2's nibble-table `vpshufb` sequence,
-/// AVX-512 `vpopcntq` where the CPU has VPOPCNTDQ, NEON `cnt`, a bit-trick
-/// sequence on Cortex-M). A sum at or past 2^19 is a window holding a NaN.
-/// The bipolar form puts every real position's channels in `nz` and the
-/// ones not ≥ 0 (NaN too) in `neg`.
-pub fn emit_conv<'ctx>(
-    cx: &mut KernelCx<'_, 'ctx>,
-    node: &Node,
-    ins: &[Operand<'_, 'ctx>],
-    out: &Operand<'_, 'ctx>,
-) -> CgResult<()> {
-    expect_inputs(cx, ins, 2)?;
-    let Op::SignConv { conv, bipolar } = &node.op else {
-        return Err(cx.unsupported("not a sign_conv"));
-    };
-    let bipolar = *bipolar;
     let (x, w) = (&ins[0], &ins[1]);
-    let (geo, words, hp, wp) = sign_conv_geometry(conv, x.shape(), w.shape(), out.shape())
-        .filter(|_| conv.group == 1)
-        .ok_or_else(|| cx.unsupported("a binary convolution must be 2-D with one group"))?;
     if x.dtype() != DType::F32 || out.dtype() != DType::F32 {
-        return Err(cx.unsupported("binary convolution on non-f32 values"));
+        return Err(cx.unsupported("binary layer on non-f32 values"));
     }
     let wv = w
         .konst
         .and_then(|t| t.as_f32())
         .filter(|v| v.iter().all(|&v| v == 1.0 || v == -1.0))
         .ok_or_else(|| cx.unsupported("weights must be constants of -1 and +1"))?;
-    let s = cx
-        .scratch
-        .ok_or_else(|| cx.unsupported("no scratch for the sign planes"))?;
-    let (c, oc, h, wd_) = (geo.c, geo.oc, geo.h, geo.w);
-    let (kw, taps) = (geo.kw, geo.kh * geo.kw);
-    // Weight bits `[tap][word][oc]` (oc padded to the vector), +1 set.
-    let ocp = oc.next_multiple_of(CONV_LANES);
-    let mut bits = vec![0i64; taps * words * ocp];
-    for o in 0..oc {
+    let (layer, bipolar) = match &node.op {
+        Op::SignConv { conv, bipolar } => (
+            Layer::conv(conv, x.shape(), w.shape(), out.shape())
+                .ok_or_else(|| cx.unsupported("a binary convolution must be 2-D, one group"))?,
+            *bipolar,
+        ),
+        Op::SignMatMul { bipolar } => {
+            let (k, n) = match (x.shape().last(), w.shape()) {
+                (Some(&k), &[kw, n]) if k == kw => (k, n),
+                _ => return Err(cx.unsupported("operands must be [..., K] and [K, N]")),
+            };
+            if k == 0 || k > qcc_ir::SIGN_MATMUL_MAX_K {
+                return Err(cx.unsupported(format!("K = {k} past the verifier's bound")));
+            }
+            let l = Layer::matmul(x.shape(), n).ok_or_else(|| cx.unsupported("empty operand"))?;
+            (l, *bipolar)
+        }
+        _ => return Err(cx.unsupported("not a binary layer")),
+    };
+    if layer.c * layer.kh * layer.kw > qcc_ir::SIGN_MATMUL_MAX_K
+        || layer.kh * layer.kw > qcc_ir::SIGN_CONV_MAX_TAPS
+    {
+        return Err(cx.unsupported("window past the verifier's bounds"));
+    }
+    // +1 weights as bits, `[tap][word][output channel]` (channels padded to
+    // the vector).
+    let (c, taps) = (layer.c, layer.kh * layer.kw);
+    let ocp = layer.oc.next_multiple_of(LANES);
+    let mut bits = vec![0u64; taps * layer.words * ocp];
+    let conv = matches!(node.op, Op::SignConv { .. });
+    for o in 0..layer.oc {
         for ci in 0..c {
             for t in 0..taps {
-                if wv[(o * c + ci) * taps + t] > 0.0 {
-                    bits[(t * words + ci / 64) * ocp + o] |= 1 << (ci % 64);
+                let plus = if conv {
+                    wv[(o * c + ci) * taps + t] > 0.0
+                } else {
+                    wv[ci * layer.oc + o] > 0.0
+                };
+                if plus {
+                    bits[(t * layer.words + ci / layer.wbits) * ocp + o] |= 1 << (ci % layer.wbits);
                 }
             }
         }
     }
-    let wt = super::conv::const_i64_table(cx, "binary.cw", &bits);
-    let plane = hp * wp;
-    let counts = cx.gep_bytes(s, (plane * 16 * words) as i64)?;
-    let (i32t, i64t) = (cx.i32_t(), cx.i64_t());
-    let vt = i64t.vec_type(CONV_LANES as u32);
-    let acc = cx.stack_array(DType::I64, CONV_LANES as u64)?;
-    let (ohw, hw) = ((geo.oh * geo.ow) as i64, (h * wd_) as i64);
-    let (pt, pl) = geo.pad;
-    let load_v = |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
-        let v = cx.b.build_load(vt, p, "")?;
-        if let Some(i) = v.as_instruction_value() {
-            i.set_alignment(8)
-                .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+    let bytes: Vec<u8> = if layer.wbits == 64 {
+        bits.iter().flat_map(|v| v.to_le_bytes()).collect()
+    } else {
+        bits.iter()
+            .flat_map(|&v| (v as u32).to_le_bytes())
+            .collect()
+    };
+    let wt = super::conv::const_data(cx, "binary.w", &bytes);
+    Emit {
+        l: &layer,
+        bipolar,
+        wt,
+        ocp,
+    }
+    .run(cx, x.ptr, out.ptr)
+}
+
+struct Emit<'l, 'ctx> {
+    l: &'l Layer,
+    bipolar: bool,
+    wt: PointerValue<'ctx>,
+    ocp: usize,
+}
+
+impl<'ctx> Emit<'_, 'ctx> {
+    /// The word type (i32 or i64) and its `DType`.
+    fn word(&self, cx: &KernelCx<'_, 'ctx>) -> (DType, inkwell::types::IntType<'ctx>) {
+        if self.l.wbits == 64 {
+            (DType::I64, cx.i64_t())
+        } else {
+            (DType::I32, cx.i32_t())
         }
-        Ok(v.into_vector_value())
-    };
-    let store_v = |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>, v: VectorValue<'ctx>| {
-        let st = cx.b.build_store(p, v)?;
-        st.set_alignment(8)
-            .map_err(|e| crate::CodegenError::Llvm(e.to_string()))
-    };
-    cx.for_range(0, geo.batch as i64, |cx, n| {
-        cx.memset(
-            s,
-            8,
-            0,
-            sign_conv_scratch(conv, x.shape(), w.shape(), out.shape()) as u64,
-        )?;
-        // Pack: channel-major reads of the input, bits set in the plane.
-        let xin = cx.gep(DType::F32, x.ptr, cx.mul_c(n, (c * h * wd_) as i64)?)?;
-        cx.for_range(0, c as i64, |cx, ci| {
-            let word = cx.b.build_right_shift(ci, cx.i64(6), false, "")?;
-            let bit =
-                cx.b.build_left_shift(cx.i64(1), cx.b.build_and(ci, cx.i64(63), "")?, "")?;
-            let xc = cx.gep(DType::F32, xin, cx.mul_c(ci, hw)?)?;
-            cx.for_range(0, h as i64, |cx, ih| {
-                let prow = cx.mul_c(cx.add_c(ih, pt as i64)?, wp as i64)?;
-                cx.for_range(0, wd_ as i64, |cx, iw| {
-                    let v = cx.load_f32(xc, cx.add(cx.mul_c(ih, wd_ as i64)?, iw)?)?;
-                    let zf = cx.f32(0.0);
-                    let (nz, neg) = if bipolar {
-                        (cx.bool(true), cx.fcmp(FloatPredicate::ULT, v, zf)?)
-                    } else {
-                        (
-                            cx.fcmp(FloatPredicate::ONE, v, zf)?,
-                            cx.fcmp(FloatPredicate::OLT, v, zf)?,
-                        )
-                    };
-                    let p = cx.add(prow, cx.add_c(iw, pl as i64)?)?;
-                    let at = cx.add(cx.mul_c(p, 2 * words as i64)?, word)?;
-                    for (off, on) in [(0, nz), (words as i64, neg)] {
-                        let i = cx.add_c(at, off)?;
-                        let m = cx.load(DType::I64, s, i)?.into_int_value();
-                        let b = cx.b.build_select(on, bit, cx.i64(0), "")?.into_int_value();
-                        cx.store(DType::I64, s, i, cx.b.build_or(m, b, "")?.into())?;
+    }
+
+    fn run(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        x: PointerValue<'ctx>,
+        y: PointerValue<'ctx>,
+    ) -> CgResult<()> {
+        let l = self.l;
+        let s = cx
+            .scratch
+            .ok_or_else(|| cx.unsupported("no scratch for the sign planes"))?;
+        let counts = cx.gep_bytes(s, (l.hp * l.wp * 2 * l.words * l.wbytes()) as i64)?;
+        cx.for_range(0, l.batch as i64, |cx, n| {
+            cx.memset(s, 8, 0, l.scratch_bytes() as u64)?;
+            let xin = cx.gep(DType::F32, x, cx.mul_c(n, l.x_strides[3])?)?;
+            self.pack(cx, xin, s, counts)?;
+            let yimg = cx.gep(DType::F32, y, cx.mul_c(n, l.y_strides[2])?)?;
+            self.count(cx, s, counts, yimg)
+        })
+    }
+
+    /// Packs the signs of one image into the plane `s` and its counts.
+    fn pack(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        xin: PointerValue<'ctx>,
+        s: PointerValue<'ctx>,
+        counts: PointerValue<'ctx>,
+    ) -> CgResult<()> {
+        let l = self.l;
+        let (wdt, wty) = self.word(cx);
+        let i32t = cx.i32_t();
+        let (cnt, nanf) = (
+            cx.stack_array(DType::I32, 1)?,
+            cx.stack_array(DType::I32, 1)?,
+        );
+        let zero = cx.i64(0);
+        let [cs, rs, xs, _] = l.x_strides;
+        let groups_per_word = (l.wbits / GROUP) as i64;
+        cx.for_range(0, l.h as i64, |cx, iy| {
+            cx.for_range(0, l.w as i64, |cx, ix| {
+                let xb = cx.add(cx.mul_c(iy, rs)?, cx.mul_c(ix, xs)?)?;
+                let row = cx.mul_c(cx.add_c(iy, l.pad.0 as i64)?, l.wp as i64)?;
+                let p = cx.add(row, cx.add_c(ix, l.pad.1 as i64)?)?;
+                let at = cx.mul_c(p, 2 * l.words as i64)?;
+                cx.store(DType::I32, cnt, zero, i32t.const_zero().into())?;
+                cx.store(DType::I32, nanf, zero, i32t.const_zero().into())?;
+                for_blocks(cx, l.c, GROUP, |cx, g, len| {
+                    let ci0 = cx.mul_c(g, GROUP as i64)?;
+                    let v = self.load_group(cx, xin, cx.add(xb, cx.mul_c(ci0, cs)?)?, len)?;
+                    let (nz, neg, nan) = self.masks(cx, v, len)?;
+                    let word = cx.b.build_int_signed_div(g, cx.i64(groups_per_word), "")?;
+                    let shift = cx.b.build_int_signed_rem(g, cx.i64(groups_per_word), "")?;
+                    let shift = cx.mul_c(shift, GROUP as i64)?;
+                    let shift = cx.b.build_int_truncate_or_bit_cast(shift, wty, "")?;
+                    for (off, m) in [(0, nz), (l.words as i64, neg)] {
+                        let i = cx.add(cx.add_c(at, off)?, word)?;
+                        let old = cx.load(wdt, s, i)?.into_int_value();
+                        let m = cx.b.build_int_z_extend(m, wty, "")?;
+                        let m = cx.b.build_left_shift(m, shift, "")?;
+                        cx.store(wdt, s, i, cx.b.build_or(old, m, "")?.into())?;
                     }
-                    // The count: -1 per nonzero channel, +2^20 per NaN.
-                    let mut d = cx.b.build_int_z_extend(nz, i32t, "")?;
-                    d = cx.b.build_int_neg(d, "")?;
-                    if !bipolar {
-                        let nan = cx.fcmp(FloatPredicate::UNO, v, v)?;
-                        let nan = cx.b.build_select(nan, cx.i32(CONV_NAN), cx.i32(0), "")?;
-                        d = cx.b.build_int_add(d, nan.into_int_value(), "")?;
-                    }
-                    let old = cx.load(DType::I32, counts, p)?.into_int_value();
+                    let i8t = cx.i8_t();
+                    let pc = cx
+                        .call_intrinsic("llvm.ctpop", &[i8t.into()], &[nz.into()])?
+                        .into_int_value();
+                    let pc = cx.b.build_int_z_extend(pc, i32t, "")?;
+                    let old = cx.load(DType::I32, cnt, zero)?.into_int_value();
                     cx.store(
                         DType::I32,
-                        counts,
-                        p,
-                        cx.b.build_int_add(old, d, "")?.into(),
-                    )
-                })
+                        cnt,
+                        zero,
+                        cx.b.build_int_add(old, pc, "")?.into(),
+                    )?;
+                    let any = cx.icmp(IntPredicate::NE, nan, i8t.const_zero())?;
+                    let any = cx.b.build_int_z_extend(any, i32t, "")?;
+                    let old = cx.load(DType::I32, nanf, zero)?.into_int_value();
+                    cx.store(DType::I32, nanf, zero, cx.b.build_or(old, any, "")?.into())
+                })?;
+                let cn = cx.load(DType::I32, cnt, zero)?.into_int_value();
+                let is_nan = cx.load(DType::I32, nanf, zero)?.into_int_value();
+                let is_nan = cx.icmp(IntPredicate::NE, is_nan, i32t.const_zero())?;
+                let d = cx.select_i(is_nan, cx.i32(NAN_MARK), cx.b.build_int_neg(cn, "")?)?;
+                cx.store(DType::I32, counts, p, d.into())
             })
-        })?;
-        let yimg = cx.gep(DType::F32, out.ptr, cx.mul_c(n, oc as i64 * ohw)?)?;
-        cx.for_range(0, geo.oh as i64, |cx, oy| {
-            cx.for_range(0, geo.ow as i64, |cx, ox| {
-                let top = cx.mul_c(oy, (geo.stride.0 * wp) as i64)?;
-                let base = cx.add(top, cx.mul_c(ox, geo.stride.1 as i64)?)?;
-                let tap_at = |cx: &KernelCx<'_, 'ctx>, t: usize| {
-                    let (ki, kj) = (t / kw, t % kw);
-                    cx.add_c(base, (ki * geo.dil.0 * wp + kj * geo.dil.1) as i64)
-                };
-                // The window's sum of counts (static taps).
-                let mut dsum = cx.i32(0);
-                for t in 0..taps {
-                    let d = cx
-                        .load(DType::I32, counts, tap_at(cx, t)?)?
-                        .into_int_value();
-                    dsum = cx.b.build_int_add(dsum, d, "")?;
+        })
+    }
+
+    /// Channels `c0 .. c0 + len` (`len ≤ GROUP`, static) of one position
+    /// as `<GROUP x f32>`, zeros past `len`; `at` is channel c0's index.
+    fn load_group(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        xin: PointerValue<'ctx>,
+        at: IntValue<'ctx>,
+        len: usize,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let vt = cx.f32_t().vec_type(GROUP as u32);
+        let cs = self.l.x_strides[0];
+        if cs == 1 && len == GROUP {
+            let v = cx.b.build_load(vt, cx.gep(DType::F32, xin, at)?, "")?;
+            if let Some(i) = v.as_instruction_value() {
+                i.set_alignment(4)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+            }
+            return Ok(v.into_vector_value());
+        }
+        let mut v = vt.const_zero();
+        for lane in 0..len {
+            let e = cx.load_f32(xin, cx.add_c(at, lane as i64 * cs)?)?;
+            v = cx.b.build_insert_element(v, e, cx.i64(lane as i64), "")?;
+        }
+        Ok(v)
+    }
+
+    /// The `nz`, `neg` and NaN lanes of a group as bytes (lanes past `len`
+    /// hold zeros: in no mask).
+    fn masks(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        v: VectorValue<'ctx>,
+        len: usize,
+    ) -> CgResult<(IntValue<'ctx>, IntValue<'ctx>, IntValue<'ctx>)> {
+        let zero = cx.f32_t().vec_type(GROUP as u32).const_zero();
+        let cmp = |p| cx.b.build_float_compare(p, v, zero, "");
+        let byte = |m: VectorValue<'ctx>| -> CgResult<IntValue<'ctx>> {
+            Ok(cx.b.build_bit_cast(m, cx.i8_t(), "")?.into_int_value())
+        };
+        let nan = byte(cx.b.build_float_compare(FloatPredicate::UNO, v, v, "")?)?;
+        if self.bipolar {
+            // Every real channel counts; those not ≥ 0 (NaN too) as -1.
+            let valid = cx.i8_t().const_int((1u64 << len) - 1, false);
+            let neg = byte(cmp(FloatPredicate::ULT)?)?;
+            let neg = cx.b.build_and(neg, valid, "")?;
+            Ok((valid, neg, cx.i8_t().const_zero()))
+        } else {
+            Ok((
+                byte(cmp(FloatPredicate::ONE)?)?,
+                byte(cmp(FloatPredicate::OLT)?)?,
+                nan,
+            ))
+        }
+    }
+
+    /// Every output of one image from the plane `s` and its counts.
+    fn count(
+        &self,
+        cx: &mut KernelCx<'_, 'ctx>,
+        s: PointerValue<'ctx>,
+        counts: PointerValue<'ctx>,
+        yimg: PointerValue<'ctx>,
+    ) -> CgResult<()> {
+        let l = self.l;
+        let (wdt, wty) = self.word(cx);
+        let i32t = cx.i32_t();
+        let vt = wty.vec_type(LANES as u32);
+        let acc = cx.stack_array(wdt, LANES as u64)?;
+        let dacc = cx.stack_array(DType::I32, 1)?;
+        let zero = cx.i64(0);
+        let align = l.wbytes() as u32;
+        let load_v =
+            |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
+                let v = cx.b.build_load(vt, p, "")?;
+                if let Some(i) = v.as_instruction_value() {
+                    i.set_alignment(align)
+                        .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
                 }
-                let dsum = dsum;
-                let pos = cx.add(cx.mul_c(oy, geo.ow as i64)?, ox)?;
-                crate::mmm::for_blocks(cx, oc, CONV_LANES, |cx, blk, len| {
-                    let o0 = cx.mul_c(blk, CONV_LANES as i64)?;
-                    store_v(cx, acc, vt.const_zero())?;
-                    cx.for_range(0, taps as i64, |cx, t| {
-                        let (ki, kj) = (
-                            cx.b.build_int_signed_div(t, cx.i64(kw as i64), "")?,
-                            cx.b.build_int_signed_rem(t, cx.i64(kw as i64), "")?,
-                        );
-                        let off = cx.add(
-                            cx.mul_c(ki, (geo.dil.0 * wp) as i64)?,
-                            cx.mul_c(kj, geo.dil.1 as i64)?,
+                Ok(v.into_vector_value())
+            };
+        let store_v = |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>, v: VectorValue<'ctx>| {
+            let st = cx.b.build_store(p, v)?;
+            st.set_alignment(align)
+                .map_err(|e| crate::CodegenError::Llvm(e.to_string()))
+        };
+        let (tap_row, tap_col) = ((l.dil.0 * l.wp) as i64, l.dil.1 as i64);
+        let [os, qs, _] = l.y_strides;
+        cx.for_range(0, l.oh as i64, |cx, oy| {
+            cx.for_range(0, l.ow as i64, |cx, ox| {
+                let top = cx.mul_c(oy, (l.stride.0 * l.wp) as i64)?;
+                let base = cx.add(top, cx.mul_c(ox, l.stride.1 as i64)?)?;
+                // The window's sum of counts.
+                cx.store(DType::I32, dacc, zero, i32t.const_zero().into())?;
+                cx.for_range(0, l.kh as i64, |cx, ki| {
+                    cx.for_range(0, l.kw as i64, |cx, kj| {
+                        let at = cx.add(
+                            base,
+                            cx.add(cx.mul_c(ki, tap_row)?, cx.mul_c(kj, tap_col)?)?,
                         )?;
-                        let p = cx.mul_c(cx.add(base, off)?, 2 * words as i64)?;
-                        let wrow = cx.mul_c(t, (words * ocp) as i64)?;
-                        cx.for_range(0, words as i64, |cx, wd| {
-                            let nz = cx.load(DType::I64, s, cx.add(p, wd)?)?;
-                            let neg =
-                                cx.load(DType::I64, s, cx.add(cx.add_c(p, words as i64)?, wd)?)?;
-                            let (nz, neg) = (
-                                cx.splat(nz, CONV_LANES as u32)?,
-                                cx.splat(neg, CONV_LANES as u32)?,
-                            );
-                            let wi = cx.add(cx.add(wrow, cx.mul_c(wd, ocp as i64)?)?, o0)?;
-                            let wv = load_v(cx, cx.gep(DType::I64, wt, wi)?)?;
-                            let m = cx.b.build_xor(cx.b.build_and(nz, wv, "")?, neg, "")?;
-                            let pc = cx
-                                .call_intrinsic("llvm.ctpop", &[vt.into()], &[m.into()])?
-                                .into_vector_value();
-                            let a = load_v(cx, acc)?;
-                            store_v(cx, acc, cx.b.build_int_add(a, pc, "")?)
+                        let d = cx.load(DType::I32, counts, at)?.into_int_value();
+                        let old = cx.load(DType::I32, dacc, zero)?.into_int_value();
+                        cx.store(
+                            DType::I32,
+                            dacc,
+                            zero,
+                            cx.b.build_int_add(old, d, "")?.into(),
+                        )
+                    })
+                })?;
+                let dsum = cx.load(DType::I32, dacc, zero)?.into_int_value();
+                let q = cx.mul_c(cx.add(cx.mul_c(oy, l.ow as i64)?, ox)?, qs)?;
+                for_blocks(cx, l.oc, LANES, |cx, blk, len| {
+                    let o0 = cx.mul_c(blk, LANES as i64)?;
+                    store_v(cx, acc, vt.const_zero())?;
+                    cx.for_range(0, l.kh as i64, |cx, ki| {
+                        cx.for_range(0, l.kw as i64, |cx, kj| {
+                            let off = cx.add(cx.mul_c(ki, tap_row)?, cx.mul_c(kj, tap_col)?)?;
+                            let pp = cx.mul_c(cx.add(base, off)?, 2 * l.words as i64)?;
+                            let t = cx.add(cx.mul_c(ki, l.kw as i64)?, kj)?;
+                            let wrow = cx.mul_c(t, (l.words * self.ocp) as i64)?;
+                            cx.for_range(0, l.words as i64, |cx, wd| {
+                                let nz = cx.load(wdt, s, cx.add(pp, wd)?)?;
+                                let neg =
+                                    cx.load(wdt, s, cx.add(cx.add_c(pp, l.words as i64)?, wd)?)?;
+                                let nz = cx.splat(nz, LANES as u32)?;
+                                let neg = cx.splat(neg, LANES as u32)?;
+                                let wi =
+                                    cx.add(cx.add(wrow, cx.mul_c(wd, self.ocp as i64)?)?, o0)?;
+                                let wv = load_v(cx, cx.gep(wdt, self.wt, wi)?)?;
+                                let m = cx.b.build_xor(cx.b.build_and(nz, wv, "")?, neg, "")?;
+                                let pc = cx
+                                    .call_intrinsic("llvm.ctpop", &[vt.into()], &[m.into()])?
+                                    .into_vector_value();
+                                let a = load_v(cx, acc)?;
+                                store_v(cx, acc, cx.b.build_int_add(a, pc, "")?)
+                            })
                         })
                     })?;
-                    // y = 2·Σ|m| + counts, f32 (i32 sums: no i64 conversion).
+                    // y = 2·Σ|m| + the counts, f32 from i32 (no i64 conversion:
+                    // a libcall on 32-bit ARM).
+                    let v8 = |t: inkwell::types::IntType<'ctx>| t.vec_type(LANES as u32);
                     let a = load_v(cx, acc)?;
-                    let a =
-                        cx.b.build_int_truncate(a, i32t.vec_type(CONV_LANES as u32), "")?;
-                    let d = cx.splat(dsum.into(), CONV_LANES as u32)?;
-                    let two = cx.splat(cx.i32(2).into(), CONV_LANES as u32)?;
+                    let a = cx.b.build_int_truncate_or_bit_cast(a, v8(i32t), "")?;
+                    let two = cx.splat(cx.i32(2).into(), LANES as u32)?;
+                    let d = cx.splat(dsum.into(), LANES as u32)?;
                     let sum = cx.b.build_int_add(cx.b.build_int_mul(a, two, "")?, d, "")?;
-                    let y = cx.b.build_signed_int_to_float(
-                        sum,
-                        cx.f32_t().vec_type(CONV_LANES as u32),
-                        "",
-                    )?;
-                    let nan = if bipolar {
-                        None
-                    } else {
-                        Some(cx.icmp(IntPredicate::SGE, dsum, cx.i32(CONV_NAN_AT))?)
-                    };
-                    for l in 0..len {
-                        let v =
-                            cx.b.build_extract_element(y, cx.i64(l as i64), "")?
+                    let ft = cx.f32_t().vec_type(LANES as u32);
+                    let mut yv = cx.b.build_signed_int_to_float(sum, ft, "")?;
+                    if !self.bipolar {
+                        let nan = cx.icmp(IntPredicate::SGE, dsum, cx.i32(NAN_AT))?;
+                        let nans = cx.splat(cx.f32(f32::NAN).into(), LANES as u32)?;
+                        yv = cx.b.build_select(nan, nans, yv, "")?.into_vector_value();
+                    }
+                    let first = cx.add(q, cx.mul_c(o0, os)?)?;
+                    if os == 1 && len == LANES {
+                        let st = cx.b.build_store(cx.gep(DType::F32, yimg, first)?, yv)?;
+                        return st
+                            .set_alignment(4)
+                            .map_err(|e| crate::CodegenError::Llvm(e.to_string()));
+                    }
+                    for lane in 0..len {
+                        let e =
+                            cx.b.build_extract_element(yv, cx.i64(lane as i64), "")?
                                 .into_float_value();
-                        let v = match nan {
-                            Some(is) => cx.select_f(is, cx.f32(f32::NAN), v)?,
-                            None => v,
-                        };
-                        let o = cx.add_c(o0, l as i64)?;
-                        cx.store_f32(yimg, cx.add(cx.mul_c(o, ohw)?, pos)?, v)?;
+                        cx.store_f32(yimg, cx.add_c(first, lane as i64 * os)?, e)?;
                     }
                     Ok(())
                 })
             })
         })
-    })
+    }
 }

@@ -80,8 +80,7 @@ pub fn emit_node<'ctx>(
         Op::MatMulInteger => qmatmul::emit_matmul_integer(cx, node, ins, out),
         Op::QMatMul { .. } => qmatmul::emit_qmatmul(cx, node, ins, out),
         Op::QSoftmax { .. } => qelementwise::emit_qsoftmax(cx, node, ins, out),
-        Op::SignMatMul { .. } => binary::emit(cx, node, ins, out),
-        Op::SignConv { .. } => binary::emit_conv(cx, node, ins, out),
+        Op::SignMatMul { .. } | Op::SignConv { .. } => binary::emit(cx, node, ins, out),
     }
 }
 

@@ -446,8 +446,11 @@ pub fn node_scratch(
         return 0;
     }
     let (x, w, out) = (g.value_type(ins[0]), g.value_type(ins[1]), &node.outputs[0]);
-    if let qcc_ir::Op::SignConv { conv, .. } = &node.op {
-        return crate::kernels::binary::sign_conv_scratch(conv, &x.shape, &w.shape, &out.shape);
+    if matches!(
+        node.op,
+        qcc_ir::Op::SignConv { .. } | qcc_ir::Op::SignMatMul { .. }
+    ) {
+        return crate::kernels::binary::scratch_bytes(&node.op, &x.shape, &w.shape, &out.shape);
     }
     let w_const = g.const_value(ins[1]).is_some();
     let b_const = ins.get(2).is_none_or(|b| g.const_value(*b).is_some());
