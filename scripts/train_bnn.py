@@ -246,6 +246,8 @@ def write_onnx(model, path):
 
 
 def main():
+    if sys.argv[1:] == ["cnn"]:
+        return main_cnn()
     rng = np.random.default_rng(SEED)
     x, y = load_mnist_5k()
     tr, te = split(y, rng)
@@ -258,6 +260,203 @@ def main():
     np.save(os.path.join(OUT, "test_x.npy"), x[te])
     np.save(os.path.join(OUT, "test_y.npy"), y[te])
     np.save(os.path.join(OUT, "logits.npy"), logits.astype(np.float32))
+
+
+# ---------------------------------------------------------------- the CNN
+
+CNN_OUT = os.path.join(ROOT, "testdata", "bnn_cnn")
+C1, C2 = 32, 64
+CNN_EPOCHS = 30
+CNN_LR = 5e-3
+
+
+def im2col(x):
+    """3×3 windows of x [B, H, W, C] with zero padding 1: [B·H·W, 9·C],
+    tap-major (ki, kj), then channel."""
+    b, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = np.stack([xp[:, ki : ki + h, kj : kj + w, :] for ki in range(3) for kj in range(3)], axis=3)
+    return cols.reshape(b * h * w, 9 * c)
+
+
+def col2im(d, shape):
+    """The adjoint of im2col: window gradients summed back onto x."""
+    b, h, w, c = shape
+    d = d.reshape(b, h, w, 9, c)
+    dxp = np.zeros((b, h + 2, w + 2, c), np.float32)
+    for t in range(9):
+        ki, kj = divmod(t, 3)
+        dxp[:, ki : ki + h, kj : kj + w, :] += d[:, :, :, t, :]
+    return dxp[:, 1:-1, 1:-1, :]
+
+
+def pool(u):
+    """2×2 max pool of u [B, H, W, C] and the mask of the maxima (ties
+    share the gradient)."""
+    b, h, w, c = u.shape
+    v = u.reshape(b, h // 2, 2, w // 2, 2, c)
+    m = v.max(axis=(2, 4))
+    mask = v == m[:, :, None, :, None, :]
+    mask = mask / mask.sum(axis=(2, 4), keepdims=True)
+    return m, mask
+
+
+def unpool(d, mask):
+    b, h2, _, w2, _, c = mask.shape
+    return (mask * d[:, :, None, :, None, :]).reshape(b, 2 * h2, 2 * w2, c).astype(np.float32)
+
+
+def train_cnn(x, y, rng):
+    """The binary CNN: ±1 weights everywhere, ±1 activations after each
+    batch norm. sign(maxpool(u)) = maxpool(sign(u)) (sign is monotone), so
+    training pools before the sign (a gradient per window) and the export
+    pools the signs."""
+    w = [
+        rng.uniform(-1, 1, (9, C1)).astype(np.float32),
+        rng.uniform(-1, 1, (9 * C1, C2)).astype(np.float32),
+        rng.uniform(-1, 1, (C2 * 49, 10)).astype(np.float32),
+    ]
+    bn = [BatchNorm(C1), BatchNorm(C2)]
+    b3 = np.zeros(10, np.float32)
+    scale = np.float32(1 / np.sqrt(C2 * 49))
+    params = w + [bn[0].g, bn[0].b, bn[1].g, bn[1].b, b3]
+    opt = Adam(params)
+    xs = (x.astype(np.float32) / 255).reshape(-1, 28, 28, 1)
+
+    def bn_fwd(n, z):
+        shp = z.shape
+        return n.forward(z.reshape(-1, shp[-1])).reshape(shp)
+
+    def bn_bwd(n, d):
+        shp = d.shape
+        return n.backward(d.reshape(-1, shp[-1])).reshape(shp)
+
+    for epoch in range(CNN_EPOCHS):
+        lr = CNN_LR * (0.5 * (1 + np.cos(np.pi * epoch / CNN_EPOCHS)))
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), BATCH):
+            idx = order[i : i + BATCH]
+            a0, t = xs[idx], y[idx]
+            nb = len(idx)
+            wb = [sign(v) for v in w]
+            k1 = im2col(a0)
+            z1 = (k1 @ wb[0]).reshape(nb, 28, 28, C1)
+            u1 = bn_fwd(bn[0], z1)
+            m1, mask1 = pool(u1)
+            a1 = sign(m1)
+            k2 = im2col(a1)
+            z2 = (k2 @ wb[1]).reshape(nb, 14, 14, C2)
+            u2 = bn_fwd(bn[1], z2)
+            m2, mask2 = pool(u2)
+            a2 = sign(m2)
+            f = a2.transpose(0, 3, 1, 2).reshape(nb, -1)  # NCHW order, as ONNX flattens
+            logits = (f @ wb[2]) * scale + b3
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            d = p
+            d[np.arange(nb), t] -= 1
+            d /= nb
+            db3 = d.sum(0)
+            dz3 = d * scale
+            dw3 = f.T @ dz3
+            da2 = (dz3 @ wb[2].T).reshape(nb, C2, 7, 7).transpose(0, 2, 3, 1)
+            dm2 = da2 * (np.abs(m2) <= 1)
+            dz2 = bn_bwd(bn[1], unpool(dm2, mask2))
+            dw2 = k2.T @ dz2.reshape(-1, C2)
+            da1 = col2im(dz2.reshape(-1, C2) @ wb[1].T, a1.shape)
+            dm1 = da1 * (np.abs(m1) <= 1)
+            dz1 = bn_bwd(bn[0], unpool(dm1, mask1))
+            dw1 = k1.T @ dz1.reshape(-1, C1)
+            opt.step([dw1, dw2, dw3, bn[0].dg, bn[0].db, bn[1].dg, bn[1].db, db3], lr)
+            for v in w:
+                np.clip(v, -1, 1, out=v)
+        if (epoch + 1) % 5 == 0:
+            acc = (evaluate_cnn(export(w, bn, b3, scale), x).argmax(1) == y).mean()
+            print(f"epoch {epoch + 1}: training accuracy {acc * 100:.2f}%", file=sys.stderr)
+    return export(w, bn, b3, scale)
+
+
+def evaluate_cnn(model, x):
+    """The binary CNN in integer arithmetic, as the ONNX model computes it
+    (zero padding after the sign counts 0): the logits, f32. (The products
+    run in float64, exact for these integers, so BLAS computes them.)"""
+    (w1, w2, w3), (b1, b2), b3 = model
+    n = len(x)
+    out = []
+    for i in range(0, n, 500):
+        xb = x[i : i + 500].astype(np.float64).reshape(-1, 28, 28, 1)
+        nb = len(xb)
+        s1 = (im2col(xb) @ w1.astype(np.float64)).reshape(nb, 28, 28, C1)
+        a1 = np.where(s1 + b1 > 0, 1, -1)
+        p1 = a1.reshape(nb, 14, 2, 14, 2, C1).max(axis=(2, 4))
+        s2 = (im2col(p1.astype(np.float64)) @ w2.astype(np.float64)).reshape(nb, 14, 14, C2)
+        a2 = np.where(s2 + b2 > 0, 1, -1)
+        p2 = a2.reshape(nb, 7, 2, 7, 2, C2).max(axis=(2, 4))
+        f = p2.transpose(0, 3, 1, 2).reshape(nb, -1)
+        out.append((f.astype(np.float64) @ w3.astype(np.float64)).astype(np.float32) + b3)
+    return np.concatenate(out)
+
+
+def write_cnn_onnx(model, path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    (w1, w2, w3), (b1, b2), b3 = model
+    # [9·C, OC] (tap-major) → ONNX's [OC, C, KH, KW].
+    k1 = w1.reshape(3, 3, 1, C1).transpose(3, 2, 0, 1)
+    k2 = w2.reshape(3, 3, C1, C2).transpose(3, 2, 0, 1)
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(k1), "w1"),
+        numpy_helper.from_array(np.ascontiguousarray(k2), "w2"),
+        numpy_helper.from_array(w3, "w3"),
+        numpy_helper.from_array(b1.astype(np.float32).reshape(1, C1, 1, 1), "b1"),
+        numpy_helper.from_array(b2.astype(np.float32).reshape(1, C2, 1, 1), "b2"),
+        numpy_helper.from_array(b3.astype(np.float32), "b3"),
+    ]
+    conv = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    pool2 = dict(kernel_shape=[2, 2], strides=[2, 2])
+    nodes = [helper.make_node("Cast", [f"w{i}"], [f"w{i}f"], to=TensorProto.FLOAT, name=f"cast{i}") for i in (1, 2, 3)]
+    nodes += [
+        helper.make_node("Conv", ["x", "w1f"], ["s1"], name="conv1", **conv),
+        helper.make_node("Add", ["s1", "b1"], ["u1"], name="bn1"),
+        helper.make_node("Sign", ["u1"], ["a1"], name="sign1"),
+        helper.make_node("MaxPool", ["a1"], ["p1"], name="pool1", **pool2),
+        helper.make_node("Conv", ["p1", "w2f"], ["s2"], name="conv2", **conv),
+        helper.make_node("Add", ["s2", "b2"], ["u2"], name="bn2"),
+        helper.make_node("Sign", ["u2"], ["a2"], name="sign2"),
+        helper.make_node("MaxPool", ["a2"], ["p2"], name="pool2", **pool2),
+        helper.make_node("Flatten", ["p2"], ["f"], name="flatten", axis=1),
+        helper.make_node("MatMul", ["f", "w3f"], ["s3"], name="fc3"),
+        helper.make_node("Add", ["s3", "b3"], ["y"], name="out"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "bnn_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="qcc train_bnn.py")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+def main_cnn():
+    rng = np.random.default_rng(SEED)
+    x, y = load_mnist_5k()
+    tr, te = split(y, rng)
+    # The MLP's held-out images (the same seeded split): the test reads them there.
+    held = np.load(os.path.join(OUT, "test_x.npy"))
+    if not np.array_equal(held, x[te]):
+        sys.exit("train_bnn.py cnn: the split differs from testdata/bnn_mlp/test_x.npy")
+    model = train_cnn(x[tr], y[tr], rng)
+    logits = evaluate_cnn(model, x[te])
+    acc = (logits.argmax(1) == y[te]).mean()
+    print(f"held-out accuracy of the binary CNN: {acc * 100:.2f}% on {len(te)} images")
+    os.makedirs(CNN_OUT, exist_ok=True)
+    write_cnn_onnx(model, os.path.join(CNN_OUT, "model.onnx"))
+    np.save(os.path.join(CNN_OUT, "logits.npy"), logits.astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -382,12 +382,12 @@ pub enum Op {
     },
 }
 
-/// Most taps (`KH·KW`) of a [`Op::SignConv`] window: its kernel's per-window
-/// NaN count must stay inside an i32.
+/// Most taps (`KH·KW`) of a [`Op::SignConv`] window: its kernel's window sum
+/// of per-position NaN marks (2^20 each) must stay inside an i32.
 pub const SIGN_CONV_MAX_TAPS: usize = 1024;
 
-/// Largest K of a [`Op::SignMatMul`]: its kernel keeps one row's two sign
-/// masks (K bits each) on the stack.
+/// Largest K of a [`Op::SignMatMul`] (and `C·KH·KW` of a [`Op::SignConv`]):
+/// its kernel's counts, with their NaN mark, stay inside an i32.
 pub const SIGN_MATMUL_MAX_K: usize = 1 << 16;
 
 impl Op {

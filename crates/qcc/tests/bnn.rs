@@ -1,13 +1,14 @@
-//! A trained binary network compiles exactly: `testdata/bnn_mlp/` (made by
-//! `scripts/train_bnn.py`: an MLP on MNIST-5k with ±1 weights and ±1 hidden
-//! activations, BNN-style, exported as float ONNX with `Sign` and
-//! half-integer thresholds) compiled by the `qcc` binary for the 500
-//! held-out images at once (`--input-shape x=500,784`), linked with the C
-//! harness and run: its logits must equal, bit for bit, the training
-//! script's own integer evaluation (`logits.npy`), so its accuracy is the
-//! script's on every image. (Every sum in this network is an integer below
-//! 2^24 and every logit one f32 addition, so exact float code must agree;
-//! the binary kernels to come must too.)
+//! Trained binary networks compile exactly: `testdata/bnn_mlp/` and
+//! `testdata/bnn_cnn/` (made by `scripts/train_bnn.py [cnn]`: an MLP and a
+//! CNN on MNIST-5k with ±1 weights and ±1 hidden activations, BNN-style,
+//! exported as float ONNX with `Sign` and half-integer thresholds, the CNN
+//! pooling its signs) compiled by the `qcc` binary for the 500 held-out
+//! images at once (`--input-shape`), linked with the C harness and run:
+//! their logits must equal, bit for bit, the training script's own integer
+//! evaluation (`logits.npy`), so the accuracy is the script's on every
+//! image. (Every sum in these networks is an integer below 2^24 and every
+//! logit one f32 addition, so exact float code must agree, and the binary
+//! kernels, which count bits, too.)
 
 mod common;
 
@@ -19,7 +20,11 @@ fn dir() -> PathBuf {
 }
 
 fn npy<T: npyz::Deserialize>(name: &str) -> (Vec<u64>, Vec<T>) {
-    let bytes = std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    npy_in(&dir(), name)
+}
+
+fn npy_in<T: npyz::Deserialize>(dir: &std::path::Path, name: &str) -> (Vec<u64>, Vec<T>) {
+    let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let f = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{name}: {e}"));
     let shape = f.shape().to_vec();
     (
@@ -28,22 +33,33 @@ fn npy<T: npyz::Deserialize>(name: &str) -> (Vec<u64>, Vec<T>) {
     )
 }
 
-#[test]
-fn binary_mlp_logits_equal_the_training_scripts() {
+/// Compiles `case` (`testdata/<case>/model.onnx`) for the 500 held-out
+/// images, input `[n, pixel dims…]`, and checks its logits bit for bit
+/// against the case's `logits.npy`; returns the accuracy.
+fn logits_equal_the_training_scripts(case: &str, pixel_dims: &[usize]) -> f64 {
     let (xs, x) = npy::<u8>("test_x.npy");
     let (_, labels) = npy::<i64>("test_y.npy");
-    let (ls, want) = npy::<f32>("logits.npy");
+    let (ls, want) = npy_in::<f32>(
+        &common::repo_root().join("testdata").join(case),
+        "logits.npy",
+    );
     let n = xs[0] as usize;
     assert_eq!((xs[1], ls.as_slice()), (784, &[n as u64, 10][..]));
+    let mut shape = vec![n];
+    shape.extend_from_slice(pixel_dims);
     let input = Tensor::new(
-        vec![n, 784],
+        shape.clone(),
         TensorData::F32(x.iter().map(|&p| p as f32).collect()),
     )
     .expect("input tensor");
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let c = common::compile_and_link(
-        "bnn_mlp",
-        &dir().join("model.onnx"),
-        &["--input-shape".into(), format!("x={n},784")],
+        case,
+        &common::repo_root()
+            .join("testdata")
+            .join(case)
+            .join("model.onnx"),
+        &["--input-shape".into(), format!("x={}", dims.join(","))],
     )
     .expect("compile and link");
     let got =
@@ -57,41 +73,81 @@ fn binary_mlp_logits_equal_the_training_scripts() {
         assert_eq!(
             bits(row),
             bits(want_row),
-            "image {i}: {row:?} vs {want_row:?}"
+            "{case} image {i}: {row:?} vs {want_row:?}"
         );
         let top = (0..10).fold(0, |b, j| if row[j] > row[b] { j } else { b });
         correct += (top as i64 == labels[i]) as usize;
     }
     let acc = correct as f64 / n as f64;
-    eprintln!("binary MLP: {:.2}% of {n} held-out images", acc * 100.0);
+    eprintln!("{case}: {:.2}% of {n} held-out images", acc * 100.0);
+    acc
+}
+
+#[test]
+fn binary_mlp_logits_equal_the_training_scripts() {
+    let acc = logits_equal_the_training_scripts("bnn_mlp", &[784]);
     assert!(acc > 0.9, "accuracy {acc}");
+}
+
+/// The binary CNN reads the MLP's held-out images (the script checks that
+/// its split is the same).
+#[test]
+fn binary_cnn_logits_equal_the_training_scripts() {
+    let acc = logits_equal_the_training_scripts("bnn_cnn", &[1, 28, 28]);
+    assert!(acc > 0.9, "accuracy {acc}");
+}
+
+/// The layers of `case` that hold weights, `(name, op)`, after the pipeline.
+fn weighted_layers(case: &str) -> Vec<(String, &'static str)> {
+    let model = common::repo_root()
+        .join("testdata")
+        .join(case)
+        .join("model.onnx");
+    let mut g = qcc::import(&model, &Default::default()).expect("import");
+    qcc::optimize(&mut g, None).expect("pipeline");
+    g.node_ids()
+        .into_iter()
+        .map(|id| g.node(id))
+        .filter(|n| {
+            matches!(
+                n.op,
+                qcc_ir::Op::SignMatMul { .. }
+                    | qcc_ir::Op::SignConv { .. }
+                    | qcc_ir::Op::MatMul
+                    | qcc_ir::Op::Gemm { .. }
+                    | qcc_ir::Op::Conv(_)
+                    | qcc_ir::Op::ConvClamp { .. }
+            )
+        })
+        .map(|n| (n.name.clone(), n.op.name()))
+        .collect()
+}
+
+/// The CNN's second convolution reads pooled signs: a `SignConv`; its last
+/// layer reads their Flatten: a `SignMatMul`; the first, on raw pixels,
+/// stays a float Conv.
+#[test]
+fn binary_cnn_layers_after_the_first_are_binary() {
+    let ops = weighted_layers("bnn_cnn");
+    let want = [
+        ("conv1", "conv"),
+        ("conv2", "sign_conv"),
+        ("fc3", "sign_matmul"),
+    ];
+    let want: Vec<(String, &str)> = want.iter().map(|(a, b)| (a.to_string(), *b)).collect();
+    assert_eq!(ops, want);
 }
 
 /// `binarize` makes the two layers that read a Sign binary (`SignMatMul`,
 /// weights as bits); the first, on raw pixels, stays a float MatMul.
 #[test]
 fn binary_mlp_hidden_and_last_layers_are_binary() {
-    let mut g = qcc::import(&dir().join("model.onnx"), &Default::default()).expect("import");
-    qcc::optimize(&mut g, None).expect("pipeline");
-    let ops: Vec<(&str, &str)> = g
-        .node_ids()
-        .into_iter()
-        .map(|id| g.node(id))
-        .filter(|n| {
-            matches!(
-                n.op,
-                qcc_ir::Op::SignMatMul { .. } | qcc_ir::Op::MatMul | qcc_ir::Op::Gemm { .. }
-            )
-        })
-        .map(|n| (n.name.as_str(), n.op.name()))
-        .collect();
-    assert_eq!(
-        ops,
-        [
-            ("fc1", "matmul"),
-            ("fc2", "sign_matmul"),
-            ("fc3", "sign_matmul")
-        ],
-        "{ops:?}"
-    );
+    let ops = weighted_layers("bnn_mlp");
+    let want = [
+        ("fc1", "matmul"),
+        ("fc2", "sign_matmul"),
+        ("fc3", "sign_matmul"),
+    ];
+    let want: Vec<(String, &str)> = want.iter().map(|(a, b)| (a.to_string(), *b)).collect();
+    assert_eq!(ops, want);
 }

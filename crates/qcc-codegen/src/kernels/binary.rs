@@ -201,10 +201,8 @@ pub fn emit<'ctx>(
     {
         return Err(cx.unsupported("window past the verifier's bounds"));
     }
-    // +1 weights as bits, `[tap][word][output channel]` (channels padded to
-    // the vector).
-    let (c, taps) = (layer.c, layer.kh * layer.kw);
-    let ocp = layer.oc.next_multiple_of(LANES);
+    // +1 weights as bits, `[tap][word][output channel]`.
+    let (c, taps, ocp) = (layer.c, layer.kh * layer.kw, layer.oc);
     let mut bits = vec![0u64; taps * layer.words * ocp];
     let conv = matches!(node.op, Op::SignConv { .. });
     for o in 0..layer.oc {
@@ -398,6 +396,32 @@ impl<'ctx> Emit<'_, 'ctx> {
         }
     }
 
+    /// `len` (static) weight words from `p` on as a vector, zeros past
+    /// `len` (the table is not padded to whole vectors).
+    fn weights(
+        &self,
+        cx: &KernelCx<'_, 'ctx>,
+        p: PointerValue<'ctx>,
+        len: usize,
+    ) -> CgResult<VectorValue<'ctx>> {
+        let (wdt, wty) = self.word(cx);
+        let vt = wty.vec_type(LANES as u32);
+        if len == LANES {
+            let v = cx.b.build_load(vt, p, "")?;
+            if let Some(i) = v.as_instruction_value() {
+                i.set_alignment(self.l.wbytes() as u32)
+                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
+            }
+            return Ok(v.into_vector_value());
+        }
+        let mut v = vt.const_zero();
+        for lane in 0..len {
+            let e = cx.load(wdt, p, cx.i64(lane as i64))?;
+            v = cx.b.build_insert_element(v, e, cx.i64(lane as i64), "")?;
+        }
+        Ok(v)
+    }
+
     /// Every output of one image from the plane `s` and its counts.
     fn count(
         &self,
@@ -471,7 +495,7 @@ impl<'ctx> Emit<'_, 'ctx> {
                                 let neg = cx.splat(neg, LANES as u32)?;
                                 let wi =
                                     cx.add(cx.add(wrow, cx.mul_c(wd, self.ocp as i64)?)?, o0)?;
-                                let wv = load_v(cx, cx.gep(wdt, self.wt, wi)?)?;
+                                let wv = self.weights(cx, cx.gep(wdt, self.wt, wi)?, len)?;
                                 let m = cx.b.build_xor(cx.b.build_and(nz, wv, "")?, neg, "")?;
                                 let pc = cx
                                     .call_intrinsic("llvm.ctpop", &[vt.into()], &[m.into()])?

@@ -58,7 +58,13 @@ impl<'ctx> ConstB<'ctx> {
         alpha: f32,
         bias: Option<&[f32]>,
     ) -> ConstB<'ctx> {
-        let ukr = F32Ukr::for_target(simd, ALayout::Strided, m);
+        // No wider than N needs: a 10-column layer on a 1-row tile widened
+        // to 64 columns would pad its panels 6.4× (flash and work).
+        let wide = F32Ukr::for_target(simd, ALayout::Strided, m);
+        let ukr = F32Ukr {
+            nr: wide.nr.min(n.next_multiple_of(wide.lanes())),
+            ..wide
+        };
         let packed = pack_b(b, k, n, rs, cs, ukr.nr, alpha);
         let mut bp = vec![0f32; div_ceil(n, ukr.nr).max(1) * ukr.nr];
         if let Some(v) = bias {
