@@ -220,3 +220,91 @@ fn sign_conv_counts_exactly() {
         sign_conv_case(x, k, s, p, d, 71 + i as u64, true);
     }
 }
+
+/// The counting loop's population count is each target's own: AVX2's
+/// nibble table (`vpshufb`, no `popcnt` instruction it lacks), AVX-512
+/// `vpopcntq` on a core with VPOPCNTDQ, NEON `cnt` on AArch64 and ARMv7,
+/// and plain ALU code on a Cortex-M4 (no vector unit, no library call).
+#[test]
+fn popcount_is_each_targets_own() {
+    let (mut g, x) = graph_with_input(&[1, 64, 6, 6]);
+    let w: Vec<f32> = rand_f32(16 * 64 * 9, 3, -1.0, 1.0)
+        .iter()
+        .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+        .collect();
+    let wc = g.add_const("w", f32_tensor(&[16, 64, 3, 3], w));
+    let conv = qcc_ir::ConvAttrs {
+        strides: vec![1, 1],
+        pads: vec![1, 1, 1, 1],
+        dilations: vec![1, 1],
+        group: 1,
+        output_padding: vec![0, 0],
+    };
+    let y = g
+        .add_node(
+            Op::SignConv {
+                conv,
+                bipolar: false,
+            },
+            "b",
+            vec![ValueId::of(x), ValueId::of(wc)],
+        )
+        .expect("valid");
+    g.add_output("y", ValueId::of(y));
+    let asm_for = |triple: &str, cpu: &str| -> Vec<String> {
+        let opts = qcc_codegen::Options {
+            target: Some(triple.into()),
+            cpu: Some(cpu.into()),
+            emit_asm: true,
+            prefix: "m".into(),
+            ..Default::default()
+        };
+        let asm = qcc_codegen::compile(&g, &opts)
+            .expect("compiles")
+            .asm
+            .expect("asm");
+        // The node's function, label to end.
+        let mut body = vec![];
+        let mut inside = false;
+        for l in asm.lines() {
+            let t = l.trim();
+            if t.ends_with("sign_conv:") {
+                inside = true;
+            } else if inside && t.starts_with(".Lfunc_end") {
+                break;
+            } else if inside && !t.is_empty() && !t.starts_with('.') && !t.ends_with(':') {
+                body.push(t.to_string());
+            }
+        }
+        assert!(!body.is_empty(), "{triple} {cpu}: no sign_conv function");
+        body
+    };
+    let has =
+        |body: &[String], m: &str| body.iter().any(|l| l.split_whitespace().next() == Some(m));
+    let x86 = "x86_64-unknown-linux-gnu";
+    let haswell = asm_for(x86, "haswell");
+    assert!(has(&haswell, "vpshufb"), "{haswell:#?}");
+    assert!(
+        !haswell.iter().any(|l| l.starts_with("vpopcnt")),
+        "{haswell:#?}"
+    );
+    let icelake = asm_for(x86, "icelake-server");
+    assert!(
+        has(&icelake, "vpopcntq") || has(&icelake, "vpopcntd"),
+        "{icelake:#?}"
+    );
+    let a53 = asm_for("aarch64-unknown-linux-gnu", "cortex-a53");
+    assert!(has(&a53, "cnt"), "{a53:#?}");
+    let a8 = asm_for("armv7-unknown-linux-gnueabihf", "cortex-a8");
+    assert!(has(&a8, "vcnt.8"), "{a8:#?}");
+    // No vector count, and no call but the scratch clearing (memset).
+    let m4 = asm_for("thumbv7em-none-eabihf", "cortex-m4");
+    let calls: Vec<&String> = m4
+        .iter()
+        .filter(|l| l.starts_with("bl\t") && !l.contains("mem"))
+        .collect();
+    assert!(
+        calls.is_empty() && !m4.iter().any(|l| l.starts_with("vcnt")),
+        "{calls:#?}"
+    );
+}
