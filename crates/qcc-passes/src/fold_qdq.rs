@@ -10,7 +10,8 @@
 //! pattern `Dequantize → op [→ Relu | Clip] → Quantize` whose kernel exists:
 //! - Conv with an int8 weight → `QConv`; Gemm (`alpha`, no `trans_a`,
 //!   `beta` = 1) and MatMul with an int8 constant B → `QGemm` (a MatMul with
-//!   an A of rank > 2 reads it through i8 reshapes). A weight with zero
+//!   an A of rank > 2 reads it through i8 reshapes; an Add of a constant
+//!   bias after the MatMul, a PyTorch Linear, becomes the QGemm's bias). A weight with zero
 //!   points (uint8, as ONNX Runtime's U8U8 writes it) folds to int8 `q − zp`
 //!   when every such value fits (else the layer stays float); the bias, int32 behind its own scale or float, becomes i32 at
 //!   `s_x·s_w[m]`; the epilogue factor is `s_x·s_w[m]/s_y` and the
@@ -195,6 +196,27 @@ fn dequantized_const(g: &Graph, v: ValueId) -> Option<(Tensor, QParams)> {
 }
 
 /// The one node reading `v` (not a graph output).
+/// When `v` (a MatMul's `[…, N]` output) is only read by an Add of a
+/// constant f32 bias of N values (`[N]` or `[1, N]`): the Add and the bias.
+fn matmul_bias(g: &Graph, v: ValueId) -> Option<(NodeId, ValueId)> {
+    let u = sole_user(g, v)?;
+    let add = g.node(u);
+    if add.op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let b = if add.inputs()[0] == v {
+        add.inputs()[1]
+    } else {
+        add.inputs()[0]
+    };
+    let n = *g.value_type(v).shape.last()?;
+    let t = g.const_value(b)?;
+    let ok = t.as_f32().is_some()
+        && (t.shape() == [n] || t.shape() == [1, n])
+        && add.outputs[0].shape == g.value_type(v).shape;
+    ok.then_some((u, b))
+}
+
 fn sole_user(g: &Graph, v: ValueId) -> Option<NodeId> {
     match g.users(v).as_slice() {
         [(u, _)] if !g.is_output(v) => Some(*u),
@@ -478,7 +500,15 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
     let Some((xq, qx)) = dequantized(g, ins[0]) else {
         return Ok(false);
     };
-    let Some((qnode, qy, act)) = requantized(g, out) else {
+    // A MatMul by a constant weight then the Add of a constant bias (a
+    // PyTorch Linear, as Brevitas and QONNX exports write it): the bias is
+    // the QGemm's, and what is quantized is the Add's output.
+    let linear_bias = match &n.op {
+        Op::MatMul if dequantized(g, ins[1]).is_none() => matmul_bias(g, out),
+        _ => None,
+    };
+    let q_at = linear_bias.map_or(out, |(add, _)| ValueId::of(add));
+    let Some((qnode, qy, act)) = requantized(g, q_at) else {
         return Ok(false);
     };
     let name = n.name.clone();
@@ -575,7 +605,8 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             };
             let a_shape = g.value_type(ins[0]).shape.clone();
             let post = (a_shape.len() != 2).then(|| n.outputs[0].shape.clone());
-            let ins = vec![ins[0], ins[1]];
+            let mut ins = vec![ins[0], ins[1]];
+            ins.extend(linear_bias.map(|(_, b)| b));
             if !gemm(
                 g,
                 &ins,

@@ -10,13 +10,20 @@
 //!   constant scalar from 1 to 24.
 //! - `BipolarQuant(x, scale)`: `y = (x ≥ 0 ? 1 : -1) · scale`.
 //!
-//! On constant weights `constant-fold` then leaves the quantized values
-//! (±scale for bipolar weights, which `binarize` reads as binary).
+//! A `Quant` of at most 8 bits with a constant scale and zero point is read
+//! in the forms a QDQ model imports as (`integer_form`: the weight's
+//! integers behind `Cast · scale`; an 8-bit activation with zero point 0 as
+//! `Quantize` + `Dequantize`), so `fold-qdq` compiles the layers between
+//! them to integer kernels; the values are the float simulation's. Other
+//! quantizers stay the simulation; `constant-fold` computes quantized
+//! weights' floats where no integer kernel reads them (±scale for bipolar
+//! weights, which `binarize` reads as binary).
 
 use super::elementwise::scalar;
 use super::R;
+use crate::error::Problem;
 use crate::node::NodeCx;
-use qcc_ir::{BinaryOp, CompareOp, Op, UnaryOp};
+use qcc_ir::{BinaryOp, CompareOp, DType, Op, QParams, Tensor, TensorData, UnaryOp, ValueId};
 
 /// The domains QONNX's custom ops are exported in.
 pub(crate) fn is_qonnx_domain(domain: &str) -> bool {
@@ -63,6 +70,12 @@ pub(super) fn quant(cx: &mut NodeCx) -> R {
         return Err(cx.err(format!("unsupported attribute rounding_mode='{mode}'")));
     }
     let (lo, hi) = int_range(bits as u32, signed, narrow);
+    if bits <= 8.0 {
+        let full_byte = bits == 8.0 && !narrow;
+        if let Some(v) = integer_form(cx, (x, scale, zeropt), (lo, hi), signed, full_byte)? {
+            return Ok(vec![v]);
+        }
+    }
     let v = cx.add_aux("scaled", Op::Binary(BinaryOp::Div), vec![x, scale])?;
     let v = cx.add_aux("shifted", Op::Binary(BinaryOp::Add), vec![v, zeropt])?;
     let v = cx.add_aux("rounded", Op::Unary(UnaryOp::Round), vec![v])?;
@@ -73,6 +86,95 @@ pub(super) fn quant(cx: &mut NodeCx) -> R {
     )?;
     let v = cx.add_aux("centered", Op::Binary(BinaryOp::Sub), vec![v, zeropt])?;
     Ok(vec![cx.add(Op::Binary(BinaryOp::Mul), vec![v, scale])?])
+}
+
+/// A `Quant` of at most 8 bits with a constant scale and an integer
+/// zero point, in the forms `fold-qdq` compiles to integer kernels, each
+/// computing the float simulation's values to the bit:
+///
+/// - on a constant (a weight): the integers `q = clamp(round(x / scale +
+///   zeropt), lo, hi)`, computed here with the same f32 operations, as an
+///   8-bit constant behind `Cast · scale` (less the zero point) — what a
+///   DequantizeLinear of a weight imports as; per tensor, or per channel
+///   along one axis of the weight. Weights within 4 or 2 bits are then
+///   stored packed by the integer kernels.
+/// - on a run-time value: a whole 8-bit range (`bitwidth` 8, not narrow),
+///   one scale and a zero point of 0 (then `round(x/scale + 0)` is exactly
+///   QuantizeLinear's `round(x/scale) + 0`): `Quantize` then `Dequantize`.
+///
+/// Anything else keeps the float simulation (`None`).
+fn integer_form(
+    cx: &mut NodeCx,
+    (x, scale, zeropt): (ValueId, ValueId, ValueId),
+    (lo, hi): (f32, f32),
+    signed: bool,
+    full_byte: bool,
+) -> Result<Option<ValueId>, Problem> {
+    let konst = |cx: &mut NodeCx, v| cx.imp.const_value(v).ok().flatten();
+    let (Some(st), Some(zt)) = (konst(cx, scale), konst(cx, zeropt)) else {
+        return Ok(None);
+    };
+    let (Some(sv), Some(zv)) = (st.as_f32(), zt.as_f32()) else {
+        return Ok(None);
+    };
+    let &[zp] = zv else { return Ok(None) };
+    let qtype = if signed { DType::I8 } else { DType::U8 };
+    let (tlo, thi) = if signed {
+        (-128.0, 127.0)
+    } else {
+        (0.0, 255.0)
+    };
+    let finite = sv.iter().all(|s| s.is_finite() && *s > 0.0);
+    if !finite || zp.fract() != 0.0 || !(tlo..=thi).contains(&zp) {
+        return Ok(None);
+    }
+    let xty = cx.ty(x);
+    if let Some(xt) = konst(cx, x) {
+        let Some(xv) = xt.as_f32() else {
+            return Ok(None);
+        };
+        // One scale, or one per channel along a single axis of x.
+        let shape = &xty.shape;
+        let channel: Box<dyn Fn(usize) -> usize> = if sv.len() == 1 {
+            Box::new(|_| 0)
+        } else {
+            let ss = st.shape();
+            let big: Vec<usize> = (0..ss.len()).filter(|&i| ss[i] != 1).collect();
+            match big.as_slice() {
+                [a] if ss.len() == shape.len() && ss[*a] == shape[*a] => {
+                    let (dim, inner) = (shape[*a], shape[*a + 1..].iter().product::<usize>());
+                    Box::new(move |i| i / inner.max(1) % dim.max(1))
+                }
+                _ => return Ok(None),
+            }
+        };
+        let q: Vec<f32> = xv
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (w / sv[channel(i)] + zp).round_ties_even().clamp(lo, hi))
+            .collect();
+        let data = if signed {
+            TensorData::I8(q.iter().map(|&v| v as i8).collect())
+        } else {
+            TensorData::U8(q.iter().map(|&v| v as u8).collect())
+        };
+        let t = Tensor::new(shape.clone(), data).ok_or_else(|| cx.err("bad constant"))?;
+        let q = cx.add_const("q", t);
+        let mut v = cx.add_aux("float", Op::Cast { to: DType::F32 }, vec![q])?;
+        if zp != 0.0 {
+            v = cx.add_aux("centered", Op::Binary(BinaryOp::Sub), vec![v, zeropt])?;
+        }
+        return Ok(Some(cx.add(Op::Binary(BinaryOp::Mul), vec![v, scale])?));
+    }
+    if !full_byte || zp != 0.0 || sv.len() != 1 || xty.dtype != DType::F32 {
+        return Ok(None);
+    }
+    let q = QParams {
+        scale: sv[0],
+        zero_point: 0,
+    };
+    let v = cx.add_aux("quantized", Op::Quantize { q, to: qtype }, vec![x])?;
+    Ok(Some(cx.add(Op::Dequantize { q }, vec![v])?))
 }
 
 pub(super) fn bipolar(cx: &mut NodeCx) -> R {
