@@ -787,6 +787,18 @@ def ort_dyn_mlp_u8():
     return ort_dynamic(mlp, weight_type=QuantType.QUInt8)()
 
 
+def ort_dyn_recurrent():
+    """recurrent by onnxruntime's quantize_dynamic: its bidirectional LSTM
+    as com.microsoft.DynamicQuantizeLSTM (int8 weights [dirs, input, 4H],
+    one scale per direction), the Gemm head as DynamicQuantizeLinear +
+    MatMulInteger; the GRU and RNN stay float. 7-bit weights (reduce_range),
+    as for ort_dyn_transformer: with full-range int8 weights onnxruntime's
+    AVX2 kernel saturates pair sums (its LSTM state then differs by 0.34
+    from its own exact integer products)."""
+    from onnxruntime.quantization import QuantType
+    return ort_dynamic(recurrent, weight_type=QuantType.QInt8, reduce_range=True)()
+
+
 def ort_dyn_cnn():
     """small_cnn by onnxruntime's quantize_dynamic: each Conv as
     DynamicQuantizeLinear + ConvInteger (uint8 activations with a run-time
@@ -988,6 +1000,7 @@ CASES = {
     "ort_nbits_transformer_zp": ort_nbits_transformer_zp,
     "matmul_integer_long_k": matmul_integer_long_k,
     "binary_cnn": binary_cnn,
+    "ort_dyn_recurrent": ort_dyn_recurrent,
 }
 
 

@@ -93,18 +93,11 @@ fn unknown_op() {
 /// they are in and what qcc reads instead, at import and in `check`.
 #[test]
 fn quantized_formats_are_named() {
-    let cases = [
-        (
-            "DynamicQuantizeMatMul",
-            "com.microsoft",
-            "dynamically quantized model (quantize_dynamic)",
-        ),
-        (
-            "DynamicQuantizeLSTM",
-            "com.microsoft",
-            "dynamically quantized model (quantize_dynamic)",
-        ),
-    ];
+    let cases = [(
+        "DynamicQuantizeMatMul",
+        "com.microsoft",
+        "dynamically quantized model (quantize_dynamic)",
+    )];
     for (op, domain, kind) in cases {
         let m = model(
             13,
@@ -1185,6 +1178,56 @@ fn qonnx_quant_errors_name_the_node() {
     let msg = case(node("q", "TruncQuant", &["x"], &["y"]).domain(dom), &[8.0]);
     assert!(
         msg.contains("node 'q' (TruncQuant): unsupported op (domain 'qonnx.custom_op.general')"),
+        "{msg}"
+    );
+}
+
+/// DynamicQuantizeLSTM: weights that are not int8/uint8 constants of the
+/// transposed shape, and zero points that differ within a direction (ONNX
+/// Runtime reads one per direction), are errors naming the node.
+#[test]
+fn dynamic_quantize_lstm_errors_name_the_node() {
+    let int8 = |name: &str, dims: &[i64], v: &[i32]| TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(3),
+        int32_data: v.to_vec(),
+        ..Default::default()
+    };
+    let (h, isz) = (2usize, 3usize);
+    let case = |w: TensorProto, wzp: TensorProto| {
+        let ins = ["x", "w", "r", "", "", "", "", "", "ws", "wz", "rs", "rz"];
+        let n = node("q", "DynamicQuantizeLSTM", &ins, &["y"])
+            .domain("com.microsoft")
+            .i("hidden_size", h as i64);
+        let inits = vec![
+            w,
+            int8("r", &[1, h as i64, 4 * h as i64], &[1; 16]),
+            tf32("ws", &[1, 4 * h as i64], &[0.1; 8]),
+            wzp,
+            tf32("rs", &[1], &[0.1]),
+            int8("rz", &[1], &[0]),
+        ];
+        let m = model(
+            14,
+            graph(vec![n], vec![fvi("x", &[2, 1, isz])], vec![out("y")], inits),
+        );
+        import_err(&m)
+    };
+    let w = || int8("w", &[1, isz as i64, 4 * h as i64], &[1; 24]);
+    let msg = case(
+        w(),
+        int8("wz", &[1, 4 * h as i64], &[0, 0, 0, 1, 0, 0, 0, 0]),
+    );
+    assert!(
+        msg.contains("node 'q' (DynamicQuantizeLSTM)")
+            && msg.contains("one zero point per direction"),
+        "{msg}"
+    );
+    let wf = tf32("w", &[1, isz as i64, 4 * h as i64], &[1.0; 24]);
+    let msg = case(wf, int8("wz", &[1, 4 * h as i64], &[0; 8]));
+    assert!(
+        msg.contains("node 'q' (DynamicQuantizeLSTM)") && msg.contains("expected int8 or uint8"),
         "{msg}"
     );
 }

@@ -261,5 +261,6 @@ e2e_cases!(
     ort_nbits_transformer,
     ort_nbits_transformer_zp,
     binary_cnn,
+    ort_dyn_recurrent,
     matmul_integer_long_k
 );

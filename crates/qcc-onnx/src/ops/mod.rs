@@ -133,6 +133,20 @@ pub(crate) const OPS: &[(&str, i64)] = &[
 /// QOperator format's contrib ops): its input count range and attributes.
 pub(crate) const CONTRIB: &[(&str, usize, usize, &[&str])] = &[
     (
+        "DynamicQuantizeLSTM",
+        12,
+        12,
+        &[
+            "activation_alpha",
+            "activation_beta",
+            "activations",
+            "clip",
+            "direction",
+            "hidden_size",
+            "input_forget",
+        ],
+    ),
+    (
         "MatMulNBits",
         3,
         6,
@@ -257,9 +271,10 @@ pub(crate) fn build(cx: &mut NodeCx) -> R {
         "Quant" if qonnx::is_qonnx_domain(cx.node.domain()) => qonnx::quant(cx),
         "BipolarQuant" if qonnx::is_qonnx_domain(cx.node.domain()) => qonnx::bipolar(cx),
         "DequantizeLinear" => quant::dequantize_linear(cx),
-        "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm),
-        "GRU" => rnn::recurrent(cx, rnn::Cell::Gru),
-        "RNN" => rnn::recurrent(cx, rnn::Cell::Rnn),
+        "LSTM" => rnn::recurrent(cx, rnn::Cell::Lstm, false),
+        "DynamicQuantizeLSTM" => rnn::recurrent(cx, rnn::Cell::Lstm, true),
+        "GRU" => rnn::recurrent(cx, rnn::Cell::Gru, false),
+        "RNN" => rnn::recurrent(cx, rnn::Cell::Rnn, false),
         "InstanceNormalization" => nn::instance_norm(cx),
         "LRN" => nn::lrn(cx),
         "Tile" => slicing::tile(cx),
@@ -293,9 +308,7 @@ pub(crate) fn unsupported(op: &str, domain: &str) -> String {
         format!("unsupported op (domain '{domain}')")
     };
     let kind = match op {
-        "DynamicQuantizeLSTM" | "DynamicQuantizeMatMul" if ms => {
-            "dynamically quantized model (quantize_dynamic)"
-        }
+        "DynamicQuantizeMatMul" if ms => "dynamically quantized model (quantize_dynamic)",
         _ if !ms && CONTRIB.iter().any(|c| c.0 == op) => {
             return format!(
                 "{base}: {op} is an ONNX Runtime contrib op, read in domain 'com.microsoft'"

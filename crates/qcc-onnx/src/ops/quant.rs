@@ -22,6 +22,7 @@
 //! to their 4-bit range.
 
 use super::R;
+use crate::error::Problem;
 use crate::node::NodeCx;
 use qcc_ir::quant::QParams;
 use qcc_ir::{DType, Op, Tensor, TensorData};
@@ -425,12 +426,35 @@ pub(super) fn matmul_integer(cx: &mut NodeCx) -> R {
 /// (rounding half to even). An all-zero `x` (scale 0) divides by the
 /// smallest normal float instead, so `y` and the zero point are 0.
 pub(super) fn dynamic_quantize_linear(cx: &mut NodeCx) -> R {
-    use qcc_ir::{BinaryOp as B, ReduceOp, UnaryOp as U};
     let x = cx.input(0)?;
     let ty = cx.ty(x);
     if ty.dtype != DType::F32 {
         return Err(cx.err(format!("input must be float, got {ty}")));
     }
+    let [y, scale, zp] = dynamic_quantize(cx, x, &mut |cx, tag, op, ins| {
+        if tag == "y" {
+            cx.add(op, ins)
+        } else {
+            cx.add_aux(tag, op, ins)
+        }
+    })?;
+    Ok(vec![y, scale, zp])
+}
+
+/// Adds one IR node: `(cx, tag, op, inputs)` (`tag` names it).
+pub(super) type AddNode<'f> =
+    dyn FnMut(&mut NodeCx, &str, Op, Vec<qcc_ir::ValueId>) -> Result<qcc_ir::ValueId, Problem> + 'f;
+
+/// [`dynamic_quantize_linear`]'s arithmetic on the f32 value `x`, each node
+/// added through `add` (tags `max` … `y`): `[y (u8), y_scale, y_zero_point (u8)]`.
+/// DynamicQuantizeLSTM quantizes its GEMMs' inputs with it too.
+pub(super) fn dynamic_quantize(
+    cx: &mut NodeCx,
+    x: qcc_ir::ValueId,
+    add: &mut AddNode,
+) -> Result<[qcc_ir::ValueId; 3], Problem> {
+    use qcc_ir::{BinaryOp as B, ReduceOp, UnaryOp as U};
+    let ty = cx.ty(x);
     let all = |keepdims| Op::Reduce {
         op: ReduceOp::Max,
         axes: (0..ty.rank()).collect(),
@@ -445,26 +469,26 @@ pub(super) fn dynamic_quantize_linear(cx: &mut NodeCx) -> R {
         max: 255.0,
     });
     let zero = scalar(cx, "zero", 0.0)?;
-    let max = cx.add_aux("max", all(false), vec![x])?;
-    let neg = cx.add_aux("neg", Op::Unary(U::Neg), vec![x])?;
-    let neg_min = cx.add_aux("neg_min", all(false), vec![neg])?;
-    let min = cx.add_aux("min", Op::Unary(U::Neg), vec![neg_min])?;
-    let lo = cx.add_aux("lo", Op::Binary(B::Min), vec![min, zero])?;
-    let hi = cx.add_aux("hi", Op::Binary(B::Max), vec![max, zero])?;
-    let range = cx.add_aux("range", Op::Binary(B::Sub), vec![hi, lo])?;
+    let max = add(cx, "max", all(false), vec![x])?;
+    let neg = add(cx, "neg", Op::Unary(U::Neg), vec![x])?;
+    let neg_min = add(cx, "neg_min", all(false), vec![neg])?;
+    let min = add(cx, "min", Op::Unary(U::Neg), vec![neg_min])?;
+    let lo = add(cx, "lo", Op::Binary(B::Min), vec![min, zero])?;
+    let hi = add(cx, "hi", Op::Binary(B::Max), vec![max, zero])?;
+    let range = add(cx, "range", Op::Binary(B::Sub), vec![hi, lo])?;
     let levels = scalar(cx, "levels", 255.0)?;
-    let scale = cx.add_aux("scale", Op::Binary(B::Div), vec![range, levels])?;
+    let scale = add(cx, "scale", Op::Binary(B::Div), vec![range, levels])?;
     let tiny = scalar(cx, "tiny", f32::MIN_POSITIVE)?;
-    let divisor = cx.add_aux("divisor", Op::Binary(B::Max), vec![scale, tiny])?;
-    let q = cx.add_aux("lo_steps", Op::Binary(B::Div), vec![lo, divisor])?;
-    let q = cx.add_aux("zp_real", Op::Unary(U::Neg), vec![q])?;
-    let q = cx.add_aux("zp_clamped", clip.clone(), vec![q])?;
-    let zp = cx.add_aux("zp_float", Op::Unary(U::Round), vec![q])?;
-    let y = cx.add_aux("steps", Op::Binary(B::Div), vec![x, divisor])?;
-    let y = cx.add_aux("rounded", Op::Unary(U::Round), vec![y])?;
-    let y = cx.add_aux("shifted", Op::Binary(B::Add), vec![y, zp])?;
-    let y = cx.add_aux("clamped", clip, vec![y])?;
-    let y = cx.add(Op::Cast { to: DType::U8 }, vec![y])?;
-    let zp = cx.add_aux("zero_point", Op::Cast { to: DType::U8 }, vec![zp])?;
-    Ok(vec![y, scale, zp])
+    let divisor = add(cx, "divisor", Op::Binary(B::Max), vec![scale, tiny])?;
+    let q = add(cx, "lo_steps", Op::Binary(B::Div), vec![lo, divisor])?;
+    let q = add(cx, "zp_real", Op::Unary(U::Neg), vec![q])?;
+    let q = add(cx, "zp_clamped", clip.clone(), vec![q])?;
+    let zp = add(cx, "zp_float", Op::Unary(U::Round), vec![q])?;
+    let y = add(cx, "steps", Op::Binary(B::Div), vec![x, divisor])?;
+    let y = add(cx, "rounded", Op::Unary(U::Round), vec![y])?;
+    let y = add(cx, "shifted", Op::Binary(B::Add), vec![y, zp])?;
+    let y = add(cx, "clamped", clip, vec![y])?;
+    let y = add(cx, "y", Op::Cast { to: DType::U8 }, vec![y])?;
+    let zp = add(cx, "zero_point", Op::Cast { to: DType::U8 }, vec![zp])?;
+    Ok([y, scale, zp])
 }

@@ -11,6 +11,16 @@
 //! edges. `sequence_lens` must be constant and equal to the sequence
 //! length (shorter sequences would need masking); W, R, B and P must be
 //! constants.
+//!
+//! ONNX Runtime's `com.microsoft.DynamicQuantizeLSTM` (what `quantize_dynamic`
+//! makes of an LSTM) is the same cell with int8/uint8 weights `W [dirs,
+//! input, 4H]` and `R [dirs, H, 4H]` (already transposed) and their scales:
+//! each of its two products quantizes its float operand at run time, as
+//! ONNX Runtime's quantized GEMM does (the input projection once for the
+//! whole sequence, `H·R` at every step): `DynamicQuantizeLinear` (its u8
+//! range over the whole operand), `MatMulInteger` against the weights, then
+//! `f32(acc) · (a_scale · w_scale)`; the step adds `X·W + H·R`, then the
+//! biases, in ONNX Runtime's order.
 
 use super::R;
 use crate::error::Problem;
@@ -123,6 +133,93 @@ fn weights(cx: &mut NodeCx, i: usize, what: &str, shape: &[usize]) -> Result<Vec
     Ok(t.to_f32_vec())
 }
 
+/// A DynamicQuantizeLSTM weight of one direction: its integers `[rows,
+/// cols]`, zero point and scale (one, or one per column) as IR constants.
+struct QWeight {
+    q: ValueId,
+    zp: ValueId,
+    scale: ValueId,
+}
+
+/// The quantized weight at input `i` (`[dirs, rows, cols]`, int8 or uint8)
+/// with its scale and zero point at inputs `si`, `si + 1` (`[dirs]` or
+/// `[dirs, cols]`), per direction. One zero point per direction: ONNX
+/// Runtime's kernel reads only the first of a direction's.
+fn qweights(
+    cx: &mut NodeCx,
+    (i, si): (usize, usize),
+    what: &str,
+    (dirs, rows, cols): (usize, usize, usize),
+) -> Result<Vec<QWeight>, Problem> {
+    let t = cx
+        .const_input(i, what)?
+        .ok_or_else(|| cx.err(format!("required input '{what}' is missing")))?;
+    let dt = t.dtype();
+    if t.shape() != [dirs, rows, cols] || !matches!(dt, DType::I8 | DType::U8) {
+        return Err(cx.err(format!(
+            "input '{what}' is {}, expected int8 or uint8 [{dirs},{rows},{cols}]",
+            t.ty()
+        )));
+    }
+    let scale_name = format!("{what}_scale");
+    let s = cx
+        .const_input(si, &scale_name)?
+        .ok_or_else(|| cx.err(format!("required input '{scale_name}' is missing")))?;
+    let per_col = s.shape() == [dirs, cols];
+    if s.dtype() != DType::F32 || !(s.shape() == [dirs] || per_col) {
+        return Err(cx.err(format!(
+            "input '{scale_name}' is {}, expected f32 [{dirs}] or [{dirs},{cols}]",
+            s.ty()
+        )));
+    }
+    let zp_name = format!("{what}_zero_point");
+    let z = match cx.const_input(si + 1, &zp_name)? {
+        Some(z) if z.dtype() == dt && z.shape() == s.shape() => z.to_i64_vec().unwrap_or_default(),
+        Some(z) => {
+            return Err(cx.err(format!(
+                "input '{zp_name}' is {}, expected {} of {}'s shape",
+                z.ty(),
+                dt.name(),
+                scale_name
+            )))
+        }
+        None => vec![0; s.numel()],
+    };
+    let (q, sv) = (t.to_i64_vec().unwrap_or_default(), s.to_f32_vec());
+    let per = s.numel() / dirs;
+    let int = |cx: &mut NodeCx, tag: &str, shape: Vec<usize>, v: &[i64]| {
+        let data = match dt {
+            DType::I8 => qcc_ir::TensorData::I8(v.iter().map(|&x| x as i8).collect()),
+            _ => qcc_ir::TensorData::U8(v.iter().map(|&x| x as u8).collect()),
+        };
+        let t = Tensor::new(shape, data).ok_or_else(|| cx.err("bad constant"))?;
+        Ok::<_, Problem>(cx.add_const(tag, t))
+    };
+    let mut out = vec![];
+    for d in 0..dirs {
+        let zd = &z[d * per..(d + 1) * per];
+        if zd.iter().any(|&v| v != zd[0]) {
+            return Err(cx.err(format!(
+                "input '{zp_name}' differs across the columns of direction {d}: \
+                 ONNX Runtime reads one zero point per direction"
+            )));
+        }
+        let qd = int(
+            cx,
+            &format!("{what}_q{d}"),
+            vec![rows, cols],
+            &q[d * rows * cols..(d + 1) * rows * cols],
+        )?;
+        let zp = int(cx, &format!("{what}_zp{d}"), vec![], &zd[..1])?;
+        let shape = if per_col { vec![cols] } else { vec![] };
+        let st = Tensor::from_f32(shape, sv[d * per..(d + 1) * per].to_vec())
+            .ok_or_else(|| cx.err("bad constant"))?;
+        let scale = cx.add_const(&format!("{what}_scale{d}"), st);
+        out.push(QWeight { q: qd, zp, scale });
+    }
+    Ok(out)
+}
+
 /// Adds IR nodes for one recurrent op, each named `<node>/<tag>…`.
 struct Unroll<'c, 'a, 'm> {
     cx: &'c mut NodeCx<'a, 'm>,
@@ -202,6 +299,20 @@ impl Unroll<'_, '_, '_> {
         }
     }
 
+    /// `a @ w` for a DynamicQuantizeLSTM weight: `a` quantized at run time
+    /// (DynamicQuantizeLinear), the integer product, scaled back to f32.
+    fn qmatmul(&mut self, a: ValueId, w: &QWeight) -> Result<ValueId, Problem> {
+        let Unroll { cx, n } = self;
+        let [aq, s, z] = super::quant::dynamic_quantize(cx, a, &mut |cx, tag, op, ins| {
+            *n += 1;
+            cx.add_aux(&format!("q{tag}{n}"), op, ins)
+        })?;
+        let acc = self.op("m", Op::MatMulInteger, vec![aq, w.q, z, w.zp])?;
+        let f = self.op("f", Op::Cast { to: DType::F32 }, vec![acc])?;
+        let factor = self.bin(BinaryOp::Mul, s, w.scale)?;
+        self.bin(BinaryOp::Mul, f, factor)
+    }
+
     /// `a @ wᵀ (+ bias)` for a constant `w` `[rows, a's width]`.
     fn gemm_t(
         &mut self,
@@ -221,7 +332,9 @@ impl Unroll<'_, '_, '_> {
     }
 }
 
-pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
+/// LSTM, GRU or RNN; with `quantized`, ONNX Runtime's DynamicQuantizeLSTM
+/// (see the module docs).
+pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell, quantized: bool) -> R {
     let x = cx.input(0)?;
     let xt = cx.ty(x);
     if xt.dtype != DType::F32 || xt.rank() != 3 {
@@ -243,13 +356,15 @@ pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
     let wt = cx
         .const_input(1, "W")?
         .ok_or_else(|| cx.err("required input 'W' is missing"))?;
-    if wt.shape().len() != 3 || wt.shape()[0] != dirs || wt.shape()[1] % g != 0 {
+    // The gates' axis: 1 (`[dirs, 4H, input]`), or 2 when quantized.
+    let gate_axis = if quantized { 2 } else { 1 };
+    if wt.shape().len() != 3 || wt.shape()[0] != dirs || wt.shape()[gate_axis] % g != 0 {
         return Err(cx.err(format!(
             "input 'W' {} does not fit {dirs} direction(s)",
             wt.ty()
         )));
     }
-    let h = wt.shape()[1] / g;
+    let h = wt.shape()[gate_axis] / g;
     if let Some(hs) = cx.attr(cx.attrs.int("hidden_size"))? {
         if hs as usize != h {
             return Err(cx.err(format!("hidden_size={hs} but W holds {h} per gate")));
@@ -258,8 +373,18 @@ pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
     if seq == 0 || batch == 0 || h == 0 {
         return Err(cx.err("empty sequence, batch or hidden state"));
     }
-    let w = weights(cx, 1, "W", &[dirs, g * h, isz])?;
-    let r = weights(cx, 2, "R", &[dirs, g * h, h])?;
+    let (w, r, qw) = if quantized {
+        let qx = qweights(cx, (1, 8), "W", (dirs, isz, g * h))?;
+        let qh = qweights(cx, (2, 10), "R", (dirs, h, g * h))?;
+        (
+            vec![0.0; dirs * g * h * isz],
+            vec![0.0; dirs * g * h * h],
+            Some((qx, qh)),
+        )
+    } else {
+        let w = weights(cx, 1, "W", &[dirs, g * h, isz])?;
+        (w, weights(cx, 2, "R", &[dirs, g * h, h])?, None)
+    };
     let b = if cx.has_input(3) {
         weights(cx, 3, "B", &[dirs, 2 * g * h])?
     } else {
@@ -363,7 +488,10 @@ pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
             })
             .collect();
         let bias = u.konst("b", vec![gh], bias)?;
-        let xw = u.gemm_t(x2, wd, Some(bias))?;
+        let xw = match &qw {
+            Some((qx, _)) => u.qmatmul(x2, &qx[d])?,
+            None => u.gemm_t(x2, wd, Some(bias))?,
+        };
         let xw = u.reshape(xw, vec![seq, batch, gh])?;
         let rd = &r[d * gh * h..(d + 1) * gh * h];
         let a = &acts[d * per..(d + 1) * per];
@@ -407,7 +535,10 @@ pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
         for step in 0..seq {
             let t = if reverse { seq - 1 - step } else { step };
             let xt = u.index0(xw, t)?;
-            let hr = u.gemm_t(hp, r_all, None)?;
+            let hr = match &qw {
+                Some((_, qh)) => u.qmatmul(hp, &qh[d])?,
+                None => u.gemm_t(hp, r_all, None)?,
+            };
             let width = if cell == Cell::Gru { 2 * h } else { gh };
             let xa = if cell == Cell::Gru {
                 u.cols(xt, 0, width)?
@@ -415,6 +546,10 @@ pub(super) fn recurrent(cx: &mut NodeCx, cell: Cell) -> R {
                 xt
             };
             let mut pre = u.bin(BinaryOp::Add, xa, hr)?;
+            if qw.is_some() {
+                // ONNX Runtime's order: (X·W + H·R) + the biases.
+                pre = u.bin(BinaryOp::Add, pre, bias)?;
+            }
             if let Some(c) = clip {
                 pre = u.op("c", Op::Unary(UnaryOp::Clip { min: -c, max: c }), vec![pre])?;
             }
