@@ -933,7 +933,8 @@ def binary_cnn():
     weights that are all ±1 reading a Sign (zeros in the input give Sign 0),
     a MaxPool of Signs, a 2-word channel count (70 > 64), asymmetric pads
     with stride 2, dilation with QONNX's bipolar sign `Where(u ≥ 0, 1, -1)`,
-    and a Flatten of pooled Signs into a MatMul by ±1 weights. Every output
+    a Flatten of pooled Signs into a MatMul by ±1 weights, and XNOR-Net's
+    ±α weights (α per output channel). Every output
     is an integer sum, exact in float32: tolerance 0."""
     b = Builder(seed=61)
     r = b.rng
@@ -957,10 +958,13 @@ def binary_cnn():
     ge = b.op("GreaterOrEqual", [c2, b.const("zero", np.float32(0))])
     q = b.op("Where", [ge, b.const("one", np.float32(1)), b.const("minus_one", np.float32(-1))])
     b.op("Conv", [q, pm1((10, 24, 2, 2))], out="y3", kernel_shape=[2, 2], dilations=[2, 2])
+    # XNOR-Net's scaled weights: ±α per output channel (powers of two).
+    alpha = b.const("alpha", np.array([1, 0.5, 2, 0.25, 1, 4], np.float32).reshape(6, 1, 1, 1))
+    b.op("Conv", [p1, b.op("Mul", [pm1((6, 40, 1, 1)), alpha])], out="y5", kernel_shape=[1, 1])
     f = b.op("Flatten", [p1], axis=1)
     b.op("MatMul", [f, pm1((40 * 6 * 6, 10))], out="y4")
     outs = [f32("y0", [2, 8, 12, 12]), f32("y1", [2, 40, 12, 12]), f32("y2", [2, 24, 3, 3]),
-            f32("y3", [2, 10, 1, 1]), f32("y4", [2, 10])]
+            f32("y3", [2, 10, 1, 1]), f32("y4", [2, 10]), f32("y5", [2, 6, 6, 6])]
     m = b.model("binary_cnn", [f32("x", [2, 3, 12, 12])], outs, 13)
     x = r.standard_normal((2, 3, 12, 12)).astype(np.float32)
     x[r.random(x.shape) < 0.2] = 0.0

@@ -49,10 +49,17 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
             };
             g.set_input(id, 0, u);
             g.set_input(id, 1, w);
-            if factor != 1.0 {
-                // ±s·(±α) products: the count times s·α.
+            if factor.iter().any(|&f| f != 1.0) {
+                // ±s·(±α) products: the count times s·α (α per output
+                // channel: along axis 1 of a convolution's output, the last
+                // of a product's).
                 let out = ValueId::of(id);
-                let f = Tensor::from_f32(vec![], vec![factor]).ok_or_else(|| fail("scalar"))?;
+                let shape = match (factor.len(), g.node(id).op.clone()) {
+                    (1, _) => vec![],
+                    (n, Op::SignConv { .. }) => vec![1, n, 1, 1],
+                    (n, _) => vec![n],
+                };
+                let f = Tensor::from_f32(shape, factor).ok_or_else(|| fail("factor"))?;
                 let fc = ValueId::of(g.add_const(format!("{name}/factor"), f));
                 let m = g
                     .add_node(
@@ -89,7 +96,8 @@ struct Layer {
     u: ValueId,
     bipolar: bool,
     w: Weights,
-    factor: f32,
+    /// `s·α`: one, or one per output channel.
+    factor: Vec<f32>,
     /// A convolution's attributes (`SignConv`), or `None` (`SignMatMul`).
     conv: Option<ConvAttrs>,
 }
@@ -170,11 +178,18 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
     {
         return None;
     }
-    // Weights ±α (α = 1 for ONNX Sign layers; a power of two keeps the
-    // product exact: the float MatMul's sums of ±s·α are then exact too).
-    let alpha = plus_minus(v, s)?;
-    let factor = s * alpha;
-    if !trans_b && alpha == 1.0 {
+    // Weights ±α per column (α = 1 for ONNX Sign layers; powers of two keep
+    // the product exact: the float MatMul's sums of ±s·α are then exact too).
+    let at = |i: usize| {
+        if trans_b {
+            v[(i % nn) * k + i / nn]
+        } else {
+            v[i]
+        }
+    };
+    let alpha = plus_minus(k * nn, nn, |i| (at(i), i % nn), s)?;
+    let factor = scaled_by(&alpha, s);
+    if !trans_b && alpha.iter().all(|&a| a == 1.0) {
         return Some(Layer {
             u,
             bipolar,
@@ -183,9 +198,7 @@ fn matches(g: &Graph, id: NodeId) -> Option<Layer> {
             conv: None,
         });
     }
-    let t: Vec<f32> = (0..k * nn)
-        .map(|i| if trans_b { v[(i % nn) * k + i / nn] } else { v[i] } / alpha)
-        .collect();
+    let t: Vec<f32> = (0..k * nn).map(|i| at(i) / alpha[i % nn]).collect();
     let w = Weights::New(Tensor::from_f32(vec![k, nn], t)?);
     Some(Layer {
         u,
@@ -202,15 +215,38 @@ fn sign_input(g: &Graph, a: ValueId) -> Option<(ValueId, bool, f32)> {
     sign_of(g, a).or_else(|| sign_valued(g, a).map(|s| (a, false, s)))
 }
 
-/// α when the weights `v` are all ±α (α = 1 for ONNX Sign layers; α and the
-/// input's scale `s` powers of two otherwise, so the float sums of ±s·α
-/// products are exact too).
-fn plus_minus(v: &[f32], s: f32) -> Option<f32> {
-    let alpha = v.first()?.abs();
+/// `α[c]` per output channel when the `len` weights (`weight(i)` gives the
+/// i-th and its channel, of `channels`) are all ±α[c] (α = 1 for ONNX Sign
+/// layers; every α and the input's scale `s` powers of two otherwise, so the
+/// float sums of ±s·α products are exact too; XNOR-Net's per-channel α).
+fn plus_minus(
+    len: usize,
+    channels: usize,
+    weight: impl Fn(usize) -> (f32, usize),
+    s: f32,
+) -> Option<Vec<f32>> {
+    let mut alpha = vec![f32::NAN; channels];
+    for i in 0..len {
+        let (x, c) = weight(i);
+        if alpha[c].is_nan() {
+            alpha[c] = x.abs();
+        }
+        if x != alpha[c] && x != -alpha[c] {
+            return None;
+        }
+    }
     let pow2 = qcc_ir::quant::is_power_of_two;
-    let scaled = alpha != 1.0 || s != 1.0;
-    (!v.iter().any(|&x| x != alpha && x != -alpha) && (!scaled || (pow2(alpha) && pow2(s))))
-        .then_some(alpha)
+    let plain = s == 1.0 && alpha.iter().all(|&a| a == 1.0);
+    (plain || (pow2(s) && alpha.iter().all(|&a| pow2(a)))).then_some(alpha)
+}
+
+/// `s·α`, one value when every channel has the same α.
+fn scaled_by(alpha: &[f32], s: f32) -> Vec<f32> {
+    if alpha.iter().all(|&a| a == alpha[0]) {
+        vec![s * alpha[0]]
+    } else {
+        alpha.iter().map(|a| s * a).collect()
+    }
 }
 
 /// A Conv (2-D, one group, no bias) reading a sign by ±α weights: the
@@ -234,18 +270,23 @@ fn conv_layer(g: &Graph, id: NodeId, c: &ConvAttrs) -> Option<Layer> {
     {
         return None;
     }
-    let alpha = plus_minus(v, s)?;
-    let w = if alpha == 1.0 {
+    let per = ci * taps;
+    let alpha = plus_minus(v.len(), w.shape()[0], |i| (v[i], i / per), s)?;
+    let w = if alpha.iter().all(|&a| a == 1.0) {
         Weights::AsIs(b)
     } else {
-        let t = v.iter().map(|x| x / alpha).collect();
+        let t = v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x / alpha[i / per])
+            .collect();
         Weights::New(Tensor::from_f32(w.shape().to_vec(), t)?)
     };
     Some(Layer {
         u,
         bipolar,
         w,
-        factor: s * alpha,
+        factor: scaled_by(&alpha, s),
         conv: Some(c.clone()),
     })
 }

@@ -234,3 +234,33 @@ fn conv_of_signs_becomes_sign_conv() {
         assert!(ops(&b).contains(&"conv"));
     }
 }
+
+/// XNOR-Net's scaled binary weights: ±α per output channel (powers of two,
+/// so the float sums are exact) become a `SignConv` by the ±1 weights times
+/// α per channel; an α that is not a power of two is no binary layer.
+#[test]
+fn per_channel_alpha_scales_the_counts() {
+    let alphas = [1.0f32, 0.5, 4.0];
+    let w: Vec<f32> = pm(81)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * alphas[i / 27])
+        .collect();
+    let g = conv_layer(w.clone(), true, false, 1);
+    let want = run_conv(&g);
+    let (changed, b) = binarized(g);
+    assert!(changed);
+    assert_eq!(ops(&b), ["sign", "max_pool", "sign_conv", "mul"]);
+    assert_eq!(run_conv(&b), want);
+    let mut odd = w;
+    odd[30] *= 0.3 / 0.5; // channel 1 now mixes 0.5 and 0.3
+    let (changed, _) = binarized(conv_layer(odd, true, false, 1));
+    assert!(!changed);
+    let third: Vec<f32> = pm(81)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * if i / 27 == 2 { 0.3 } else { 1.0 })
+        .collect();
+    let (changed, _) = binarized(conv_layer(third, true, false, 1));
+    assert!(!changed);
+}
