@@ -604,6 +604,21 @@ def ort_qdq_cnn_u8u8():
     return ort_quantized(small_cnn, per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)()
 
 
+def ort_qdq_cnn_u8u8_pt():
+    """small_cnn by onnxruntime's quantize_static with per-tensor uint8
+    weights (U8U8, per_channel=False): their zero points (105…139) leave
+    9-bit values `q - zp`, which qcc splits into two int8 halves."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(small_cnn, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)()
+
+
+def ort_qdq_mlp_u8u8_pt():
+    """mlp by onnxruntime's quantize_static with per-tensor uint8 weights
+    (U8U8): Gemms whose 9-bit weights run as two int8 halves."""
+    from onnxruntime.quantization import QuantType
+    return ort_quantized(mlp, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)()
+
+
 def ort_qdq_mlp_u8s8():
     """mlp by onnxruntime's quantize_static: uint8 activations and
     per-tensor int8 weights (U8S8; onnxruntime 1.22's per-channel Gemm
@@ -1005,6 +1020,8 @@ CASES = {
     "matmul_integer_long_k": matmul_integer_long_k,
     "binary_cnn": binary_cnn,
     "ort_dyn_recurrent": ort_dyn_recurrent,
+    "ort_qdq_cnn_u8u8_pt": ort_qdq_cnn_u8u8_pt,
+    "ort_qdq_mlp_u8u8_pt": ort_qdq_mlp_u8u8_pt,
 }
 
 

@@ -11,9 +11,11 @@
 //! - Conv with an int8 weight → `QConv`; Gemm (`alpha`, no `trans_a`,
 //!   `beta` = 1) and MatMul with an int8 constant B → `QGemm` (a MatMul with
 //!   an A of rank > 2 reads it through i8 reshapes; an Add of a constant
-//!   bias after the MatMul, a PyTorch Linear, becomes the QGemm's bias). A weight with zero
-//!   points (uint8, as ONNX Runtime's U8U8 writes it) folds to int8 `q − zp`
-//!   when every such value fits (else the layer stays float); the bias, int32 behind its own scale or float, becomes i32 at
+//!   bias after the MatMul, a PyTorch Linear, becomes the QGemm's bias). A
+//!   uint8 weight whose zero point leaves 9-bit values is split into two
+//!   int8 halves, the layer reading its input twice along K (`Halves`). A weight with zero
+//!   points (uint8, as ONNX Runtime's U8U8 writes it) folds to the
+//!   integers `q − zp` (else, past 9 bits, the layer stays float); the bias, int32 behind its own scale or float, becomes i32 at
 //!   `s_x·s_w[m]`; the epilogue factor is `s_x·s_w[m]/s_y` and the
 //!   activation is the epilogue's clamp.
 //! - MatMul of two dequantized run-time values (attention's products) →
@@ -317,13 +319,64 @@ fn scaled(g: &Graph, v: ValueId) -> Option<Scaled> {
     })
 }
 
+/// A weight as int8: its values, or two int8 halves `a + b` of them when
+/// some need 9 bits (a uint8 weight whose zero point is far from 128: ONNX
+/// Runtime's per-tensor U8U8 writes 105…139). With halves the layer reads
+/// its input twice (concatenated along K) against `[a | b]`: the same exact
+/// integer sum, twice the work, no kernel that needs a weight zero point.
+#[derive(Clone, Debug, PartialEq)]
+struct Halves {
+    a: Vec<i8>,
+    b: Option<Vec<i8>>,
+}
+
+impl Halves {
+    /// `v` within int8, or as `clamp(v, -128, 127)` plus the rest (within
+    /// int8 for every `v` in -256..=254); `None` past that.
+    fn of(v: &[i32]) -> Option<Halves> {
+        if let Some(a) = v.iter().map(|&x| i8::try_from(x).ok()).collect() {
+            return Some(Halves { a, b: None });
+        }
+        let a: Vec<i8> = v.iter().map(|&x| x.clamp(-128, 127) as i8).collect();
+        let b = v
+            .iter()
+            .zip(&a)
+            .map(|(&x, &h)| i8::try_from(x - h as i32).ok())
+            .collect::<Option<Vec<i8>>>()?;
+        Some(Halves { a, b: Some(b) })
+    }
+
+    /// Both halves through `f` (a transposition).
+    fn map(self, f: impl Fn(&[i8]) -> Vec<i8>) -> Halves {
+        Halves {
+            a: f(&self.a),
+            b: self.b.as_deref().map(f),
+        }
+    }
+
+    /// The weight the layer reads: `a`, or `rows` rows of `a` then of `b`
+    /// per block of `block` values (a conv's output channel, or all of a
+    /// GEMM's `[K, N]`).
+    fn joined(&self, block: usize) -> Vec<i8> {
+        let Some(b) = &self.b else {
+            return self.a.clone();
+        };
+        let block = block.max(1);
+        self.a
+            .chunks(block)
+            .zip(b.chunks(block))
+            .flat_map(|(x, y)| x.iter().chain(y).copied())
+            .collect()
+    }
+}
+
 /// An 8-bit weight whose channels run along `axis` (a per-tensor scale is
-/// repeated): its values less their zero points, as int8, and one scale per
-/// channel. The real weight is `scale · (q - zero_point)`, so a uint8 weight
-/// (ONNX Runtime's U8U8: zero point 127 or 128 per channel) or an int8 one
-/// with a zero point is exact as the int8 `q - zero_point` when every such
-/// value fits; when one does not, `None` (the layer stays float).
-fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Vec<i8>, Vec<f32>)> {
+/// repeated): its values less their zero points, as int8 [`Halves`], and
+/// one scale per channel. The real weight is `scale · (q - zero_point)`, so
+/// a uint8 weight (ONNX Runtime's U8U8) or an int8 one with a zero point is
+/// exact as the integers `q - zero_point`; `None` when one of them needs
+/// more than [`Halves`] holds (the layer stays float).
+fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Halves, Vec<f32>)> {
     let w = scaled(g, v)?;
     if w.axis.is_some_and(|a| a != axis) || axis >= w.shape.len() {
         return None;
@@ -334,13 +387,13 @@ fn weight(g: &Graph, v: ValueId, axis: usize) -> Option<(Vec<i8>, Vec<f32>)> {
         _ => return None,
     };
     let (dim, inner) = (w.shape[axis], w.shape[axis + 1..].iter().product::<usize>());
-    let data = q
+    let data: Vec<i32> = q
         .iter()
         .enumerate()
-        .map(|(i, &x)| i8::try_from(x - w.zero(i / inner.max(1) % dim.max(1))).ok())
-        .collect::<Option<Vec<i8>>>()?;
+        .map(|(i, &x)| x - w.zero(i / inner.max(1) % dim.max(1)))
+        .collect();
     let scales = (0..dim).map(|m| w.scale(m)).collect();
-    Some((data, scales))
+    Some((Halves::of(&data)?, scales))
 }
 
 /// The bias `v` (`channels` values, or one) as i32 at the accumulator's
@@ -514,9 +567,13 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
     let name = n.name.clone();
     match &n.op {
         Op::Conv(conv) => {
-            let Some((w, sw)) = weight(g, ins[1], 0) else {
+            let Some((halves, sw)) = weight(g, ins[1], 0) else {
                 return Ok(false);
             };
+            let mut w_shape = g.value_type(ins[1]).shape.clone();
+            let twice = halves.b.is_some();
+            let per_channel = w_shape[1..].iter().product::<usize>();
+            let w = halves.joined(per_channel);
             let acc: Vec<f64> = sw.iter().map(|&s| qx.scale as f64 * s as f64).collect();
             let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
                 return Ok(false);
@@ -527,7 +584,24 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             if check_accumulator(&w, &b, acc.len(), Layout::Rows).is_err() {
                 return Ok(false);
             }
-            let w_shape = g.value_type(ins[1]).shape.clone();
+            let mut x_in = xq;
+            if twice {
+                // Both halves: each group's input channels twice, weights
+                // `[a | b]` per output channel.
+                w_shape[1] *= 2;
+                let xs = g.value_type(xq).shape.clone();
+                let groups = conv.group.max(1);
+                let mut split = vec![xs[0], groups, xs[1] / groups];
+                split.extend_from_slice(&xs[2..]);
+                let mut joined = xs.clone();
+                joined[1] *= 2;
+                let r = Op::Reshape { shape: split };
+                let x5 = add_q(g, r, format!("{name}/input_groups"), vec![xq], qx)?;
+                let cat = Op::Concat { axis: 2 };
+                let x5 = add_q(g, cat, format!("{name}/input_twice"), vec![x5, x5], qx)?;
+                let r = Op::Reshape { shape: joined };
+                x_in = add_q(g, r, format!("{name}/input_both"), vec![x5], qx)?;
+            }
             let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w))?;
             let bc = constant(
                 g,
@@ -541,7 +615,7 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
                 epi,
                 to: DType::I8,
             };
-            replace(g, qnode, op, name, vec![xq, wc, bc], qy)?;
+            replace(g, qnode, op, name, vec![x_in, wc, bc], qy)?;
         }
         Op::Gemm {
             alpha,
@@ -556,9 +630,11 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             };
             let (k, cols) = (bs[1 - axis], bs[axis]);
             let w = if *trans_b {
-                (0..k * cols)
-                    .map(|i| w[(i % cols) * k + i / cols])
-                    .collect()
+                w.map(|w| {
+                    (0..k * cols)
+                        .map(|i| w[(i % cols) * k + i / cols])
+                        .collect()
+                })
             } else {
                 w
             };
@@ -786,16 +862,21 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
 /// the `[k, n]` int8 weight `w` with accumulator scales `acc` and the bias
 /// `ins[2]`, written with `qy` by the epilogue `epi` in place of `qnode`; an
 /// A of rank > 2 goes through i8 reshapes to 2-D and back to `post`.
+/// The QGemm of `xq` (`[…, k]`) by the `[k, cols]` weight halves `w` (with
+/// two halves, A is read twice along K against `[a; b]`).
 fn gemm(
     g: &mut Graph,
     ins: &[ValueId],
     qnode: NodeId,
     (xq, qx, qy, epi): (ValueId, QParams, QParams, Epilogue),
-    (w, k, acc): (Vec<i8>, usize, Vec<f64>),
+    (w, k, acc): (Halves, usize, Vec<f64>),
     post: Option<Vec<usize>>,
     name: String,
 ) -> Result<bool, PassError> {
     let cols = acc.len();
+    let twice = w.b.is_some();
+    let w = w.joined(k * cols);
+    let k_w = if twice { 2 * k } else { k };
     if let Some(c) = ins.get(2) {
         let t = g.value_type(*c);
         if t.numel() != 1 && t.shape.last() != Some(&cols) {
@@ -812,7 +893,7 @@ fn gemm(
     let wc = constant(
         g,
         format!("{name}/weight_q"),
-        vec![k, cols],
+        vec![k_w, cols],
         TensorData::I8(w),
     )?;
     let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b))?;
@@ -825,6 +906,10 @@ fn gemm(
             g.add_node(r, format!("{name}/input0"), vec![a])
                 .map_err(|e| fail(format!("internal: {e}")))?,
         );
+    }
+    if twice {
+        let cat = Op::Concat { axis: 1 };
+        a = add_q(g, cat, format!("{name}/input_twice"), vec![a, a], qx)?;
     }
     let op = Op::QGemm {
         a_zero_point: qx.zero_point,

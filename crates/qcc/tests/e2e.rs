@@ -262,5 +262,7 @@ e2e_cases!(
     ort_nbits_transformer_zp,
     binary_cnn,
     ort_dyn_recurrent,
+    ort_qdq_cnn_u8u8_pt,
+    ort_qdq_mlp_u8u8_pt,
     matmul_integer_long_k
 );

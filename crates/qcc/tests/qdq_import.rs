@@ -22,6 +22,8 @@ const CASES: &[(&str, usize)] = &[
     ("ort_qdq_cnn_s8s8", 5),
     ("ort_qdq_cnn_u8s8", 5),
     ("ort_qdq_cnn_u8u8", 5),
+    ("ort_qdq_cnn_u8u8_pt", 5),
+    ("ort_qdq_mlp_u8u8_pt", 3),
     ("qdq_u8_weights", 2),
     ("ort_qdq_mlp_u8s8", 3),
     ("ort_qop_cnn_s8s8", 5),
