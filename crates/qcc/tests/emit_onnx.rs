@@ -465,7 +465,9 @@ fn float_model_exports_too() {
 /// within the case's tolerance in `testdata/manifest.txt` (0 for
 /// `ort_qop_requant`: the exported float requantization, QLinearMul's
 /// rounding and the concat tables reproduce ONNX Runtime's bytes). The
-/// binary layers of `binary_cnn` go back to Sign + Conv.
+/// binary layers of `binary_cnn` go back to Sign + Conv; the 9-bit weight
+/// halves of `ort_qdq_cnn_u8u8_pt` export as int8 weights of a Conv reading
+/// its input twice.
 #[test]
 fn imported_models_round_trip_through_onnxruntime() {
     let Some(py) = python() else { return };
@@ -492,6 +494,7 @@ fn imported_models_round_trip_through_onnxruntime() {
         "ort_qop_requant",
         "ort_qdq_transformer",
         "binary_cnn",
+        "ort_qdq_cnn_u8u8_pt",
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = root().join("testdata").join(case).join("test_data_set_0");
