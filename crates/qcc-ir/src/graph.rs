@@ -341,6 +341,13 @@ impl Graph {
         }
     }
 
+    /// Sets the per-channel quantization parameters of constant `v`'s type.
+    pub fn set_axis_quant(&mut self, v: ValueId, q: Option<crate::types::AxisQuant>) {
+        if let Some(t) = self.g[v.node.0].outputs.get_mut(v.slot) {
+            t.axis_quant = q.map(Box::new);
+        }
+    }
+
     pub fn replace_all_uses(&mut self, old: ValueId, new: ValueId) {
         for (node, index) in self.users(old) {
             self.set_input(node, index, new);

@@ -28,5 +28,7 @@ pub use op::*;
 pub use print::print;
 pub use quant::{Epilogue, QParams, Rescale};
 pub use tensor::{Tensor, TensorData};
-pub use types::{broadcast_shapes, broadcast_strides, numel, strides_of, DType, Shape, TensorType};
+pub use types::{
+    broadcast_shapes, broadcast_strides, numel, strides_of, AxisQuant, DType, Shape, TensorType,
+};
 pub use verify::verify;

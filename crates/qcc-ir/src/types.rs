@@ -116,9 +116,65 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// Per-channel quantization of a constant (an integer kernel's weights):
+/// `real = scales[c] · (q - zero_points[c])` for index `c` along `axis` (one
+/// zero point: the same for every channel). `fold-qdq` records the model's
+/// own weight scales, `insert-qdq` the ones it chose; `--emit onnx` writes
+/// them, the verifier checks them against the weights' shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AxisQuant {
+    pub axis: usize,
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i32>,
+}
+
+impl Eq for AxisQuant {}
+
+impl std::hash::Hash for AxisQuant {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.axis.hash(h);
+        for s in &self.scales {
+            s.to_bits().hash(h);
+        }
+        self.zero_points.hash(h);
+    }
+}
+
+impl AxisQuant {
+    /// Channel `c`'s zero point.
+    pub fn zero_point(&self, c: usize) -> i32 {
+        self.zero_points[c.min(self.zero_points.len().saturating_sub(1))]
+    }
+
+    /// Why these parameters do not fit a `shape` weight, if they do not.
+    pub fn check(&self, shape: &[usize]) -> Result<(), String> {
+        let n = shape.get(self.axis).copied().ok_or_else(|| {
+            format!(
+                "quantization axis {} past the rank {}",
+                self.axis,
+                shape.len()
+            )
+        })?;
+        if self.scales.len() != n {
+            return Err(format!("{} scales for {n} channels", self.scales.len()));
+        }
+        if self.zero_points.len() != 1 && self.zero_points.len() != n {
+            return Err(format!(
+                "{} zero points for {n} channels",
+                self.zero_points.len()
+            ));
+        }
+        if let Some(s) = self.scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("scale {s} is not a positive number"));
+        }
+        Ok(())
+    }
+}
+
 /// The type of every value in the IR: element type (with its width and
 /// signedness), static shape, and for a quantized 8-bit activation the
-/// real numbers its integers stand for.
+/// real numbers its integers stand for (for an integer kernel's weights,
+/// per channel).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
     pub dtype: DType,
@@ -129,6 +185,8 @@ pub struct TensorType {
     /// quantization passes set it on what their integer kernels produce;
     /// the header, `--emit onnx` and `--stats` read it.
     pub quant: Option<crate::quant::QParams>,
+    /// Per-channel parameters of an integer kernel's constant weights.
+    pub axis_quant: Option<Box<AxisQuant>>,
 }
 
 impl TensorType {
@@ -137,6 +195,7 @@ impl TensorType {
             dtype,
             shape: shape.into(),
             quant: None,
+            axis_quant: None,
         }
     }
     /// This type with quantization parameters `q`.
@@ -173,6 +232,12 @@ impl fmt::Display for TensorType {
         f.write_str("]")?;
         if let Some(q) = &self.quant {
             write!(f, "(s={},z={})", q.scale, q.zero_point)?;
+        }
+        if let Some(a) = &self.axis_quant {
+            let list = |v: Vec<String>| v.join(",");
+            let s = list(a.scales.iter().map(|s| s.to_string()).collect());
+            let z = list(a.zero_points.iter().map(|z| z.to_string()).collect());
+            write!(f, "(axis={},s=[{s}],z=[{z}])", a.axis)?;
         }
         Ok(())
     }

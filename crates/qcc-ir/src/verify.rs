@@ -13,6 +13,9 @@ use crate::op::Op;
 ///   inference decides them (`Quantize`, the layout ops that keep them);
 ///   elsewhere they are whatever the quantization passes recorded;
 /// - integer kernels (`QConv`, `QGemm`) read constant weights and bias;
+///   only such 8-bit constants carry per-channel parameters
+///   ([`crate::AxisQuant`]), one scale per output channel (axis 0 of a
+///   QConv's weights, 1 of a QGemm's);
 ///   a `SignMatMul` or `SignConv` reads constant weights that are all -1 or +1;
 /// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
 /// - every graph output names an existing value.
@@ -45,6 +48,15 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                         format!("declared {:?} but weight {weight} is {}", n.outputs, t.ty()),
                     ));
                 }
+                if let Some(a) = &n.outputs[0].axis_quant {
+                    if crate::infer::int8_range(t.dtype()).is_none() {
+                        return Err(err(
+                            &n.name,
+                            format!("per-channel parameters on {}", t.ty()),
+                        ));
+                    }
+                    a.check(t.shape()).map_err(|m| err(&n.name, m))?;
+                }
             }
             op => {
                 // Integer kernels take their weights and bias packed at
@@ -57,6 +69,16 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                             return Err(err(
                                 &n.name,
                                 format!("{} {what} must be a constant", op.name()),
+                            ));
+                        }
+                    }
+                    let axis = if matches!(op, Op::QConv { .. }) { 0 } else { 1 };
+                    let w = n.inputs().get(1).map(|v| g.value_type(*v));
+                    if let Some(a) = w.and_then(|t| t.axis_quant.as_ref()) {
+                        if a.axis != axis {
+                            return Err(err(
+                                &n.name,
+                                format!("weights quantized along axis {}, not {axis}", a.axis),
                             ));
                         }
                     }

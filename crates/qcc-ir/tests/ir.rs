@@ -321,3 +321,56 @@ fn qmatmul_shapes_and_parameters() {
     let per_channel = op(epi(Rescale::float(&[0.25, 0.5]).unwrap()));
     assert!(infer(&per_channel, &[&i8t(&[3, 16]), &i8t(&[16, 2])]).is_err());
 }
+
+/// Per-channel weight parameters (`TensorType::axis_quant`) must fit: one
+/// scale per channel along an existing axis, positive, on 8-bit constants,
+/// and along a QGemm's columns (axis 1).
+#[test]
+fn verify_checks_per_channel_weight_parameters() {
+    use qcc_ir::{AxisQuant, Epilogue, Rescale};
+    let aq = |axis, scales: Vec<f32>| AxisQuant {
+        axis,
+        scales,
+        zero_points: vec![0],
+    };
+    let build = |wt: Tensor, q: AxisQuant| {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::new(DType::I8, [1, 3]));
+        let w = g.add_const("w", wt);
+        g.set_axis_quant(ValueId::of(w), Some(q));
+        let b = g.add_const(
+            "b",
+            Tensor::new(vec![2], TensorData::I32(vec![0, 0])).unwrap(),
+        );
+        let epi = Epilogue {
+            rescale: Rescale::uniform(1, 0),
+            zero_point: 0,
+            min: -128,
+            max: 127,
+        };
+        let op = Op::QGemm {
+            a_zero_point: 0,
+            epi,
+            to: DType::I8,
+        };
+        let y = g.add_node(
+            op,
+            "gemm",
+            vec![ValueId::of(x), ValueId::of(w), ValueId::of(b)],
+        );
+        if let Ok(y) = y {
+            g.add_output("y", ValueId::of(y));
+        }
+        qcc_ir::verify(&g).map_err(|e| e.to_string())
+    };
+    let w8 = || Tensor::new(vec![3, 2], TensorData::I8(vec![1, -2, 3, -4, 5, -6])).unwrap();
+    assert!(build(w8(), aq(1, vec![0.5, 0.25])).is_ok());
+    let e = build(w8(), aq(1, vec![0.5])).unwrap_err();
+    assert!(e.contains("1 scales for 2 channels"), "{e}");
+    let e = build(w8(), aq(0, vec![0.5, 0.25, 1.0])).unwrap_err();
+    assert!(e.contains("along axis 0, not 1"), "{e}");
+    let e = build(w8(), aq(1, vec![0.5, -1.0])).unwrap_err();
+    assert!(e.contains("not a positive number"), "{e}");
+    let e = build(w8(), aq(2, vec![0.5])).unwrap_err();
+    assert!(e.contains("past the rank"), "{e}");
+}

@@ -10,12 +10,12 @@
 //! Transpose, Concat, Slice, Pad, Gather) run directly on 8-bit tensors, as
 //! ONNX allows; a `Lut` is a `Gather` on its 256-entry table.
 //!
-//! Scales come from the integer ops themselves where they define them:
-//! weight scales per channel are `s_w[m] = real_m · s_y / s_x` (the epilogue
-//! factor `real_m = s_x · s_w[m] / s_y` solved for `s_w`), bias scales
-//! `s_x · s_w[m]`, QAdd's operand scales `|multiplier| · real · s_y`. Output
-//! and activation-input scales come from the values' types
-//! (`TensorType::quant`). The epilogue clamp becomes `Relu` or `Clip` when it is tighter
+//! Scales come from the values' types: activations' from
+//! `TensorType::quant`, an integer kernel's weight scales per channel from
+//! its weights' `TensorType::axis_quant` (the model's own for an imported
+//! model, the ones qcc chose for its own quantization), bias scales
+//! `s_x · s_w[m]`; QAdd's operand scales from the op itself
+//! (`|multiplier| · real · s_y`). The epilogue clamp becomes `Relu` or `Clip` when it is tighter
 //! than the output type's range.
 
 use crate::proto::attribute_proto::AttributeType;
@@ -908,7 +908,7 @@ impl<'a> Exporter<'a> {
                 let s_y = self.qparams(n, out, "output")?.scale;
                 let s_x = self.qparams(n, vin(0), "input")?.scale;
                 let m = g.value_type(vin(1)).shape.first().copied().unwrap_or(1);
-                let (sw, sb) = self.weight_scales(n, epi, m, s_x, s_y)?;
+                let (sw, sb) = self.weight_scales(n, vin(1), m, s_x)?;
                 let x = self.dq(n, vin(0), s_x, *x_zero_point)?;
                 let w = self.dq_axis(n, vin(1), &sw, 0)?;
                 let b = self.dq_axis(n, vin(2), &sb, 0)?;
@@ -931,7 +931,7 @@ impl<'a> Exporter<'a> {
                 let s_y = self.qparams(n, out, "output")?.scale;
                 let s_a = self.qparams(n, vin(0), "input")?.scale;
                 let cols = g.value_type(vin(1)).shape.get(1).copied().unwrap_or(1);
-                let (sw, sb) = self.weight_scales(n, epi, cols, s_a, s_y)?;
+                let (sw, sb) = self.weight_scales(n, vin(1), cols, s_a)?;
                 let a = self.dq(n, vin(0), s_a, *a_zero_point)?;
                 let b = self.dq_axis(n, vin(1), &sw, 1)?;
                 let c = self.dq_axis(n, vin(2), &sb, 0)?;
@@ -1093,31 +1093,31 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Weight scales per channel (`real_m · s_y / s_x`) and bias scales
-    /// (`s_x · s_w[m]`) of a QConv/QGemm with `channels` output channels.
+    /// Weight scales per channel, from the weights' type (the model's own,
+    /// or the ones qcc chose), and bias scales `s_x · s_w[m]` of a
+    /// QConv/QGemm with `channels` output channels.
     fn weight_scales(
         &self,
         n: &Node,
-        epi: &Epilogue,
+        w: ValueId,
         channels: usize,
         s_x: f32,
-        s_y: f32,
     ) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
-        let c = epi.rescale.channels();
-        if c != 1 && c != channels {
+        let t = self.g.value_type(w);
+        let Some(a) = t.axis_quant.as_deref() else {
             return Err(err(
                 n,
-                format!("{c} rescale channels for {channels} output channels"),
+                format!("weights {t} carry no quantization parameters"),
+            ));
+        };
+        if a.scales.len() != channels || a.zero_points.iter().any(|&z| z != 0) {
+            return Err(err(
+                n,
+                format!("weights {t} do not have one scale per {channels} output channels"),
             ));
         }
-        let (sw, sb) = (0..c)
-            .map(|m| {
-                let real = epi.rescale.real(m);
-                let sb = real * s_y as f64;
-                ((sb / s_x as f64) as f32, sb as f32)
-            })
-            .unzip();
-        Ok((sw, sb))
+        let sb = a.scales.iter().map(|&s| s_x * s).collect();
+        Ok((a.scales.clone(), sb))
     }
 }
 

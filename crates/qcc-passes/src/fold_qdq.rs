@@ -533,6 +533,19 @@ fn finish(g: &mut Graph, quantize: NodeId, v: ValueId) -> Result<(), PassError> 
     Ok(())
 }
 
+/// The model's weight scales (one, or one per channel) as the weight
+/// constant's per-channel parameters along `axis` (`channels` of them; the
+/// zero point is folded into the integers).
+fn per_channel(axis: usize, scales: &[f32], channels: usize) -> qcc_ir::AxisQuant {
+    qcc_ir::AxisQuant {
+        axis,
+        scales: (0..channels)
+            .map(|c| scales[c.min(scales.len() - 1)])
+            .collect(),
+        zero_points: vec![0],
+    }
+}
+
 fn constant(
     g: &mut Graph,
     name: String,
@@ -572,8 +585,8 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             };
             let mut w_shape = g.value_type(ins[1]).shape.clone();
             let twice = halves.b.is_some();
-            let per_channel = w_shape[1..].iter().product::<usize>();
-            let w = halves.joined(per_channel);
+            let per_oc = w_shape[1..].iter().product::<usize>();
+            let w = halves.joined(per_oc);
             let acc: Vec<f64> = sw.iter().map(|&s| qx.scale as f64 * s as f64).collect();
             let Some(b) = bias(g, ins.get(2).copied(), &acc) else {
                 return Ok(false);
@@ -603,6 +616,7 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
                 x_in = add_q(g, r, format!("{name}/input_both"), vec![x5], qx)?;
             }
             let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w))?;
+            g.set_axis_quant(wc, Some(per_channel(0, &sw, acc.len())));
             let bc = constant(
                 g,
                 format!("{name}/bias_q"),
@@ -643,7 +657,17 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
             let Some(epi) = layer_epilogue(mode, (*alpha * qx.scale, &sw), qy, act) else {
                 return Ok(false);
             };
-            if !gemm(g, &ins, qnode, (xq, qx, qy, epi), (w, k, acc), None, name)? {
+            // The weight's part of the product is `alpha · s_w`.
+            let sw = sw.iter().map(|&s| *alpha * s).collect();
+            if !gemm(
+                g,
+                &ins,
+                qnode,
+                (xq, qx, qy, epi),
+                (w, k, acc, sw),
+                None,
+                name,
+            )? {
                 return Ok(false);
             }
         }
@@ -688,7 +712,7 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
                 &ins,
                 qnode,
                 (xq, qx, qy, epi),
-                (w, bs[0], acc),
+                (w, bs[0], acc, sw),
                 post,
                 name,
             )? {
@@ -869,7 +893,7 @@ fn gemm(
     ins: &[ValueId],
     qnode: NodeId,
     (xq, qx, qy, epi): (ValueId, QParams, QParams, Epilogue),
-    (w, k, acc): (Halves, usize, Vec<f64>),
+    (w, k, acc, scales): (Halves, usize, Vec<f64>, Vec<f32>),
     post: Option<Vec<usize>>,
     name: String,
 ) -> Result<bool, PassError> {
@@ -896,6 +920,7 @@ fn gemm(
         vec![k_w, cols],
         TensorData::I8(w),
     )?;
+    g.set_axis_quant(wc, Some(per_channel(1, &scales, cols)));
     let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b))?;
     if post.is_some() {
         let rows = g.value_type(a).numel() / k.max(1);

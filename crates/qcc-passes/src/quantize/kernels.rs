@@ -475,6 +475,20 @@ impl Rewriter<'_> {
         let bt = Tensor::new(vec![s.channels], TensorData::I32(bq))
             .ok_or_else(|| fail("internal: bias shape".into()))?;
         let wc = ValueId::of(self.g.add_const(format!("{name}/weight_q"), wt));
+        // The weights' scales ride on their type (one per output channel:
+        // axis 0 of a convolution's, 1 of a GEMM's `[K, N]`).
+        let axis = if s.conv.is_some() { 0 } else { 1 };
+        let scales = (0..s.channels)
+            .map(|c| qw.scales[c.min(qw.scales.len() - 1)])
+            .collect();
+        self.g.set_axis_quant(
+            wc,
+            Some(qcc_ir::AxisQuant {
+                axis,
+                scales,
+                zero_points: vec![0],
+            }),
+        );
         let bc = ValueId::of(self.g.add_const(format!("{name}/bias_q"), bt));
         let epi = Epilogue {
             rescale,
