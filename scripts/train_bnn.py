@@ -212,7 +212,6 @@ def evaluate(model, x):
 
 
 def write_onnx(model, path):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     (w1, w2, w3), (b1, b2), b3 = model
@@ -237,10 +236,18 @@ def write_onnx(model, path):
         helper.make_node("MatMul", ["a2", "w3f"], ["s3"], name="fc3"),
         helper.make_node("Add", ["s3", "b3"], ["y"], name="out"),
     ]
+    save_model(nodes, "bnn_mlp", ["N", 784], inits, path)
+
+
+def save_model(nodes, name, x_dims, inits, path):
+    """Checks and writes the opset-13 model `x (x_dims) → y [N, 10]`."""
+    import onnx
+    from onnx import TensorProto, helper
+
     g = helper.make_graph(
         nodes,
-        "bnn_mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
         inits,
     )
@@ -408,7 +415,6 @@ def evaluate_cnn(model, x):
 
 
 def write_cnn_onnx(model, path):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     (w1, w2, w3), (b1, b2), b3 = model
@@ -439,17 +445,7 @@ def write_cnn_onnx(model, path):
         helper.make_node("MatMul", ["f", "w3f"], ["s3"], name="fc3"),
         helper.make_node("Add", ["s3", "b3"], ["y"], name="out"),
     ]
-    g = helper.make_graph(
-        nodes,
-        "bnn_cnn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        inits,
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="qcc train_bnn.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, path)
+    save_model(nodes, "bnn_cnn", ["N", 1, 28, 28], inits, path)
 
 
 def main_cnn():

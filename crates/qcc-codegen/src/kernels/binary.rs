@@ -32,8 +32,10 @@
 
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
+use crate::mmm::dw::load;
+use crate::mmm::qdw::{lane_mask, store_lanes};
 use crate::mmm::{for_blocks, Conv2d};
-use inkwell::values::{BasicValue, IntValue, PointerValue, VectorValue};
+use inkwell::values::{IntValue, PointerValue, VectorValue};
 use inkwell::{FloatPredicate, IntPredicate};
 use qcc_ir::{ConvAttrs, DType, Node, Op};
 
@@ -351,13 +353,9 @@ impl<'ctx> Emit<'_, 'ctx> {
     ) -> CgResult<VectorValue<'ctx>> {
         let vt = cx.f32_t().vec_type(GROUP as u32);
         let cs = self.l.x_strides[0];
-        if cs == 1 && len == GROUP {
-            let v = cx.b.build_load(vt, cx.gep(DType::F32, xin, at)?, "")?;
-            if let Some(i) = v.as_instruction_value() {
-                i.set_alignment(4)
-                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
-            }
-            return Ok(v.into_vector_value());
+        if cs == 1 {
+            let mask = (len < GROUP).then(|| lane_mask(cx, GROUP, len));
+            return load(cx, vt, cx.gep(DType::F32, xin, at)?, mask);
         }
         let mut v = vt.const_zero();
         for lane in 0..len {
@@ -404,22 +402,9 @@ impl<'ctx> Emit<'_, 'ctx> {
         p: PointerValue<'ctx>,
         len: usize,
     ) -> CgResult<VectorValue<'ctx>> {
-        let (wdt, wty) = self.word(cx);
-        let vt = wty.vec_type(LANES as u32);
-        if len == LANES {
-            let v = cx.b.build_load(vt, p, "")?;
-            if let Some(i) = v.as_instruction_value() {
-                i.set_alignment(self.l.wbytes() as u32)
-                    .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
-            }
-            return Ok(v.into_vector_value());
-        }
-        let mut v = vt.const_zero();
-        for lane in 0..len {
-            let e = cx.load(wdt, p, cx.i64(lane as i64))?;
-            v = cx.b.build_insert_element(v, e, cx.i64(lane as i64), "")?;
-        }
-        Ok(v)
+        let vt = self.word(cx).1.vec_type(LANES as u32);
+        let mask = (len < LANES).then(|| lane_mask(cx, LANES, len));
+        load(cx, vt, p, mask)
     }
 
     /// Every output of one image from the plane `s` and its counts.
@@ -437,21 +422,8 @@ impl<'ctx> Emit<'_, 'ctx> {
         let acc = cx.stack_array(wdt, LANES as u64)?;
         let dacc = cx.stack_array(DType::I32, 1)?;
         let zero = cx.i64(0);
-        let align = l.wbytes() as u32;
-        let load_v =
-            |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
-                let v = cx.b.build_load(vt, p, "")?;
-                if let Some(i) = v.as_instruction_value() {
-                    i.set_alignment(align)
-                        .map_err(|e| crate::CodegenError::Llvm(e.to_string()))?;
-                }
-                Ok(v.into_vector_value())
-            };
-        let store_v = |cx: &KernelCx<'_, 'ctx>, p: PointerValue<'ctx>, v: VectorValue<'ctx>| {
-            let st = cx.b.build_store(p, v)?;
-            st.set_alignment(align)
-                .map_err(|e| crate::CodegenError::Llvm(e.to_string()))
-        };
+        let load_v = |cx: &KernelCx<'_, 'ctx>, p| load(cx, vt, p, None);
+        let store_v = |cx: &KernelCx<'_, 'ctx>, p, v| store_lanes(cx, p, v, None);
         let (tap_row, tap_col) = ((l.dil.0 * l.wp) as i64, l.dil.1 as i64);
         let [os, qs, _] = l.y_strides;
         cx.for_range(0, l.oh as i64, |cx, oy| {
@@ -521,11 +493,9 @@ impl<'ctx> Emit<'_, 'ctx> {
                         yv = cx.b.build_select(nan, nans, yv, "")?.into_vector_value();
                     }
                     let first = cx.add(q, cx.mul_c(o0, os)?)?;
-                    if os == 1 && len == LANES {
-                        let st = cx.b.build_store(cx.gep(DType::F32, yimg, first)?, yv)?;
-                        return st
-                            .set_alignment(4)
-                            .map_err(|e| crate::CodegenError::Llvm(e.to_string()));
+                    if os == 1 {
+                        let mask = (len < LANES).then(|| lane_mask(cx, LANES, len));
+                        return store_lanes(cx, cx.gep(DType::F32, yimg, first)?, yv, mask);
                     }
                     for lane in 0..len {
                         let e =

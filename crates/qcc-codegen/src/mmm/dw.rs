@@ -175,7 +175,7 @@ pub(super) fn fma_taps<'ctx>(
 }
 
 /// A vector load at `p`, under `mask` when given (masked lanes read 0).
-pub(super) fn load<'ctx>(
+pub(crate) fn load<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     vt: VectorType<'ctx>,
     p: PointerValue<'ctx>,

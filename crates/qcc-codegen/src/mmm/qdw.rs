@@ -567,7 +567,7 @@ pub(super) fn tap<'ctx>(
 }
 
 /// The constant mask of the first `valid` of `vl` lanes.
-pub(super) fn lane_mask<'ctx>(
+pub(crate) fn lane_mask<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     vl: usize,
     valid: usize,
@@ -580,7 +580,7 @@ pub(super) fn lane_mask<'ctx>(
 }
 
 /// Stores `v` at `dst` (unaligned), only the lanes of `mask` when given.
-pub(super) fn store_lanes<'ctx>(
+pub(crate) fn store_lanes<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     dst: PointerValue<'ctx>,
     v: VectorValue<'ctx>,
