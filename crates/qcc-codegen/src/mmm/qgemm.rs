@@ -42,11 +42,18 @@ impl QGemmPlan {
             return None;
         }
         let amx = (facts.amx && amx::worth(m, k)).then_some(AmxPlan { m, k, n });
+        // No wider than N needs: a 10-column head at batch 1 on a 1-row tile
+        // widened to 32 or 64 columns would pad its weight panels 3-6×.
+        let wide = I8Ukr::for_target(facts, true, m);
+        let ukr = I8Ukr {
+            nr: wide.nr.min(n.next_multiple_of(wide.dot.cols_per_acc())),
+            ..wide
+        };
         Some(QGemmPlan {
             m,
             k,
             n,
-            ukr: I8Ukr::for_target(facts, true, m),
+            ukr,
             stored_bits: if amx.is_some() { 8 } else { facts.stored_bits },
             amx,
         })

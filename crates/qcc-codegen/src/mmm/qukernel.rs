@@ -113,7 +113,7 @@ impl Dot {
     }
 
     /// Columns one accumulator register covers.
-    fn cols_per_acc(self) -> usize {
+    pub(crate) fn cols_per_acc(self) -> usize {
         match self {
             Dot::Vnni512 => 16,
             Dot::Maddubs => 8,
