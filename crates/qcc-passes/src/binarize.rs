@@ -1,21 +1,26 @@
 //! `binarize`: a binary layer of a trained binary network, exported as
-//! float ONNX (`Sign` of the previous layer, then a `MatMul` by weights that
-//! are all -1 or +1), becomes one `SignMatMul`: the weights are kept as
-//! bits and the products counted with popcount (`qcc-codegen`'s
-//! `kernels/binary.rs`), the same integers the float product computes
-//! exactly (every sum has magnitude at most K < 2^24).
+//! float ONNX (`Sign` of the previous layer, then a `MatMul` or `Conv` by
+//! weights that are all -1 or +1), becomes one `SignMatMul` or `SignConv`:
+//! the weights are kept as bits and the products counted with popcount
+//! (`qcc-codegen`'s `kernels/binary.rs`), the same integers the float
+//! product computes exactly (every sum has magnitude at most K < 2^24).
 //!
-//! The pattern: `MatMul(Sign(u), w)`, or `Gemm` with alpha 1, no bias and
+//! The patterns: `MatMul(Sign(u), w)`, or `Gemm` with alpha 1, no bias and
 //! no transposed A, with w a constant f32 `[K, N]` (a transposed B is
-//! transposed here) holding only ±1 and `K ≤` [`qcc_ir::SIGN_MATMUL_MAX_K`]. The `Sign` stays
+//! transposed here) holding only ±1 and `K ≤` [`qcc_ir::SIGN_MATMUL_MAX_K`];
+//! `Conv(Sign(u), w)`, 2-D, one group, no bias, w `[OC, C, KH, KW]` of ±1.
+//! The input may also be signs moved by a MaxPool, Reshape or Transpose
+//! (still their own signs: the layer reads them directly). The `Sign` stays
 //! for its other readers (and goes when it has none). QONNX's bipolar form
 //! is read too: `Where(u ≥ 0, 1, -1)` (times a scale s) by weights ±α
-//! (`BipolarQuant` of weights, folded), with s and α powers of two so the
-//! float product is exact: a bipolar `SignMatMul` by w/α, then `· s·α`.
+//! (`BipolarQuant` of weights, folded), and weights may be ±α per output
+//! channel (XNOR-Net), with s and every α powers of two so the float product
+//! is exact: the binary layer by w/α, then `· s·α` (per channel).
 //!
 //! Needs: `constant-fold` first (weights stored as int8 behind a Cast are
-//! float constants then). Guarantees: no MatMul or such Gemm reads a Sign
-//! with ±1 constant weights; the graph computes the same values.
+//! float constants then). Guarantees: no MatMul, such Gemm or such Conv
+//! reads a sign with ±1 (±α) constant weights; the graph computes the same
+//! values.
 
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{BinaryOp, CompareOp, ConvAttrs, DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};

@@ -70,7 +70,7 @@ pub static PASSES: &[PassInfo] = &[
     },
     PassInfo {
         name: "binarize",
-        about: "a binary layer (MatMul of a Sign by ±1 constant weights) as one SignMatMul: weights kept as bits, products counted with popcount",
+        about: "a binary layer (MatMul or Conv of a Sign by ±1 constant weights) as one SignMatMul or SignConv: weights kept as bits, products counted with popcount",
         run: binarize::run,
     },
     PassInfo {
