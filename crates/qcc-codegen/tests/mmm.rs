@@ -267,7 +267,8 @@ fn transposed_battery() -> (Graph, Vec<Tensor>) {
 /// with a multiplier, 1-D, rows a vector and more wide), dilation,
 /// asymmetric padding, channel multipliers, 1-D, a batch of two, rows with
 /// a vector tail and rows shorter than a vector, plain, clamped and with a
-/// residual.
+/// residual; a stride-2 plane 100 wide (chunks of the phase split wholly
+/// inside its rows, and first and last ones shifted into them).
 fn depthwise_battery() -> (Graph, Vec<Tensor>) {
     // (channels, multiplier, kernel, stride, dilation, pads (begin, end), size, rank, batch)
     type Case = (
@@ -281,7 +282,7 @@ fn depthwise_battery() -> (Graph, Vec<Tensor>) {
         usize,
         usize,
     );
-    let cases: [Case; 11] = [
+    let cases: [Case; 12] = [
         (8, 1, 3, 1, 1, (1, 1), 19, 2, 1),
         (5, 1, 3, 2, 2, (2, 2), 30, 2, 1),
         (4, 2, 5, 2, 1, (2, 1), 24, 2, 1),
@@ -293,6 +294,7 @@ fn depthwise_battery() -> (Graph, Vec<Tensor>) {
         (3, 3, 1, 1, 1, (0, 0), 9, 2, 2),
         (16, 1, 7, 1, 1, (3, 3), 5, 2, 1),
         (9, 1, 3, 1, 1, (1, 1), 35, 2, 1),
+        (3, 1, 3, 2, 1, (1, 1), 100, 2, 1),
     ];
     let mut g = Graph::new("depthwise");
     let mut feed = vec![];

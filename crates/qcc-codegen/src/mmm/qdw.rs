@@ -45,6 +45,8 @@ pub struct QDwPlan {
     /// `f32_taps`), when the float copy holds the even columns of every
     /// row, then the odd ones, so that every tap of a strided row is one
     /// contiguous load instead of a load of twice the width and a shuffle.
+    /// That plane is written from the input directly ([`split_phases`]):
+    /// no padded copy.
     pub phases: usize,
     /// Row stride of the float plane in elements (`wps` with one phase).
     pub frs: usize,
@@ -114,7 +116,7 @@ impl QDwPlan {
         } else {
             1
         };
-        // Each phase row holds whole vectors of 16 (`to_f32_phased`) and
+        // Each phase row holds whole vectors of 16 (`split_phases`) and
         // reaches `div_ceil(ow, vl) · vl + (kw-1)·dw / 2` like `wps` does.
         let frs = match phases {
             1 => wps,
@@ -134,11 +136,15 @@ impl QDwPlan {
         })
     }
 
-    /// Bytes of the padded plane (a whole number of cache lines; with two
-    /// phases, or the 64-byte loads of `vnni`, more lines, which the last
-    /// row's phase split, 32 elements at a time, or loads may read).
+    /// Bytes of the padded plane (a whole number of cache lines; with the
+    /// 64-byte loads of `vnni`, more lines, which the last row's loads may
+    /// read); none with two phases.
     pub(super) fn plane_bytes(&self) -> usize {
-        let slack = if self.phases > 1 || self.vnni {
+        if self.phases > 1 {
+            // `split_phases` writes the float plane from the input itself.
+            return 0;
+        }
+        let slack = if self.vnni {
             (36 * self.elem).next_multiple_of(64)
         } else {
             0
@@ -147,7 +153,7 @@ impl QDwPlan {
     }
 
     /// Workspace scratch the node needs (the padded plane, and its float
-    /// copy with `f32_taps` or its two-phase copy), in bytes.
+    /// copy with `f32_taps`; or only the two-phase float plane), in bytes.
     pub fn scratch_bytes(&self) -> usize {
         let float = if self.f32_taps || self.phases > 1 {
             (self.phases * self.hp * self.frs).next_multiple_of(16) * 4
@@ -248,11 +254,13 @@ pub fn emit<'ctx>(
         cx.for_range(0, p.c as i64, |cx, c| {
             let plane = cx.add(cx.mul_c(bi, p.c as i64)?, c)?;
             let xc = cx.gep(DType::I8, x.ptr, cx.mul_c(plane, hw)?)?;
-            pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?;
             match sf {
-                Some(sf) if p.phases > 1 => to_f32_phased(cx, p, s, sf, signed)?,
-                Some(sf) => to_f32(cx, s, sf, p.hp * p.wps, signed)?,
-                None => {}
+                Some(sf) if p.phases > 1 => split_phases(cx, p, xc, sf, zx, signed)?,
+                Some(sf) => {
+                    pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?;
+                    to_f32(cx, s, sf, p.hp * p.wps, signed)?
+                }
+                None => pad_planes(cx, (xc, 1, p.h, p.w), (s, p.hp, p.wps), p.pad, zx)?,
             }
             cx.for_range(0, p.mult as i64, |cx, j| {
                 let o = cx.add(cx.mul_c(c, p.mult as i64)?, j)?;
@@ -484,64 +492,142 @@ fn to_f32<'ctx>(
     })
 }
 
-/// The padded int8 (or, `p.elem == 4`, f32) plane (`hp` rows of `wps`) as
-/// the two-phase float plane of `p` (`phases == 2`): row `r`'s even columns
-/// at `r · frs`, its odd ones at `(hp + r) · frs`, 32 elements (16 of each)
-/// at a time. The last chunk of a row reads past it (into the next row, or
-/// the plane's slack): those columns are never a valid output's tap.
-pub(super) fn to_f32_phased<'ctx>(
+/// The input plane `src` (`h` rows of `w`, int8 or, `p.elem == 4`, f32)
+/// straight into the two-phase float plane of `p` (`phases == 2`), its
+/// border included: padded row `r`'s even columns at `r · frs`, its odd
+/// ones at `(hp + r) · frs`, 16 of each per chunk of 32 padded columns.
+/// The padding reads as `zx` (the input zero point; 0 for f32).
+///
+/// One pass over the input, not a padded copy and a split of it: every
+/// chunk is one in-bounds load of `min(w, 32)` elements of its input row
+/// (for the first and last chunks of a row, shifted to stay inside it)
+/// and two shuffles against the border value, whose indices are constants
+/// because the geometry is.
+pub(super) fn split_phases<'ctx>(
     cx: &mut KernelCx<'_, 'ctx>,
     p: &QDwPlan,
     src: PointerValue<'ctx>,
     dst: PointerValue<'ctx>,
+    zx: i32,
     signed: bool,
 ) -> CgResult<()> {
-    const V: u32 = 16;
+    const V: usize = 16;
     let float = p.elem == 4;
-    let (bt, it, ft) = (
-        if float {
-            cx.f32_t().vec_type(2 * V)
-        } else {
-            cx.i8_t().vec_type(2 * V)
-        },
-        cx.i32_t().vec_type(V),
-        cx.f32_t().vec_type(V),
-    );
-    let elem = if float { DType::F32 } else { DType::I8 };
-    let even: Vec<u32> = (0..V).map(|j| 2 * j).collect();
-    let odd: Vec<u32> = (0..V).map(|j| 2 * j + 1).collect();
+    let (w, pl) = (p.w as i64, p.pad.1 as i64);
+    let pt = p.pad.0.min(p.hp);
+    let hin = p.h.min(p.hp - pt);
+    // Load width: a chunk's 32 padded columns, or the whole row if shorter.
+    let l = (w as usize).min(2 * V) as u32;
+    let (elem, lt) = if float {
+        (DType::F32, cx.f32_t().vec_type(l))
+    } else {
+        (DType::I8, cx.i8_t().vec_type(l))
+    };
+    let border = cx.splat(cx.f32(zx as f32).into(), l)?;
+    let fill = cx.splat(cx.f32(zx as f32).into(), V as u32)?;
     let odd_at = (p.hp * p.frs) as i64;
-    cx.for_range(0, p.hp as i64, |cx, r| {
-        let srow = cx.gep(elem, src, cx.mul_c(r, p.wps as i64)?)?;
-        let drow = cx.gep_f32(dst, cx.mul_c(r, p.frs as i64)?)?;
-        cx.for_range(0, (p.frs / V as usize) as i64, |cx, k| {
-            let at = cx.mul_c(k, V as i64)?;
-            let l =
-                cx.b.build_load(bt, cx.gep(elem, srow, cx.mul_c(at, 2)?)?, "")?;
-            if let Some(i) = l.as_instruction_value() {
-                i.set_alignment(1)
-                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-            }
-            let b = l.into_vector_value();
-            for (idx, off) in [(&even, 0), (&odd, odd_at)] {
-                let half = cx.shuffle(b, bt.get_undef(), idx)?;
-                let f = if float {
-                    half
-                } else {
-                    let w = if signed {
-                        cx.b.build_int_s_extend(half, it, "")?
-                    } else {
-                        cx.b.build_int_z_extend(half, it, "")?
-                    };
-                    cx.b.build_signed_int_to_float(w, ft, "")?
-                };
-                let st = cx.b.build_store(cx.gep_f32(drow, cx.add_c(at, off)?)?, f)?;
-                st.set_alignment(4)
-                    .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+    let chunks = p.frs / V;
+    // Stores one phase half (16 floats) at `at` floats into `drow`.
+    let put = |cx: &KernelCx<'_, 'ctx>,
+               drow: PointerValue<'ctx>,
+               at: IntValue<'ctx>,
+               half: VectorValue<'ctx>|
+     -> CgResult<()> {
+        let st = cx.b.build_store(cx.gep_f32(drow, at)?, half)?;
+        st.set_alignment(4)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    };
+    // `l` elements at `at`, as floats (bytes widened first: shuffles of
+    // floats against the border cost a blend, of bytes a lane at a time).
+    let load = |cx: &KernelCx<'_, 'ctx>, at: PointerValue<'ctx>| -> CgResult<VectorValue<'ctx>> {
+        let v = cx.b.build_load(lt, at, "")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(1)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        let v = v.into_vector_value();
+        if float {
+            return Ok(v);
+        }
+        let it = cx.i32_t().vec_type(l);
+        let wide = if signed {
+            cx.b.build_int_s_extend(v, it, "")?
+        } else {
+            cx.b.build_int_z_extend(v, it, "")?
+        };
+        Ok(cx
+            .b
+            .build_signed_int_to_float(wide, cx.f32_t().vec_type(l), "")?)
+    };
+    // Border rows: both phases all padding.
+    let pad_rows = |cx: &mut KernelCx<'_, 'ctx>, r0: usize, r1: usize| -> CgResult<()> {
+        cx.for_range(r0 as i64, r1 as i64, |cx, r| {
+            for off in [0, odd_at] {
+                let drow = cx.gep_f32(dst, cx.add_c(cx.mul_c(r, p.frs as i64)?, off)?)?;
+                cx.for_range(0, chunks as i64, |cx, k| {
+                    let st =
+                        cx.b.build_store(cx.gep_f32(drow, cx.mul_c(k, V as i64)?)?, fill)?;
+                    st.set_alignment(4)
+                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                    Ok(())
+                })?;
             }
             Ok(())
         })
-    })
+    };
+    pad_rows(cx, 0, pt)?;
+    // Chunks whose 32 columns all lie inside the input row: one loop.
+    let interior = |k: usize| {
+        let c0 = (2 * V * k) as i64 - pl;
+        l as usize == 2 * V && c0 >= 0 && c0 + 2 * V as i64 <= w
+    };
+    let inner: Vec<usize> = (0..chunks).filter(|&k| interior(k)).collect();
+    let (k0, k1) = (
+        inner.first().copied().unwrap_or(0),
+        inner.last().map_or(0, |k| k + 1),
+    );
+    let even: Vec<u32> = (0..V as u32).map(|j| 2 * j).collect();
+    let odd: Vec<u32> = (0..V as u32).map(|j| 2 * j + 1).collect();
+    cx.for_range(pt as i64, (pt + hin) as i64, |cx, r| {
+        let srow = cx.gep(elem, src, cx.mul_c(cx.add_c(r, -(pt as i64))?, w)?)?;
+        let erow = cx.gep_f32(dst, cx.mul_c(r, p.frs as i64)?)?;
+        let orow = cx.gep_f32(erow, cx.i64(odd_at))?;
+        for k in (0..chunks).filter(|&k| !(k0..k1).contains(&k)) {
+            let c0 = (2 * V * k) as i64 - pl;
+            let (lo, hi) = (c0.max(0), (c0 + 2 * V as i64).min(w));
+            let at = cx.i64((V * k) as i64);
+            if hi <= lo {
+                put(cx, erow, at, cx.shuffle(border, border, &even[..])?)?;
+                put(cx, orow, at, cx.shuffle(border, border, &even[..])?)?;
+                continue;
+            }
+            let ls = lo.min(w - l as i64);
+            let v = load(cx, cx.gep(elem, srow, cx.i64(ls))?)?;
+            // Padded column `2Vk + i` reads lane `c0 + i - ls` when inside
+            // the row, else the border (lane `l` of the pair).
+            let lane = |i: u32| {
+                let col = c0 + i as i64;
+                if (lo..hi).contains(&col) {
+                    (col - ls) as u32
+                } else {
+                    l
+                }
+            };
+            for (drow, ph) in [(erow, 0), (orow, 1)] {
+                let idx: Vec<u32> = (0..V as u32).map(|j| lane(2 * j + ph)).collect();
+                put(cx, drow, at, cx.shuffle(v, border, &idx)?)?;
+            }
+        }
+        cx.for_range(k0 as i64, k1 as i64, |cx, k| {
+            let c0 = cx.add_c(cx.mul_c(k, 2 * V as i64)?, -pl)?;
+            let v = load(cx, cx.gep(elem, srow, c0)?)?;
+            let at = cx.mul_c(k, V as i64)?;
+            put(cx, erow, at, cx.shuffle(v, border, &even)?)?;
+            put(cx, orow, at, cx.shuffle(v, border, &odd)?)
+        })
+    })?;
+    pad_rows(cx, pt + hin, p.hp)
 }
 
 /// One tap of a row vector: `vl` elements at `ptr` (of the plan's padded
