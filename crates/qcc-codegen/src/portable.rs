@@ -35,10 +35,11 @@ pub struct TargetFacts {
     /// ([`TargetFacts::for_weights`]): with u8 activations no pair of
     /// products reaches 2^15, so AVX2 `vpmaddubsw` is exact on them.
     pub small_weights: bool,
-    /// Bits per weight the node at hand's int8 weights fit in
-    /// ([`TargetFacts::for_weights`]): 2 when all lie in [-2, 1], 4 in
-    /// [-8, 7], else 8. Kernels that can store them four or two per byte
-    /// and unpack them at run time do.
+    /// Bits per weight the node at hand stores its int8 weights in
+    /// ([`TargetFacts::for_weights`]): 2 when their type makes them 2-bit
+    /// (within [-2, 1]), 4 when 3- or 4-bit (within [-8, 7]), else 8.
+    /// Kernels that can store them four or two per byte and unpack them at
+    /// run time do.
     pub stored_bits: u32,
 }
 
@@ -47,19 +48,18 @@ impl TargetFacts {
     /// `2 · 255 · 64 < 2^15`.
     pub const SMALL_WEIGHT: i64 = 64;
 
-    /// These facts for a node whose int8 weights are `w` (what the kernel and
-    /// the memory plan both ask, so they agree on the microkernel).
-    pub fn for_weights(&self, w: &[i64]) -> TargetFacts {
+    /// These facts for a node whose int8 weights are `w` of type `ty` (what
+    /// the kernel and the memory plan both ask, so they agree on the
+    /// microkernel): `small_weights` from the values, `stored_bits` from the
+    /// width the type gives them ([`qcc_ir::AxisQuant::bits`], checked
+    /// against the values by the verifier).
+    pub fn for_weights(&self, w: &[i64], ty: &qcc_ir::TensorType) -> TargetFacts {
         TargetFacts {
             small_weights: !w.is_empty() && w.iter().all(|v| v.abs() <= Self::SMALL_WEIGHT),
-            stored_bits: if w.is_empty() {
-                8
-            } else if w.iter().all(|v| (-2..=1).contains(v)) {
-                2
-            } else if w.iter().all(|v| (-8..=7).contains(v)) {
-                4
-            } else {
-                8
+            stored_bits: match ty.axis_quant.as_deref() {
+                Some(a) if ty.dtype == qcc_ir::DType::I8 && a.bits <= 2 => 2,
+                Some(a) if ty.dtype == qcc_ir::DType::I8 && a.bits <= 4 => 4,
+                _ => 8,
             },
             ..*self
         }

@@ -369,7 +369,8 @@ fn small_weight_batteries() -> Vec<(Graph, Vec<Tensor>)> {
     clamped_batteries(-64, 64)
 }
 
-/// The batteries with every QConv/QGemm weight clamped to `[lo, hi]`.
+/// The batteries with every QConv/QGemm weight clamped to `[lo, hi]`, its
+/// type saying how many bits they take (what codegen stores them in).
 fn clamped_batteries(lo: i64, hi: i64) -> Vec<(Graph, Vec<Tensor>)> {
     batteries()
         .into_iter()
@@ -387,7 +388,21 @@ fn clamped_batteries(lo: i64, hi: i64) -> Vec<(Graph, Vec<Tensor>)> {
                     .iter()
                     .map(|&x| x.clamp(lo, hi))
                     .collect();
+                let axis = match n.op {
+                    Op::QConv { .. } => 0,
+                    _ => 1,
+                };
+                let channels = t.shape()[axis];
                 let c = g.add_const(format!("{}/small", n.name), ints(DType::I8, t.shape(), &v));
+                g.set_axis_quant(
+                    ValueId::of(c),
+                    Some(qcc_ir::AxisQuant {
+                        axis,
+                        scales: vec![1.0; channels],
+                        zero_points: vec![0],
+                        bits: qcc_ir::AxisQuant::bits_for(&v, true),
+                    }),
+                );
                 g.set_input(id, 1, ValueId::of(c));
             }
             g.remove_dead_nodes();

@@ -121,11 +121,17 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
 /// zero point: the same for every channel). `fold-qdq` records the model's
 /// own weight scales, `insert-qdq` the ones it chose; `--emit onnx` writes
 /// them, the verifier checks them against the weights' shape.
+///
+/// `bits` is the integers' width (2 to 8; the signedness is the constant's
+/// element type): every stored value lies in [`AxisQuant::range`], which
+/// the verifier checks, and codegen stores the weights that narrow (two or
+/// four to a byte) because the type says so, not by looking at the values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AxisQuant {
     pub axis: usize,
     pub scales: Vec<f32>,
     pub zero_points: Vec<i32>,
+    pub bits: u32,
 }
 
 impl Eq for AxisQuant {}
@@ -137,10 +143,32 @@ impl std::hash::Hash for AxisQuant {
             s.to_bits().hash(h);
         }
         self.zero_points.hash(h);
+        self.bits.hash(h);
     }
 }
 
 impl AxisQuant {
+    /// The values a `bits`-bit integer holds: `[-2^(bits-1), 2^(bits-1))`
+    /// signed, `[0, 2^bits)` unsigned.
+    pub fn range(bits: u32, signed: bool) -> (i64, i64) {
+        let b = bits.clamp(1, 32);
+        if signed {
+            (-(1i64 << (b - 1)), (1i64 << (b - 1)) - 1)
+        } else {
+            (0, (1i64 << b) - 1)
+        }
+    }
+
+    /// The fewest bits, 2 to 8, that hold every value of `v`.
+    pub fn bits_for(v: &[i64], signed: bool) -> u32 {
+        (2..8)
+            .find(|&b| {
+                let (lo, hi) = Self::range(b, signed);
+                v.iter().all(|x| (lo..=hi).contains(x))
+            })
+            .unwrap_or(8)
+    }
+
     /// Channel `c`'s zero point.
     pub fn zero_point(&self, c: usize) -> i32 {
         self.zero_points[c.min(self.zero_points.len().saturating_sub(1))]
@@ -166,6 +194,9 @@ impl AxisQuant {
         }
         if let Some(s) = self.scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return Err(format!("scale {s} is not a positive number"));
+        }
+        if !(1..=8).contains(&self.bits) {
+            return Err(format!("{}-bit weights (1 to 8 bits)", self.bits));
         }
         Ok(())
     }
@@ -237,7 +268,11 @@ impl fmt::Display for TensorType {
             let list = |v: Vec<String>| v.join(",");
             let s = list(a.scales.iter().map(|s| s.to_string()).collect());
             let z = list(a.zero_points.iter().map(|z| z.to_string()).collect());
-            write!(f, "(axis={},s=[{s}],z=[{z}])", a.axis)?;
+            let bits = match a.bits {
+                8 => String::new(),
+                b => format!(",bits={b}"),
+            };
+            write!(f, "(axis={}{bits},s=[{s}],z=[{z}])", a.axis)?;
         }
         Ok(())
     }

@@ -56,6 +56,14 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                         ));
                     }
                     a.check(t.shape()).map_err(|m| err(&n.name, m))?;
+                    let (lo, hi) = crate::AxisQuant::range(a.bits, t.dtype() == crate::DType::I8);
+                    let values = t.to_i64_vec().unwrap_or_default();
+                    if let Some(v) = values.iter().find(|v| !(lo..=hi).contains(*v)) {
+                        return Err(err(
+                            &n.name,
+                            format!("weight {v} does not fit its {}-bit type", a.bits),
+                        ));
+                    }
                 }
             }
             op => {

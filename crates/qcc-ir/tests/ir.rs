@@ -324,7 +324,8 @@ fn qmatmul_shapes_and_parameters() {
 
 /// Per-channel weight parameters (`TensorType::axis_quant`) must fit: one
 /// scale per channel along an existing axis, positive, on 8-bit constants,
-/// and along a QGemm's columns (axis 1).
+/// along a QGemm's columns (axis 1), and a width (`bits`) that holds every
+/// weight.
 #[test]
 fn verify_checks_per_channel_weight_parameters() {
     use qcc_ir::{AxisQuant, Epilogue, Rescale};
@@ -332,6 +333,7 @@ fn verify_checks_per_channel_weight_parameters() {
         axis,
         scales,
         zero_points: vec![0],
+        bits: 8,
     };
     let build = |wt: Tensor, q: AxisQuant| {
         let mut g = Graph::new("t");
@@ -373,4 +375,18 @@ fn verify_checks_per_channel_weight_parameters() {
     assert!(e.contains("not a positive number"), "{e}");
     let e = build(w8(), aq(2, vec![0.5])).unwrap_err();
     assert!(e.contains("past the rank"), "{e}");
+    // Widths: 5 and -6 are 4-bit values, not 3-bit ones; 9 bits is too many.
+    let bits = |b| AxisQuant {
+        bits: b,
+        ..aq(1, vec![0.5, 0.25])
+    };
+    assert!(build(w8(), bits(4)).is_ok());
+    let e = build(w8(), bits(3)).unwrap_err();
+    assert!(e.contains("weight 5 does not fit its 3-bit type"), "{e}");
+    let e = build(w8(), bits(9)).unwrap_err();
+    assert!(e.contains("9-bit weights"), "{e}");
+    assert_eq!(AxisQuant::bits_for(&[1, -2, 3, -4, 5, -6], true), 4);
+    assert_eq!(AxisQuant::bits_for(&[-2, 1, 0], true), 2);
+    assert_eq!(AxisQuant::bits_for(&[-65, 63], true), 8);
+    assert_eq!(AxisQuant::range(4, false), (0, 15));
 }

@@ -536,14 +536,24 @@ fn finish(g: &mut Graph, quantize: NodeId, v: ValueId) -> Result<(), PassError> 
 /// The model's weight scales (one, or one per channel) as the weight
 /// constant's per-channel parameters along `axis` (`channels` of them; the
 /// zero point is folded into the integers).
-fn per_channel(axis: usize, scales: &[f32], channels: usize) -> qcc_ir::AxisQuant {
+fn per_channel(axis: usize, scales: &[f32], channels: usize, bits: u32) -> qcc_ir::AxisQuant {
     qcc_ir::AxisQuant {
         axis,
         scales: (0..channels)
             .map(|c| scales[c.min(scales.len() - 1)])
             .collect(),
         zero_points: vec![0],
+        bits,
     }
+}
+
+/// The width of a folded kernel's int8 weights in its type: the fewest
+/// bits that hold them (a model's int4 weights, QONNX's narrow `Quant`,
+/// or int8 weights that happen to fit, which codegen then stores two or
+/// four to a byte).
+fn weight_bits(w: &[i8]) -> u32 {
+    let v: Vec<i64> = w.iter().map(|&x| x as i64).collect();
+    qcc_ir::AxisQuant::bits_for(&v, true)
 }
 
 fn constant(
@@ -615,8 +625,9 @@ fn fold(g: &mut Graph, id: NodeId, mode: Requantize) -> Result<bool, PassError> 
                 let r = Op::Reshape { shape: joined };
                 x_in = add_q(g, r, format!("{name}/input_both"), vec![x5], qx)?;
             }
+            let bits = weight_bits(&w);
             let wc = constant(g, format!("{name}/weight_q"), w_shape, TensorData::I8(w))?;
-            g.set_axis_quant(wc, Some(per_channel(0, &sw, acc.len())));
+            g.set_axis_quant(wc, Some(per_channel(0, &sw, acc.len(), bits)));
             let bc = constant(
                 g,
                 format!("{name}/bias_q"),
@@ -914,13 +925,14 @@ fn gemm(
         return Ok(false);
     }
     let mut a = xq;
+    let bits = weight_bits(&w);
     let wc = constant(
         g,
         format!("{name}/weight_q"),
         vec![k_w, cols],
         TensorData::I8(w),
     )?;
-    g.set_axis_quant(wc, Some(per_channel(1, &scales, cols)));
+    g.set_axis_quant(wc, Some(per_channel(1, &scales, cols, bits)));
     let bc = constant(g, format!("{name}/bias_q"), vec![cols], TensorData::I32(b))?;
     if post.is_some() {
         let rows = g.value_type(a).numel() / k.max(1);

@@ -171,7 +171,7 @@ pub fn emit<'ctx>(
     let k_len = plan.k_len();
     // Weights and bias are constants here: the int8 microkernels, when the
     // plan applies and the memory plan gave the scratch it needs.
-    let facts = cx.target.for_weights(&wv);
+    let facts = cx.target.for_weights(&wv, &w.ty);
     let mp = crate::mmm::qconv_plan(node, &x.ty, &w.ty, &out.ty, (true, true), &facts);
     if let Some(mp) = mp.filter(|_| cx.scratch.is_some()) {
         let shift = mp.ukr.dot.act_shift(x.dtype());
@@ -194,7 +194,7 @@ pub fn emit<'ctx>(
     let folded = fold_bias(cx, &wv, &bv, k_len, rx, zx, shift)?;
     if dot {
         // Weights within [-8, 7] on bare metal: two per byte.
-        let wrows = if pack_rows(cx, &wv, x.dtype(), k_len as i64) {
+        let wrows = if pack_rows(cx, facts.stored_bits, x.dtype(), k_len as i64) {
             let t = const_i8_table(cx, "qconv.w4", &packed_rows(&wv, k_len));
             (t, k_len.div_ceil(2) as i64, true)
         } else {

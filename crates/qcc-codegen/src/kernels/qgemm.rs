@@ -39,11 +39,8 @@ pub(crate) struct Row<'ctx> {
 /// 4-bit weights are for and no microkernel packs them), weights within
 /// [-8, 7], rows of an even length (every byte holds two k steps) without a
 /// dot-product instruction.
-pub(crate) fn pack_rows(cx: &KernelCx<'_, '_>, w: &[i64], xdt: DType, len: i64) -> bool {
-    cx.target.bare_metal
-        && len % 2 == 0
-        && cx.target.for_weights(w).stored_bits <= 4
-        && !super::qdot::has_isa(cx, xdt, len)
+pub(crate) fn pack_rows(cx: &KernelCx<'_, '_>, stored_bits: u32, xdt: DType, len: i64) -> bool {
+    cx.target.bare_metal && len % 2 == 0 && stored_bits <= 4 && !super::qdot::has_isa(cx, xdt, len)
 }
 
 /// Rows of `len` weights, each packed two per byte from a byte boundary
@@ -241,7 +238,8 @@ pub fn emit<'ctx>(
         }
     }
     let e = EpiEmit::new(cx, epi, *to, n)?;
-    let plan = crate::mmm::qgemm::QGemmPlan::new(&cx.target.for_weights(&bv), m, k, n);
+    let facts = cx.target.for_weights(&bv, &b.ty);
+    let plan = crate::mmm::qgemm::QGemmPlan::new(&facts, m, k, n);
     if let Some(p) = plan.filter(|_| cx.scratch.is_some()) {
         let shift = p.dot().act_shift(a.dtype());
         let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
@@ -249,7 +247,7 @@ pub fn emit<'ctx>(
     }
     let shift = dot_shift(cx, a.dtype(), k as i64);
     let folded = fold_bias(cx, &bt, &biasv, k, ra, *a_zero_point, shift)?;
-    let packed = pack_rows(cx, &bt, a.dtype(), k as i64);
+    let packed = pack_rows(cx, facts.stored_bits, a.dtype(), k as i64);
     let (bt_ptr, row_bytes) = if packed {
         (
             const_i8_table(cx, "qgemm.bt4", &packed_rows(&bt, k)),

@@ -473,7 +473,7 @@ pub fn node_scratch(
         .filter(|_| int8)
         .and_then(|t| t.to_i64_vec())
     {
-        Some(wv) => facts.for_weights(&wv),
+        Some(wv) => facts.for_weights(&wv, w),
         None => *facts,
     };
     let facts = &wfacts;

@@ -470,6 +470,12 @@ impl Rewriter<'_> {
         for (i, op) in s.pre.into_iter().enumerate() {
             xi = self.add_q(op, format!("{name}/input{i}"), vec![xi], px)?;
         }
+        // The weights' width rides on their type too (what codegen stores
+        // them in): the fewest bits that hold them, at most `bits`.
+        let width = {
+            let v: Vec<i64> = qw.data.iter().map(|&x| x as i64).collect();
+            qcc_ir::AxisQuant::bits_for(&v, true)
+        };
         let wt = Tensor::new(s.w_shape, TensorData::I8(qw.data))
             .ok_or_else(|| fail("internal: weight shape".into()))?;
         let bt = Tensor::new(vec![s.channels], TensorData::I32(bq))
@@ -487,6 +493,7 @@ impl Rewriter<'_> {
                 axis,
                 scales,
                 zero_points: vec![0],
+                bits: width,
             }),
         );
         let bc = ValueId::of(self.g.add_const(format!("{name}/bias_q"), bt));
