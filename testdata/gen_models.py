@@ -948,9 +948,10 @@ def binary_cnn():
     weights that are all ±1 reading a Sign (zeros in the input give Sign 0),
     a MaxPool of Signs, a 2-word channel count (70 > 64), asymmetric pads
     with stride 2, dilation with QONNX's bipolar sign `Where(u ≥ 0, 1, -1)`,
-    a Flatten of pooled Signs into a MatMul by ±1 weights, and XNOR-Net's
-    ±α weights (α per output channel). Every output
-    is an integer sum, exact in float32: tolerance 0."""
+    a Flatten of pooled Signs into a MatMul by ±1 weights, XNOR-Net's
+    ±α weights (α per output channel), and a batch norm + Sign after a binary
+    convolution (integer thresholds). Every output is an integer sum or a
+    sign, exact in float32: tolerance 0."""
     b = Builder(seed=61)
     r = b.rng
 
@@ -978,8 +979,20 @@ def binary_cnn():
     b.op("Conv", [p1, b.op("Mul", [pm1((6, 40, 1, 1)), alpha])], out="y5", kernel_shape=[1, 1])
     f = b.op("Flatten", [p1], axis=1)
     b.op("MatMul", [f, pm1((40 * 6 * 6, 10))], out="y4")
+    # A batch norm (scale, shift per channel) and Sign after a binary
+    # convolution, which qcc folds into integer thresholds: scales of both
+    # signs and zero, shifts that send the counts t6 exactly to 0, a zero
+    # channel (always 0) and a constant positive one.
+    c6 = b.op("Conv", [p1, pm1((12, 40, 3, 3))], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g6 = np.array([0.5, -0.25, 0, 2, -1, 0.125, 1, -3, 0, 0.75, -0.5, 4], np.float32)
+    t6 = np.array([2, -3, 0, 7, 1, -9, 0, 4, 0, -1, 5, -6], np.float32)
+    beta = -g6 * t6
+    beta[8] = 1.5
+    scaled = b.op("Mul", [c6, b.const("gamma", g6.reshape(12, 1, 1))])
+    b.op("Sign", [b.op("Add", [scaled, b.const("beta", beta.reshape(12, 1, 1))])], out="y6")
     outs = [f32("y0", [2, 8, 12, 12]), f32("y1", [2, 40, 12, 12]), f32("y2", [2, 24, 3, 3]),
-            f32("y3", [2, 10, 1, 1]), f32("y4", [2, 10]), f32("y5", [2, 6, 6, 6])]
+            f32("y3", [2, 10, 1, 1]), f32("y4", [2, 10]), f32("y5", [2, 6, 6, 6]),
+            f32("y6", [2, 12, 6, 6])]
     m = b.model("binary_cnn", [f32("x", [2, 3, 12, 12])], outs, 13)
     x = r.standard_normal((2, 3, 12, 12)).astype(np.float32)
     x[r.random(x.shape) < 0.2] = 0.0

@@ -4,13 +4,51 @@
 //! signs and a NaN row, against a direct sum computed here and the
 //! interpreter: exact; and QONNX's bipolar form (zeros +1, NaN -1). The same
 //! for the binary convolution (`SignConv`: windows across the border,
-//! strides, dilations, channels across the word boundary, a NaN).
+//! strides, dilations, channels across the word boundary, a NaN); and both
+//! with random thresholds (`SignStep`: BN + Sign folded) on their counts.
 
 mod common;
 use common::*;
-use qcc_ir::{Op, Tensor, ValueId};
+use qcc_ir::{Op, SignStep, Tensor, ValueId};
 
-fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64, bipolar: bool) {
+/// Random thresholds for `n` channels of counts within ±`k` (some past
+/// either end, some flipped, zero bands of 0 to 3 counts), or none.
+fn random_step(n: usize, k: usize, seed: u64, on: bool) -> Option<Box<SignStep>> {
+    if !on {
+        return None;
+    }
+    let r = rand_f32(3 * n, seed, 0.0, 1.0);
+    let k = k as f32 + 2.0;
+    let zero: Vec<i32> = (0..n)
+        .map(|o| (r[o] * 2.0 * k - k).round() as i32)
+        .collect();
+    Some(Box::new(SignStep {
+        flip: (0..n).map(|o| r[n + o] < 0.4).collect(),
+        pos: (0..n)
+            .map(|o| zero[o] + (r[2 * n + o] * 3.0) as i32)
+            .collect(),
+        zero,
+    }))
+}
+
+/// The thresholds' output for count `c` of channel `o` (written out here,
+/// not `SignStep::apply`): NaN stays NaN.
+fn stepped(step: &Option<Box<SignStep>>, o: usize, c: f32) -> f32 {
+    let Some(s) = step else { return c };
+    if c.is_nan() {
+        return c;
+    }
+    let m = if s.flip[o] { -c } else { c };
+    if m >= s.pos[o] as f32 {
+        1.0
+    } else if m >= s.zero[o] as f32 {
+        0.0
+    } else {
+        -1.0
+    }
+}
+
+fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64, bipolar: bool, thresholds: bool) {
     let k = *ushape.last().unwrap();
     let rows: usize = ushape.iter().product::<usize>() / k;
     let mut u = rand_f32(rows * k, seed, -1.0, 1.0);
@@ -31,9 +69,13 @@ fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64, bipolar: bool) {
         .collect();
     let (mut g, x) = graph_with_input(ushape);
     let wc = g.add_const("w", f32_tensor(&[k, n], w.clone()));
+    let step = random_step(n, k, seed + 2, thresholds);
     let y = g
         .add_node(
-            Op::SignMatMul { bipolar },
+            Op::SignMatMul {
+                bipolar,
+                step: step.clone(),
+            },
             "b",
             vec![ValueId::of(x), ValueId::of(wc)],
         )
@@ -64,11 +106,12 @@ fn sign_matmul_case(ushape: &[usize], n: usize, seed: u64, bipolar: bool) {
                     sg * w[kk * n + j] as i64
                 })
                 .sum();
-            want[r * n + j] = if !bipolar && row.iter().any(|v| v.is_nan()) {
+            let count = if !bipolar && row.iter().any(|v| v.is_nan()) {
                 f32::NAN
             } else {
                 s as f32
             };
+            want[r * n + j] = stepped(&step, j, count);
         }
     }
     let mut oshape = ushape[..ushape.len() - 1].to_vec();
@@ -98,8 +141,9 @@ fn sign_matmul_counts_exactly() {
     .into_iter()
     .enumerate()
     {
-        sign_matmul_case(shape, n, 11 + i as u64, false);
-        sign_matmul_case(shape, n, 31 + i as u64, true);
+        sign_matmul_case(shape, n, 11 + i as u64, false, false);
+        sign_matmul_case(shape, n, 31 + i as u64, true, false);
+        sign_matmul_case(shape, n, 91 + i as u64, i % 2 == 0, true);
     }
 }
 
@@ -115,6 +159,7 @@ fn sign_conv_case(
     dil: [usize; 2],
     seed: u64,
     bipolar: bool,
+    thresholds: bool,
 ) {
     let [n, c, h, w] = x_shape;
     let mut x = rand_f32(n * c * h * w, seed, -1.0, 1.0);
@@ -142,9 +187,14 @@ fn sign_conv_case(
     };
     let (mut g, xi) = graph_with_input(&x_shape);
     let wc = g.add_const("w", f32_tensor(&[oc, c, kh, kw], wv.clone()));
+    let step = random_step(oc, c * kh * kw, seed + 2, thresholds);
     let y = g
         .add_node(
-            Op::SignConv { conv, bipolar },
+            Op::SignConv {
+                conv,
+                bipolar,
+                step: step.clone(),
+            },
             "b",
             vec![ValueId::of(xi), ValueId::of(wc)],
         )
@@ -183,14 +233,17 @@ fn sign_conv_case(
                             }
                         }
                     }
-                    want[((b * oc + o) * oh + oy) * ow + ox] = s.map_or(f32::NAN, |s| s as f32);
+                    let count = s.map_or(f32::NAN, |s| s as f32);
+                    want[((b * oc + o) * oh + oy) * ow + ox] = stepped(&step, o, count);
                 }
             }
         }
     }
     let input = f32_tensor(&x_shape, x);
     let want = f32_tensor(&[n, oc, oh, ow], want);
-    let what = format!("sign_conv {x_shape:?} oc {oc} k {kh}x{kw} bipolar {bipolar}");
+    let what = format!(
+        "sign_conv {x_shape:?} oc {oc} k {kh}x{kw} bipolar {bipolar} thresholds {thresholds}"
+    );
     let interp = qcc_interp::run(&g, std::slice::from_ref(&input)).expect("interpreter");
     assert_close(&interp[0], &want, 0.0, &format!("interpreter {what}"));
     check(&g, &[input], &[want], 0.0);
@@ -216,8 +269,9 @@ fn sign_conv_counts_exactly() {
         ([2, 16, 9, 9], (16, 5, 5), [3, 2], [2, 2, 2, 2], [1, 2]),
     ];
     for (i, (x, k, s, p, d)) in cases.into_iter().enumerate() {
-        sign_conv_case(x, k, s, p, d, 51 + i as u64, false);
-        sign_conv_case(x, k, s, p, d, 71 + i as u64, true);
+        sign_conv_case(x, k, s, p, d, 51 + i as u64, false, false);
+        sign_conv_case(x, k, s, p, d, 71 + i as u64, true, false);
+        sign_conv_case(x, k, s, p, d, 111 + i as u64, i % 2 == 1, true);
     }
 }
 
@@ -245,6 +299,7 @@ fn popcount_is_each_targets_own() {
             Op::SignConv {
                 conv,
                 bipolar: false,
+                step: None,
             },
             "b",
             vec![ValueId::of(x), ValueId::of(wc)],

@@ -230,7 +230,10 @@ fn float_graph() -> (Graph, Vec<Vec<u8>>) {
     let w = g.add_const("pm", Tensor::from_f32(vec![40, 5], pm).expect("shape"));
     let bm = g
         .add_node(
-            Op::SignMatMul { bipolar: false },
+            Op::SignMatMul {
+                bipolar: false,
+                step: None,
+            },
             "bm",
             vec![ValueId::of(x), ValueId::of(w)],
         )

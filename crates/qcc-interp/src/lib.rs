@@ -196,10 +196,18 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
             inputs.get(2).copied(),
         )?,
         Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
-        Op::SignMatMul { bipolar } => matmul::sign_matmul(inputs[0], inputs[1], *bipolar)?,
-        Op::SignConv { conv: c, bipolar } => {
+        Op::SignMatMul { bipolar, step } => {
+            let y = matmul::sign_matmul(inputs[0], inputs[1], *bipolar)?;
+            matmul::sign_step(y, step.as_deref(), shape, shape.len().saturating_sub(1))?
+        }
+        Op::SignConv {
+            conv: c,
+            bipolar,
+            step,
+        } => {
             let signs = matmul::signs(inputs[0], *bipolar)?;
-            conv::conv(c, &signs, inputs[1], None, shape)?
+            let y = conv::conv(c, &signs, inputs[1], None, shape)?;
+            matmul::sign_step(y, step.as_deref(), shape, 1)?
         }
         Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
         Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,

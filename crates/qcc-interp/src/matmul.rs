@@ -203,6 +203,32 @@ pub fn signs(u: &Tensor, bipolar: bool) -> Result<Tensor, String> {
     Tensor::from_f32(u.shape().to_vec(), v).ok_or_else(|| "X: bad shape".to_string())
 }
 
+/// A binary layer's counts `y` (of `shape`, output channels along `axis`)
+/// through its thresholds (`qcc_ir::SignStep`), when it has them: NaN stays
+/// NaN.
+pub fn sign_step(
+    y: TensorData,
+    step: Option<&qcc_ir::SignStep>,
+    shape: &[usize],
+    axis: usize,
+) -> Result<TensorData, String> {
+    let Some(s) = step else {
+        return Ok(y);
+    };
+    let TensorData::F32(mut v) = y else {
+        return Err("binary layer counts are not f32".into());
+    };
+    let ch = shape.get(axis).copied().unwrap_or(1);
+    let inner: usize = shape.get(axis + 1..).map_or(1, |d| d.iter().product());
+    s.check(ch)?;
+    for (i, x) in v.iter_mut().enumerate() {
+        if !x.is_nan() {
+            *x = s.apply((i / inner.max(1)) % ch.max(1), *x as i64);
+        }
+    }
+    Ok(TensorData::F32(v))
+}
+
 /// `Sign(u) · w` for u `[…, K]` and w `[K, N]` of ±1 (`Op::SignMatMul`):
 /// integer sums, exact; a NaN in a row of u makes that row NaN. With
 /// `bipolar` the sign is `u ≥ 0 ? 1 : -1` (a NaN counts -1).

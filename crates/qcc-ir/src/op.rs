@@ -367,6 +367,9 @@ pub enum Op {
     /// popcount (`binarize`); K ≤ [`SIGN_MATMUL_MAX_K`].
     SignMatMul {
         bipolar: bool,
+        /// The sign of a monotone function of each count, as integer
+        /// thresholds (see [`SignStep`]): outputs in {-1, 0, +1}.
+        step: Option<Box<SignStep>>,
     },
     /// A binary convolution: `Conv(Sign(x), w)`, 2-D, one group, no bias.
     /// Inputs: x (F32) `[N, C, H, W]`, w (F32, constant, every element -1
@@ -379,7 +382,64 @@ pub enum Op {
     SignConv {
         conv: ConvAttrs,
         bipolar: bool,
+        /// As for [`Op::SignMatMul`], per output channel (axis 1).
+        step: Option<Box<SignStep>>,
     },
+}
+
+/// A binary layer's batch norm (any per-channel chain of `+ k`, `- k`,
+/// `k - x`, `· k`, `/ k`) and `Sign`, folded into one integer threshold
+/// pair per output channel, as BNN does: the count `c` of channel `o`
+/// (`m = -c` where `flip[o]`, else `c`) gives `+1` when `m ≥ pos[o]`, `0`
+/// when `zero[o] ≤ m < pos[o]`, else `-1`; a NaN count stays NaN.
+/// `binarize` finds the thresholds by evaluating the float chain it
+/// replaces (monotone, so a search over the counts' range is exact).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SignStep {
+    pub flip: Vec<bool>,
+    pub zero: Vec<i32>,
+    pub pos: Vec<i32>,
+}
+
+impl SignStep {
+    /// Output channels.
+    pub fn len(&self) -> usize {
+        self.flip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flip.is_empty()
+    }
+
+    /// Channel `o`'s output for count `c`.
+    pub fn apply(&self, o: usize, c: i64) -> f32 {
+        let m = if self.flip[o] { -c } else { c };
+        if m >= self.pos[o] as i64 {
+            1.0
+        } else if m >= self.zero[o] as i64 {
+            0.0
+        } else {
+            -1.0
+        }
+    }
+
+    /// Why this does not fit a layer of `n` output channels, if it does not.
+    pub fn check(&self, n: usize) -> Result<(), String> {
+        if self.flip.len() != n || self.zero.len() != n || self.pos.len() != n {
+            return Err(format!(
+                "{}/{}/{} thresholds for {n} channels",
+                self.flip.len(),
+                self.zero.len(),
+                self.pos.len()
+            ));
+        }
+        if let Some(o) = (0..n).find(|&o| self.zero[o] > self.pos[o]) {
+            return Err(format!(
+                "channel {o}: zero threshold above the positive one"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Most taps (`KH·KW`) of a [`Op::SignConv`] window: its kernel's window sum
@@ -706,17 +766,37 @@ impl Op {
                 ("zp", zero_point.to_string()),
                 ("to", to.to_string()),
             ],
-            Op::SignMatMul { bipolar: true } => vec![("bipolar", "true".into())],
-            Op::SignConv { conv, bipolar } => {
-                let mut v = Op::Conv(conv.clone()).attrs();
-                if *bipolar {
-                    v.push(("bipolar", "true".into()));
-                }
-                v
-            }
-            Op::MatMulInteger | Op::SignMatMul { .. } => vec![],
+            Op::SignMatMul { bipolar, step } => sign_attrs(vec![], *bipolar, step),
+            Op::SignConv {
+                conv,
+                bipolar,
+                step,
+            } => sign_attrs(Op::Conv(conv.clone()).attrs(), *bipolar, step),
+            Op::MatMulInteger => vec![],
         }
     }
+}
+
+/// A binary layer's attributes: `bipolar`, and its thresholds as
+/// `step=[zero/pos,…]` (`~zero/pos` where the channel's count is negated).
+fn sign_attrs(
+    mut v: Vec<(&'static str, String)>,
+    bipolar: bool,
+    step: &Option<Box<SignStep>>,
+) -> Vec<(&'static str, String)> {
+    if bipolar {
+        v.push(("bipolar", "true".into()));
+    }
+    if let Some(s) = step {
+        let t: Vec<String> = (0..s.len())
+            .map(|o| {
+                let f = if s.flip[o] { "~" } else { "" };
+                format!("{f}{}/{}", s.zero[o], s.pos[o])
+            })
+            .collect();
+        v.push(("step", format!("[{}]", t.join(","))));
+    }
+    v
 }
 
 fn qp(q: &QParams) -> String {

@@ -16,7 +16,8 @@ use crate::op::Op;
 ///   only such 8-bit constants carry per-channel parameters
 ///   ([`crate::AxisQuant`]), one scale per output channel (axis 0 of a
 ///   QConv's weights, 1 of a QGemm's);
-///   a `SignMatMul` or `SignConv` reads constant weights that are all -1 or +1;
+///   a `SignMatMul` or `SignConv` reads constant weights that are all -1 or +1
+///   (and has one threshold pair per output channel when it has any);
 /// - `Input` nodes are numbered 0..n in order and `Const` nodes name an existing weight whose type they carry;
 /// - every graph output names an existing value.
 pub fn verify(g: &Graph) -> Result<(), IrError> {
@@ -105,6 +106,22 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                             &n.name,
                             format!("{} weights must be a constant of -1 and +1", op.name()),
                         ));
+                    }
+                    // Thresholds: one pair per output channel (axis 1 of a
+                    // convolution's output, the last of a product's).
+                    let (step, axis) = match op {
+                        Op::SignConv { step, .. } => (step, Some(1)),
+                        Op::SignMatMul { step, .. } => {
+                            (step, n.outputs[0].shape.len().checked_sub(1))
+                        }
+                        _ => (&None, None),
+                    };
+                    if let Some(s) = step {
+                        let ch = axis
+                            .and_then(|a| n.outputs[0].shape.get(a))
+                            .copied()
+                            .unwrap_or(0);
+                        s.check(ch).map_err(|m| err(&n.name, m))?;
                     }
                 }
                 let tys: Vec<_> = n.inputs().iter().map(|v| g.value_type(*v)).collect();

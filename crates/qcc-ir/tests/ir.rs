@@ -234,7 +234,10 @@ fn sign_matmul_needs_constant_plus_minus_one_weights() {
     let half = g.add_const("half", w(0.5));
     let ok = g
         .add_node(
-            Op::SignMatMul { bipolar: false },
+            Op::SignMatMul {
+                bipolar: false,
+                step: None,
+            },
             "ok",
             vec![ValueId::of(u), ValueId::of(good)],
         )
@@ -245,7 +248,10 @@ fn sign_matmul_needs_constant_plus_minus_one_weights() {
         let mut h = g.clone();
         let bad = h
             .add_node(
-                Op::SignMatMul { bipolar: false },
+                Op::SignMatMul {
+                    bipolar: false,
+                    step: None,
+                },
                 name,
                 vec![ValueId::of(u), ValueId::of(wv)],
             )
@@ -268,7 +274,10 @@ fn sign_matmul_k_is_bounded() {
     );
     let e = g
         .add_node(
-            Op::SignMatMul { bipolar: false },
+            Op::SignMatMul {
+                bipolar: false,
+                step: None,
+            },
             "wide",
             vec![ValueId::of(u), ValueId::of(w)],
         )

@@ -246,6 +246,40 @@ impl<'a> Exporter<'a> {
     }
 
     /// Adds a node writing a fresh tensor; returns its name.
+    /// A binary layer's thresholds (`qcc_ir::SignStep`) on its `count`, into
+    /// `y`: with `m = ±count` per channel, `(Sign(m - pos + ½) + Sign(m -
+    /// zero + ½)) / 2` is 1, 0 or -1 exactly as the thresholds say (NaN
+    /// stays NaN).
+    fn sign_step(
+        &mut self,
+        base: &str,
+        count: String,
+        st: &qcc_ir::SignStep,
+        conv: bool,
+        y: String,
+    ) -> Result<(), ExportError> {
+        let n = st.len();
+        let shape = if conv { vec![n, 1, 1] } else { vec![n] };
+        let flip: Vec<f32> = st
+            .flip
+            .iter()
+            .map(|&f| if f { -1.0 } else { 1.0 })
+            .collect();
+        let at = |t: &[i32]| t.iter().map(|&v| v as f32 - 0.5).collect::<Vec<f32>>();
+        let f = self.f32_init(&format!("{base}/flip"), flip, shape.clone())?;
+        let tp = self.f32_init(&format!("{base}/pos"), at(&st.pos), shape.clone())?;
+        let tz = self.f32_init(&format!("{base}/zero_at"), at(&st.zero), shape)?;
+        let half = self.f32_init(&format!("{base}/half"), vec![0.5], vec![])?;
+        let m = self.emit("Mul", base, vec![count, f], vec![]);
+        let dp = self.emit("Sub", base, vec![m.clone(), tp], vec![]);
+        let dz = self.emit("Sub", base, vec![m, tz], vec![]);
+        let sp = self.emit("Sign", base, vec![dp], vec![]);
+        let sz = self.emit("Sign", base, vec![dz], vec![]);
+        let sum = self.emit("Add", base, vec![sp, sz], vec![]);
+        self.push("Mul", base, vec![sum, half], y, vec![]);
+        Ok(())
+    }
+
     fn emit(
         &mut self,
         op: &str,
@@ -563,9 +597,9 @@ impl<'a> Exporter<'a> {
                 ],
             ),
             Op::MatMul => simple("MatMul", vec![]),
-            Op::SignMatMul { bipolar } | Op::SignConv { bipolar, .. } => {
+            Op::SignMatMul { bipolar, step } | Op::SignConv { bipolar, step, .. } => {
                 // Back to what it came from: Sign (or the bipolar sign), then
-                // MatMul or Conv by the ±1 weights.
+                // MatMul or Conv by the ±1 weights (then the thresholds).
                 let s = if *bipolar {
                     let zero = self.f32_init(&format!("{base}/zero"), vec![0.0], vec![])?;
                     let one = self.f32_init(&format!("{base}/one"), vec![1.0], vec![])?;
@@ -575,18 +609,25 @@ impl<'a> Exporter<'a> {
                 } else {
                     self.emit("Sign", &base, vec![ins[0].clone()], vec![])
                 };
-                let Op::SignConv { conv: c, .. } = &n.op else {
-                    self.push("MatMul", &base, vec![s, ins[1].clone()], y, vec![]);
+                let (op, a) = match &n.op {
+                    Op::SignConv { conv: c, .. } => {
+                        let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
+                        let a = vec![
+                            attr_ints("kernel_shape", &k),
+                            attr_ints("strides", &c.strides),
+                            attr_ints("pads", &c.pads),
+                            attr_ints("dilations", &c.dilations),
+                        ];
+                        ("Conv", a)
+                    }
+                    _ => ("MatMul", vec![]),
+                };
+                let Some(st) = step else {
+                    self.push(op, &base, vec![s, ins[1].clone()], y, a);
                     return Ok(());
                 };
-                let k = in_ty(1).shape.get(2..).unwrap_or(&[]).to_vec();
-                let a = vec![
-                    attr_ints("kernel_shape", &k),
-                    attr_ints("strides", &c.strides),
-                    attr_ints("pads", &c.pads),
-                    attr_ints("dilations", &c.dilations),
-                ];
-                self.push("Conv", &base, vec![s, ins[1].clone()], y, a);
+                let count = self.emit(op, &base, vec![s, ins[1].clone()], a);
+                self.sign_step(&base, count, st, op == "Conv", y)?;
                 return Ok(());
             }
             Op::Unary(u) => return self.unary(n, *u, ins, y),

@@ -17,10 +17,21 @@
 //! channel (XNOR-Net), with s and every α powers of two so the float product
 //! is exact: the binary layer by w/α, then `· s·α` (per channel).
 //!
+//!
+//! Then a binary layer whose count reaches a `Sign` (or the next binary
+//! layer, which signs its input itself) only through per-channel `+ k`,
+//! `- k`, `k - x`, `· k`, `/ k` links (a batch norm, α, a bias; each value
+//! read by the next link alone) takes them as integer thresholds, BNN's
+//! folded batch norm (`qcc_ir::SignStep`): every link is monotone, so the
+//! float chain, evaluated here on the counts with the interpreter's f32
+//! arithmetic, changes sign at two counts found by binary search over
+//! `[-K, K]`; the layer then outputs the signs itself, exactly the values
+//! the chain and `Sign` gave.
+//!
 //! Needs: `constant-fold` first (weights stored as int8 behind a Cast are
 //! float constants then). Guarantees: no MatMul, such Gemm or such Conv
-//! reads a sign with ±1 (±α) constant weights; the graph computes the same
-//! values.
+//! reads a sign with ±1 (±α) constant weights, no such chain from a binary
+//! layer reaches a Sign; the graph computes the same values.
 
 use crate::{Changed, PassContext, PassError};
 use qcc_ir::{BinaryOp, CompareOp, ConvAttrs, DType, Graph, NodeId, Op, Tensor, UnaryOp, ValueId};
@@ -49,8 +60,15 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
                 Weights::New(t) => ValueId::of(g.add_const(format!("{name}/w"), t)),
             };
             g.node_mut(id).op = match conv {
-                Some(conv) => Op::SignConv { conv, bipolar },
-                None => Op::SignMatMul { bipolar },
+                Some(conv) => Op::SignConv {
+                    conv,
+                    bipolar,
+                    step: None,
+                },
+                None => Op::SignMatMul {
+                    bipolar,
+                    step: None,
+                },
             };
             g.set_input(id, 0, u);
             g.set_input(id, 1, w);
@@ -79,11 +97,196 @@ pub fn run(g: &mut Graph, _cx: &mut PassContext) -> Result<Changed, PassError> {
             changed = true;
         }
     }
+    // Then each binary layer's per-channel chain into a Sign (its batch
+    // norm, α, bias) as integer thresholds (once the Signs the layers now
+    // read through are gone, so each link's only reader is the next).
+    if g.remove_dead_nodes() > 0 {
+        changed = true;
+    }
+    for id in g.topo_order().map_err(fail)? {
+        if let Some((step, end)) = threshold(g, id) {
+            match &mut g.node_mut(id).op {
+                Op::SignConv { step: s, .. } | Op::SignMatMul { step: s, .. } => {
+                    *s = Some(Box::new(step))
+                }
+                _ => continue,
+            }
+            match end {
+                End::Sign(sign) => g.replace_all_uses(sign, ValueId::of(id)),
+                // Signs of signs: the next layer reads these directly.
+                End::Layer(next) => g.set_input(next, 0, ValueId::of(id)),
+            }
+            changed = true;
+        }
+    }
     if changed {
         g.remove_dead_nodes();
         g.prune_weights();
     }
     Ok(changed)
+}
+
+/// One link of the float chain from a binary layer's count to a Sign:
+/// `x + k`, `x - k`, `k - x`, `x · k`, `x / k` with `k` per output channel.
+#[derive(Clone, Copy)]
+enum Link {
+    Add,
+    Sub,
+    SubFrom,
+    Mul,
+    Div,
+}
+
+impl Link {
+    fn eval(self, x: f32, k: f32) -> f32 {
+        match self {
+            Link::Add => x + k,
+            Link::Sub => x - k,
+            Link::SubFrom => k - x,
+            Link::Mul => x * k,
+            Link::Div => x / k,
+        }
+    }
+
+    /// +1 when the link keeps the order of its input, -1 when it reverses
+    /// it, 0 when it is constant.
+    fn direction(self, k: f32) -> i32 {
+        match self {
+            Link::Add | Link::Sub => 1,
+            Link::SubFrom => -1,
+            Link::Mul | Link::Div if k > 0.0 => 1,
+            Link::Mul | Link::Div if k < 0.0 => -1,
+            Link::Mul => 0,
+            Link::Div => 2, // x / 0: not monotone in the way needed
+        }
+    }
+}
+
+/// Where a binary layer's per-channel chain ends.
+enum End {
+    /// A `Sign`, whose readers read the layer instead.
+    Sign(ValueId),
+    /// The next binary layer, which takes the sign of what it reads itself.
+    Layer(NodeId),
+}
+
+/// The thresholds of binary layer `id` and where they end, when its count
+/// reaches a `Sign` (or the input of the next binary layer) only through
+/// per-channel links (each value read by the next link alone and no graph
+/// output), every link finite and monotone over the counts' range
+/// `[-K, K]`.
+fn threshold(g: &Graph, id: NodeId) -> Option<(qcc_ir::SignStep, End)> {
+    let n = g.node(id);
+    let out = n.outputs.first()?;
+    let (axis, k_max) = match &n.op {
+        Op::SignConv { step: None, .. } => {
+            let ws = &g.value_type(n.inputs()[1]).shape;
+            (1, ws.iter().skip(1).product::<usize>())
+        }
+        Op::SignMatMul { step: None, .. } => {
+            let ws = &g.value_type(n.inputs()[1]).shape;
+            (out.shape.len().checked_sub(1)?, *ws.first()?)
+        }
+        _ => return None,
+    };
+    let ch = *out.shape.get(axis)?;
+    let rank = out.shape.len();
+    // Follow the chain.
+    let mut links: Vec<(Link, Vec<f32>)> = vec![];
+    let mut v = ValueId::of(id);
+    let sign = loop {
+        let users = g.users(v);
+        if users.len() != 1 || g.is_output(v) {
+            return None;
+        }
+        let (u, slot) = users[0];
+        let un = g.node(u);
+        if un.op == Op::Unary(UnaryOp::Sign) {
+            break End::Sign(ValueId::of(u));
+        }
+        if slot == 0 && matches!(un.op, Op::SignConv { .. } | Op::SignMatMul { .. }) {
+            break End::Layer(u);
+        }
+        let Op::Binary(b) = &un.op else { return None };
+        let other = un.inputs()[1 - slot];
+        let link = match (b, slot) {
+            (BinaryOp::Add, _) => Link::Add,
+            (BinaryOp::Mul, _) => Link::Mul,
+            (BinaryOp::Sub, 0) => Link::Sub,
+            (BinaryOp::Sub, _) => Link::SubFrom,
+            (BinaryOp::Div, 0) => Link::Div,
+            _ => return None,
+        };
+        // The constant: one value, or one per channel along `axis` of
+        // this value's shape (right-aligned, every other extent 1).
+        let t = g.const_value(other)?;
+        let kv = t.as_f32()?;
+        let ks = t.shape();
+        if ks.len() > rank || un.outputs[0].shape != out.shape {
+            return None;
+        }
+        let per = (0..ks.len()).all(|i| {
+            let d = ks[ks.len() - 1 - i];
+            d == 1 || (rank - 1 - i == axis && d == ch)
+        });
+        if !per || kv.iter().any(|k| !k.is_finite()) {
+            return None;
+        }
+        let k: Vec<f32> = (0..ch)
+            .map(|o| kv[if kv.len() == 1 { 0 } else { o }])
+            .collect();
+        links.push((link, k));
+        v = ValueId::of(u);
+    };
+    if links.is_empty() {
+        return None;
+    }
+    let k_max = i64::try_from(k_max).ok()?;
+    let mut step = qcc_ir::SignStep {
+        flip: vec![],
+        zero: vec![],
+        pos: vec![],
+    };
+    for o in 0..ch {
+        let f = |c: i64| links.iter().fold(c as f32, |x, (l, k)| l.eval(x, k[o]));
+        // Monotone and finite over [-K, K]: every link's direction known,
+        // every intermediate finite at both ends (so everywhere between).
+        let mut dir = 1;
+        let (mut lo, mut hi) = (-k_max as f32, k_max as f32);
+        for (l, k) in &links {
+            let d = l.direction(k[o]);
+            if d == 2 {
+                return None;
+            }
+            dir *= d;
+            (lo, hi) = (l.eval(lo, k[o]), l.eval(hi, k[o]));
+            if !(lo.is_finite() && hi.is_finite()) {
+                return None;
+            }
+        }
+        let flip = dir < 0;
+        // g(m) = f(±m) does not decrease in m: the first m with g ≥ 0 and
+        // with g > 0 (K + 1 when none).
+        let gm = |m: i64| f(if flip { -m } else { m });
+        let first = |pred: &dyn Fn(f32) -> bool| {
+            let (mut a, mut b) = (-k_max, k_max + 1);
+            while a < b {
+                let mid = a + (b - a) / 2;
+                if pred(gm(mid)) {
+                    b = mid;
+                } else {
+                    a = mid + 1;
+                }
+            }
+            a
+        };
+        let zero = first(&|y| y >= 0.0);
+        let pos = first(&|y| y > 0.0);
+        step.flip.push(flip);
+        step.zero.push(i32::try_from(zero).ok()?);
+        step.pos.push(i32::try_from(pos).ok()?);
+    }
+    Some((step, sign))
 }
 
 /// A binary layer's ±1 weights as `[K, N]`.

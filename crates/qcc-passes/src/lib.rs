@@ -70,7 +70,7 @@ pub static PASSES: &[PassInfo] = &[
     },
     PassInfo {
         name: "binarize",
-        about: "a binary layer (MatMul or Conv of a Sign by ±1 constant weights) as one SignMatMul or SignConv: weights kept as bits, products counted with popcount",
+        about: "a binary layer (MatMul or Conv of a Sign by ±1 constant weights) as one SignMatMul or SignConv: weights kept as bits, products counted with popcount; a batch norm + Sign after it folded into integer thresholds per channel",
         run: binarize::run,
     },
     PassInfo {

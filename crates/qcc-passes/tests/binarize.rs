@@ -145,10 +145,13 @@ fn bipolar_layers_become_bipolar_sign_matmul() {
     let (changed, b) = binarized(g);
     assert!(changed);
     assert!(ops(&b).contains(&"sign_matmul"), "{:?}", ops(&b));
-    let bipolar = b
-        .node_ids()
-        .into_iter()
-        .any(|id| b.node(id).op == Op::SignMatMul { bipolar: true });
+    let bipolar = b.node_ids().into_iter().any(|id| {
+        b.node(id).op
+            == Op::SignMatMul {
+                bipolar: true,
+                step: None,
+            }
+    });
     assert!(bipolar);
     assert_eq!(run(&b), want);
     let g = bipolar_layer(0.3, 0.25);
@@ -263,4 +266,140 @@ fn per_channel_alpha_scales_the_counts() {
         .collect();
     let (changed, _) = binarized(conv_layer(third, true, false, 1));
     assert!(!changed);
+}
+
+/// `x [2, 5] → Sign → MatMul ±1 [5, 3]`, then `links` (op, per-channel
+/// constant `[3]` or `[1, 3]`, whether the chain value is the second
+/// operand), then `end`: a `Sign` ("sign"), nothing ("none"), or a second
+/// binary layer through a Sign ("layer").
+/// One link of a chain: op, constant, its shape, whether the chain value
+/// is the second operand.
+type ChainLink = (qcc_ir::BinaryOp, Vec<f32>, Vec<usize>, bool);
+
+fn chain(links: &[ChainLink], end: &str) -> Graph {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::f32([2, 5]));
+    let s = g
+        .add_node(Op::Unary(UnaryOp::Sign), "sign", vec![ValueId::of(x)])
+        .unwrap();
+    let wc = g.add_const("w", Tensor::from_f32(vec![5, 3], pm(15)).unwrap());
+    let mut v = ValueId::of(
+        g.add_node(Op::MatMul, "fc", vec![ValueId::of(s), ValueId::of(wc)])
+            .unwrap(),
+    );
+    for (i, (op, k, shape, second)) in links.iter().enumerate() {
+        let kc = ValueId::of(g.add_const(
+            format!("k{i}"),
+            Tensor::from_f32(shape.clone(), k.clone()).unwrap(),
+        ));
+        let ins = if *second { vec![kc, v] } else { vec![v, kc] };
+        v = ValueId::of(g.add_node(Op::Binary(*op), format!("l{i}"), ins).unwrap());
+    }
+    let y = match end {
+        "sign" => ValueId::of(
+            g.add_node(Op::Unary(UnaryOp::Sign), "sign2", vec![v])
+                .unwrap(),
+        ),
+        "layer" => {
+            let s2 = g
+                .add_node(Op::Unary(UnaryOp::Sign), "sign2", vec![v])
+                .unwrap();
+            let w2 = g.add_const("w2", Tensor::from_f32(vec![3, 2], pm(6)).unwrap());
+            ValueId::of(
+                g.add_node(Op::MatMul, "fc2", vec![ValueId::of(s2), ValueId::of(w2)])
+                    .unwrap(),
+            )
+        }
+        _ => v,
+    };
+    g.add_output("y", y);
+    g
+}
+
+/// The graph on every sign pattern of a 5-wide row (3^5 of them, two rows
+/// an input): every count a column of ±1 weights can reach.
+fn run_many(g: &Graph) -> Vec<Vec<f32>> {
+    (0..122)
+        .map(|i| {
+            let x: Vec<f32> = (0..10)
+                .map(|j| {
+                    let p = (2 * i + j / 5) % 243;
+                    let digit = p / 3usize.pow((j % 5) as u32) % 3;
+                    [-1.5, 0.0, 2.0][digit]
+                })
+                .collect();
+            let x = Tensor::from_f32(vec![2, 5], x).unwrap();
+            qcc_interp::run(g, &[x]).unwrap()[0].to_f32_vec()
+        })
+        .collect()
+}
+
+/// A binary layer's per-channel chain into a Sign (a batch norm's scale and
+/// shift, a negative scale, `k - x`, a division, a zero scale) folds into
+/// its thresholds: one node, the same values on every sign pattern of the
+/// input, including counts the chain maps to exactly 0.
+#[test]
+fn batch_norm_and_sign_fold_into_thresholds() {
+    use qcc_ir::BinaryOp::*;
+    let cases: Vec<Vec<ChainLink>> = vec![
+        // x·a + b: 0 at count 1 (a = 0.5, b = -0.5), never (a = -2, b = 1),
+        // always (a = 0, b = 0).
+        vec![
+            (Mul, vec![0.5, -2.0, 0.0], vec![3], false),
+            (Add, vec![-0.5, 1.0, 0.0], vec![1, 3], true),
+        ],
+        // (k - x) / d - e, one scalar constant.
+        vec![
+            (Sub, vec![1.0, -3.0, 0.5], vec![3], true),
+            (Div, vec![4.0, -0.25, 2.0], vec![3], false),
+            (Sub, vec![0.25], vec![], false),
+        ],
+    ];
+    for (i, links) in cases.iter().enumerate() {
+        for end in ["sign", "layer"] {
+            let g = chain(links, end);
+            let want = run_many(&g);
+            let (changed, b) = binarized(g);
+            assert!(changed);
+            let ops = ops(&b);
+            assert!(
+                ops.iter().all(|o| *o == "sign_matmul"),
+                "case {i} {end}: {ops:?}"
+            );
+            let stepped = b
+                .node_ids()
+                .into_iter()
+                .any(|id| matches!(&b.node(id).op, Op::SignMatMul { step: Some(_), .. }));
+            assert!(stepped, "case {i} {end}");
+            assert_eq!(run_many(&b), want, "case {i} {end}");
+        }
+    }
+}
+
+/// What does not fold: no Sign at the end, a link read twice, a constant
+/// along another axis than the channels', a division by zero.
+#[test]
+fn chains_that_are_not_per_channel_monotone_stay() {
+    use qcc_ir::BinaryOp::*;
+    let bn = vec![(Add, vec![0.5, -0.5, 1.5], vec![3], false)];
+    let g = chain(&bn, "none");
+    let (_, b) = binarized(g);
+    assert!(ops(&b).contains(&"add"), "{:?}", ops(&b));
+    // Along rows ([2, 1]), not channels.
+    let rows = vec![(Add, vec![0.5, -0.5], vec![2, 1], false)];
+    let (_, b) = binarized(chain(&rows, "sign"));
+    assert!(ops(&b).contains(&"sign"), "{:?}", ops(&b));
+    let div0 = vec![(Div, vec![1.0, 0.0, 2.0], vec![3], false)];
+    let (_, b) = binarized(chain(&div0, "sign"));
+    assert!(ops(&b).contains(&"sign"), "{:?}", ops(&b));
+    // The shifted count also read by a second output.
+    let mut g = chain(&bn, "sign");
+    let shifted = g
+        .node_ids()
+        .into_iter()
+        .find(|&id| g.node(id).name == "l0")
+        .unwrap();
+    g.add_output("also", ValueId::of(shifted));
+    let (_, b) = binarized(g);
+    assert!(ops(&b).contains(&"sign"), "{:?}", ops(&b));
 }

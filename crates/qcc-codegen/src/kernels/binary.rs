@@ -179,13 +179,18 @@ pub fn emit<'ctx>(
         .and_then(|t| t.as_f32())
         .filter(|v| v.iter().all(|&v| v == 1.0 || v == -1.0))
         .ok_or_else(|| cx.unsupported("weights must be constants of -1 and +1"))?;
-    let (layer, bipolar) = match &node.op {
-        Op::SignConv { conv, bipolar } => (
+    let (layer, bipolar, step) = match &node.op {
+        Op::SignConv {
+            conv,
+            bipolar,
+            step,
+        } => (
             Layer::conv(conv, x.shape(), w.shape(), out.shape())
                 .ok_or_else(|| cx.unsupported("a binary convolution must be 2-D, one group"))?,
             *bipolar,
+            step,
         ),
-        Op::SignMatMul { bipolar } => {
+        Op::SignMatMul { bipolar, step } => {
             let (k, n) = match (x.shape().last(), w.shape()) {
                 (Some(&k), &[kw, n]) if k == kw => (k, n),
                 _ => return Err(cx.unsupported("operands must be [..., K] and [K, N]")),
@@ -194,7 +199,7 @@ pub fn emit<'ctx>(
                 return Err(cx.unsupported(format!("K = {k} past the verifier's bound")));
             }
             let l = Layer::matmul(x.shape(), n).ok_or_else(|| cx.unsupported("empty operand"))?;
-            (l, *bipolar)
+            (l, *bipolar, step)
         }
         _ => return Err(cx.unsupported("not a binary layer")),
     };
@@ -229,11 +234,32 @@ pub fn emit<'ctx>(
             .collect()
     };
     let wt = super::conv::const_data(cx, "binary.w", &bytes);
+    // Thresholds (BN + Sign folded): ±1 per channel and the two bounds,
+    // padded to whole vectors of output channels.
+    let step = match step {
+        Some(st) => {
+            st.check(layer.oc).map_err(|m| cx.unsupported(m))?;
+            let pad = |v: Vec<i32>| {
+                let mut v = v;
+                v.resize(layer.oc.next_multiple_of(LANES), 0);
+                v
+            };
+            let table = |name: &str, v: Vec<i32>| super::quant::const_i32_table(cx, name, &pad(v));
+            let flip = st.flip.iter().map(|&f| if f { -1 } else { 1 }).collect();
+            Some([
+                table("binary.flip", flip),
+                table("binary.zero", st.zero.clone()),
+                table("binary.pos", st.pos.clone()),
+            ])
+        }
+        None => None,
+    };
     Emit {
         l: &layer,
         bipolar,
         wt,
         ocp,
+        step,
     }
     .run(cx, x.ptr, out.ptr)
 }
@@ -243,6 +269,8 @@ struct Emit<'l, 'ctx> {
     bipolar: bool,
     wt: PointerValue<'ctx>,
     ocp: usize,
+    /// The threshold tables (`qcc_ir::SignStep`): ±1, zero, pos.
+    step: Option<[PointerValue<'ctx>; 3]>,
 }
 
 impl<'ctx> Emit<'_, 'ctx> {
@@ -486,7 +514,23 @@ impl<'ctx> Emit<'_, 'ctx> {
                     let d = cx.splat(dsum.into(), LANES as u32)?;
                     let sum = cx.b.build_int_add(cx.b.build_int_mul(a, two, "")?, d, "")?;
                     let ft = cx.f32_t().vec_type(LANES as u32);
-                    let mut yv = cx.b.build_signed_int_to_float(sum, ft, "")?;
+                    let mut yv = match self.step {
+                        // Thresholds: m = ±count, then +1 / 0 / -1.
+                        Some([fl, zt, pt]) => {
+                            let vi = v8(i32t);
+                            let at = |t| cx.gep(DType::I32, t, o0);
+                            let m = cx.b.build_int_mul(sum, load(cx, vi, at(fl)?, None)?, "")?;
+                            let ge = |t| -> CgResult<VectorValue<'ctx>> {
+                                let b = load(cx, vi, at(t)?, None)?;
+                                Ok(cx.b.build_int_compare(IntPredicate::SGE, m, b, "")?)
+                            };
+                            let c = |v: f32| cx.splat(cx.f32(v).into(), LANES as u32);
+                            let low = cx.b.build_select(ge(zt)?, c(0.0)?, c(-1.0)?, "")?;
+                            cx.b.build_select(ge(pt)?, c(1.0)?, low.into_vector_value(), "")?
+                                .into_vector_value()
+                        }
+                        None => cx.b.build_signed_int_to_float(sum, ft, "")?,
+                    };
                     if !self.bipolar {
                         let nan = cx.icmp(IntPredicate::SGE, dsum, cx.i32(NAN_AT))?;
                         let nans = cx.splat(cx.f32(f32::NAN).into(), LANES as u32)?;
