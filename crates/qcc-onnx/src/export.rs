@@ -1,5 +1,6 @@
-//! qcc's graph → a standard ONNX model (opset 13), so qcc's quantization
-//! decisions can run in any ONNX runtime (`--emit onnx`).
+//! qcc's graph → a standard ONNX model (opset 13; 21 when some weights are
+//! 4-bit or narrower, written as `INT4`), so qcc's quantization decisions
+//! can run in any ONNX runtime (`--emit onnx`).
 //!
 //! Float ops are written as their ONNX op. Integer ops are written in the QDQ
 //! format ONNX Runtime's `quantize_static` produces: the float op they stand
@@ -35,6 +36,19 @@ use std::collections::{HashMap, HashSet};
 /// The opset the exported model imports (per-axis QDQ needs 13).
 pub const EXPORT_OPSET: i64 = 13;
 
+/// The opset of a model with 4-bit (or narrower) weights: `INT4` tensors and
+/// their `DequantizeLinear` need 21 (where reductions take their axes as an
+/// input).
+pub const EXPORT_OPSET_INT4: i64 = 21;
+
+/// Whether constant `t` is written as ONNX `INT4`: int8 weights whose type
+/// makes them 4 bits or fewer (`AxisQuant::bits`; ONNX's INT2 is newer than
+/// the runtimes that read these models, so 2-bit and ternary weights go
+/// into INT4 too).
+fn int4(t: &TensorType) -> bool {
+    t.dtype == DType::I8 && t.axis_quant.as_deref().is_some_and(|a| a.bits <= 4)
+}
+
 /// Why a graph could not be written as ONNX; names the node.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("ONNX export: {0}")]
@@ -46,10 +60,11 @@ pub fn export_model(g: &Graph) -> Result<ModelProto, ExportError> {
     let mut ex = Exporter::new(g);
     let graph = ex.run()?;
     Ok(ModelProto {
-        ir_version: Some(7),
+        // IR 10 for INT4 tensors.
+        ir_version: Some(if ex.opset >= EXPORT_OPSET_INT4 { 10 } else { 7 }),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(EXPORT_OPSET),
+            version: Some(ex.opset),
         }],
         producer_name: Some("qcc".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -71,6 +86,29 @@ struct Exporter<'a> {
     inits: Vec<TensorProto>,
     /// DequantizeLinear outputs by (value, scale bits, zero point).
     dq_cache: HashMap<(ValueId, u32, i32), String>,
+    /// [`EXPORT_OPSET`], or [`EXPORT_OPSET_INT4`] when some weights are
+    /// written as INT4.
+    opset: i64,
+}
+
+/// `t`'s int8 values as an ONNX `INT4` tensor: two per byte, the first in
+/// the low nibble (`None` when one does not fit in 4 bits).
+fn int4_proto(name: &str, t: &qcc_ir::Tensor) -> Option<TensorProto> {
+    let v = t.to_i64_vec()?;
+    if v.iter().any(|x| !(-8..=7).contains(x)) {
+        return None;
+    }
+    let raw = v
+        .chunks(2)
+        .map(|p| (p[0] as u8 & 0xf) | ((p.get(1).copied().unwrap_or(0) as u8 & 0xf) << 4))
+        .collect();
+    Some(TensorProto {
+        name: Some(name.to_string()),
+        dims: t.shape().iter().map(|&d| d as i64).collect(),
+        data_type: Some(crate::proto::tensor_proto::DataType::Int4 as i32),
+        raw_data: Some(raw),
+        ..Default::default()
+    })
 }
 
 fn err(n: &Node, msg: impl std::fmt::Display) -> ExportError {
@@ -185,6 +223,14 @@ impl<'a> Exporter<'a> {
             nodes: vec![],
             inits: vec![],
             dq_cache: HashMap::new(),
+            opset: if g.node_ids().into_iter().any(|id| {
+                let n = g.node(id);
+                matches!(n.op, Op::Const { .. }) && n.outputs.first().is_some_and(int4)
+            }) {
+                EXPORT_OPSET_INT4
+            } else {
+                EXPORT_OPSET
+            },
         }
     }
 
@@ -205,6 +251,24 @@ impl<'a> Exporter<'a> {
         let name = self.fresh(base);
         self.inits.push(to_proto(&name, t));
         name
+    }
+
+    /// A reduction's inputs and attributes: its axes an attribute, or (ReduceSum
+    /// from opset 13, the others from 18) a second input.
+    fn reduce_args(
+        &mut self,
+        op: &str,
+        base: &str,
+        x: String,
+        axes: &[usize],
+        keepdims: AttributeProto,
+    ) -> (Vec<String>, Vec<AttributeProto>) {
+        if op == "ReduceSum" || self.opset >= 18 {
+            let a = self.i64_init(&format!("{base}/axes"), i64s(axes));
+            (vec![x, a], vec![keepdims])
+        } else {
+            (vec![x], vec![attr_ints("axes", axes), keepdims])
+        }
     }
 
     fn i64_init(&mut self, base: &str, v: Vec<i64>) -> String {
@@ -368,7 +432,8 @@ impl<'a> Exporter<'a> {
             ));
         }
         let x = self.name(v);
-        let dt = self.g.value_type(v).dtype;
+        let ty = self.g.value_type(v);
+        let dt = ty.dtype;
         let shape = if scales.len() == 1 {
             vec![]
         } else {
@@ -377,7 +442,15 @@ impl<'a> Exporter<'a> {
         let zpt = int_scalar(dt, 0, shape.clone())
             .ok_or_else(|| err(n, format!("cannot dequantize {dt}")))?;
         let s = self.f32_init(&format!("{x}/scale"), scales.to_vec(), shape)?;
-        let z = self.init(&format!("{x}/zero_point"), &zpt);
+        // INT4 weights take an INT4 zero point.
+        let z = if int4(ty) {
+            let name = self.fresh(&format!("{x}/zero_point"));
+            let p = int4_proto(&name, &zpt).ok_or_else(|| err(n, "zero point"))?;
+            self.inits.push(p);
+            name
+        } else {
+            self.init(&format!("{x}/zero_point"), &zpt)
+        };
         let attrs = if scales.len() == 1 {
             vec![]
         } else {
@@ -534,7 +607,12 @@ impl<'a> Exporter<'a> {
         let (op, attrs) = match &n.op {
             Op::Input { .. } => return Ok(()),
             Op::Const { weight } => {
-                self.inits.push(to_proto(&y, g.weight(*weight)));
+                let t = g.weight(*weight);
+                let p = match n.outputs.first().filter(|t| int4(t)) {
+                    Some(_) => int4_proto(&y, t).ok_or_else(|| err(n, "weights past 4 bits"))?,
+                    None => to_proto(&y, t),
+                };
+                self.inits.push(p);
                 return Ok(());
             }
             Op::ConvClamp { conv, min, max } | Op::ConvAdd { conv, min, max } => {
@@ -678,15 +756,14 @@ impl<'a> Exporter<'a> {
             Op::AveragePool(p) => simple("AveragePool", self.avg_attrs(n, p)?),
             Op::Reduce { op, axes, keepdims } => {
                 let kd = attr_i("keepdims", *keepdims as i64);
-                match op {
-                    ReduceOp::Mean => simple("ReduceMean", vec![attr_ints("axes", axes), kd]),
-                    ReduceOp::Max => simple("ReduceMax", vec![attr_ints("axes", axes), kd]),
-                    ReduceOp::Sum => {
-                        let a = self.i64_init(&format!("{base}/axes"), i64s(axes));
-                        self.push("ReduceSum", &base, vec![ins[0].clone(), a], y, vec![kd]);
-                        return Ok(());
-                    }
-                }
+                let op = match op {
+                    ReduceOp::Mean => "ReduceMean",
+                    ReduceOp::Max => "ReduceMax",
+                    ReduceOp::Sum => "ReduceSum",
+                };
+                let (ins, attrs) = self.reduce_args(op, &base, ins[0].clone(), axes, kd);
+                self.push(op, &base, ins, y, attrs);
+                return Ok(());
             }
             Op::BatchNorm { epsilon } => {
                 simple("BatchNormalization", vec![attr_f("epsilon", *epsilon)])
@@ -1061,11 +1138,9 @@ impl<'a> Exporter<'a> {
                     .product();
                 let s_x = self.scale_of(vin(0), epi.rescale.real(0) * s_y as f64 * count as f64);
                 let x = self.dq(n, vin(0), s_x, *x_zero_point)?;
-                let attrs = vec![
-                    attr_ints("axes", axes),
-                    attr_i("keepdims", *keepdims as i64),
-                ];
-                let acc = self.emit("ReduceMean", &base, vec![x], attrs);
+                let kd = attr_i("keepdims", *keepdims as i64);
+                let (ins, attrs) = self.reduce_args("ReduceMean", &base, x, axes, kd);
+                let acc = self.emit("ReduceMean", &base, ins, attrs);
                 let to = g.value_type(vin(0)).dtype;
                 self.clamp_and_quantize(n, acc, epi, s_y, to, y)
             }

@@ -67,6 +67,11 @@ struct Case {
 /// Quantizes `testdata/<name>` through the CLI with `--emit onnx` and through
 /// the library (same options) for the interpreter.
 fn prepare(name: &str, shape: &[usize], io_int8: bool) -> Case {
+    prepare_bits(name, shape, io_int8, 8)
+}
+
+/// [`prepare`] with `--weight-bits bits`.
+fn prepare_bits(name: &str, shape: &[usize], io_int8: bool, bits: u32) -> Case {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = root().join("testdata").join(name).join("model.onnx");
     let n = 6;
@@ -89,6 +94,9 @@ fn prepare(name: &str, shape: &[usize], io_int8: bool) -> Case {
     if io_int8 {
         args.extend(["--io".into(), "int8".into()]);
     }
+    if bits != 8 {
+        args.extend(["--weight-bits".into(), bits.to_string()]);
+    }
     let o = Command::new(env!("CARGO_BIN_EXE_qcc"))
         .args(&args)
         .output()
@@ -106,6 +114,7 @@ fn prepare(name: &str, shape: &[usize], io_int8: bool) -> Case {
         quantize: Some(QuantizeOptions {
             config: QuantConfig {
                 io_int8,
+                weight_bits: bits,
                 ..Default::default()
             },
             data: CalibrationData::Path(calib.clone()),
@@ -135,7 +144,13 @@ fn count(m: &ModelProto, op: &str) -> usize {
 fn check_structure(c: &Case) {
     let m = &c.model;
     assert_eq!(m.opset_import.len(), 1);
-    assert_eq!(m.opset_import[0].version(), 13);
+    let int4 = qcc_onnx::proto::tensor_proto::DataType::Int4 as i32;
+    let narrow = m
+        .graph
+        .as_ref()
+        .is_some_and(|g| g.initializer.iter().any(|t| t.data_type() == int4));
+    // 13, or 21 where weights are written as INT4.
+    assert_eq!(m.opset_import[0].version(), if narrow { 21 } else { 13 });
     let g = m.graph.as_ref().expect("graph");
     let ir = &c.graph;
     let in_names: Vec<&str> = g.input.iter().map(|v| v.name()).collect();
@@ -387,6 +402,34 @@ fn small_cnn_qdq_onnx() {
     check_with_onnxruntime(&c);
 }
 
+/// 4-bit weights (`--weight-bits 4`: their type says 4 bits) are written as
+/// ONNX INT4 with INT4 zero points, in an opset-21 model whose reductions
+/// take their axes as inputs, and ONNX Runtime computes what qcc does.
+#[test]
+fn small_cnn_4bit_weights_export_as_int4() {
+    let c = prepare_bits("small_cnn", &[1, 3, 16, 16], false, 4);
+    check_structure(&c);
+    assert_eq!(c.model.opset_import[0].version(), 21);
+    let g = c.model.graph.as_ref().expect("graph");
+    let int4 = qcc_onnx::proto::tensor_proto::DataType::Int4 as i32;
+    let narrow: Vec<_> = g
+        .initializer
+        .iter()
+        .filter(|t| t.data_type() == int4)
+        .collect();
+    assert!(narrow.len() >= 4, "{} INT4 initializers", narrow.len());
+    for t in narrow {
+        let n: i64 = t.dims.iter().product();
+        assert_eq!(
+            t.raw_data().len() as i64,
+            (n + 1) / 2,
+            "'{}' packed",
+            t.name()
+        );
+    }
+    check_with_onnxruntime(&c);
+}
+
 #[test]
 fn mlp_qdq_onnx() {
     let c = prepare("mlp", &[4, 32], false);
@@ -469,7 +512,8 @@ fn float_model_exports_too() {
 /// binary layers of `binary_cnn` go back to Sign + Conv (its thresholds to
 /// two Signs of shifted counts); every output is compared; the 9-bit weight
 /// halves of `ort_qdq_cnn_u8u8_pt` export as int8 weights of a Conv reading
-/// its input twice.
+/// its input twice; `qdq_int4_cnn`'s 4-bit weights export as ONNX INT4
+/// (opset 21).
 #[test]
 fn imported_models_round_trip_through_onnxruntime() {
     let Some(py) = python() else { return };
@@ -502,6 +546,7 @@ fn imported_models_round_trip_through_onnxruntime() {
         ("ort_qdq_transformer", true),
         ("binary_cnn", true),
         ("ort_qdq_cnn_u8u8_pt", true),
+        ("qdq_int4_cnn", true),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = root().join("testdata").join(case).join("test_data_set_0");
