@@ -320,7 +320,6 @@ impl<'ctx> Emit<'_, 'ctx> {
         );
         let zero = cx.i64(0);
         let [cs, rs, xs, _] = l.x_strides;
-        let groups_per_word = (l.wbits / GROUP) as i64;
         cx.for_range(0, l.h as i64, |cx, iy| {
             cx.for_range(0, l.w as i64, |cx, ix| {
                 let xb = cx.add(cx.mul_c(iy, rs)?, cx.mul_c(ix, xs)?)?;
@@ -329,26 +328,34 @@ impl<'ctx> Emit<'_, 'ctx> {
                 let at = cx.mul_c(p, 2 * l.words as i64)?;
                 cx.store(DType::I32, cnt, zero, i32t.const_zero().into())?;
                 cx.store(DType::I32, nanf, zero, i32t.const_zero().into())?;
-                for_blocks(cx, l.c, GROUP, |cx, g, len| {
-                    let ci0 = cx.mul_c(g, GROUP as i64)?;
-                    let v = self.load_group(cx, xin, cx.add(xb, cx.mul_c(ci0, cs)?)?, len)?;
-                    let (nz, neg, nan) = self.masks(cx, v, len)?;
-                    let word = cx.b.build_int_signed_div(g, cx.i64(groups_per_word), "")?;
-                    let shift = cx.b.build_int_signed_rem(g, cx.i64(groups_per_word), "")?;
-                    let shift = cx.mul_c(shift, GROUP as i64)?;
-                    let shift = cx.b.build_int_truncate_or_bit_cast(shift, wty, "")?;
-                    for (off, m) in [(0, nz), (l.words as i64, neg)] {
-                        let i = cx.add(cx.add_c(at, off)?, word)?;
-                        let old = cx.load(wdt, s, i)?.into_int_value();
-                        let m = cx.b.build_int_z_extend(m, wty, "")?;
-                        let m = cx.b.build_left_shift(m, shift, "")?;
-                        cx.store(wdt, s, i, cx.b.build_or(old, m, "")?.into())?;
+                // One word at a time, built in registers from its groups of
+                // eight channels and stored once (not read, or-ed and
+                // written back per group: a chain through memory).
+                for_blocks(cx, l.c, l.wbits, |cx, wd, wlen| {
+                    let ci0 = cx.mul_c(wd, l.wbits as i64)?;
+                    let (mut nzw, mut negw) = (wty.const_zero(), wty.const_zero());
+                    let mut nanw = cx.i8_t().const_zero();
+                    for gi in 0..wlen.div_ceil(GROUP) {
+                        let len = GROUP.min(wlen - gi * GROUP);
+                        let c = cx.add_c(ci0, (gi * GROUP) as i64)?;
+                        let v = self.load_group(cx, xin, cx.add(xb, cx.mul_c(c, cs)?)?, len)?;
+                        let (nz, neg, nan) = self.masks(cx, v, len)?;
+                        let sh = wty.const_int((gi * GROUP) as u64, false);
+                        let place = |m: IntValue<'ctx>| -> CgResult<IntValue<'ctx>> {
+                            let m = cx.b.build_int_z_extend(m, wty, "")?;
+                            Ok(cx.b.build_left_shift(m, sh, "")?)
+                        };
+                        nzw = cx.b.build_or(nzw, place(nz)?, "")?;
+                        negw = cx.b.build_or(negw, place(neg)?, "")?;
+                        nanw = cx.b.build_or(nanw, nan, "")?;
                     }
-                    let i8t = cx.i8_t();
+                    for (off, m) in [(0, nzw), (l.words as i64, negw)] {
+                        cx.store(wdt, s, cx.add(cx.add_c(at, off)?, wd)?, m.into())?;
+                    }
                     let pc = cx
-                        .call_intrinsic("llvm.ctpop", &[i8t.into()], &[nz.into()])?
+                        .call_intrinsic("llvm.ctpop", &[wty.into()], &[nzw.into()])?
                         .into_int_value();
-                    let pc = cx.b.build_int_z_extend(pc, i32t, "")?;
+                    let pc = cx.b.build_int_truncate_or_bit_cast(pc, i32t, "")?;
                     let old = cx.load(DType::I32, cnt, zero)?.into_int_value();
                     cx.store(
                         DType::I32,
@@ -356,7 +363,7 @@ impl<'ctx> Emit<'_, 'ctx> {
                         zero,
                         cx.b.build_int_add(old, pc, "")?.into(),
                     )?;
-                    let any = cx.icmp(IntPredicate::NE, nan, i8t.const_zero())?;
+                    let any = cx.icmp(IntPredicate::NE, nanw, cx.i8_t().const_zero())?;
                     let any = cx.b.build_int_z_extend(any, i32t, "")?;
                     let old = cx.load(DType::I32, nanf, zero)?.into_int_value();
                     cx.store(DType::I32, nanf, zero, cx.b.build_or(old, any, "")?.into())
