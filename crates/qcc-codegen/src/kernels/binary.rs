@@ -264,6 +264,45 @@ pub fn emit<'ctx>(
     .run(cx, x.ptr, out.ptr)
 }
 
+/// How a block's counts are summed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// Bytes over the whole window, widened once (`4 ≤ KH·KW·words ≤ 31`).
+    Window,
+    /// Bytes over each run of up to 31 words of a tap (`words ≥ 4`).
+    Chunk,
+    /// Each word's count widened on its own (fewer words than pay for the
+    /// widening).
+    Direct,
+}
+
+/// The sum of each lane's bytes of `b` (a `<LANES·W/8 x i8>` of byte
+/// counts) as a `vt` (`<LANES x iW>`): bytes to 16-bit pairs to 32-bit (to
+/// 64-bit) by masks, shifts and adds, which every vector ISA has.
+fn widen_bytes<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    b: VectorValue<'ctx>,
+    vt: inkwell::types::VectorType<'ctx>,
+) -> CgResult<VectorValue<'ctx>> {
+    let et = vt.get_element_type().into_int_type();
+    let bits = et.get_bit_width();
+    let mut x = cx.b.build_bit_cast(b, vt, "")?.into_vector_value();
+    let mut width = 8;
+    while width < bits {
+        let mut mask = 0u64;
+        for i in (0..bits).step_by(2 * width as usize) {
+            mask |= ((1u64 << width) - 1) << i;
+        }
+        let splat = |v: u64| cx.splat(et.const_int(v, false).into(), LANES as u32);
+        let lo = cx.b.build_and(x, splat(mask)?, "")?;
+        let hi = cx.b.build_right_shift(x, splat(width as u64)?, false, "")?;
+        let hi = cx.b.build_and(hi, splat(mask)?, "")?;
+        x = cx.b.build_int_add(lo, hi, "")?;
+        width *= 2;
+    }
+    Ok(x)
+}
+
 struct Emit<'l, 'ctx> {
     l: &'l Layer,
     bipolar: bool,
@@ -459,6 +498,28 @@ impl<'ctx> Emit<'_, 'ctx> {
         let zero = cx.i64(0);
         let load_v = |cx: &KernelCx<'_, 'ctx>, p| load(cx, vt, p, None);
         let store_v = |cx: &KernelCx<'_, 'ctx>, p, v| store_lanes(cx, p, v, None);
+        // Byte counts are summed as bytes (at most 8 a word, so 31 words
+        // fit) and widened into `acc` once per window or run of words: one
+        // reduction to 32/64-bit lanes where each word paid one before.
+        let bt = cx.i8_t().vec_type((LANES * l.wbytes()) as u32);
+        let bacc = cx.stack_array(DType::I8, (LANES * l.wbytes()) as u64)?;
+        let taps = l.kh * l.kw;
+        let flush = if (4..=31).contains(&(taps * l.words)) {
+            Flush::Window
+        } else if l.words >= 4 {
+            Flush::Chunk
+        } else {
+            Flush::Direct
+        };
+        let load_b = |cx: &KernelCx<'_, 'ctx>, p| load(cx, bt, p, None);
+        let store_b = |cx: &KernelCx<'_, 'ctx>, p, v| store_lanes(cx, p, v, None);
+        let flush_bytes = |cx: &mut KernelCx<'_, 'ctx>| -> CgResult<()> {
+            let b = load_b(cx, bacc)?;
+            let wide = widen_bytes(cx, b, vt)?;
+            let a = load_v(cx, acc)?;
+            store_v(cx, acc, cx.b.build_int_add(a, wide, "")?)?;
+            store_b(cx, bacc, bt.const_zero())
+        };
         let (tap_row, tap_col) = ((l.dil.0 * l.wp) as i64, l.dil.1 as i64);
         let [os, qs, _] = l.y_strides;
         cx.for_range(0, l.oh as i64, |cx, oy| {
@@ -488,13 +549,14 @@ impl<'ctx> Emit<'_, 'ctx> {
                 for_blocks(cx, l.oc, LANES, |cx, blk, len| {
                     let o0 = cx.mul_c(blk, LANES as i64)?;
                     store_v(cx, acc, vt.const_zero())?;
+                    store_b(cx, bacc, bt.const_zero())?;
                     cx.for_range(0, l.kh as i64, |cx, ki| {
                         cx.for_range(0, l.kw as i64, |cx, kj| {
                             let off = cx.add(cx.mul_c(ki, tap_row)?, cx.mul_c(kj, tap_col)?)?;
                             let pp = cx.mul_c(cx.add(base, off)?, 2 * l.words as i64)?;
                             let t = cx.add(cx.mul_c(ki, l.kw as i64)?, kj)?;
                             let wrow = cx.mul_c(t, (l.words * self.ocp) as i64)?;
-                            cx.for_range(0, l.words as i64, |cx, wd| {
+                            let word = |cx: &mut KernelCx<'_, 'ctx>, wd: IntValue<'ctx>| {
                                 let nz = cx.load(wdt, s, cx.add(pp, wd)?)?;
                                 let neg =
                                     cx.load(wdt, s, cx.add(cx.add_c(pp, l.words as i64)?, wd)?)?;
@@ -504,14 +566,37 @@ impl<'ctx> Emit<'_, 'ctx> {
                                     cx.add(cx.add(wrow, cx.mul_c(wd, self.ocp as i64)?)?, o0)?;
                                 let wv = self.weights(cx, cx.gep(wdt, self.wt, wi)?, len)?;
                                 let m = cx.b.build_xor(cx.b.build_and(nz, wv, "")?, neg, "")?;
+                                if flush == Flush::Direct {
+                                    let pc = cx
+                                        .call_intrinsic("llvm.ctpop", &[vt.into()], &[m.into()])?
+                                        .into_vector_value();
+                                    let a = load_v(cx, acc)?;
+                                    return store_v(cx, acc, cx.b.build_int_add(a, pc, "")?);
+                                }
+                                // Population counts per byte, summed as bytes.
+                                let mb = cx.b.build_bit_cast(m, bt, "")?.into_vector_value();
                                 let pc = cx
-                                    .call_intrinsic("llvm.ctpop", &[vt.into()], &[m.into()])?
+                                    .call_intrinsic("llvm.ctpop", &[bt.into()], &[mb.into()])?
                                     .into_vector_value();
-                                let a = load_v(cx, acc)?;
-                                store_v(cx, acc, cx.b.build_int_add(a, pc, "")?)
+                                let a = load_b(cx, bacc)?;
+                                store_b(cx, bacc, cx.b.build_int_add(a, pc, "")?)
+                            };
+                            if flush != Flush::Chunk {
+                                return cx.for_range(0, l.words as i64, |cx, wd| word(cx, wd));
+                            }
+                            for_blocks(cx, l.words, 31, |cx, b, wl| {
+                                let w0 = cx.mul_c(b, 31)?;
+                                cx.for_range(0, wl as i64, |cx, i| {
+                                    let wd = cx.add(w0, i)?;
+                                    word(cx, wd)
+                                })?;
+                                flush_bytes(cx)
                             })
                         })
                     })?;
+                    if flush == Flush::Window {
+                        flush_bytes(cx)?;
+                    }
                     // y = 2·Σ|m| + the counts, f32 from i32 (no i64 conversion:
                     // a libcall on 32-bit ARM).
                     let v8 = |t: inkwell::types::IntType<'ctx>| t.vec_type(LANES as u32);
