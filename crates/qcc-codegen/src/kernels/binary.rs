@@ -5,8 +5,8 @@
 //! **Signs as bits.** Per image, the input's signs are packed into the
 //! node's scratch, per position two words per 32 or 64 channels (32 when
 //! they fit one, so no half-empty word): `nz` (x ≠ 0) and `neg` (x < 0),
-//! eight channels a step (one vector compare, its mask moved into the
-//! word). The plane has a zero border of the convolution's padding, so
+//! eight channels a step (one vector compare, its mask shifted into the
+//! word, which is built in registers and stored once). The plane has a zero border of the convolution's padding, so
 //! padding counts 0 with no bounds test. Beside it, one i32 per position:
 //! `-|nz|`, or 2^20 when a channel is NaN.
 //!
@@ -21,11 +21,15 @@
 //! (the XNOR-popcount identity of BNNs, extended to the zeros ONNX's Sign
 //! gives). So each output is `2·Σ|m|` over the window's words plus the
 //! window's sum of counts: one AND, one XOR and one population count per
-//! word, tap and output channel, eight output channels a vector
-//! (`llvm.ctpop` on `<8 x i64>` or `<8 x i32>`: AVX2's nibble-table
-//! `vpshufb` sequence, AVX-512 `vpopcntq`/`vpopcntd` where the CPU has
-//! VPOPCNTDQ, NEON `cnt`, a bit-trick sequence on Cortex-M; LLVM picks from
-//! the target's features). A window whose sum of counts reaches 2^19 holds a
+//! word, tap and output channel, eight output channels a vector. The
+//! population counts are taken per byte (`llvm.ctpop` on the words' bytes:
+//! AVX2's nibble-table `vpshufb` sequence, AVX-512 `vpopcntb` where the CPU
+//! has BITALG, NEON `cnt`, a bit-trick sequence on Cortex-M; LLVM picks
+//! from the target's features) and summed as bytes (at most 8 a word, so
+//! 31 words fit) over the window, or over runs of up to 31 words of a tap,
+//! then widened to the lane counts once ([`Flush`]); with fewer than 4 words
+//! to sum, each word's count is taken on its lanes directly (`vpopcntq` /
+//! `vpopcntd` with VPOPCNTDQ). A window whose sum of counts reaches 2^19 holds a
 //! NaN and gives NaN, like the float product (at most 1024 taps of 2^20 and
 //! `C·KH·KW ≤ 2^16`: no overflow). The bipolar form (QONNX) puts every
 //! channel of a real position in `nz` and those not ≥ 0 (NaN too) in `neg`.
