@@ -27,7 +27,7 @@
 //! has BITALG, NEON `cnt`, a bit-trick sequence on Cortex-M; LLVM picks
 //! from the target's features) and summed as bytes (at most 8 a word, so
 //! 31 words fit) over the window, or over runs of up to 31 words of a tap,
-//! then widened to the lane counts once ([`Flush`]); with fewer than 4 words
+//! then widened to the lane counts once (`Flush`); with fewer than 4 words
 //! to sum, each word's count is taken on its lanes directly (`vpopcntq` /
 //! `vpopcntd` with VPOPCNTDQ). A window whose sum of counts reaches 2^19 holds a
 //! NaN and gives NaN, like the float product (at most 1024 taps of 2^20 and
