@@ -6,8 +6,9 @@
 //! node's scratch, per position two words per 32 or 64 channels (32 when
 //! they fit one, so no half-empty word): `nz` (x ≠ 0) and `neg` (x < 0),
 //! eight channels a step (one vector compare, its mask shifted into the
-//! word, which is built in registers and stored once). The plane has a zero border of the convolution's padding, so
-//! padding counts 0 with no bounds test. Beside it, one i32 per position:
+//! word, which is built in registers and stored once). The plane has a
+//! zero border of the convolution's padding, so padding counts 0 with no
+//! bounds test. Beside it, one i32 per position:
 //! `-|nz|`, or 2^20 when a channel is NaN.
 //!
 //! **Counting.** The weights are bits too (`[tap][word][output channel]`,
@@ -29,9 +30,9 @@
 //! 31 words fit) over the window, or over runs of up to 31 words of a tap,
 //! then widened to the lane counts once (`Flush`); with fewer than 4 words
 //! to sum, each word's count is taken on its lanes directly (`vpopcntq` /
-//! `vpopcntd` with VPOPCNTDQ). A window whose sum of counts reaches 2^19 holds a
-//! NaN and gives NaN, like the float product (at most 1024 taps of 2^20 and
-//! `C·KH·KW ≤ 2^16`: no overflow). The bipolar form (QONNX) puts every
+//! `vpopcntd` with VPOPCNTDQ). A window whose sum of counts reaches 2^19
+//! holds a NaN and gives NaN, like the float product (at most 1024 taps of
+//! 2^20 and `C·KH·KW ≤ 2^16`: no overflow). The bipolar form (QONNX) puts every
 //! channel of a real position in `nz` and those not ≥ 0 (NaN too) in `neg`.
 
 use super::expect_inputs;
@@ -243,8 +244,7 @@ pub fn emit<'ctx>(
     let step = match step {
         Some(st) => {
             st.check(layer.oc).map_err(|m| cx.unsupported(m))?;
-            let pad = |v: Vec<i32>| {
-                let mut v = v;
+            let pad = |mut v: Vec<i32>| {
                 v.resize(layer.oc.next_multiple_of(LANES), 0);
                 v
             };
