@@ -38,7 +38,7 @@
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::mmm::dw::load;
-use crate::mmm::qdw::{lane_mask, store_lanes};
+use crate::mmm::qdw::{lane_mask, store_lanes, store_prefix};
 use crate::mmm::{for_blocks, Conv2d};
 use inkwell::values::{IntValue, PointerValue, VectorValue};
 use inkwell::{FloatPredicate, IntPredicate};
@@ -634,8 +634,7 @@ impl<'ctx> Emit<'_, 'ctx> {
                     }
                     let first = cx.add(q, cx.mul_c(o0, os)?)?;
                     if os == 1 {
-                        let mask = (len < LANES).then(|| lane_mask(cx, LANES, len));
-                        return store_lanes(cx, cx.gep(DType::F32, yimg, first)?, yv, mask);
+                        return store_prefix(cx, cx.gep(DType::F32, yimg, first)?, yv, len);
                     }
                     for lane in 0..len {
                         let e =

@@ -9,7 +9,10 @@
 //! channel sit in registers as splats, each tap is one vector load (for a
 //! stride `s`, `s·VL` floats and a shuffle keeping every `s`-th) and one
 //! fused multiply-add; the residual (ConvAdd) and the clamp end each vector,
-//! and the last vector of a row loads and stores under a constant mask.
+//! and the last vector of a row loads its residual under a constant mask
+//! and stores only its valid lanes (`qdw::store_prefix`: power-of-two
+//! pieces; AMD's masked float stores are slow microcode: a 7-wide row's
+//! 960-channel layer 0.045 → 0.030 ms).
 //! A column stride of 2 reads a plane split into its even and odd padded
 //! columns instead (`QDwPlan::phases`), so that every tap is one contiguous
 //! load again; that plane is written from the input in one pass
@@ -18,7 +21,7 @@
 //! others stay on the direct loops of `kernels::conv`.)
 
 use super::qconv::pad_planes_of;
-use super::qdw::{lane_mask, split_phases, store_lanes, tap, QDwPlan};
+use super::qdw::{lane_mask, split_phases, store_prefix, tap, QDwPlan};
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::kernels::conv::const_f32_table;
 use crate::CodegenError;
@@ -140,7 +143,7 @@ impl<'ctx> Row<'_, 'ctx> {
             let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
             acc = b.build_select(above, hi, x, "")?.into_vector_value();
         }
-        store_lanes(cx, dst, acc, mask)
+        store_prefix(cx, dst, acc, valid)
     }
 }
 

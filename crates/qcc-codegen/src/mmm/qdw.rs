@@ -8,8 +8,8 @@
 //! `VL` positions at a time: the `KH·KW` weights of the output channel sit
 //! in registers as splats, each tap is one (strided) byte load widened to
 //! i32 lanes, one multiply and one add, and the exact requantization
-//! (`qukernel::requantize`) ends each vector; the last vector of a row is
-//! stored under a constant mask.
+//! (`qukernel::requantize`) ends each vector; the last vector of a row
+//! stores its valid lanes as power-of-two pieces ([`store_prefix`]).
 
 use super::qconv::pad_planes;
 use super::qukernel::requantize;
@@ -359,8 +359,7 @@ impl<'ctx> Row<'_, 'ctx> {
         };
         let q = requantize(cx, acc, self.params, self.high)?;
         let dst = cx.gep(DType::I8, orow, o0)?;
-        let mask = (valid < p.vl).then(|| lane_mask(cx, p.vl, valid));
-        store_lanes(cx, dst, q, mask)
+        store_prefix(cx, dst, q, valid)
     }
 
     /// The taps as exact f32 FMAs on the float plane, converted to i32.
@@ -683,6 +682,52 @@ pub(crate) fn store_lanes<'ctx>(
         .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
     let args: [BasicMetadataValueEnum; 3] = [v.into(), dst.into(), mask.into()];
     cx.b.build_call(f, &args, "")?;
+    Ok(())
+}
+
+/// Stores the first `valid` lanes of `v` at `dst` (unaligned): the whole
+/// vector when every lane is valid, else the prefix as power-of-two pieces
+/// (7 lanes: 4, 2, 1), plain stores every ISA has, where a masked store of
+/// bytes is a test and branch per lane (AVX2, NEON) and AMD's masked float
+/// stores are slow microcode.
+pub(crate) fn store_prefix<'ctx>(
+    cx: &KernelCx<'_, 'ctx>,
+    dst: PointerValue<'ctx>,
+    v: VectorValue<'ctx>,
+    valid: usize,
+) -> CgResult<()> {
+    let vt = v.get_type();
+    let n = vt.get_size() as usize;
+    if valid >= n {
+        return store_lanes(cx, dst, v, None);
+    }
+    let bytes = match vt.get_element_type() {
+        inkwell::types::BasicTypeEnum::IntType(t) => t.get_bit_width() as usize / 8,
+        inkwell::types::BasicTypeEnum::FloatType(_) => 4,
+        _ => {
+            return Err(CodegenError::Llvm(
+                "store_prefix: not a number vector".into(),
+            ))
+        }
+    };
+    let mut at = 0usize;
+    for bit in (0..usize::BITS).rev() {
+        let piece = 1usize << bit;
+        if valid & piece == 0 {
+            continue;
+        }
+        let ptr = cx.gep_bytes(dst, (at * bytes) as i64)?;
+        let st = if piece == 1 {
+            let e = cx.b.build_extract_element(v, cx.i64(at as i64), "")?;
+            cx.b.build_store(ptr, e)?
+        } else {
+            let idx: Vec<u32> = (at as u32..(at + piece) as u32).collect();
+            cx.b.build_store(ptr, cx.shuffle(v, vt.get_undef(), &idx)?)?
+        };
+        st.set_alignment(1)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        at += piece;
+    }
     Ok(())
 }
 

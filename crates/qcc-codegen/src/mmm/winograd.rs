@@ -30,7 +30,7 @@
 use super::conv::zero;
 use super::dw::load;
 use super::pack::pack_a;
-use super::qdw::{lane_mask, store_lanes};
+use super::qdw::{lane_mask, store_prefix};
 use super::ukernel::{ALayout, Call, F32Ukr};
 use super::{div_ceil, for_blocks, next_panel, Conv2d, Simd};
 use crate::cx::{CgResult, KernelCx, Operand};
@@ -341,14 +341,13 @@ impl<'ctx> Block<'_, 'ctx> {
                 t[i][mcol] = col[i];
             }
         }
-        let mask = (len < p.vl).then(|| lane_mask(cx, p.vl, len));
         let plane_v = (p.c * p.ldv()) as i64;
         for (i, ti) in t.iter().enumerate() {
             let vi = bt(cx, *ti)?;
             for (j, v) in vi.iter().enumerate() {
                 let xi = (4 * i + j) as i64;
                 let dst = cx.gep_f32(self.v, cx.add_c(vat, xi * plane_v)?)?;
-                store_lanes(cx, dst, *v, mask)?;
+                store_prefix(cx, dst, *v, len)?;
             }
         }
         Ok(())
@@ -505,7 +504,7 @@ impl<'ctx> Block<'_, 'ctx> {
                     let above = b.build_float_compare(FloatPredicate::OGT, x, hi, "")?;
                     row = b.build_select(above, hi, x, "")?.into_vector_value();
                 }
-                store_lanes(cx, cx.gep_f32(ov.oplane, at)?, row, omask)
+                store_prefix(cx, cx.gep_f32(ov.oplane, at)?, row, cols)
             };
             if i == 1 && p.oh % 2 == 1 {
                 // The last tile row of an odd-height output has one row.
