@@ -56,11 +56,7 @@ impl TargetFacts {
     pub fn for_weights(&self, w: &[i64], ty: &qcc_ir::TensorType) -> TargetFacts {
         TargetFacts {
             small_weights: !w.is_empty() && w.iter().all(|v| v.abs() <= Self::SMALL_WEIGHT),
-            stored_bits: match ty.axis_quant.as_deref() {
-                Some(a) if ty.dtype == qcc_ir::DType::I8 && a.bits <= 2 => 2,
-                Some(a) if ty.dtype == qcc_ir::DType::I8 && a.bits <= 4 => 4,
-                _ => 8,
-            },
+            stored_bits: ty.packed_bits(),
             ..*self
         }
     }

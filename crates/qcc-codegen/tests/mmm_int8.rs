@@ -400,7 +400,7 @@ fn clamped_batteries(lo: i64, hi: i64) -> Vec<(Graph, Vec<Tensor>)> {
                         axis,
                         scales: vec![1.0; channels],
                         zero_points: vec![0],
-                        bits: qcc_ir::AxisQuant::bits_for(&v, true),
+                        bits: qcc_ir::AxisQuant::bits_for(v.iter().copied(), true),
                     }),
                 );
                 g.set_input(id, 1, ValueId::of(c));

@@ -198,7 +198,7 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         Op::MatMul => matmul::matmul(inputs[0], inputs[1])?,
         Op::SignMatMul { bipolar, step } => {
             let y = matmul::sign_matmul(inputs[0], inputs[1], *bipolar)?;
-            matmul::sign_step(y, step.as_deref(), shape, shape.len().saturating_sub(1))?
+            matmul::sign_step(y, step.as_deref(), shape, op)?
         }
         Op::SignConv {
             conv: c,
@@ -207,7 +207,7 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], outputs: &[TensorType]) -> Result<Ve
         } => {
             let signs = matmul::signs(inputs[0], *bipolar)?;
             let y = conv::conv(c, &signs, inputs[1], None, shape)?;
-            matmul::sign_step(y, step.as_deref(), shape, 1)?
+            matmul::sign_step(y, step.as_deref(), shape, op)?
         }
         Op::Unary(u) => elementwise::unary(*u, inputs[0])?,
         Op::Binary(b) => elementwise::binary(*b, inputs[0], inputs[1], shape)?,

@@ -203,18 +203,19 @@ pub fn signs(u: &Tensor, bipolar: bool) -> Result<Tensor, String> {
     Tensor::from_f32(u.shape().to_vec(), v).ok_or_else(|| "X: bad shape".to_string())
 }
 
-/// A binary layer's counts `y` (of `shape`, output channels along `axis`)
-/// through its thresholds (`qcc_ir::SignStep`), when it has them: NaN stays
-/// NaN.
+/// The counts `y` (of `shape`) of binary layer `op` through its thresholds
+/// (`qcc_ir::SignStep`, along `SignStep::axis`), when it has them: NaN
+/// stays NaN.
 pub fn sign_step(
     y: TensorData,
     step: Option<&qcc_ir::SignStep>,
     shape: &[usize],
-    axis: usize,
+    op: &qcc_ir::Op,
 ) -> Result<TensorData, String> {
     let Some(s) = step else {
         return Ok(y);
     };
+    let axis = qcc_ir::SignStep::axis(op, shape.len()).ok_or("not a binary layer")?;
     let TensorData::F32(mut v) = y else {
         return Err("binary layer counts are not f32".into());
     };

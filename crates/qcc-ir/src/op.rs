@@ -402,6 +402,17 @@ pub struct SignStep {
 }
 
 impl SignStep {
+    /// The axis of a binary layer's output (of rank `rank`) its output
+    /// channels, and so its thresholds, run along: 1 for a `SignConv`, the
+    /// last for a `SignMatMul`; `None` for other ops.
+    pub fn axis(op: &Op, rank: usize) -> Option<usize> {
+        match op {
+            Op::SignConv { .. } => Some(1),
+            Op::SignMatMul { .. } => rank.checked_sub(1),
+            _ => None,
+        }
+    }
+
     /// Output channels.
     pub fn len(&self) -> usize {
         self.flip.len()

@@ -160,11 +160,14 @@ impl AxisQuant {
     }
 
     /// The fewest bits, 2 to 8, that hold every value of `v`.
-    pub fn bits_for(v: &[i64], signed: bool) -> u32 {
+    pub fn bits_for(v: impl IntoIterator<Item = i64>, signed: bool) -> u32 {
+        let (lo, hi) = v
+            .into_iter()
+            .fold((0, 0), |(lo, hi), x| (x.min(lo), x.max(hi)));
         (2..8)
             .find(|&b| {
-                let (lo, hi) = Self::range(b, signed);
-                v.iter().all(|x| (lo..=hi).contains(x))
+                let (min, max) = Self::range(b, signed);
+                min <= lo && hi <= max
             })
             .unwrap_or(8)
     }
@@ -221,6 +224,18 @@ pub struct TensorType {
 }
 
 impl TensorType {
+    /// Bits each element of an integer kernel's int8 weights of this type is
+    /// stored in: 2 when their width (`AxisQuant::bits`) is 2 (within
+    /// [-2, 1]), 4 when 3 or 4 (within [-8, 7]), else 8. Codegen packs them
+    /// two or four to a byte; `--emit onnx` writes 4 and 2 as ONNX INT4.
+    pub fn packed_bits(&self) -> u32 {
+        match self.axis_quant.as_deref() {
+            Some(a) if self.dtype == DType::I8 && a.bits <= 2 => 2,
+            Some(a) if self.dtype == DType::I8 && a.bits <= 4 => 4,
+            _ => 8,
+        }
+    }
+
     pub fn new(dtype: DType, shape: impl Into<Shape>) -> Self {
         TensorType {
             dtype,

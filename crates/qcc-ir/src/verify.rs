@@ -107,15 +107,12 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
                             format!("{} weights must be a constant of -1 and +1", op.name()),
                         ));
                     }
-                    // Thresholds: one pair per output channel (axis 1 of a
-                    // convolution's output, the last of a product's).
-                    let (step, axis) = match op {
-                        Op::SignConv { step, .. } => (step, Some(1)),
-                        Op::SignMatMul { step, .. } => {
-                            (step, n.outputs[0].shape.len().checked_sub(1))
-                        }
-                        _ => (&None, None),
+                    // Thresholds: one pair per output channel.
+                    let step = match op {
+                        Op::SignConv { step, .. } | Op::SignMatMul { step, .. } => step,
+                        _ => &None,
                     };
+                    let axis = crate::SignStep::axis(op, n.outputs[0].shape.len());
                     if let Some(s) = step {
                         let ch = axis
                             .and_then(|a| n.outputs[0].shape.get(a))

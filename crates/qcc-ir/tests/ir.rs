@@ -394,8 +394,8 @@ fn verify_checks_per_channel_weight_parameters() {
     assert!(e.contains("weight 5 does not fit its 3-bit type"), "{e}");
     let e = build(w8(), bits(9)).unwrap_err();
     assert!(e.contains("9-bit weights"), "{e}");
-    assert_eq!(AxisQuant::bits_for(&[1, -2, 3, -4, 5, -6], true), 4);
-    assert_eq!(AxisQuant::bits_for(&[-2, 1, 0], true), 2);
-    assert_eq!(AxisQuant::bits_for(&[-65, 63], true), 8);
+    assert_eq!(AxisQuant::bits_for([1, -2, 3, -4, 5, -6], true), 4);
+    assert_eq!(AxisQuant::bits_for([-2, 1, 0], true), 2);
+    assert_eq!(AxisQuant::bits_for([-65, 63], true), 8);
     assert_eq!(AxisQuant::range(4, false), (0, 15));
 }

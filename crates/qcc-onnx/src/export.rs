@@ -46,7 +46,7 @@ pub const EXPORT_OPSET_INT4: i64 = 21;
 /// the runtimes that read these models, so 2-bit and ternary weights go
 /// into INT4 too).
 fn int4(t: &TensorType) -> bool {
-    t.dtype == DType::I8 && t.axis_quant.as_deref().is_some_and(|a| a.bits <= 4)
+    t.packed_bits() <= 4
 }
 
 /// Why a graph could not be written as ONNX; names the node.

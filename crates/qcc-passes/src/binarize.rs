@@ -178,17 +178,13 @@ enum End {
 fn threshold(g: &Graph, id: NodeId) -> Option<(qcc_ir::SignStep, End)> {
     let n = g.node(id);
     let out = n.outputs.first()?;
-    let (axis, k_max) = match &n.op {
-        Op::SignConv { step: None, .. } => {
-            let ws = &g.value_type(n.inputs()[1]).shape;
-            (1, ws.iter().skip(1).product::<usize>())
-        }
-        Op::SignMatMul { step: None, .. } => {
-            let ws = &g.value_type(n.inputs()[1]).shape;
-            (out.shape.len().checked_sub(1)?, *ws.first()?)
-        }
+    let ws = &g.value_type(*n.inputs().get(1)?).shape;
+    let k_max = match &n.op {
+        Op::SignConv { step: None, .. } => ws.iter().skip(1).product::<usize>(),
+        Op::SignMatMul { step: None, .. } => *ws.first()?,
         _ => return None,
     };
+    let axis = qcc_ir::SignStep::axis(&n.op, out.shape.len())?;
     let ch = *out.shape.get(axis)?;
     let rank = out.shape.len();
     // Follow the chain.

@@ -552,8 +552,7 @@ fn per_channel(axis: usize, scales: &[f32], channels: usize, bits: u32) -> qcc_i
 /// or int8 weights that happen to fit, which codegen then stores two or
 /// four to a byte).
 fn weight_bits(w: &[i8]) -> u32 {
-    let v: Vec<i64> = w.iter().map(|&x| x as i64).collect();
-    qcc_ir::AxisQuant::bits_for(&v, true)
+    qcc_ir::AxisQuant::bits_for(w.iter().map(|&x| x.into()), true)
 }
 
 fn constant(

@@ -38,7 +38,7 @@
 use super::expect_inputs;
 use crate::cx::{CgResult, KernelCx, Operand};
 use crate::mmm::dw::load;
-use crate::mmm::qdw::{lane_mask, store_lanes, store_prefix};
+use crate::mmm::qdw::{lane_mask, store_prefix, store_unaligned};
 use crate::mmm::{for_blocks, Conv2d};
 use inkwell::values::{IntValue, PointerValue, VectorValue};
 use inkwell::{FloatPredicate, IntPredicate};
@@ -501,7 +501,7 @@ impl<'ctx> Emit<'_, 'ctx> {
         let dacc = cx.stack_array(DType::I32, 1)?;
         let zero = cx.i64(0);
         let load_v = |cx: &KernelCx<'_, 'ctx>, p| load(cx, vt, p, None);
-        let store_v = |cx: &KernelCx<'_, 'ctx>, p, v| store_lanes(cx, p, v, None);
+        let store_v = |cx: &KernelCx<'_, 'ctx>, p, v| store_unaligned(cx, p, v);
         // Byte counts are summed as bytes (at most 8 a word, so 31 words
         // fit) and widened into `acc` once per window or run of words: one
         // reduction to 32/64-bit lanes where each word paid one before.
@@ -516,7 +516,7 @@ impl<'ctx> Emit<'_, 'ctx> {
             Flush::Direct
         };
         let load_b = |cx: &KernelCx<'_, 'ctx>, p| load(cx, bt, p, None);
-        let store_b = |cx: &KernelCx<'_, 'ctx>, p, v| store_lanes(cx, p, v, None);
+        let store_b = |cx: &KernelCx<'_, 'ctx>, p, v| store_unaligned(cx, p, v);
         let flush_bytes = |cx: &mut KernelCx<'_, 'ctx>| -> CgResult<()> {
             let b = load_b(cx, bacc)?;
             let wide = widen_bytes(cx, b, vt)?;

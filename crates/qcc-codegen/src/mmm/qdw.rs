@@ -18,7 +18,7 @@ use crate::cx::{CgResult, KernelCx, Operand};
 use crate::portable::TargetFacts;
 use crate::CodegenError;
 use inkwell::types::VectorType;
-use inkwell::values::{BasicMetadataValueEnum, BasicValue, IntValue, PointerValue, VectorValue};
+use inkwell::values::{BasicValue, IntValue, PointerValue, VectorValue};
 use qcc_ir::quant::Epilogue;
 use qcc_ir::{ConvAttrs, DType};
 
@@ -664,24 +664,15 @@ pub(crate) fn lane_mask<'ctx>(
     VectorType::const_vector(&mask)
 }
 
-/// Stores `v` at `dst` (unaligned), only the lanes of `mask` when given.
-pub(crate) fn store_lanes<'ctx>(
+/// Stores `v` at `dst` (unaligned).
+pub(crate) fn store_unaligned<'ctx>(
     cx: &KernelCx<'_, 'ctx>,
     dst: PointerValue<'ctx>,
     v: VectorValue<'ctx>,
-    mask: Option<VectorValue<'ctx>>,
 ) -> CgResult<()> {
-    let Some(mask) = mask else {
-        let st = cx.b.build_store(dst, v)?;
-        st.set_alignment(1)
-            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
-        return Ok(());
-    };
-    let f = inkwell::intrinsics::Intrinsic::find("llvm.masked.store")
-        .and_then(|x| x.get_declaration(cx.module, &[v.get_type().into(), dst.get_type().into()]))
-        .ok_or_else(|| CodegenError::Llvm("no llvm.masked.store".into()))?;
-    let args: [BasicMetadataValueEnum; 3] = [v.into(), dst.into(), mask.into()];
-    cx.b.build_call(f, &args, "")?;
+    let st = cx.b.build_store(dst, v)?;
+    st.set_alignment(1)
+        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
     Ok(())
 }
 
@@ -699,7 +690,7 @@ pub(crate) fn store_prefix<'ctx>(
     let vt = v.get_type();
     let n = vt.get_size() as usize;
     if valid >= n {
-        return store_lanes(cx, dst, v, None);
+        return store_unaligned(cx, dst, v);
     }
     let bytes = match vt.get_element_type() {
         inkwell::types::BasicTypeEnum::IntType(t) => t.get_bit_width() as usize / 8,

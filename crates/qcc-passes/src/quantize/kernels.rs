@@ -472,10 +472,7 @@ impl Rewriter<'_> {
         }
         // The weights' width rides on their type too (what codegen stores
         // them in): the fewest bits that hold them, at most `bits`.
-        let width = {
-            let v: Vec<i64> = qw.data.iter().map(|&x| x as i64).collect();
-            qcc_ir::AxisQuant::bits_for(&v, true)
-        };
+        let width = qcc_ir::AxisQuant::bits_for(qw.data.iter().map(|&x| x.into()), true);
         let wt = Tensor::new(s.w_shape, TensorData::I8(qw.data))
             .ok_or_else(|| fail("internal: weight shape".into()))?;
         let bt = Tensor::new(vec![s.channels], TensorData::I32(bq))
